@@ -1,0 +1,120 @@
+// Apache Kafka in KRaft mode from Maven Central's jars (deploy/local/kafka/pom.xml), run with
+// `java -cp`: one combined broker and controller node, storage formatted on first start.
+import { spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Kafka, logLevel } from 'kafkajs';
+import { PrerequisiteError, requireExecutable, requireJava, runCommand } from '../prerequisites.ts';
+import type { StackConfig } from '../stack-config.ts';
+import { renderTemplate } from '../template.ts';
+import type { LocalServer } from './local-server.ts';
+
+const mainClass = 'kafka.Kafka';
+
+export function kafkaServer(config: StackConfig): LocalServer {
+  const dir = join(config.runDir, 'kafka');
+  const dataDir = join(dir, 'data');
+  const propsFile = join(dir, 'server.properties');
+  const log4jFile = join(dir, 'log4j2.yaml');
+  const logFile = join(dir, 'kafka.log');
+  const pom = join(config.repoRoot, 'deploy/local/kafka/pom.xml');
+  let java = 'java';
+
+  return {
+    name: 'kafka',
+    files: { pidFile: join(dir, 'kafka.pid'), logFile, marker: mainClass },
+    ports: [
+      { port: config.kafka.port, variable: 'SLUICE_KAFKA_PORT' },
+      { port: config.kafka.controllerPort, variable: 'SLUICE_KAFKA_CONTROLLER_PORT' },
+    ],
+    startTimeoutMs: 90_000,
+    debianPackages: [],
+
+    async prepare() {
+      java = requireJava(17);
+      const libs = await kafkaJars(config.cacheDir, pom);
+      renderTemplate(join(config.repoRoot, 'deploy/local/kafka/server.properties.template'), propsFile, {
+        host: config.host,
+        port: config.kafka.port,
+        controllerPort: config.kafka.controllerPort,
+        dataDir,
+      });
+      renderTemplate(join(config.repoRoot, 'deploy/local/kafka/log4j2.yaml.template'), log4jFile, { logFile });
+      if (!existsSync(join(dataDir, 'meta.properties'))) {
+        const clusterId = randomBytes(16).toString('base64url');
+        const out = spawnSync(java, ['-cp', `${libs}/*`, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', propsFile],
+          { encoding: 'utf8' });
+        if (out.status !== 0) throw new Error(`kafka storage format failed:\n${out.stdout}${out.stderr}`);
+      }
+    },
+
+    launchSpec() {
+      const libs = kafkaJarsDir(config.cacheDir, pom);
+      return {
+        command: java,
+        args: [
+          `-Xms${config.kafka.heap}`, `-Xmx${config.kafka.heap}`, '-XX:+UseG1GC', '-XX:MaxGCPauseMillis=20',
+          '-Djava.awt.headless=true', `-Dlog4j2.configurationFile=${log4jFile}`,
+          '-cp', `${libs}/*`, mainClass, propsFile,
+        ],
+        cwd: dir,
+      };
+    },
+
+    async probe() {
+      // A real Kafka protocol round trip: metadata with a live broker and an elected controller.
+      const admin = new Kafka({
+        clientId: 'sluice-stack-probe',
+        brokers: [`${config.host}:${config.kafka.port}`],
+        logLevel: logLevel.NOTHING,
+        connectionTimeout: 1_000,
+        requestTimeout: 2_000,
+        retry: { retries: 0 },
+      }).admin();
+      try {
+        await admin.connect();
+        const cluster = await admin.describeCluster();
+        if (cluster.brokers.length === 0 || cluster.controller === null) throw new Error('no broker or controller yet');
+      } finally {
+        await admin.disconnect();
+      }
+    },
+
+    endpoints() {
+      return [`kafka://${config.host}:${config.kafka.port} (KRaft, ${kafkaVersion(pom)})`];
+    },
+  };
+}
+
+export function kafkaVersion(pom: string): string {
+  return /<kafka\.version>([^<]+)</.exec(readFileSync(pom, 'utf8'))?.[1] ?? 'unknown';
+}
+
+function kafkaJarsDir(cacheDir: string, pom: string): string {
+  const digest = createHash('sha256').update(readFileSync(pom)).digest('hex').slice(0, 12);
+  return join(cacheDir, `kafka-${kafkaVersion(pom)}-${digest}`, 'libs');
+}
+
+/** The broker's jars, resolved by Maven once per pom content into the cache. */
+async function kafkaJars(cacheDir: string, pom: string): Promise<string> {
+  const libs = kafkaJarsDir(cacheDir, pom);
+  if (existsSync(join(libs, '.complete'))) return libs;
+  const mvn = requireExecutable('mvn', 'Kafka\'s jars come from Maven Central: `apt-get install maven`');
+  const tmp = `${libs}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
+  process.stderr.write(`stack: fetching Kafka ${kafkaVersion(pom)} jars from Maven Central into ${libs} (once)\n`);
+  const out = await runCommand(mvn, ['-q', '-B', '-f', pom, 'dependency:copy-dependencies', `-DoutputDirectory=${tmp}`,
+    '-DincludeScope=runtime']);
+  if (out.status !== 0) {
+    rmSync(tmp, { recursive: true, force: true });
+    const why = out.output.trim().split('\n').slice(-8).join('\n');
+    throw new PrerequisiteError(`could not fetch Kafka's jars with Maven (is Maven Central reachable?):\n${why}`);
+  }
+  writeFileSync(join(tmp, '.complete'), '');
+  rmSync(libs, { recursive: true, force: true });
+  mkdirSync(join(libs, '..'), { recursive: true });
+  renameSync(tmp, libs);
+  return libs;
+}

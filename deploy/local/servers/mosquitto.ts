@@ -1,0 +1,66 @@
+// Mosquitto 2 from Debian's package: plain MQTT and an mTLS listener on loopback, persistence on.
+import { mkdirSync } from 'node:fs';
+import { userInfo } from 'node:os';
+import { join } from 'node:path';
+import mqtt from 'mqtt';
+import { requireExecutable } from '../prerequisites.ts';
+import type { StackConfig } from '../stack-config.ts';
+import { renderTemplate } from '../template.ts';
+import { ensureCertificates, tlsFiles } from '../tls.ts';
+import type { LocalServer } from './local-server.ts';
+
+export function mosquittoServer(config: StackConfig): LocalServer {
+  const dir = join(config.runDir, 'mosquitto');
+  const confFile = join(dir, 'mosquitto.conf');
+  return {
+    name: 'mosquitto',
+    files: { pidFile: join(dir, 'mosquitto.pid'), logFile: join(dir, 'mosquitto.log'), marker: 'mosquitto' },
+    ports: [
+      { port: config.mqtt.port, variable: 'SLUICE_MQTT_PORT' },
+      { port: config.mqtt.tlsPort, variable: 'SLUICE_MQTTS_PORT' },
+    ],
+    startTimeoutMs: 20_000,
+    debianPackages: [
+      { executable: 'mosquitto', pkg: 'mosquitto' },
+      { executable: 'mosquitto_sub', pkg: 'mosquitto-clients' },
+      { executable: 'openssl', pkg: 'openssl' },
+    ],
+
+    async prepare() {
+      const tls = ensureCertificates(config.runDir);
+      mkdirSync(join(dir, 'data'), { recursive: true });
+      renderTemplate(join(config.repoRoot, 'deploy/local/mosquitto/mosquitto.conf.template'), confFile, {
+        user: userInfo().username,
+        dataDir: join(dir, 'data'),
+        port: config.mqtt.port,
+        tlsPort: config.mqtt.tlsPort,
+        tlsDir: tls.dir,
+      });
+    },
+
+    launchSpec() {
+      return { command: requireExecutable('mosquitto', '`apt-get install mosquitto`'), args: ['-c', confFile], cwd: dir };
+    },
+
+    async probe() {
+      // A real MQTT 5 CONNECT/CONNACK round trip.
+      const client = await mqtt.connectAsync({
+        host: config.host,
+        port: config.mqtt.port,
+        protocolVersion: 5,
+        clientId: `sluice-stack-probe-${process.pid}`,
+        reconnectPeriod: 0,
+        connectTimeout: 2_000,
+      });
+      await client.endAsync();
+    },
+
+    endpoints() {
+      const tls = tlsFiles(config.runDir);
+      return [
+        `mqtt://${config.host}:${config.mqtt.port}`,
+        `mqtts://${config.host}:${config.mqtt.tlsPort} (mTLS: ca ${tls.ca}, client ${tls.clientCert})`,
+      ];
+    },
+  };
+}

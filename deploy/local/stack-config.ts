@@ -1,0 +1,59 @@
+// Where the local stack lives and listens: one object built from the environment, so the CLI,
+// the tests, the demo and the benchmark all agree on ports and directories.
+import { homedir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+
+export interface StackConfig {
+  readonly repoRoot: string;
+  /** Data, logs, pid files, rendered configs and certificates. */
+  readonly runDir: string;
+  /** Downloads and builds kept across runs (Kafka jars, influxd, Node). */
+  readonly cacheDir: string;
+  readonly host: '127.0.0.1';
+  readonly mqtt: { readonly port: number; readonly tlsPort: number };
+  readonly kafka: { readonly port: number; readonly controllerPort: number; readonly heap: string };
+  readonly influxdb: { readonly port: number; readonly rpcPort: number; readonly database: string };
+  readonly victoriaMetrics: { readonly port: number };
+}
+
+/** Every port the stack binds, with the variable that moves it (the defaults avoid 1883/9092/8086). */
+export const portVariables = {
+  SLUICE_MQTT_PORT: 21883,
+  SLUICE_MQTTS_PORT: 28883,
+  SLUICE_KAFKA_PORT: 29092,
+  SLUICE_KAFKA_CONTROLLER_PORT: 29093,
+  SLUICE_INFLUX_PORT: 28086,
+  SLUICE_INFLUX_RPC_PORT: 28088,
+  SLUICE_VM_PORT: 28428,
+} as const;
+type PortVariable = keyof typeof portVariables;
+
+export function stackConfig(env: NodeJS.ProcessEnv = process.env): StackConfig {
+  const port = (name: PortVariable): number => {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return portVariables[name];
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < 1 || n > 65535) {
+      throw new Error(`${name}=${JSON.stringify(raw)} is not a TCP port (1-65535)`);
+    }
+    return n;
+  };
+  const cacheHome = env.XDG_CACHE_HOME || join(homedir(), '.cache');
+  return {
+    repoRoot,
+    runDir: resolve(env.SLUICE_STACK_DIR || join(repoRoot, '.stack')),
+    cacheDir: resolve(env.SLUICE_CACHE_DIR || join(cacheHome, 'sluice')),
+    host: '127.0.0.1',
+    mqtt: { port: port('SLUICE_MQTT_PORT'), tlsPort: port('SLUICE_MQTTS_PORT') },
+    kafka: {
+      port: port('SLUICE_KAFKA_PORT'),
+      controllerPort: port('SLUICE_KAFKA_CONTROLLER_PORT'),
+      heap: env.SLUICE_KAFKA_HEAP || '512m',
+    },
+    influxdb: { port: port('SLUICE_INFLUX_PORT'), rpcPort: port('SLUICE_INFLUX_RPC_PORT'), database: 'sluice' },
+    victoriaMetrics: { port: port('SLUICE_VM_PORT') },
+  };
+}

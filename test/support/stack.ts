@@ -1,0 +1,82 @@
+// What tests share about the running local stack: its endpoints, ready-made clients that clean
+// up after the test, and the servers' log tails printed when a test fails.
+import type { TestContext } from 'node:test';
+import { randomUUID } from 'node:crypto';
+import { InfluxDB } from '@influxdata/influxdb-client';
+import { Kafka, logLevel } from 'kafkajs';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { LocalStack } from '../../deploy/local/local-stack.ts';
+import { stackConfig } from '../../deploy/local/stack-config.ts';
+
+export const config = stackConfig();
+export const stack = new LocalStack(config, () => {});
+
+export const endpoints = {
+  mqtt: `mqtt://${config.host}:${config.mqtt.port}`,
+  mqtts: `mqtts://${config.host}:${config.mqtt.tlsPort}`,
+  kafka: `${config.host}:${config.kafka.port}`,
+  influxdb: `http://${config.host}:${config.influxdb.port}`,
+  influxBucket: `${config.influxdb.database}/autogen`,
+  victoriaMetrics: `http://${config.host}:${config.victoriaMetrics.port}`,
+} as const;
+
+/** A name no other test or earlier run uses (topics, groups, client ids, measurements). */
+export function unique(prefix: string): string {
+  return `${prefix}-${randomUUID().slice(0, 8)}`;
+}
+
+/** On failure, the tail of every server's log goes to stderr with the test's report. */
+export function printLogsOnFailure(t: TestContext): void {
+  t.after(() => {
+    // TestContext.passed exists since Node 21.7; @types/node does not declare it yet.
+    if (!(t as TestContext & { readonly passed: boolean }).passed) process.stderr.write(`\n${t.name} failed; server logs:\n${stack.logTails()}\n`);
+  });
+}
+
+export async function mqttClient(t: TestContext, options: IClientOptions = {}): Promise<MqttClient> {
+  const client = await mqtt.connectAsync(endpoints.mqtt, {
+    protocolVersion: 5,
+    clientId: unique('test'),
+    reconnectPeriod: 0,
+    connectTimeout: 5_000,
+    ...options,
+  });
+  t.after(() => client.endAsync(true));
+  return client;
+}
+
+export function kafka(clientId = unique('test')): Kafka {
+  // kafkajs logs retriable errors (a coordinator still loading) at ERROR; tests assert outcomes.
+  return new Kafka({ clientId, brokers: [endpoints.kafka], logLevel: logLevel.NOTHING });
+}
+
+/** Creates a topic for one test and deletes it afterwards. */
+export async function kafkaTopic(t: TestContext, partitions = 3): Promise<string> {
+  const topic = unique('test');
+  const admin = kafka().admin();
+  await admin.connect();
+  await admin.createTopics({ topics: [{ topic, numPartitions: partitions }], waitForLeaders: true });
+  t.after(async () => {
+    await admin.deleteTopics({ topics: [topic] }).catch(() => {});
+    await admin.disconnect();
+  });
+  return topic;
+}
+
+export function influxWriteApi(url: string) {
+  // InfluxDB 1.8 takes "user:password" as the token; auth is off on the local stack.
+  return new InfluxDB({ url, token: 'sluice:sluice' }).getWriteApi('', endpoints.influxBucket, 'ms', {
+    maxRetries: 0,
+  });
+}
+
+/** Runs an InfluxQL query against the stack's InfluxDB. */
+export async function influxQuery(q: string): Promise<unknown[][]> {
+  const url = `${endpoints.influxdb}/query?${new URLSearchParams({ db: config.influxdb.database, q })}`;
+  const body = (await (await fetch(url)).json()) as {
+    results: Array<{ series?: Array<{ columns: string[]; values: unknown[][] }>; error?: string }>;
+  };
+  const result = body.results[0];
+  if (result?.error) throw new Error(result.error);
+  return result?.series?.[0]?.values ?? [];
+}
