@@ -1,0 +1,112 @@
+// Route patterns over MQTT topic levels: `{name}` captures one level, `+` matches one level,
+// `#` (last only) matches any rest, anything else is literal. MQTT's rule that a leading
+// wildcard never matches a `$`-topic holds. A trie over the patterns finds the candidates for a
+// topic without scanning every rule.
+
+export type PatternLevel =
+  | { readonly kind: 'literal'; readonly value: string }
+  | { readonly kind: 'capture'; readonly name: string }
+  | { readonly kind: 'plus' }
+  | { readonly kind: 'hash' };
+
+export interface CompiledPattern {
+  readonly source: string;
+  readonly levels: readonly PatternLevel[];
+  /** Captured level names and their position in the topic. */
+  readonly captures: ReadonlyArray<{ readonly name: string; readonly index: number }>;
+}
+
+const captureRe = /^\{([A-Za-z_][A-Za-z0-9_]*)\}$/;
+
+/** Parses a pattern; throws an Error whose message says what is wrong with it. */
+export function compilePattern(source: string): CompiledPattern {
+  if (source.length === 0) throw new Error('empty pattern');
+  const parts = source.split('/');
+  const levels: PatternLevel[] = [];
+  const captures: Array<{ name: string; index: number }> = [];
+  for (const [index, part] of parts.entries()) {
+    if (part === '#') {
+      if (index !== parts.length - 1) throw new Error(`"#" must be the last level in "${source}"`);
+      levels.push({ kind: 'hash' });
+    } else if (part === '+') {
+      levels.push({ kind: 'plus' });
+    } else if (part.startsWith('{') || part.endsWith('}')) {
+      const name = captureRe.exec(part)?.[1];
+      if (!name) throw new Error(`level "${part}" in "${source}" is not a valid {name} capture`);
+      if (captures.some((c) => c.name === name)) throw new Error(`level name {${name}} is used twice in "${source}"`);
+      captures.push({ name, index });
+      levels.push({ kind: 'capture', name });
+    } else if (part.includes('+') || part.includes('#')) {
+      throw new Error(`wildcards must fill a whole level: "${part}" in "${source}"`);
+    } else {
+      levels.push({ kind: 'literal', value: part });
+    }
+  }
+  return { source, levels, captures };
+}
+
+/** An MQTT subscription filter (`a/+/b/#`), validated like a broker would. */
+export function validateFilter(filter: string): void {
+  if (filter.includes('{') || filter.includes('}')) {
+    throw new Error(`a subscription filter takes + and #, not {name}: "${filter}"`);
+  }
+  compilePattern(filter);
+}
+
+interface TrieNode {
+  readonly literal: Map<string, TrieNode>;
+  plus: TrieNode | undefined;
+  /** Entries whose pattern ends with `#` at this depth. */
+  readonly hash: number[];
+  /** Entries whose pattern ends exactly here. */
+  readonly exact: number[];
+}
+
+const newNode = (): TrieNode => ({ literal: new Map(), plus: undefined, hash: [], exact: [] });
+
+/** Maps topics to the ids (insertion order) of every pattern that matches them. */
+export class PatternTrie {
+  private readonly root = newNode();
+  private size = 0;
+
+  /** Adds a pattern; returns its id. */
+  add(pattern: CompiledPattern): number {
+    const id = this.size++;
+    let node = this.root;
+    for (const level of pattern.levels) {
+      if (level.kind === 'hash') {
+        node.hash.push(id);
+        return id;
+      }
+      if (level.kind === 'literal') {
+        let next = node.literal.get(level.value);
+        if (!next) node.literal.set(level.value, (next = newNode()));
+        node = next;
+      } else {
+        node = node.plus ??= newNode();
+      }
+    }
+    node.exact.push(id);
+    return id;
+  }
+
+  /** Ids of the matching patterns, ascending. */
+  match(topic: string): number[] {
+    const levels = topic.split('/');
+    const out: number[] = [];
+    const dollar = topic.startsWith('$');
+    const walk = (node: TrieNode, depth: number): void => {
+      const wildcardAllowed = !(dollar && depth === 0);
+      if (wildcardAllowed) for (const id of node.hash) out.push(id);
+      if (depth === levels.length) {
+        for (const id of node.exact) out.push(id);
+        return;
+      }
+      const next = node.literal.get(levels[depth] as string);
+      if (next) walk(next, depth + 1);
+      if (node.plus && wildcardAllowed) walk(node.plus, depth + 1);
+    };
+    walk(this.root, 0);
+    return out.length > 1 ? out.sort((a, b) => a - b) : out;
+  }
+}

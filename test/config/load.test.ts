@@ -1,0 +1,70 @@
+// Config errors name the file, the line and what is wrong; secrets never appear in them.
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { loadConfig, loadRules } from '../../src/config/load.ts';
+import { ConfigError } from '../../src/config/yaml-file.ts';
+
+function files(entries: Record<string, string>): string {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-config-'));
+  for (const [name, text] of Object.entries(entries)) writeFileSync(join(dir, name), text);
+  return dir;
+}
+
+const goodRules = `subscriptions:
+  - { filter: "acme/+/+/+/+/telemetry", qos: 1 }
+routes:
+  - name: telemetry
+    match: "{org}/{site}/{zone}/{deviceType}/{deviceId}/telemetry"
+    kafka:
+      topic: "telemetry.{site}"
+      key: "{deviceId}"
+`;
+
+test('an unknown level in a template names file, line and the known levels', () => {
+  const dir = files({ 'rules.yaml': goodRules.replace('key: "{deviceId}"', 'key: "{devId}"') });
+  assert.throws(() => loadRules(join(dir, 'rules.yaml')), (err: Error) => {
+    assert.ok(err instanceof ConfigError);
+    assert.equal(err.message,
+      `${join(dir, 'rules.yaml')}:8: routes[0].kafka.key: unknown level {devId}; known: org, site, zone, deviceType, deviceId`);
+    return true;
+  });
+});
+
+test('schema errors point at the offending line, unknown keys too', () => {
+  const dir = files({
+    'bad-qos.yaml': goodRules.replace('qos: 1', 'qos: 3'),
+    'unknown-key.yaml': goodRules.replace('    kafka:\n', '    kafak: {}\n    kafka:\n'),
+    'syntax.yaml': 'routes:\n  - name: [unclosed\n',
+    'pattern.yaml': goodRules.replace('{deviceId}/telemetry"', '#/telemetry"'),
+  });
+  assert.throws(() => loadRules(join(dir, 'bad-qos.yaml')), /bad-qos\.yaml:2: subscriptions\[0\]\.qos: /);
+  assert.throws(() => loadRules(join(dir, 'unknown-key.yaml')), /unknown-key\.yaml:6: routes\[0\]\.kafak: unknown key/);
+  assert.throws(() => loadRules(join(dir, 'syntax.yaml')), /syntax\.yaml:\d+: /);
+  assert.throws(() => loadRules(join(dir, 'pattern.yaml')), /pattern\.yaml:5: routes\[0\]\.match: "#" must be the last level/);
+  assert.throws(() => loadRules(join(dir, 'missing.yaml')), /missing\.yaml: cannot read: ENOENT/);
+});
+
+test('secrets come from env or files, are checked at load, and never show in errors', () => {
+  const dir = files({
+    'rules.yaml': goodRules,
+    'inline.yaml': 'mqtt:\n  password: hunter2\n',
+    'env.yaml': 'mqtt:\n  username: u\n  password: { env: SLUICE_TEST_PW }\n',
+  });
+  assert.throws(() => loadConfig(join(dir, 'inline.yaml')), (err: Error) => {
+    assert.match(err.message, /inline\.yaml:2: mqtt\.password: /);
+    assert.doesNotMatch(err.message, /hunter2/);
+    return true;
+  });
+  assert.throws(() => loadConfig(join(dir, 'env.yaml'), { env: {} }), /mqtt\.password: environment variable SLUICE_TEST_PW is not set/);
+  const ok = loadConfig(join(dir, 'env.yaml'), { env: { SLUICE_TEST_PW: 'hunter2', SLUICE_CLIENT_ID: 'w1' } });
+  assert.equal(ok.clientId, 'w1');
+  assert.equal(ok.service.mqtt.receiveMaximum, 1000);
+});
+
+test('the example config and rules in config/ load', () => {
+  const loaded = loadConfig(join(import.meta.dirname, '../../config/sluice.yaml'), { env: {} });
+  assert.deepEqual(loaded.rules.routeNames, ['telemetry']);
+});

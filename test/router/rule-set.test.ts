@@ -1,0 +1,141 @@
+// The routing table: topics and payloads in, exact Kafka records and line-protocol points out,
+// including escaping and everything that must be dead-lettered rather than written.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { rulesFile, type RulesFile } from '../../src/config/rules-schema.ts';
+import type { Message, MqttProperties } from '../../src/message.ts';
+import { RuleSet, toNanos } from '../../src/router/rule-set.ts';
+
+const rules = (raw: unknown): RuleSet => new RuleSet(rulesFile.parse(raw) as RulesFile);
+const subscriptions = [{ filter: '#', qos: 1 }];
+
+function msg(topic: string, payload: unknown, properties: MqttProperties = {}, receivedAt = 1_700_000_000_000): Message {
+  const bytes = Buffer.isBuffer(payload) ? payload : Buffer.from(typeof payload === 'string' ? payload : JSON.stringify(payload));
+  return { topic, payload: bytes, qos: 1, retain: false, properties, receivedAt };
+}
+
+const telemetry = rules({
+  subscriptions,
+  routes: [{
+    name: 'telemetry',
+    match: '{org}/{site}/{zone}/{deviceType}/{deviceId}/telemetry',
+    kafka: { topic: 'telemetry.{site}', headers: { zone: '{zone}' } },
+    influx: {
+      measurement: '{deviceType}',
+      tags: ['site', 'deviceId'],
+      fields: { temperature: '$.temperature', ok: '$.ok', note: '$.note', count: { path: '$.n', type: 'integer' } },
+      time: '$.ts',
+    },
+  }],
+});
+
+test('a telemetry message becomes one Kafka record and one point', () => {
+  const m = msg('acme/malta-factory/floor-03/temperature-sensor/ts-4427/telemetry',
+    { temperature: 21.5, ok: true, note: 'fine', n: 3, ts: 1_700_000_000_123 },
+    { userProperties: { firmware: '1.2', 'mqtt-topic': 'spoofed' }, contentType: 'application/json', correlationData: Buffer.from([1, 2]) });
+  const r = telemetry.route(m, m.receivedAt);
+  assert.equal(r.outcome, 'routed');
+  assert.deepEqual(r.deadLetters, []);
+  assert.deepEqual(r.kafka, [{
+    route: 'telemetry',
+    record: {
+      topic: 'telemetry.malta-factory',
+      key: 'ts-4427', // default key: the deviceId level
+      value: m.payload,
+      headers: {
+        firmware: '1.2', // user properties travel on; a device cannot set sluice's own mqtt-* headers
+        zone: 'floor-03',
+        'mqtt-topic': 'acme/malta-factory/floor-03/temperature-sensor/ts-4427/telemetry',
+        'mqtt-qos': '1',
+        'mqtt-content-type': 'application/json',
+        'mqtt-correlation-data': Buffer.from([1, 2]),
+      },
+      timestamp: '1700000000000',
+    },
+  }]);
+  assert.deepEqual(r.influx, [{
+    route: 'telemetry',
+    line: 'temperature-sensor,deviceId=ts-4427,site=malta-factory count=3i,note="fine",ok=T,temperature=21.5 1700000000123000000',
+  }]);
+});
+
+test('line protocol escaping: levels and strings cannot add a point, tag or field', () => {
+  const m = msg('acme/site one,x=1/z/type a/dev"1/telemetry', { temperature: 1, note: 'say "hi" \\ bye' });
+  const r = telemetry.route(m, m.receivedAt);
+  assert.equal(r.influx.length, 1);
+  assert.equal(r.influx[0]?.line,
+    'type\\ a,deviceId=dev"1,site=site\\ one\\,x\\=1 note="say \\"hi\\" \\\\ bye",temperature=1 1700000000000000000');
+  assert.equal(r.influx[0]?.line.split('\n').length, 1);
+  // a site with a comma and = is no legal Kafka topic: dead-lettered, not written
+  assert.deepEqual(r.kafka, []);
+  assert.equal(r.deadLetters[0]?.reason, 'invalid-kafka-topic');
+});
+
+test('unsafe values are dead-lettered instead of written', () => {
+  const cases: Array<[string, unknown, RegExp]> = [
+    ['acme/s/z/t/back\\/telemetry', { temperature: 1 }, /trailing backslash/], // would escape the separator
+    ['acme/s/z/t/d/telemetry', { temperature: 1, note: 'two\nlines' }, /line break/],
+    ['acme/s/z/t/d/telemetry', { temperature: 1, n: 1.5 }, /not an integer/],
+    ['acme/s/z/t/d/telemetry', { humidity: 1 }, /none of the fields/],
+    ['acme/s/z/t/d/telemetry', { temperature: { nested: 1 } }, /object or array/],
+    ['acme/s/z/t/d/telemetry', { temperature: 1, ts: 'yesterday' }, /not a timestamp/],
+  ];
+  for (const [topic, payload, why] of cases) {
+    const r = telemetry.route(msg(topic, payload));
+    assert.equal(r.influx.length, 0, topic);
+    const note = r.deadLetters.find((d) => d.sink === 'influx');
+    assert.ok(note, `${JSON.stringify(payload)} dead-lettered`);
+    assert.equal(note.reason, 'mapping');
+    assert.match(note.error, why);
+  }
+  // {temperature: "hot"} is no mapping error: the type is inferred (string); InfluxDB rejects the
+  // type conflict at write time and that point is dead-lettered there (sinks/influx).
+});
+
+test('decode failures: invalid UTF-8 and invalid JSON go to the dead-letter topic', () => {
+  const bad = telemetry.route(msg('acme/s/z/t/d/telemetry', Buffer.from([0x7b, 0xff, 0xfe, 0x7d])));
+  assert.deepEqual(bad.deadLetters.map((d) => d.reason), ['invalid-utf8']);
+  assert.deepEqual([bad.kafka.length, bad.influx.length], [0, 0]);
+  const notJson = telemetry.route(msg('acme/s/z/t/d/telemetry', '{"temperature": 1'));
+  assert.deepEqual(notJson.deadLetters.map((d) => d.reason), ['invalid-json']);
+});
+
+test('empty levels, unknown topics and expired messages', () => {
+  assert.equal(telemetry.route(msg('acme/s//t/d/telemetry', { temperature: 1 })).deadLetters[0]?.reason, 'empty-level');
+  const unknown = telemetry.route(msg('acme/s/z/t/d/other', {}));
+  assert.deepEqual(unknown.deadLetters.map((d) => d.reason), ['unmatched']);
+  const deep = telemetry.route(msg(Array.from({ length: 20 }, (_, i) => `l${i}`).join('/'), {}));
+  assert.deepEqual(deep.deadLetters.map((d) => d.reason), ['unmatched']);
+  const dropping = rules({ subscriptions, unmatched: 'drop', routes: [{ name: 'x', match: 'x', kafka: { topic: 't' } }] });
+  assert.equal(dropping.route(msg('y', {})).outcome, 'unmatched-dropped');
+  const m = msg('acme/s/z/t/d/telemetry', { temperature: 1 }, { messageExpiryInterval: 5 }, 1_000_000);
+  assert.equal(telemetry.route(m, 1_004_000).outcome, 'routed');
+  assert.equal(telemetry.route(m, 1_006_000).outcome, 'expired');
+});
+
+test('first match by default, fan-out with continue: true', () => {
+  const set = rules({
+    subscriptions,
+    routes: [
+      { name: 'alarms', match: '{org}/+/+/+/{deviceId}/alarm', continue: true, payload: 'raw', kafka: { topic: 'alarms' } },
+      { name: 'everything', match: '{org}/#', payload: 'raw', kafka: { topic: 'all.{org}' } },
+      { name: 'never', match: 'acme/#', payload: 'raw', kafka: { topic: 'never' } },
+    ],
+  });
+  const r = set.route(msg('acme/s/z/t/d/alarm', Buffer.from([0xff])));
+  assert.deepEqual(r.routes, ['alarms', 'everything']);
+  assert.deepEqual(r.kafka.map((k) => [k.record.topic, k.record.key]), [['alarms', 'd'], ['all.acme', null]]);
+  assert.deepEqual(r.deadLetters, [], 'raw payloads are not decoded');
+});
+
+test('timestamps: s, ms, us, ns, ISO-8601', () => {
+  assert.equal(toNanos(1_700_000_000, 'auto'), 1_700_000_000_000_000_000n);
+  assert.equal(toNanos(1_700_000_000.5, 's'), 1_700_000_000_500_000_000n);
+  assert.equal(toNanos(1_700_000_000_123, 'auto'), 1_700_000_000_123_000_000n);
+  assert.equal(toNanos(1_700_000_000_123_456, 'auto'), 1_700_000_000_123_456_000n);
+  assert.equal(toNanos('1700000000123456789', 'auto'), 1_700_000_000_123_456_789n);
+  assert.equal(toNanos('2023-11-14T22:13:20.123Z', 'auto'), 1_700_000_000_123_000_000n);
+  assert.equal(toNanos(5, 'ms'), 5_000_000n);
+  assert.equal(toNanos(-1, 'auto'), undefined);
+  assert.equal(toNanos('not a date', 'auto'), undefined);
+});
