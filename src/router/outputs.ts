@@ -40,4 +40,6 @@ export interface Routed {
   readonly kafka: ReadonlyArray<{ readonly route: string; readonly record: KafkaRecord }>;
   readonly influx: ReadonlyArray<{ readonly route: string; readonly line: string }>;
   readonly deadLetters: readonly DeadLetterNote[];
+  /** The payload's own timestamp (ms), when a route reads one: for end-to-end latency. */
+  readonly eventTimeMs?: number;
 }

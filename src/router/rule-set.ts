@@ -99,6 +99,7 @@ export class RuleSet {
     const kafka: Array<{ route: string; record: KafkaRecord }> = [];
     const influx: Array<{ route: string; line: string }> = [];
     const deadLetters: DeadLetterNote[] = [];
+    let eventTimeMs: number | undefined;
     const levelsOfTopic = message.topic.split('/');
     let decoded: { ok: true; value: unknown } | { ok: false; note: Omit<DeadLetterNote, 'route'> } | undefined;
 
@@ -133,14 +134,18 @@ export class RuleSet {
           }
           if (route.influx) {
             const r = buildLine(route, levels, payload, message);
-            if ('line' in r) influx.push({ route: route.name, line: r.line });
-            else deadLetters.push(r.note);
+            if ('line' in r) {
+              influx.push({ route: route.name, line: r.line });
+              eventTimeMs ??= r.eventTimeMs;
+            } else deadLetters.push(r.note);
           }
         }
       }
       if (!route.continue) break;
     }
-    return { outcome: 'routed', routes, kafka, influx, deadLetters };
+    return eventTimeMs === undefined
+      ? { outcome: 'routed', routes, kafka, influx, deadLetters }
+      : { outcome: 'routed', routes, kafka, influx, deadLetters, eventTimeMs };
   }
 }
 
@@ -257,7 +262,8 @@ function buildKafkaRecord(route: CompiledRoute, levels: Levels, message: Message
   };
 }
 
-function buildLine(route: CompiledRoute, levels: Levels, payload: unknown, message: Message): { line: string } | { note: DeadLetterNote } {
+function buildLine(route: CompiledRoute, levels: Levels, payload: unknown, message: Message):
+  { line: string; eventTimeMs: number | undefined } | { note: DeadLetterNote } {
   const f = route.influx as NonNullable<CompiledRoute['influx']>;
   const fail = (error: string): { note: DeadLetterNote } => ({ note: { reason: 'mapping', stage: 'map', route: route.name, sink: 'influx', error } });
 
@@ -311,7 +317,7 @@ function buildLine(route: CompiledRoute, levels: Levels, payload: unknown, messa
   const time = raw === undefined || raw === null ? BigInt(message.receivedAt) * 1_000_000n : toNanos(raw, f.timeUnit);
   if (time === undefined) return fail(`time ${f.time?.source}: ${JSON.stringify(raw)} is not a timestamp`);
   point.timestamp(time.toString());
-  return { line: point.toLineProtocol() as string };
+  return { line: point.toLineProtocol() as string, eventTimeMs: raw === undefined || raw === null ? undefined : Number(time / 1_000_000n) };
 }
 
 const unitNanos = { s: 1_000_000_000n, ms: 1_000_000n, us: 1_000n, ns: 1n } as const;

@@ -1,0 +1,157 @@
+#!/usr/bin/env node
+// The sluice command line: run a worker, check and try routing rules, print config schemas.
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+import { startWorker } from './app.ts';
+import { loadConfig, loadRules } from './config/load.ts';
+import { rulesFile } from './config/rules-schema.ts';
+import { serviceConfig } from './config/service-schema.ts';
+import { ConfigError } from './config/yaml-file.ts';
+import type { Message } from './message.ts';
+import { createLogger } from './observability/logger.ts';
+
+const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+const help = `sluice ${version}: drains an MQTT 5 broker into Kafka and InfluxDB, acking only what is durable
+
+usage:
+  sluice run [--config FILE] [--rules FILE]     run a worker (SIGTERM/SIGINT: drain, ack, exit)
+  sluice rules check [--rules FILE | --config FILE]
+                                               validate a rules file (exit 1 with file:line on error)
+  sluice rules test TOPIC PAYLOAD [--rules FILE | --config FILE] [--qos N] [--property K=V]...
+                                               show where a message would go, without sending it
+  sluice rules schema                          JSON schema of the rules file (for editors)
+  sluice config schema                         JSON schema of the service config file
+
+options:
+  --config FILE   service config (default: $SLUICE_CONFIG, else config/sluice.yaml)
+  --rules FILE    rules file (default: the config's "rules" entry, relative to the config)
+  -h, --help      this text
+  -v, --version   the version
+
+environment: SLUICE_CONFIG, SLUICE_RULES, SLUICE_CLIENT_ID (stable per worker), and the
+variables your config names for secrets ({ env: NAME }). Docs: docs/configuration.md, docs/rules.md.`;
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      config: { type: 'string' },
+      rules: { type: 'string' },
+      qos: { type: 'string' },
+      property: { type: 'string', multiple: true },
+      help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean', short: 'v' },
+    },
+  });
+  if (values.version) {
+    process.stdout.write(`${version}\n`);
+    return 0;
+  }
+  const [command, sub, ...rest] = positionals;
+  if (values.help || command === undefined || command === 'help') {
+    process.stdout.write(`${help}\n`);
+    return command === undefined && !values.help ? 2 : 0;
+  }
+  const configFile = values.config ?? process.env.SLUICE_CONFIG ?? 'config/sluice.yaml';
+  const rulesOverride = values.rules ?? process.env.SLUICE_RULES;
+  const rulesOf = () => (rulesOverride !== undefined && values.config === undefined ? loadRules(rulesOverride) : loadConfig(configFile, { rulesFile: rulesOverride }).rules);
+
+  switch (`${command} ${sub ?? ''}`.trim()) {
+    case 'run':
+      return run(configFile, rulesOverride);
+    case 'rules check': {
+      const rules = rulesOf();
+      process.stdout.write(`ok: ${rules.routeNames.length} route(s) (${rules.routeNames.join(', ')}), ${rules.subscriptions.length} subscription(s)\n`);
+      return 0;
+    }
+    case 'rules test': {
+      const [topic, payload] = rest;
+      if (topic === undefined || payload === undefined) throw new UsageError('rules test needs TOPIC and PAYLOAD');
+      const userProperties: Record<string, string> = {};
+      for (const p of values.property ?? []) {
+        const eq = p.indexOf('=');
+        if (eq < 1) throw new UsageError(`--property takes K=V, got "${p}"`);
+        userProperties[p.slice(0, eq)] = p.slice(eq + 1);
+      }
+      const message: Message = {
+        topic,
+        payload: Buffer.from(payload),
+        qos: values.qos === undefined ? 1 : (Number(values.qos) as 0 | 1 | 2),
+        retain: false,
+        properties: Object.keys(userProperties).length ? { userProperties } : {},
+        receivedAt: Date.now(),
+      };
+      const routed = rulesOf().route(message);
+      const printable = {
+        ...routed,
+        kafka: routed.kafka.map((k) => ({ ...k, record: { ...k.record, value: k.record.value.toString('utf8') } })),
+      };
+      process.stdout.write(`${JSON.stringify(printable, (_k, v: unknown) => (Buffer.isBuffer(v) ? v.toString('base64') : v), 2)}\n`);
+      return 0;
+    }
+    case 'rules schema':
+      process.stdout.write(`${JSON.stringify(z.toJSONSchema(rulesFile, { io: 'input' }), null, 2)}\n`);
+      return 0;
+    case 'config schema':
+      process.stdout.write(`${JSON.stringify(z.toJSONSchema(serviceConfig, { io: 'input' }), null, 2)}\n`);
+      return 0;
+    default:
+      throw new UsageError(`unknown command "${positionals.join(' ')}"`);
+  }
+}
+
+async function run(configFile: string, rulesFile: string | undefined): Promise<number> {
+  const config = loadConfig(configFile, { rulesFile });
+  const log = createLogger(process.env.SLUICE_LOG_LEVEL ?? config.service.log.level);
+  const aborted = new AbortController();
+  let stopping: Promise<number> | undefined;
+  let worker: Awaited<ReturnType<typeof startWorker>> | undefined;
+  const done = Promise.withResolvers<number>();
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting now; unacked messages will be redelivered');
+      process.exit(130);
+    }
+    log.info({ signal }, 'signal received');
+    aborted.abort();
+    stopping = worker ? worker.stop().then((unsettled) => (unsettled > 0 ? 1 : 0)) : Promise.resolve(0);
+    stopping.then(done.resolve, done.reject);
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  try {
+    worker = await startWorker(config, log, { signal: aborted.signal });
+  } catch (err) {
+    if (aborted.signal.aborted) return 0;
+    throw err;
+  }
+  if (aborted.signal.aborted && !stopping) onSignal('SIGTERM');
+  const code = await done.promise;
+  log.flush();
+  return code;
+}
+
+class UsageError extends Error {}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+    // kafkajs and mqtt may keep timers; a finished command exits
+    setTimeout(() => process.exit(code), 200).unref();
+  },
+  (err: unknown) => {
+    if (err instanceof ConfigError || err instanceof UsageError) {
+      process.stderr.write(`sluice: ${err.message}\n${err instanceof UsageError ? 'try sluice --help\n' : ''}`);
+      process.exit(err instanceof UsageError ? 2 : 1);
+    }
+    if ((err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`sluice: ${(err as Error).message}\ntry sluice --help\n`);
+      process.exit(2);
+    }
+    process.stderr.write(`sluice: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,44 @@
+// /metrics (Prometheus), /healthz (the process serves), /readyz (connected to the broker and
+// every sink's last write succeeded): for Kubernetes probes and load balancers.
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
+
+export interface Readiness {
+  /** Problems that make the worker not ready; empty when ready. */
+  problems(): string[];
+}
+
+export async function startHttpServer(host: string, port: number, registry: Registry, readiness: Readiness): Promise<Server> {
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405).end();
+      return;
+    }
+    if (path === '/metrics') {
+      registry.metrics().then(
+        (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
+        (err: Error) => res.writeHead(500).end(err.message),
+      );
+    } else if (path === '/healthz') {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+    } else if (path === '/readyz') {
+      const problems = readiness.problems();
+      res.writeHead(problems.length === 0 ? 200 : 503, { 'content-type': 'text/plain' })
+        .end(problems.length === 0 ? 'ready\n' : `${problems.join('\n')}\n`);
+    } else {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics, /healthz, /readyz\n');
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  return server;
+}
+
+export function addressOf(server: Server): string {
+  const a = server.address() as AddressInfo;
+  return `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+}

@@ -1,0 +1,35 @@
+// Every metric sluice exports, on a registry that is passed in (no global). Labels are
+// low-cardinality by rule: qos, route, sink, reason; never a topic or a device id.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export function createMetrics(registry = new Registry(), options: { defaultMetrics?: boolean } = {}) {
+  if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'sluice_process_' });
+  const registers = [registry];
+  const latencyBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+  return {
+    registry,
+    received: new Counter({ name: 'sluice_messages_received_total', help: 'Messages read from the broker', labelNames: ['qos'], registers }),
+    routed: new Counter({ name: 'sluice_messages_routed_total', help: 'Deliveries made durable, by route and sink', labelNames: ['route', 'sink'], registers }),
+    acked: new Counter({ name: 'sluice_messages_acked_total', help: 'Messages settled (acknowledged to the broker for QoS >= 1)', registers }),
+    deadLettered: new Counter({ name: 'sluice_dead_letters_total', help: 'Messages written to the dead-letter topic, by reason', labelNames: ['reason'], registers }),
+    expired: new Counter({ name: 'sluice_messages_expired_total', help: 'Messages past their Message Expiry Interval: acked, not forwarded', registers }),
+    unmatchedDropped: new Counter({ name: 'sluice_messages_unmatched_dropped_total', help: 'Messages no route matched, acked and dropped (unmatched: drop)', registers }),
+    inFlight: new Gauge({ name: 'sluice_inflight_messages', help: 'Messages handed to the sinks and not yet acknowledged', registers }),
+    receiveMaximum: new Gauge({ name: 'sluice_receive_maximum', help: 'In-flight limit (advertised Receive Maximum)', registers }),
+    stalls: new Counter({ name: 'sluice_pump_stalls_total', help: 'Times reading from the broker paused because the in-flight window was full', registers }),
+    keepaliveDuringStall: new Counter({ name: 'sluice_keepalive_pings_during_stall_total', help: 'Keepalive timeouts answered with a PINGREQ while the socket was not being read', registers }),
+    staleAcksDropped: new Counter({ name: 'sluice_stale_acks_dropped_total', help: 'Acks not sent because their connection had dropped (the broker redelivers)', registers }),
+    unsettledAtShutdown: new Counter({ name: 'sluice_unsettled_at_shutdown_total', help: 'Messages still unacknowledged when the shutdown deadline passed', registers }),
+    sinkBatchSize: new Histogram({ name: 'sluice_sink_batch_size', help: 'Items per sink write', labelNames: ['sink'], buckets: [1, 10, 50, 100, 250, 500, 1000, 2500, 5000], registers }),
+    sinkWriteSeconds: new Histogram({ name: 'sluice_sink_write_seconds', help: 'Duration of one sink write (a batch)', labelNames: ['sink'], buckets: latencyBuckets, registers }),
+    sinkWriteErrors: new Counter({ name: 'sluice_sink_write_errors_total', help: 'Failed sink writes (retried)', labelNames: ['sink'], registers }),
+    sinkHealthy: new Gauge({ name: 'sluice_sink_healthy', help: '1 when the last write to the sink succeeded', labelNames: ['sink'], registers }),
+    ackLatency: new Histogram({ name: 'sluice_ack_latency_seconds', help: 'From reading a message to settling its ack', buckets: latencyBuckets, registers }),
+    endToEnd: new Histogram({ name: 'sluice_end_to_end_seconds', help: 'From the payload timestamp to durable in every sink (routes with a time field)', buckets: latencyBuckets, registers }),
+    connected: new Gauge({ name: 'sluice_mqtt_connected', help: '1 while connected to the broker', registers }),
+    reconnects: new Counter({ name: 'sluice_mqtt_reconnects_total', help: 'Reconnect attempts to the broker', registers }),
+    sessionsResumed: new Counter({ name: 'sluice_mqtt_sessions_resumed_total', help: 'Connections on which the broker had kept our session', labelNames: ['present'], registers }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,161 @@
+// The MQTT 5 source: one connection per worker with a persistent session (Clean Start false,
+// Session Expiry > 0, stable client id) so a restarted worker resumes and the broker redelivers
+// whatever was not acked; the rules' filters subscribed as $share/<group>/<filter>; Receive
+// Maximum advertised and enforced by the ack window; reconnect with backoff and full jitter.
+import { readFileSync } from 'node:fs';
+import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
+import type { Logger } from 'pino';
+import type { Message, MqttProperties } from '../message.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import { backoffMs } from '../sinks/sink.ts';
+import { AckWindow, type AckSlot } from './ack-window.ts';
+import { installDeferredAcks } from './mqtt-deferred-acks.ts';
+
+export interface MqttSourceOptions {
+  readonly url: string;
+  readonly clientId: string;
+  readonly group: string;
+  readonly subscriptions: ReadonlyArray<{ readonly filter: string; readonly qos: 0 | 1 }>;
+  readonly sessionExpiryInterval: number;
+  readonly receiveMaximum: number;
+  readonly keepalive: number;
+  readonly connectTimeoutMs: number;
+  readonly reconnect: { readonly minMs: number; readonly maxMs: number };
+  readonly username?: string | undefined;
+  readonly password?: string | undefined;
+  readonly tls?: { readonly ca?: string | undefined; readonly cert?: string | undefined; readonly key?: string | undefined; readonly rejectUnauthorized: boolean } | undefined;
+}
+
+export class MqttSource {
+  readonly window: AckWindow;
+  private readonly client: MqttClient;
+  private readonly options: MqttSourceOptions;
+  private readonly log: Logger;
+  private accepting = true;
+  private attempt = 0;
+  private everConnected = false;
+
+  constructor(options: MqttSourceOptions, onMessage: (message: Message, slot: AckSlot) => void, log: Logger, metrics: Metrics) {
+    this.options = options;
+    this.log = log;
+    let sendAck: (ack: unknown) => void = () => {};
+    this.window = new AckWindow(options.receiveMaximum, {
+      release: (ack) => sendAck(ack),
+      dropped: () => metrics.staleAcksDropped.inc(),
+    });
+    metrics.receiveMaximum.set(options.receiveMaximum);
+
+    this.client = mqtt.connect(options.url, this.clientOptions());
+    sendAck = installDeferredAcks(this.client, this.window, {
+      accepting: () => this.accepting,
+      onMessage: (packet, slot) => {
+        metrics.received.inc({ qos: packet.qos });
+        onMessage(toMessage(packet), slot);
+      },
+      onStall: () => metrics.stalls.inc(),
+      onKeepaliveDuringStall: () => {
+        metrics.keepaliveDuringStall.inc();
+        log.debug('keepalive timeout while the socket was held: sent another PINGREQ');
+      },
+    }).sendAck;
+
+    this.client.on('connect', (connack) => {
+      this.attempt = 0;
+      this.client.options.reconnectPeriod = options.reconnect.minMs;
+      metrics.connected.set(1);
+      const present = connack.sessionPresent;
+      metrics.sessionsResumed.inc({ present: String(present) });
+      log.info({ clientId: options.clientId, url: options.url, sessionPresent: present }, 'connected to the broker');
+      this.everConnected = true;
+      if (!present) this.subscribe();
+    });
+    this.client.on('close', () => {
+      metrics.connected.set(0);
+      // next reconnect: exponential backoff with full jitter, so a fleet does not reconnect in step
+      this.client.options.reconnectPeriod = backoffMs(this.attempt++, options.reconnect.minMs, options.reconnect.maxMs);
+    });
+    this.client.on('reconnect', () => metrics.reconnects.inc());
+    this.client.on('offline', () => log.warn({ url: options.url, inFlight: this.window.inFlight }, 'broker connection lost; reconnecting'));
+    this.client.on('error', (err) => log.warn({ err: { message: err.message, code: (err as { code?: unknown }).code } }, 'mqtt error'));
+    this.client.on('disconnect', (packet) => log.warn({ reasonCode: packet.reasonCode }, 'broker sent DISCONNECT'));
+  }
+
+  /** Starts connecting (and reconnecting until stop()). */
+  start(): void {
+    this.client.connect();
+  }
+
+  get connected(): boolean {
+    return this.client.connected;
+  }
+
+  get hasConnected(): boolean {
+    return this.everConnected;
+  }
+
+  /**
+   * Stops taking messages, waits (up to the deadline) until every message taken is durable and
+   * acked, then disconnects with the session kept. Returns how many acks were left unsettled.
+   */
+  async stop(deadlineMs: number): Promise<number> {
+    this.accepting = false;
+    this.window.close();
+    const abort = AbortSignal.timeout(deadlineMs);
+    await this.window.drained(abort);
+    const unsettled = this.window.inFlight;
+    // the released PUBACKs are written before DISCONNECT (one ordered stream)
+    await this.client.endAsync(false).catch(() => this.client.endAsync(true));
+    return unsettled;
+  }
+
+  private subscribe(): void {
+    const topics = Object.fromEntries(
+      this.options.subscriptions.map((s) => [`$share/${this.options.group}/${s.filter}`, { qos: s.qos }]),
+    );
+    this.client.subscribe(topics, (err, granted) => {
+      if (err) {
+        this.log.error({ err: err.message }, 'subscribe failed');
+        return;
+      }
+      for (const g of granted ?? []) {
+        if (g.qos >= 0x80) this.log.error({ topic: g.topic, reasonCode: g.qos }, 'the broker refused a subscription');
+        else this.log.info({ topic: g.topic, qos: g.qos }, 'subscribed');
+      }
+    });
+  }
+
+  private clientOptions(): IClientOptions {
+    const o = this.options;
+    const options: IClientOptions = {
+      protocolVersion: 5,
+      clientId: o.clientId,
+      clean: false,
+      keepalive: o.keepalive,
+      connectTimeout: o.connectTimeoutMs,
+      reconnectPeriod: o.reconnect.minMs,
+      resubscribe: false, // we subscribe on every CONNACK without a session
+      manualConnect: true, // the ack hook must be in place before the first packet
+      properties: { sessionExpiryInterval: o.sessionExpiryInterval, receiveMaximum: o.receiveMaximum },
+    };
+    if (o.username !== undefined) options.username = o.username;
+    if (o.password !== undefined) options.password = o.password;
+    if (o.tls) {
+      if (o.tls.ca) options.ca = readFileSync(o.tls.ca);
+      if (o.tls.cert) options.cert = readFileSync(o.tls.cert);
+      if (o.tls.key) options.key = readFileSync(o.tls.key);
+      options.rejectUnauthorized = o.tls.rejectUnauthorized;
+    }
+    return options;
+  }
+}
+
+function toMessage(packet: IPublishPacket): Message {
+  return {
+    topic: packet.topic,
+    payload: typeof packet.payload === 'string' ? Buffer.from(packet.payload) : Buffer.from(packet.payload.buffer, packet.payload.byteOffset, packet.payload.byteLength),
+    qos: packet.qos,
+    retain: packet.retain,
+    properties: (packet.properties ?? {}) as MqttProperties,
+    receivedAt: Date.now(),
+  };
+}
