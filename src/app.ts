@@ -88,7 +88,10 @@ export async function startWorker(config: LoadedConfig, log: Logger, options: { 
     tls: s.mqtt.tls,
   }, (message, slot) => pipeline.dispatch(message, slot), log.child({ component: 'mqtt' }), metrics);
 
-  const inFlightTimer = setInterval(() => metrics.inFlight.set(source.window.inFlight), 500);
+  const inFlightTimer = setInterval(() => {
+    metrics.inFlight.set(source.window.inFlight);
+    metrics.inFlightMax.set(source.window.highWater);
+  }, 250);
   inFlightTimer.unref();
 
   const http: Server = await startHttpServer(s.http.host, s.http.port, metrics.registry, {

@@ -45,11 +45,18 @@ export class AckWindow {
   private stalledSinceMs: number | undefined;
   private lastStallEndMs = 0;
   private closed = false;
+  /** The most messages ever in flight at once: the bound the tests hold us to. */
+  highWater = 0;
 
   constructor(capacity: number, events: AckWindowEvents) {
     if (!Number.isInteger(capacity) || capacity < 1) throw new Error(`ack window capacity must be >= 1, got ${capacity}`);
     this.capacity = capacity;
     this.events = events;
+  }
+
+  /** Bumped on every lost connection. */
+  get connection(): number {
+    return this.generation;
   }
 
   /** Messages handed to the pipeline and not yet released. */
@@ -70,6 +77,7 @@ export class AckWindow {
   open(now = Date.now()): Slot {
     const slot = new Slot(this, this.generation, now);
     this.queue.push(slot);
+    if (this.inFlight > this.highWater) this.highWater = this.inFlight;
     return slot;
   }
 

@@ -42,8 +42,12 @@ export function installDeferredAcks(client: MqttClient, window: AckWindow, hooks
 
   c.handleMessage = (packet, callback) => {
     if (!hooks.accepting()) return; // shutting down: hold the pump, leave the message unacked
+    const connection = window.connection;
     const take = () => {
-      if (!hooks.accepting()) return;
+      // Woken because its connection dropped: not taken (the window may be full) and not acked
+      // (MQTT.js would queue the PUBACK and send it on the next connection, where its packet id
+      // can name another message). The broker redelivers it; the dead pump is dropped.
+      if (!hooks.accepting() || window.connection !== connection) return;
       const slot = window.open();
       if (packet.qos > 0 && packet.messageId !== undefined) awaitingAck.set(packet.messageId, slot);
       hooks.onMessage(packet, slot);

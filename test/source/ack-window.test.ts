@@ -1,0 +1,81 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { AckWindow } from '../../src/source/ack-window.ts';
+
+function windowOf(capacity: number) {
+  const released: unknown[] = [];
+  let dropped = 0;
+  const w = new AckWindow(capacity, { release: (a) => released.push(a), dropped: () => dropped++ });
+  return { w, released, dropped: () => dropped };
+}
+
+test('acks leave in arrival order, whatever order the sinks finish in', () => {
+  const { w, released } = windowOf(10);
+  const slots = [1, 2, 3, 4].map((n) => {
+    const s = w.open();
+    w.attach(s, n);
+    return s;
+  });
+  slots[3]?.settle();
+  slots[1]?.settle();
+  assert.deepEqual(released, [], 'nothing before the first one is durable');
+  slots[0]?.settle();
+  assert.deepEqual(released, [1, 2]);
+  slots[2]?.settle();
+  assert.deepEqual(released, [1, 2, 3, 4]);
+  assert.equal(w.inFlight, 0);
+});
+
+test('settle is idempotent and QoS 0 slots release nothing', () => {
+  const { w, released } = windowOf(2);
+  const a = w.open();
+  a.settle();
+  a.settle();
+  assert.deepEqual(released, []);
+  assert.equal(w.inFlight, 0);
+});
+
+test('the window holds the pump at capacity and lets it go when the oldest is released', () => {
+  const { w } = windowOf(2);
+  const a = w.open();
+  w.open();
+  assert.equal(w.full, true);
+  let resumed = 0;
+  w.whenRoom(() => resumed++);
+  assert.equal(resumed, 0);
+  assert.equal(w.stalledWithin(0), true);
+  a.settle();
+  assert.equal(resumed, 1);
+  assert.equal(w.highWater, 2);
+  assert.equal(w.stalledWithin(0, Date.now() + 1), false);
+  assert.equal(w.stalledWithin(10_000), true, 'recently held counts as held');
+});
+
+test('acks of a dropped connection are never sent, but still count until settled', () => {
+  const { w, released, dropped } = windowOf(3);
+  const old = w.open();
+  w.attach(old, 'old');
+  const gen = w.connection;
+  w.connectionLost();
+  assert.notEqual(w.connection, gen);
+  const fresh = w.open();
+  w.attach(fresh, 'new');
+  assert.equal(w.inFlight, 2, 'the stale slot still takes room');
+  fresh.settle();
+  assert.deepEqual(released, [], 'in order: behind the stale slot');
+  old.settle();
+  assert.deepEqual(released, ['new']);
+  assert.equal(dropped(), 1);
+});
+
+test('a closed window gives no more room; drained() waits for the last slot', async () => {
+  const { w } = windowOf(1);
+  const a = w.open();
+  w.close();
+  let resumed = false;
+  w.whenRoom(() => (resumed = true));
+  setTimeout(() => a.settle(), 30);
+  await w.drained();
+  assert.equal(w.inFlight, 0);
+  assert.equal(resumed, false, 'no new message is taken while shutting down');
+});

@@ -1,0 +1,98 @@
+// Publishing and read-back helpers for the end-to-end tests: numbered telemetry in, Kafka
+// records out, counted per sequence number so losses and duplicates are exact.
+import type { TestContext } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { MqttClient } from 'mqtt';
+import { kafka, unique } from './stack.ts';
+
+export interface KafkaRecordSeen {
+  readonly topic: string;
+  readonly key: string | null;
+  readonly value: Buffer;
+  readonly headers: Record<string, string>;
+  readonly partition: number;
+}
+
+/** Publishes `count` QoS 1 messages numbered from `from`; `topicOf(seq)` names the topic. */
+export async function publishNumbered(
+  client: MqttClient,
+  count: number,
+  topicOf: (seq: number) => string,
+  options: { from?: number; ratePerSecond?: number; payload?: (seq: number) => string } = {},
+): Promise<void> {
+  const from = options.from ?? 0;
+  const chunk = 200;
+  const started = Date.now();
+  for (let i = 0; i < count; i += chunk) {
+    const batch: Array<Promise<unknown>> = [];
+    for (let seq = from + i; seq < from + Math.min(count, i + chunk); seq++) {
+      const body = options.payload ? options.payload(seq) : JSON.stringify({ seq, temperature: 20 + (seq % 7), ts: Date.now() });
+      batch.push(client.publishAsync(topicOf(seq), body, { qos: 1 }));
+    }
+    await Promise.all(batch);
+    if (options.ratePerSecond) {
+      const due = started + ((i + chunk) / options.ratePerSecond) * 1000;
+      if (due > Date.now()) await sleep(due - Date.now());
+    }
+  }
+}
+
+/**
+ * Reads a topic from the beginning until `done(records)` holds, or until nothing new arrived
+ * for `idleMs` (then the caller's assertions say what is missing), or `timeoutMs` overall.
+ */
+export async function readTopic(
+  t: TestContext,
+  topic: string,
+  done: (records: readonly KafkaRecordSeen[]) => boolean,
+  timeoutMs = 60_000,
+  idleMs = 20_000,
+): Promise<KafkaRecordSeen[]> {
+  const consumer = kafka().consumer({ groupId: unique('reader'), maxWaitTimeInMs: 200 });
+  await consumer.connect();
+  t.after(() => consumer.disconnect());
+  await consumer.subscribe({ topic, fromBeginning: true });
+  const records: KafkaRecordSeen[] = [];
+  const finished = Promise.withResolvers<void>();
+  await consumer.run({
+    eachBatchAutoResolve: true,
+    eachBatch: async ({ batch }) => {
+      for (const m of batch.messages) {
+        const headers: Record<string, string> = {};
+        for (const [k, v] of Object.entries(m.headers ?? {})) headers[k] = Buffer.isBuffer(v) ? v.toString() : String(v);
+        records.push({ topic: batch.topic, key: m.key?.toString() ?? null, value: m.value ?? Buffer.alloc(0), headers, partition: batch.partition });
+      }
+      if (done(records)) finished.resolve();
+    },
+  });
+  const timer = setTimeout(() => finished.resolve(), timeoutMs);
+  let seen = -1;
+  const idle = setInterval(() => {
+    if (records.length === seen) finished.resolve();
+    seen = records.length;
+  }, idleMs);
+  await finished.promise.finally(() => {
+    clearTimeout(timer);
+    clearInterval(idle);
+  });
+  await consumer.stop();
+  return records;
+}
+
+/** Sequence numbers of JSON records carrying {"seq": n}: count of each. */
+export function seqCounts(records: readonly KafkaRecordSeen[]): Map<number, number> {
+  const counts = new Map<number, number>();
+  for (const r of records) {
+    const seq = (JSON.parse(r.value.toString()) as { seq: number }).seq;
+    counts.set(seq, (counts.get(seq) ?? 0) + 1);
+  }
+  return counts;
+}
+
+export async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}

@@ -1,0 +1,148 @@
+// Runs sluice as a real child process with a config made for one test (its own topics, share
+// group, dead-letter topic, ephemeral HTTP port), so tests can kill it with SIGKILL, restart
+// it with the same client id, read its metrics and see its logs when they fail.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+import { stringify } from 'yaml';
+import { repoRoot } from '../../deploy/local/stack-config.ts';
+import { endpoints, unique } from './stack.ts';
+
+export interface SluiceOptions {
+  /** The rules file as an object (written as YAML). */
+  readonly rules: unknown;
+  /** Deep-merged over the test defaults. */
+  readonly config?: Record<string, unknown>;
+  readonly clientId?: string;
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+export class SluiceProcess {
+  readonly dir: string;
+  readonly clientId: string;
+  readonly deadLetterTopic: string;
+  private child: ChildProcess | undefined;
+  private exited: Promise<number | null> | undefined;
+  private logText = '';
+  private httpUrl = '';
+  private readonly env: NodeJS.ProcessEnv;
+  /** Exit codes of the runs so far (null when killed by a signal). */
+  readonly exits: Array<number | null> = [];
+
+  constructor(options: SluiceOptions & { dir: string; group: string }) {
+    this.dir = options.dir;
+    this.clientId = options.clientId ?? unique('worker');
+    this.deadLetterTopic = unique('dlq');
+    this.env = options.env ?? {};
+    const config = merge({
+      rules: 'rules.yaml',
+      mqtt: { url: endpoints.mqtt, group: options.group, clientId: this.clientId, keepalive: 10, reconnect: { minMs: 200, maxMs: 2000 } },
+      kafka: {
+        brokers: [endpoints.kafka],
+        createTopics: { enabled: true, partitions: 3, replicationFactor: 1 },
+        deadLetterTopic: this.deadLetterTopic,
+      },
+      influx: { url: endpoints.influxdb, bucket: endpoints.influxBucket },
+      retry: { minMs: 100, maxMs: 1000 },
+      http: { host: '127.0.0.1', port: 0 },
+      shutdown: { deadlineMs: 10_000 },
+      log: { level: 'info' },
+    }, options.config ?? {});
+    writeFileSync(join(this.dir, 'sluice.yaml'), stringify(config));
+    writeFileSync(join(this.dir, 'rules.yaml'), stringify(options.rules));
+  }
+
+  /** Starts sluice and resolves when it serves HTTP and is connected to the broker. */
+  async start(timeoutMs = 30_000): Promise<void> {
+    const child = spawn(join(repoRoot, 'scripts/node'), [join(repoRoot, 'src/cli.ts'), 'run', '--config', join(this.dir, 'sluice.yaml')], {
+      cwd: this.dir,
+      env: { ...process.env, ...this.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child = child;
+    this.exited = new Promise((resolve) => child.on('exit', (code) => {
+      this.exits.push(code);
+      resolve(code);
+    }));
+    const started = Promise.withResolvers<void>();
+    const onData = (chunk: Buffer) => {
+      const text = chunk.toString();
+      this.logText += text;
+      const http = /"http":"(http:\/\/[^"]+)"/.exec(text);
+      if (http) this.httpUrl = http[1] as string;
+      if (text.includes('"msg":"subscribed"') || text.includes('"sessionPresent":true')) started.resolve();
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    void this.exited.then((code) => started.reject(new Error(`sluice exited (${code}) during start:\n${this.logTail()}`)));
+    const timer = setTimeout(() => started.reject(new Error(`sluice not connected after ${timeoutMs} ms:\n${this.logTail()}`)), timeoutMs);
+    await started.promise.finally(() => clearTimeout(timer));
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  /** Sends a signal and waits for the process to exit. Returns the exit code. */
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+    if (!this.child || this.child.exitCode !== null || this.child.signalCode !== null) return this.child?.exitCode ?? null;
+    this.child.kill(signal);
+    return (await this.exited) ?? null;
+  }
+
+  async metrics(): Promise<Map<string, number>> {
+    const text = await (await fetch(`${this.httpUrl}/metrics`)).text();
+    const out = new Map<string, number>();
+    for (const line of text.split('\n')) {
+      if (line.startsWith('#') || line === '') continue;
+      const i = line.lastIndexOf(' ');
+      out.set(line.slice(0, i), Number(line.slice(i + 1)));
+    }
+    return out;
+  }
+
+  async ready(): Promise<{ status: number; body: string }> {
+    const res = await fetch(`${this.httpUrl}/readyz`);
+    return { status: res.status, body: await res.text() };
+  }
+
+  /** Peak resident memory of the current process in MiB (VmHWM). */
+  peakRssMiB(): number {
+    const status = readFileSync(`/proc/${this.pid}/status`, 'utf8');
+    return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? NaN) / 1024;
+  }
+
+  get logs(): string {
+    return this.logText;
+  }
+
+  logTail(lines = 40): string {
+    return this.logText.split('\n').slice(-lines).join('\n');
+  }
+}
+
+/** A sluice process for one test; killed after it, its log printed if the test failed. */
+export function sluiceFor(t: TestContext, options: SluiceOptions & { group?: string }): SluiceProcess {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-test-'));
+  const sluice = new SluiceProcess({ ...options, dir, group: options.group ?? unique('group') });
+  t.after(async () => {
+    if (!(t as TestContext & { readonly passed: boolean }).passed) {
+      process.stderr.write(`\n--- sluice log (${sluice.clientId}) ---\n${sluice.logTail(60)}\n`);
+    }
+    await sluice.stop('SIGKILL');
+  });
+  return sluice;
+}
+
+function merge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    const b = out[k];
+    out[k] = v && typeof v === 'object' && !Array.isArray(v) && b && typeof b === 'object' && !Array.isArray(b)
+      ? merge(b as Record<string, unknown>, v as Record<string, unknown>)
+      : v;
+  }
+  return out;
+}
