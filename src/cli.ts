@@ -10,6 +10,7 @@ import { serviceConfig } from './config/service-schema.ts';
 import { ConfigError } from './config/yaml-file.ts';
 import type { Message } from './message.ts';
 import { createLogger } from './observability/logger.ts';
+import { DeviceSimulator } from './simulator/device-simulator.ts';
 
 const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -22,6 +23,8 @@ usage:
   sluice rules test TOPIC PAYLOAD [--rules FILE | --config FILE] [--qos N] [--property K=V]...
                                                show where a message would go, without sending it
   sluice rules schema                          JSON schema of the rules file (for editors)
+  sluice simulate [--url URL] [--devices N] [--rate MSG/S] [--command-rate MSG/S] [--bad-ratio R]
+                                               a fleet of simulated devices publishing to a broker
   sluice config schema                         JSON schema of the service config file
 
 options:
@@ -42,6 +45,12 @@ async function main(argv: string[]): Promise<number> {
       rules: { type: 'string' },
       qos: { type: 'string' },
       property: { type: 'string', multiple: true },
+      url: { type: 'string' },
+      devices: { type: 'string' },
+      rate: { type: 'string' },
+      'command-rate': { type: 'string' },
+      'bad-ratio': { type: 'string' },
+      connections: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'v' },
     },
@@ -95,6 +104,32 @@ async function main(argv: string[]): Promise<number> {
     case 'rules schema':
       process.stdout.write(`${JSON.stringify(z.toJSONSchema(rulesFile, { io: 'input' }), null, 2)}\n`);
       return 0;
+    case 'simulate': {
+      const num = (name: string, v: string | undefined, dflt: number) => {
+        const n = v === undefined ? dflt : Number(v);
+        if (!Number.isFinite(n) || n < 0) throw new UsageError(`--${name} takes a number >= 0, got "${v}"`);
+        return n;
+      };
+      const sim = new DeviceSimulator({
+        url: values.url ?? 'mqtt://127.0.0.1:21883',
+        org: 'acme',
+        devices: Math.max(1, num('devices', values.devices, 1000)),
+        rate: num('rate', values.rate, 1000),
+        commandRate: num('command-rate', values['command-rate'], 2),
+        badRatio: num('bad-ratio', values['bad-ratio'], 0),
+        connections: Math.max(1, num('connections', values.connections, 4)),
+      });
+      await sim.start();
+      const report = setInterval(() => process.stderr.write(`simulate: ${JSON.stringify(sim.stats)}\n`), 5_000);
+      await new Promise<void>((resolve) => {
+        process.once('SIGINT', resolve);
+        process.once('SIGTERM', resolve);
+      });
+      clearInterval(report);
+      await sim.stop();
+      process.stderr.write(`simulate: stopped ${JSON.stringify(sim.stats)}\n`);
+      return 0;
+    }
     case 'config schema':
       process.stdout.write(`${JSON.stringify(z.toJSONSchema(serviceConfig, { io: 'input' }), null, 2)}\n`);
       return 0;

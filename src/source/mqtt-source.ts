@@ -67,7 +67,9 @@ export class MqttSource {
       metrics.sessionsResumed.inc({ present: String(present) });
       log.info({ clientId: options.clientId, url: options.url, sessionPresent: present }, 'connected to the broker');
       this.everConnected = true;
-      if (!present) this.subscribe();
+      // Always, not only without a session: a filter added to the rules since the session was
+      // made must be subscribed too, and re-subscribing an existing one changes nothing.
+      this.subscribe();
     });
     this.client.on('close', () => {
       metrics.connected.set(0);
@@ -133,7 +135,7 @@ export class MqttSource {
       keepalive: o.keepalive,
       connectTimeout: o.connectTimeoutMs,
       reconnectPeriod: o.reconnect.minMs,
-      resubscribe: false, // we subscribe on every CONNACK without a session
+      resubscribe: false, // we subscribe on every CONNACK ourselves
       manualConnect: true, // the ack hook must be in place before the first packet
       properties: { sessionExpiryInterval: o.sessionExpiryInterval, receiveMaximum: o.receiveMaximum },
     };

@@ -48,6 +48,11 @@ export async function readTopic(
   timeoutMs = 60_000,
   idleMs = 20_000,
 ): Promise<KafkaRecordSeen[]> {
+  // sluice creates its topics on first write; subscribing before that fails
+  const admin = kafka().admin();
+  await admin.connect();
+  await waitFor(`topic ${topic}`, async () => (await admin.listTopics()).includes(topic), timeoutMs);
+  await admin.disconnect();
   const consumer = kafka().consumer({ groupId: unique('reader'), maxWaitTimeInMs: 200 });
   await consumer.connect();
   t.after(() => consumer.disconnect());

@@ -54,6 +54,11 @@ export class SluiceProcess {
     writeFileSync(join(this.dir, 'rules.yaml'), stringify(options.rules));
   }
 
+  /** Replaces the rules file (takes effect at the next start). */
+  writeRules(rules: unknown): void {
+    writeFileSync(join(this.dir, 'rules.yaml'), stringify(rules));
+  }
+
   /** Starts sluice and resolves when it serves HTTP and is connected to the broker. */
   async start(timeoutMs = 30_000): Promise<void> {
     const child = spawn(join(repoRoot, 'scripts/node'), [join(repoRoot, 'src/cli.ts'), 'run', '--config', join(this.dir, 'sluice.yaml')], {

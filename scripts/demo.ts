@@ -1,0 +1,145 @@
+// `npm run demo`: the main job in one command. Brings the local stack up, starts sluice with
+// config/sluice.yaml and a simulated fleet (telemetry at QoS 1, commands, a trickle of malformed
+// messages), and shows a live one-screen summary from sluice's own /metrics. Ctrl-C (or
+// --duration S) stops everything cleanly: simulator, sluice (drains and acks), the servers the
+// demo started.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { LocalStack } from '../deploy/local/local-stack.ts';
+import { repoRoot, stackConfig } from '../deploy/local/stack-config.ts';
+
+const { values } = parseArgs({
+  options: {
+    duration: { type: 'string' },
+    rate: { type: 'string', default: '1000' },
+    devices: { type: 'string', default: '1000' },
+  },
+});
+const durationS = values.duration === undefined ? undefined : Number(values.duration);
+const tty = process.stdout.isTTY === true;
+const node = join(repoRoot, 'scripts/node');
+const cli = join(repoRoot, 'src/cli.ts');
+
+const stack = new LocalStack(stackConfig());
+process.stderr.write('demo: bringing the local stack up (first run installs and builds; later runs take seconds)\n');
+const startedServers = await stack.up();
+
+const children: ChildProcess[] = [];
+function child(name: string, args: string[], logToFile: boolean): ChildProcess {
+  const c = spawn(node, [cli, ...args], { cwd: repoRoot, stdio: ['ignore', logToFile ? 'pipe' : 'inherit', 'pipe'] });
+  children.push(c);
+  const lines: string[] = [];
+  const keep = (chunk: Buffer) => {
+    lines.push(...chunk.toString().split('\n').filter(Boolean));
+    if (lines.length > 200) lines.splice(0, lines.length - 200);
+  };
+  c.stdout?.on('data', keep);
+  c.stderr?.on('data', keep);
+  c.on('exit', (code, signal) => {
+    if (!stopping) {
+      process.stderr.write(`demo: ${name} exited (${code ?? signal}); last lines:\n${lines.slice(-20).join('\n')}\n`);
+      void stop(1);
+    }
+  });
+  return c;
+}
+
+let stopping = false;
+const sluice = child('sluice', ['run', '--config', 'config/sluice.yaml'], true);
+let metricsUrl = '';
+sluice.stdout?.on('data', (chunk: Buffer) => {
+  const m = /"http":"(http:\/\/[^"]+)"/.exec(chunk.toString());
+  if (m) metricsUrl = `${m[1]}/metrics`;
+});
+const simulator = child('simulator', ['simulate', '--rate', String(values.rate), '--devices', String(values.devices), '--command-rate', '2', '--bad-ratio', '0.001'], true);
+
+interface Sample { at: number; m: Map<string, number> }
+let previous: Sample | undefined;
+const started = Date.now();
+
+async function scrape(): Promise<Map<string, number> | undefined> {
+  if (!metricsUrl) return undefined;
+  try {
+    const text = await (await fetch(metricsUrl)).text();
+    const m = new Map<string, number>();
+    for (const line of text.split('\n')) {
+      if (!line.startsWith('sluice_')) continue;
+      const i = line.lastIndexOf(' ');
+      m.set(line.slice(0, i), Number(line.slice(i + 1)));
+    }
+    return m;
+  } catch {
+    return undefined;
+  }
+}
+
+const sum = (m: Map<string, number>, prefix: string) => [...m].filter(([k]) => k.startsWith(prefix)).reduce((a, [, v]) => a + v, 0);
+
+/** A quantile from a Prometheus histogram's cumulative buckets. */
+function quantile(m: Map<string, number>, name: string, q: number): number | undefined {
+  const buckets = [...m]
+    .filter(([k]) => k.startsWith(`${name}_bucket{`))
+    .map(([k, v]) => ({ le: k.includes('le="+Inf"') ? Infinity : Number(/le="([^"]+)"/.exec(k)?.[1]), v }))
+    .sort((a, b) => a.le - b.le);
+  const total = buckets.at(-1)?.v ?? 0;
+  if (total === 0) return undefined;
+  return buckets.find((b) => b.v >= q * total)?.le;
+}
+
+function render(m: Map<string, number>): string {
+  const now = Date.now();
+  const dt = previous ? (now - previous.at) / 1000 : 0;
+  const rate = (key: string) => (previous && dt > 0 ? (sum(m, key) - sum(previous.m, key)) / dt : 0);
+  const fmt = (n: number) => n.toLocaleString('en-US', { maximumFractionDigits: 0 });
+  const ms = (s: number | undefined) => (s === undefined ? '-' : s === Infinity ? '>60 s' : `<= ${s * 1000} ms`);
+  const routes = [...m].filter(([k]) => k.startsWith('sluice_messages_routed_total{'))
+    .map(([k]) => k).sort()
+    .map((k) => `  ${/route="([^"]+)"/.exec(k)?.[1]?.padEnd(12)} -> ${/sink="([^"]+)"/.exec(k)?.[1]?.padEnd(7)} ${fmt(rate(k)).padStart(7)}/s  total ${fmt(m.get(k) ?? 0)}`);
+  const dead = [...m].filter(([k, v]) => k.startsWith('sluice_dead_letters_total{') && v > 0)
+    .map(([k, v]) => `${/reason="([^"]+)"/.exec(k)?.[1]} ${fmt(v)}`).join(', ') || 'none';
+  const healthy = (sink: string) => (m.get(`sluice_sink_healthy{sink="${sink}"}`) === 0 ? 'FAILING (retrying)' : 'ok');
+  return [
+    `sluice demo: ${((now - started) / 1000).toFixed(0)} s   (Ctrl-C stops everything cleanly)`,
+    '',
+    `broker      ${m.get('sluice_mqtt_connected') === 1 ? 'connected' : 'DISCONNECTED'}   received ${fmt(rate('sluice_messages_received_total'))}/s   acked ${fmt(rate('sluice_messages_acked_total'))}/s   total acked ${fmt(m.get('sluice_messages_acked_total') ?? 0)}`,
+    `in flight   ${fmt(m.get('sluice_inflight_messages') ?? 0)} of ${fmt(m.get('sluice_receive_maximum') ?? 0)} (max so far ${fmt(m.get('sluice_inflight_messages_max') ?? 0)})   pump stalls ${fmt(m.get('sluice_pump_stalls_total') ?? 0)}`,
+    'routes',
+    ...routes,
+    `sinks       kafka ${healthy('kafka')}   influx ${healthy('influx')}`,
+    `latency     ack p50 ${ms(quantile(m, 'sluice_ack_latency_seconds', 0.5))}  p99 ${ms(quantile(m, 'sluice_ack_latency_seconds', 0.99))}   end-to-end p99 ${ms(quantile(m, 'sluice_end_to_end_seconds', 0.99))}`,
+    `dead letters ${dead}`,
+    `memory      ${((m.get('sluice_process_resident_memory_bytes') ?? 0) / 1048576).toFixed(0)} MiB RSS`,
+    '',
+    `metrics ${metricsUrl}   Kafka 127.0.0.1:${stackConfig().kafka.port} (telemetry.<site>, commands, sluice.dead-letter)   InfluxDB http://127.0.0.1:${stackConfig().influxdb.port} (db sluice)`,
+  ].join('\n');
+}
+
+const tick = setInterval(async () => {
+  const m = await scrape();
+  if (!m) return;
+  const screen = render(m);
+  if (tty) process.stdout.write(`\x1b[H\x1b[2J${screen}\n`);
+  else if (!previous || Date.now() - previous.at >= 5_000) process.stdout.write(`${screen}\n\n`);
+  if (tty || !previous || Date.now() - previous.at >= 5_000) previous = { at: Date.now(), m };
+  if (durationS !== undefined && Date.now() - started >= durationS * 1000) await stop(0);
+}, 1_000);
+
+async function stop(code: number): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  clearInterval(tick);
+  process.stderr.write('\ndemo: stopping the simulator, then sluice (it drains and acks), then the stack\n');
+  const exited = (c: ChildProcess) => new Promise((r) => (c.exitCode !== null || c.signalCode !== null ? r(null) : c.once('exit', r)));
+  simulator.kill('SIGTERM');
+  await exited(simulator);
+  sluice.kill('SIGTERM');
+  await exited(sluice);
+  const final = sluice.exitCode;
+  if (startedServers.length > 0 && process.env.SLUICE_KEEP_STACK !== '1') await stack.down(startedServers);
+  process.stderr.write(`demo: done (sluice exit ${final})\n`);
+  process.exit(code || (final ?? 0));
+}
+
+process.on('SIGINT', () => void stop(0));
+process.on('SIGTERM', () => void stop(0));
