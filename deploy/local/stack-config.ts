@@ -13,7 +13,7 @@ export interface StackConfig {
   /** Downloads and builds kept across runs (Kafka jars, influxd, Node). */
   readonly cacheDir: string;
   readonly host: '127.0.0.1';
-  readonly mqtt: { readonly port: number; readonly tlsPort: number };
+  readonly mqtt: { readonly port: number; readonly tlsPort: number; readonly authPort: number; readonly username: string; readonly password: string };
   readonly kafka: { readonly port: number; readonly controllerPort: number; readonly heap: string };
   readonly influxdb: { readonly port: number; readonly rpcPort: number; readonly database: string };
   readonly victoriaMetrics: { readonly port: number };
@@ -23,6 +23,7 @@ export interface StackConfig {
 export const portVariables = {
   SLUICE_MQTT_PORT: 21883,
   SLUICE_MQTTS_PORT: 28883,
+  SLUICE_MQTT_AUTH_PORT: 21884,
   SLUICE_KAFKA_PORT: 29092,
   SLUICE_KAFKA_CONTROLLER_PORT: 29093,
   SLUICE_INFLUX_PORT: 28086,
@@ -47,7 +48,14 @@ export function stackConfig(env: NodeJS.ProcessEnv = process.env): StackConfig {
     runDir: resolve(env.SLUICE_STACK_DIR || join(repoRoot, '.stack')),
     cacheDir: resolve(env.SLUICE_CACHE_DIR || join(cacheHome, 'sluice')),
     host: '127.0.0.1',
-    mqtt: { port: port('SLUICE_MQTT_PORT'), tlsPort: port('SLUICE_MQTTS_PORT') },
+    mqtt: {
+      port: port('SLUICE_MQTT_PORT'),
+      tlsPort: port('SLUICE_MQTTS_PORT'),
+      authPort: port('SLUICE_MQTT_AUTH_PORT'),
+      // a loopback-only development broker: a fixed, documented password
+      username: 'sluice',
+      password: 'sluice-dev-password',
+    },
     kafka: {
       port: port('SLUICE_KAFKA_PORT'),
       controllerPort: port('SLUICE_KAFKA_CONTROLLER_PORT'),

@@ -66,5 +66,5 @@ test('secrets come from env or files, are checked at load, and never show in err
 
 test('the example config and rules in config/ load', () => {
   const loaded = loadConfig(join(import.meta.dirname, '../../config/sluice.yaml'), { env: {} });
-  assert.deepEqual(loaded.rules.routeNames, ['telemetry']);
+  assert.deepEqual(loaded.rules.routeNames, ['telemetry', 'commands']);
 });

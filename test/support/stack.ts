@@ -14,6 +14,7 @@ export const stack = new LocalStack(config, () => {});
 export const endpoints = {
   mqtt: `mqtt://${config.host}:${config.mqtt.port}`,
   mqtts: `mqtts://${config.host}:${config.mqtt.tlsPort}`,
+  mqttAuth: `mqtt://${config.host}:${config.mqtt.authPort}`,
   kafka: `${config.host}:${config.kafka.port}`,
   influxdb: `http://${config.host}:${config.influxdb.port}`,
   influxBucket: `${config.influxdb.database}/autogen`,

@@ -1,4 +1,5 @@
 // Mosquitto 2 from Debian's package: plain MQTT and an mTLS listener on loopback, persistence on.
+import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +19,7 @@ export function mosquittoServer(config: StackConfig): LocalServer {
     ports: [
       { port: config.mqtt.port, variable: 'SLUICE_MQTT_PORT' },
       { port: config.mqtt.tlsPort, variable: 'SLUICE_MQTTS_PORT' },
+      { port: config.mqtt.authPort, variable: 'SLUICE_MQTT_AUTH_PORT' },
     ],
     startTimeoutMs: 20_000,
     debianPackages: [
@@ -29,12 +31,17 @@ export function mosquittoServer(config: StackConfig): LocalServer {
     async prepare() {
       const tls = ensureCertificates(config.runDir);
       mkdirSync(join(dir, 'data'), { recursive: true });
+      const passwordFile = join(dir, 'passwords');
+      execFileSync(requireExecutable('mosquitto_passwd', '`apt-get install mosquitto`'),
+        ['-c', '-b', passwordFile, config.mqtt.username, config.mqtt.password], { stdio: 'ignore' });
       renderTemplate(join(config.repoRoot, 'deploy/local/mosquitto/mosquitto.conf.template'), confFile, {
         user: userInfo().username,
         dataDir: join(dir, 'data'),
         port: config.mqtt.port,
         tlsPort: config.mqtt.tlsPort,
         tlsDir: tls.dir,
+        authPort: config.mqtt.authPort,
+        passwordFile,
       });
     },
 
@@ -60,6 +67,7 @@ export function mosquittoServer(config: StackConfig): LocalServer {
       return [
         `mqtt://${config.host}:${config.mqtt.port}`,
         `mqtts://${config.host}:${config.mqtt.tlsPort} (mTLS: ca ${tls.ca}, client ${tls.clientCert})`,
+        `mqtt://${config.host}:${config.mqtt.authPort} (user ${config.mqtt.username}, password ${config.mqtt.password})`,
       ];
     },
   };
