@@ -69,6 +69,8 @@ export class Pipeline {
   private readonly deadLetterTopic: string;
   private readonly metrics: Metrics;
   private readonly log: Logger;
+  /** prom-client children per route and sink, looked up once (labels are hashed on every inc() otherwise). */
+  private readonly routedCounters = new Map<string, { inc(): void }>();
 
   constructor(rules: () => RuleSet, sinks: PipelineSinks, deadLetterTopic: string, metrics: Metrics, log: Logger) {
     this.rules = rules;
@@ -102,16 +104,23 @@ export class Pipeline {
       return;
     }
     for (const k of kafka) {
-      this.metrics.routed.inc({ route: k.route, sink: 'kafka' });
+      this.routedCounter(k.route, 'kafka').inc();
       this.sinks.kafka.push(k.record, delivery);
     }
     if (influxQueue) {
       for (const i of influx) {
-        this.metrics.routed.inc({ route: i.route, sink: 'influx' });
+        this.routedCounter(i.route, 'influx').inc();
         influxQueue.push(i.line, delivery);
       }
     }
     if (deadLetters.length > 0) this.pushDeadLetter(delivery, deadLetters, false);
+  }
+
+  private routedCounter(route: string, sink: 'kafka' | 'influx'): { inc(): void } {
+    const key = `${route}\0${sink}`;
+    let c = this.routedCounters.get(key);
+    if (!c) this.routedCounters.set(key, (c = this.metrics.routed.labels(route, sink)));
+    return c;
   }
 
   settle(delivery: Delivery): void {

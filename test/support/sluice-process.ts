@@ -17,6 +17,8 @@ export interface SluiceOptions {
   readonly config?: Record<string, unknown>;
   readonly clientId?: string;
   readonly env?: NodeJS.ProcessEnv;
+  /** Extra node flags (the benchmark's --cpu-prof). */
+  readonly nodeArgs?: readonly string[];
 }
 
 export class SluiceProcess {
@@ -28,6 +30,7 @@ export class SluiceProcess {
   private logText = '';
   private httpUrl = '';
   private readonly env: NodeJS.ProcessEnv;
+  private readonly nodeArgs: readonly string[];
   /** Exit codes of the runs so far (null when killed by a signal). */
   readonly exits: Array<number | null> = [];
 
@@ -36,6 +39,7 @@ export class SluiceProcess {
     this.clientId = options.clientId ?? unique('worker');
     this.deadLetterTopic = unique('dlq');
     this.env = options.env ?? {};
+    this.nodeArgs = options.nodeArgs ?? [];
     const config = merge({
       rules: 'rules.yaml',
       mqtt: { url: endpoints.mqtt, group: options.group, clientId: this.clientId, keepalive: 10, reconnect: { minMs: 200, maxMs: 2000 } },
@@ -61,7 +65,7 @@ export class SluiceProcess {
 
   /** Starts sluice and resolves when it serves HTTP and is connected to the broker. */
   async start(timeoutMs = 30_000): Promise<void> {
-    const child = spawn(join(repoRoot, 'scripts/node'), [join(repoRoot, 'src/cli.ts'), 'run', '--config', join(this.dir, 'sluice.yaml')], {
+    const child = spawn(join(repoRoot, 'scripts/node'), [...this.nodeArgs, join(repoRoot, 'src/cli.ts'), 'run', '--config', join(this.dir, 'sluice.yaml')], {
       cwd: this.dir,
       env: { ...process.env, ...this.env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -126,6 +130,11 @@ export class SluiceProcess {
   logTail(lines = 40): string {
     return this.logText.split('\n').slice(-lines).join('\n');
   }
+}
+
+/** A sluice process outside a test (the benchmark): its own temp dir, caller stops it. */
+export function sluiceProcess(options: SluiceOptions & { group?: string }): SluiceProcess {
+  return new SluiceProcess({ ...options, dir: mkdtempSync(join(tmpdir(), 'sluice-bench-')), group: options.group ?? unique('group') });
 }
 
 /** A sluice process for one test; killed after it, its log printed if the test failed. */

@@ -1,0 +1,350 @@
+// `npm run bench`: sustained throughput, end-to-end latency and memory of sluice, side by side
+// with the broker's own delivery rate measured in the same run. Method (docs/benchmarks.md):
+// a persistent session is made, N messages are queued for it at the broker, then the consumer
+// under test connects and drains them; the rate is N / (last ack - first message). The same
+// N, Receive Maximum and broker serve the ceilings (a bare MQTT.js subscriber that acks at
+// once, and mosquitto_sub) and sluice. Several rounds; medians and spreads; JSON and a table.
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import { LocalStack } from '../deploy/local/local-stack.ts';
+import { findExecutable } from '../deploy/local/prerequisites.ts';
+import { kafkaVersion } from '../deploy/local/servers/kafka.ts';
+import { repoRoot, stackConfig } from '../deploy/local/stack-config.ts';
+import { sluiceProcess, type SluiceProcess } from '../test/support/sluice-process.ts';
+import { endpoints, kafka, unique } from '../test/support/stack.ts';
+import { summarizeProfile } from './profile-summary.ts';
+import { percentile, spread, type Spread } from './stats.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '3' },
+    count: { type: 'string', default: '100000' },
+    'receive-maximum': { type: 'string', default: '1000' },
+    scenarios: { type: 'string', default: 'a,b,d,e' },
+    smoke: { type: 'boolean', default: false },
+    profile: { type: 'boolean', default: false },
+  },
+});
+const smoke = args.smoke;
+const rounds = smoke ? 1 : Number(args.rounds);
+const count = smoke ? 5_000 : Number(args.count);
+const receiveMaximum = Number(args['receive-maximum']);
+const scenarios = new Set((smoke ? 'a,b' : args.scenarios).split(','));
+const node = join(repoRoot, 'scripts/node');
+const say = (s: string) => process.stderr.write(`bench: ${s}\n`);
+
+// ---------------------------------------------------------------------------------------------
+// helpers
+
+function runJson(script: string, scriptArgs: string[]): Promise<Record<string, number>> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(node, [join(repoRoot, script), ...scriptArgs], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.on('exit', (code) => {
+      if (code !== 0) return reject(new Error(`${script} exited ${code}`));
+      const last = out.trim().split('\n').at(-1);
+      resolve(last ? (JSON.parse(last) as Record<string, number>) : {});
+    });
+  });
+}
+
+function load(prefix: string, n: number, rate = 0, devices = 1000) {
+  return runJson('bench/load-generator.ts', ['--url', endpoints.mqtt, '--prefix', prefix, '--count', String(n), '--rate', String(rate), '--devices', String(devices)]);
+}
+
+function filterOf(prefix: string) {
+  return `${prefix}/+/+/+/+/telemetry`;
+}
+
+function rules(prefix: string, topic: string, withInflux: boolean) {
+  return {
+    subscriptions: [{ filter: filterOf(prefix), qos: 1 }],
+    routes: [{
+      name: 'telemetry',
+      match: `${prefix}/{site}/{zone}/{deviceType}/{deviceId}/telemetry`,
+      kafka: { topic, key: '{deviceId}' },
+      ...(withInflux ? {
+        influx: { measurement: prefix.replace(/-/g, '_'), tags: ['site', 'zone', 'deviceId'], fields: { temperature: '$.temperature', humidity: '$.humidity', battery: '$.battery' }, time: '$.ts' },
+      } : {}),
+    }],
+  };
+}
+
+async function createTopic(topic: string): Promise<void> {
+  const admin = kafka().admin();
+  await admin.connect();
+  await admin.createTopics({ topics: [{ topic, numPartitions: 6 }], waitForLeaders: true });
+  await admin.disconnect();
+}
+
+async function topicCount(topic: string): Promise<number> {
+  const admin = kafka().admin();
+  await admin.connect();
+  const offsets = await admin.fetchTopicOffsets(topic);
+  await admin.disconnect();
+  return offsets.reduce((a, o) => a + Number(o.high), 0);
+}
+
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in USER_HZ (100)
+}
+
+interface DrainResult {
+  rate: number;
+  seconds: number;
+  peakRssMiB: number;
+  cpuPer100k: number;
+  durable: number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// ceilings
+
+async function ceilingMqttJs(): Promise<number> {
+  const prefix = unique('ceil');
+  const clientId = unique('bare');
+  const filter = `$share/${unique('g')}/${filterOf(prefix)}`;
+  const base = ['--url', endpoints.mqtt, '--filter', filter, '--client-id', clientId, '--receive-maximum', String(receiveMaximum)];
+  await runJson('bench/bare-subscriber.ts', [...base, '--setup']);
+  await load(prefix, count);
+  const r = await runJson('bench/bare-subscriber.ts', [...base, '--count', String(count)]);
+  return r.rate as number;
+}
+
+async function ceilingMosquittoSub(): Promise<number | undefined> {
+  const sub = findExecutable('mosquitto_sub');
+  if (!sub) return undefined;
+  const prefix = unique('ceil');
+  const id = unique('msub');
+  const common = ['-h', '127.0.0.1', '-p', String(stackConfig().mqtt.port), '-V', 'mqttv5', '-q', '1', '-c', '-i', id, '-x', '3600',
+    '-D', 'connect', 'receive-maximum', String(receiveMaximum), '-t', `$share/${unique('g')}/${filterOf(prefix)}`];
+  execFileSync(sub, [...common, '-E']);
+  await load(prefix, count);
+  const started = process.hrtime.bigint();
+  execFileSync(sub, [...common, '-C', String(count)], { stdio: ['ignore', 'ignore', 'inherit'], maxBuffer: 1 << 30 });
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  return Math.round(count / seconds);
+}
+
+// ---------------------------------------------------------------------------------------------
+// sluice drains the same backlog
+
+async function drainSluice(workers: number, withInflux: boolean, profileDir?: string): Promise<DrainResult> {
+  const prefix = unique('bench');
+  const topic = `${prefix}.telemetry`;
+  await createTopic(topic);
+  const group = unique('group');
+  const procs: SluiceProcess[] = Array.from({ length: workers }, () => sluiceProcess({
+    rules: rules(prefix, topic, withInflux),
+    group,
+    config: { mqtt: { receiveMaximum } },
+    ...(profileDir ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] } : {}),
+  }));
+  // make the sessions, then queue the backlog while the workers are away
+  await Promise.all(procs.map((p) => p.start()));
+  await Promise.all(procs.map((p) => p.stop('SIGTERM')));
+  await load(prefix, count);
+  await Promise.all(procs.map((p) => p.start()));
+
+  let first = 0;
+  let cpuAtFirst = 0;
+  const pollMs = 50;
+  for (;;) {
+    const ms = await Promise.all(procs.map((p) => p.metrics()));
+    const received = ms.reduce((a, m) => a + (m.get('sluice_messages_received_total{qos="1"}') ?? 0), 0);
+    const acked = ms.reduce((a, m) => a + (m.get('sluice_messages_acked_total') ?? 0), 0);
+    if (first === 0 && received > 0) {
+      first = Date.now() - pollMs / 2;
+      cpuAtFirst = procs.reduce((a, p) => a + cpuSeconds(p.pid as number), 0);
+    }
+    if (acked >= count) break;
+    await sleep(pollMs);
+  }
+  const seconds = (Date.now() - first) / 1000;
+  const cpu = procs.reduce((a, p) => a + cpuSeconds(p.pid as number), 0) - cpuAtFirst;
+  const peakRssMiB = Math.max(...procs.map((p) => p.peakRssMiB()));
+  await Promise.all(procs.map((p) => p.stop('SIGTERM')));
+  const durable = await topicCount(topic);
+  if (durable < count) throw new Error(`only ${durable} of ${count} in Kafka after every ack: a broken guarantee`);
+  return { rate: Math.round(count / seconds), seconds, peakRssMiB, cpuPer100k: (cpu / count) * 100_000, durable };
+}
+
+/** End-to-end latency at a fixed rate: payload timestamp to the record read back from Kafka. */
+async function latencyAt(rate: number) {
+  const prefix = unique('lat');
+  const topic = `${prefix}.telemetry`;
+  await createTopic(topic);
+  const sluice = sluiceProcess({ rules: rules(prefix, topic, false), config: { mqtt: { receiveMaximum } } });
+  await sluice.start();
+  const consumer = kafka().consumer({ groupId: unique('lat'), maxWaitTimeInMs: 5, minBytes: 1 });
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  const latencies: number[] = [];
+  const warmupUntil = Date.now() + 2_000;
+  await consumer.run({
+    eachBatch: async ({ batch }) => {
+      const now = Date.now();
+      if (now < warmupUntil) return;
+      for (const m of batch.messages) latencies.push(now - (JSON.parse(m.value?.toString() ?? '{}') as { ts: number }).ts);
+    },
+  });
+  const seconds = smoke ? 4 : 12;
+  await load(prefix, Math.round(rate * seconds), rate);
+  await sleep(1_000);
+  // sluice's own share: receive -> ack (Kafka acks -1 included), from its histogram (bucket bounds)
+  const m = await sluice.metrics();
+  await consumer.disconnect();
+  await sluice.stop('SIGTERM');
+  const sorted = latencies.sort((a, b) => a - b);
+  return {
+    rate,
+    p50: percentile(sorted, 50), p95: percentile(sorted, 95), p99: percentile(sorted, 99), samples: sorted.length,
+    sluiceAckLatencyMsAtMost: { p50: histogramQuantile(m, 'sluice_ack_latency_seconds', 0.5) * 1000, p99: histogramQuantile(m, 'sluice_ack_latency_seconds', 0.99) * 1000 },
+  };
+}
+
+/** The upper bound of the bucket holding quantile q of a Prometheus histogram. */
+function histogramQuantile(m: Map<string, number>, name: string, q: number): number {
+  const buckets = [...m].filter(([k]) => k.startsWith(`${name}_bucket{`))
+    .map(([k, v]) => ({ le: k.includes('+Inf') ? Infinity : Number(/le="([^"]+)"/.exec(k)?.[1]), v }))
+    .sort((x, y) => x.le - y.le);
+  const total = buckets.at(-1)?.v ?? 0;
+  return buckets.find((b) => b.v >= q * total)?.le ?? NaN;
+}
+
+/** (e) Kafka stopped for 30 s under a steady load: memory while ~100k wait at the broker, recovery, loss. */
+async function kafkaPause(stack: LocalStack): Promise<Record<string, number>> {
+  const prefix = unique('pause');
+  const topic = `${prefix}.telemetry`;
+  await createTopic(topic);
+  const sluice = sluiceProcess({ rules: rules(prefix, topic, false), config: { mqtt: { receiveMaximum } } });
+  await sluice.start();
+  const rate = 3_400;
+  const total = rate * 45;
+  const loading = load(prefix, total, rate);
+  await sleep(8_000);
+  await stack.down(['kafka']);
+  const pausedAt = Date.now();
+  await sleep(30_000);
+  const rssDuringPause = sluice.peakRssMiB();
+  await stack.up(['kafka']);
+  const back = Date.now();
+  await loading;
+  for (;;) {
+    const m = await sluice.metrics();
+    if ((m.get('sluice_messages_acked_total') ?? 0) >= total) break;
+    await sleep(100);
+  }
+  const recoverySeconds = (Date.now() - back) / 1000;
+  const m = await sluice.metrics();
+  await sluice.stop('SIGTERM');
+  const durable = await topicCount(topic);
+  return {
+    pauseSeconds: Math.round((back - pausedAt) / 1000),
+    waitingAtBrokerApprox: Math.round(rate * ((back - pausedAt) / 1000)),
+    peakRssMiBDuringPause: Math.round(rssDuringPause),
+    peakRssMiB: Math.round(sluice.peakRssMiB()),
+    recoverySecondsAfterKafkaReady: Number(recoverySeconds.toFixed(1)),
+    inFlightMax: m.get('sluice_inflight_messages_max') ?? NaN,
+    reconnects: m.get('sluice_mqtt_reconnects_total') ?? NaN,
+    published: total,
+    lost: Math.max(0, total - durable),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const stack = new LocalStack(stackConfig());
+const started = await stack.up();
+const resultsDir = join(repoRoot, 'bench-results');
+mkdirSync(resultsDir, { recursive: true });
+const profileDir = args.profile ? join(resultsDir, `profile-${Date.now()}`) : undefined;
+
+const ceilingJs: number[] = [];
+const ceilingSub: number[] = [];
+const a: DrainResult[] = [];
+const b: DrainResult[] = [];
+const d: DrainResult[] = [];
+try {
+  for (let round = 1; round <= rounds; round++) {
+    say(`round ${round}/${rounds}: ${count} messages, Receive Maximum ${receiveMaximum}`);
+    ceilingJs.push(await ceilingMqttJs());
+    const sub = await ceilingMosquittoSub();
+    if (sub !== undefined) ceilingSub.push(sub);
+    if (scenarios.has('a')) a.push(await drainSluice(1, false, round === 1 ? profileDir : undefined));
+    if (scenarios.has('b')) b.push(await drainSluice(1, true));
+    if (scenarios.has('d')) d.push(await drainSluice(3, false));
+    say(`round ${round}: ceiling ${ceilingJs.at(-1)}/s (MQTT.js) ${ceilingSub.at(-1) ?? '-'}/s (mosquitto_sub); ` +
+      `a ${a.at(-1)?.rate ?? '-'}/s, b ${b.at(-1)?.rate ?? '-'}/s, d ${d.at(-1)?.rate ?? '-'}/s`);
+  }
+  const ceiling = spread(ceilingJs);
+  const summarize = (rs: DrainResult[]) => rs.length === 0 ? undefined : {
+    rate: spread(rs.map((r) => r.rate)),
+    ratioToCeiling: Number((spread(rs.map((r) => r.rate)).median / ceiling.median).toFixed(3)),
+    peakRssMiB: spread(rs.map((r) => Math.round(r.peakRssMiB))),
+    cpuSecondsPer100k: spread(rs.map((r) => Number(r.cpuPer100k.toFixed(2)))),
+  };
+  const scenarioA = summarize(a);
+  const latency = scenarioA ? await latencyAt(Math.round(scenarioA.rate.median / 2)) : undefined;
+  const pause = scenarios.has('e') ? await kafkaPause(stack) : undefined;
+  let profile: string | undefined;
+  if (profileDir) {
+    // the largest: the drain itself (the short session-setup run writes one too)
+    const file = readdirSync(profileDir).filter((f) => f.endsWith('.cpuprofile'))
+      .map((f) => ({ f, size: statSync(join(profileDir, f)).size })).sort((x, y) => y.size - x.size)[0]?.f;
+    if (file) profile = summarizeProfile(join(profileDir, file), 15);
+  }
+
+  const result = {
+    when: new Date().toISOString(),
+    machine: { cpus: cpus().length, cpu: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
+    servers: { mosquitto: '2.0.11 (Debian)', kafka: kafkaVersion(join(repoRoot, 'deploy/local/kafka/pom.xml')), influxdb: '1.8.10' },
+    method: { messages: count, rounds, receiveMaximum, payloadBytes: 200, devices: 1000, qos: 1 },
+    ceiling: { mqttjsBareSubscriber: ceiling, mosquittoSub: ceilingSub.length ? spread(ceilingSub) : undefined },
+    scenarios: {
+      a_kafka: scenarioA && { ...scenarioA, endToEndMsAtHalfRate: latency },
+      b_kafka_influx: summarize(b),
+      c_audit: 'not yet: the audit log does not exist yet',
+      d_three_workers: summarize(d),
+      e_kafka_paused_30s: pause,
+    },
+  };
+  const file = join(resultsDir, `bench-${result.when.replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+  process.stdout.write(`${table(result)}\n\nJSON: ${file}\n`);
+  if (profile) process.stdout.write(`\nCPU profile of scenario (a), top self time:\n${profile}\n`);
+} finally {
+  if (started.length > 0 && process.env.SLUICE_KEEP_STACK !== '1') await stack.down(started);
+}
+
+function table(r: { ceiling: { mqttjsBareSubscriber: Spread; mosquittoSub: Spread | undefined }; scenarios: Record<string, unknown> }): string {
+  const fmt = (s: Spread) => `${s.median.toLocaleString('en-US')} (${s.min.toLocaleString('en-US')}-${s.max.toLocaleString('en-US')})`;
+  const rows: string[][] = [['scenario', 'msg/s median (min-max)', 'of ceiling', 'peak RSS MiB', 'CPU s / 100k msg']];
+  rows.push(['ceiling: bare MQTT.js subscriber', fmt(r.ceiling.mqttjsBareSubscriber), '1.00', '', '']);
+  if (r.ceiling.mosquittoSub) rows.push(['ceiling: mosquitto_sub', fmt(r.ceiling.mosquittoSub), '', '', '']);
+  const names: Record<string, string> = { a_kafka: '(a) QoS 1 -> Kafka', b_kafka_influx: '(b) QoS 1 -> Kafka + InfluxDB', d_three_workers: '(d) 3 workers, one share group' };
+  for (const [key, label] of Object.entries(names)) {
+    const s = r.scenarios[key] as ReturnType<typeof Object> | undefined;
+    if (!s) continue;
+    const x = s as { rate: Spread; ratioToCeiling: number; peakRssMiB: Spread; cpuSecondsPer100k: Spread };
+    rows.push([label, fmt(x.rate), x.ratioToCeiling.toFixed(2), String(x.peakRssMiB.median), String(x.cpuSecondsPer100k.median)]);
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => (row[i] ?? '').length)));
+  const lines = rows.map((row) => `| ${row.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`);
+  lines.splice(1, 0, `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
+  const a = r.scenarios.a_kafka as { endToEndMsAtHalfRate?: Awaited<ReturnType<typeof latencyAt>> } | undefined;
+  if (a?.endToEndMsAtHalfRate) {
+    const l = a.endToEndMsAtHalfRate;
+    lines.push('', `(a) end to end at half the maximum rate (${l.rate} msg/s; payload ts -> read back from Kafka): p50 ${l.p50} ms, p95 ${l.p95} ms, p99 ${l.p99} ms (${l.samples} samples); ` +
+      `sluice's own receive -> ack: p50 <= ${l.sluiceAckLatencyMsAtMost.p50} ms, p99 <= ${l.sluiceAckLatencyMsAtMost.p99} ms`);
+  }
+  if (r.scenarios.e_kafka_paused_30s) lines.push('', `(e) Kafka paused: ${JSON.stringify(r.scenarios.e_kafka_paused_30s)}`);
+  lines.push('', '(c) QoS 2 commands into the audit log: not yet (the audit log does not exist yet)');
+  return lines.join('\n');
+}
