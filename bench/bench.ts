@@ -243,13 +243,14 @@ async function kafkaPause(stack: LocalStack): Promise<Record<string, number>> {
   }
   const recoverySeconds = (Date.now() - back) / 1000;
   const m = await sluice.metrics();
+  const peakRssMiB = sluice.peakRssMiB(); // while the process still exists
   await sluice.stop('SIGTERM');
   const durable = await topicCount(topic);
   return {
     pauseSeconds: Math.round((back - pausedAt) / 1000),
     waitingAtBrokerApprox: Math.round(rate * ((back - pausedAt) / 1000)),
     peakRssMiBDuringPause: Math.round(rssDuringPause),
-    peakRssMiB: Math.round(sluice.peakRssMiB()),
+    peakRssMiB: Math.round(peakRssMiB),
     recoverySecondsAfterKafkaReady: Number(recoverySeconds.toFixed(1)),
     inFlightMax: m.get('sluice_inflight_messages_max') ?? NaN,
     reconnects: m.get('sluice_mqtt_reconnects_total') ?? NaN,

@@ -1,9 +1,12 @@
 #!/usr/bin/env node
 // The sluice command line: run a worker, check and try routing rules, print config schemas.
-import { readFileSync } from 'node:fs';
+import { createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { startWorker } from './app.ts';
+import { exitCodes as auditExitCodes, repairTail, verifyAuditLog } from './audit/verify.ts';
 import { loadConfig, loadRules } from './config/load.ts';
 import { rulesFile } from './config/rules-schema.ts';
 import { serviceConfig } from './config/service-schema.ts';
@@ -26,6 +29,11 @@ usage:
   sluice simulate [--url URL] [--devices N] [--rate MSG/S] [--command-rate MSG/S] [--bad-ratio R]
                                                a fleet of simulated devices publishing to a broker
   sluice config schema                         JSON schema of the service config file
+  sluice audit verify DIR [--public-key FILE] [--repair-tail]
+                                               check an audit log: frames, CRC-32C, the SHA-256 chain,
+                                               sequence, signed checkpoints. Exit 0 ok, 3 torn tail,
+                                               4 corrupt frame, 5 chain/sequence broken, 6 signature
+  sluice audit keygen DIR                      an Ed25519 key pair for signed checkpoints
 
 options:
   --config FILE   service config (default: $SLUICE_CONFIG, else config/sluice.yaml)
@@ -51,6 +59,8 @@ async function main(argv: string[]): Promise<number> {
       'command-rate': { type: 'string' },
       'bad-ratio': { type: 'string' },
       connections: { type: 'string' },
+      'public-key': { type: 'string' },
+      'repair-tail': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'v' },
     },
@@ -128,6 +138,37 @@ async function main(argv: string[]): Promise<number> {
       clearInterval(report);
       await sim.stop();
       process.stderr.write(`simulate: stopped ${JSON.stringify(sim.stats)}\n`);
+      return 0;
+    }
+    case 'audit verify': {
+      const [dir] = rest;
+      if (dir === undefined) throw new UsageError('audit verify needs the log directory');
+      const publicKey = values['public-key'] === undefined ? undefined : createPublicKey(readFileSync(values['public-key']));
+      let result = verifyAuditLog(dir, { publicKey });
+      if (result.problem?.kind === 'torn-tail' && values['repair-tail']) {
+        const cut = repairTail(dir, result.problem);
+        process.stdout.write(`repaired: cut ${cut} bytes of a torn last record at ${result.problem.segment} offset ${result.problem.offset}\n`);
+        result = verifyAuditLog(dir, { publicKey });
+      }
+      const summary = `${result.records} records (${result.commands} commands, ${result.checkpoints} checkpoints) in ${result.segments} segments; last seq ${result.lastSeq}; head ${result.head}`;
+      if (result.problem) {
+        const p = result.problem;
+        process.stdout.write(`FAIL ${p.kind}: ${p.segment} offset ${p.offset}, at seq ${p.seq}: ${p.message}\n` +
+          `${p.kind === 'torn-tail' ? 'a crash cut the last record short; --repair-tail removes exactly that record\n' : ''}checked before it: ${summary}\n`);
+        return auditExitCodes[p.kind];
+      }
+      const unsigned = result.unsignedTail ? `; ${result.unsignedTail} records after the last signed checkpoint` : '';
+      process.stdout.write(`ok: ${summary}${publicKey ? `; signatures valid${unsigned}` : '; signatures not checked (no --public-key)'}\n`);
+      return 0;
+    }
+    case 'audit keygen': {
+      const [dir] = rest;
+      if (dir === undefined) throw new UsageError('audit keygen needs a directory for the key files');
+      const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, 'audit-signing.key'), privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+      writeFileSync(join(dir, 'audit-signing.pub'), publicKey.export({ type: 'spki', format: 'pem' }));
+      process.stdout.write(`wrote ${join(dir, 'audit-signing.key')} (keep it secret) and ${join(dir, 'audit-signing.pub')} (for verify --public-key)\n`);
       return 0;
     }
     case 'config schema':

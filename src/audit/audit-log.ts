@@ -1,0 +1,235 @@
+// The append-only audit log writer. append() resolves only once the record is on disk
+// (fdatasync), so the caller may then send PUBREC. Records arriving while a sync runs share the
+// next one (group commit). Segments rotate by size and age; files are only ever appended to.
+// A failed write or fsync is fatal and never retried: after a failed fsync the page cache may
+// have dropped the data and a retry could falsely succeed (DESIGN.md), so the log refuses all
+// further appends and the process must stop.
+import { closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { KeyObject } from 'node:crypto';
+import { crc32c } from './crc32c.ts';
+import {
+  encodeFrame, frameHeaderBytes, genesis, segmentMagic, segmentName, sha256Hex, signCheckpoint,
+  type CheckpointRecord, type CommandRecord,
+} from './format.ts';
+import { segmentFiles } from './verify.ts';
+
+export type NewCommand = Omit<CommandRecord, 'v' | 'type' | 'seq' | 'prev'>;
+
+export interface AuditLogOptions {
+  readonly segmentBytes?: number;
+  readonly segmentMs?: number;
+  readonly signing?: { readonly privateKey: KeyObject; readonly publicKey: KeyObject; readonly every: number; readonly everyMs: number };
+  /** Told once, when the log turns fatal; the owner must stop the process. */
+  readonly onFatal?: (err: Error) => void;
+  /** Told about a torn tail cut at open (a record whose fsync never completed, so never acknowledged). */
+  readonly onRepair?: (segment: string, bytes: number) => void;
+}
+
+export class AuditFatalError extends Error {
+  override readonly name = 'AuditFatalError';
+}
+
+interface Pending {
+  readonly record: NewCommand;
+  resolve(seq: number): void;
+  reject(err: Error): void;
+}
+
+export class AuditLog {
+  private readonly dir: string;
+  private readonly options: AuditLogOptions;
+  private handle!: FileHandle;
+  private segment = '';
+  private segmentSize = 0;
+  private segmentOpenedAt = 0;
+  private seq = 0;
+  private prev = genesis;
+  private pending: Pending[] = [];
+  private flushing = false;
+  private fatal: Error | undefined;
+  private sinceCheckpoint = 0;
+  private lastCheckpointAt = Date.now();
+  /** Observed durations of each data sync, for the fsync latency histogram. */
+  onSync?: (seconds: number, records: number, bytes: number) => void;
+
+  private constructor(dir: string, options: AuditLogOptions) {
+    this.dir = dir;
+    this.options = options;
+  }
+
+  static async open(dir: string, options: AuditLogOptions = {}): Promise<AuditLog> {
+    mkdirSync(dir, { recursive: true });
+    const log = new AuditLog(dir, options);
+    await log.recover();
+    return log;
+  }
+
+  get lastSeq(): number {
+    return this.seq;
+  }
+
+  get head(): string {
+    return this.prev;
+  }
+
+  /** Resolves with the record's sequence number once it is durable. */
+  append(record: NewCommand): Promise<number> {
+    if (this.fatal) return Promise.reject(this.fatal);
+    return new Promise((resolve, reject) => {
+      this.pending.push({ record, resolve, reject });
+      if (!this.flushing) {
+        this.flushing = true;
+        setImmediate(() => void this.flush());
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    while (this.flushing) await new Promise((r) => setTimeout(r, 5));
+    await this.handle.close();
+  }
+
+  private async flush(): Promise<void> {
+    let batch: Pending[] = [];
+    try {
+      while (this.pending.length > 0 && !this.fatal) {
+        batch = this.pending;
+        this.pending = [];
+        const frames: Buffer[] = [];
+        let seq = this.seq;
+        let prev = this.prev;
+        const add = (body: Buffer) => {
+          frames.push(encodeFrame(body));
+          prev = sha256Hex(body);
+        };
+        for (const p of batch) {
+          seq++;
+          add(Buffer.from(JSON.stringify({ v: 1, type: 'command', seq, prev, ...p.record } satisfies CommandRecord)));
+        }
+        const s = this.options.signing;
+        this.sinceCheckpoint += batch.length;
+        if (s && (this.sinceCheckpoint >= s.every || Date.now() - this.lastCheckpointAt >= s.everyMs)) {
+          seq++;
+          const checkpoint: CheckpointRecord = signCheckpoint(seq, prev, s.privateKey, s.publicKey);
+          add(Buffer.from(JSON.stringify(checkpoint)));
+          this.sinceCheckpoint = 0;
+          this.lastCheckpointAt = Date.now();
+        }
+        const data = Buffer.concat(frames);
+        const started = process.hrtime.bigint();
+        try {
+          await this.handle.write(data);
+          await this.handle.datasync();
+        } catch (err) {
+          throw new AuditFatalError(`audit log write or fsync failed in ${this.segment}: ${(err as Error).message}; stopping (never retried)`, { cause: err });
+        }
+        this.onSync?.(Number(process.hrtime.bigint() - started) / 1e9, batch.length, data.length);
+        this.seq = seq;
+        this.prev = prev;
+        this.segmentSize += data.length;
+        let first = seq - frames.length + 1;
+        for (const p of batch) p.resolve(first++);
+        batch = [];
+        if (this.segmentSize >= (this.options.segmentBytes ?? 64 * 1024 * 1024)
+          || Date.now() - this.segmentOpenedAt >= (this.options.segmentMs ?? 3_600_000)) {
+          await this.rotate();
+        }
+      }
+    } catch (err) {
+      this.fatal = err instanceof AuditFatalError ? err : new AuditFatalError(`audit log failed: ${(err as Error).message}`, { cause: err });
+      // the batch being written is not durable: its callers must hear it (no PUBREC for them)
+      for (const p of [...batch, ...this.pending]) p.reject(this.fatal);
+      this.pending = [];
+      this.options.onFatal?.(this.fatal);
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  private async rotate(): Promise<void> {
+    await this.handle.close();
+    await this.openSegment(this.seq + 1);
+  }
+
+  private async openSegment(firstSeq: number): Promise<void> {
+    this.segment = segmentName(firstSeq);
+    this.handle = await open(join(this.dir, this.segment), 'a');
+    const size = (await this.handle.stat()).size;
+    if (size === 0) {
+      await this.handle.write(segmentMagic);
+      await this.handle.sync();
+      syncDir(this.dir); // the new file's name is durable too
+    } else if (size !== segmentMagic.length) {
+      // recovery found no record past this segment's first number, so it can only hold its header
+      throw new AuditFatalError(`${this.segment} should be empty but holds ${size} bytes: run \`sluice audit verify\``);
+    }
+    this.segmentSize = segmentMagic.length;
+    this.segmentOpenedAt = Date.now();
+  }
+
+  /** Finds the last record (seq, hash) and cuts a torn last frame left by a crash. */
+  private async recover(): Promise<void> {
+    const files = segmentFiles(this.dir);
+    for (let i = files.length - 1; i >= 0; i--) {
+      const name = files[i] as string;
+      const { lastSeq, lastHash, goodBytes, size } = scanSegment(readFileSync(join(this.dir, name)));
+      if (i === files.length - 1 && goodBytes < size) {
+        const fd = openSync(join(this.dir, name), 'r+');
+        try {
+          ftruncateSync(fd, goodBytes);
+          fsyncSync(fd);
+        } finally {
+          closeSync(fd);
+        }
+        this.options.onRepair?.(name, size - goodBytes);
+      }
+      if (lastSeq > 0) {
+        this.seq = lastSeq;
+        this.prev = lastHash;
+        break;
+      }
+    }
+    // always start a new segment: an existing file is never written again after a restart
+    await this.openSegment(this.seq + 1);
+  }
+}
+
+/**
+ * The last whole frame of a segment (CRC-checked); the chain itself is verify's job. Only a
+ * torn tail may be cut: an incomplete last frame, or a bad last frame that ends exactly at the
+ * end of the file (its write never completed). A bad frame with data after it is damage or
+ * tampering: refuse, so the evidence stays.
+ */
+function scanSegment(bytes: Buffer): { lastSeq: number; lastHash: string; goodBytes: number; size: number } {
+  let offset = Math.min(segmentMagic.length, bytes.length);
+  let lastSeq = 0;
+  let lastHash = genesis;
+  if (!bytes.subarray(0, offset).equals(segmentMagic.subarray(0, offset))) {
+    throw new AuditFatalError('an audit segment has a bad header: run `sluice audit verify`');
+  }
+  if (offset < segmentMagic.length) return { lastSeq, lastHash, goodBytes: 0, size: bytes.length };
+  while (offset + frameHeaderBytes <= bytes.length) {
+    const length = bytes.readUInt32BE(offset);
+    if (offset + frameHeaderBytes + length > bytes.length) break;
+    const body = bytes.subarray(offset + frameHeaderBytes, offset + frameHeaderBytes + length);
+    if (crc32c(body) !== bytes.readUInt32BE(offset + 4)) {
+      if (offset + frameHeaderBytes + length === bytes.length) break; // torn last frame
+      throw new AuditFatalError(`an audit frame at offset ${offset} is damaged and more records follow it: run \`sluice audit verify\`; sluice will not write to this log`);
+    }
+    lastSeq = (JSON.parse(body.toString()) as { seq: number }).seq;
+    lastHash = sha256Hex(body);
+    offset += frameHeaderBytes + length;
+  }
+  return { lastSeq, lastHash, goodBytes: offset, size: bytes.length };
+}
+
+function syncDir(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}

@@ -1,0 +1,96 @@
+// The audit log's on-disk format, version 1 (docs/audit-log.md is the specification a third
+// party needs to write a verifier). A segment file starts with a 16-byte magic; then frames:
+// u32 BE body length | u32 BE CRC-32C of the body | body. A body is UTF-8 JSON; every body
+// carries `seq` (1, 2, 3, ... across segments) and `prev`, the SHA-256 (hex) of the previous
+// body (64 zeros for the first), so editing, removing, inserting or reordering any record
+// breaks the chain. Checkpoint records sign the chain head with Ed25519.
+import { createHash, sign, verify, type KeyObject } from 'node:crypto';
+import { crc32c } from './crc32c.ts';
+
+export const segmentMagic = Buffer.from('SLUICE-AUDIT-1\n\0', 'latin1');
+export const frameHeaderBytes = 8;
+/** A body longer than this is a corrupt length field, not a record. */
+export const maxBodyBytes = 64 * 1024 * 1024;
+export const genesis = '0'.repeat(64);
+
+/** One command as received, faithfully: bytes as base64, so any payload or property survives. */
+export interface CommandRecord {
+  readonly v: 1;
+  readonly type: 'command';
+  readonly seq: number;
+  readonly prev: string;
+  readonly receivedAt: string;
+  readonly topic: string;
+  readonly levels: Record<string, string>;
+  readonly qos: number;
+  readonly retain: boolean;
+  /** The MQTT packet id it arrived with, and the client id of the connection that took it. */
+  readonly packetId?: number;
+  readonly worker?: string;
+  /** The publisher's identity, when the broker provides one (a user property named in config). */
+  readonly publisher?: string;
+  readonly properties: {
+    readonly userProperties?: Record<string, string | string[]>;
+    readonly contentType?: string;
+    readonly responseTopic?: string;
+    /** base64 */
+    readonly correlationData?: string;
+    readonly payloadFormatIndicator?: boolean;
+    readonly messageExpiryInterval?: number;
+  };
+  /** base64 */
+  readonly payload: string;
+}
+
+export interface CheckpointRecord {
+  readonly v: 1;
+  readonly type: 'checkpoint';
+  readonly seq: number;
+  readonly prev: string;
+  readonly at: string;
+  /** Ed25519 over checkpointMessage(seq, prev), base64. */
+  readonly signature: string;
+  /** SHA-256 (hex, first 16) of the public key's DER, to tell keys apart. */
+  readonly keyId: string;
+}
+
+export type AuditRecord = CommandRecord | CheckpointRecord;
+
+export function sha256Hex(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+export function encodeFrame(body: Buffer): Buffer {
+  const frame = Buffer.allocUnsafe(frameHeaderBytes + body.length);
+  frame.writeUInt32BE(body.length, 0);
+  frame.writeUInt32BE(crc32c(body), 4);
+  body.copy(frame, frameHeaderBytes);
+  return frame;
+}
+
+export function checkpointMessage(seq: number, prev: string): Buffer {
+  return Buffer.from(`sluice-audit-checkpoint\n${seq}\n${prev}\n`);
+}
+
+export function keyId(publicKey: KeyObject): string {
+  return sha256Hex(publicKey.export({ type: 'spki', format: 'der' })).slice(0, 16);
+}
+
+export function signCheckpoint(seq: number, prev: string, privateKey: KeyObject, publicKey: KeyObject): CheckpointRecord {
+  return {
+    v: 1, type: 'checkpoint', seq, prev, at: new Date().toISOString(),
+    signature: sign(null, checkpointMessage(seq, prev), privateKey).toString('base64'),
+    keyId: keyId(publicKey),
+  };
+}
+
+export function checkpointValid(record: CheckpointRecord, publicKey: KeyObject): boolean {
+  return verify(null, checkpointMessage(record.seq, record.prev), publicKey, Buffer.from(record.signature, 'base64'));
+}
+
+/** Segment file name: the first sequence number it holds, zero-padded so names sort. */
+export function segmentName(firstSeq: number): string {
+  return `${String(firstSeq).padStart(20, '0')}.audit`;
+}
+
+export const segmentPattern = /^\d{20}\.audit$/;

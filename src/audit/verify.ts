@@ -1,0 +1,174 @@
+// Reads an audit-log directory and checks everything a tamper or a crash can break: each
+// frame's length and CRC-32C, the SHA-256 chain, sequence continuity across segments, and
+// (with a public key) the signed checkpoints. Reports the first bad place: segment, offset,
+// sequence number, what is wrong. A torn last frame (a crash mid-write) is told apart from
+// tampering, and repairTail() cuts exactly that frame and nothing else.
+import { openSync, readdirSync, readFileSync, closeSync, fsyncSync, ftruncateSync } from 'node:fs';
+import { join } from 'node:path';
+import type { KeyObject } from 'node:crypto';
+import { crc32c } from './crc32c.ts';
+import {
+  checkpointValid, frameHeaderBytes, genesis, maxBodyBytes, segmentMagic, segmentPattern, sha256Hex,
+  type AuditRecord, type CheckpointRecord,
+} from './format.ts';
+
+export type ProblemKind = 'torn-tail' | 'corrupt' | 'missing' | 'inserted' | 'reordered' | 'chain' | 'signature';
+
+/** Exit codes of `sluice audit verify`, one per kind of finding. */
+export const exitCodes: Record<ProblemKind | 'ok', number> = {
+  ok: 0, 'torn-tail': 3, corrupt: 4, missing: 5, inserted: 5, reordered: 5, chain: 5, signature: 6,
+};
+
+export interface Problem {
+  readonly kind: ProblemKind;
+  readonly segment: string;
+  readonly offset: number;
+  /** The sequence number expected at that place. */
+  readonly seq: number;
+  readonly message: string;
+}
+
+export interface VerifyResult {
+  readonly ok: boolean;
+  readonly segments: number;
+  readonly records: number;
+  readonly commands: number;
+  readonly checkpoints: number;
+  readonly lastSeq: number;
+  readonly head: string;
+  /** Records after the last valid checkpoint (only with a public key). */
+  readonly unsignedTail?: number;
+  readonly problem?: Problem;
+}
+
+export interface Frame {
+  readonly segment: string;
+  readonly offset: number;
+  readonly body: Buffer;
+  readonly record: AuditRecord;
+  readonly hash: string;
+}
+
+export function segmentFiles(dir: string): string[] {
+  return readdirSync(dir).filter((f) => segmentPattern.test(f)).sort();
+}
+
+export interface VerifyOptions {
+  readonly publicKey?: KeyObject | undefined;
+  /** Called for each good frame, in order (replay reads through this). */
+  readonly onFrame?: (frame: Frame) => void;
+}
+
+export function verifyAuditLog(dir: string, options: VerifyOptions = {}): VerifyResult {
+  const files = segmentFiles(dir);
+  let expectSeq = 1;
+  let prev = genesis;
+  let records = 0;
+  let commands = 0;
+  let checkpoints = 0;
+  let lastSignedSeq = 0;
+  const result = (problem?: Problem): VerifyResult => ({
+    ok: problem === undefined, segments: files.length, records, commands, checkpoints, lastSeq: expectSeq - 1, head: prev,
+    ...(options.publicKey ? { unsignedTail: expectSeq - 1 - lastSignedSeq } : {}),
+    ...(problem ? { problem } : {}),
+  });
+
+  for (const [fileIndex, segment] of files.entries()) {
+    const bytes = readFileSync(join(dir, segment));
+    const last = fileIndex === files.length - 1;
+    const problem = (kind: ProblemKind, offset: number, message: string) => result({ kind, segment, offset, seq: expectSeq, message });
+    if (bytes.length < segmentMagic.length || !bytes.subarray(0, segmentMagic.length).equals(segmentMagic)) {
+      if (last && bytes.length < segmentMagic.length && segmentMagic.subarray(0, bytes.length).equals(bytes)) {
+        return problem('torn-tail', 0, 'the segment header was cut short by a crash');
+      }
+      return problem('corrupt', 0, 'not an audit segment (bad header)');
+    }
+    let offset = segmentMagic.length;
+    while (offset < bytes.length) {
+      const left = bytes.length - offset;
+      if (left < frameHeaderBytes) {
+        return last ? problem('torn-tail', offset, `the last frame is cut short (${left} of ${frameHeaderBytes} header bytes)`)
+          : problem('corrupt', offset, 'a frame header is cut short inside the log');
+      }
+      const length = bytes.readUInt32BE(offset);
+      const crc = bytes.readUInt32BE(offset + 4);
+      if (length > maxBodyBytes) return problem('corrupt', offset, `frame length ${length} is impossible (a flipped byte?)`);
+      if (frameHeaderBytes + length > left) {
+        return last ? problem('torn-tail', offset, `the last frame is cut short (${left - frameHeaderBytes} of ${length} body bytes)`)
+          : problem('corrupt', offset, 'a frame runs past the end of its segment');
+      }
+      const body = bytes.subarray(offset + frameHeaderBytes, offset + frameHeaderBytes + length);
+      if (crc32c(body) !== crc) return problem('corrupt', offset, 'CRC-32C mismatch: the frame was altered or damaged');
+      let record: AuditRecord;
+      try {
+        record = JSON.parse(body.toString('utf8')) as AuditRecord;
+      } catch {
+        return problem('corrupt', offset, 'the frame body is not a record');
+      }
+      if (record.seq !== expectSeq) {
+        const kind = sequenceProblem(bytes, offset + frameHeaderBytes + length, record.seq, expectSeq);
+        const what = kind === 'missing' ? `record(s) ${expectSeq}..${record.seq - 1} are missing`
+          : kind === 'inserted' ? `record ${record.seq} appears again (inserted)`
+          : `found record ${record.seq} where ${expectSeq} belongs (reordered)`;
+        return problem(kind, offset, what);
+      }
+      if (record.prev !== prev) {
+        return problem('chain', offset, `record ${record.seq} does not follow from record ${record.seq - 1}: one of them was edited or forged`);
+      }
+      if (record.type === 'checkpoint') {
+        checkpoints++;
+        if (options.publicKey) {
+          if (!checkpointValid(record as CheckpointRecord, options.publicKey)) {
+            return problem('signature', offset, `checkpoint ${record.seq}: the signature does not match the chain head (the log before it was rewritten, or another key signed it)`);
+          }
+          lastSignedSeq = record.seq;
+        }
+      } else {
+        commands++;
+      }
+      const hash = sha256Hex(body);
+      options.onFrame?.({ segment, offset, body, record, hash });
+      prev = hash;
+      records++;
+      expectSeq++;
+      offset += frameHeaderBytes + length;
+    }
+  }
+  if (options.publicKey && checkpoints === 0 && records > 0) {
+    return result({ kind: 'signature', segment: files.at(-1) ?? '', offset: 0, seq: expectSeq, message: 'no signed checkpoint in the log' });
+  }
+  return result();
+}
+
+/** Tells a swap from a gap by the next frame's sequence number. */
+function sequenceProblem(bytes: Buffer, nextOffset: number, found: number, expected: number): ProblemKind {
+  if (found < expected) return found === expected - 1 ? 'inserted' : 'reordered';
+  if (nextOffset + frameHeaderBytes <= bytes.length) {
+    const length = bytes.readUInt32BE(nextOffset);
+    if (nextOffset + frameHeaderBytes + length <= bytes.length) {
+      try {
+        const next = JSON.parse(bytes.subarray(nextOffset + frameHeaderBytes, nextOffset + frameHeaderBytes + length).toString()) as { seq?: number };
+        if (next.seq === expected) return 'reordered';
+      } catch {
+        // not a record: fall through
+      }
+    }
+  }
+  return 'missing';
+}
+
+/** Cuts a torn last frame (and only that) off the last segment. Returns the bytes removed. */
+export function repairTail(dir: string, problem: Problem): number {
+  if (problem.kind !== 'torn-tail') throw new Error(`refusing to repair: ${problem.kind} is not a torn tail`);
+  const file = join(dir, problem.segment);
+  const size = readFileSync(file).length;
+  const fd = openSync(file, 'r+');
+  try {
+    // a segment torn inside its header keeps nothing; else cut back to where the torn frame starts
+    ftruncateSync(fd, problem.offset);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  return size - problem.offset;
+}
