@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { publishNumbered, readTopic, seqCounts } from '../support/e2e-helpers.ts';
+import { publishNumbered, readTopic, seqCounts, telemetryToKafka } from '../support/e2e-helpers.ts';
 import { sluiceFor } from '../support/sluice-process.ts';
 import { mqttClient, printLogsOnFailure, unique } from '../support/stack.ts';
 
@@ -17,10 +17,7 @@ test(`at least once: ${total} QoS 1 messages, sluice SIGKILLed ${kills} times, 0
   const prefix = unique('alo');
   const topic = `${prefix}.telemetry`;
   const sluice = sluiceFor(t, {
-    rules: {
-      subscriptions: [{ filter: `${prefix}/+/+/+/+/telemetry`, qos: 1 }],
-      routes: [{ name: 'telemetry', match: `${prefix}/{site}/{zone}/{deviceType}/{deviceId}/telemetry`, kafka: { topic } }],
-    },
+    rules: telemetryToKafka(prefix, topic),
     config: { mqtt: { receiveMaximum } },
   });
   await sluice.start();

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { publishNumbered, readTopic, seqCounts } from '../support/e2e-helpers.ts';
+import { publishNumbered, readTopic, seqCounts, telemetryToKafka } from '../support/e2e-helpers.ts';
 import { sluiceFor } from '../support/sluice-process.ts';
 import { mqttClient, printLogsOnFailure, unique } from '../support/stack.ts';
 
@@ -13,10 +13,7 @@ test('SIGTERM under load: exit 0, and across the restart nothing is lost and not
   const prefix = unique('term');
   const topic = `${prefix}.telemetry`;
   const sluice = sluiceFor(t, {
-    rules: {
-      subscriptions: [{ filter: `${prefix}/+/+/+/+/telemetry`, qos: 1 }],
-      routes: [{ name: 'telemetry', match: `${prefix}/{site}/{zone}/{deviceType}/{deviceId}/telemetry`, kafka: { topic } }],
-    },
+    rules: telemetryToKafka(prefix, topic),
   });
   await sluice.start();
   const total = 10_000;

@@ -2,7 +2,7 @@
 // no coordination, and the union of what they wrote is exactly what was published.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { publishNumbered, readTopic, seqCounts } from '../support/e2e-helpers.ts';
+import { publishNumbered, readTopic, seqCounts, telemetryToKafka } from '../support/e2e-helpers.ts';
 import { sluiceFor } from '../support/sluice-process.ts';
 import { mqttClient, printLogsOnFailure, unique } from '../support/stack.ts';
 
@@ -11,10 +11,7 @@ test('three workers in one share group: each takes a share, the union is exactly
   const prefix = unique('scale');
   const group = unique('group');
   const topic = `${prefix}.telemetry`;
-  const rules = {
-    subscriptions: [{ filter: `${prefix}/+/+/+/+/telemetry`, qos: 1 }],
-    routes: [{ name: 'telemetry', match: `${prefix}/{site}/{zone}/{deviceType}/{deviceId}/telemetry`, kafka: { topic } }],
-  };
+  const rules = telemetryToKafka(prefix, topic);
   const workers = [0, 1, 2].map(() => sluiceFor(t, { rules, group }));
   await Promise.all(workers.map((w) => w.start()));
   const total = 6_000;

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runningPid } from '../../deploy/local/daemon.ts';
-import { publishNumbered, readTopic, seqCounts, waitFor } from '../support/e2e-helpers.ts';
+import { publishNumbered, readTopic, seqCounts, telemetryToKafka, waitFor } from '../support/e2e-helpers.ts';
 import { sluiceFor, type SluiceProcess } from '../support/sluice-process.ts';
 import { influxQuery, mqttClient, printLogsOnFailure, stack, unique } from '../support/stack.ts';
 
@@ -26,10 +26,7 @@ test('Kafka stopped for 20 s mid-stream: 0 lost, not ready meanwhile, resumes by
   const prefix = unique('kdown');
   const topic = `${prefix}.telemetry`;
   const sluice = sluiceFor(t, {
-    rules: {
-      subscriptions: [{ filter: `${prefix}/+/+/+/+/telemetry`, qos: 1 }],
-      routes: [{ name: 'telemetry', match: `${prefix}/{site}/{zone}/{deviceType}/{deviceId}/telemetry`, kafka: { topic } }],
-    },
+    rules: telemetryToKafka(prefix, topic),
     config: { mqtt: { receiveMaximum } },
   });
   await sluice.start();
@@ -73,10 +70,7 @@ test('sink outage longer than twice the keepalive while the broker over-sends: n
   const topic = `${prefix}.telemetry`;
   const keepalive = 3;
   const sluice = sluiceFor(t, {
-    rules: {
-      subscriptions: [{ filter: `${prefix}/+/+/+/+/telemetry`, qos: 1 }],
-      routes: [{ name: 'telemetry', match: `${prefix}/{site}/{zone}/{deviceType}/{deviceId}/telemetry`, kafka: { topic } }],
-    },
+    rules: telemetryToKafka(prefix, topic),
     config: { mqtt: { receiveMaximum: 50, keepalive } },
   });
   await sluice.start();
@@ -152,10 +146,7 @@ test('backpressure: Kafka slowed on purpose, in flight never above Receive Maxim
   const topic = `${prefix}.telemetry`;
   const small = 100;
   const sluice = sluiceFor(t, {
-    rules: {
-      subscriptions: [{ filter: `${prefix}/+/+/+/+/telemetry`, qos: 1 }],
-      routes: [{ name: 'telemetry', match: `${prefix}/{site}/{zone}/{deviceType}/{deviceId}/telemetry`, kafka: { topic } }],
-    },
+    rules: telemetryToKafka(prefix, topic),
     config: { mqtt: { receiveMaximum: small } },
   });
   await sluice.start();

@@ -101,3 +101,11 @@ export async function waitFor(what: string, check: () => Promise<boolean> | bool
     await sleep(100);
   }
 }
+
+/** The rules most end-to-end tests use: telemetry under `prefix` into one Kafka topic. */
+export function telemetryToKafka(prefix: string, topic: string) {
+  return {
+    subscriptions: [{ filter: `${prefix}/+/+/+/+/telemetry`, qos: 1 }],
+    routes: [{ name: 'telemetry', match: `${prefix}/{site}/{zone}/{deviceType}/{deviceId}/telemetry`, kafka: { topic } }],
+  };
+}
