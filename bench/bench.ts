@@ -27,6 +27,7 @@ const { values: args } = parseArgs({
     scenarios: { type: 'string', default: 'a,b,d,e' },
     smoke: { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
+    'sluice-node-args': { type: 'string', default: '' },
   },
 });
 const smoke = args.smoke;
@@ -35,6 +36,8 @@ const count = smoke ? 5_000 : Number(args.count);
 const receiveMaximum = Number(args['receive-maximum']);
 const scenarios = new Set((smoke ? 'a,b' : args.scenarios).split(','));
 const node = join(repoRoot, 'scripts/node');
+/** Extra node flags for every sluice process, for experiments (e.g. V8 heap sizes). */
+const sluiceNodeArgs = args['sluice-node-args'].split(' ').filter(Boolean);
 const say = (s: string) => process.stderr.write(`bench: ${s}\n`);
 
 // ---------------------------------------------------------------------------------------------
@@ -144,7 +147,7 @@ async function drainSluice(workers: number, withInflux: boolean, profileDir?: st
     rules: rules(prefix, topic, withInflux),
     group,
     config: { mqtt: { receiveMaximum } },
-    ...(profileDir ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] } : {}),
+    nodeArgs: [...sluiceNodeArgs, ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [])],
   }));
   // make the sessions, then queue the backlog while the workers are away
   await Promise.all(procs.map((p) => p.start()));
