@@ -14,6 +14,7 @@ import { LocalStack } from '../deploy/local/local-stack.ts';
 import { findExecutable } from '../deploy/local/prerequisites.ts';
 import { kafkaVersion } from '../deploy/local/servers/kafka.ts';
 import { repoRoot, stackConfig } from '../deploy/local/stack-config.ts';
+import { histogramQuantile } from '../src/observability/prometheus-text.ts';
 import { sluiceProcess, type SluiceProcess } from '../test/support/sluice-process.ts';
 import { endpoints, kafka, unique } from '../test/support/stack.ts';
 import { summarizeProfile } from './profile-summary.ts';
@@ -208,18 +209,10 @@ async function latencyAt(rate: number) {
   return {
     rate,
     p50: percentile(sorted, 50), p95: percentile(sorted, 95), p99: percentile(sorted, 99), samples: sorted.length,
-    sluiceAckLatencyMsAtMost: { p50: histogramQuantile(m, 'sluice_ack_latency_seconds', 0.5) * 1000, p99: histogramQuantile(m, 'sluice_ack_latency_seconds', 0.99) * 1000 },
+    sluiceAckLatencyMsAtMost: { p50: (histogramQuantile(m, 'sluice_ack_latency_seconds', 0.5) ?? NaN) * 1000, p99: (histogramQuantile(m, 'sluice_ack_latency_seconds', 0.99) ?? NaN) * 1000 },
   };
 }
 
-/** The upper bound of the bucket holding quantile q of a Prometheus histogram. */
-function histogramQuantile(m: Map<string, number>, name: string, q: number): number {
-  const buckets = [...m].filter(([k]) => k.startsWith(`${name}_bucket{`))
-    .map(([k, v]) => ({ le: k.includes('+Inf') ? Infinity : Number(/le="([^"]+)"/.exec(k)?.[1]), v }))
-    .sort((x, y) => x.le - y.le);
-  const total = buckets.at(-1)?.v ?? 0;
-  return buckets.find((b) => b.v >= q * total)?.le ?? NaN;
-}
 
 /** (e) Kafka stopped for 30 s under a steady load: memory while ~100k wait at the broker, recovery, loss. */
 async function kafkaPause(stack: LocalStack): Promise<Record<string, number>> {

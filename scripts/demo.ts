@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { LocalStack } from '../deploy/local/local-stack.ts';
 import { repoRoot, stackConfig } from '../deploy/local/stack-config.ts';
+import { histogramQuantile, parseSamples, type Samples } from '../src/observability/prometheus-text.ts';
 
 const { values } = parseArgs({
   options: {
@@ -54,40 +55,22 @@ sluice.stdout?.on('data', (chunk: Buffer) => {
 });
 const simulator = child('simulator', ['simulate', '--rate', String(values.rate), '--devices', String(values.devices), '--command-rate', '2', '--bad-ratio', '0.001'], true);
 
-interface Sample { at: number; m: Map<string, number> }
+interface Sample { at: number; m: Samples }
 let previous: Sample | undefined;
 const started = Date.now();
 
-async function scrape(): Promise<Map<string, number> | undefined> {
+async function scrape(): Promise<Samples | undefined> {
   if (!metricsUrl) return undefined;
   try {
-    const text = await (await fetch(metricsUrl)).text();
-    const m = new Map<string, number>();
-    for (const line of text.split('\n')) {
-      if (!line.startsWith('sluice_')) continue;
-      const i = line.lastIndexOf(' ');
-      m.set(line.slice(0, i), Number(line.slice(i + 1)));
-    }
-    return m;
+    return parseSamples(await (await fetch(metricsUrl)).text());
   } catch {
     return undefined;
   }
 }
 
-const sum = (m: Map<string, number>, prefix: string) => [...m].filter(([k]) => k.startsWith(prefix)).reduce((a, [, v]) => a + v, 0);
+const sum = (m: Samples, prefix: string) => [...m].filter(([k]) => k.startsWith(prefix)).reduce((a, [, v]) => a + v, 0);
 
-/** A quantile from a Prometheus histogram's cumulative buckets. */
-function quantile(m: Map<string, number>, name: string, q: number): number | undefined {
-  const buckets = [...m]
-    .filter(([k]) => k.startsWith(`${name}_bucket{`))
-    .map(([k, v]) => ({ le: k.includes('le="+Inf"') ? Infinity : Number(/le="([^"]+)"/.exec(k)?.[1]), v }))
-    .sort((a, b) => a.le - b.le);
-  const total = buckets.at(-1)?.v ?? 0;
-  if (total === 0) return undefined;
-  return buckets.find((b) => b.v >= q * total)?.le;
-}
-
-function render(m: Map<string, number>): string {
+function render(m: Samples): string {
   const now = Date.now();
   const dt = previous ? (now - previous.at) / 1000 : 0;
   const rate = (key: string) => (previous && dt > 0 ? (sum(m, key) - sum(previous.m, key)) / dt : 0);
@@ -107,7 +90,7 @@ function render(m: Map<string, number>): string {
     'routes',
     ...routes,
     `sinks       kafka ${healthy('kafka')}   influx ${healthy('influx')}`,
-    `latency     ack p50 ${ms(quantile(m, 'sluice_ack_latency_seconds', 0.5))}  p99 ${ms(quantile(m, 'sluice_ack_latency_seconds', 0.99))}   end-to-end p99 ${ms(quantile(m, 'sluice_end_to_end_seconds', 0.99))}`,
+    `latency     ack p50 ${ms(histogramQuantile(m, 'sluice_ack_latency_seconds', 0.5))}  p99 ${ms(histogramQuantile(m, 'sluice_ack_latency_seconds', 0.99))}   end-to-end p99 ${ms(histogramQuantile(m, 'sluice_end_to_end_seconds', 0.99))}`,
     `dead letters ${dead}`,
     `memory      ${((m.get('sluice_process_resident_memory_bytes') ?? 0) / 1048576).toFixed(0)} MiB RSS`,
     '',

@@ -2,6 +2,7 @@
 // the loop, metrics and HTTP at the edge) from a loaded config. No module-level state: a test
 // can run several workers in one process.
 import type { Server } from 'node:http';
+import type { SASLOptions } from 'kafkajs';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { resolveSecret, type LoadedConfig } from './config/load.ts';
@@ -35,7 +36,7 @@ export async function startWorker(config: LoadedConfig, log: Logger, options: { 
       mechanism: s.kafka.sasl.mechanism,
       username: s.kafka.sasl.username,
       password: resolveSecret(s.kafka.sasl.password, 'kafka.sasl.password'),
-    } as never,
+    } as SASLOptions, // a union by mechanism, which TypeScript cannot narrow from our enum
     compression: s.kafka.compression,
     createTopics: s.kafka.createTopics,
     maxTopics: s.kafka.maxTopics,

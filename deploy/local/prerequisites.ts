@@ -1,7 +1,7 @@
 // What the local stack needs from the machine, checked before anything starts. A missing tool
 // is one clear line naming it and the fix; Debian packages are installed on the spot when we
 // are root with apt (a fresh CI machine), never silently elsewhere.
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { createServer } from 'node:net';
 import { delimiter, join } from 'node:path';
@@ -94,10 +94,6 @@ export async function assertPortFree(host: string, port: number, who: string, va
     });
     server.listen({ host, port, exclusive: true }, () => server.close(() => resolve()));
   });
-}
-
-export function commandOutput(cmd: string, args: readonly string[]): string {
-  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 /** Runs a command to completion without blocking the event loop, so slow installs overlap. */

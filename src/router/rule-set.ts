@@ -9,7 +9,7 @@ import type { Message } from '../message.ts';
 import { compileJsonPath, type JsonPath } from './json-path.ts';
 import type { DeadLetterNote, KafkaHeaderValue, KafkaRecord, Routed } from './outputs.ts';
 import { compileTemplate, type Levels, type Template } from './template.ts';
-import { compilePattern, PatternTrie, type CompiledPattern } from './topic-pattern.ts';
+import { compilePattern, PatternTrie, validateFilter, type CompiledPattern } from './topic-pattern.ts';
 
 /** A rule that does not compile, with the path into the rules file that is wrong. */
 export class RuleError extends Error {
@@ -67,6 +67,14 @@ export class RuleSet {
   constructor(file: RulesFile) {
     this.subscriptions = file.subscriptions;
     this.unmatched = file.unmatched;
+    // a filter the broker would refuse fails here, with its line, not at SUBACK
+    file.subscriptions.forEach((sub, i) => {
+      try {
+        validateFilter(sub.filter);
+      } catch (err) {
+        throw new RuleError(['subscriptions', i, 'filter'], (err as Error).message);
+      }
+    });
     const seen = new Set<string>();
     this.routes = file.routes.map((r, i) => {
       if (seen.has(r.name)) throw new RuleError(['routes', i, 'name'], `duplicate route name "${r.name}"`);
@@ -85,7 +93,8 @@ export class RuleSet {
     if (expiry !== undefined && message.receivedAt + expiry * 1000 < now) {
       return { outcome: 'expired', routes: [], kafka: [], influx: [], deadLetters: [] };
     }
-    const candidates = this.trie.match(message.topic);
+    const levelsOfTopic = message.topic.split('/');
+    const candidates = this.trie.match(message.topic, levelsOfTopic);
     if (candidates.length === 0) {
       return this.unmatched === 'drop'
         ? { outcome: 'unmatched-dropped', routes: [], kafka: [], influx: [], deadLetters: [] }
@@ -100,7 +109,6 @@ export class RuleSet {
     const influx: Array<{ route: string; line: string }> = [];
     const deadLetters: DeadLetterNote[] = [];
     let eventTimeMs: number | undefined;
-    const levelsOfTopic = message.topic.split('/');
     let decoded: { ok: true; value: unknown } | { ok: false; note: Omit<DeadLetterNote, 'route'> } | undefined;
 
     for (const id of candidates) {

@@ -90,9 +90,8 @@ export class PatternTrie {
     return id;
   }
 
-  /** Ids of the matching patterns, ascending. */
-  match(topic: string): number[] {
-    const levels = topic.split('/');
+  /** Ids of the matching patterns, ascending. `levels` is the topic split on "/" (if the caller has it). */
+  match(topic: string, levels: readonly string[] = topic.split('/')): number[] {
     const out: number[] = [];
     const dollar = topic.startsWith('$');
     const walk = (node: TrieNode, depth: number): void => {

@@ -21,6 +21,8 @@ export interface BatchLimits {
 export class BatchQueue<T> {
   private items: T[] = [];
   private owners: ItemOwner[] = [];
+  /** Each item's size, computed once. */
+  private sizes: number[] = [];
   private bytes = 0;
   private writing = false;
   private timer: NodeJS.Timeout | undefined;
@@ -49,7 +51,9 @@ export class BatchQueue<T> {
   push(item: T, owner: ItemOwner): void {
     this.items.push(item);
     this.owners.push(owner);
-    this.bytes += this.sink.sizeOf(item);
+    const size = this.sink.sizeOf(item);
+    this.sizes.push(size);
+    this.bytes += size;
     if (this.writing) return; // the running writer picks it up next
     if (this.items.length >= this.limits.maxItems || this.bytes >= this.limits.maxBytes || this.limits.lingerMs === 0) {
       this.startWriting();
@@ -85,13 +89,13 @@ export class BatchQueue<T> {
     let n = 0;
     let bytes = 0;
     while (n < this.items.length && n < this.limits.maxItems) {
-      bytes += this.sink.sizeOf(this.items[n] as T);
+      bytes += this.sizes[n] as number;
       if (n > 0 && bytes > this.limits.maxBytes) break;
       n++;
     }
     const items = this.items.splice(0, n);
     const owners = this.owners.splice(0, n);
-    for (const item of items) this.bytes -= this.sink.sizeOf(item);
+    for (const size of this.sizes.splice(0, n)) this.bytes -= size;
     return { items, owners };
   }
 

@@ -33,7 +33,6 @@ export class MqttSource {
   private readonly log: Logger;
   private accepting = true;
   private attempt = 0;
-  private everConnected = false;
 
   constructor(options: MqttSourceOptions, onMessage: (message: Message, slot: AckSlot) => void, log: Logger, metrics: Metrics) {
     this.options = options;
@@ -68,7 +67,6 @@ export class MqttSource {
       const present = connack.sessionPresent;
       metrics.sessionsResumed.inc({ present: String(present) });
       log.info({ clientId: options.clientId, url: options.url, sessionPresent: present }, 'connected to the broker');
-      this.everConnected = true;
       // Always, not only without a session: a filter added to the rules since the session was
       // made must be subscribed too, and re-subscribing an existing one changes nothing.
       this.subscribe();
@@ -91,10 +89,6 @@ export class MqttSource {
 
   get connected(): boolean {
     return this.client.connected;
-  }
-
-  get hasConnected(): boolean {
-    return this.everConnected;
   }
 
   /**

@@ -39,12 +39,14 @@ test('schema errors point at the offending line, unknown keys too', () => {
     'unknown-key.yaml': goodRules.replace('    kafka:\n', '    kafak: {}\n    kafka:\n'),
     'syntax.yaml': 'routes:\n  - name: [unclosed\n',
     'pattern.yaml': goodRules.replace('{deviceId}/telemetry"', '#/telemetry"'),
+    'filter.yaml': goodRules.replace('acme/+/+/+/+/telemetry', 'acme/#/telemetry'),
   });
   assert.throws(() => loadRules(join(dir, 'bad-qos.yaml')), /bad-qos\.yaml:2: subscriptions\[0\]\.qos: /);
   assert.throws(() => loadRules(join(dir, 'unknown-key.yaml')), /unknown-key\.yaml:6: routes\[0\]\.kafak: unknown key/);
   assert.throws(() => loadRules(join(dir, 'syntax.yaml')), /syntax\.yaml:\d+: /);
   assert.throws(() => loadRules(join(dir, 'pattern.yaml')), /pattern\.yaml:5: routes\[0\]\.match: "#" must be the last level/);
   assert.throws(() => loadRules(join(dir, 'missing.yaml')), /missing\.yaml: cannot read: ENOENT/);
+  assert.throws(() => loadRules(join(dir, 'filter.yaml')), /filter\.yaml:2: subscriptions\[0\]\.filter: "#" must be the last level/);
 });
 
 test('secrets come from env or files, are checked at load, and never show in errors', () => {

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { stringify } from 'yaml';
 import { repoRoot } from '../../deploy/local/stack-config.ts';
+import { parseSamples, type Samples } from '../../src/observability/prometheus-text.ts';
 import { endpoints, unique } from './stack.ts';
 
 export interface SluiceOptions {
@@ -101,15 +102,8 @@ export class SluiceProcess {
     return (await this.exited) ?? null;
   }
 
-  async metrics(): Promise<Map<string, number>> {
-    const text = await (await fetch(`${this.httpUrl}/metrics`)).text();
-    const out = new Map<string, number>();
-    for (const line of text.split('\n')) {
-      if (line.startsWith('#') || line === '') continue;
-      const i = line.lastIndexOf(' ');
-      out.set(line.slice(0, i), Number(line.slice(i + 1)));
-    }
-    return out;
+  async metrics(): Promise<Samples> {
+    return parseSamples(await (await fetch(`${this.httpUrl}/metrics`)).text());
   }
 
   async ready(): Promise<{ status: number; body: string }> {

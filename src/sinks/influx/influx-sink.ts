@@ -32,11 +32,6 @@ export class InfluxSink implements Sink<string> {
     return line.length + 1;
   }
 
-  async ready(): Promise<void> {
-    // an empty write checks URL, token and bucket without writing anything
-    await this.post('');
-  }
-
   async write(batch: readonly string[]): Promise<WriteResult> {
     const rejected: Rejection[] = [];
     await this.writeIndexes(batch, batch.map((_, i) => i), rejected);

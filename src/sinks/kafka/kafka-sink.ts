@@ -60,10 +60,6 @@ export class KafkaSink implements Sink<KafkaRecord> {
     }
   }
 
-  async ready(): Promise<void> {
-    await this.admin.describeCluster();
-  }
-
   sizeOf(record: KafkaRecord): number {
     return record.value.length + (record.key?.length ?? 0) + 64;
   }

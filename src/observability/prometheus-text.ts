@@ -1,0 +1,25 @@
+// Reads sluice's own /metrics text back: for the demo's summary, the benchmark and the tests.
+// One sample per line, `name{labels} value`; comments skipped.
+
+export type Samples = Map<string, number>;
+
+export function parseSamples(text: string): Samples {
+  const out: Samples = new Map();
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const i = line.lastIndexOf(' ');
+    out.set(line.slice(0, i), Number(line.slice(i + 1)));
+  }
+  return out;
+}
+
+/** The upper bound of the bucket holding quantile q of a histogram; undefined when it is empty. */
+export function histogramQuantile(m: Samples, name: string, q: number): number | undefined {
+  const buckets = [...m]
+    .filter(([k]) => k.startsWith(`${name}_bucket{`))
+    .map(([k, v]) => ({ le: k.includes('le="+Inf"') ? Infinity : Number(/le="([^"]+)"/.exec(k)?.[1]), v }))
+    .sort((a, b) => a.le - b.le);
+  const total = buckets.at(-1)?.v ?? 0;
+  if (total === 0) return undefined;
+  return buckets.find((b) => b.v >= q * total)?.le;
+}
