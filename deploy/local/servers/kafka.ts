@@ -42,8 +42,10 @@ export function kafkaServer(config: StackConfig): LocalServer {
       });
       renderTemplate(join(config.repoRoot, 'deploy/local/kafka/log4j2.yaml.template'), log4jFile, { logFile });
       if (!existsSync(join(dataDir, 'meta.properties'))) {
+        // base64url may start with "-", which the tool's argument parser reads as an option (1 run
+        // in 64 failed so): pass it as --cluster-id=VALUE, as Kafka's own Uuid avoids a leading "-"
         const clusterId = randomBytes(16).toString('base64url');
-        const out = spawnSync(java, ['-cp', `${libs}/*`, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', propsFile],
+        const out = spawnSync(java, ['-cp', `${libs}/*`, 'kafka.tools.StorageTool', 'format', `--cluster-id=${clusterId}`, '-c', propsFile],
           { encoding: 'utf8' });
         if (out.status !== 0) throw new Error(`kafka storage format failed:\n${out.stdout}${out.stderr}`);
       }
