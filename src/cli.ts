@@ -199,7 +199,14 @@ async function run(configFile: string, rulesFile: string | undefined): Promise<n
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   try {
-    worker = await startWorker(config, log, { signal: aborted.signal });
+    worker = await startWorker(config, log, {
+      signal: aborted.signal,
+      // a failed audit write or fsync: stop at once, ack nothing more (DESIGN.md: never retried)
+      onFatal: () => {
+        log.flush();
+        process.exit(70);
+      },
+    });
   } catch (err) {
     if (aborted.signal.aborted) return 0;
     throw err;

@@ -1,19 +1,24 @@
 // source -> router -> sinks, and back to the ack window: each message is routed, its deliveries
 // queued on the sinks, and its ack slot settled once every delivery is durable (fan-out: the
 // slowest decides). What the rules or a sink refuse goes to the dead-letter topic first, so a
-// message is acked only when it is durable somewhere: nothing silent, nothing lost.
+// message is acked only when it is durable somewhere: nothing silent, nothing lost. A message
+// of an audit route is recorded first; its other outputs follow with the record's sequence
+// number in a `sluice-audit-seq` header (an idempotency key downstream), so a redelivered
+// command goes to Kafka again but never into the audit log twice.
 import type { Logger } from 'pino';
 import type { Message } from './message.ts';
 import type { Metrics } from './observability/metrics.ts';
 import type { DeadLetterNote, KafkaHeaderValue, KafkaRecord, Routed } from './router/outputs.ts';
 import type { RuleSet } from './router/rule-set.ts';
 import type { AckSlot } from './source/ack-window.ts';
+import { AuditRefusedError, type AuditSink } from './sinks/audit/audit-sink.ts';
 import type { BatchQueue, ItemOwner } from './sinks/batch-queue.ts';
 import type { Rejection } from './sinks/sink.ts';
 
 export interface PipelineSinks {
   readonly kafka: BatchQueue<KafkaRecord>;
   readonly influx?: BatchQueue<string> | undefined;
+  readonly audit?: AuditSink | undefined;
 }
 
 /** One message's deliveries: settles the ack slot when the last one is durable. */
@@ -80,7 +85,8 @@ export class Pipeline {
     this.log = log;
   }
 
-  dispatch(message: Message, slot: AckSlot): void {
+  /** `worker`: the client id of the connection that took the message (audit records name it). */
+  dispatch(message: Message, slot: AckSlot, worker = ''): void {
     let routed: Routed;
     try {
       routed = this.rules().route(message);
@@ -95,17 +101,38 @@ export class Pipeline {
       slot.settle();
       return;
     }
-    const { kafka, influx, deadLetters } = routed;
+    const { influx, deadLetters, audit } = routed;
     const influxQueue = this.sinks.influx;
-    const remaining = kafka.length + (influxQueue ? influx.length : 0) + (deadLetters.length > 0 ? 1 : 0);
+    const auditSink = audit ? this.sinks.audit : undefined;
+    const remaining = routed.kafka.length + (influxQueue ? influx.length : 0) + (deadLetters.length > 0 ? 1 : 0) + (auditSink ? 1 : 0);
     const delivery = new Delivery(this, message, slot, remaining, routed.routes.join(','), routed.eventTimeMs);
     if (remaining === 0) {
       this.settle(delivery);
       return;
     }
+    if (auditSink && audit) {
+      auditSink.record(message, audit.levels, worker).then((seq) => {
+        this.forward(delivery, routed, String(seq));
+        delivery.delivered();
+      }, (err: unknown) => {
+        if (err instanceof AuditRefusedError) {
+          // the audit delivery becomes a dead letter; the other outputs still go
+          this.pushDeadLetter(delivery, [{ reason: 'audit-refused', stage: 'write', route: audit.route, sink: 'audit', error: err.message }], false);
+          this.forward(delivery, routed, undefined);
+        }
+        // otherwise the log is fatal and the process stops: the message stays unacked
+      });
+      return;
+    }
+    this.forward(delivery, routed, undefined);
+  }
+
+  private forward(delivery: Delivery, routed: Routed, auditSeq: string | undefined): void {
+    const { kafka, influx, deadLetters } = routed;
+    const influxQueue = this.sinks.influx;
     for (const k of kafka) {
       this.routedCounter(k.route, 'kafka').inc();
-      this.sinks.kafka.push(k.record, delivery);
+      this.sinks.kafka.push(auditSeq === undefined ? k.record : { ...k.record, headers: { ...k.record.headers, 'sluice-audit-seq': auditSeq } }, delivery);
     }
     if (influxQueue) {
       for (const i of influx) {

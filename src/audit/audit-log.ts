@@ -4,7 +4,7 @@
 // A failed write or fsync is fatal and never retried: after a failed fsync the page cache may
 // have dropped the data and a retry could falsely succeed (DESIGN.md), so the log refuses all
 // further appends and the process must stop.
-import { closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { KeyObject } from 'node:crypto';
@@ -25,6 +25,11 @@ export interface AuditLogOptions {
   readonly onFatal?: (err: Error) => void;
   /** Told about a torn tail cut at open (a record whose fsync never completed, so never acknowledged). */
   readonly onRepair?: (segment: string, bytes: number) => void;
+  /** Told when a segment is started, and when a checkpoint is durable. */
+  readonly onSegment?: (segment: string) => void;
+  readonly onCheckpoint?: (seq: number) => void;
+  /** Testing only: added before each fsync, to slow the log on purpose. */
+  readonly syncDelayMs?: number;
 }
 
 export class AuditFatalError extends Error {
@@ -51,6 +56,8 @@ export class AuditLog {
   private fatal: Error | undefined;
   private sinceCheckpoint = 0;
   private lastCheckpointAt = Date.now();
+  private checkpointTimer: NodeJS.Timeout | undefined;
+  private checkpointDue = false;
   /** Observed durations of each data sync, for the fsync latency histogram. */
   onSync?: (seconds: number, records: number, bytes: number) => void;
 
@@ -61,8 +68,17 @@ export class AuditLog {
 
   static async open(dir: string, options: AuditLogOptions = {}): Promise<AuditLog> {
     mkdirSync(dir, { recursive: true });
+    lockDir(dir);
     const log = new AuditLog(dir, options);
     await log.recover();
+    const s = options.signing;
+    if (s) {
+      // records that came and then silence: their checkpoint is due after everyMs all the same
+      log.checkpointTimer = setInterval(() => {
+        if (log.sinceCheckpoint > 0 && Date.now() - log.lastCheckpointAt >= s.everyMs) log.requestCheckpoint();
+      }, Math.max(100, Math.min(s.everyMs, 1000)));
+      log.checkpointTimer.unref();
+    }
     return log;
   }
 
@@ -86,15 +102,27 @@ export class AuditLog {
     });
   }
 
+  private requestCheckpoint(): void {
+    if (this.fatal) return;
+    this.checkpointDue = true;
+    if (!this.flushing) {
+      this.flushing = true;
+      setImmediate(() => void this.flush());
+    }
+  }
+
   async close(): Promise<void> {
+    clearInterval(this.checkpointTimer);
     while (this.flushing) await new Promise((r) => setTimeout(r, 5));
     await this.handle.close();
+    rmSync(join(this.dir, lockFile), { force: true });
   }
 
   private async flush(): Promise<void> {
     let batch: Pending[] = [];
     try {
-      while (this.pending.length > 0 && !this.fatal) {
+      while ((this.pending.length > 0 || this.checkpointDue) && !this.fatal) {
+        this.checkpointDue = false;
         batch = this.pending;
         this.pending = [];
         const frames: Buffer[] = [];
@@ -110,7 +138,7 @@ export class AuditLog {
         }
         const s = this.options.signing;
         this.sinceCheckpoint += batch.length;
-        if (s && (this.sinceCheckpoint >= s.every || Date.now() - this.lastCheckpointAt >= s.everyMs)) {
+        if (s && this.sinceCheckpoint > 0 && (this.sinceCheckpoint >= s.every || Date.now() - this.lastCheckpointAt >= s.everyMs)) {
           seq++;
           const checkpoint: CheckpointRecord = signCheckpoint(seq, prev, s.privateKey, s.publicKey);
           add(Buffer.from(JSON.stringify(checkpoint)));
@@ -121,6 +149,7 @@ export class AuditLog {
         const started = process.hrtime.bigint();
         try {
           await this.handle.write(data);
+          if (this.options.syncDelayMs) await new Promise((r) => setTimeout(r, this.options.syncDelayMs));
           await this.handle.datasync();
         } catch (err) {
           throw new AuditFatalError(`audit log write or fsync failed in ${this.segment}: ${(err as Error).message}; stopping (never retried)`, { cause: err });
@@ -131,6 +160,7 @@ export class AuditLog {
         this.segmentSize += data.length;
         let first = seq - frames.length + 1;
         for (const p of batch) p.resolve(first++);
+        if (frames.length > batch.length) this.options.onCheckpoint?.(seq);
         batch = [];
         if (this.segmentSize >= (this.options.segmentBytes ?? 64 * 1024 * 1024)
           || Date.now() - this.segmentOpenedAt >= (this.options.segmentMs ?? 3_600_000)) {
@@ -167,6 +197,7 @@ export class AuditLog {
     }
     this.segmentSize = segmentMagic.length;
     this.segmentOpenedAt = Date.now();
+    this.options.onSegment?.(this.segment);
   }
 
   /** Finds the last record (seq, hash) and cuts a torn last frame left by a crash. */
@@ -223,6 +254,40 @@ function scanSegment(bytes: Buffer): { lastSeq: number; lastHash: string; goodBy
     offset += frameHeaderBytes + length;
   }
   return { lastSeq, lastHash, goodBytes: offset, size: bytes.length };
+}
+
+const lockFile = 'writer.pid';
+
+/**
+ * One writer per directory: two would fork the chain. The lock names the writer's pid; a lock
+ * left by a process that is gone (SIGKILL) is taken over.
+ */
+function lockDir(dir: string): void {
+  const file = join(dir, lockFile);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(file, `${process.pid}\n`, { flag: 'wx' });
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const pid = Number(readFileSync(file, 'utf8').trim());
+    if (pid === process.pid) return;
+    if (Number.isInteger(pid) && pid > 0 && alive(pid)) {
+      throw new AuditFatalError(`the audit log ${dir} is being written by process ${pid}: one writer per directory (give each worker its own audit.dir)`);
+    }
+    rmSync(file, { force: true }); // its writer is gone
+  }
+  throw new AuditFatalError(`cannot take the writer lock of ${dir}`);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 function syncDir(dir: string): void {

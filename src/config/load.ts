@@ -35,10 +35,15 @@ export function loadConfig(configFile: string, options: { rulesFile?: string | u
   if (!service.influx && rules.usesInflux) {
     throw loaded.error([], `a route in ${rulesPath} writes to influx but this file has no influx section`);
   }
+  if (!service.audit && rules.usesAudit) {
+    throw loaded.error([], `a route in ${rulesPath} has audit: true but this file has no audit section (audit.dir)`);
+  }
+  if (service.audit) service.audit.dir = resolve(dirname(configFile), service.audit.dir);
   // Fail at start, not at first connect, when a secret is missing.
   if (service.mqtt.password) resolveSecret(service.mqtt.password, `${configFile}: mqtt.password`, env);
   if (service.kafka.sasl) resolveSecret(service.kafka.sasl.password, `${configFile}: kafka.sasl.password`, env);
   if (service.influx?.token) resolveSecret(service.influx.token, `${configFile}: influx.token`, env);
+  if (service.audit?.signing) resolveSecret(service.audit.signing.privateKey, `${configFile}: audit.signing.privateKey`, env);
   const clientId = env.SLUICE_CLIENT_ID || service.mqtt.clientId || `sluice-${hostname()}`;
   return { configFile, rulesFile: rulesPath, service, rules, clientId };
 }

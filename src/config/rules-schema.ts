@@ -40,6 +40,8 @@ export const route = z.strictObject({
     .describe('false (default): first match wins; true: later matching routes also get the message (fan-out)'),
   payload: z.enum(['json', 'raw']).default('json')
     .describe('json: decoded and checked (UTF-8, JSON); raw: bytes forwarded as they are (no influx output)'),
+  audit: z.boolean().default(false)
+    .describe('record every message of this route in the audit log (exactly once for QoS 2 subscriptions), before any other output'),
   kafka: kafkaOutput.optional(),
   influx: influxOutput.optional(),
 });
@@ -47,8 +49,8 @@ export const route = z.strictObject({
 export const rulesFile = z.strictObject({
   subscriptions: z.array(z.strictObject({
     filter: z.string().min(1).describe('MQTT filter, subscribed as $share/<group>/<filter>'),
-    qos: z.union([z.literal(0), z.literal(1)]).default(1)
-      .describe('0 or 1 (QoS 2 commands arrive with the audit log)'),
+    qos: z.union([z.literal(0), z.literal(1), z.literal(2)]).default(1)
+      .describe('0, 1 or 2; QoS 2 filters are taken on a command connection of their own, exactly once into the audit log'),
   })).min(1),
   unmatched: z.enum(['dead-letter', 'drop']).default('dead-letter')
     .describe('a received message no route matches: dead-letter it, or acknowledge and count it'),

@@ -30,6 +30,12 @@ export const serviceConfig = z.strictObject({
     reconnect: backoff.prefault({ minMs: 500, maxMs: 30_000 }).describe('reconnect backoff with full jitter'),
     username: z.string().optional(),
     password: secretRef.optional(),
+    commands: z.strictObject({
+      clientIdSuffix: z.string().min(1).default('-commands')
+        .describe('QoS 2 subscriptions run on a connection of their own, client id <clientId><suffix> (stable: its session holds the QoS 2 state)'),
+      receiveMaximum: z.int().min(1).max(65535).default(100)
+        .describe('commands taken and not yet recorded (PUBREC) at most, on the command connection'),
+    }).prefault({}),
     tls: z.strictObject({
       ca: z.string().optional().describe('CA certificate file (PEM)'),
       cert: z.string().optional().describe('client certificate file (PEM), for mTLS'),
@@ -71,6 +77,18 @@ export const serviceConfig = z.strictObject({
     }).prefault({}),
     timeoutMs: z.int().min(100).default(10_000),
   }).optional().describe('required when a route has an influx output'),
+  audit: z.strictObject({
+    dir: z.string().min(1).describe('audit log directory, relative to this file; one writer (worker) per directory'),
+    segmentBytes: z.int().min(4096).default(64 * 1024 * 1024).describe('start a new segment file past this size'),
+    segmentMaxAgeMs: z.int().min(1000).default(3_600_000).describe('start a new segment file after this long'),
+    publisherProperty: z.string().min(1).optional()
+      .describe('user property that carries the publishing client identity, when the broker adds one (recorded as "publisher")'),
+    signing: z.strictObject({
+      privateKey: secretRef.describe('Ed25519 private key, PEM (`sluice audit keygen` makes one)'),
+      everyRecords: z.int().min(1).default(1000).describe('sign the chain head after this many records'),
+      everyMs: z.int().min(100).default(60_000).describe('...or after this long, when records came since the last checkpoint'),
+    }).optional().describe('signed checkpoints: a rewritten log with recomputed hashes fails `sluice audit verify --public-key`'),
+  }).optional().describe('required when a route has audit: true'),
   retry: backoff.prefault({}).describe('sink retry backoff (a sink retries until durable; nothing is acked meanwhile)'),
   http: z.strictObject({
     host: z.string().default('127.0.0.1').describe('0.0.0.0 in a container'),

@@ -30,6 +30,21 @@ export function createMetrics(registry = new Registry(), options: { defaultMetri
     connected: new Gauge({ name: 'sluice_mqtt_connected', help: '1 while connected to the broker', registers }),
     reconnects: new Counter({ name: 'sluice_mqtt_reconnects_total', help: 'Reconnect attempts to the broker', registers }),
     sessionsResumed: new Counter({ name: 'sluice_mqtt_sessions_resumed_total', help: 'Connections on which the broker had kept our session', labelNames: ['present'], registers }),
+    // the command connection (QoS 2 subscriptions) has a window and a session of its own
+    commandsConnected: new Gauge({ name: 'sluice_commands_mqtt_connected', help: '1 while the command connection (QoS 2 subscriptions) is connected', registers }),
+    commandsInFlight: new Gauge({ name: 'sluice_commands_inflight_messages', help: 'Commands taken and not yet acknowledged (PUBREC) on the command connection', registers }),
+    commandsInFlightMax: new Gauge({ name: 'sluice_commands_inflight_messages_max', help: 'Most commands in flight at once since start (never above its Receive Maximum)', registers }),
+    commandsReceiveMaximum: new Gauge({ name: 'sluice_commands_receive_maximum', help: 'In-flight limit of the command connection', registers }),
+    auditRecords: new Counter({ name: 'sluice_audit_records_total', help: 'Command records made durable in the audit log', registers }),
+    auditBytes: new Counter({ name: 'sluice_audit_bytes_total', help: 'Bytes appended to the audit log (frames, checkpoints included)', registers }),
+    auditFsync: new Histogram({ name: 'sluice_audit_fsync_seconds', help: 'Write + fdatasync of one group commit of the audit log', buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers }),
+    auditCommitSize: new Histogram({ name: 'sluice_audit_group_commit_records', help: 'Records per audit log fsync', buckets: [1, 2, 5, 10, 25, 50, 100, 250, 1000], registers }),
+    auditSegments: new Counter({ name: 'sluice_audit_segments_total', help: 'Audit log segments started', registers }),
+    auditCheckpoints: new Counter({ name: 'sluice_audit_checkpoints_total', help: 'Signed checkpoints written', registers }),
+    auditRedeliveries: new Counter({ name: 'sluice_audit_redeliveries_total', help: 'QoS 2 redeliveries recognised and not recorded again', registers }),
+    auditIdConflicts: new Counter({ name: 'sluice_audit_packet_id_conflicts_total', help: 'A packet id still held arrived with other content: recorded as new (broker state not seen)', registers }),
+    auditAwaitingRelease: new Gauge({ name: 'sluice_audit_awaiting_release', help: 'QoS 2 packet ids recorded and not yet released by the broker (PUBREL)', registers }),
+    auditRefused: new Counter({ name: 'sluice_audit_refused_total', help: 'Messages the audit log refused (too large): dead-lettered', registers }),
   };
 }
 

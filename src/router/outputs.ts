@@ -21,7 +21,8 @@ export type DeadLetterReason =
   | 'invalid-kafka-topic'
   | 'kafka-topic-missing'
   | 'rejected-by-kafka'
-  | 'rejected-by-influx';
+  | 'rejected-by-influx'
+  | 'audit-refused';
 
 export type Stage = 'decode' | 'route' | 'map' | 'write';
 
@@ -29,7 +30,7 @@ export interface DeadLetterNote {
   readonly reason: DeadLetterReason;
   readonly stage: Stage;
   readonly route?: string;
-  readonly sink?: 'kafka' | 'influx';
+  readonly sink?: 'kafka' | 'influx' | 'audit';
   readonly error: string;
 }
 
@@ -40,6 +41,8 @@ export interface Routed {
   readonly kafka: ReadonlyArray<{ readonly route: string; readonly record: KafkaRecord }>;
   readonly influx: ReadonlyArray<{ readonly route: string; readonly line: string }>;
   readonly deadLetters: readonly DeadLetterNote[];
+  /** The first matching audit route: record the message, with that route's named levels. */
+  readonly audit?: { readonly route: string; readonly levels: Readonly<Record<string, string>> };
   /** The payload's own timestamp (ms), when a route reads one: for end-to-end latency. */
   readonly eventTimeMs?: number;
 }

@@ -34,6 +34,7 @@ interface CompiledRoute {
   readonly pattern: CompiledPattern;
   readonly continue: boolean;
   readonly json: boolean;
+  readonly audit: boolean;
   readonly kafka?: {
     readonly topic: Template;
     readonly key: Template | null;
@@ -61,6 +62,7 @@ export class RuleSet {
   readonly routeNames: readonly string[];
   readonly usesInflux: boolean;
   readonly usesKafka: boolean;
+  readonly usesAudit: boolean;
   private readonly routes: readonly CompiledRoute[];
   private readonly trie = new PatternTrie();
 
@@ -86,6 +88,7 @@ export class RuleSet {
     this.routeNames = this.routes.map((r) => r.name);
     this.usesInflux = this.routes.some((r) => r.influx !== undefined);
     this.usesKafka = this.routes.some((r) => r.kafka !== undefined);
+    this.usesAudit = this.routes.some((r) => r.audit);
   }
 
   route(message: Message, now = Date.now()): Routed {
@@ -109,6 +112,7 @@ export class RuleSet {
     const influx: Array<{ route: string; line: string }> = [];
     const deadLetters: DeadLetterNote[] = [];
     let eventTimeMs: number | undefined;
+    let audit: Routed['audit'];
     let decoded: { ok: true; value: unknown } | { ok: false; note: Omit<DeadLetterNote, 'route'> } | undefined;
 
     for (const id of candidates) {
@@ -121,6 +125,8 @@ export class RuleSet {
         if (v === '') emptyLevel ??= c.name;
         levels[c.name] = v;
       }
+      // recorded as it came, whatever its payload or levels: a command is evidence first
+      if (route.audit) audit ??= { route: route.name, levels };
       if (emptyLevel !== undefined) {
         deadLetters.push({ reason: 'empty-level', stage: 'route', route: route.name, error: `level {${emptyLevel}} is empty in "${message.topic}"` });
       } else {
@@ -151,9 +157,11 @@ export class RuleSet {
       }
       if (!route.continue) break;
     }
-    return eventTimeMs === undefined
-      ? { outcome: 'routed', routes, kafka, influx, deadLetters }
-      : { outcome: 'routed', routes, kafka, influx, deadLetters, eventTimeMs };
+    return {
+      outcome: 'routed', routes, kafka, influx, deadLetters,
+      ...(audit === undefined ? {} : { audit }),
+      ...(eventTimeMs === undefined ? {} : { eventTimeMs }),
+    };
   }
 }
 
@@ -169,7 +177,7 @@ function compileRoute(r: Route, i: number): CompiledRoute {
   };
   const pattern = wrap(at('match'), () => compilePattern(r.match));
   const known = pattern.captures.map((c) => c.name);
-  if (!r.kafka && !r.influx) throw new RuleError(at(), `route "${r.name}" has no output: give it kafka, influx or both`);
+  if (!r.kafka && !r.influx && !r.audit) throw new RuleError(at(), `route "${r.name}" has no output: give it kafka, influx, audit: true, or several`);
   if (r.payload === 'raw' && r.influx) throw new RuleError(at('influx'), 'a raw-payload route cannot map fields into influx');
 
   const valueSource = (path: Array<string | number>, s: string): ValueSource =>
@@ -181,6 +189,7 @@ function compileRoute(r: Route, i: number): CompiledRoute {
     pattern,
     continue: r.continue,
     json: r.payload === 'json',
+    audit: r.audit,
   };
   if (r.kafka) {
     const k = r.kafka;

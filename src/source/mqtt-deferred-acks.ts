@@ -10,18 +10,48 @@
 //  - a held pump cannot read the broker's PINGRESP, so a keepalive timeout during or right
 //    after a hold sends another PINGREQ instead of tearing the connection down (the broker
 //    still sees us alive); a dead peer shows as a socket error on those writes.
+// QoS 2 (the command path): MQTT.js would store the PUBLISH, send PUBREC at once and deliver
+// at PUBREL, and it drops the connection when more than Receive Maximum wait for PUBREL, which
+// Mosquitto provokes by over-sending (DESIGN.md). Here a QoS 2 message is taken on arrival
+// like QoS 1 and its PUBREC is held like a PUBACK; the window counts arrival -> PUBREC only
+// (that is what holds payloads in memory), so a held pump never waits for a PUBREL queued
+// behind it: no deadlock. Waiting for PUBREL costs a packet id, not a payload; MQTT.js's
+// count and its payload store are replaced, and PUBCOMP leaves only once the owner made the
+// release durable (onRelease), in PUBREL order (MQTT 5 section 4.6).
 import type { IPublishPacket, MqttClient } from 'mqtt';
 import type { AckSlot, AckWindow } from './ack-window.ts';
+
+type Done = (err?: Error | null) => void;
 
 interface Internals {
   handleMessage(packet: IPublishPacket, callback: (err?: Error) => void): void;
   _sendPacket(packet: { cmd: string; messageId?: number }, cb?: (err?: Error) => void, cbStorePut?: unknown, noStore?: boolean): void;
+  _trackIncomingQoS2Publish(messageId: number, done: Done, pump?: unknown): boolean;
   onKeepaliveTimeout(): void;
   sendPing(): void;
   keepaliveManager?: { reschedule(): void } | null;
   keepalive: number;
   connected: boolean;
+  incomingStore: unknown;
+  options: {
+    customHandleAcks?: (topic: string, message: Buffer, packet: IPublishPacket, done: (err: Error | number | null, code?: number) => void) => void;
+    incomingStore?: unknown;
+  };
 }
+
+/**
+ * MQTT.js's incoming store keeps each QoS 2 PUBLISH (payload included) until PUBREL, to deliver
+ * it then. sluice took the message at PUBLISH, so it keeps nothing: a PUBREL finds nothing
+ * stored and MQTT.js answers it with a PUBCOMP, which the hook below holds until the release
+ * is durable.
+ */
+const nothingStored = {
+  put(_packet: unknown, cb?: Done) { cb?.(); return nothingStored; },
+  get(_packet: unknown, cb: (err: Error) => void) { cb(new Error('not kept: taken at PUBLISH')); return nothingStored; },
+  del(_packet: unknown, cb?: Done) { cb?.(); return nothingStored; },
+  close(cb?: Done) { cb?.(); },
+  createStream() { throw new Error('nothingStored has no stream'); },
+};
 
 export interface DeferredAckHooks {
   /** A message with its slot; must not throw. */
@@ -32,6 +62,13 @@ export interface DeferredAckHooks {
   onKeepaliveDuringStall?(): void;
   /** Whether new messages may still be taken (false while shutting down: they stay unacked). */
   accepting(): boolean;
+  /**
+   * QoS 2: the broker released a packet id (PUBREL). Resolves when the release is durable; the
+   * PUBCOMP waits for it. Absent: PUBCOMP at once.
+   */
+  onRelease?(messageId: number): Promise<void>;
+  /** A promise to wait for before taking the next message (a durable session reset), or undefined. */
+  gate?(): Promise<void> | undefined;
 }
 
 /** Installs the hooks on a client created with `manualConnect` or before its first packet. */
@@ -40,7 +77,8 @@ export function installDeferredAcks(client: MqttClient, window: AckWindow, hooks
   const send = c._sendPacket.bind(c);
   const awaitingAck = new Map<number, AckSlot>();
 
-  c.handleMessage = (packet, callback) => {
+  /** Takes a message when there is room (QoS 0, 1 and 2 alike), then lets the pump go on. */
+  const arrive = (packet: IPublishPacket, callback: () => void) => {
     if (!hooks.accepting()) return; // shutting down: hold the pump, leave the message unacked
     const connection = window.connection;
     const take = () => {
@@ -51,25 +89,55 @@ export function installDeferredAcks(client: MqttClient, window: AckWindow, hooks
       const slot = window.open();
       if (packet.qos > 0 && packet.messageId !== undefined) awaitingAck.set(packet.messageId, slot);
       hooks.onMessage(packet, slot);
-      callback(); // QoS 1: MQTT.js now asks _sendPacket for the PUBACK (below); QoS 0: the pump moves on
+      callback(); // QoS 1/2: MQTT.js now asks _sendPacket for the PUBACK/PUBREC (below); QoS 0: the pump moves on
     };
-    if (window.full) {
-      hooks.onStall?.();
-      window.whenRoom(take);
-    } else {
-      take();
-    }
+    const whenRoom = () => {
+      if (window.full) {
+        hooks.onStall?.();
+        window.whenRoom(take);
+      } else {
+        take();
+      }
+    };
+    const gate = hooks.gate?.();
+    if (gate) void gate.then(whenRoom, () => {}); // a failed gate is fatal to the owner: stay held
+    else whenRoom();
   };
 
+  c.handleMessage = (packet, callback) => arrive(packet, callback);
+
+  // QoS 2 arrives here first (QoS 1 passes straight on to handleMessage above).
+  c.options.customHandleAcks = (_topic, _message, packet, done) => {
+    if (packet.qos !== 2) done(null, 0);
+    else arrive(packet, () => done(null, 0));
+  };
+  // MQTT.js's own count of QoS 2 ids awaiting PUBREL disconnects past Receive Maximum; the ack
+  // window bounds what matters (see the top), and a packet id waiting for PUBREL is cheap.
+  c._trackIncomingQoS2Publish = () => true;
+  c.options.incomingStore = nothingStored;
+  c.incomingStore = nothingStored;
+
+  let pubcomps: Promise<unknown> = Promise.resolve();
   c._sendPacket = (packet, cb, cbStorePut, noStore) => {
-    if (packet.cmd === 'puback' && packet.messageId !== undefined) {
+    if ((packet.cmd === 'puback' || packet.cmd === 'pubrec') && packet.messageId !== undefined) {
       const slot = awaitingAck.get(packet.messageId);
       if (slot) {
         awaitingAck.delete(packet.messageId);
         window.attach(slot, packet);
-        cb?.(); // the pump continues; the PUBACK waits for the sinks
+        cb?.(); // the pump continues; the PUBACK/PUBREC waits for the sinks
         return;
       }
+    }
+    if (packet.cmd === 'pubcomp' && packet.messageId !== undefined && hooks.onRelease) {
+      const connection = window.connection;
+      const durable = hooks.onRelease(packet.messageId);
+      // in PUBREL order, each once its release is durable; never on a later connection (the
+      // broker resends the PUBREL there and gets its PUBCOMP then)
+      pubcomps = Promise.all([pubcomps, durable]).then(() => {
+        if (c.connected && window.connection === connection) send(packet);
+      }, () => {}); // a failed release is fatal to the owner: no PUBCOMP
+      cb?.();
+      return;
     }
     send(packet, cb, cbStorePut, noStore);
   };

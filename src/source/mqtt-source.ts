@@ -2,6 +2,8 @@
 // Session Expiry > 0, stable client id) so a restarted worker resumes and the broker redelivers
 // whatever was not acked; the rules' filters subscribed as $share/<group>/<filter>; Receive
 // Maximum advertised and enforced by the ack window; reconnect with backoff and full jitter.
+// QoS 2 subscriptions get a source of their own (the command connection, see app.ts) whose
+// releases and session losses are reported to the exactly-once ledger.
 import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
@@ -15,7 +17,7 @@ export interface MqttSourceOptions {
   readonly url: string;
   readonly clientId: string;
   readonly group: string;
-  readonly subscriptions: ReadonlyArray<{ readonly filter: string; readonly qos: 0 | 1 }>;
+  readonly subscriptions: ReadonlyArray<{ readonly filter: string; readonly qos: 0 | 1 | 2 }>;
   readonly sessionExpiryInterval: number;
   readonly receiveMaximum: number;
   readonly keepalive: number;
@@ -24,6 +26,19 @@ export interface MqttSourceOptions {
   readonly username?: string | undefined;
   readonly password?: string | undefined;
   readonly tls?: { readonly ca?: string | undefined; readonly cert?: string | undefined; readonly key?: string | undefined; readonly rejectUnauthorized: boolean } | undefined;
+  /** QoS 2 state kept durably by the owner (the audit log's exactly-once ledger). */
+  readonly exactlyOnce?: ExactlyOnceHooks | undefined;
+  /** The gauges of this connection (the command connection has its own). */
+  readonly gauges?: { readonly connected: { set(v: number): void }; readonly receiveMaximum: { set(v: number): void } } | undefined;
+}
+
+export interface ExactlyOnceHooks {
+  /** PUBREL: resolves once the release is durable; the PUBCOMP waits for it. */
+  release(packetId: number): Promise<void>;
+  /** CONNACK without our session: every packet id the broker had in flight is void. */
+  sessionLost(): void;
+  /** While a session reset is being made durable, no message may be taken. */
+  gate(): Promise<void> | undefined;
 }
 
 export class MqttSource {
@@ -44,7 +59,8 @@ export class MqttSource {
       release: (ack) => sendAck(ack),
       dropped: () => metrics.staleAcksDropped.inc(),
     });
-    metrics.receiveMaximum.set(options.receiveMaximum);
+    const gauges = options.gauges ?? { connected: metrics.connected, receiveMaximum: metrics.receiveMaximum };
+    gauges.receiveMaximum.set(options.receiveMaximum);
 
     this.client = mqtt.connect(options.url, this.clientOptions());
     sendAck = installDeferredAcks(this.client, this.window, {
@@ -54,6 +70,7 @@ export class MqttSource {
         onMessage(toMessage(packet), slot);
       },
       onStall: () => metrics.stalls.inc(),
+      ...(options.exactlyOnce ? { onRelease: options.exactlyOnce.release, gate: options.exactlyOnce.gate } : {}),
       onKeepaliveDuringStall: () => {
         metrics.keepaliveDuringStall.inc();
         log.debug('keepalive timeout while the socket was held: sent another PINGREQ');
@@ -63,16 +80,17 @@ export class MqttSource {
     this.client.on('connect', (connack) => {
       this.attempt = 0;
       this.client.options.reconnectPeriod = options.reconnect.minMs;
-      metrics.connected.set(1);
+      gauges.connected.set(1);
       const present = connack.sessionPresent;
       metrics.sessionsResumed.inc({ present: String(present) });
+      if (!present) options.exactlyOnce?.sessionLost();
       log.info({ clientId: options.clientId, url: options.url, sessionPresent: present }, 'connected to the broker');
       // Always, not only without a session: a filter added to the rules since the session was
       // made must be subscribed too, and re-subscribing an existing one changes nothing.
       this.subscribe();
     });
     this.client.on('close', () => {
-      metrics.connected.set(0);
+      gauges.connected.set(0);
       // next reconnect: exponential backoff with full jitter, so a fleet does not reconnect in step
       this.client.options.reconnectPeriod = backoffMs(this.attempt++, options.reconnect.minMs, options.reconnect.maxMs);
     });
@@ -156,5 +174,6 @@ function toMessage(packet: IPublishPacket): Message {
     retain: packet.retain,
     properties: (packet.properties ?? {}) as MqttProperties,
     receivedAt: Date.now(),
+    ...(packet.messageId === undefined ? {} : { packetId: packet.messageId, dup: packet.dup }),
   };
 }

@@ -14,23 +14,36 @@ test('mqtt is the version the hook was written and tested for', async () => {
   assert.equal(pkg.default.version, '5.16.0', 'the ack hook touches MQTT.js internals: re-run these tests and review it before upgrading');
 });
 
-async function hookedClient(t: import('node:test').TestContext, receiveMaximum: number, clientId = unique('hooked')) {
+async function hookedClient(
+  t: import('node:test').TestContext, receiveMaximum: number, clientId = unique('hooked'),
+  onRelease?: (messageId: number) => Promise<void>,
+) {
   const taken: Array<{ packet: IPublishPacket; slot: AckSlot }> = [];
   const pubacks: number[] = [];
+  const pubrecs: number[] = [];
+  const pubcomps: number[] = [];
+  const closes: number[] = [];
   let sendAck: (a: unknown) => void = () => {};
   const window = new AckWindow(receiveMaximum, { release: (a) => sendAck(a) });
   const client = mqtt.connect(endpoints.mqtt, {
     protocolVersion: 5, clientId, clean: false, manualConnect: true, reconnectPeriod: 100,
     properties: { receiveMaximum, sessionExpiryInterval: 60 },
   });
-  sendAck = installDeferredAcks(client, window, { accepting: () => true, onMessage: (packet, slot) => taken.push({ packet, slot }) }).sendAck;
+  sendAck = installDeferredAcks(client, window, {
+    accepting: () => true,
+    onMessage: (packet, slot) => taken.push({ packet, slot }),
+    ...(onRelease ? { onRelease } : {}),
+  }).sendAck;
   client.on('packetsend', (p) => {
     if (p.cmd === 'puback') pubacks.push(p.messageId as number);
+    if (p.cmd === 'pubrec') pubrecs.push(p.messageId as number);
+    if (p.cmd === 'pubcomp') pubcomps.push(p.messageId as number);
   });
+  client.on('close', () => closes.push(Date.now()));
   client.connect();
   t.after(() => client.endAsync(true));
   await new Promise((r) => client.once('connect', r));
-  return { client, window, taken, pubacks };
+  return { client, window, taken, pubacks, pubrecs, pubcomps, closes };
 }
 
 test('PUBACKs wait for settle() and leave in arrival order', async (t) => {
@@ -86,4 +99,72 @@ test('after a dropped connection, the old acks are never sent; the broker redeli
   taken[0]?.slot.settle();
   await sleep(50);
   assert.deepEqual(pubacks, [taken[0]?.packet.messageId]);
+});
+
+test('QoS 2: taken at PUBLISH, PUBREC waits for settle() in arrival order, PUBCOMP waits for the durable release', async (t) => {
+  printLogsOnFailure(t);
+  const topic = unique('qos2');
+  const releases = new Map<number, () => void>();
+  const { client, taken, pubrecs, pubcomps } = await hookedClient(t, 100, unique('hooked'), (id) => new Promise((r) => releases.set(id, r)));
+  await client.subscribeAsync(topic, { qos: 2 });
+  const publisher = await mqttClient(t);
+  const published = Promise.all(Array.from({ length: 5 }, (_, i) => publisher.publishAsync(topic, `c${i}`, { qos: 2 })));
+  for (let i = 0; i < 50 && taken.length < 5; i++) await sleep(20);
+  assert.equal(taken.length, 5, 'pipelined: all five taken at PUBLISH, before any PUBREL');
+  assert.deepEqual(taken.map((x) => x.packet.payload.toString()), ['c0', 'c1', 'c2', 'c3', 'c4']);
+  assert.deepEqual(pubrecs, [], 'no PUBREC before the message is durable');
+  const ids = taken.map((x) => x.packet.messageId as number);
+  for (const x of [...taken].reverse()) x.slot.settle();
+  for (let i = 0; i < 50 && releases.size < 5; i++) await sleep(20);
+  assert.deepEqual(pubrecs, ids, 'PUBRECs in arrival order');
+  assert.equal(releases.size, 5, 'every PUBREL reported');
+  assert.deepEqual(pubcomps, [], 'no PUBCOMP before the release is durable');
+  for (const id of [...ids].reverse()) releases.get(id)?.();
+  await published;
+  for (let i = 0; i < 50 && pubcomps.length < 5; i++) await sleep(20);
+  assert.deepEqual(pubcomps, ids, 'PUBCOMPs in PUBREL order, each once durable');
+  assert.equal(taken.length, 5, 'delivered once: nothing handed on again at PUBREL');
+});
+
+test('QoS 2 over-sent by Mosquitto past Receive Maximum: no disconnect, at most R taken, all delivered once', { timeout: 60_000 }, async (t) => {
+  // DESIGN.md, the QoS 2 trap: with a queue at the broker, Mosquitto 2.0.11 sends QoS 2 past
+  // Receive Maximum; stock MQTT.js then drops the connection. Here the hook must hold the
+  // socket instead, and the PUBRELs queued behind the over-sent PUBLISHes must not deadlock it.
+  printLogsOnFailure(t);
+  const topic = unique('qos2-over');
+  const clientId = unique('hooked');
+  const first = await hookedClient(t, 5, clientId, async () => {});
+  await first.client.subscribeAsync(topic, { qos: 2 });
+  await first.client.endAsync(); // the session stays; messages queue at the broker
+  const publisher = await mqttClient(t);
+  const total = 300;
+  // Mosquitto takes at most 20 QoS 2 in flight from one publisher (more: "Quota exceeded")
+  for (let i = 0; i < total; i += 10) {
+    await Promise.all(Array.from({ length: 10 }, (_, j) => publisher.publishAsync(topic, `c${i + j}`, { qos: 2 })));
+  }
+  const { client, taken, window, closes, pubcomps } = await hookedClient(t, 5, clientId, async () => {});
+  // QoS 2 exchanges the broker had open with us (PUBLISH handled, PUBCOMP not sent): stock
+  // MQTT.js disconnects when this passes Receive Maximum
+  let open = 0;
+  let mostOpen = 0;
+  client.on('packetreceive', (p) => {
+    if (p.cmd === 'publish') mostOpen = Math.max(mostOpen, ++open);
+  });
+  client.on('packetsend', (p) => {
+    if (p.cmd === 'pubcomp') open--;
+  });
+  // a slow sink: each message settles 5 ms after it was taken
+  const settler = setInterval(() => taken.filter((x) => !(x as { done?: boolean }).done).slice(0, 1).forEach((x) => {
+    (x as { done?: boolean }).done = true;
+    x.slot.settle();
+  }), 5);
+  t.after(() => clearInterval(settler));
+  for (let i = 0; i < 400 && pubcomps.length < total; i++) await sleep(50);
+  assert.deepEqual(closes, [], 'the connection was never dropped');
+  assert.equal(taken.length, total, 'each message taken exactly once');
+  assert.deepEqual(taken.map((x) => x.packet.payload.toString()), Array.from({ length: total }, (_, i) => `c${i}`), 'in order');
+  assert.ok(window.highWater <= 5, `in flight ${window.highWater} > 5`);
+  assert.equal(pubcomps.length, total, 'every exchange completed');
+  t.diagnostic(`most QoS 2 exchanges open at once: ${mostOpen} (Receive Maximum 5)`);
+  assert.ok(mostOpen > 5, 'the broker over-sent: the trap was exercised');
 });

@@ -1,0 +1,295 @@
+// Which QoS 2 packet ids this worker has recorded in the audit log and the broker has not yet
+// released (PUBREL), kept so that a redelivered PUBLISH is recognised and not recorded twice,
+// also after a SIGKILL. The audit record itself (worker + packetId) is the durable "recorded"
+// mark; this ledger's journal adds the durable "released" marks (written before PUBCOMP, so the
+// broker cannot reuse an id we still hold) and "reset" marks (a CONNACK without our session
+// voids every id). At open the journal is rebuilt from its last snapshot plus the audit records
+// written since, then compacted into a new snapshot.
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { crc32c } from './crc32c.ts';
+import { encodeFrame, frameHeaderBytes, segmentMagic, type AuditRecord } from './format.ts';
+import { AuditFatalError } from './audit-log.ts';
+import { segmentFiles } from './verify.ts';
+
+/** What identifies a message's content: redelivery keeps the topic and payload. */
+export function contentDigest(topic: string, payload: Uint8Array): string {
+  return createHash('sha256').update(topic).update('\0').update(payload).digest('hex').slice(0, 32);
+}
+
+interface Entry {
+  /** Undefined while the record is being written. */
+  seq: number | undefined;
+  /** The audit head when recording began: the record's seq will be above it. */
+  readonly after: number;
+  readonly digest: string;
+  readonly recorded: Promise<number>;
+  releasing?: Promise<void>;
+}
+
+type JournalEntry =
+  | { readonly t: 'snapshot'; readonly through: number; readonly open: ReadonlyArray<readonly [number, number, string]> }
+  | { readonly t: 'release'; readonly seq: number }
+  | { readonly t: 'reset'; readonly through: number };
+
+export interface LedgerOptions {
+  /** The audit log's last durable sequence number (records after the snapshot are read from it). */
+  readonly auditLastSeq: number;
+  /** Compact the journal after this many entries (default 10,000). */
+  readonly compactEvery?: number;
+  readonly onFatal?: (err: Error) => void;
+}
+
+export class ExactlyOnceLedger {
+  private readonly file: string;
+  private readonly open = new Map<number, Entry>();
+  private handle!: FileHandle;
+  private pending: Array<{ entry: JournalEntry; resolve(): void; reject(err: Error): void }> = [];
+  private flushing = false;
+  private fatal: Error | undefined;
+  private entries = 0;
+  private resetDurable: Promise<void> | undefined;
+  private readonly options: LedgerOptions;
+  /** The audit log's durable head, for snapshots written while running. */
+  auditHead: () => number = () => 0;
+
+  private constructor(file: string, options: LedgerOptions) {
+    this.file = file;
+    this.options = options;
+  }
+
+  /** Opens (or creates) the ledger of `worker` in the audit directory `dir`. */
+  static async open(dir: string, worker: string, options: LedgerOptions): Promise<ExactlyOnceLedger> {
+    const ledgerDir = join(dir, 'exactly-once');
+    mkdirSync(ledgerDir, { recursive: true });
+    const ledger = new ExactlyOnceLedger(join(ledgerDir, `${encodeURIComponent(worker)}.ledger`), options);
+    const recovered = recoverOpenIds(dir, worker, ledger.file);
+    for (const [packetId, { seq, digest }] of recovered) {
+      ledger.open.set(packetId, { seq, after: seq - 1, digest, recorded: Promise.resolve(seq) });
+    }
+    ledger.auditHead = () => options.auditLastSeq;
+    ledger.writeSnapshot(options.auditLastSeq);
+    ledger.handle = await open(ledger.file, 'a');
+    return ledger;
+  }
+
+  /** Packet ids recorded (or being recorded) and not yet released. */
+  get size(): number {
+    return this.open.size;
+  }
+
+  /**
+   * A PUBLISH with this packet id and content is a redelivery of a message already recorded:
+   * its sequence number (once durable). Undefined: a new message.
+   */
+  recorded(packetId: number, digest: string): Promise<number> | undefined {
+    const entry = this.open.get(packetId);
+    return entry && entry.digest === digest ? entry.recorded : undefined;
+  }
+
+  /**
+   * Whether an id is held for a message of other content. The broker does not reuse an id
+   * before PUBCOMP, so this means broker state we did not see; the new message is recorded
+   * (never dropped on a guess) and the caller counts it.
+   */
+  heldForOther(packetId: number, digest: string): boolean {
+    const entry = this.open.get(packetId);
+    return entry !== undefined && entry.digest !== digest;
+  }
+
+  /** A new message with this packet id is being recorded; `recorded` resolves with its seq. */
+  recording(packetId: number, digest: string, recorded: Promise<number>): Promise<number> {
+    const entry: Entry = { seq: undefined, after: this.auditHead(), digest, recorded };
+    this.open.set(packetId, entry);
+    // after a reset, nothing may be acknowledged before the reset is durable (see gate())
+    const reset = this.resetDurable;
+    const done = recorded.then((seq) => {
+      entry.seq = seq;
+      return seq;
+    }, (err: unknown) => {
+      if (this.open.get(packetId) === entry) this.open.delete(packetId);
+      throw err;
+    });
+    return reset ? Promise.all([done, reset]).then(([seq]) => seq) : done;
+  }
+
+  /** PUBREL: resolves once the release is durable (then PUBCOMP may go). */
+  release(packetId: number): Promise<void> {
+    const entry = this.open.get(packetId);
+    if (!entry) return Promise.resolve(); // released before (a resent PUBREL), or never ours
+    if (entry.releasing) return entry.releasing;
+    entry.releasing = entry.recorded
+      .then((seq) => this.append({ t: 'release', seq }))
+      .then(() => {
+        if (this.open.get(packetId) === entry) this.open.delete(packetId);
+      });
+    return entry.releasing;
+  }
+
+  /** The broker has no session for us: every id it had in flight is void. */
+  sessionLost(): void {
+    if (this.open.size === 0 && !this.resetDurable) return;
+    // records still being written belong to the lost session too: the reset covers them once
+    // they are durable (the gate keeps new ones from starting meanwhile)
+    const older = [...this.open.values()].map((e) => e.recorded.catch(() => 0));
+    this.open.clear();
+    const reset = Promise.all([...older, this.resetDurable]).then(() => this.append({ t: 'reset', through: this.auditHead() }));
+    this.resetDurable = reset;
+    void reset.then(() => {
+      if (this.resetDurable === reset) this.resetDurable = undefined;
+    }, () => {});
+  }
+
+  /** A promise while a reset is not yet durable: the source takes no message meanwhile. */
+  gate(): Promise<void> | undefined {
+    return this.resetDurable;
+  }
+
+  async close(): Promise<void> {
+    while (this.flushing) await new Promise((r) => setTimeout(r, 5));
+    await this.handle.close();
+  }
+
+  private append(entry: JournalEntry): Promise<void> {
+    if (this.fatal) return Promise.reject(this.fatal);
+    return new Promise((resolve, reject) => {
+      this.pending.push({ entry, resolve, reject });
+      if (!this.flushing) {
+        this.flushing = true;
+        setImmediate(() => void this.flush());
+      }
+    });
+  }
+
+  /** Group commit, as in the audit log; a failed write or fsync is fatal, never retried. */
+  private async flush(): Promise<void> {
+    let batch: typeof this.pending = [];
+    try {
+      while (this.pending.length > 0 && !this.fatal) {
+        batch = this.pending;
+        this.pending = [];
+        const data = Buffer.concat(batch.map((p) => encodeFrame(Buffer.from(JSON.stringify(p.entry)))));
+        try {
+          await this.handle.write(data);
+          await this.handle.datasync();
+        } catch (err) {
+          throw new AuditFatalError(`exactly-once ledger write or fsync failed in ${this.file}: ${(err as Error).message}; stopping (never retried)`, { cause: err });
+        }
+        this.entries += batch.length;
+        for (const p of batch) p.resolve();
+        batch = [];
+        if (this.entries >= (this.options.compactEvery ?? 10_000)) await this.compact();
+      }
+    } catch (err) {
+      this.fatal = err instanceof AuditFatalError ? err : new AuditFatalError(`exactly-once ledger failed: ${(err as Error).message}`, { cause: err });
+      for (const p of [...batch, ...this.pending]) p.reject(this.fatal);
+      this.pending = [];
+      this.options.onFatal?.(this.fatal);
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  /**
+   * A fresh journal holding one snapshot: the ids open now whose records are durable up to the
+   * audit head. Ids still being recorded get a seq above the head, so the next recovery finds
+   * them in the audit log.
+   */
+  private async compact(): Promise<void> {
+    await this.handle.close();
+    // an entry whose seq is not known here may already be durable: keep it above `through`
+    let through = this.auditHead();
+    for (const e of this.open.values()) if (e.seq === undefined) through = Math.min(through, e.after);
+    this.writeSnapshot(through);
+    this.handle = await open(this.file, 'a');
+  }
+
+  private writeSnapshot(through: number): void {
+    const open: Array<readonly [number, number, string]> = [];
+    for (const [packetId, e] of this.open) if (e.seq !== undefined && e.seq <= through) open.push([packetId, e.seq, e.digest]);
+    const tmp = `${this.file}.tmp`;
+    const fd = openSync(tmp, 'w');
+    try {
+      writeSync(fd, encodeFrame(Buffer.from(JSON.stringify({ t: 'snapshot', through, open } satisfies JournalEntry))));
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, this.file);
+    const dirFd = openSync(join(this.file, '..'), 'r');
+    try {
+      fsyncSync(dirFd);
+    } finally {
+      closeSync(dirFd);
+    }
+    this.entries = 0;
+  }
+}
+
+/**
+ * The ids recorded and not released: the journal's last snapshot, plus this worker's QoS 2
+ * records after it in the audit log, less the released and reset ones. An id recorded twice
+ * (the broker reused it after a session we lost) keeps its latest record.
+ */
+function recoverOpenIds(dir: string, worker: string, file: string): Map<number, { seq: number; digest: string }> {
+  let through = 0;
+  const bySeq = new Map<number, { packetId: number; digest: string }>();
+  const released = new Set<number>();
+  let resetThrough = 0;
+  if (existsSync(file)) {
+    for (const e of readJournal(readFileSync(file))) {
+      if (e.t === 'snapshot') {
+        through = e.through;
+        bySeq.clear();
+        released.clear();
+        resetThrough = 0;
+        for (const [packetId, seq, digest] of e.open) bySeq.set(seq, { packetId, digest });
+      } else if (e.t === 'release') released.add(e.seq);
+      else resetThrough = Math.max(resetThrough, e.through);
+    }
+  }
+  readCommandsAfter(dir, through, (record) => {
+    if (record.type !== 'command' || record.worker !== worker || record.qos !== 2 || record.packetId === undefined) return;
+    bySeq.set(record.seq, { packetId: record.packetId, digest: contentDigest(record.topic, Buffer.from(record.payload, 'base64')) });
+  });
+  const open = new Map<number, { seq: number; digest: string }>();
+  for (const seq of [...bySeq.keys()].sort((a, b) => a - b)) {
+    if (released.has(seq) || seq <= resetThrough) continue;
+    const { packetId, digest } = bySeq.get(seq) as { packetId: number; digest: string };
+    open.set(packetId, { seq, digest });
+  }
+  return open;
+}
+
+/** Journal entries in order; a torn or damaged tail ends it (its fsync never completed). */
+function readJournal(bytes: Buffer): JournalEntry[] {
+  const out: JournalEntry[] = [];
+  for (let o = 0; o + frameHeaderBytes <= bytes.length;) {
+    const length = bytes.readUInt32BE(o);
+    const body = bytes.subarray(o + frameHeaderBytes, o + frameHeaderBytes + length);
+    if (body.length < length || crc32c(body) !== bytes.readUInt32BE(o + 4)) break;
+    out.push(JSON.parse(body.toString()) as JournalEntry);
+    o += frameHeaderBytes + length;
+  }
+  return out;
+}
+
+/** Every audit record with seq > `after`, in order, from the segment that holds after + 1 on. */
+function readCommandsAfter(dir: string, after: number, onRecord: (record: AuditRecord) => void): void {
+  const files = segmentFiles(dir);
+  let start = 0;
+  for (let i = 0; i < files.length; i++) if (Number((files[i] as string).slice(0, 20)) <= after + 1) start = i;
+  for (const name of files.slice(start)) {
+    const bytes = readFileSync(join(dir, name));
+    for (let o = segmentMagic.length; o + frameHeaderBytes <= bytes.length;) {
+      const length = bytes.readUInt32BE(o);
+      const body = bytes.subarray(o + frameHeaderBytes, o + frameHeaderBytes + length);
+      if (body.length < length || crc32c(body) !== bytes.readUInt32BE(o + 4)) break; // the writer's recovery already vetted it
+      const record = JSON.parse(body.toString()) as AuditRecord;
+      if (record.seq > after) onRecord(record);
+      o += frameHeaderBytes + length;
+    }
+  }
+}

@@ -1,0 +1,201 @@
+// QoS 2 commands into the audit log, end to end against Mosquitto and Kafka: exactly once
+// across SIGKILLs, the broker over-sending while the log is slowed, faithful records of odd
+// input, and replay back into Kafka byte for byte.
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { MqttClient } from 'mqtt';
+import type { CommandRecord } from '../../src/audit/format.ts';
+import { verifyAuditLog } from '../../src/audit/verify.ts';
+import { readTopic, seqCounts, waitFor } from '../support/e2e-helpers.ts';
+import { sluiceFor, type SluiceProcess } from '../support/sluice-process.ts';
+import { mqttClient, printLogsOnFailure, unique } from '../support/stack.ts';
+
+/** Commands under `prefix` recorded in the audit log and forwarded to Kafka `topic`. */
+function commandRules(prefix: string, topic: string) {
+  return {
+    subscriptions: [{ filter: `${prefix}/+/+/+/+/command`, qos: 2 }],
+    routes: [{
+      name: 'commands',
+      match: `${prefix}/{site}/{zone}/{deviceType}/{deviceId}/command`,
+      audit: true,
+      payload: 'raw',
+      kafka: { topic, key: '{deviceId}' },
+    }],
+  };
+}
+
+const auditDir = (sluice: SluiceProcess) => join(sluice.dir, 'audit');
+
+/** Every command record in the log, in order; the log must verify. */
+function commandsIn(dir: string): CommandRecord[] {
+  const records: CommandRecord[] = [];
+  const result = verifyAuditLog(dir, { onFrame: (f) => f.record.type === 'command' && records.push(f.record) });
+  assert.equal(result.ok, true, `verify: ${result.problem?.kind} ${result.problem?.message}`);
+  return records;
+}
+
+/**
+ * `count` QoS 2 commands from one publisher, numbered, in order; at most 10 in flight (Mosquitto
+ * refuses more than 20 QoS 2 in flight from one publisher with "Quota exceeded").
+ */
+async function publishCommands(client: MqttClient, prefix: string, publisher: number, count: number, ratePerSecond: number): Promise<void> {
+  const started = Date.now();
+  for (let i = 0; i < count; i += 10) {
+    await Promise.all(Array.from({ length: Math.min(10, count - i) }, (_, j) => {
+      const n = i + j;
+      const payload = JSON.stringify({ seq: publisher * 100_000 + n, publisher, n, command: 'set-point', value: n % 50 });
+      return client.publishAsync(`${prefix}/plant/zone-${publisher}/valve/v-${publisher}/command`, payload, {
+        qos: 2, properties: { userProperties: { issuedBy: `operator-${publisher}` }, correlationData: Buffer.from(`corr-${publisher}-${n}`) },
+      });
+    }));
+    const due = started + ((i + 10) / ratePerSecond) * 1000;
+    if (due > Date.now()) await sleep(due - Date.now());
+  }
+}
+
+function assertExactlyOnceInOrder(records: readonly CommandRecord[], publishers: number, perPublisher: number): void {
+  const seen = new Map<string, number>();
+  const lastOf = new Map<number, number>();
+  for (const r of records) {
+    const body = JSON.parse(Buffer.from(r.payload, 'base64').toString()) as { publisher: number; n: number };
+    const id = `${body.publisher}/${body.n}`;
+    seen.set(id, (seen.get(id) ?? 0) + 1);
+    const last = lastOf.get(body.publisher) ?? -1;
+    assert.ok(body.n > last, `publisher ${body.publisher}: command ${body.n} recorded after ${last}`);
+    lastOf.set(body.publisher, body.n);
+  }
+  const twice = [...seen].filter(([, c]) => c > 1).map(([id]) => id);
+  assert.deepEqual(twice.slice(0, 10), [], `${twice.length} commands recorded more than once`);
+  assert.equal(seen.size, publishers * perPublisher, `${publishers * perPublisher - seen.size} commands missing`);
+  assert.equal(records.length, publishers * perPublisher);
+}
+
+async function metric(sluice: SluiceProcess, name: string): Promise<number> {
+  try {
+    return (await sluice.metrics()).get(name) ?? 0;
+  } catch {
+    return 0;
+  }
+}
+
+test('exactly once: 5,000 QoS 2 commands, sluice SIGKILLed three times, each recorded once, in order, and the log verifies', { timeout: 240_000 }, async (t) => {
+  printLogsOnFailure(t);
+  const prefix = unique('eo');
+  const topic = `${prefix}.commands`;
+  const sluice = sluiceFor(t, {
+    rules: commandRules(prefix, topic),
+    config: { audit: { dir: 'audit' }, mqtt: { commands: { receiveMaximum: 50 } } },
+  });
+  await sluice.start();
+  const publishers = 5;
+  const perPublisher = 1_000;
+  const clients = await Promise.all(Array.from({ length: publishers }, () => mqttClient(t)));
+  // ~10 s of traffic; sluice is killed three times while it flows (the broker keeps the session)
+  const publishing = Promise.all(clients.map((c, p) => publishCommands(c, prefix, p, perPublisher, 100)));
+  let redeliveries = 0;
+  for (let kill = 0; kill < 3; kill++) {
+    await sleep(2_000);
+    redeliveries += await metric(sluice, 'sluice_audit_redeliveries_total');
+    await sluice.stop('SIGKILL');
+    await sleep(300);
+    await sluice.start();
+  }
+  await publishing;
+  let records: CommandRecord[] = [];
+  await waitFor('5,000 commands in the audit log', () => (records = commandsIn(auditDir(sluice))).length >= publishers * perPublisher, 90_000)
+    .catch(() => {});
+  await sleep(2_000); // anything recorded twice would show up now
+  records = commandsIn(auditDir(sluice));
+  redeliveries += await metric(sluice, 'sluice_audit_redeliveries_total');
+  t.diagnostic(`records ${records.length}; QoS 2 redeliveries recognised and not recorded again: ${redeliveries}; exits ${JSON.stringify(sluice.exits)}`);
+  assertExactlyOnceInOrder(records, publishers, perPublisher);
+  assert.deepEqual(sluice.exits, [null, null, null], 'killed three times');
+  const r = records[0] as CommandRecord;
+  assert.equal(r.qos, 2);
+  assert.equal(r.worker, `${sluice.clientId}-commands`);
+  assert.equal(typeof r.packetId, 'number');
+  assert.deepEqual(r.levels, { site: 'plant', zone: 'zone-0', deviceType: 'valve', deviceId: 'v-0' });
+  assert.deepEqual(r.properties.userProperties, { issuedBy: 'operator-0' });
+  assert.equal(Buffer.from(r.properties.correlationData as string, 'base64').toString(), 'corr-0-0');
+
+  // Kafka: every command at least once, each carrying its audit sequence number
+  const kafkaRecords = await readTopic(t, topic, (rs) => seqCounts(rs).size === publishers * perPublisher, 60_000);
+  assert.equal(seqCounts(kafkaRecords).size, publishers * perPublisher, 'every command forwarded');
+  const seqOf = new Map(records.map((x) => [JSON.parse(Buffer.from(x.payload, 'base64').toString()).seq as number, x.seq]));
+  for (const k of kafkaRecords.slice(0, 500)) {
+    assert.equal(Number(k.headers['sluice-audit-seq']), seqOf.get(JSON.parse(k.value.toString()).seq), 'the Kafka record names its audit record');
+  }
+});
+
+test('broker over-sending QoS 2 while the audit log is slowed: no disconnect loop, nothing lost, nothing twice', { timeout: 240_000 }, async (t) => {
+  printLogsOnFailure(t);
+  const prefix = unique('over');
+  const topic = `${prefix}.commands`;
+  const receiveMaximum = 10;
+  const sluice = sluiceFor(t, {
+    rules: commandRules(prefix, topic),
+    config: { audit: { dir: 'audit' }, mqtt: { keepalive: 3, commands: { receiveMaximum } } },
+    env: { SLUICE_TEST_AUDIT_SYNC_DELAY_MS: '25' }, // every fsync 25 ms slower: a slow disk
+  });
+  await sluice.start();
+  await sluice.stop('SIGTERM'); // the session stays: a burst queues at the broker, which then over-sends
+  const publishers = 5;
+  const perPublisher = 1_000;
+  const clients = await Promise.all(Array.from({ length: publishers }, () => mqttClient(t)));
+  await Promise.all(clients.map((c, p) => publishCommands(c, prefix, p, perPublisher, 100_000)));
+  await sluice.start();
+  let records: CommandRecord[] = [];
+  await waitFor('5,000 commands in the audit log', () => (records = commandsIn(auditDir(sluice))).length >= publishers * perPublisher, 150_000)
+    .catch(() => {});
+  await sleep(1_000);
+  records = commandsIn(auditDir(sluice));
+  const m = await sluice.metrics();
+  t.diagnostic(`records ${records.length}; commands in flight max ${m.get('sluice_commands_inflight_messages_max')}, stalls ${m.get('sluice_pump_stalls_total')}, ` +
+    `reconnects ${m.get('sluice_mqtt_reconnects_total')}, fsync p50 bucket count ${m.get('sluice_audit_fsync_seconds_count')}, group commits of >1: ${records.length - (m.get('sluice_audit_fsync_seconds_count') ?? 0)}`);
+  assertExactlyOnceInOrder(records, publishers, perPublisher);
+  assert.equal(m.get('sluice_mqtt_reconnects_total'), 0, 'the command connection was never dropped');
+  assert.ok((m.get('sluice_commands_inflight_messages_max') ?? Infinity) <= receiveMaximum, 'at most Receive Maximum taken');
+  assert.ok((m.get('sluice_pump_stalls_total') ?? 0) > 0, 'the window filled and the socket was held');
+  assert.doesNotMatch(sluice.logs, /Receive Maximum exceeded|Quota exceeded/);
+});
+
+test('odd commands are recorded byte for byte: 256 KiB, binary, every property', { timeout: 60_000 }, async (t) => {
+  printLogsOnFailure(t);
+  const prefix = unique('odd');
+  const topic = `${prefix}.commands`;
+  const sluice = sluiceFor(t, { rules: commandRules(prefix, topic), config: { audit: { dir: 'audit' } } });
+  await sluice.start();
+  const pub = await mqttClient(t);
+  const big = Buffer.alloc(256 * 1024);
+  for (let i = 0; i < big.length; i++) big[i] = (i * 31) & 0xff;
+  const binary = Buffer.from([0x00, 0xff, 0xfe, 0xc3, 0x28, 0x80, 0x0a, 0x00]); // not UTF-8
+  const at = `${prefix}/plant/z/valve/v-1/command`;
+  await pub.publishAsync(at, big, { qos: 2 });
+  await pub.publishAsync(at, binary, {
+    qos: 2, retain: false,
+    properties: {
+      payloadFormatIndicator: false, contentType: 'application/octet-stream', responseTopic: `${prefix}/reply`,
+      correlationData: Buffer.from([0xde, 0xad, 0xbe, 0xef]), messageExpiryInterval: 3600,
+      userProperties: { 'ünïcødé-name': '値 ✓', repeated: ['a', 'b'] },
+    },
+  });
+  await pub.publishAsync(at, Buffer.alloc(0), { qos: 2 }); // an empty command is still a command
+  let records: CommandRecord[] = [];
+  await waitFor('3 records', () => (records = commandsIn(auditDir(sluice))).length >= 3, 30_000);
+  assert.ok(Buffer.from(records[0]?.payload ?? '', 'base64').equals(big), '256 KiB byte for byte');
+  const b = records[1] as CommandRecord;
+  assert.ok(Buffer.from(b.payload, 'base64').equals(binary), 'binary byte for byte');
+  assert.equal(b.properties.contentType, 'application/octet-stream');
+  assert.equal(b.properties.responseTopic, `${prefix}/reply`);
+  assert.equal(b.properties.correlationData, Buffer.from([0xde, 0xad, 0xbe, 0xef]).toString('base64'));
+  assert.equal(b.properties.payloadFormatIndicator, false);
+  assert.ok((b.properties.messageExpiryInterval ?? 0) > 3500);
+  assert.deepEqual(b.properties.userProperties, { 'ünïcødé-name': '値 ✓', repeated: ['a', 'b'] });
+  assert.equal(records[2]?.payload, '');
+  // and on to Kafka, the same bytes
+  const kafkaRecords = await readTopic(t, topic, (rs) => rs.length >= 3, 30_000);
+  assert.ok(kafkaRecords[0]?.value.equals(big));
+  assert.ok(kafkaRecords[1]?.value.equals(binary));
+});
