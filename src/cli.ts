@@ -6,11 +6,14 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { startWorker } from './app.ts';
+import { Kafka, logLevel, type SASLOptions } from 'kafkajs';
+import mqtt from 'mqtt';
+import { jsonLinesTarget, kafkaTarget, mqttTarget, parseBound, replay, ReplayRefusedError, type ReplayTarget } from './audit/replay.ts';
 import { exitCodes as auditExitCodes, repairTail, verifyAuditLog } from './audit/verify.ts';
-import { loadConfig, loadRules } from './config/load.ts';
+import { loadConfig, loadRules, resolveSecret } from './config/load.ts';
 import { rulesFile } from './config/rules-schema.ts';
 import { serviceConfig } from './config/service-schema.ts';
-import { ConfigError } from './config/yaml-file.ts';
+import { ConfigError, loadYamlFile } from './config/yaml-file.ts';
 import type { Message } from './message.ts';
 import { createLogger } from './observability/logger.ts';
 import { DeviceSimulator } from './simulator/device-simulator.ts';
@@ -33,6 +36,12 @@ usage:
                                                check an audit log: frames, CRC-32C, the SHA-256 chain,
                                                sequence, signed checkpoints. Exit 0 ok, 3 torn tail,
                                                4 corrupt frame, 5 chain/sequence broken, 6 signature
+  sluice audit replay DIR [--from SEQ|TIME] [--to SEQ|TIME] [--topic FILTER] [--public-key FILE] [--force]
+                       [--kafka TOPIC [--brokers HOST:PORT,...]] [--mqtt-prefix PREFIX [--url URL]]
+                                               replay recorded commands, in order: JSON lines on stdout
+                                               (default), a Kafka topic, or republished under a prefix.
+                                               Verifies first and refuses a log that fails (exit as
+                                               verify) unless --force; brokers/url default to the config
   sluice audit keygen DIR                      an Ed25519 key pair for signed checkpoints
 
 options:
@@ -61,6 +70,13 @@ async function main(argv: string[]): Promise<number> {
       connections: { type: 'string' },
       'public-key': { type: 'string' },
       'repair-tail': { type: 'boolean' },
+      from: { type: 'string' },
+      to: { type: 'string' },
+      topic: { type: 'string' },
+      kafka: { type: 'string' },
+      brokers: { type: 'string' },
+      'mqtt-prefix': { type: 'string' },
+      force: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'v' },
     },
@@ -160,6 +176,78 @@ async function main(argv: string[]): Promise<number> {
       const unsigned = result.unsignedTail ? `; ${result.unsignedTail} records after the last signed checkpoint` : '';
       process.stdout.write(`ok: ${summary}${publicKey ? `; signatures valid${unsigned}` : '; signatures not checked (no --public-key)'}\n`);
       return 0;
+    }
+    case 'audit replay': {
+      const [dir] = rest;
+      if (dir === undefined) throw new UsageError('audit replay needs the log directory');
+      if (values.kafka !== undefined && values['mqtt-prefix'] !== undefined) throw new UsageError('replay to --kafka or to --mqtt-prefix, not both');
+      const bound = (v: string | undefined, what: string) => {
+        if (v === undefined) return undefined;
+        try {
+          return parseBound(v, what);
+        } catch (err) {
+          throw new UsageError((err as Error).message);
+        }
+      };
+      const selection = { from: bound(values.from, '--from'), to: bound(values.to, '--to'), topic: values.topic };
+      const publicKey = values['public-key'] === undefined ? undefined : createPublicKey(readFileSync(values['public-key']));
+      const service = () => loadYamlFile(configFile, serviceConfig).value;
+      let target: ReplayTarget;
+      let where: string;
+      if (values.kafka !== undefined) {
+        const k = service().kafka;
+        const brokers = values.brokers?.split(',') ?? k.brokers;
+        target = await kafkaTarget(new Kafka({
+          clientId: 'sluice-replay', brokers, ssl: k.ssl, logLevel: logLevel.NOTHING,
+          ...(k.sasl ? { sasl: { mechanism: k.sasl.mechanism, username: k.sasl.username, password: resolveSecret(k.sasl.password, 'kafka.sasl.password') } as SASLOptions } : {}),
+        }), values.kafka);
+        where = `Kafka topic ${values.kafka}`;
+      } else if (values['mqtt-prefix'] !== undefined) {
+        const m = service().mqtt;
+        const url = values.url ?? m.url;
+        const client = await mqtt.connectAsync(url, {
+          protocolVersion: 5, clientId: `sluice-replay-${process.pid}`, reconnectPeriod: 0,
+          ...(m.username !== undefined ? { username: m.username } : {}),
+          ...(m.password ? { password: resolveSecret(m.password, 'mqtt.password') } : {}),
+          ...(m.tls ? {
+            ...(m.tls.ca ? { ca: readFileSync(m.tls.ca) } : {}), ...(m.tls.cert ? { cert: readFileSync(m.tls.cert) } : {}),
+            ...(m.tls.key ? { key: readFileSync(m.tls.key) } : {}), rejectUnauthorized: m.tls.rejectUnauthorized,
+          } : {}),
+        });
+        target = mqttTarget(client, values['mqtt-prefix']);
+        where = `${url} under ${values['mqtt-prefix']}/`;
+      } else {
+        target = jsonLinesTarget(process.stdout);
+        where = 'stdout';
+      }
+      const tty = process.stderr.isTTY === true;
+      const started = Date.now();
+      let lastDraw = 0;
+      const progress = (replayed: number, total: number) => {
+        const now = Date.now();
+        if (!tty || now - lastDraw < 100) return;
+        lastDraw = now;
+        const rate = replayed / Math.max(0.001, (now - started) / 1000);
+        const width = 30;
+        const filled = Math.round((width * replayed) / Math.max(1, total));
+        process.stderr.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${replayed}/${total} commands, ${rate.toFixed(0)}/s `);
+      };
+      try {
+        const r = await replay(dir, target, { ...selection, publicKey, force: values.force === true, onProgress: progress });
+        if (tty) process.stderr.write('\n');
+        const secs = (Date.now() - started) / 1000;
+        const forced = r.forcedPast ? `; FORCED past ${r.forcedPast.kind} at ${r.forcedPast.segment} offset ${r.forcedPast.offset}, seq ${r.forcedPast.seq}: ${r.forcedPast.message}` : '';
+        if (tty || where !== 'stdout') process.stderr.write(`replayed ${r.replayed} commands to ${where} (${r.skipped} outside the selection) in ${secs.toFixed(1)} s${forced}\n`);
+        return r.forcedPast ? auditExitCodes[r.forcedPast.kind] : 0;
+      } catch (err) {
+        if (err instanceof ReplayRefusedError) {
+          process.stderr.write(`sluice: ${err.message}\n`);
+          return auditExitCodes[err.verify.problem?.kind ?? 'corrupt'];
+        }
+        throw err;
+      } finally {
+        await target.close();
+      }
     }
     case 'audit keygen': {
       const [dir] = rest;

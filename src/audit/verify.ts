@@ -57,9 +57,27 @@ export interface VerifyOptions {
   readonly publicKey?: KeyObject | undefined;
   /** Called for each good frame, in order (replay reads through this). */
   readonly onFrame?: (frame: Frame) => void;
+  /**
+   * Read on past a problem where the framing still holds (a bad CRC is skipped, a broken chain
+   * or sequence is resynchronised on the record found), calling onFrame for every readable
+   * record: `replay --force`. The first problem is still reported.
+   */
+  readonly continuePastProblems?: boolean;
 }
 
 export function verifyAuditLog(dir: string, options: VerifyOptions = {}): VerifyResult {
+  const reader = readAuditLog(dir, options);
+  for (let next = reader.next(); ; next = reader.next()) {
+    if (next.done) return next.value;
+    options.onFrame?.(next.value);
+  }
+}
+
+/**
+ * The verifier as a pull: yields each good frame in order (one segment in memory at a time),
+ * returns the result. Replay awaits its target between frames.
+ */
+export function* readAuditLog(dir: string, options: Omit<VerifyOptions, 'onFrame'> = {}): Generator<Frame, VerifyResult, void> {
   const files = segmentFiles(dir);
   let expectSeq = 1;
   let prev = genesis;
@@ -67,7 +85,8 @@ export function verifyAuditLog(dir: string, options: VerifyOptions = {}): Verify
   let commands = 0;
   let checkpoints = 0;
   let lastSignedSeq = 0;
-  const result = (problem?: Problem): VerifyResult => ({
+  let firstProblem: Problem | undefined;
+  const result = (problem: Problem | undefined = firstProblem): VerifyResult => ({
     ok: problem === undefined, segments: files.length, records, commands, checkpoints, lastSeq: expectSeq - 1, head: prev,
     ...(options.publicKey ? { unsignedTail: expectSeq - 1 - lastSignedSeq } : {}),
     ...(problem ? { problem } : {}),
@@ -77,6 +96,12 @@ export function verifyAuditLog(dir: string, options: VerifyOptions = {}): Verify
     const bytes = readFileSync(join(dir, segment));
     const last = fileIndex === files.length - 1;
     const problem = (kind: ProblemKind, offset: number, message: string) => result({ kind, segment, offset, seq: expectSeq, message });
+    /** A problem after which the next frame can still be found: noted, and reading goes on when asked. */
+    const recoverable = (kind: ProblemKind, offset: number, message: string): VerifyResult | undefined => {
+      if (!options.continuePastProblems) return problem(kind, offset, message);
+      firstProblem ??= { kind, segment, offset, seq: expectSeq, message };
+      return undefined;
+    };
     if (bytes.length < segmentMagic.length || !bytes.subarray(0, segmentMagic.length).equals(segmentMagic)) {
       if (last && bytes.length < segmentMagic.length && segmentMagic.subarray(0, bytes.length).equals(bytes)) {
         return problem('torn-tail', 0, 'the segment header was cut short by a crash');
@@ -98,40 +123,47 @@ export function verifyAuditLog(dir: string, options: VerifyOptions = {}): Verify
           : problem('corrupt', offset, 'a frame runs past the end of its segment');
       }
       const body = bytes.subarray(offset + frameHeaderBytes, offset + frameHeaderBytes + length);
-      if (crc32c(body) !== crc) return problem('corrupt', offset, 'CRC-32C mismatch: the frame was altered or damaged');
-      let record: AuditRecord;
+      const next = offset + frameHeaderBytes + length;
+      let record: AuditRecord | undefined;
       try {
         record = JSON.parse(body.toString('utf8')) as AuditRecord;
       } catch {
-        return problem('corrupt', offset, 'the frame body is not a record');
+        record = undefined;
+      }
+      if (crc32c(body) !== crc || record === undefined) {
+        const stop = recoverable('corrupt', offset, record === undefined ? 'the frame body is not a record' : 'CRC-32C mismatch: the frame was altered or damaged');
+        if (stop) return stop;
+        offset = next; // skipped: not trusted enough to replay
+        continue;
       }
       if (record.seq !== expectSeq) {
-        const kind = sequenceProblem(bytes, offset + frameHeaderBytes + length, record.seq, expectSeq);
+        const kind = sequenceProblem(bytes, next, record.seq, expectSeq);
         const what = kind === 'missing' ? `record(s) ${expectSeq}..${record.seq - 1} are missing`
           : kind === 'inserted' ? `record ${record.seq} appears again (inserted)`
           : `found record ${record.seq} where ${expectSeq} belongs (reordered)`;
-        return problem(kind, offset, what);
-      }
-      if (record.prev !== prev) {
-        return problem('chain', offset, `record ${record.seq} does not follow from record ${record.seq - 1}: one of them was edited or forged`);
+        const stop = recoverable(kind, offset, what);
+        if (stop) return stop;
+      } else if (record.prev !== prev) {
+        const stop = recoverable('chain', offset, `record ${record.seq} does not follow from record ${record.seq - 1}: one of them was edited or forged`);
+        if (stop) return stop;
       }
       if (record.type === 'checkpoint') {
         checkpoints++;
         if (options.publicKey) {
           if (!checkpointValid(record as CheckpointRecord, options.publicKey)) {
-            return problem('signature', offset, `checkpoint ${record.seq}: the signature does not match the chain head (the log before it was rewritten, or another key signed it)`);
-          }
-          lastSignedSeq = record.seq;
+            const stop = recoverable('signature', offset, `checkpoint ${record.seq}: the signature does not match the chain head (the log before it was rewritten, or another key signed it)`);
+            if (stop) return stop;
+          } else lastSignedSeq = record.seq;
         }
       } else {
         commands++;
       }
       const hash = sha256Hex(body);
-      options.onFrame?.({ segment, offset, body, record, hash });
+      yield { segment, offset, body, record, hash };
       prev = hash;
       records++;
-      expectSeq++;
-      offset += frameHeaderBytes + length;
+      expectSeq = record.seq + 1; // the same as +1 unless reading on past a problem
+      offset = next;
     }
   }
   if (options.publicKey && checkpoints === 0 && records > 0) {

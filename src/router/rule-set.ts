@@ -132,7 +132,7 @@ export class RuleSet {
       } else {
         let payload: unknown;
         let usable = true;
-        if (route.json) {
+        if (route.json && (route.kafka || route.influx)) { // an audit-only route has nothing to decode for
           decoded ??= decodeJson(message.payload);
           if (decoded.ok) payload = decoded.value;
           else {

@@ -70,3 +70,13 @@ test('the example config and rules in config/ load', () => {
   const loaded = loadConfig(join(import.meta.dirname, '../../config/sluice.yaml'), { env: {} });
   assert.deepEqual(loaded.rules.routeNames, ['telemetry', 'commands']);
 });
+
+test('an audit route without an audit section is refused, naming both files; audit.dir is relative to the config', () => {
+  const auditRules = goodRules.replace('    kafka:\n', '    audit: true\n    kafka:\n');
+  const dir = files({ 'rules.yaml': auditRules, 'sluice.yaml': 'rules: rules.yaml\n' });
+  assert.throws(() => loadConfig(join(dir, 'sluice.yaml')), /sluice\.yaml:1: a route in .*rules\.yaml has audit: true but this file has no audit section/);
+  writeFileSync(join(dir, 'sluice.yaml'), 'rules: rules.yaml\naudit:\n  dir: data/audit\n  signing:\n    privateKey: { env: SLUICE_TEST_NO_SUCH_KEY }\n');
+  assert.throws(() => loadConfig(join(dir, 'sluice.yaml'), { env: {} }), /audit\.signing\.privateKey: environment variable SLUICE_TEST_NO_SUCH_KEY is not set/);
+  writeFileSync(join(dir, 'sluice.yaml'), 'rules: rules.yaml\naudit:\n  dir: data/audit\n');
+  assert.equal(loadConfig(join(dir, 'sluice.yaml')).service.audit?.dir, join(dir, 'data/audit'));
+});

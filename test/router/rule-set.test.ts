@@ -139,3 +139,23 @@ test('timestamps: s, ms, us, ns, ISO-8601', () => {
   assert.equal(toNanos(-1, 'auto'), undefined);
   assert.equal(toNanos('not a date', 'auto'), undefined);
 });
+
+test('an audit route records every message it matches, whatever its payload; its other outputs follow the usual rules', () => {
+  const commands = rules({
+    subscriptions: [{ filter: 'acme/+/+/+/+/command', qos: 2 }],
+    routes: [
+      { name: 'commands', match: '{org}/{site}/{zone}/{deviceType}/{deviceId}/command', audit: true, kafka: { topic: 'commands' } },
+      { name: 'audit-only', match: 'ops/{deviceId}/command', audit: true },
+    ],
+  });
+  assert.equal(commands.usesAudit, true);
+  const bad = commands.route(msg('acme/s/z/valve/v-1/command', Buffer.from([0xff, 0x00])));
+  assert.deepEqual(bad.audit, { route: 'commands', levels: { org: 'acme', site: 's', zone: 'z', deviceType: 'valve', deviceId: 'v-1' } });
+  assert.deepEqual(bad.kafka, [], 'not JSON: no Kafka record from a json route');
+  assert.equal(bad.deadLetters[0]?.reason, 'invalid-utf8', 'dead-lettered for Kafka, recorded all the same');
+  const only = commands.route(msg('ops/d-9/command', 'anything'));
+  assert.deepEqual(only.audit, { route: 'audit-only', levels: { deviceId: 'd-9' } });
+  assert.deepEqual([only.kafka, only.influx, only.deadLetters], [[], [], []]);
+  assert.equal(telemetry.usesAudit, false);
+  assert.equal(telemetry.route(msg('acme/s/z/t/d/telemetry', { temperature: 1 })).audit, undefined);
+});

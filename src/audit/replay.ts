@@ -1,0 +1,182 @@
+// Replays commands from an audit log, checking it as it reads: the whole log is verified first
+// and tampered input is refused (unless forced); then the records in range go, in order, to
+// JSON lines, a Kafka topic or an MQTT broker under a prefix, with their payload bytes and
+// properties as recorded.
+import type { KeyObject } from 'node:crypto';
+import type { Kafka, Message as KafkaMessage, Producer } from 'kafkajs';
+import type { MqttClient } from 'mqtt';
+import type { CommandRecord } from './format.ts';
+import { readAuditLog, verifyAuditLog, type Problem, type VerifyResult } from './verify.ts';
+import { compilePattern, PatternTrie, validateFilter } from '../router/topic-pattern.ts';
+
+export type Bound = { readonly seq: number } | { readonly time: number };
+
+export interface ReplaySelection {
+  readonly from?: Bound | undefined;
+  readonly to?: Bound | undefined;
+  /** An MQTT filter the record's topic must match. */
+  readonly topic?: string | undefined;
+}
+
+/** Where replayed commands go; `send` may batch, `flush` makes everything sent durable. */
+export interface ReplayTarget {
+  send(record: CommandRecord, body: Buffer): Promise<void>;
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface ReplayResult {
+  readonly replayed: number;
+  readonly skipped: number;
+  readonly verify: VerifyResult;
+  /** The problem read past (with force). */
+  readonly forcedPast?: Problem | undefined;
+}
+
+export class ReplayRefusedError extends Error {
+  override readonly name = 'ReplayRefusedError';
+  readonly verify: VerifyResult;
+  constructor(verify: VerifyResult) {
+    const p = verify.problem as Problem;
+    super(`refusing to replay: the log fails verification (${p.kind} at ${p.segment} offset ${p.offset}, seq ${p.seq}: ${p.message}); --force replays what can be read`);
+    this.verify = verify;
+  }
+}
+
+/** "123" is a sequence number; anything else must parse as a time (ISO-8601). */
+export function parseBound(text: string, what: string): Bound {
+  if (/^\d+$/.test(text)) return { seq: Number(text) };
+  const time = Date.parse(text);
+  if (Number.isNaN(time)) throw new Error(`${what} takes a sequence number or an ISO-8601 time, got "${text}"`);
+  return { time };
+}
+
+export async function replay(dir: string, target: ReplayTarget, options: ReplaySelection & {
+  readonly publicKey?: KeyObject | undefined;
+  readonly force?: boolean;
+  readonly onProgress?: (replayed: number, commandsInLog: number) => void;
+}): Promise<ReplayResult> {
+  const checked = verifyAuditLog(dir, { publicKey: options.publicKey });
+  if (checked.problem && !options.force) throw new ReplayRefusedError(checked);
+  let topicFilter: PatternTrie | undefined;
+  if (options.topic !== undefined) {
+    validateFilter(options.topic);
+    (topicFilter = new PatternTrie()).add(compilePattern(options.topic));
+  }
+  const within = (r: CommandRecord) => inside(r, options.from, 'from') && inside(r, options.to, 'to')
+    && (topicFilter === undefined || topicFilter.match(r.topic).length > 0);
+
+  // Read again, verifying on the way (the log may have grown or changed since), and send.
+  let replayed = 0;
+  let skipped = 0;
+  const reader = readAuditLog(dir, { publicKey: options.publicKey, continuePastProblems: options.force === true });
+  let verify: VerifyResult;
+  for (;;) {
+    const next = reader.next();
+    if (next.done) {
+      verify = next.value;
+      break;
+    }
+    const record = next.value.record;
+    if (record.type !== 'command') continue;
+    if (!within(record)) {
+      skipped++;
+      continue;
+    }
+    await target.send(record, next.value.body);
+    replayed++;
+    options.onProgress?.(replayed, checked.commands);
+  }
+  // a problem that appeared since the first pass: what was sent is sent, and it is reported
+  if (verify.problem && !options.force) throw new ReplayRefusedError(verify);
+  await target.flush();
+  return { replayed, skipped, verify, forcedPast: verify.problem };
+}
+
+function inside(r: CommandRecord, bound: Bound | undefined, side: 'from' | 'to'): boolean {
+  if (bound === undefined) return true;
+  const value = 'seq' in bound ? r.seq : Date.parse(r.receivedAt);
+  const limit = 'seq' in bound ? bound.seq : bound.time;
+  return side === 'from' ? value >= limit : value <= limit;
+}
+
+/** JSON lines: each record's body exactly as stored (it is one line of JSON). */
+export function jsonLinesTarget(out: NodeJS.WritableStream): ReplayTarget {
+  return {
+    async send(_record, body) {
+      if (!out.write(Buffer.concat([body, Buffer.from('\n')]))) await new Promise((r) => out.once('drain', r));
+    },
+    async flush() {},
+    async close() {},
+  };
+}
+
+/** The Kafka record of a replayed command: the router's header scheme, plus its audit seq. */
+export function kafkaMessageOf(record: CommandRecord): KafkaMessage {
+  const p = record.properties;
+  const headers: Record<string, string | Buffer | Array<string | Buffer>> = {};
+  for (const [k, v] of Object.entries(p.userProperties ?? {})) if (!/^(mqtt-|sluice-)/i.test(k)) headers[k] = v;
+  headers['mqtt-topic'] = record.topic;
+  headers['mqtt-qos'] = String(record.qos);
+  if (p.contentType !== undefined) headers['mqtt-content-type'] = p.contentType;
+  if (p.correlationData !== undefined) headers['mqtt-correlation-data'] = Buffer.from(p.correlationData, 'base64');
+  if (p.responseTopic !== undefined) headers['mqtt-response-topic'] = p.responseTopic;
+  if (p.payloadFormatIndicator !== undefined) headers['mqtt-payload-format'] = p.payloadFormatIndicator ? 'utf-8' : 'bytes';
+  headers['sluice-audit-seq'] = String(record.seq);
+  headers['sluice-received-at'] = record.receivedAt;
+  headers['sluice-replayed'] = 'true';
+  return {
+    key: record.levels.deviceId ?? null,
+    value: Buffer.from(record.payload, 'base64'),
+    headers,
+    timestamp: String(Date.parse(record.receivedAt)),
+  };
+}
+
+/** A Kafka topic: idempotent producer, acks from all replicas, batches of 500 in order. */
+export async function kafkaTarget(kafka: Kafka, topic: string): Promise<ReplayTarget> {
+  const producer: Producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  let batch: KafkaMessage[] = [];
+  const flush = async () => {
+    if (batch.length === 0) return;
+    const messages = batch;
+    batch = [];
+    await producer.send({ topic, acks: -1, messages });
+  };
+  return {
+    async send(record) {
+      batch.push(kafkaMessageOf(record));
+      if (batch.length >= 500) await flush();
+    },
+    flush,
+    close: () => producer.disconnect(),
+  };
+}
+
+/** An MQTT broker: each command republished under `prefix/`, at its recorded QoS, with its properties. */
+export function mqttTarget(client: MqttClient, prefix: string): ReplayTarget {
+  const inFlight = new Set<Promise<unknown>>();
+  return {
+    async send(record) {
+      const p = record.properties;
+      const properties: NonNullable<Parameters<MqttClient['publishAsync']>[2]>['properties'] = {};
+      if (p.userProperties) properties.userProperties = p.userProperties;
+      if (p.contentType !== undefined) properties.contentType = p.contentType;
+      if (p.responseTopic !== undefined) properties.responseTopic = p.responseTopic;
+      if (p.correlationData !== undefined) properties.correlationData = Buffer.from(p.correlationData, 'base64');
+      if (p.payloadFormatIndicator !== undefined) properties.payloadFormatIndicator = p.payloadFormatIndicator;
+      const sent = client.publishAsync(`${prefix.replace(/\/$/, '')}/${record.topic}`, Buffer.from(record.payload, 'base64'), {
+        qos: Math.min(record.qos, 2) as 0 | 1 | 2, retain: false, properties,
+      });
+      inFlight.add(sent);
+      void sent.finally(() => inFlight.delete(sent)).catch(() => {});
+      // a few in flight keep order (one connection, in sequence) and stay under broker quotas
+      if (inFlight.size >= 10) await Promise.race(inFlight);
+    },
+    async flush() {
+      await Promise.all(inFlight);
+    },
+    close: () => client.endAsync(),
+  };
+}
