@@ -6,6 +6,8 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY src ./src
 COPY config ./config
+# the audit log's directory (mount a volume here: see docker-compose.yml)
+RUN mkdir -p /var/lib/sluice/audit && chown node:node /var/lib/sluice/audit
 USER node
 # /metrics, /healthz, /readyz (set http.host to 0.0.0.0 in the config, as config/sluice.compose.yaml does)
 EXPOSE 9464

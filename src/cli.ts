@@ -20,7 +20,7 @@ import { DeviceSimulator } from './simulator/device-simulator.ts';
 
 const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
-const help = `sluice ${version}: drains an MQTT 5 broker into Kafka and InfluxDB, acking only what is durable
+const help = `sluice ${version}: drains an MQTT 5 broker into Kafka, InfluxDB and an audit log, acking only what is durable
 
 usage:
   sluice run [--config FILE] [--rules FILE]     run a worker (SIGTERM/SIGINT: drain, ack, exit)
