@@ -5,8 +5,8 @@
 // N, Receive Maximum and broker serve the ceilings (a bare MQTT.js subscriber that acks at
 // once, and mosquitto_sub) and sluice. Several rounds; medians and spreads; JSON and a table.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { closeSync, fdatasyncSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
@@ -15,6 +15,7 @@ import { findExecutable } from '../deploy/local/prerequisites.ts';
 import { kafkaVersion } from '../deploy/local/servers/kafka.ts';
 import { repoRoot, stackConfig } from '../deploy/local/stack-config.ts';
 import { histogramQuantile } from '../src/observability/prometheus-text.ts';
+import { verifyAuditLog } from '../src/audit/verify.ts';
 import { sluiceProcess, type SluiceProcess } from '../test/support/sluice-process.ts';
 import { endpoints, kafka, unique } from '../test/support/stack.ts';
 import { summarizeProfile } from './profile-summary.ts';
@@ -25,7 +26,9 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '3' },
     count: { type: 'string', default: '100000' },
     'receive-maximum': { type: 'string', default: '1000' },
-    scenarios: { type: 'string', default: 'a,b,d,e' },
+    scenarios: { type: 'string', default: 'a,b,c,d,e' },
+    'command-count': { type: 'string', default: '20000' },
+    'commands-receive-maximum': { type: 'string', default: '100' },
     smoke: { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
     'sluice-node-args': { type: 'string', default: '' },
@@ -35,7 +38,9 @@ const smoke = args.smoke;
 const rounds = smoke ? 1 : Number(args.rounds);
 const count = smoke ? 5_000 : Number(args.count);
 const receiveMaximum = Number(args['receive-maximum']);
-const scenarios = new Set((smoke ? 'a,b' : args.scenarios).split(','));
+const scenarios = new Set((smoke ? 'a,b,c' : args.scenarios).split(','));
+const commandCount = smoke ? 2_000 : Number(args['command-count']);
+const commandsReceiveMaximum = Number(args['commands-receive-maximum']);
 const node = join(repoRoot, 'scripts/node');
 /** Extra node flags for every sluice process, for experiments (e.g. V8 heap sizes). */
 const sluiceNodeArgs = args['sluice-node-args'].split(' ').filter(Boolean);
@@ -57,8 +62,13 @@ function runJson(script: string, scriptArgs: string[]): Promise<Record<string, n
   });
 }
 
-function load(prefix: string, n: number, rate = 0, devices = 1000) {
-  return runJson('bench/load-generator.ts', ['--url', endpoints.mqtt, '--prefix', prefix, '--count', String(n), '--rate', String(rate), '--devices', String(devices)]);
+function load(prefix: string, n: number, rate = 0, devices = 1000, extra: string[] = []) {
+  return runJson('bench/load-generator.ts', ['--url', endpoints.mqtt, '--prefix', prefix, '--count', String(n), '--rate', String(rate), '--devices', String(devices), ...extra]);
+}
+
+/** QoS 2 commands: 8 publishers, each within Mosquitto's QoS 2 quota. */
+function loadCommands(prefix: string, n: number) {
+  return load(prefix, n, 0, 1000, ['--qos', '2', '--kind', 'command', '--connections', '8']);
 }
 
 function filterOf(prefix: string) {
@@ -179,6 +189,96 @@ async function drainSluice(workers: number, withInflux: boolean, profileDir?: st
   return { rate: Math.round(count / seconds), seconds, peakRssMiB, cpuPer100k: (cpu / count) * 100_000, durable };
 }
 
+// ---------------------------------------------------------------------------------------------
+// (c) QoS 2 commands into the audit log
+
+/** The disk's own fsync cost, in the same place the audit log writes: write 200 B + fdatasync, one at a time. */
+function rawFsyncMs(samples = 200): { median: number; min: number; max: number; p99: number } {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-fsync-'));
+  const fd = openSync(join(dir, 'probe'), 'a');
+  const ms: number[] = [];
+  const record = Buffer.alloc(200, 1);
+  try {
+    for (let i = 0; i < samples; i++) {
+      const t0 = process.hrtime.bigint();
+      writeSync(fd, record);
+      fdatasyncSync(fd);
+      ms.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+  } finally {
+    closeSync(fd);
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const sorted = ms.sort((x, y) => x - y);
+  const round = (v: number) => Number(v.toFixed(3));
+  return { median: round(percentile(sorted, 50)), min: round(sorted[0] as number), max: round(sorted.at(-1) as number), p99: round(percentile(sorted, 99)) };
+}
+
+/** mosquitto_sub draining the same QoS 2 backlog, recording nothing: the baseline (libmosquitto delivers at PUBREL, so it is no ceiling). */
+async function baselineMosquittoSubQos2(): Promise<number | undefined> {
+  const sub = findExecutable('mosquitto_sub');
+  if (!sub) return undefined;
+  const prefix = unique('ceil2');
+  const id = unique('msub2');
+  // Receive Maximum 65,535: at 100 (or libmosquitto's default of 20) it falls into the same trap
+  // as MQTT.js (Mosquitto over-sends QoS 2; the client ends with "protocol error")
+  const common = ['-h', '127.0.0.1', '-p', String(stackConfig().mqtt.port), '-V', 'mqttv5', '-q', '2', '-c', '-i', id, '-x', '3600',
+    '-D', 'connect', 'receive-maximum', '65535', '-t', `$share/${unique('g')}/${prefix}/+/+/+/+/command`];
+  execFileSync(sub, [...common, '-E']);
+  await loadCommands(prefix, commandCount);
+  const started = process.hrtime.bigint();
+  execFileSync(sub, [...common, '-C', String(commandCount)], { stdio: ['ignore', 'ignore', 'inherit'], maxBuffer: 1 << 30 });
+  return Math.round(commandCount / (Number(process.hrtime.bigint() - started) / 1e9));
+}
+
+interface AuditDrain {
+  rate: number;
+  fsyncMsMean: number;
+  fsyncMsP99AtMost: number;
+  recordsPerFsync: number;
+  peakRssMiB: number;
+}
+
+/** sluice drains a queued QoS 2 backlog into the audit log (audit-only route); every command once. */
+async function drainCommands(): Promise<AuditDrain> {
+  const prefix = unique('cmd');
+  const sluice = sluiceProcess({
+    rules: {
+      subscriptions: [{ filter: `${prefix}/+/+/+/+/command`, qos: 2 }],
+      routes: [{ name: 'commands', match: `${prefix}/{site}/{zone}/{deviceType}/{deviceId}/command`, audit: true }],
+    },
+    config: { audit: { dir: 'audit' }, mqtt: { commands: { receiveMaximum: commandsReceiveMaximum } } },
+    nodeArgs: sluiceNodeArgs,
+  });
+  await sluice.start();
+  await sluice.stop('SIGTERM');
+  await loadCommands(prefix, commandCount);
+  await sluice.start();
+  let first = 0;
+  for (;;) {
+    const m = await sluice.metrics();
+    if (first === 0 && (m.get('sluice_messages_received_total{qos="2"}') ?? 0) > 0) first = Date.now() - 25;
+    if ((m.get('sluice_messages_acked_total') ?? 0) >= commandCount) break;
+    await sleep(50);
+  }
+  const seconds = (Date.now() - first) / 1000;
+  const m = await sluice.metrics();
+  const peakRssMiB = sluice.peakRssMiB();
+  await sluice.stop('SIGTERM');
+  const verified = verifyAuditLog(join(sluice.dir, 'audit'));
+  if (!verified.ok || verified.commands !== commandCount) {
+    throw new Error(`the audit log holds ${verified.commands} of ${commandCount} commands (${verified.problem?.message ?? 'verified'}): a broken guarantee`);
+  }
+  const syncs = m.get('sluice_audit_fsync_seconds_count') ?? NaN;
+  return {
+    rate: Math.round(commandCount / seconds),
+    fsyncMsMean: Number((((m.get('sluice_audit_fsync_seconds_sum') ?? NaN) / syncs) * 1000).toFixed(3)),
+    fsyncMsP99AtMost: (histogramQuantile(m, 'sluice_audit_fsync_seconds', 0.99) ?? NaN) * 1000,
+    recordsPerFsync: Number(((m.get('sluice_audit_records_total') ?? NaN) / syncs).toFixed(1)),
+    peakRssMiB,
+  };
+}
+
 /** End-to-end latency at a fixed rate: payload timestamp to the record read back from Kafka. */
 async function latencyAt(rate: number) {
   const prefix = unique('lat');
@@ -268,6 +368,9 @@ const ceilingSub: number[] = [];
 const a: DrainResult[] = [];
 const b: DrainResult[] = [];
 const d: DrainResult[] = [];
+const c: AuditDrain[] = [];
+const ceilingQos2: number[] = [];
+const fsyncRaw: Array<ReturnType<typeof rawFsyncMs>> = [];
 try {
   for (let round = 1; round <= rounds; round++) {
     say(`round ${round}/${rounds}: ${count} messages, Receive Maximum ${receiveMaximum}`);
@@ -276,9 +379,15 @@ try {
     if (sub !== undefined) ceilingSub.push(sub);
     if (scenarios.has('a')) a.push(await drainSluice(1, false, round === 1 ? profileDir : undefined));
     if (scenarios.has('b')) b.push(await drainSluice(1, true));
+    if (scenarios.has('c')) {
+      const q2 = await baselineMosquittoSubQos2();
+      if (q2 !== undefined) ceilingQos2.push(q2);
+      fsyncRaw.push(rawFsyncMs());
+      c.push(await drainCommands());
+    }
     if (scenarios.has('d')) d.push(await drainSluice(3, false));
     say(`round ${round}: ceiling ${ceilingJs.at(-1)}/s (MQTT.js) ${ceilingSub.at(-1) ?? '-'}/s (mosquitto_sub); ` +
-      `a ${a.at(-1)?.rate ?? '-'}/s, b ${b.at(-1)?.rate ?? '-'}/s, d ${d.at(-1)?.rate ?? '-'}/s`);
+      `a ${a.at(-1)?.rate ?? '-'}/s, b ${b.at(-1)?.rate ?? '-'}/s, c ${c.at(-1)?.rate ?? '-'}/s (mosquitto_sub QoS 2 ${ceilingQos2.at(-1) ?? '-'}/s), d ${d.at(-1)?.rate ?? '-'}/s`);
   }
   const ceiling = spread(ceilingJs);
   const summarize = (rs: DrainResult[]) => rs.length === 0 ? undefined : {
@@ -307,7 +416,19 @@ try {
     scenarios: {
       a_kafka: scenarioA && { ...scenarioA, endToEndMsAtHalfRate: latency },
       b_kafka_influx: summarize(b),
-      c_audit: 'not yet: the audit log does not exist yet',
+      c_audit: c.length === 0 ? undefined : {
+        method: { commands: commandCount, qos: 2, receiveMaximum: commandsReceiveMaximum, route: 'audit only (no Kafka)', publishers: 8 },
+        rate: spread(c.map((x) => x.rate)),
+        baselineMosquittoSubQos2: ceilingQos2.length ? spread(ceilingQos2) : undefined,
+        ratioToMosquittoSubQos2: ceilingQos2.length ? Number((spread(c.map((x) => x.rate)).median / spread(ceilingQos2).median).toFixed(3)) : undefined,
+        fsyncMsMean: spread(c.map((x) => x.fsyncMsMean)),
+        fsyncMsP99AtMost: spread(c.map((x) => x.fsyncMsP99AtMost)),
+        recordsPerFsync: spread(c.map((x) => x.recordsPerFsync)),
+        rawFsyncMs: spread(fsyncRaw.map((x) => x.median)),
+        rawFsyncMsP99: spread(fsyncRaw.map((x) => x.p99)),
+        oneFsyncPerRecordRate: Math.round(1000 / spread(fsyncRaw.map((x) => x.median)).median),
+        peakRssMiB: spread(c.map((x) => Math.round(x.peakRssMiB))),
+      },
       d_three_workers: summarize(d),
       e_kafka_paused_30s: pause,
     },
@@ -342,6 +463,15 @@ function table(r: { ceiling: { mqttjsBareSubscriber: Spread; mosquittoSub: Sprea
       `sluice's own receive -> ack: p50 <= ${l.sluiceAckLatencyMsAtMost.p50} ms, p99 <= ${l.sluiceAckLatencyMsAtMost.p99} ms`);
   }
   if (r.scenarios.e_kafka_paused_30s) lines.push('', `(e) Kafka paused: ${JSON.stringify(r.scenarios.e_kafka_paused_30s)}`);
-  lines.push('', '(c) QoS 2 commands into the audit log: not yet (the audit log does not exist yet)');
+  const cAudit = r.scenarios.c_audit as undefined | {
+    rate: Spread; baselineMosquittoSubQos2?: Spread; ratioToMosquittoSubQos2?: number; fsyncMsMean: Spread; fsyncMsP99AtMost: Spread;
+    recordsPerFsync: Spread; rawFsyncMs: Spread; oneFsyncPerRecordRate: number; peakRssMiB: Spread;
+  };
+  if (cAudit) {
+    lines.push('', `(c) QoS 2 commands -> audit log (fsync before PUBREC, group commit): ${fmt(cAudit.rate)} commands/s` +
+      `${cAudit.baselineMosquittoSubQos2 ? `; mosquitto_sub QoS 2 on the same backlog ${fmt(cAudit.baselineMosquittoSubQos2)}/s (ratio ${cAudit.ratioToMosquittoSubQos2})` : ''}; ` +
+      `fsync mean ${cAudit.fsyncMsMean.median} ms, p99 <= ${cAudit.fsyncMsP99AtMost.median} ms, ${cAudit.recordsPerFsync.median} records per fsync; ` +
+      `this disk's bare write+fdatasync ${cAudit.rawFsyncMs.median} ms (one fsync per record would cap at ~${cAudit.oneFsyncPerRecordRate}/s); peak RSS ${cAudit.peakRssMiB.median} MiB`);
+  }
   return lines.join('\n');
 }
