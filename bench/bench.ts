@@ -132,18 +132,24 @@ async function ceilingMqttJs(): Promise<number> {
 }
 
 async function ceilingMosquittoSub(): Promise<number | undefined> {
+  const prefix = unique('ceil');
+  return drainWithMosquittoSub(1, filterOf(prefix), receiveMaximum, () => load(prefix, count), count);
+}
+
+/**
+ * mosquitto_sub makes a persistent session on `filter`, `queue()` fills it at the broker, then
+ * it drains `n` messages: their count over its run time. Undefined without mosquitto_sub.
+ */
+async function drainWithMosquittoSub(qos: 1 | 2, filter: string, receiveMax: number, queue: () => Promise<unknown>, n: number): Promise<number | undefined> {
   const sub = findExecutable('mosquitto_sub');
   if (!sub) return undefined;
-  const prefix = unique('ceil');
-  const id = unique('msub');
-  const common = ['-h', '127.0.0.1', '-p', String(stackConfig().mqtt.port), '-V', 'mqttv5', '-q', '1', '-c', '-i', id, '-x', '3600',
-    '-D', 'connect', 'receive-maximum', String(receiveMaximum), '-t', `$share/${unique('g')}/${filterOf(prefix)}`];
+  const common = ['-h', '127.0.0.1', '-p', String(stackConfig().mqtt.port), '-V', 'mqttv5', '-q', String(qos), '-c', '-i', unique('msub'), '-x', '3600',
+    '-D', 'connect', 'receive-maximum', String(receiveMax), '-t', `$share/${unique('g')}/${filter}`];
   execFileSync(sub, [...common, '-E']);
-  await load(prefix, count);
+  await queue();
   const started = process.hrtime.bigint();
-  execFileSync(sub, [...common, '-C', String(count)], { stdio: ['ignore', 'ignore', 'inherit'], maxBuffer: 1 << 30 });
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  return Math.round(count / seconds);
+  execFileSync(sub, [...common, '-C', String(n)], { stdio: ['ignore', 'ignore', 'inherit'], maxBuffer: 1 << 30 });
+  return Math.round(n / (Number(process.hrtime.bigint() - started) / 1e9));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -215,20 +221,11 @@ function rawFsyncMs(samples = 200): { median: number; min: number; max: number; 
 }
 
 /** mosquitto_sub draining the same QoS 2 backlog, recording nothing: the baseline (libmosquitto delivers at PUBREL, so it is no ceiling). */
-async function baselineMosquittoSubQos2(): Promise<number | undefined> {
-  const sub = findExecutable('mosquitto_sub');
-  if (!sub) return undefined;
+function baselineMosquittoSubQos2(): Promise<number | undefined> {
   const prefix = unique('ceil2');
-  const id = unique('msub2');
   // Receive Maximum 65,535: at 100 (or libmosquitto's default of 20) it falls into the same trap
   // as MQTT.js (Mosquitto over-sends QoS 2; the client ends with "protocol error")
-  const common = ['-h', '127.0.0.1', '-p', String(stackConfig().mqtt.port), '-V', 'mqttv5', '-q', '2', '-c', '-i', id, '-x', '3600',
-    '-D', 'connect', 'receive-maximum', '65535', '-t', `$share/${unique('g')}/${prefix}/+/+/+/+/command`];
-  execFileSync(sub, [...common, '-E']);
-  await loadCommands(prefix, commandCount);
-  const started = process.hrtime.bigint();
-  execFileSync(sub, [...common, '-C', String(commandCount)], { stdio: ['ignore', 'ignore', 'inherit'], maxBuffer: 1 << 30 });
-  return Math.round(commandCount / (Number(process.hrtime.bigint() - started) / 1e9));
+  return drainWithMosquittoSub(2, `${prefix}/+/+/+/+/command`, 65535, () => loadCommands(prefix, commandCount), commandCount);
 }
 
 interface AuditDrain {

@@ -1,8 +1,7 @@
 // The append-only audit log writer. append() resolves only once the record is on disk
 // (fdatasync), so the caller may then send PUBREC. Records arriving while a sync runs share the
 // next one (group commit). Segments rotate by size and age; files are only ever appended to.
-// A failed write or fsync is fatal and never retried: after a failed fsync the page cache may
-// have dropped the data and a retry could falsely succeed (DESIGN.md), so the log refuses all
+// A failed write or fsync is fatal and never retried (group-commit.ts): the log refuses all
 // further appends and the process must stop.
 import { closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
@@ -13,6 +12,7 @@ import {
   encodeFrame, frameHeaderBytes, genesis, segmentMagic, segmentName, sha256Hex, signCheckpoint,
   type CheckpointRecord, type CommandRecord,
 } from './format.ts';
+import { AuditFatalError, GroupCommit } from './group-commit.ts';
 import { segmentFiles } from './verify.ts';
 
 export type NewCommand = Omit<CommandRecord, 'v' | 'type' | 'seq' | 'prev'>;
@@ -32,15 +32,7 @@ export interface AuditLogOptions {
   readonly syncDelayMs?: number;
 }
 
-export class AuditFatalError extends Error {
-  override readonly name = 'AuditFatalError';
-}
-
-interface Pending {
-  readonly record: NewCommand;
-  resolve(seq: number): void;
-  reject(err: Error): void;
-}
+export { AuditFatalError };
 
 export class AuditLog {
   private readonly dir: string;
@@ -51,19 +43,17 @@ export class AuditLog {
   private segmentOpenedAt = 0;
   private seq = 0;
   private prev = genesis;
-  private pending: Pending[] = [];
-  private flushing = false;
-  private fatal: Error | undefined;
+  private readonly commits: GroupCommit<NewCommand, number>;
   private sinceCheckpoint = 0;
   private lastCheckpointAt = Date.now();
   private checkpointTimer: NodeJS.Timeout | undefined;
-  private checkpointDue = false;
   /** Observed durations of each data sync, for the fsync latency histogram. */
   onSync?: (seconds: number, records: number, bytes: number) => void;
 
   private constructor(dir: string, options: AuditLogOptions) {
     this.dir = dir;
     this.options = options;
+    this.commits = new GroupCommit((batch) => this.commit(batch), options.onFatal);
   }
 
   static async open(dir: string, options: AuditLogOptions = {}): Promise<AuditLog> {
@@ -75,7 +65,7 @@ export class AuditLog {
     if (s) {
       // records that came and then silence: their checkpoint is due after everyMs all the same
       log.checkpointTimer = setInterval(() => {
-        if (log.sinceCheckpoint > 0 && Date.now() - log.lastCheckpointAt >= s.everyMs) log.requestCheckpoint();
+        if (log.sinceCheckpoint > 0 && Date.now() - log.lastCheckpointAt >= s.everyMs) log.commits.kick();
       }, Math.max(100, Math.min(s.everyMs, 1000)));
       log.checkpointTimer.unref();
     }
@@ -92,90 +82,60 @@ export class AuditLog {
 
   /** Resolves with the record's sequence number once it is durable. */
   append(record: NewCommand): Promise<number> {
-    if (this.fatal) return Promise.reject(this.fatal);
-    return new Promise((resolve, reject) => {
-      this.pending.push({ record, resolve, reject });
-      if (!this.flushing) {
-        this.flushing = true;
-        setImmediate(() => void this.flush());
-      }
-    });
-  }
-
-  private requestCheckpoint(): void {
-    if (this.fatal) return;
-    this.checkpointDue = true;
-    if (!this.flushing) {
-      this.flushing = true;
-      setImmediate(() => void this.flush());
-    }
+    return this.commits.submit(record);
   }
 
   async close(): Promise<void> {
     clearInterval(this.checkpointTimer);
-    while (this.flushing) await new Promise((r) => setTimeout(r, 5));
+    await this.commits.idle();
     await this.handle.close();
     rmSync(join(this.dir, lockFile), { force: true });
   }
 
-  private async flush(): Promise<void> {
-    let batch: Pending[] = [];
-    try {
-      while ((this.pending.length > 0 || this.checkpointDue) && !this.fatal) {
-        this.checkpointDue = false;
-        batch = this.pending;
-        this.pending = [];
-        const frames: Buffer[] = [];
-        let seq = this.seq;
-        let prev = this.prev;
-        const add = (body: Buffer) => {
-          frames.push(encodeFrame(body));
-          prev = sha256Hex(body);
-        };
-        for (const p of batch) {
-          seq++;
-          add(Buffer.from(JSON.stringify({ v: 1, type: 'command', seq, prev, ...p.record } satisfies CommandRecord)));
-        }
-        const s = this.options.signing;
-        this.sinceCheckpoint += batch.length;
-        if (s && this.sinceCheckpoint > 0 && (this.sinceCheckpoint >= s.every || Date.now() - this.lastCheckpointAt >= s.everyMs)) {
-          seq++;
-          const checkpoint: CheckpointRecord = signCheckpoint(seq, prev, s.privateKey, s.publicKey);
-          add(Buffer.from(JSON.stringify(checkpoint)));
-          this.sinceCheckpoint = 0;
-          this.lastCheckpointAt = Date.now();
-        }
-        const data = Buffer.concat(frames);
-        const started = process.hrtime.bigint();
-        try {
-          await this.handle.write(data);
-          if (this.options.syncDelayMs) await new Promise((r) => setTimeout(r, this.options.syncDelayMs));
-          await this.handle.datasync();
-        } catch (err) {
-          throw new AuditFatalError(`audit log write or fsync failed in ${this.segment}: ${(err as Error).message}; stopping (never retried)`, { cause: err });
-        }
-        this.onSync?.(Number(process.hrtime.bigint() - started) / 1e9, batch.length, data.length);
-        this.seq = seq;
-        this.prev = prev;
-        this.segmentSize += data.length;
-        let first = seq - frames.length + 1;
-        for (const p of batch) p.resolve(first++);
-        if (frames.length > batch.length) this.options.onCheckpoint?.(seq);
-        batch = [];
-        if (this.segmentSize >= (this.options.segmentBytes ?? 64 * 1024 * 1024)
-          || Date.now() - this.segmentOpenedAt >= (this.options.segmentMs ?? 3_600_000)) {
-          await this.rotate();
-        }
-      }
-    } catch (err) {
-      this.fatal = err instanceof AuditFatalError ? err : new AuditFatalError(`audit log failed: ${(err as Error).message}`, { cause: err });
-      // the batch being written is not durable: its callers must hear it (no PUBREC for them)
-      for (const p of [...batch, ...this.pending]) p.reject(this.fatal);
-      this.pending = [];
-      this.options.onFatal?.(this.fatal);
-    } finally {
-      this.flushing = false;
+  /** One group commit: frames for the batch (and a checkpoint when due), written and synced. */
+  private async commit(batch: readonly NewCommand[]): Promise<number[]> {
+    // rotate before writing, not after: a failed rotation must not un-acknowledge a durable batch
+    if (this.segmentSize > segmentMagic.length && (this.segmentSize >= (this.options.segmentBytes ?? 64 * 1024 * 1024)
+      || Date.now() - this.segmentOpenedAt >= (this.options.segmentMs ?? 3_600_000))) {
+      await this.rotate();
     }
+    const frames: Buffer[] = [];
+    let seq = this.seq;
+    let prev = this.prev;
+    const add = (body: Buffer) => {
+      frames.push(encodeFrame(body));
+      prev = sha256Hex(body);
+    };
+    for (const record of batch) {
+      seq++;
+      add(Buffer.from(JSON.stringify({ v: 1, type: 'command', seq, prev, ...record } satisfies CommandRecord)));
+    }
+    const s = this.options.signing;
+    this.sinceCheckpoint += batch.length;
+    if (s && this.sinceCheckpoint > 0 && (this.sinceCheckpoint >= s.every || Date.now() - this.lastCheckpointAt >= s.everyMs)) {
+      seq++;
+      const checkpoint: CheckpointRecord = signCheckpoint(seq, prev, s.privateKey, s.publicKey);
+      add(Buffer.from(JSON.stringify(checkpoint)));
+      this.sinceCheckpoint = 0;
+      this.lastCheckpointAt = Date.now();
+    }
+    if (frames.length === 0) return [];
+    const data = Buffer.concat(frames);
+    const started = process.hrtime.bigint();
+    try {
+      await this.handle.write(data);
+      if (this.options.syncDelayMs) await new Promise((r) => setTimeout(r, this.options.syncDelayMs));
+      await this.handle.datasync();
+    } catch (err) {
+      throw new AuditFatalError(`audit log write or fsync failed in ${this.segment}: ${(err as Error).message}; stopping (never retried)`, { cause: err });
+    }
+    this.onSync?.(Number(process.hrtime.bigint() - started) / 1e9, batch.length, data.length);
+    this.seq = seq;
+    this.prev = prev;
+    this.segmentSize += data.length;
+    const first = seq - frames.length + 1;
+    if (frames.length > batch.length) this.options.onCheckpoint?.(seq);
+    return batch.map((_, i) => first + i);
   }
 
   private async rotate(): Promise<void> {

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { crc32c } from './crc32c.ts';
 import { encodeFrame, frameHeaderBytes, segmentMagic, type AuditRecord } from './format.ts';
-import { AuditFatalError } from './audit-log.ts';
+import { AuditFatalError, GroupCommit } from './group-commit.ts';
 import { segmentFiles } from './verify.ts';
 
 /** What identifies a message's content: redelivery keeps the topic and payload. */
@@ -31,7 +31,7 @@ interface Entry {
 
 type JournalEntry =
   | { readonly t: 'snapshot'; readonly through: number; readonly open: ReadonlyArray<readonly [number, number, string]> }
-  | { readonly t: 'release'; readonly seq: number }
+  | { readonly t: 'release'; readonly seq: number; readonly packetId: number }
   | { readonly t: 'reset'; readonly through: number };
 
 export interface LedgerOptions {
@@ -46,9 +46,7 @@ export class ExactlyOnceLedger {
   private readonly file: string;
   private readonly open = new Map<number, Entry>();
   private handle!: FileHandle;
-  private pending: Array<{ entry: JournalEntry; resolve(): void; reject(err: Error): void }> = [];
-  private flushing = false;
-  private fatal: Error | undefined;
+  private readonly commits: GroupCommit<JournalEntry, void>;
   private entries = 0;
   private resetDurable: Promise<void> | undefined;
   private readonly options: LedgerOptions;
@@ -58,6 +56,7 @@ export class ExactlyOnceLedger {
   private constructor(file: string, options: LedgerOptions) {
     this.file = file;
     this.options = options;
+    this.commits = new GroupCommit((batch) => this.commit(batch), options.onFatal);
   }
 
   /** Opens (or creates) the ledger of `worker` in the audit directory `dir`. */
@@ -121,7 +120,7 @@ export class ExactlyOnceLedger {
     if (!entry) return Promise.resolve(); // released before (a resent PUBREL), or never ours
     if (entry.releasing) return entry.releasing;
     entry.releasing = entry.recorded
-      .then((seq) => this.append({ t: 'release', seq }))
+      .then((seq) => this.append({ t: 'release', seq, packetId }))
       .then(() => {
         if (this.open.get(packetId) === entry) this.open.delete(packetId);
       });
@@ -148,48 +147,32 @@ export class ExactlyOnceLedger {
   }
 
   async close(): Promise<void> {
-    while (this.flushing) await new Promise((r) => setTimeout(r, 5));
+    await this.commits.idle();
     await this.handle.close();
   }
 
   private append(entry: JournalEntry): Promise<void> {
-    if (this.fatal) return Promise.reject(this.fatal);
-    return new Promise((resolve, reject) => {
-      this.pending.push({ entry, resolve, reject });
-      if (!this.flushing) {
-        this.flushing = true;
-        setImmediate(() => void this.flush());
-      }
-    });
+    return this.commits.submit(entry);
   }
 
-  /** Group commit, as in the audit log; a failed write or fsync is fatal, never retried. */
-  private async flush(): Promise<void> {
-    let batch: typeof this.pending = [];
+  /** One group commit of journal entries (fatal on failure, never retried: group-commit.ts). */
+  private async commit(batch: readonly JournalEntry[]): Promise<void[]> {
+    const data = Buffer.concat(batch.map((entry) => encodeFrame(Buffer.from(JSON.stringify(entry)))));
     try {
-      while (this.pending.length > 0 && !this.fatal) {
-        batch = this.pending;
-        this.pending = [];
-        const data = Buffer.concat(batch.map((p) => encodeFrame(Buffer.from(JSON.stringify(p.entry)))));
-        try {
-          await this.handle.write(data);
-          await this.handle.datasync();
-        } catch (err) {
-          throw new AuditFatalError(`exactly-once ledger write or fsync failed in ${this.file}: ${(err as Error).message}; stopping (never retried)`, { cause: err });
-        }
-        this.entries += batch.length;
-        for (const p of batch) p.resolve();
-        batch = [];
-        if (this.entries >= (this.options.compactEvery ?? 10_000)) await this.compact();
-      }
+      await this.handle.write(data);
+      await this.handle.datasync();
     } catch (err) {
-      this.fatal = err instanceof AuditFatalError ? err : new AuditFatalError(`exactly-once ledger failed: ${(err as Error).message}`, { cause: err });
-      for (const p of [...batch, ...this.pending]) p.reject(this.fatal);
-      this.pending = [];
-      this.options.onFatal?.(this.fatal);
-    } finally {
-      this.flushing = false;
+      throw new AuditFatalError(`exactly-once ledger write or fsync failed in ${this.file}: ${(err as Error).message}; stopping (never retried)`, { cause: err });
     }
+    // durable now: released ids leave the open set here, synchronously, so that a compaction
+    // right below (or any later snapshot) cannot count them as open
+    for (const e of batch) {
+      if (e.t !== 'release') continue;
+      if (this.open.get(e.packetId)?.seq === e.seq) this.open.delete(e.packetId);
+    }
+    this.entries += batch.length;
+    if (this.entries >= (this.options.compactEvery ?? 10_000)) await this.compact();
+    return batch.map(() => undefined);
   }
 
   /**
