@@ -13,8 +13,8 @@ import { sluiceFor, type SluiceProcess } from '../support/sluice-process.ts';
 import { endpoints, kafka, kafkaTopic, mqttClient, printLogsOnFailure, unique } from '../support/stack.ts';
 import { repoRoot } from '../../deploy/local/stack-config.ts';
 import { spawnSync } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import mqttPacket from 'mqtt-packet';
 
@@ -315,4 +315,46 @@ test('replay round trip: recorded commands replayed into Kafka and onto MQTT, pa
   await waitFor('10 republished', () => got.length >= 10, 20_000);
   assert.deepEqual(got.map((g) => g.topic), sent.slice(10, 20).map((s) => `replayed/${s.topic}`), 'seq 11..20, in order, under the prefix');
   assert.ok(got.every((g, i) => g.payload.equals(sent[10 + i]?.payload as Buffer) && g.correlation?.equals(sent[10 + i]?.correlation as Buffer)));
+});
+
+test('a failed audit write (a full disk, for real) stops sluice with exit 70; after the fix every command is recorded once', { timeout: 120_000 }, async (t) => {
+  printLogsOnFailure(t);
+  const prefix = unique('full');
+  const sluice = sluiceFor(t, { rules: commandRules(prefix, `${prefix}.commands`), config: { audit: { dir: 'audit' } } });
+  const dir = auditDir(sluice);
+  mkdirSync(dir);
+  // a 512 KiB filesystem under the audit log: the disk fills for real (ENOSPC), no fault injection
+  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=512k', 'tmpfs', dir], { encoding: 'utf8' });
+  if (mounted.status !== 0) {
+    t.skip(`needs root to mount a small tmpfs (${mounted.stderr.trim() || 'mount failed'})`);
+    return;
+  }
+  t.after(async () => {
+    await sluice.stop('SIGKILL');
+    spawnSync('umount', ['-l', dir]);
+  });
+  await sluice.start();
+  const pub = await mqttClient(t);
+  const total = 8;
+  const payloads = Array.from({ length: total }, (_, i) => Buffer.concat([Buffer.from(`cmd-${i};`), randomBytes(100 * 1024)]));
+  for (const p of payloads) await pub.publishAsync(`${prefix}/plant/z/valve/v-1/command`, p, { qos: 2 });
+  await waitFor('sluice to stop', () => sluice.exits.length > 0, 30_000);
+  assert.equal(sluice.exits[0], 70, 'exit code 70');
+  assert.match(sluice.logs, /"level":60.*audit log failed: stopping without acknowledging anything more/);
+  assert.match(sluice.logs, /ENOSPC|no space/i, 'the cause is named');
+  const before = verifyAuditLog(dir);
+  t.diagnostic(`recorded before the disk filled: ${before.commands}; verify: ${before.problem?.kind ?? 'ok'}`);
+  assert.ok(before.commands < total, 'the disk filled before all were recorded');
+  assert.ok(before.ok || before.problem?.kind === 'torn-tail', 'at worst a torn last record, never damage inside');
+
+  // the operator makes room; the restarted worker cuts the torn tail and takes the redeliveries
+  assert.equal(spawnSync('mount', ['-o', 'remount,size=16m', dir]).status, 0);
+  await sluice.start();
+  let records: CommandRecord[] = [];
+  await waitFor(`${total} commands`, () => (records = commandsIn(dir)).length >= total, 30_000);
+  await sleep(1_000);
+  records = commandsIn(dir);
+  const recorded = records.map((r) => Buffer.from(r.payload, 'base64'));
+  assert.equal(recorded.length, total, 'nothing twice');
+  for (const p of payloads) assert.equal(recorded.filter((r) => r.equals(p)).length, 1, `${p.subarray(0, 6).toString()} recorded once, byte for byte`);
 });
