@@ -12,7 +12,7 @@ import {
   encodeFrame, frameHeaderBytes, genesis, segmentMagic, segmentName, sha256Hex, signCheckpoint,
   type CheckpointRecord, type CommandRecord,
 } from './format.ts';
-import { AuditFatalError, GroupCommit } from './group-commit.ts';
+import { AuditFatalError, GroupCommit, writeFully } from './group-commit.ts';
 import { segmentFiles } from './verify.ts';
 
 export type NewCommand = Omit<CommandRecord, 'v' | 'type' | 'seq' | 'prev'>;
@@ -123,7 +123,7 @@ export class AuditLog {
     const data = Buffer.concat(frames);
     const started = process.hrtime.bigint();
     try {
-      await this.handle.write(data);
+      await writeFully(this.handle, data);
       if (this.options.syncDelayMs) await new Promise((r) => setTimeout(r, this.options.syncDelayMs));
       await this.handle.datasync();
     } catch (err) {
@@ -148,7 +148,7 @@ export class AuditLog {
     this.handle = await open(join(this.dir, this.segment), 'a');
     const size = (await this.handle.stat()).size;
     if (size === 0) {
-      await this.handle.write(segmentMagic);
+      await writeFully(this.handle, segmentMagic);
       await this.handle.sync();
       syncDir(this.dir); // the new file's name is durable too
     } else if (size !== segmentMagic.length) {

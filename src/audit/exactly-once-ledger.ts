@@ -5,13 +5,13 @@
 // broker cannot reuse an id we still hold) and "reset" marks (a CONNACK without our session
 // voids every id). At open the journal is rebuilt from its last snapshot plus the audit records
 // written since, then compacted into a new snapshot.
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { crc32c } from './crc32c.ts';
 import { encodeFrame, frameHeaderBytes, segmentMagic, type AuditRecord } from './format.ts';
-import { AuditFatalError, GroupCommit } from './group-commit.ts';
+import { AuditFatalError, GroupCommit, writeFully } from './group-commit.ts';
 import { segmentFiles } from './verify.ts';
 
 /** What identifies a message's content: redelivery keeps the topic and payload. */
@@ -159,7 +159,7 @@ export class ExactlyOnceLedger {
   private async commit(batch: readonly JournalEntry[]): Promise<void[]> {
     const data = Buffer.concat(batch.map((entry) => encodeFrame(Buffer.from(JSON.stringify(entry)))));
     try {
-      await this.handle.write(data);
+      await writeFully(this.handle, data);
       await this.handle.datasync();
     } catch (err) {
       throw new AuditFatalError(`exactly-once ledger write or fsync failed in ${this.file}: ${(err as Error).message}; stopping (never retried)`, { cause: err });
@@ -195,7 +195,8 @@ export class ExactlyOnceLedger {
     const tmp = `${this.file}.tmp`;
     const fd = openSync(tmp, 'w');
     try {
-      writeSync(fd, encodeFrame(Buffer.from(JSON.stringify({ t: 'snapshot', through, open } satisfies JournalEntry))));
+      // writeFileSync loops until all is written (a single writeSync may stop short)
+      writeFileSync(fd, encodeFrame(Buffer.from(JSON.stringify({ t: 'snapshot', through, open } satisfies JournalEntry))));
       fsyncSync(fd);
     } finally {
       closeSync(fd);
