@@ -22,10 +22,6 @@ export interface Message {
   readonly properties: MqttProperties;
   /** Epoch milliseconds at which sluice read it off the socket. */
   readonly receivedAt: number;
-  /**
-   * The packet id it arrived with (QoS 1 and 2) and whether the broker marked it a redelivery:
-   * facts of the arrival that the audit log records and its exactly-once ledger keys on.
-   */
+  /** The packet id it arrived with (QoS 1 and 2): the audit log records it; its exactly-once ledger keys on it. */
   readonly packetId?: number;
-  readonly dup?: boolean;
 }

@@ -174,6 +174,6 @@ function toMessage(packet: IPublishPacket): Message {
     retain: packet.retain,
     properties: (packet.properties ?? {}) as MqttProperties,
     receivedAt: Date.now(),
-    ...(packet.messageId === undefined ? {} : { packetId: packet.messageId, dup: packet.dup }),
+    ...(packet.messageId === undefined ? {} : { packetId: packet.messageId }),
   };
 }
