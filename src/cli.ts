@@ -9,6 +9,7 @@ import { startWorker } from './app.ts';
 import { Kafka, logLevel, type SASLOptions } from 'kafkajs';
 import mqtt from 'mqtt';
 import { jsonLinesTarget, kafkaTarget, mqttTarget, parseBound, replay, ReplayRefusedError, type ReplayTarget } from './audit/replay.ts';
+import { liveWriter } from './audit/audit-log.ts';
 import { exitCodes as auditExitCodes, repairTail, verifyAuditLog } from './audit/verify.ts';
 import { loadConfig, loadRules, resolveSecret } from './config/load.ts';
 import { rulesFile } from './config/rules-schema.ts';
@@ -160,8 +161,13 @@ async function main(argv: string[]): Promise<number> {
       const [dir] = rest;
       if (dir === undefined) throw new UsageError('audit verify needs the log directory');
       const publicKey = values['public-key'] === undefined ? undefined : createPublicKey(readFileSync(values['public-key']));
+      const writer = liveWriter(dir);
       let result = verifyAuditLog(dir, { publicKey });
       if (result.problem?.kind === 'torn-tail' && values['repair-tail']) {
+        if (writer !== undefined) {
+          process.stdout.write(`refusing to repair: process ${writer} is writing this log (its last record may be a write in progress); stop it first\n`);
+          return auditExitCodes['torn-tail'];
+        }
         const cut = repairTail(dir, result.problem);
         process.stdout.write(`repaired: cut ${cut} bytes of a torn last record at ${result.problem.segment} offset ${result.problem.offset}\n`);
         result = verifyAuditLog(dir, { publicKey });
@@ -170,7 +176,9 @@ async function main(argv: string[]): Promise<number> {
       if (result.problem) {
         const p = result.problem;
         process.stdout.write(`FAIL ${p.kind}: ${p.segment} offset ${p.offset}, at seq ${p.seq}: ${p.message}\n` +
-          `${p.kind === 'torn-tail' ? 'a crash cut the last record short; --repair-tail removes exactly that record\n' : ''}checked before it: ${summary}\n`);
+          `${p.kind === 'torn-tail' ? (writer !== undefined
+            ? `process ${writer} is writing this log: the last record may be a write in progress, not a crash; verify again, or stop the writer first\n`
+            : 'a crash cut the last record short; --repair-tail removes exactly that record\n') : ''}checked before it: ${summary}\n`);
         return auditExitCodes[p.kind];
       }
       const unsigned = result.unsignedTail ? `; ${result.unsignedTail} records after the last signed checkpoint` : '';
@@ -314,6 +322,11 @@ main(process.argv.slice(2)).then(
     setTimeout(() => process.exit(code), 200).unref();
   },
   (err: unknown) => {
+    if (err instanceof Error && err.name === 'AuditFatalError') {
+      // a log that cannot be written (damaged, locked by another writer, a failed fsync)
+      process.stderr.write(`sluice: audit log: ${err.message}\n`);
+      process.exit(70);
+    }
     if (err instanceof ConfigError || err instanceof UsageError) {
       process.stderr.write(`sluice: ${err.message}\n${err instanceof UsageError ? 'try sluice --help\n' : ''}`);
       process.exit(err instanceof UsageError ? 2 : 1);

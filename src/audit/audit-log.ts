@@ -241,6 +241,17 @@ function lockDir(dir: string): void {
   throw new AuditFatalError(`cannot take the writer lock of ${dir}`);
 }
 
+/** The pid of a live process writing `dir`, if any (verify and repair must not race it). */
+export function liveWriter(dir: string): number | undefined {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(join(dir, lockFile), 'utf8').trim());
+  } catch {
+    return undefined;
+  }
+  return Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid) ? pid : undefined;
+}
+
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);

@@ -217,3 +217,31 @@ test('sluice audit verify: messages and exit codes; --repair-tail cuts the torn 
   r = cli('audit', 'verify', dir, '--public-key', join(keyDir, 'audit-signing.pub'));
   assert.equal(r.status, 6, 'a key was given but nothing is signed');
 });
+
+test('one writer per directory: a live writer\'s lock refuses a second one and a tail repair; a dead one\'s is taken over', async () => {
+  const { spawn, spawnSync } = await import('node:child_process');
+  const root = join(import.meta.dirname, '../..');
+  const cli = (...args: string[]) => spawnSync(join(root, 'scripts/node'), [join(root, 'src/cli.ts'), ...args], { encoding: 'utf8' });
+  const dir = tmp();
+  await writeLog(dir, 3);
+  // another live process "writes" the log
+  const other = spawn('sleep', ['30']);
+  try {
+    writeFileSync(join(dir, 'writer.pid'), `${other.pid}\n`);
+    await assert.rejects(AuditLog.open(dir), /being written by process \d+: one writer per directory/);
+    appendFileSync(onlySegment(dir), Buffer.from([0, 0, 1, 0, 9]));
+    const size = readFileSync(onlySegment(dir)).length;
+    const r = cli('audit', 'verify', dir, '--repair-tail');
+    assert.equal(r.status, 3);
+    assert.match(r.stdout, /refusing to repair: process \d+ is writing this log/);
+    assert.equal(readFileSync(onlySegment(dir)).length, size, 'nothing cut under a live writer');
+  } finally {
+    other.kill();
+  }
+  await new Promise((r) => other.once('exit', r));
+  // its writer is gone (as after a SIGKILL): the lock is taken over, the torn tail cut at open
+  const log = await AuditLog.open(dir);
+  assert.equal(await log.append(command(4)), 4);
+  await log.close();
+  assert.equal(verifyAuditLog(dir).ok, true);
+});
