@@ -17,6 +17,7 @@ import { serviceConfig } from './config/service-schema.ts';
 import { ConfigError, loadYamlFile } from './config/yaml-file.ts';
 import type { Message } from './message.ts';
 import { createLogger } from './observability/logger.ts';
+import { writeAuditMetrics } from './observability/textfile-metrics.ts';
 import { DeviceSimulator } from './simulator/device-simulator.ts';
 
 const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -33,7 +34,7 @@ usage:
   sluice simulate [--url URL] [--devices N] [--rate MSG/S] [--command-rate MSG/S] [--bad-ratio R]
                                                a fleet of simulated devices publishing to a broker
   sluice config schema                         JSON schema of the service config file
-  sluice audit verify DIR [--public-key FILE] [--repair-tail]
+  sluice audit verify DIR [--public-key FILE] [--repair-tail] [--metrics-file FILE]
                                                check an audit log: frames, CRC-32C, the SHA-256 chain,
                                                sequence, signed checkpoints. Exit 0 ok, 3 torn tail,
                                                4 corrupt frame, 5 chain/sequence broken, 6 signature
@@ -42,7 +43,9 @@ usage:
                                                replay recorded commands, in order: JSON lines on stdout
                                                (default), a Kafka topic, or republished under a prefix.
                                                Verifies first and refuses a log that fails (exit as
-                                               verify) unless --force; brokers/url default to the config
+                                               verify) unless --force; brokers/url default to the config.
+                                               --metrics-file (verify, replay): results for node_exporter's
+                                               textfile collector
   sluice audit keygen DIR                      an Ed25519 key pair for signed checkpoints
 
 options:
@@ -78,6 +81,7 @@ async function main(argv: string[]): Promise<number> {
       brokers: { type: 'string' },
       'mqtt-prefix': { type: 'string' },
       force: { type: 'boolean' },
+      'metrics-file': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'v' },
     },
@@ -172,6 +176,7 @@ async function main(argv: string[]): Promise<number> {
         process.stdout.write(`repaired: cut ${cut} bytes of a torn last record at ${result.problem.segment} offset ${result.problem.offset}\n`);
         result = verifyAuditLog(dir, { publicKey });
       }
+      if (values['metrics-file']) await writeAuditMetrics(values['metrics-file'], 'verify', dir, result);
       const summary = `${result.records} records (${result.commands} commands, ${result.checkpoints} checkpoints) in ${result.segments} segments; last seq ${result.lastSeq}; head ${result.head}`;
       if (result.problem) {
         const p = result.problem;
@@ -242,6 +247,7 @@ async function main(argv: string[]): Promise<number> {
       };
       try {
         const r = await replay(dir, target, { ...selection, publicKey, force: values.force === true, onProgress: progress });
+        if (values['metrics-file']) await writeAuditMetrics(values['metrics-file'], 'replay', dir, r.verify, r.replayed);
         if (tty) process.stderr.write('\n');
         const secs = (Date.now() - started) / 1000;
         const forced = r.forcedPast ? `; FORCED past ${r.forcedPast.kind} at ${r.forcedPast.segment} offset ${r.forcedPast.offset}, seq ${r.forcedPast.seq}: ${r.forcedPast.message}` : '';
@@ -249,6 +255,7 @@ async function main(argv: string[]): Promise<number> {
         return r.forcedPast ? auditExitCodes[r.forcedPast.kind] : 0;
       } catch (err) {
         if (err instanceof ReplayRefusedError) {
+          if (values['metrics-file']) await writeAuditMetrics(values['metrics-file'], 'replay', dir, err.verify, 0);
           process.stderr.write(`sluice: ${err.message}\n`);
           return auditExitCodes[err.verify.problem?.kind ?? 'corrupt'];
         }

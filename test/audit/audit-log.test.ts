@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { AuditFatalError, AuditLog, type NewCommand } from '../../src/audit/audit-log.ts';
 import { crc32c } from '../../src/audit/crc32c.ts';
-import { encodeFrame, frameHeaderBytes, genesis, segmentMagic, sha256Hex } from '../../src/audit/format.ts';
+import { encodeFrame, frameHeaderBytes, genesis, segmentMagic, segmentName, sha256Hex } from '../../src/audit/format.ts';
 import { exitCodes, repairTail, segmentFiles, verifyAuditLog } from '../../src/audit/verify.ts';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'sluice-audit-'));
@@ -212,6 +212,26 @@ test('sluice audit verify: messages and exit codes; --repair-tail cuts the torn 
   r = cli('audit', 'verify', dir, '--repair-tail');
   assert.equal(r.status, 0, r.stdout);
   assert.match(r.stdout, /repaired: cut 6 bytes/);
+  const metricsFile = join(tmp(), 'audit.prom');
+  r = cli('audit', 'verify', dir, '--metrics-file', metricsFile);
+  assert.equal(r.status, 0);
+  const prom = readFileSync(metricsFile, 'utf8');
+  assert.match(prom, /sluice_audit_check_ok\{command="verify",dir="[^"]+"\} 1/);
+  assert.match(prom, /sluice_audit_check_commands\{command="verify",dir="[^"]+"\} 12/);
+  // truncated in the middle of a record: the last segment reads as cut short (exit 3), an
+  // earlier one as corrupt (exit 4): a cut can be a crash only at the very end of the log
+  const cut = tmp();
+  cpSync(dir, cut, { recursive: true });
+  const file = onlySegment(cut);
+  writeFileSync(file, readFileSync(file).subarray(0, readFileSync(file).length - 30));
+  r = cli('audit', 'verify', cut, '--metrics-file', metricsFile);
+  assert.equal(r.status, 3);
+  assert.match(r.stdout, /FAIL torn-tail: .* at seq 12: the last frame is cut short/);
+  assert.match(readFileSync(metricsFile, 'utf8'), /sluice_audit_check_problem\{command="verify",dir="[^"]+",kind="torn-tail"\} 1/);
+  writeFileSync(join(cut, segmentName(1_000_000)), segmentMagic); // a later segment: the cut is now inside the log
+  r = cli('audit', 'verify', cut);
+  assert.equal(r.status, 4);
+  assert.match(r.stdout, /FAIL corrupt: .* at seq 12: a frame runs past the end of its segment/);
   const keyDir = tmp();
   assert.equal(cli('audit', 'keygen', keyDir).status, 0);
   r = cli('audit', 'verify', dir, '--public-key', join(keyDir, 'audit-signing.pub'));
