@@ -236,18 +236,19 @@ async function main(argv: string[]): Promise<number> {
       const tty = process.stderr.isTTY === true;
       const started = Date.now();
       let lastDraw = 0;
-      const progress = (replayed: number, total: number) => {
+      const progress = (read: number, replayed: number, total: number, final = false) => {
         const now = Date.now();
-        if (!tty || now - lastDraw < 100) return;
+        if (!tty || (!final && now - lastDraw < 100)) return;
         lastDraw = now;
-        const rate = replayed / Math.max(0.001, (now - started) / 1000);
+        const rate = read / Math.max(0.001, (now - started) / 1000);
         const width = 30;
-        const filled = Math.round((width * replayed) / Math.max(1, total));
-        process.stderr.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${replayed}/${total} commands, ${rate.toFixed(0)}/s `);
+        const filled = Math.min(width, Math.round((width * read) / Math.max(1, total)));
+        process.stderr.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${read}/${total} commands read, ${replayed} replayed, ${rate.toFixed(0)}/s `);
       };
       try {
         const r = await replay(dir, target, { ...selection, publicKey, force: values.force === true, onProgress: progress });
         if (values['metrics-file']) await writeAuditMetrics(values['metrics-file'], 'replay', dir, r.verify, r.replayed);
+        progress(r.replayed + r.skipped, r.replayed, r.replayed + r.skipped, true);
         if (tty) process.stderr.write('\n');
         const secs = (Date.now() - started) / 1000;
         const forced = r.forcedPast ? `; FORCED past ${r.forcedPast.kind} at ${r.forcedPast.segment} offset ${r.forcedPast.offset}, seq ${r.forcedPast.seq}: ${r.forcedPast.message}` : '';

@@ -54,7 +54,8 @@ export function parseBound(text: string, what: string): Bound {
 export async function replay(dir: string, target: ReplayTarget, options: ReplaySelection & {
   readonly publicKey?: KeyObject | undefined;
   readonly force?: boolean;
-  readonly onProgress?: (replayed: number, commandsInLog: number) => void;
+  /** Commands read so far (replayed or outside the selection), replayed, and in the whole log. */
+  readonly onProgress?: (read: number, replayed: number, commandsInLog: number) => void;
 }): Promise<ReplayResult> {
   const checked = verifyAuditLog(dir, { publicKey: options.publicKey });
   if (checked.problem && !options.force) throw new ReplayRefusedError(checked);
@@ -79,13 +80,12 @@ export async function replay(dir: string, target: ReplayTarget, options: ReplayS
     }
     const record = next.value.record;
     if (record.type !== 'command') continue;
-    if (!within(record)) {
-      skipped++;
-      continue;
+    if (!within(record)) skipped++;
+    else {
+      await target.send(record, next.value.body);
+      replayed++;
     }
-    await target.send(record, next.value.body);
-    replayed++;
-    options.onProgress?.(replayed, checked.commands);
+    options.onProgress?.(replayed + skipped, replayed, checked.commands);
   }
   // a problem that appeared since the first pass: what was sent is sent, and it is reported
   if (verify.problem && !options.force) throw new ReplayRefusedError(verify);
