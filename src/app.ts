@@ -81,9 +81,8 @@ export async function startWorker(config: LoadedConfig, log: Logger, options: Wo
       metrics.auditBytes.inc(bytes);
     };
     const ledger = commandSubscriptions.length > 0
-      ? await ExactlyOnceLedger.open(a.dir, commandsClientId, { auditLastSeq: auditLog.lastSeq, onFatal })
+      ? await ExactlyOnceLedger.open(a.dir, commandsClientId, { auditHead: () => auditLog.lastSeq, onFatal })
       : undefined;
-    if (ledger) ledger.auditHead = () => auditLog.lastSeq;
     metrics.auditAwaitingRelease.set(ledger?.size ?? 0);
     log.info({ dir: a.dir, lastSeq: auditLog.lastSeq, awaitingRelease: ledger?.size ?? 0, signed: signing !== undefined }, 'audit log open');
     audit = { log: auditLog, ledger, sink: new AuditSink(auditLog, ledger, { commandsWorker: commandsClientId, publisherProperty: a.publisherProperty }, metrics) };

@@ -7,9 +7,8 @@ import { closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync,
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { KeyObject } from 'node:crypto';
-import { crc32c } from './crc32c.ts';
 import {
-  encodeFrame, frameHeaderBytes, genesis, segmentMagic, segmentName, sha256Hex, signCheckpoint,
+  encodeFrame, genesis, readFrames, segmentMagic, segmentName, sha256Hex, signCheckpoint,
   type CheckpointRecord, type CommandRecord,
 } from './format.ts';
 import { AuditFatalError, GroupCommit, writeFully } from './group-commit.ts';
@@ -201,19 +200,19 @@ function scanSegment(bytes: Buffer): { lastSeq: number; lastHash: string; goodBy
     throw new AuditFatalError('an audit segment has a bad header: run `sluice audit verify`');
   }
   if (offset < segmentMagic.length) return { lastSeq, lastHash, goodBytes: 0, size: bytes.length };
-  while (offset + frameHeaderBytes <= bytes.length) {
-    const length = bytes.readUInt32BE(offset);
-    if (offset + frameHeaderBytes + length > bytes.length) break;
-    const body = bytes.subarray(offset + frameHeaderBytes, offset + frameHeaderBytes + length);
-    if (crc32c(body) !== bytes.readUInt32BE(offset + 4)) {
-      if (offset + frameHeaderBytes + length === bytes.length) break; // torn last frame
-      throw new AuditFatalError(`an audit frame at offset ${offset} is damaged and more records follow it: run \`sluice audit verify\`; sluice will not write to this log`);
+  const frames = readFrames(bytes, offset);
+  for (let next = frames.next(); ; next = frames.next()) {
+    if (next.done) {
+      const stopped = next.value;
+      // a bad frame that ends exactly at the end of the file is torn (its write never completed)
+      if (stopped.stop === 'crc' && stopped.end !== bytes.length) {
+        throw new AuditFatalError(`an audit frame at offset ${stopped.offset} is damaged and more records follow it: run \`sluice audit verify\`; sluice will not write to this log`);
+      }
+      return { lastSeq, lastHash, goodBytes: stopped.offset, size: bytes.length };
     }
-    lastSeq = (JSON.parse(body.toString()) as { seq: number }).seq;
-    lastHash = sha256Hex(body);
-    offset += frameHeaderBytes + length;
+    lastSeq = (JSON.parse(next.value.body.toString()) as { seq: number }).seq;
+    lastHash = sha256Hex(next.value.body);
   }
-  return { lastSeq, lastHash, goodBytes: offset, size: bytes.length };
 }
 
 const lockFile = 'writer.pid';

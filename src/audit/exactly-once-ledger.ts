@@ -9,8 +9,7 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, re
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
-import { crc32c } from './crc32c.ts';
-import { encodeFrame, frameHeaderBytes, segmentMagic, type AuditRecord } from './format.ts';
+import { encodeFrame, readFrames, segmentMagic, type AuditRecord } from './format.ts';
 import { AuditFatalError, GroupCommit, writeFully } from './group-commit.ts';
 import { segmentFiles } from './verify.ts';
 
@@ -35,8 +34,8 @@ type JournalEntry =
   | { readonly t: 'reset'; readonly through: number };
 
 export interface LedgerOptions {
-  /** The audit log's last durable sequence number (records after the snapshot are read from it). */
-  readonly auditLastSeq: number;
+  /** The audit log's last durable sequence number, now (records after a snapshot are read from the log). */
+  readonly auditHead: () => number;
   /** Compact the journal after this many entries (default 10,000). */
   readonly compactEvery?: number;
   readonly onFatal?: (err: Error) => void;
@@ -50,12 +49,12 @@ export class ExactlyOnceLedger {
   private entries = 0;
   private resetDurable: Promise<void> | undefined;
   private readonly options: LedgerOptions;
-  /** The audit log's durable head, for snapshots written while running. */
-  auditHead: () => number = () => 0;
+  private readonly auditHead: () => number;
 
   private constructor(file: string, options: LedgerOptions) {
     this.file = file;
     this.options = options;
+    this.auditHead = options.auditHead;
     this.commits = new GroupCommit((batch) => this.commit(batch), options.onFatal);
   }
 
@@ -68,8 +67,7 @@ export class ExactlyOnceLedger {
     for (const [packetId, { seq, digest }] of recovered) {
       ledger.open.set(packetId, { seq, after: seq - 1, digest, recorded: Promise.resolve(seq) });
     }
-    ledger.auditHead = () => options.auditLastSeq;
-    ledger.writeSnapshot(options.auditLastSeq);
+    ledger.writeSnapshot(options.auditHead());
     ledger.handle = await open(ledger.file, 'a');
     return ledger;
   }
@@ -119,11 +117,8 @@ export class ExactlyOnceLedger {
     const entry = this.open.get(packetId);
     if (!entry) return Promise.resolve(); // released before (a resent PUBREL), or never ours
     if (entry.releasing) return entry.releasing;
-    entry.releasing = entry.recorded
-      .then((seq) => this.append({ t: 'release', seq, packetId }))
-      .then(() => {
-        if (this.open.get(packetId) === entry) this.open.delete(packetId);
-      });
+    // the commit that makes it durable also drops the id from the open set (see commit())
+    entry.releasing = entry.recorded.then((seq) => this.append({ t: 'release', seq, packetId }));
     return entry.releasing;
   }
 
@@ -249,15 +244,7 @@ function recoverOpenIds(dir: string, worker: string, file: string): Map<number, 
 
 /** Journal entries in order; a torn or damaged tail ends it (its fsync never completed). */
 function readJournal(bytes: Buffer): JournalEntry[] {
-  const out: JournalEntry[] = [];
-  for (let o = 0; o + frameHeaderBytes <= bytes.length;) {
-    const length = bytes.readUInt32BE(o);
-    const body = bytes.subarray(o + frameHeaderBytes, o + frameHeaderBytes + length);
-    if (body.length < length || crc32c(body) !== bytes.readUInt32BE(o + 4)) break;
-    out.push(JSON.parse(body.toString()) as JournalEntry);
-    o += frameHeaderBytes + length;
-  }
-  return out;
+  return [...readFrames(bytes, 0)].map((f) => JSON.parse(f.body.toString()) as JournalEntry);
 }
 
 /** Every audit record with seq > `after`, in order, from the segment that holds after + 1 on. */
@@ -266,14 +253,10 @@ function readCommandsAfter(dir: string, after: number, onRecord: (record: AuditR
   let start = 0;
   for (let i = 0; i < files.length; i++) if (Number((files[i] as string).slice(0, 20)) <= after + 1) start = i;
   for (const name of files.slice(start)) {
-    const bytes = readFileSync(join(dir, name));
-    for (let o = segmentMagic.length; o + frameHeaderBytes <= bytes.length;) {
-      const length = bytes.readUInt32BE(o);
-      const body = bytes.subarray(o + frameHeaderBytes, o + frameHeaderBytes + length);
-      if (body.length < length || crc32c(body) !== bytes.readUInt32BE(o + 4)) break; // the writer's recovery already vetted it
+    // the writer's recovery vetted the log before the ledger opens: reading stops only at its end
+    for (const { body } of readFrames(readFileSync(join(dir, name)), segmentMagic.length)) {
       const record = JSON.parse(body.toString()) as AuditRecord;
       if (record.seq > after) onRecord(record);
-      o += frameHeaderBytes + length;
     }
   }
 }

@@ -68,6 +68,30 @@ export function encodeFrame(body: Buffer): Buffer {
   return frame;
 }
 
+/** Where readFrames stopped: the end of the bytes, a frame cut short, or a frame failing its CRC (which ends at `end`). */
+export type FramesEnd =
+  | { readonly stop: 'end' | 'cut'; readonly offset: number }
+  | { readonly stop: 'crc'; readonly offset: number; readonly end: number };
+
+/**
+ * The frames of `bytes` from `offset` on whose CRC-32C holds, in order; it stops at the first
+ * that is cut short or fails its CRC and returns where and why. The writer's recovery and the
+ * exactly-once ledger read with it; `verify` has its own stricter reading, to tell every kind of
+ * damage apart.
+ */
+export function* readFrames(bytes: Buffer, offset: number): Generator<{ readonly offset: number; readonly body: Buffer }, FramesEnd, void> {
+  while (offset < bytes.length) {
+    if (offset + frameHeaderBytes > bytes.length) return { stop: 'cut', offset };
+    const end = offset + frameHeaderBytes + bytes.readUInt32BE(offset);
+    if (end > bytes.length) return { stop: 'cut', offset };
+    const body = bytes.subarray(offset + frameHeaderBytes, end);
+    if (crc32c(body) !== bytes.readUInt32BE(offset + 4)) return { stop: 'crc', offset, end };
+    yield { offset, body };
+    offset = end;
+  }
+  return { stop: 'end', offset };
+}
+
 export function checkpointMessage(seq: number, prev: string): Buffer {
   return Buffer.from(`sluice-audit-checkpoint\n${seq}\n${prev}\n`);
 }

@@ -28,10 +28,6 @@ export class GroupCommit<T, R> {
     this.onFatal = onFatal;
   }
 
-  get fatal(): AuditFatalError | undefined {
-    return this.failed;
-  }
-
   /** Resolves with the item's result once its batch is durable. */
   submit(item: T): Promise<R> {
     if (this.failed) return Promise.reject(this.failed);

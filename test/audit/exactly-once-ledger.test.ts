@@ -23,8 +23,7 @@ const digest = (body: string) => contentDigest('acme/s/z/valve/v-1/command', Buf
 /** Opens the log and the ledger as the worker does at start. */
 async function start(dir: string, compactEvery?: number) {
   const log = await AuditLog.open(dir);
-  const ledger = await ExactlyOnceLedger.open(dir, worker, { auditLastSeq: log.lastSeq, ...(compactEvery ? { compactEvery } : {}) });
-  ledger.auditHead = () => log.lastSeq;
+  const ledger = await ExactlyOnceLedger.open(dir, worker, { auditHead: () => log.lastSeq, ...(compactEvery ? { compactEvery } : {}) });
   const record = (packetId: number, body: string) => ledger.recording(packetId, digest(body), log.append(command(packetId, body)));
   return { log, ledger, record, stop: async () => { await ledger.close(); await log.close(); } };
 }
