@@ -5,12 +5,11 @@
 // telemetry's.
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import type { Server } from 'node:http';
-import type { SASLOptions } from 'kafkajs';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { AuditLog } from './audit/audit-log.ts';
 import { ExactlyOnceLedger } from './audit/exactly-once-ledger.ts';
-import { resolveSecret, type LoadedConfig } from './config/load.ts';
+import { kafkaSasl, resolveSecret, type LoadedConfig } from './config/load.ts';
 import { addressOf, startHttpServer } from './observability/http-server.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
 import { Pipeline } from './pipeline.ts';
@@ -92,11 +91,7 @@ export async function startWorker(config: LoadedConfig, log: Logger, options: Wo
     brokers: s.kafka.brokers,
     clientId: s.kafka.clientId,
     ssl: s.kafka.ssl,
-    sasl: s.kafka.sasl && {
-      mechanism: s.kafka.sasl.mechanism,
-      username: s.kafka.sasl.username,
-      password: resolveSecret(s.kafka.sasl.password, 'kafka.sasl.password'),
-    } as SASLOptions, // a union by mechanism, which TypeScript cannot narrow from our enum
+    sasl: kafkaSasl(s.kafka),
     compression: s.kafka.compression,
     createTopics: s.kafka.createTopics,
     maxTopics: s.kafka.maxTopics,

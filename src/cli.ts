@@ -1,17 +1,18 @@
 #!/usr/bin/env node
-// The sluice command line: run a worker, check and try routing rules, print config schemas.
+// The sluice command line: run a worker, check and try routing rules, print config schemas,
+// verify and replay an audit log.
 import { createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { Kafka, logLevel } from 'kafkajs';
+import mqtt from 'mqtt';
 import { z } from 'zod';
 import { startWorker } from './app.ts';
-import { Kafka, logLevel, type SASLOptions } from 'kafkajs';
-import mqtt from 'mqtt';
-import { jsonLinesTarget, kafkaTarget, mqttTarget, parseBound, replay, ReplayRefusedError, type ReplayTarget } from './audit/replay.ts';
 import { liveWriter } from './audit/audit-log.ts';
+import { jsonLinesTarget, kafkaTarget, mqttTarget, parseBound, replay, ReplayRefusedError, type ReplayTarget } from './audit/replay.ts';
 import { exitCodes as auditExitCodes, repairTail, verifyAuditLog } from './audit/verify.ts';
-import { loadConfig, loadRules, resolveSecret } from './config/load.ts';
+import { kafkaSasl, loadConfig, loadRules, resolveSecret } from './config/load.ts';
 import { rulesFile } from './config/rules-schema.ts';
 import { serviceConfig } from './config/service-schema.ts';
 import { ConfigError, loadYamlFile } from './config/yaml-file.ts';
@@ -19,6 +20,7 @@ import type { Message } from './message.ts';
 import { createLogger } from './observability/logger.ts';
 import { writeAuditMetrics } from './observability/textfile-metrics.ts';
 import { DeviceSimulator } from './simulator/device-simulator.ts';
+import { credentialOptions } from './source/mqtt-source.ts';
 
 const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -210,22 +212,15 @@ async function main(argv: string[]): Promise<number> {
       if (values.kafka !== undefined) {
         const k = service().kafka;
         const brokers = values.brokers?.split(',') ?? k.brokers;
-        target = await kafkaTarget(new Kafka({
-          clientId: 'sluice-replay', brokers, ssl: k.ssl, logLevel: logLevel.NOTHING,
-          ...(k.sasl ? { sasl: { mechanism: k.sasl.mechanism, username: k.sasl.username, password: resolveSecret(k.sasl.password, 'kafka.sasl.password') } as SASLOptions } : {}),
-        }), values.kafka);
+        const sasl = kafkaSasl(k);
+        target = await kafkaTarget(new Kafka({ clientId: 'sluice-replay', brokers, ssl: k.ssl, logLevel: logLevel.NOTHING, ...(sasl ? { sasl } : {}) }), values.kafka);
         where = `Kafka topic ${values.kafka}`;
       } else if (values['mqtt-prefix'] !== undefined) {
         const m = service().mqtt;
         const url = values.url ?? m.url;
         const client = await mqtt.connectAsync(url, {
           protocolVersion: 5, clientId: `sluice-replay-${process.pid}`, reconnectPeriod: 0,
-          ...(m.username !== undefined ? { username: m.username } : {}),
-          ...(m.password ? { password: resolveSecret(m.password, 'mqtt.password') } : {}),
-          ...(m.tls ? {
-            ...(m.tls.ca ? { ca: readFileSync(m.tls.ca) } : {}), ...(m.tls.cert ? { cert: readFileSync(m.tls.cert) } : {}),
-            ...(m.tls.key ? { key: readFileSync(m.tls.key) } : {}), rejectUnauthorized: m.tls.rejectUnauthorized,
-          } : {}),
+          ...credentialOptions({ username: m.username, password: m.password && resolveSecret(m.password, 'mqtt.password'), tls: m.tls }),
         });
         target = mqttTarget(client, values['mqtt-prefix']);
         where = `${url} under ${values['mqtt-prefix']}/`;

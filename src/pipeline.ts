@@ -8,7 +8,8 @@
 import type { Logger } from 'pino';
 import type { Message } from './message.ts';
 import type { Metrics } from './observability/metrics.ts';
-import type { DeadLetterNote, KafkaHeaderValue, KafkaRecord, Routed } from './router/outputs.ts';
+import { mqttHeaders } from './router/kafka-headers.ts';
+import type { DeadLetterNote, KafkaRecord, Routed } from './router/outputs.ts';
 import type { RuleSet } from './router/rule-set.ts';
 import type { AckSlot } from './source/ack-window.ts';
 import { AuditRefusedError, type AuditSink } from './sinks/audit/audit-sink.ts';
@@ -188,24 +189,14 @@ export class Pipeline {
 /** The dead-letter record: the original payload, the reason in headers. */
 export function deadLetterRecord(topic: string, message: Message, notes: readonly DeadLetterNote[], withoutPayload: boolean): KafkaRecord {
   const first = notes[0] as DeadLetterNote;
-  const p = message.properties;
-  const headers: Record<string, KafkaHeaderValue> = {
-    'sluice-reason': first.reason,
-    'sluice-stage': first.stage,
-    'sluice-error': notes.map((n) => n.error).join('; ').slice(0, 2000),
-    'sluice-received-at': new Date(message.receivedAt).toISOString(),
-    'mqtt-topic': message.topic,
-    'mqtt-qos': String(message.qos),
-  };
+  const headers = mqttHeaders(message);
+  headers['sluice-reason'] = first.reason;
+  headers['sluice-stage'] = first.stage;
+  headers['sluice-error'] = notes.map((n) => n.error).join('; ').slice(0, 2000);
+  headers['sluice-received-at'] = new Date(message.receivedAt).toISOString();
   if (first.route) headers['sluice-route'] = first.route;
   if (first.sink) headers['sluice-sink'] = first.sink;
   if (withoutPayload) headers['sluice-payload-dropped'] = `${message.payload.length} bytes refused by the dead-letter topic`;
-  if (p.contentType !== undefined) headers['mqtt-content-type'] = p.contentType;
-  if (p.correlationData !== undefined) headers['mqtt-correlation-data'] = p.correlationData;
-  if (p.responseTopic !== undefined) headers['mqtt-response-topic'] = p.responseTopic;
-  if (p.userProperties) {
-    for (const [k, v] of Object.entries(p.userProperties)) if (!/^(mqtt-|sluice-)/i.test(k)) headers[k] = v;
-  }
   return {
     topic,
     key: message.topic,

@@ -7,7 +7,9 @@ import type { Kafka, Message as KafkaMessage, Producer } from 'kafkajs';
 import type { MqttClient } from 'mqtt';
 import type { CommandRecord } from './format.ts';
 import { readAuditLog, verifyAuditLog, type Problem, type VerifyResult } from './verify.ts';
+import { mqttHeaders } from '../router/kafka-headers.ts';
 import { compilePattern, PatternTrie, validateFilter } from '../router/topic-pattern.ts';
+import { fromRecord } from '../sinks/audit/audit-sink.ts';
 
 export type Bound = { readonly seq: number } | { readonly time: number };
 
@@ -111,26 +113,14 @@ export function jsonLinesTarget(out: NodeJS.WritableStream): ReplayTarget {
   };
 }
 
-/** The Kafka record of a replayed command: the router's header scheme, plus its audit seq. */
+/** The Kafka record of a replayed command: the headers sluice writes live, plus its audit seq. */
 export function kafkaMessageOf(record: CommandRecord): KafkaMessage {
-  const p = record.properties;
-  const headers: Record<string, string | Buffer | Array<string | Buffer>> = {};
-  for (const [k, v] of Object.entries(p.userProperties ?? {})) if (!/^(mqtt-|sluice-)/i.test(k)) headers[k] = v;
-  headers['mqtt-topic'] = record.topic;
-  headers['mqtt-qos'] = String(record.qos);
-  if (p.contentType !== undefined) headers['mqtt-content-type'] = p.contentType;
-  if (p.correlationData !== undefined) headers['mqtt-correlation-data'] = Buffer.from(p.correlationData, 'base64');
-  if (p.responseTopic !== undefined) headers['mqtt-response-topic'] = p.responseTopic;
-  if (p.payloadFormatIndicator !== undefined) headers['mqtt-payload-format'] = p.payloadFormatIndicator ? 'utf-8' : 'bytes';
+  const message = fromRecord(record);
+  const headers = mqttHeaders(message);
   headers['sluice-audit-seq'] = String(record.seq);
   headers['sluice-received-at'] = record.receivedAt;
   headers['sluice-replayed'] = 'true';
-  return {
-    key: record.levels.deviceId ?? null,
-    value: Buffer.from(record.payload, 'base64'),
-    headers,
-    timestamp: String(Date.parse(record.receivedAt)),
-  };
+  return { key: record.levels.deviceId ?? null, value: message.payload, headers, timestamp: String(message.receivedAt) };
 }
 
 /** A Kafka topic: idempotent producer, acks from all replicas, batches of 500 in order. */
@@ -159,15 +149,11 @@ export function mqttTarget(client: MqttClient, prefix: string): ReplayTarget {
   const inFlight = new Set<Promise<unknown>>();
   return {
     async send(record) {
-      const p = record.properties;
-      const properties: NonNullable<Parameters<MqttClient['publishAsync']>[2]>['properties'] = {};
-      if (p.userProperties) properties.userProperties = p.userProperties;
-      if (p.contentType !== undefined) properties.contentType = p.contentType;
-      if (p.responseTopic !== undefined) properties.responseTopic = p.responseTopic;
-      if (p.correlationData !== undefined) properties.correlationData = Buffer.from(p.correlationData, 'base64');
-      if (p.payloadFormatIndicator !== undefined) properties.payloadFormatIndicator = p.payloadFormatIndicator;
-      const sent = client.publishAsync(`${prefix.replace(/\/$/, '')}/${record.topic}`, Buffer.from(record.payload, 'base64'), {
-        qos: Math.min(record.qos, 2) as 0 | 1 | 2, retain: false, properties,
+      // the recorded properties; not the expiry, which counted down from when it was received
+      const message = fromRecord(record);
+      const { messageExpiryInterval: _expired, ...properties } = message.properties;
+      const sent = client.publishAsync(`${prefix.replace(/\/$/, '')}/${record.topic}`, message.payload, {
+        qos: record.qos as 0 | 1 | 2, retain: false, properties,
       });
       inFlight.add(sent);
       void sent.finally(() => inFlight.delete(sent)).catch(() => {});

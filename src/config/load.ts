@@ -2,6 +2,7 @@
 // failure is a ConfigError naming the file and line; no secret value ever enters a message.
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import type { SASLOptions } from 'kafkajs';
 import { dirname, resolve } from 'node:path';
 import { RuleError, RuleSet } from '../router/rule-set.ts';
 import { rulesFile } from './rules-schema.ts';
@@ -46,6 +47,13 @@ export function loadConfig(configFile: string, options: { rulesFile?: string | u
   if (service.audit?.signing) resolveSecret(service.audit.signing.privateKey, `${configFile}: audit.signing.privateKey`, env);
   const clientId = env.SLUICE_CLIENT_ID || service.mqtt.clientId || `sluice-${hostname()}`;
   return { configFile, rulesFile: rulesPath, service, rules, clientId };
+}
+
+/** The Kafka SASL settings as kafkajs takes them, the password resolved (worker and replay alike). */
+export function kafkaSasl(kafka: ServiceConfig['kafka']): SASLOptions | undefined {
+  if (!kafka.sasl) return undefined;
+  // a union by mechanism, which TypeScript cannot narrow from our enum
+  return { mechanism: kafka.sasl.mechanism, username: kafka.sasl.username, password: resolveSecret(kafka.sasl.password, 'kafka.sasl.password') } as SASLOptions;
 }
 
 /** The secret's value; an error names where it was looked for, never the value. */

@@ -7,7 +7,8 @@ import { Point } from '@influxdata/influxdb-client';
 import type { FieldSpec, Route, RulesFile } from '../config/rules-schema.ts';
 import type { Message } from '../message.ts';
 import { compileJsonPath, type JsonPath } from './json-path.ts';
-import type { DeadLetterNote, KafkaHeaderValue, KafkaRecord, Routed } from './outputs.ts';
+import type { DeadLetterNote, KafkaRecord, Routed } from './outputs.ts';
+import { mqttHeaders, reservedHeader } from './kafka-headers.ts';
 import { compileTemplate, type Levels, type Template } from './template.ts';
 import { compilePattern, PatternTrie, validateFilter, type CompiledPattern } from './topic-pattern.ts';
 
@@ -53,7 +54,6 @@ const kafkaTopicRe = /^[A-Za-z0-9._-]{1,249}$/;
 /** Control characters break line protocol; a trailing backslash escapes the next separator. */
 const unsafeIdentifier = /[\x00-\x1f\x7f]|\\$/;
 const unsafeString = /[\n\r]/;
-const reservedHeader = /^(mqtt-|sluice-)/i;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 export class RuleSet {
@@ -254,20 +254,8 @@ function buildKafkaRecord(route: CompiledRoute, levels: Levels, message: Message
   if (!kafkaTopicRe.test(topic) || topic === '.' || topic === '..') {
     return { note: { reason: 'invalid-kafka-topic', stage: 'map', route: route.name, sink: 'kafka', error: `"${topic.slice(0, 300)}" is not a legal Kafka topic name` } };
   }
-  const headers: Record<string, KafkaHeaderValue> = {};
-  const p = message.properties;
-  if (p.userProperties) {
-    for (const [name, value] of Object.entries(p.userProperties)) {
-      if (!reservedHeader.test(name)) headers[name] = value;
-    }
-  }
+  const headers = mqttHeaders(message);
   for (const [name, t] of k.headers) headers[name] = t.render(levels);
-  headers['mqtt-topic'] = message.topic;
-  headers['mqtt-qos'] = String(message.qos);
-  if (p.contentType !== undefined) headers['mqtt-content-type'] = p.contentType;
-  if (p.correlationData !== undefined) headers['mqtt-correlation-data'] = p.correlationData;
-  if (p.responseTopic !== undefined) headers['mqtt-response-topic'] = p.responseTopic;
-  if (p.payloadFormatIndicator !== undefined) headers['mqtt-payload-format'] = p.payloadFormatIndicator ? 'utf-8' : 'bytes';
   return {
     record: {
       topic,

@@ -154,16 +154,22 @@ export class MqttSource {
       log: () => {}, // MQTT.js formats a debug line per packet otherwise (3% of CPU under load)
       properties: { sessionExpiryInterval: o.sessionExpiryInterval, receiveMaximum: o.receiveMaximum },
     };
-    if (o.username !== undefined) options.username = o.username;
-    if (o.password !== undefined) options.password = o.password;
-    if (o.tls) {
-      if (o.tls.ca) options.ca = readFileSync(o.tls.ca);
-      if (o.tls.cert) options.cert = readFileSync(o.tls.cert);
-      if (o.tls.key) options.key = readFileSync(o.tls.key);
-      options.rejectUnauthorized = o.tls.rejectUnauthorized;
-    }
-    return options;
+    return { ...options, ...credentialOptions(o) };
   }
+}
+
+/** Username, password and TLS files as MQTT.js takes them (also for `sluice audit replay --mqtt-prefix`). */
+export function credentialOptions(o: Pick<MqttSourceOptions, 'username' | 'password' | 'tls'>): IClientOptions {
+  const options: IClientOptions = {};
+  if (o.username !== undefined) options.username = o.username;
+  if (o.password !== undefined) options.password = o.password;
+  if (o.tls) {
+    if (o.tls.ca) options.ca = readFileSync(o.tls.ca);
+    if (o.tls.cert) options.cert = readFileSync(o.tls.cert);
+    if (o.tls.key) options.key = readFileSync(o.tls.key);
+    options.rejectUnauthorized = o.tls.rejectUnauthorized;
+  }
+  return options;
 }
 
 function toMessage(packet: IPublishPacket): Message {

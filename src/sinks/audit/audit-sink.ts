@@ -6,7 +6,7 @@
 // is fatal and belongs to the AuditLog.
 import type { AuditLog, NewCommand } from '../../audit/audit-log.ts';
 import { contentDigest, type ExactlyOnceLedger } from '../../audit/exactly-once-ledger.ts';
-import { maxBodyBytes } from '../../audit/format.ts';
+import { maxBodyBytes, type CommandRecord } from '../../audit/format.ts';
 import type { Message } from '../../message.ts';
 import type { Metrics } from '../../observability/metrics.ts';
 
@@ -66,6 +66,27 @@ export class AuditSink {
     await this.ledger.release(packetId);
     this.metrics.auditAwaitingRelease.set(this.ledger.size);
   }
+}
+
+/** The message a record was made from (its inverse, for replay): the bytes and properties as received. */
+export function fromRecord(record: CommandRecord): Message {
+  const p = record.properties;
+  return {
+    topic: record.topic,
+    payload: Buffer.from(record.payload, 'base64'),
+    qos: record.qos as 0 | 1 | 2,
+    retain: record.retain,
+    receivedAt: Date.parse(record.receivedAt),
+    ...(record.packetId === undefined ? {} : { packetId: record.packetId }),
+    properties: {
+      ...(p.userProperties === undefined ? {} : { userProperties: p.userProperties }),
+      ...(p.contentType === undefined ? {} : { contentType: p.contentType }),
+      ...(p.responseTopic === undefined ? {} : { responseTopic: p.responseTopic }),
+      ...(p.correlationData === undefined ? {} : { correlationData: Buffer.from(p.correlationData, 'base64') }),
+      ...(p.payloadFormatIndicator === undefined ? {} : { payloadFormatIndicator: p.payloadFormatIndicator }),
+      ...(p.messageExpiryInterval === undefined ? {} : { messageExpiryInterval: p.messageExpiryInterval }),
+    },
+  };
 }
 
 /** The record as the format specifies it (docs/audit-log.md): bytes as base64, nothing lost. */
