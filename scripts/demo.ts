@@ -109,21 +109,30 @@ const tick = setInterval(async () => {
   if (durationS !== undefined && Date.now() - started >= durationS * 1000) await stop(0);
 }, 1_000);
 
-async function stop(code: number): Promise<void> {
+/**
+ * Stops the simulator, then sluice (it drains and acks), then the stack. A Ctrl-C in the terminal
+ * reaches every process of the foreground group, the children too, and they are already stopping
+ * by themselves: a second signal from here would land while sluice exits and kill it mid-exit. So
+ * after a SIGINT a child gets a few seconds to finish on its own before it is sent SIGTERM.
+ */
+async function stop(code: number, signal?: NodeJS.Signals): Promise<void> {
   if (stopping) return;
   stopping = true;
   clearInterval(tick);
   process.stderr.write('\ndemo: stopping the simulator, then sluice (it drains and acks), then the stack\n');
   const exited = (c: ChildProcess) => new Promise((r) => (c.exitCode !== null || c.signalCode !== null ? r(null) : c.once('exit', r)));
-  simulator.kill('SIGTERM');
-  await exited(simulator);
-  sluice.kill('SIGTERM');
-  await exited(sluice);
-  const final = sluice.exitCode;
+  const end = async (c: ChildProcess) => {
+    if (signal === 'SIGINT') await Promise.race([exited(c), new Promise((r) => setTimeout(r, 3_000))]);
+    if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
+    await exited(c);
+  };
+  await end(simulator);
+  await end(sluice);
+  const final = sluice.exitCode ?? sluice.signalCode;
   if (startedServers.length > 0 && process.env.SLUICE_KEEP_STACK !== '1') await stack.down(startedServers);
   process.stderr.write(`demo: done (sluice exit ${final})\n`);
-  process.exit(code || (final ?? 0));
+  process.exit(code || (typeof final === 'number' ? final : 1));
 }
 
-process.on('SIGINT', () => void stop(0));
-process.on('SIGTERM', () => void stop(0));
+process.on('SIGINT', () => void stop(0, 'SIGINT'));
+process.on('SIGTERM', () => void stop(0, 'SIGTERM'));
