@@ -34,6 +34,8 @@ export class SluiceProcess {
   private readonly nodeArgs: readonly string[];
   /** Exit codes of the runs so far (null when killed by a signal). */
   readonly exits: Array<number | null> = [];
+  /** Filters in the current rules: start() waits until each is subscribed. */
+  private filters: number;
 
   constructor(options: SluiceOptions & { dir: string; group: string }) {
     this.dir = options.dir;
@@ -57,14 +59,20 @@ export class SluiceProcess {
     }, options.config ?? {});
     writeFileSync(join(this.dir, 'sluice.yaml'), stringify(config));
     writeFileSync(join(this.dir, 'rules.yaml'), stringify(options.rules));
+    this.filters = filterCount(options.rules);
   }
 
   /** Replaces the rules file (takes effect at the next start). */
   writeRules(rules: unknown): void {
     writeFileSync(join(this.dir, 'rules.yaml'), stringify(rules));
+    this.filters = filterCount(rules);
   }
 
-  /** Starts sluice and resolves when it serves HTTP and is connected to the broker. */
+  /**
+   * Starts sluice and resolves when it serves HTTP and the broker acknowledged every filter of
+   * the rules (on every connection: sluice subscribes on each CONNACK, resumed session or not),
+   * so a message published next is delivered.
+   */
   async start(timeoutMs = 30_000): Promise<void> {
     const child = spawn(join(repoRoot, 'scripts/node'), [...this.nodeArgs, join(repoRoot, 'src/cli.ts'), 'run', '--config', join(this.dir, 'sluice.yaml')], {
       cwd: this.dir,
@@ -77,12 +85,14 @@ export class SluiceProcess {
       resolve(code);
     }));
     const started = Promise.withResolvers<void>();
+    let subscribed = 0;
     const onData = (chunk: Buffer) => {
       const text = chunk.toString();
       this.logText += text;
       const http = /"http":"(http:\/\/[^"]+)"/.exec(text);
       if (http) this.httpUrl = http[1] as string;
-      if (text.includes('"msg":"subscribed"') || text.includes('"sessionPresent":true')) started.resolve();
+      subscribed += text.split('"msg":"subscribed"').length - 1;
+      if (subscribed >= this.filters) started.resolve();
     };
     child.stdout?.on('data', onData);
     child.stderr?.on('data', onData);
@@ -142,6 +152,10 @@ export function sluiceFor(t: TestContext, options: SluiceOptions & { group?: str
     await sluice.stop('SIGKILL');
   });
   return sluice;
+}
+
+function filterCount(rules: unknown): number {
+  return ((rules as { subscriptions?: unknown[] }).subscriptions ?? []).length;
 }
 
 function merge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
