@@ -49,10 +49,14 @@ export async function readTopic(
   idleMs = 20_000,
 ): Promise<KafkaRecordSeen[]> {
   // sluice creates its topics on first write; subscribing before that fails
+  // (a broker just thawed from SIGSTOP can answer a metadata request with nothing: ask again)
   const admin = kafka().admin();
-  await admin.connect();
-  await waitFor(`topic ${topic}`, async () => (await admin.listTopics()).includes(topic), timeoutMs);
-  await admin.disconnect();
+  try {
+    await admin.connect();
+    await waitFor(`topic ${topic}`, async () => (await admin.listTopics().catch(() => [] as string[])).includes(topic), timeoutMs);
+  } finally {
+    await admin.disconnect();
+  }
   const consumer = kafka().consumer({ groupId: unique('reader'), maxWaitTimeInMs: 200 });
   await consumer.connect();
   t.after(() => consumer.disconnect());

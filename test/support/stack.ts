@@ -56,12 +56,20 @@ export async function kafkaTopic(t: TestContext, partitions = 3): Promise<string
   const topic = unique('test');
   const admin = kafka().admin();
   await admin.connect();
-  await admin.createTopics({ topics: [{ topic, numPartitions: partitions }], waitForLeaders: true });
   t.after(async () => {
     await admin.deleteTopics({ topics: [topic] }).catch(() => {});
     await admin.disconnect();
   });
-  return topic;
+  // a broker just thawed from SIGSTOP may not host the new partitions for a moment: ask again
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await admin.createTopics({ topics: [{ topic, numPartitions: partitions }], waitForLeaders: true });
+      return topic;
+    } catch (err) {
+      if (attempt >= 20 || (err as { type?: string }).type !== 'UNKNOWN_TOPIC_OR_PARTITION') throw err;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
 }
 
 export function influxWriteApi(url: string) {
