@@ -15,7 +15,7 @@ import { findExecutable } from '../deploy/local/prerequisites.ts';
 import { kafkaVersion } from '../deploy/local/servers/kafka.ts';
 import { repoRoot, stackConfig } from '../deploy/local/stack-config.ts';
 import { histogramQuantile } from '../src/observability/prometheus-text.ts';
-import { verifyAuditLog } from '../src/audit/verify.ts';
+import { verifyAuditLog } from '../src/audit/tools/verify.ts';
 import { sluiceProcess, type SluiceProcess } from '../test/support/sluice-process.ts';
 import { endpoints, kafka, unique } from '../test/support/stack.ts';
 import { summarizeProfile } from './profile-summary.ts';

@@ -78,10 +78,11 @@ function render(m: Samples): string {
   const ms = (s: number | undefined) => (s === undefined ? '-' : s === Infinity ? '>60 s' : `<= ${s * 1000} ms`);
   const routes = [...m].filter(([k]) => k.startsWith('sluice_messages_routed_total{'))
     .map(([k]) => k).sort()
-    .map((k) => `  ${/route="([^"]+)"/.exec(k)?.[1]?.padEnd(12)} -> ${/sink="([^"]+)"/.exec(k)?.[1]?.padEnd(7)} ${fmt(rate(k)).padStart(7)}/s  total ${fmt(m.get(k) ?? 0)}`);
+    .map((k) => `  ${/route="([^"]+)"/.exec(k)?.[1]?.padEnd(12)} -> ${/sink="([^"]+)"/.exec(k)?.[1]?.padEnd(11)} ${fmt(rate(k)).padStart(7)}/s  total ${fmt(m.get(k) ?? 0)}`);
   const dead = [...m].filter(([k, v]) => k.startsWith('sluice_dead_letters_total{') && v > 0)
     .map(([k, v]) => `${/reason="([^"]+)"/.exec(k)?.[1]} ${fmt(v)}`).join(', ') || 'none';
-  const healthy = (sink: string) => (m.get(`sluice_sink_healthy{sink="${sink}"}`) === 0 ? 'FAILING (retrying)' : 'ok');
+  const sinks = [...m].filter(([k]) => k.startsWith('sluice_sink_healthy{'))
+    .map(([k, v]) => `${/sink="([^"]+)"/.exec(k)?.[1]} ${v === 0 ? 'FAILING (retrying)' : 'ok'}`).sort().join('   ');
   return [
     `sluice demo: ${((now - started) / 1000).toFixed(0)} s   (Ctrl-C stops everything cleanly)`,
     '',
@@ -89,7 +90,7 @@ function render(m: Samples): string {
     `in flight   ${fmt(m.get('sluice_inflight_messages') ?? 0)} of ${fmt(m.get('sluice_receive_maximum') ?? 0)} (max so far ${fmt(m.get('sluice_inflight_messages_max') ?? 0)})   pump stalls ${fmt(m.get('sluice_pump_stalls_total') ?? 0)}`,
     'routes',
     ...routes,
-    `sinks       kafka ${healthy('kafka')}   influx ${healthy('influx')}`,
+    `sinks       ${sinks}`,
     `commands    ${m.get('sluice_commands_mqtt_connected') === 1 ? 'connected' : 'DISCONNECTED'}   audited ${fmt(rate('sluice_audit_records_total'))}/s   total ${fmt(m.get('sluice_audit_records_total') ?? 0)}   redeliveries recognised ${fmt(m.get('sluice_audit_redeliveries_total') ?? 0)}   fsync p99 ${ms(histogramQuantile(m, 'sluice_audit_fsync_seconds', 0.99))}`,
     `latency     ack p50 ${ms(histogramQuantile(m, 'sluice_ack_latency_seconds', 0.5))}  p99 ${ms(histogramQuantile(m, 'sluice_ack_latency_seconds', 0.99))}   end-to-end p99 ${ms(histogramQuantile(m, 'sluice_end_to_end_seconds', 0.99))}`,
     `dead letters ${dead}`,

@@ -1,13 +1,14 @@
-// Reads the service config and its rules file, compiles the rules, resolves secrets. Every
+// Reads the service config and its rules file, compiles the rules (each sink compiling its own
+// part, from the sink registry), resolves relative paths and checks every secret. Every
 // failure is a ConfigError naming the file and line; no secret value ever enters a message.
-import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import type { SASLOptions } from 'kafkajs';
 import { dirname, resolve } from 'node:path';
-import { RuleError, RuleSet } from '../router/rule-set.ts';
-import { rulesFile } from './rules-schema.ts';
-import { serviceConfig, type SecretRef, type ServiceConfig } from './service-schema.ts';
-import { ConfigError, loadYamlFile } from './yaml-file.ts';
+import { RuleError, RuleSet, type RulesSpec } from '../router/rule-set.ts';
+import { resolveSecret, SecretError, type SecretRef } from '../secrets.ts';
+import { sinkPlugins } from '../sinks/registry.ts';
+import { rulesFile, type RulesFile } from './rules-schema.ts';
+import { serviceConfig, type ServiceConfig } from './service-schema.ts';
+import { ConfigError, formatPath, loadYamlFile } from './yaml-file.ts';
 
 export interface LoadedConfig {
   readonly configFile: string;
@@ -17,10 +18,17 @@ export interface LoadedConfig {
   readonly clientId: string;
 }
 
+const compilers = sinkPlugins.flatMap((p) => (p.route ? [p.route.compiler] : []));
+
+/** Compiles a validated rules file with every sink's compiler (a RuleError names the path). */
+export function compileRules(spec: RulesFile): RuleSet {
+  return new RuleSet(spec as RulesSpec, compilers);
+}
+
 export function loadRules(file: string): RuleSet {
   const loaded = loadYamlFile(file, rulesFile);
   try {
-    return new RuleSet(loaded.value);
+    return compileRules(loaded.value);
   } catch (err) {
     if (err instanceof RuleError) throw loaded.error(err.path, err.message);
     throw err;
@@ -30,42 +38,51 @@ export function loadRules(file: string): RuleSet {
 export function loadConfig(configFile: string, options: { rulesFile?: string | undefined; env?: NodeJS.ProcessEnv } = {}): LoadedConfig {
   const env = options.env ?? process.env;
   const loaded = loadYamlFile(configFile, serviceConfig);
-  const service = loaded.value;
+  const service = loaded.value as ServiceConfig;
   const rulesPath = options.rulesFile ?? resolve(dirname(configFile), service.rules);
   const rules = loadRules(rulesPath);
-  if (!service.influx && rules.usesInflux) {
-    throw loaded.error([], `a route in ${rulesPath} writes to influx but this file has no influx section`);
+  const sections = service as Record<string, unknown>;
+  for (const plugin of sinkPlugins) {
+    const section = sections[plugin.name] as Record<string, unknown> | undefined;
+    if (plugin.config && section === undefined && rules.uses(plugin.name)) {
+      const what = plugin.name === 'audit' ? 'has audit: true' : `writes to ${plugin.name}`;
+      throw loaded.error([], `a route in ${rulesPath} ${what} but this file has no ${plugin.name} section${plugin.paths ? ` (${plugin.name}.${plugin.paths[0]})` : ''}`);
+    }
+    for (const key of plugin.paths ?? []) {
+      if (section && typeof section[key] === 'string') section[key] = resolve(dirname(configFile), section[key]);
+    }
   }
-  if (!service.audit && rules.usesAudit) {
-    throw loaded.error([], `a route in ${rulesPath} has audit: true but this file has no audit section (audit.dir)`);
-  }
-  if (service.audit) service.audit.dir = resolve(dirname(configFile), service.audit.dir);
   // Fail at start, not at first connect, when a secret is missing.
-  if (service.mqtt.password) resolveSecret(service.mqtt.password, `${configFile}: mqtt.password`, env);
-  if (service.kafka.sasl) resolveSecret(service.kafka.sasl.password, `${configFile}: kafka.sasl.password`, env);
-  if (service.influx?.token) resolveSecret(service.influx.token, `${configFile}: influx.token`, env);
-  if (service.audit?.signing) resolveSecret(service.audit.signing.privateKey, `${configFile}: audit.signing.privateKey`, env);
+  for (const [path, ref] of secretRefs(service)) {
+    try {
+      resolveSecret(ref, `${configFile}: ${formatPath(path)}`, env);
+    } catch (err) {
+      if (err instanceof SecretError) throw new ConfigError(err.message);
+      throw err;
+    }
+  }
   const clientId = env.SLUICE_CLIENT_ID || service.mqtt.clientId || `sluice-${hostname()}`;
   return { configFile, rulesFile: rulesPath, service, rules, clientId };
 }
 
-/** The Kafka SASL settings as kafkajs takes them, the password resolved (worker and replay alike). */
-export function kafkaSasl(kafka: ServiceConfig['kafka']): SASLOptions | undefined {
-  if (!kafka.sasl) return undefined;
-  // a union by mechanism, which TypeScript cannot narrow from our enum
-  return { mechanism: kafka.sasl.mechanism, username: kafka.sasl.username, password: resolveSecret(kafka.sasl.password, 'kafka.sasl.password') } as SASLOptions;
+/** Every { env } / { file } secret reference in the config, with its path. */
+function* secretRefs(value: unknown, path: Array<string | number> = []): Generator<[Array<string | number>, SecretRef]> {
+  if (value === null || typeof value !== 'object') return;
+  const keys = Object.keys(value);
+  const v = value as Record<string, unknown>;
+  if (keys.length === 1 && (keys[0] === 'env' || keys[0] === 'file') && typeof v[keys[0]] === 'string') {
+    yield [path, value as SecretRef];
+    return;
+  }
+  for (const k of keys) yield* secretRefs(v[k], [...path, Array.isArray(value) ? Number(k) : k]);
 }
 
-/** The secret's value; an error names where it was looked for, never the value. */
-export function resolveSecret(ref: SecretRef, what: string, env: NodeJS.ProcessEnv = process.env): string {
-  if ('env' in ref) {
-    const v = env[ref.env];
-    if (v === undefined || v === '') throw new ConfigError(`${what}: environment variable ${ref.env} is not set`);
-    return v;
-  }
+/** A secret from the config, resolved now; a missing one is a ConfigError naming where it was looked for. */
+export function secretOf(ref: SecretRef, what: string, env: NodeJS.ProcessEnv = process.env): string {
   try {
-    return readFileSync(ref.file, 'utf8').replace(/\r?\n$/, '');
+    return resolveSecret(ref, what, env);
   } catch (err) {
-    throw new ConfigError(`${what}: cannot read secret file ${ref.file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+    if (err instanceof SecretError) throw new ConfigError(err.message);
+    throw err;
   }
 }

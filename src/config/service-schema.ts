@@ -1,12 +1,12 @@
-// The service config file (broker, sinks, HTTP, limits): one zod schema gives the types, the
-// validation with file and line, and the JSON schema (`sluice config schema`).
+// The service config file (broker, sinks, HTTP, limits): the worker's own sections here, each
+// sink's section from the sink registry. One zod schema gives the types, the validation with
+// file and line, and the JSON schema (`sluice config schema`).
 import { z } from 'zod';
+import { secretRef } from '../secrets.ts';
+import { sinkPlugins } from '../sinks/registry.ts';
 
-/** A secret never sits in the file: it is read from an environment variable or a file. */
-export const secretRef = z.union([
-  z.strictObject({ env: z.string().min(1).describe('environment variable holding the secret') }),
-  z.strictObject({ file: z.string().min(1).describe('file holding the secret (trailing newline ignored)') }),
-]);
+/** Each sink's section under its name; its own schema validates it (and says when it may be absent). */
+const sinkSections: Record<string, z.ZodType> = Object.fromEntries(sinkPlugins.flatMap((p) => (p.config ? [[p.name, p.config]] : [])));
 
 const backoff = z.strictObject({
   minMs: z.int().min(1).default(200),
@@ -43,52 +43,7 @@ export const serviceConfig = z.strictObject({
       rejectUnauthorized: z.boolean().default(true),
     }).optional(),
   }).prefault({}),
-  kafka: z.strictObject({
-    brokers: z.array(z.string().min(1)).min(1).default(['127.0.0.1:29092']),
-    clientId: z.string().default('sluice'),
-    ssl: z.boolean().default(false),
-    sasl: z.strictObject({
-      mechanism: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']),
-      username: z.string(),
-      password: secretRef,
-    }).optional(),
-    batch: z.strictObject({
-      maxMessages: z.int().min(1).default(2000),
-      maxBytes: z.int().min(1024).default(1_000_000),
-      lingerMs: z.int().min(0).default(5),
-    }).prefault({}),
-    compression: z.enum(['none', 'gzip']).default('none'),
-    createTopics: z.strictObject({
-      enabled: z.boolean().default(false).describe('create a missing topic on first use; off: a missing topic is dead-lettered'),
-      partitions: z.int().min(1).default(6),
-      replicationFactor: z.int().min(1).default(1),
-    }).prefault({}),
-    maxTopics: z.int().min(1).default(1000).describe('distinct topics sluice writes at most; past it a record is dead-lettered'),
-    deadLetterTopic: z.string().regex(/^[A-Za-z0-9._-]{1,249}$/).default('sluice.dead-letter'),
-  }).prefault({}),
-  influx: z.strictObject({
-    url: z.string().describe('base URL; sluice POSTs to <url>/api/v2/write'),
-    token: secretRef.optional().describe('InfluxDB 2 token, or "user:password" for 1.8'),
-    org: z.string().default(''),
-    bucket: z.string().min(1).describe('bucket; "database/retention-policy" for InfluxDB 1.8'),
-    batch: z.strictObject({
-      maxPoints: z.int().min(1).default(5000),
-      lingerMs: z.int().min(0).default(50),
-    }).prefault({}),
-    timeoutMs: z.int().min(100).default(10_000),
-  }).optional().describe('required when a route has an influx output'),
-  audit: z.strictObject({
-    dir: z.string().min(1).describe('audit log directory, relative to this file; one writer (worker) per directory'),
-    segmentBytes: z.int().min(4096).default(64 * 1024 * 1024).describe('start a new segment file past this size'),
-    segmentMaxAgeMs: z.int().min(1000).default(3_600_000).describe('start a new segment file after this long'),
-    publisherProperty: z.string().min(1).optional()
-      .describe('user property that carries the publishing client identity, when the broker adds one (recorded as "publisher")'),
-    signing: z.strictObject({
-      privateKey: secretRef.describe('Ed25519 private key, PEM (`sluice audit keygen` makes one)'),
-      everyRecords: z.int().min(1).default(1000).describe('sign the chain head after this many records'),
-      everyMs: z.int().min(100).default(60_000).describe('...or after this long, when records came since the last checkpoint'),
-    }).optional().describe('signed checkpoints: a rewritten log with recomputed hashes fails `sluice audit verify --public-key`'),
-  }).optional().describe('required when a route has audit: true'),
+  ...sinkSections,
   retry: backoff.prefault({}).describe('sink retry backoff (a sink retries until durable; nothing is acked meanwhile)'),
   http: z.strictObject({
     host: z.string().default('127.0.0.1').describe('0.0.0.0 in a container'),
@@ -102,5 +57,5 @@ export const serviceConfig = z.strictObject({
   }).prefault({}),
 });
 
-export type ServiceConfig = z.infer<typeof serviceConfig>;
-export type SecretRef = z.infer<typeof secretRef>;
+/** The worker's own sections, typed; the sinks' sections are each sink's to read. */
+export type ServiceConfig = z.infer<typeof serviceConfig> & { readonly [sink: string]: unknown };

@@ -1,5 +1,6 @@
-// Every metric sluice exports, on a registry that is passed in (no global). Labels are
-// low-cardinality by rule: qos, route, sink, reason; never a topic or a device id.
+// The worker's metrics (source, pipeline, the generic per-sink ones), on a registry that is
+// passed in (no global); a sink adds its own beside its code (sinks/audit/audit-metrics.ts).
+// Labels are low-cardinality by rule: qos, route, sink, reason; never a topic or a device id.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export function createMetrics(registry = new Registry(), options: { defaultMetrics?: boolean } = {}) {
@@ -9,7 +10,7 @@ export function createMetrics(registry = new Registry(), options: { defaultMetri
   return {
     registry,
     received: new Counter({ name: 'sluice_messages_received_total', help: 'Messages read from the broker', labelNames: ['qos'], registers }),
-    routed: new Counter({ name: 'sluice_messages_routed_total', help: 'Deliveries made durable, by route and sink', labelNames: ['route', 'sink'], registers }),
+    routed: new Counter({ name: 'sluice_messages_routed_total', help: 'Outputs handed to a sink, by route and sink', labelNames: ['route', 'sink'], registers }),
     acked: new Counter({ name: 'sluice_messages_acked_total', help: 'Messages settled (acknowledged to the broker for QoS >= 1)', registers }),
     deadLettered: new Counter({ name: 'sluice_dead_letters_total', help: 'Messages written to the dead-letter topic, by reason', labelNames: ['reason'], registers }),
     expired: new Counter({ name: 'sluice_messages_expired_total', help: 'Messages past their Message Expiry Interval: acked, not forwarded', registers }),
@@ -35,16 +36,6 @@ export function createMetrics(registry = new Registry(), options: { defaultMetri
     commandsInFlight: new Gauge({ name: 'sluice_commands_inflight_messages', help: 'Commands taken and not yet acknowledged (PUBREC) on the command connection', registers }),
     commandsInFlightMax: new Gauge({ name: 'sluice_commands_inflight_messages_max', help: 'Most commands in flight at once since start (never above its Receive Maximum)', registers }),
     commandsReceiveMaximum: new Gauge({ name: 'sluice_commands_receive_maximum', help: 'In-flight limit of the command connection', registers }),
-    auditRecords: new Counter({ name: 'sluice_audit_records_total', help: 'Command records made durable in the audit log', registers }),
-    auditBytes: new Counter({ name: 'sluice_audit_bytes_total', help: 'Bytes appended to the audit log (frames, checkpoints included)', registers }),
-    auditFsync: new Histogram({ name: 'sluice_audit_fsync_seconds', help: 'Write + fdatasync of one group commit of the audit log', buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers }),
-    auditCommitSize: new Histogram({ name: 'sluice_audit_group_commit_records', help: 'Records per audit log fsync', buckets: [1, 2, 5, 10, 25, 50, 100, 250, 1000], registers }),
-    auditSegments: new Counter({ name: 'sluice_audit_segments_total', help: 'Audit log segments started', registers }),
-    auditCheckpoints: new Counter({ name: 'sluice_audit_checkpoints_total', help: 'Signed checkpoints written', registers }),
-    auditRedeliveries: new Counter({ name: 'sluice_audit_redeliveries_total', help: 'QoS 2 redeliveries recognised and not recorded again', registers }),
-    auditIdConflicts: new Counter({ name: 'sluice_audit_packet_id_conflicts_total', help: 'A packet id still held arrived with other content: recorded as new (broker state not seen)', registers }),
-    auditAwaitingRelease: new Gauge({ name: 'sluice_audit_awaiting_release', help: 'QoS 2 packet ids recorded and not yet released by the broker (PUBREL)', registers }),
-    auditRefused: new Counter({ name: 'sluice_audit_refused_total', help: 'Messages the audit log refused (too large): dead-lettered', registers }),
   };
 }
 

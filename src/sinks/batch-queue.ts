@@ -1,40 +1,42 @@
-// Sits in front of one sink: gathers items into batches (size, bytes, linger), writes one batch
-// at a time, retries a failed batch with backoff until it is durable (nothing is acked
-// meanwhile, so nothing is lost), and reports each item's outcome to its owner. Its length is
+// Sits in front of one sink: gathers items into batches (count, bytes, linger), writes up to
+// `concurrency` batches at once (p-queue; 1 where order or a single request in flight matters),
+// retries a batch that failed retriably with backoff until it is durable (nothing is acked
+// meanwhile, so nothing is lost), and tells each item's listener its outcome exactly once. A
+// fatal failure is told to every listener of the batch and stops the queue. Its length is
 // bounded by the ack window: at most Receive Maximum messages are in flight.
+import PQueue from 'p-queue';
 import type { Logger } from 'pino';
+import { backoffMs } from '../backoff.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import { backoffMs, SinkError, type Rejection, type Sink } from './sink.ts';
-
-/** The owner of an item: told once whether the item is durable or was rejected. */
-export interface ItemOwner {
-  delivered(): void;
-  rejected(rejection: Omit<Rejection, 'index'>): void;
-}
+import { delivered, type Outcome, type OutcomeListener } from '../outcome.ts';
+import { SinkError, type Sink, type WriteResult } from './sink.ts';
 
 export interface BatchLimits {
   readonly maxItems: number;
   readonly maxBytes: number;
   readonly lingerMs: number;
+  /** Batches written at once (default 1). */
+  readonly concurrency?: number;
 }
 
 export class BatchQueue<T> {
   private items: T[] = [];
-  private owners: ItemOwner[] = [];
+  private listeners: OutcomeListener[] = [];
   /** Each item's size, computed once. */
   private sizes: number[] = [];
   private bytes = 0;
-  private writing = false;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
-  private idle: Array<() => void> = [];
-  /** false while the sink is failing: /readyz reports it. */
-  healthy = true;
+  private fatal: Error | undefined;
+  private failing = 0;
+  private readonly writes: PQueue;
   private readonly sink: Sink<T>;
   private readonly limits: BatchLimits;
   private readonly retry: { minMs: number; maxMs: number };
   private readonly log: Logger;
   private readonly metrics: Metrics;
+  private readonly concurrency: number;
+  private readonly labels: { sink: string };
 
   constructor(sink: Sink<T>, limits: BatchLimits, retry: { minMs: number; maxMs: number }, log: Logger, metrics: Metrics) {
     this.sink = sink;
@@ -42,50 +44,76 @@ export class BatchQueue<T> {
     this.retry = retry;
     this.log = log;
     this.metrics = metrics;
+    this.concurrency = Math.max(1, limits.concurrency ?? 1);
+    this.writes = new PQueue({ concurrency: this.concurrency });
+    this.labels = { sink: sink.name };
+    metrics.sinkHealthy.set(this.labels, 1);
   }
 
+  get name(): string {
+    return this.sink.name;
+  }
+
+  /** Items waiting for a write (not those being written). */
   get pending(): number {
     return this.items.length;
   }
 
-  push(item: T, owner: ItemOwner): void {
+  /** false while writes to the sink fail (retried) or after a fatal failure: /readyz reports it. */
+  get healthy(): boolean {
+    return this.failing === 0 && this.fatal === undefined;
+  }
+
+  push(item: T, listener: OutcomeListener): void {
+    if (this.fatal) {
+      listener.settled({ kind: 'fatal', error: this.fatal });
+      return;
+    }
     this.items.push(item);
-    this.owners.push(owner);
+    this.listeners.push(listener);
     const size = this.sink.sizeOf(item);
     this.sizes.push(size);
     this.bytes += size;
-    if (this.writing) return; // the running writer picks it up next
-    if (this.items.length >= this.limits.maxItems || this.bytes >= this.limits.maxBytes || this.limits.lingerMs === 0) {
-      this.startWriting();
-    } else {
-      this.timer ??= setTimeout(() => this.startWriting(), this.limits.lingerMs);
-    }
+    if (this.items.length >= this.limits.maxItems || this.bytes >= this.limits.maxBytes || this.limits.lingerMs === 0) this.startWrites();
+    else this.timer ??= setTimeout(() => this.startWrites(true), this.limits.lingerMs);
   }
 
   /** Resolves once everything pushed so far is written (or rejected). */
   async flushed(): Promise<void> {
-    if (this.items.length === 0 && !this.writing) return;
-    if (!this.writing) this.startWriting();
-    await new Promise<void>((resolve) => this.idle.push(resolve));
+    this.startWrites(true);
+    while (this.items.length > 0 || this.writes.pending > 0 || this.writes.size > 0) {
+      if (this.closed) return;
+      await this.writes.onIdle();
+      this.startWrites(true);
+    }
   }
 
   /** Stops retrying: what is still unwritten stays unacked (the broker redelivers it). */
   close(): void {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
+    this.writes.clear();
   }
 
-  private startWriting(): void {
-    if (this.timer) {
+  /**
+   * Starts as many batch writes as the concurrency allows. Without `lingered`, only full
+   * batches go: a part batch waits for its linger, or for a write to finish.
+   */
+  private startWrites(lingered = false): void {
+    if (this.timer && (lingered || this.items.length === 0)) {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
-    if (this.writing || this.items.length === 0) return;
-    this.writing = true;
-    void this.writeLoop();
+    while (this.items.length > 0 && !this.closed && this.writes.pending + this.writes.size < this.concurrency) {
+      const { items, listeners } = this.takeBatch();
+      void this.writes.add(() => this.writeUntilDurable(items, listeners)).then(() => {
+        // items that arrived while the write ran go next, without waiting for a linger
+        if (this.items.length > 0) this.startWrites(true);
+      });
+    }
   }
 
-  private takeBatch(): { items: T[]; owners: ItemOwner[] } {
+  private takeBatch(): { items: T[]; listeners: OutcomeListener[] } {
     let n = 0;
     let bytes = 0;
     while (n < this.items.length && n < this.limits.maxItems) {
@@ -94,59 +122,72 @@ export class BatchQueue<T> {
       n++;
     }
     const items = this.items.splice(0, n);
-    const owners = this.owners.splice(0, n);
+    const listeners = this.listeners.splice(0, n);
     for (const size of this.sizes.splice(0, n)) this.bytes -= size;
-    return { items, owners };
+    return { items, listeners };
   }
 
-  private async writeLoop(): Promise<void> {
-    try {
-      while (this.items.length > 0 && !this.closed) {
-        const { items, owners } = this.takeBatch();
-        await this.writeUntilDurable(items, owners);
-      }
-    } finally {
-      this.writing = false;
-      const idle = this.idle;
-      this.idle = [];
-      for (const resolve of idle) resolve();
-      // items that arrived while the last write finished
-      if (this.items.length > 0 && !this.closed) this.startWriting();
-    }
-  }
-
-  private async writeUntilDurable(items: T[], owners: ItemOwner[]): Promise<void> {
+  private async writeUntilDurable(items: T[], listeners: OutcomeListener[]): Promise<void> {
     const name = this.sink.name;
+    let wasFailing = false;
     for (let attempt = 0; !this.closed; attempt++) {
-      const stop = this.metrics.sinkWriteSeconds.startTimer({ sink: name });
+      const stop = this.metrics.sinkWriteSeconds.startTimer(this.labels);
+      let result: WriteResult;
       try {
-        const result = await this.sink.write(items);
-        stop();
-        this.metrics.sinkBatchSize.observe({ sink: name }, items.length);
-        if (!this.healthy) this.log.info({ sink: name, attempts: attempt + 1 }, 'sink recovered');
-        this.healthy = true;
-        this.metrics.sinkHealthy.set({ sink: name }, 1);
-        const rejected = new Map(result.rejected.map((r) => [r.index, r]));
-        for (const [i, owner] of owners.entries()) {
-          const r = rejected.get(i);
-          if (r) owner.rejected({ reason: r.reason, error: r.error });
-          else owner.delivered();
-        }
-        return;
+        result = await this.sink.write(items);
       } catch (err) {
         stop();
+        this.metrics.sinkWriteErrors.inc(this.labels);
+        if (err instanceof SinkError && !err.retriable) {
+          this.becameFatal(err, listeners);
+          return;
+        }
         const wait = err instanceof SinkError && err.retryAfterMs !== undefined
           ? err.retryAfterMs
           : backoffMs(attempt, this.retry.minMs, this.retry.maxMs);
-        this.metrics.sinkWriteErrors.inc({ sink: name });
-        if (this.healthy) {
-          // one line when a sink goes down and one when it comes back, not one per retry
-          this.log.error({ sink: name, err, retryInMs: wait, batch: items.length }, 'sink write failed; retrying until durable');
+        if (!wasFailing) {
+          wasFailing = true;
+          if (this.failing++ === 0) {
+            // one line when a sink goes down and one when it comes back, not one per retry
+            this.log.error({ err: (err as Error).message, retryInMs: wait, batch: items.length }, 'sink write failed; retrying until durable');
+            this.metrics.sinkHealthy.set(this.labels, 0);
+          }
         }
-        this.healthy = false;
-        this.metrics.sinkHealthy.set({ sink: name }, 0);
         await new Promise((r) => setTimeout(r, wait));
+        continue;
       }
+      stop();
+      this.metrics.sinkBatchSize.observe(this.labels, items.length);
+      if (wasFailing && --this.failing === 0 && this.fatal === undefined) {
+        this.log.info({ attempts: attempt + 1 }, 'sink recovered');
+        this.metrics.sinkHealthy.set(this.labels, 1);
+      }
+      this.report(result, listeners, name);
+      return;
     }
+  }
+
+  private report(result: WriteResult, listeners: readonly OutcomeListener[], sink: string): void {
+    const rejected = result.rejected.length === 0 ? undefined : new Map(result.rejected.map((r) => [r.index, r]));
+    const annotations = result.annotations;
+    for (let i = 0; i < listeners.length; i++) {
+      const r = rejected?.get(i);
+      const a = annotations?.[i];
+      const outcome: Outcome = r ? { kind: 'rejected', refusal: { reason: r.reason, stage: 'write', sink, error: r.error } }
+        : a ? { kind: 'delivered', annotations: a } : delivered;
+      (listeners[i] as OutcomeListener).settled(outcome);
+    }
+  }
+
+  private becameFatal(err: Error, listeners: readonly OutcomeListener[]): void {
+    this.fatal ??= err;
+    this.metrics.sinkHealthy.set(this.labels, 0);
+    const outcome: Outcome = { kind: 'fatal', error: err };
+    for (const l of listeners) l.settled(outcome);
+    for (const l of this.listeners.splice(0)) l.settled(outcome);
+    this.items = [];
+    this.sizes = [];
+    this.bytes = 0;
+    this.close();
   }
 }

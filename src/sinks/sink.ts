@@ -1,43 +1,52 @@
-// The contract every sink keeps: write(batch) resolves when the whole batch is durable, except
-// the items it names as rejected (bad data: they go to the dead-letter topic); it rejects with a
-// SinkError when the batch should be tried again later (the sink is down or overloaded). Whether
-// a failure is retriable or the data's fault is decided once, inside each sink.
-import type { DeadLetterReason } from '../router/outputs.ts';
+// The contract every sink keeps (docs/sinks.md): write(batch) resolves once the whole batch is
+// durable, except the items it names as rejected (the data's fault: they become dead letters);
+// it rejects with a SinkError that says whether trying again can help (the server is down or
+// busy: retriable, and nothing is acknowledged meanwhile) or not (the sink can no longer be
+// trusted, e.g. a failed fsync: fatal, the worker stops). That call is made once, inside each sink.
 
-export interface Rejection {
+export interface ItemRejection {
   readonly index: number;
-  readonly reason: DeadLetterReason;
+  /** A reason from the sink's own closed list (a metric label). */
+  readonly reason: string;
   readonly error: string;
 }
 
 export interface WriteResult {
-  readonly rejected: readonly Rejection[];
+  readonly rejected: readonly ItemRejection[];
+  /** Per item, handed on to the outputs that follow (only phase-0 sinks: the audit record's sequence number). */
+  readonly annotations?: ReadonlyArray<Readonly<Record<string, string>> | undefined>;
 }
 
-export const allDurable: WriteResult = Object.freeze({ rejected: [] });
+export const allDurable: WriteResult = Object.freeze({ rejected: Object.freeze([]) });
 
-export interface Sink<T> {
-  readonly name: 'kafka' | 'influx';
-  write(batch: readonly T[]): Promise<WriteResult>;
-  /** Bytes an item adds to a batch, for batch limits. */
-  sizeOf(item: T): number;
+export interface Sink<Item> {
+  /** The sink's name: the metric label, the dead letter's sluice-sink header, the registry key. */
+  readonly name: string;
+  /**
+   * Connects and checks what it needs (a topic, a directory). Rejects while the sink is not
+   * usable yet; the worker retries with backoff and is not ready meanwhile.
+   */
+  start?(): Promise<void>;
+  write(batch: readonly Item[]): Promise<WriteResult>;
+  /** Bytes an item adds to a batch, for the batch limits. */
+  sizeOf(item: Item): number;
+  /** Problems that make the worker not ready beyond a failing write (e.g. a fatal state). */
+  problems?(): readonly string[];
+  /** Releases what it holds; called once its queue is flushed. */
   close(): Promise<void>;
 }
 
 export class SinkError extends Error {
   override readonly name = 'SinkError';
   readonly sink: string;
+  /** false: trying again cannot help and must not be done (a failed fsync); the worker stops. */
+  readonly retriable: boolean;
   /** The server asked us to wait this long (Retry-After). */
   readonly retryAfterMs: number | undefined;
-  constructor(sink: string, message: string, options: { cause?: unknown; retryAfterMs?: number | undefined } = {}) {
+  constructor(sink: string, message: string, options: { cause?: unknown; retryAfterMs?: number | undefined; retriable?: boolean } = {}) {
     super(message, { cause: options.cause });
     this.sink = sink;
+    this.retriable = options.retriable ?? true;
     this.retryAfterMs = options.retryAfterMs;
   }
-}
-
-/** Exponential backoff with full jitter. */
-export function backoffMs(attempt: number, minMs: number, maxMs: number, random = Math.random): number {
-  const ceiling = Math.min(maxMs, minMs * 2 ** Math.min(attempt, 30));
-  return Math.max(minMs, Math.round(ceiling * random()));
 }

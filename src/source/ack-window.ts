@@ -105,9 +105,15 @@ export class AckWindow {
     this.wakeAll();
   }
 
-  /** Shutting down: no more room is given; held pumps stay held. */
+  /** No more room is given (pause, shutdown); held pumps stay held until resume(). */
   close(): void {
     this.closed = true;
+  }
+
+  /** Gives room again after close(): a pump held meanwhile goes on. */
+  resume(): void {
+    this.closed = false;
+    if (!this.full && this.waiters.length > 0) this.wakeAll();
   }
 
   /** Resolves when every open slot has settled (shutdown drains with this). */

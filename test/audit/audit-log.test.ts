@@ -6,10 +6,12 @@ import { appendFileSync, cpSync, mkdtempSync, readFileSync, writeFileSync } from
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { AuditFatalError, AuditLog, type NewCommand } from '../../src/audit/audit-log.ts';
-import { crc32c } from '../../src/audit/crc32c.ts';
-import { encodeFrame, frameHeaderBytes, genesis, segmentMagic, segmentName, sha256Hex } from '../../src/audit/format.ts';
-import { exitCodes, repairTail, segmentFiles, verifyAuditLog } from '../../src/audit/verify.ts';
+import { AuditFatalError, AuditLog } from '../../src/audit/log/audit-log.ts';
+import { crc32c } from '../../src/audit/log/crc32c.ts';
+import { encodeFrame, frameHeaderBytes, genesis, segmentMagic, segmentName, sha256Hex } from '../../src/audit/log/format.ts';
+import type { NewCommand } from '../../src/audit/log/format.ts';
+import { segmentFiles } from '../../src/audit/log/format.ts';
+import { exitCodes, repairTail, verifyAuditLog } from '../../src/audit/tools/verify.ts';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'sluice-audit-'));
 const keys = generateKeyPairSync('ed25519');

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { crc32c } from '../../src/audit/crc32c.ts';
+import { crc32c } from '../../src/audit/log/crc32c.ts';
 
 test('CRC-32C test vectors (RFC 3720 B.4, and "123456789")', () => {
   assert.equal(crc32c(Buffer.from('123456789')), 0xe3069283);

@@ -6,8 +6,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { AuditLog } from '../../src/audit/audit-log.ts';
-import { contentDigest, ExactlyOnceLedger } from '../../src/audit/exactly-once-ledger.ts';
+import { AuditLog } from '../../src/audit/log/audit-log.ts';
+import { contentDigest, ExactlyOnceLedger } from '../../src/audit/exactly-once/exactly-once-ledger.ts';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'sluice-ledger-'));
 const worker = 'w-1-commands';

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import type { FileHandle } from 'node:fs/promises';
 import { test } from 'node:test';
-import { AuditFatalError, GroupCommit, writeFully } from '../../src/audit/group-commit.ts';
+import { AuditFatalError, GroupCommit, writeFully } from '../../src/audit/log/group-commit.ts';
 
 test('submissions made while a commit runs share the next one, in order', async () => {
   const batches: number[][] = [];

@@ -6,10 +6,10 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { AuditLog } from '../../src/audit/audit-log.ts';
-import { frameHeaderBytes, segmentMagic } from '../../src/audit/format.ts';
-import { parseBound } from '../../src/audit/replay.ts';
-import { segmentFiles } from '../../src/audit/verify.ts';
+import { AuditLog } from '../../src/audit/log/audit-log.ts';
+import { frameHeaderBytes, segmentMagic } from '../../src/audit/log/format.ts';
+import { parseBound } from '../../src/audit/tools/replay.ts';
+import { segmentFiles } from '../../src/audit/log/format.ts';
 
 const root = join(import.meta.dirname, '../..');
 const cli = (...args: string[]) => spawnSync(join(root, 'scripts/node'), [join(root, 'src/cli.ts'), ...args], { encoding: 'utf8' });

@@ -78,5 +78,5 @@ test('an audit route without an audit section is refused, naming both files; aud
   writeFileSync(join(dir, 'sluice.yaml'), 'rules: rules.yaml\naudit:\n  dir: data/audit\n  signing:\n    privateKey: { env: SLUICE_TEST_NO_SUCH_KEY }\n');
   assert.throws(() => loadConfig(join(dir, 'sluice.yaml'), { env: {} }), /audit\.signing\.privateKey: environment variable SLUICE_TEST_NO_SUCH_KEY is not set/);
   writeFileSync(join(dir, 'sluice.yaml'), 'rules: rules.yaml\naudit:\n  dir: data/audit\n');
-  assert.equal(loadConfig(join(dir, 'sluice.yaml')).service.audit?.dir, join(dir, 'data/audit'));
+  assert.equal((loadConfig(join(dir, 'sluice.yaml')).service.audit as { dir: string }).dir, join(dir, 'data/audit'));
 });

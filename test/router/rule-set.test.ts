@@ -1,12 +1,43 @@
-// The routing table: topics and payloads in, exact Kafka records and line-protocol points out,
-// including escaping and everything that must be dead-lettered rather than written.
+// The routing table: topics and payloads in, exact Kafka records and line-protocol points out
+// (the router's match, encoded by each sink's compiled part), including escaping and everything
+// that must be dead-lettered rather than written.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { rulesFile, type RulesFile } from '../../src/config/rules-schema.ts';
+import { rulesFile } from '../../src/config/rules-schema.ts';
 import type { Message, MqttProperties } from '../../src/message.ts';
-import { RuleSet, toNanos } from '../../src/router/rule-set.ts';
+import { encodeAll } from '../../src/pipeline/encode.ts';
+import { RuleSet, type RulesSpec } from '../../src/router/rule-set.ts';
+import { toNanos } from '../../src/sinks/influx/influx-route.ts';
+import { sinkPlugins } from '../../src/sinks/registry.ts';
 
-const rules = (raw: unknown): RuleSet => new RuleSet(rulesFile.parse(raw) as RulesFile);
+const compilers = sinkPlugins.flatMap((p) => (p.route ? [p.route.compiler] : []));
+
+/** What the rules make of a message, per sink, as the pipeline would queue it. */
+class Rules {
+  readonly set: RuleSet;
+  constructor(raw: unknown) {
+    this.set = new RuleSet(rulesFile.parse(raw) as RulesSpec, compilers);
+  }
+  get usesAudit(): boolean {
+    return this.set.uses('audit');
+  }
+  route(m: Message, now = Date.now()) {
+    const routed = this.set.route(m, now);
+    const { outputs, refusals } = encodeAll(routed, m, 'w');
+    const of = (sink: string) => outputs.filter((o) => o.sink === sink);
+    const audit = of('audit')[0];
+    return {
+      outcome: routed.outcome,
+      routes: routed.matches.map((x) => x.route),
+      kafka: of('kafka').map((o) => ({ route: o.route, record: o.item })) as Array<{ route: string; record: { topic: string; key: string | null } }>,
+      influx: of('influx').map((o) => ({ route: o.route, line: o.item as string })),
+      deadLetters: refusals,
+      audit: audit && { route: audit.route, levels: (audit.item as { levels: unknown }).levels },
+    };
+  }
+}
+
+const rules = (raw: unknown): Rules => new Rules(raw);
 const subscriptions = [{ filter: '#', qos: 1 }];
 
 function msg(topic: string, payload: unknown, properties: MqttProperties = {}, receivedAt = 1_700_000_000_000): Message {

@@ -6,11 +6,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Registry } from 'prom-client';
-import { AuditLog } from '../../src/audit/audit-log.ts';
-import { verifyAuditLog } from '../../src/audit/verify.ts';
+import { AuditLog } from '../../src/audit/log/audit-log.ts';
+import { toRecord } from '../../src/audit/log/format.ts';
+import { verifyAuditLog } from '../../src/audit/tools/verify.ts';
 import type { Message } from '../../src/message.ts';
-import { createMetrics } from '../../src/observability/metrics.ts';
-import { AuditRefusedError, AuditSink, maxAuditPayloadBytes, toRecord } from '../../src/sinks/audit/audit-sink.ts';
+import { createAuditMetrics } from '../../src/sinks/audit/audit-metrics.ts';
+import { AuditSink, maxAuditPayloadBytes } from '../../src/sinks/audit/audit-sink.ts';
 
 const message = (payload: Buffer, extra: Partial<Message> = {}): Message => ({
   topic: 'acme/s/z/valve/v-1/command', payload, qos: 2, retain: true, receivedAt: Date.UTC(2026, 10, 25, 8, 0, 0), packetId: 17,
@@ -35,14 +36,18 @@ test('a message becomes a record with every property, bytes as base64, and the p
   assert.equal(toRecord(message(Buffer.alloc(0), { properties: {} }), {}, 'w', 'client-id').publisher, undefined, 'no property, no publisher');
 });
 
-test('a payload too large for a record is refused (the pipeline dead-letters it) and nothing is written', async () => {
+test('a payload too large for a record is rejected alone (the pipeline dead-letters it); the rest of the batch is recorded', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-audit-sink-'));
   const log = await AuditLog.open(dir);
-  const metrics = createMetrics(new Registry(), { defaultMetrics: false });
-  const sink = new AuditSink(log, undefined, { commandsWorker: undefined }, metrics);
-  await assert.rejects(sink.record(message(Buffer.alloc(maxAuditPayloadBytes + 1)), {}, 'w'), AuditRefusedError);
-  assert.equal(await sink.record(message(Buffer.from('ok')), {}, 'w'), 1);
+  const registry = new Registry();
+  const sink = new AuditSink(log, undefined, { commandsWorker: undefined }, createAuditMetrics(registry));
+  const result = await sink.write([
+    { message: message(Buffer.alloc(maxAuditPayloadBytes + 1)), levels: {}, worker: 'w' },
+    { message: message(Buffer.from('ok')), levels: {}, worker: 'w' },
+  ]);
+  assert.deepEqual(result.rejected.map((r) => [r.index, r.reason]), [[0, 'audit-refused']]);
+  assert.deepEqual(result.annotations, [undefined, { 'sluice-audit-seq': '1' }], 'the record number goes on to the route\'s other outputs');
   await log.close();
   assert.equal(verifyAuditLog(dir).commands, 1);
-  assert.equal((await metrics.registry.getSingleMetric('sluice_audit_refused_total')?.get())?.values[0]?.value, 1);
+  assert.equal((await registry.getSingleMetric('sluice_audit_refused_total')?.get())?.values[0]?.value, 1);
 });

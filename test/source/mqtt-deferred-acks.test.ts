@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import mqtt, { type IPublishPacket } from 'mqtt';
 import { AckWindow, type AckSlot } from '../../src/source/ack-window.ts';
-import { installDeferredAcks } from '../../src/source/mqtt-deferred-acks.ts';
+import { installDeferredAcks } from '../../src/source/mqtt/deferred-acks.ts';
 import { endpoints, mqttClient, printLogsOnFailure, unique } from '../support/stack.ts';
 
 test('mqtt is the version the hook was written and tested for', async () => {

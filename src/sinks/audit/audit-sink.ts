@@ -1,17 +1,22 @@
-// The audit sink: turns a message into a command record and resolves once it is on disk
-// (fsync'd, group-committed by the AuditLog), so the PUBREC that follows is a promise kept. A
-// QoS 2 redelivery of a message already recorded (same packet id and content, not yet released)
-// resolves with the first record's sequence number and writes nothing: exactly once. A message
-// too large for a record is refused (the pipeline dead-letters it); a write or fsync failure
-// is fatal and belongs to the AuditLog.
-import type { AuditLog, NewCommand } from '../../audit/audit-log.ts';
-import { contentDigest, type ExactlyOnceLedger } from '../../audit/exactly-once-ledger.ts';
-import { maxBodyBytes, type CommandRecord } from '../../audit/format.ts';
+// The audit sink: each message of an audit route becomes a command record, and a batch
+// resolves once its records are on disk (fsync'd; the AuditLog group-commits whatever arrives
+// while a sync runs), so the PUBREC that follows is a promise kept. Each record's sequence
+// number is handed on to the route's other outputs (sluice-audit-seq). A QoS 2 redelivery of a
+// message already recorded (same packet id and content, not yet released) resolves with the
+// first record's number and writes nothing: exactly once. A payload too large for a record is
+// rejected (dead-lettered); a failed write or fsync is fatal, never retried.
+import type { AuditLog } from '../../audit/log/audit-log.ts';
+import { contentDigest, type ExactlyOnceLedger } from '../../audit/exactly-once/exactly-once-ledger.ts';
+import { maxBodyBytes, toRecord } from '../../audit/log/format.ts';
 import type { Message } from '../../message.ts';
-import type { Metrics } from '../../observability/metrics.ts';
+import { SinkError, type ItemRejection, type Sink, type WriteResult } from '../sink.ts';
+import type { AuditMetrics } from './audit-metrics.ts';
 
-export class AuditRefusedError extends Error {
-  override readonly name = 'AuditRefusedError';
+/** What an audit route hands the sink: the message as received, its levels, the connection that took it. */
+export interface AuditItem {
+  readonly message: Message;
+  readonly levels: Readonly<Record<string, string>>;
+  readonly worker: string;
 }
 
 export interface AuditSinkOptions {
@@ -25,25 +30,66 @@ export interface AuditSinkOptions {
 const recordOverheadBytes = 256 * 1024;
 export const maxAuditPayloadBytes = Math.floor((maxBodyBytes - recordOverheadBytes) / 4) * 3;
 
-export class AuditSink {
+export const auditSeqHeader = 'sluice-audit-seq';
+
+export class AuditSink implements Sink<AuditItem> {
+  readonly name = 'audit';
   private readonly log: AuditLog;
   private readonly ledger: ExactlyOnceLedger | undefined;
   private readonly options: AuditSinkOptions;
-  private readonly metrics: Metrics;
+  private readonly metrics: AuditMetrics;
+  private fatal: Error | undefined;
 
-  constructor(log: AuditLog, ledger: ExactlyOnceLedger | undefined, options: AuditSinkOptions, metrics: Metrics) {
+  constructor(log: AuditLog, ledger: ExactlyOnceLedger | undefined, options: AuditSinkOptions, metrics: AuditMetrics) {
     this.log = log;
     this.ledger = ledger;
     this.options = options;
     this.metrics = metrics;
   }
 
-  /** Resolves with the record's sequence number once it is durable. */
-  record(message: Message, levels: Record<string, string>, worker: string): Promise<number> {
-    if (message.payload.length > maxAuditPayloadBytes) {
-      this.metrics.auditRefused.inc();
-      return Promise.reject(new AuditRefusedError(`a ${message.payload.length}-byte payload is over the audit record limit of ${maxAuditPayloadBytes} bytes`));
+  sizeOf(item: AuditItem): number {
+    return item.message.payload.length + 512;
+  }
+
+  async write(batch: readonly AuditItem[]): Promise<WriteResult> {
+    const rejected: ItemRejection[] = [];
+    const seqs = batch.map((item, index) => {
+      if (item.message.payload.length > maxAuditPayloadBytes) {
+        this.metrics.refused.inc();
+        rejected.push({ index, reason: 'audit-refused', error: `a ${item.message.payload.length}-byte payload is over the audit record limit of ${maxAuditPayloadBytes} bytes` });
+        return undefined;
+      }
+      return this.record(item);
+    });
+    let settled: Array<number | undefined>;
+    try {
+      settled = await Promise.all(seqs);
+    } catch (err) {
+      this.fatal ??= err as Error;
+      throw new SinkError(this.name, (err as Error).message, { cause: err, retriable: false });
     }
+    return { rejected, annotations: settled.map((seq) => (seq === undefined ? undefined : { [auditSeqHeader]: String(seq) })) };
+  }
+
+  problems(): readonly string[] {
+    return this.fatal ? [`audit: failed (stopping): ${this.fatal.message}`] : [];
+  }
+
+  /** PUBREL of the command connection: durable before PUBCOMP. */
+  async release(packetId: number): Promise<void> {
+    if (!this.ledger) return;
+    await this.ledger.release(packetId);
+    this.metrics.awaitingRelease.set(this.ledger.size);
+  }
+
+  async close(): Promise<void> {
+    if (this.fatal) return; // nothing more may be written
+    await this.ledger?.close();
+    await this.log.close();
+  }
+
+  /** Resolves with the record's sequence number once it is durable. */
+  private record({ message, levels, worker }: AuditItem): Promise<number> {
     const ledger = this.ledger;
     const exactlyOnce = ledger !== undefined && message.qos === 2 && message.packetId !== undefined && worker === this.options.commandsWorker;
     if (!exactlyOnce) return this.log.append(toRecord(message, levels, worker, this.options.publisherProperty));
@@ -51,65 +97,12 @@ export class AuditSink {
     const digest = contentDigest(message.topic, message.payload);
     const earlier = ledger.recorded(packetId, digest);
     if (earlier) {
-      this.metrics.auditRedeliveries.inc();
+      this.metrics.redeliveries.inc();
       return earlier;
     }
-    if (ledger.heldForOther(packetId, digest)) this.metrics.auditIdConflicts.inc();
+    if (ledger.heldForOther(packetId, digest)) this.metrics.idConflicts.inc();
     const recorded = ledger.recording(packetId, digest, this.log.append(toRecord(message, levels, worker, this.options.publisherProperty)));
-    this.metrics.auditAwaitingRelease.set(ledger.size);
+    this.metrics.awaitingRelease.set(ledger.size);
     return recorded;
   }
-
-  /** PUBREL of the command connection: durable before PUBCOMP. */
-  async release(packetId: number): Promise<void> {
-    if (!this.ledger) return;
-    await this.ledger.release(packetId);
-    this.metrics.auditAwaitingRelease.set(this.ledger.size);
-  }
-}
-
-/** The message a record was made from (its inverse, for replay): the bytes and properties as received. */
-export function fromRecord(record: CommandRecord): Message {
-  const p = record.properties;
-  return {
-    topic: record.topic,
-    payload: Buffer.from(record.payload, 'base64'),
-    qos: record.qos as 0 | 1 | 2,
-    retain: record.retain,
-    receivedAt: Date.parse(record.receivedAt),
-    ...(record.packetId === undefined ? {} : { packetId: record.packetId }),
-    properties: {
-      ...(p.userProperties === undefined ? {} : { userProperties: p.userProperties }),
-      ...(p.contentType === undefined ? {} : { contentType: p.contentType }),
-      ...(p.responseTopic === undefined ? {} : { responseTopic: p.responseTopic }),
-      ...(p.correlationData === undefined ? {} : { correlationData: Buffer.from(p.correlationData, 'base64') }),
-      ...(p.payloadFormatIndicator === undefined ? {} : { payloadFormatIndicator: p.payloadFormatIndicator }),
-      ...(p.messageExpiryInterval === undefined ? {} : { messageExpiryInterval: p.messageExpiryInterval }),
-    },
-  };
-}
-
-/** The record as the format specifies it (docs/audit-log.md): bytes as base64, nothing lost. */
-export function toRecord(message: Message, levels: Record<string, string>, worker: string, publisherProperty: string | undefined): NewCommand {
-  const p = message.properties;
-  const properties: { -readonly [K in keyof NewCommand['properties']]: NewCommand['properties'][K] } = {};
-  if (p.userProperties && Object.keys(p.userProperties).length > 0) properties.userProperties = p.userProperties;
-  if (p.contentType !== undefined) properties.contentType = p.contentType;
-  if (p.responseTopic !== undefined) properties.responseTopic = p.responseTopic;
-  if (p.correlationData !== undefined) properties.correlationData = Buffer.from(p.correlationData).toString('base64');
-  if (p.payloadFormatIndicator !== undefined) properties.payloadFormatIndicator = p.payloadFormatIndicator;
-  if (p.messageExpiryInterval !== undefined) properties.messageExpiryInterval = p.messageExpiryInterval;
-  const publisher = publisherProperty === undefined ? undefined : p.userProperties?.[publisherProperty];
-  return {
-    receivedAt: new Date(message.receivedAt).toISOString(),
-    topic: message.topic,
-    levels,
-    qos: message.qos,
-    retain: message.retain,
-    ...(message.packetId === undefined ? {} : { packetId: message.packetId }),
-    worker,
-    ...(publisher === undefined ? {} : { publisher: Array.isArray(publisher) ? publisher.join(',') : publisher }),
-    properties,
-    payload: message.payload.toString('base64'),
-  };
 }

@@ -6,9 +6,11 @@
 // them again is idempotent). 429 and 5xx wait (Retry-After honoured); 401/403/404 are the
 // deployment's fault, not the data's: retried, loudly, until fixed.
 import { HttpError, InfluxDB } from '@influxdata/influxdb-client';
-import { allDurable, SinkError, type Rejection, type Sink, type WriteResult } from '../sink.ts';
+import { allDurable, SinkError, type ItemRejection, type Sink, type WriteResult } from '../sink.ts';
 
 export interface InfluxSinkOptions {
+  /** The sink's name (a metric label); default influx. */
+  readonly name?: string;
   readonly url: string;
   readonly token?: string | undefined;
   readonly org: string;
@@ -17,12 +19,13 @@ export interface InfluxSinkOptions {
 }
 
 export class InfluxSink implements Sink<string> {
-  readonly name = 'influx';
+  readonly name: string;
   private readonly client: InfluxDB;
   private readonly path: string;
   private readonly options: InfluxSinkOptions;
 
   constructor(options: InfluxSinkOptions) {
+    this.name = options.name ?? 'influx';
     this.options = options;
     this.client = new InfluxDB({ url: options.url, token: options.token ?? '', timeout: options.timeoutMs });
     this.path = `/api/v2/write?${new URLSearchParams({ org: options.org, bucket: options.bucket, precision: 'ns' })}`;
@@ -33,14 +36,14 @@ export class InfluxSink implements Sink<string> {
   }
 
   async write(batch: readonly string[]): Promise<WriteResult> {
-    const rejected: Rejection[] = [];
+    const rejected: ItemRejection[] = [];
     await this.writeIndexes(batch, batch.map((_, i) => i), rejected);
     return rejected.length === 0 ? allDurable : { rejected };
   }
 
   async close(): Promise<void> {}
 
-  private async writeIndexes(batch: readonly string[], indexes: readonly number[], rejected: Rejection[]): Promise<void> {
+  private async writeIndexes(batch: readonly string[], indexes: readonly number[], rejected: ItemRejection[]): Promise<void> {
     if (indexes.length === 0) return;
     try {
       await this.post(indexes.map((i) => batch[i]).join('\n'));
@@ -49,7 +52,7 @@ export class InfluxSink implements Sink<string> {
       const pointsAtFault = status === 400 || status === 422 || status === 413;
       if (!pointsAtFault) {
         const retryAfterMs = err instanceof HttpError && (status === 429 || status === 503) ? err.retryAfter() : undefined;
-        throw new SinkError('influx', describe(err, this.options.url), { cause: err, retryAfterMs: retryAfterMs || undefined });
+        throw new SinkError(this.name, describe(err, this.options.url), { cause: err, retryAfterMs: retryAfterMs || undefined });
       }
       if (indexes.length === 1) {
         rejected.push({ index: indexes[0] as number, reason: 'rejected-by-influx', error: describe(err, this.options.url) });

@@ -5,10 +5,12 @@
 // (broker down, leader moving, timeouts) is retried by the queue until durable.
 import { CompressionTypes, Kafka, logLevel, type Admin, type Producer, type SASLOptions } from 'kafkajs';
 import type { Logger } from 'pino';
-import type { KafkaRecord } from '../../router/outputs.ts';
-import { allDurable, SinkError, type Rejection, type Sink, type WriteResult } from '../sink.ts';
+import { allDurable, SinkError, type ItemRejection, type Sink, type WriteResult } from '../sink.ts';
+import { recordSize, type KafkaRecord } from './kafka-record.ts';
 
 export interface KafkaSinkOptions {
+  /** The sink's name (kafka; the dead-letter sink writes through one named dead-letter). */
+  readonly name?: string;
   readonly brokers: readonly string[];
   readonly clientId: string;
   readonly ssl: boolean;
@@ -16,7 +18,6 @@ export interface KafkaSinkOptions {
   readonly compression: 'none' | 'gzip';
   readonly createTopics: { readonly enabled: boolean; readonly partitions: number; readonly replicationFactor: number };
   readonly maxTopics: number;
-  readonly deadLetterTopic: string;
   readonly requestTimeoutMs?: number;
 }
 
@@ -24,7 +25,7 @@ export interface KafkaSinkOptions {
 const recordFaults = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE', 'INVALID_RECORD', 'CORRUPT_MESSAGE', 'INVALID_TIMESTAMP', 'INVALID_TOPIC_EXCEPTION']);
 
 export class KafkaSink implements Sink<KafkaRecord> {
-  readonly name = 'kafka';
+  readonly name: string;
   private readonly kafka: Kafka;
   private readonly producer: Producer;
   private readonly admin: Admin;
@@ -35,6 +36,7 @@ export class KafkaSink implements Sink<KafkaRecord> {
   private connected = false;
 
   constructor(options: KafkaSinkOptions, log: Logger) {
+    this.name = options.name ?? 'kafka';
     this.options = options;
     this.log = log;
     this.kafka = new Kafka({
@@ -51,26 +53,27 @@ export class KafkaSink implements Sink<KafkaRecord> {
     this.admin = this.kafka.admin();
   }
 
-  /** Connects and makes sure the dead-letter topic exists; a clear error if it cannot. */
   async start(): Promise<void> {
     await this.connect();
-    const dlq = this.options.deadLetterTopic;
-    if (!(await this.ensureTopic(dlq))) {
-      throw new Error(`the dead-letter topic "${dlq}" does not exist in Kafka: create it, or set kafka.createTopics.enabled`);
-    }
+  }
+
+  /** Whether the topic exists (creating it when allowed); the dead-letter sink checks its topic with it at start. */
+  async hasTopic(topic: string): Promise<boolean> {
+    await this.connect();
+    return this.ensureTopic(topic);
   }
 
   sizeOf(record: KafkaRecord): number {
-    return record.value.length + (record.key?.length ?? 0) + 64;
+    return recordSize(record);
   }
 
   async write(batch: readonly KafkaRecord[]): Promise<WriteResult> {
     try {
       await this.connect();
     } catch (err) {
-      throw new SinkError('kafka', `cannot connect to ${this.options.brokers.join(',')}: ${(err as Error).message}`, { cause: err });
+      throw new SinkError(this.name, `cannot connect to ${this.options.brokers.join(',')}: ${(err as Error).message}`, { cause: err });
     }
-    const rejected: Rejection[] = [];
+    const rejected: ItemRejection[] = [];
     const sendable: number[] = [];
     for (const topic of new Set(batch.map((r) => r.topic))) {
       if (!this.topics.has(topic) && !(await this.ensureTopic(topic))) {
@@ -99,7 +102,7 @@ export class KafkaSink implements Sink<KafkaRecord> {
     for (const t of await this.admin.listTopics()) this.topics.add(t);
   }
 
-  private async sendIndexes(batch: readonly KafkaRecord[], indexes: readonly number[], rejected: Rejection[]): Promise<void> {
+  private async sendIndexes(batch: readonly KafkaRecord[], indexes: readonly number[], rejected: ItemRejection[]): Promise<void> {
     if (indexes.length === 0) return;
     const byTopic = new Map<string, Array<{ key: string | null; value: Buffer; headers: KafkaRecord['headers']; timestamp: string }>>();
     for (const i of indexes) {
@@ -118,7 +121,7 @@ export class KafkaSink implements Sink<KafkaRecord> {
       const fault = recordFault(err);
       if (!fault) {
         if (!isProtocolError(err)) this.connected = false; // reconnect before the retry
-        throw new SinkError('kafka', (err as Error).message, { cause: err });
+        throw new SinkError(this.name, (err as Error).message, { cause: err });
       }
       if (indexes.length === 1) {
         rejected.push({ index: indexes[0] as number, reason: 'rejected-by-kafka', error: fault });

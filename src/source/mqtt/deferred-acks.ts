@@ -19,7 +19,7 @@
 // count and its payload store are replaced, and PUBCOMP leaves only once the owner made the
 // release durable (onRelease), in PUBREL order (MQTT 5 section 4.6).
 import type { IPublishPacket, MqttClient } from 'mqtt';
-import type { AckSlot, AckWindow } from './ack-window.ts';
+import type { AckSlot, AckWindow } from '../ack-window.ts';
 
 type Done = (err?: Error | null) => void;
 

@@ -9,9 +9,8 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, re
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
-import { encodeFrame, readFrames, segmentMagic, type AuditRecord } from './format.ts';
-import { AuditFatalError, GroupCommit, writeFully } from './group-commit.ts';
-import { segmentFiles } from './verify.ts';
+import { encodeFrame, readFrames, segmentFiles, segmentMagic, type AuditRecord } from '../log/format.ts';
+import { AuditFatalError, GroupCommit, writeFully } from '../log/group-commit.ts';
 
 /** What identifies a message's content: redelivery keeps the topic and payload. */
 export function contentDigest(topic: string, payload: Uint8Array): string {

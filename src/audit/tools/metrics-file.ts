@@ -3,7 +3,7 @@
 // so the collector never reads half a file.
 import { renameSync, writeFileSync } from 'node:fs';
 import { Gauge, Registry } from 'prom-client';
-import type { VerifyResult } from '../audit/verify.ts';
+import type { VerifyResult } from './verify.ts';
 
 export async function writeAuditMetrics(file: string, command: 'verify' | 'replay', dir: string, verify: VerifyResult, replayed?: number): Promise<void> {
   const registry = new Registry();

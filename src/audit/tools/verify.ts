@@ -3,14 +3,14 @@
 // (with a public key) the signed checkpoints. Reports the first bad place: segment, offset,
 // sequence number, what is wrong. A torn last frame (a crash mid-write) is told apart from
 // tampering, and repairTail() cuts exactly that frame and nothing else.
-import { openSync, readdirSync, readFileSync, closeSync, fsyncSync, ftruncateSync } from 'node:fs';
+import { openSync, readFileSync, closeSync, fsyncSync, ftruncateSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KeyObject } from 'node:crypto';
-import { crc32c } from './crc32c.ts';
+import { crc32c } from '../log/crc32c.ts';
 import {
-  checkpointValid, frameHeaderBytes, genesis, maxBodyBytes, segmentMagic, segmentPattern, sha256Hex,
+  checkpointValid, frameHeaderBytes, genesis, maxBodyBytes, segmentFiles, segmentMagic, sha256Hex,
   type AuditRecord, type CheckpointRecord,
-} from './format.ts';
+} from '../log/format.ts';
 
 export type ProblemKind = 'torn-tail' | 'corrupt' | 'missing' | 'inserted' | 'reordered' | 'chain' | 'signature';
 
@@ -47,10 +47,6 @@ export interface Frame {
   readonly body: Buffer;
   readonly record: AuditRecord;
   readonly hash: string;
-}
-
-export function segmentFiles(dir: string): string[] {
-  return readdirSync(dir).filter((f) => segmentPattern.test(f)).sort();
 }
 
 export interface VerifyOptions {

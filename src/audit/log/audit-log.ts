@@ -3,18 +3,17 @@
 // next one (group commit). Segments rotate by size and age; files are only ever appended to.
 // A failed write or fsync is fatal and never retried (group-commit.ts): the log refuses all
 // further appends and the process must stop.
-import { closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { KeyObject } from 'node:crypto';
 import {
-  encodeFrame, genesis, readFrames, segmentMagic, segmentName, sha256Hex, signCheckpoint,
-  type CheckpointRecord, type CommandRecord,
+  encodeFrame, genesis, readFrames, segmentFiles, segmentMagic, segmentName, sha256Hex, signCheckpoint,
+  type CheckpointRecord, type CommandRecord, type NewCommand,
 } from './format.ts';
-import { AuditFatalError, GroupCommit, writeFully } from './group-commit.ts';
-import { segmentFiles } from './verify.ts';
 
-export type NewCommand = Omit<CommandRecord, 'v' | 'type' | 'seq' | 'prev'>;
+import { AuditFatalError, GroupCommit, writeFully } from './group-commit.ts';
+import { lockDir, unlockDir } from './writer-lock.ts';
 
 export interface AuditLogOptions {
   readonly segmentBytes?: number;
@@ -88,7 +87,7 @@ export class AuditLog {
     clearInterval(this.checkpointTimer);
     await this.commits.idle();
     await this.handle.close();
-    rmSync(join(this.dir, lockFile), { force: true });
+    unlockDir(this.dir);
   }
 
   /** One group commit: frames for the batch (and a checkpoint when due), written and synced. */
@@ -212,51 +211,6 @@ function scanSegment(bytes: Buffer): { lastSeq: number; lastHash: string; goodBy
     }
     lastSeq = (JSON.parse(next.value.body.toString()) as { seq: number }).seq;
     lastHash = sha256Hex(next.value.body);
-  }
-}
-
-const lockFile = 'writer.pid';
-
-/**
- * One writer per directory: two would fork the chain. The lock names the writer's pid; a lock
- * left by a process that is gone (SIGKILL) is taken over.
- */
-function lockDir(dir: string): void {
-  const file = join(dir, lockFile);
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      writeFileSync(file, `${process.pid}\n`, { flag: 'wx' });
-      return;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
-    const pid = Number(readFileSync(file, 'utf8').trim());
-    if (pid === process.pid) return;
-    if (Number.isInteger(pid) && pid > 0 && alive(pid)) {
-      throw new AuditFatalError(`the audit log ${dir} is being written by process ${pid}: one writer per directory (give each worker its own audit.dir)`);
-    }
-    rmSync(file, { force: true }); // its writer is gone
-  }
-  throw new AuditFatalError(`cannot take the writer lock of ${dir}`);
-}
-
-/** The pid of a live process writing `dir`, if any (verify and repair must not race it). */
-export function liveWriter(dir: string): number | undefined {
-  let pid: number;
-  try {
-    pid = Number(readFileSync(join(dir, lockFile), 'utf8').trim());
-  } catch {
-    return undefined;
-  }
-  return Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid) ? pid : undefined;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -1,19 +1,20 @@
-// The MQTT 5 source: one connection per worker with a persistent session (Clean Start false,
+// The MQTT 5 session (the Session port's adapter over MQTT.js): one connection per worker with a persistent session (Clean Start false,
 // Session Expiry > 0, stable client id) so a restarted worker resumes and the broker redelivers
 // whatever was not acked; the rules' filters subscribed as $share/<group>/<filter>; Receive
 // Maximum advertised and enforced by the ack window; reconnect with backoff and full jitter.
-// QoS 2 subscriptions get a source of their own (the command connection, see app.ts) whose
-// releases and session losses are reported to the exactly-once ledger.
+// QoS 2 subscriptions get a session of their own (the command connection, see app.ts) whose
+// releases and session losses are reported to its Qos2Hooks (the exactly-once ledger).
 import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
-import type { Message, MqttProperties } from '../message.ts';
-import type { Metrics } from '../observability/metrics.ts';
-import { backoffMs } from '../sinks/sink.ts';
-import { AckWindow, type AckSlot } from './ack-window.ts';
-import { installDeferredAcks } from './mqtt-deferred-acks.ts';
+import { backoffMs } from '../../backoff.ts';
+import type { Message, MqttProperties } from '../../message.ts';
+import type { Metrics } from '../../observability/metrics.ts';
+import { AckWindow } from '../ack-window.ts';
+import type { MessageHandler, Qos2Hooks, Session } from '../session.ts';
+import { installDeferredAcks } from './deferred-acks.ts';
 
-export interface MqttSourceOptions {
+export interface MqttSessionOptions {
   readonly url: string;
   readonly clientId: string;
   readonly group: string;
@@ -27,29 +28,21 @@ export interface MqttSourceOptions {
   readonly password?: string | undefined;
   readonly tls?: { readonly ca?: string | undefined; readonly cert?: string | undefined; readonly key?: string | undefined; readonly rejectUnauthorized: boolean } | undefined;
   /** QoS 2 state kept durably by the owner (the audit log's exactly-once ledger). */
-  readonly exactlyOnce?: ExactlyOnceHooks | undefined;
+  readonly exactlyOnce?: Qos2Hooks | undefined;
   /** The gauges of this connection (the command connection has its own). */
   readonly gauges?: { readonly connected: { set(v: number): void }; readonly receiveMaximum: { set(v: number): void } } | undefined;
 }
 
-export interface ExactlyOnceHooks {
-  /** PUBREL: resolves once the release is durable; the PUBCOMP waits for it. */
-  release(packetId: number): Promise<void>;
-  /** CONNACK without our session: every packet id the broker had in flight is void. */
-  sessionLost(): void;
-  /** While a session reset is being made durable, no message may be taken. */
-  gate(): Promise<void> | undefined;
-}
-
-export class MqttSource {
+export class MqttSession implements Session {
   readonly window: AckWindow;
   private readonly client: MqttClient;
-  private readonly options: MqttSourceOptions;
+  private readonly options: MqttSessionOptions;
   private readonly log: Logger;
   private accepting = true;
   private attempt = 0;
+  private onMessage: MessageHandler = () => {};
 
-  constructor(options: MqttSourceOptions, onMessage: (message: Message, slot: AckSlot) => void, log: Logger, metrics: Metrics) {
+  constructor(options: MqttSessionOptions, log: Logger, metrics: Metrics) {
     this.options = options;
     this.log = log;
     let sendAck: (ack: unknown) => void = () => {};
@@ -67,7 +60,7 @@ export class MqttSource {
       accepting: () => this.accepting,
       onMessage: (packet, slot) => {
         (receivedByQos[packet.qos] ??= metrics.received.labels(String(packet.qos))).inc();
-        onMessage(toMessage(packet), slot);
+        this.onMessage(toMessage(packet), slot);
       },
       onStall: () => metrics.stalls.inc(),
       ...(options.exactlyOnce ? { onRelease: options.exactlyOnce.release, gate: options.exactlyOnce.gate } : {}),
@@ -100,8 +93,13 @@ export class MqttSource {
     this.client.on('disconnect', (packet) => log.warn({ reasonCode: packet.reasonCode }, 'broker sent DISCONNECT'));
   }
 
+  get clientId(): string {
+    return this.options.clientId;
+  }
+
   /** Starts connecting (and reconnecting until stop()). */
-  start(): void {
+  start(onMessage: MessageHandler): void {
+    this.onMessage = onMessage;
     this.client.connect();
   }
 
@@ -109,10 +107,14 @@ export class MqttSource {
     return this.client.connected;
   }
 
-  /**
-   * Stops taking messages, waits (up to the deadline) until every message taken is durable and
-   * acked, then disconnects with the session kept. Returns how many acks were left unsettled.
-   */
+  pause(): void {
+    this.window.close();
+  }
+
+  resume(): void {
+    if (this.accepting) this.window.resume();
+  }
+
   async stop(deadlineMs: number): Promise<number> {
     this.accepting = false;
     this.window.close();
@@ -159,7 +161,7 @@ export class MqttSource {
 }
 
 /** Username, password and TLS files as MQTT.js takes them (also for `sluice audit replay --mqtt-prefix`). */
-export function credentialOptions(o: Pick<MqttSourceOptions, 'username' | 'password' | 'tls'>): IClientOptions {
+export function credentialOptions(o: Pick<MqttSessionOptions, 'username' | 'password' | 'tls'>): IClientOptions {
   const options: IClientOptions = {};
   if (o.username !== undefined) options.username = o.username;
   if (o.password !== undefined) options.password = o.password;

@@ -3,8 +3,8 @@
 // of sluice's own mqtt-* or sluice-* names, which a device must not be able to set), then
 // mqtt-topic, mqtt-qos, mqtt-content-type, mqtt-correlation-data, mqtt-response-topic and
 // mqtt-payload-format when present.
-import type { Message } from '../message.ts';
-import type { KafkaHeaderValue } from './outputs.ts';
+import type { Message } from '../../message.ts';
+import type { KafkaHeaderValue } from './kafka-record.ts';
 
 /** Header names sluice keeps for itself. */
 export const reservedHeader = /^(mqtt-|sluice-)/i;

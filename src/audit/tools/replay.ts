@@ -5,11 +5,10 @@
 import type { KeyObject } from 'node:crypto';
 import type { Kafka, Message as KafkaMessage, Producer } from 'kafkajs';
 import type { MqttClient } from 'mqtt';
-import type { CommandRecord } from './format.ts';
+import { fromRecord, type CommandRecord } from '../log/format.ts';
 import { readAuditLog, verifyAuditLog, type Problem, type VerifyResult } from './verify.ts';
-import { mqttHeaders } from '../router/kafka-headers.ts';
-import { compilePattern, PatternTrie, validateFilter } from '../router/topic-pattern.ts';
-import { fromRecord } from '../sinks/audit/audit-sink.ts';
+import { compilePattern, PatternTrie, validateFilter } from '../../router/topic-pattern.ts';
+import { mqttHeaders } from '../../sinks/kafka/kafka-headers.ts';
 
 export type Bound = { readonly seq: number } | { readonly time: number };
 

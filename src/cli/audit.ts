@@ -1,0 +1,173 @@
+// sluice audit verify | replay | keygen: the audit log's offline tools (src/audit/tools/).
+import { createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Kafka, logLevel } from 'kafkajs';
+import mqtt from 'mqtt';
+import { secretOf } from '../config/load.ts';
+import { serviceConfig } from '../config/service-schema.ts';
+import { loadYamlFile } from '../config/yaml-file.ts';
+import { liveWriter } from '../audit/log/writer-lock.ts';
+import { writeAuditMetrics } from '../audit/tools/metrics-file.ts';
+import { jsonLinesTarget, kafkaTarget, mqttTarget, parseBound, replay, ReplayRefusedError, type ReplayTarget } from '../audit/tools/replay.ts';
+import { exitCodes as auditExitCodes, repairTail, verifyAuditLog } from '../audit/tools/verify.ts';
+import { kafkaConfig, kafkaSasl } from '../sinks/kafka/config.ts';
+import { credentialOptions } from '../source/mqtt/mqtt-session.ts';
+import { configFileOf, configHelp, flag, str, UsageError, type Command } from './command.ts';
+
+const exitNotes = 'exit codes: 0 ok, 3 torn tail, 4 corrupt frame, 5 chain/sequence broken (missing, inserted, reordered, edited), 6 signature';
+
+export const auditVerifyCommand: Command = {
+  name: 'audit verify',
+  args: 'DIR',
+  summary: 'check an audit log: frames, CRC-32C, the SHA-256 chain, sequence, signed checkpoints',
+  options: { 'public-key': { type: 'string' }, 'repair-tail': { type: 'boolean' }, 'metrics-file': { type: 'string' } },
+  help: {
+    'public-key': 'Ed25519 public key (PEM): check the signed checkpoints',
+    'repair-tail': 'cut a torn last record left by a crash (never while a writer is live)',
+    'metrics-file': "write the results for node_exporter's textfile collector",
+  },
+  notes: exitNotes,
+  async run({ values, positionals }) {
+    const [dir] = positionals;
+    if (dir === undefined) throw new UsageError('audit verify needs the log directory');
+    const keyFile = str(values, 'public-key');
+    const metricsFile = str(values, 'metrics-file');
+    const publicKey = keyFile === undefined ? undefined : createPublicKey(readFileSync(keyFile));
+    const writer = liveWriter(dir);
+    let result = verifyAuditLog(dir, { publicKey });
+    if (result.problem?.kind === 'torn-tail' && flag(values, 'repair-tail')) {
+      if (writer !== undefined) {
+        process.stdout.write(`refusing to repair: process ${writer} is writing this log (its last record may be a write in progress); stop it first\n`);
+        return auditExitCodes['torn-tail'];
+      }
+      const cut = repairTail(dir, result.problem);
+      process.stdout.write(`repaired: cut ${cut} bytes of a torn last record at ${result.problem.segment} offset ${result.problem.offset}\n`);
+      result = verifyAuditLog(dir, { publicKey });
+    }
+    if (metricsFile) await writeAuditMetrics(metricsFile, 'verify', dir, result);
+    const summary = `${result.records} records (${result.commands} commands, ${result.checkpoints} checkpoints) in ${result.segments} segments; last seq ${result.lastSeq}; head ${result.head}`;
+    if (result.problem) {
+      const p = result.problem;
+      process.stdout.write(`FAIL ${p.kind}: ${p.segment} offset ${p.offset}, at seq ${p.seq}: ${p.message}\n` +
+        `${p.kind === 'torn-tail' ? (writer !== undefined
+          ? `process ${writer} is writing this log: the last record may be a write in progress, not a crash; verify again, or stop the writer first\n`
+          : 'a crash cut the last record short; --repair-tail removes exactly that record\n') : ''}checked before it: ${summary}\n`);
+      return auditExitCodes[p.kind];
+    }
+    const unsigned = result.unsignedTail ? `; ${result.unsignedTail} records after the last signed checkpoint` : '';
+    process.stdout.write(`ok: ${summary}${publicKey ? `; signatures valid${unsigned}` : '; signatures not checked (no --public-key)'}\n`);
+    return 0;
+  },
+};
+
+export const auditReplayCommand: Command = {
+  name: 'audit replay',
+  args: 'DIR',
+  summary: 'replay recorded commands in order: JSON lines on stdout (default), a Kafka topic, or republished under an MQTT prefix; verifies first and refuses a log that fails unless --force',
+  options: {
+    config: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' }, topic: { type: 'string' }, 'public-key': { type: 'string' },
+    force: { type: 'boolean' }, kafka: { type: 'string' }, brokers: { type: 'string' }, 'mqtt-prefix': { type: 'string' }, url: { type: 'string' },
+    'metrics-file': { type: 'string' },
+  },
+  help: {
+    config: `${configHelp.config}: Kafka and MQTT connection settings`,
+    from: 'first sequence number or ISO-8601 time', to: 'last sequence number or ISO-8601 time', topic: 'only commands whose topic matches this MQTT filter',
+    'public-key': 'Ed25519 public key (PEM): check the signed checkpoints first', force: 'replay what can be read from a log that fails verification',
+    kafka: 'replay to this Kafka topic', brokers: 'HOST:PORT,... (default: the config\'s kafka.brokers)',
+    'mqtt-prefix': 'republish under PREFIX/<topic>', url: 'broker URL (default: the config\'s mqtt.url)',
+    'metrics-file': "write the results for node_exporter's textfile collector",
+  },
+  notes: exitNotes,
+  async run({ values, positionals }) {
+    const configFile = configFileOf(values);
+    const [dir] = positionals;
+    const kafkaTopic = str(values, 'kafka');
+    const mqttPrefix = str(values, 'mqtt-prefix');
+    const keyFile = str(values, 'public-key');
+    const metricsFile = str(values, 'metrics-file');
+    if (dir === undefined) throw new UsageError('audit replay needs the log directory');
+    if (kafkaTopic !== undefined && mqttPrefix !== undefined) throw new UsageError('replay to --kafka or to --mqtt-prefix, not both');
+    const bound = (v: string | undefined, what: string) => {
+      if (v === undefined) return undefined;
+      try {
+        return parseBound(v, what);
+      } catch (err) {
+        throw new UsageError((err as Error).message);
+      }
+    };
+    const selection = { from: bound(str(values, 'from'), '--from'), to: bound(str(values, 'to'), '--to'), topic: str(values, 'topic') };
+    const publicKey = keyFile === undefined ? undefined : createPublicKey(readFileSync(keyFile));
+    const service = () => loadYamlFile(configFile, serviceConfig).value;
+    let target: ReplayTarget;
+    let where: string;
+    if (kafkaTopic !== undefined) {
+      const k = kafkaConfig.parse((service() as Record<string, unknown>).kafka);
+      const brokers = str(values, 'brokers')?.split(',') ?? k.brokers;
+      const sasl = kafkaSasl(k);
+      target = await kafkaTarget(new Kafka({ clientId: 'sluice-replay', brokers, ssl: k.ssl, logLevel: logLevel.NOTHING, ...(sasl ? { sasl } : {}) }), kafkaTopic);
+      where = `Kafka topic ${kafkaTopic}`;
+    } else if (mqttPrefix !== undefined) {
+      const m = service().mqtt;
+      const url = str(values, 'url') ?? m.url;
+      const client = await mqtt.connectAsync(url, {
+        protocolVersion: 5, clientId: `sluice-replay-${process.pid}`, reconnectPeriod: 0,
+        ...credentialOptions({ username: m.username, password: m.password && secretOf(m.password, 'mqtt.password'), tls: m.tls }),
+      });
+      target = mqttTarget(client, mqttPrefix);
+      where = `${url} under ${mqttPrefix}/`;
+    } else {
+      target = jsonLinesTarget(process.stdout);
+      where = 'stdout';
+    }
+    const tty = process.stderr.isTTY === true;
+    const started = Date.now();
+    let lastDraw = 0;
+    const progress = (read: number, replayed: number, total: number, final = false) => {
+      const now = Date.now();
+      if (!tty || (!final && now - lastDraw < 100)) return;
+      lastDraw = now;
+      const rate = read / Math.max(0.001, (now - started) / 1000);
+      const width = 30;
+      const filled = Math.min(width, Math.round((width * read) / Math.max(1, total)));
+      process.stderr.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${read}/${total} commands read, ${replayed} replayed, ${rate.toFixed(0)}/s `);
+    };
+    try {
+      const r = await replay(dir, target, { ...selection, publicKey, force: flag(values, 'force'), onProgress: progress });
+      if (metricsFile) await writeAuditMetrics(metricsFile, 'replay', dir, r.verify, r.replayed);
+      progress(r.replayed + r.skipped, r.replayed, r.replayed + r.skipped, true);
+      if (tty) process.stderr.write('\n');
+      const secs = (Date.now() - started) / 1000;
+      const forced = r.forcedPast ? `; FORCED past ${r.forcedPast.kind} at ${r.forcedPast.segment} offset ${r.forcedPast.offset}, seq ${r.forcedPast.seq}: ${r.forcedPast.message}` : '';
+      if (tty || where !== 'stdout') process.stderr.write(`replayed ${r.replayed} commands to ${where} (${r.skipped} outside the selection) in ${secs.toFixed(1)} s${forced}\n`);
+      return r.forcedPast ? auditExitCodes[r.forcedPast.kind] : 0;
+    } catch (err) {
+      if (err instanceof ReplayRefusedError) {
+        if (metricsFile) await writeAuditMetrics(metricsFile, 'replay', dir, err.verify, 0);
+        process.stderr.write(`sluice: ${err.message}\n`);
+        return auditExitCodes[err.verify.problem?.kind ?? 'corrupt'];
+      }
+      throw err;
+    } finally {
+      await target.close();
+    }
+  },
+};
+
+export const auditKeygenCommand: Command = {
+  name: 'audit keygen',
+  args: 'DIR',
+  summary: 'an Ed25519 key pair for signed checkpoints (audit-signing.key, audit-signing.pub)',
+  options: {},
+  help: {},
+  async run({ positionals }) {
+    const [dir] = positionals;
+    if (dir === undefined) throw new UsageError('audit keygen needs a directory for the key files');
+    const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'audit-signing.key'), privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+    writeFileSync(join(dir, 'audit-signing.pub'), publicKey.export({ type: 'spki', format: 'pem' }));
+    process.stdout.write(`wrote ${join(dir, 'audit-signing.key')} (keep it secret) and ${join(dir, 'audit-signing.pub')} (for verify --public-key)\n`);
+    return 0;
+  },
+};

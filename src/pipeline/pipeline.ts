@@ -1,0 +1,135 @@
+// source -> router -> sinks -> settle: each message is routed, its outputs encoded by the
+// sinks' compilers and queued on their sinks, and its ack slot settled once the fan-out rule
+// (delivery.ts) says so. What the rules or a sink refuse goes to the dead-letter sink first, so
+// a message is acked only when it is durable somewhere: nothing silent, nothing lost.
+import type { Logger } from 'pino';
+import type { Message } from '../message.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import type { Annotations, Outcome, Refusal } from '../outcome.ts';
+import type { MatchInput, RouteOutput } from '../router/route-output.ts';
+import type { Match, Routed, RuleSet } from '../router/rule-set.ts';
+import type { BatchQueue } from '../sinks/batch-queue.ts';
+import type { DeadLetterItem } from '../sinks/dead-letter/dead-letter-sink.ts';
+import type { AckSlot } from '../source/ack-window.ts';
+import { Delivery, type DeliverySteps } from './delivery.ts';
+import { encodes } from './encode.ts';
+
+export interface PipelineOptions {
+  /** The rules in force (read per message). */
+  readonly rules: () => RuleSet;
+  /** Every built sink's queue by sink name; `dead-letter` must be among them. */
+  readonly queues: ReadonlyMap<string, BatchQueue<unknown>>;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  /** A sink turned fatal: the worker must stop, acking nothing more. */
+  readonly onFatal?: (err: Error) => void;
+}
+
+export class Pipeline implements DeliverySteps {
+  private readonly options: PipelineOptions;
+  private readonly deadLetters: BatchQueue<DeadLetterItem>;
+  private readonly metrics: Metrics;
+  private readonly log: Logger;
+  /** prom-client children per route and sink, looked up once (labels are hashed on every inc() otherwise). */
+  private readonly routedCounters = new Map<string, { inc(): void }>();
+  private fatal = false;
+
+  constructor(options: PipelineOptions) {
+    const deadLetters = options.queues.get('dead-letter');
+    if (!deadLetters) throw new Error('a pipeline needs the dead-letter sink');
+    this.options = options;
+    this.deadLetters = deadLetters as BatchQueue<DeadLetterItem>;
+    this.metrics = options.metrics;
+    this.log = options.log;
+  }
+
+  /** `worker`: the client id of the connection that took the message (audit records name it). */
+  dispatch(message: Message, slot: AckSlot, worker = ''): void {
+    let routed: Routed;
+    try {
+      routed = this.options.rules().route(message);
+    } catch (err) {
+      // a bug, not bad input: still never a crash or a silent drop
+      this.log.error({ err, topic: message.topic }, 'routing threw; dead-lettering the message');
+      routed = { outcome: 'routed', matches: [], refusals: [{ reason: 'mapping', stage: 'route', error: `internal error: ${(err as Error).message}` }] };
+    }
+    if (routed.outcome !== 'routed') {
+      (routed.outcome === 'expired' ? this.metrics.expired : this.metrics.unmatchedDropped).inc();
+      this.metrics.acked.inc();
+      slot.settle();
+      return;
+    }
+    let refusals: Refusal[] | undefined = routed.refusals.length > 0 ? [...routed.refusals] : undefined;
+    for (const m of routed.matches) if (m.problem) (refusals ??= []).push(m.problem);
+    const delivery = new Delivery(message, slot, worker, routed.matches, refusals, this);
+    this.send(delivery, 0, undefined);
+    delivery.begin();
+  }
+
+  forward(delivery: Delivery, annotations: Annotations | undefined): void {
+    this.send(delivery, 1, annotations);
+  }
+
+  deadLetter(delivery: Delivery, refusals: readonly Refusal[]): void {
+    delivery.send(this.deadLetters, { message: delivery.message, refusals });
+  }
+
+  acknowledged(delivery: Delivery, deadLettered: Refusal | undefined): void {
+    const now = Date.now();
+    if (deadLettered) this.metrics.deadLettered.inc({ reason: deadLettered.reason });
+    delivery.slot.settle();
+    this.metrics.acked.inc();
+    this.metrics.ackLatency.observe((now - delivery.message.receivedAt) / 1000);
+    if (delivery.eventTimeMs !== undefined) this.metrics.endToEnd.observe(Math.max(0, now - delivery.eventTimeMs) / 1000);
+  }
+
+  held(delivery: Delivery, why: Outcome & { kind: 'fatal' | 'rejected' }): void {
+    if (why.kind === 'fatal') {
+      if (!this.fatal) {
+        this.fatal = true;
+        this.options.onFatal?.(why.error);
+      }
+      return;
+    }
+    // the dead-letter topic refused even the shrunk record: keep the message at the broker
+    this.metrics.deadLettered.inc({ reason: 'dead-letter-refused' });
+    this.log.error({ topic: delivery.message.topic, error: why.refusal.error },
+      'the dead-letter topic refused a record even shrunk; the message stays unacknowledged (the broker keeps it)');
+  }
+
+  /** Encodes and sends the outputs of one phase. */
+  private send(delivery: Delivery, phase: 0 | 1, annotations: Annotations | undefined): void {
+    const { message, worker } = delivery;
+    for (const match of delivery.matches) {
+      let input: MatchInput | undefined;
+      for (const output of match.outputs) {
+        if (!encodes(match, output, phase)) continue;
+        input ??= { message, route: match.route, levels: match.levels, payload: match.payload, worker, annotations };
+        this.sendOne(delivery, match, output, input);
+      }
+    }
+  }
+
+  private sendOne(delivery: Delivery, match: Match, output: RouteOutput, input: MatchInput): void {
+    const encoded = output.encode(input);
+    if ('refusal' in encoded) {
+      delivery.refuse(encoded.refusal);
+      return;
+    }
+    const queue = this.options.queues.get(output.sink);
+    if (!queue) {
+      delivery.refuse({ reason: 'mapping', stage: 'map', route: match.route, sink: output.sink, error: `sink ${output.sink} is not configured` });
+      return;
+    }
+    if (encoded.eventTimeMs !== undefined) delivery.eventTimeMs ??= encoded.eventTimeMs;
+    this.routedCounter(match.route, output.sink).inc();
+    delivery.send(queue, encoded.item);
+  }
+
+  private routedCounter(route: string, sink: string): { inc(): void } {
+    const key = `${route}\0${sink}`;
+    let c = this.routedCounters.get(key);
+    if (!c) this.routedCounters.set(key, (c = this.metrics.routed.labels(route, sink)));
+    return c;
+  }
+}

@@ -1,0 +1,54 @@
+// The seam between the router and the sinks. The router matches a topic and names its levels;
+// each sink compiles its own part of a route (what the rules file says under its key) into a
+// RouteOutput, and encodes the neutral match into the item it writes. The router knows no sink:
+// the compilers are handed to it (sinks/registry.ts, wired in config/load.ts).
+import type { Message } from '../message.ts';
+import type { Annotations, Refusal } from '../outcome.ts';
+import type { Levels } from './template.ts';
+
+/** What one route made of one message: the input of every output's encoder. */
+export interface MatchInput {
+  readonly message: Message;
+  readonly route: string;
+  readonly levels: Levels;
+  /** The decoded JSON payload on json routes (undefined on raw routes). */
+  readonly payload: unknown;
+  /** The client id of the connection that took the message (audit records name it). */
+  readonly worker: string;
+  /** What the outputs of phase 0 handed on (e.g. sluice-audit-seq); undefined in phase 0. */
+  readonly annotations: Annotations | undefined;
+}
+
+export type Encoded<Item> =
+  | { readonly item: Item; readonly eventTimeMs?: number | undefined }
+  | { readonly refusal: Refusal };
+
+/** One sink's part of one route, compiled once at load. */
+export interface RouteOutput<Item = unknown> {
+  /** The sink its items go to. */
+  readonly sink: string;
+  /**
+   * true: it needs a decodable payload and non-empty levels (else the route's refusal stands
+   * for it); false: it takes the message whatever came (the audit log: evidence first).
+   */
+  readonly readsPayload: boolean;
+  /** 0: written before the others, which are encoded with its annotations (the audit record first). */
+  readonly phase: 0 | 1;
+  encode(input: MatchInput): Encoded<Item>;
+}
+
+export interface RouteContext {
+  readonly route: string;
+  /** The level names the route's pattern captures. */
+  readonly levels: readonly string[];
+  readonly payload: 'json' | 'raw';
+  /** Where the part is in the rules file (for RuleError: file:line). */
+  readonly path: ReadonlyArray<string | number>;
+}
+
+export interface OutputCompiler {
+  /** The key of the part in a route: kafka, influx, audit, file. */
+  readonly key: string;
+  /** Compiles a validated part; throws RuleError (with a path under context.path) when it cannot. */
+  compile(part: unknown, context: RouteContext): RouteOutput;
+}

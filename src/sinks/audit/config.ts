@@ -1,0 +1,18 @@
+// The audit section of the service config. Required when a route has audit: true.
+import { z } from 'zod';
+import { secretRef } from '../../secrets.ts';
+
+export const auditConfig = z.strictObject({
+  dir: z.string().min(1).describe('audit log directory, relative to this file; one writer (worker) per directory'),
+  segmentBytes: z.int().min(4096).default(64 * 1024 * 1024).describe('start a new segment file past this size'),
+  segmentMaxAgeMs: z.int().min(1000).default(3_600_000).describe('start a new segment file after this long'),
+  publisherProperty: z.string().min(1).optional()
+    .describe('user property that carries the publishing client identity, when the broker adds one (recorded as "publisher")'),
+  signing: z.strictObject({
+    privateKey: secretRef.describe('Ed25519 private key, PEM (`sluice audit keygen` makes one)'),
+    everyRecords: z.int().min(1).default(1000).describe('sign the chain head after this many records'),
+    everyMs: z.int().min(100).default(60_000).describe('...or after this long, when records came since the last checkpoint'),
+  }).optional().describe('signed checkpoints: a rewritten log with recomputed hashes fails `sluice audit verify --public-key`'),
+}).optional().describe('required when a route has audit: true');
+
+export type AuditConfig = NonNullable<z.infer<typeof auditConfig>>;

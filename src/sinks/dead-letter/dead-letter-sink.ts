@@ -1,0 +1,118 @@
+// The dead-letter sink: what the rules or a sink refused goes to one Kafka topic, with the
+// original payload and the reasons in headers, so nothing is silent and nothing is lost. It
+// writes through a producer of its own (a route's topic in trouble never holds it up). A dead
+// letter must always fit: one Kafka refuses is written again smaller, step by step (without
+// the payload, then without the headers past a budget), always keeping the reason, the MQTT
+// topic, the sizes and the payload's SHA-256. Only if even that is refused is it rejected, and
+// the pipeline then holds the message's ack: never "acknowledged and lost".
+import { createHash } from 'node:crypto';
+import type { Message } from '../../message.ts';
+import type { Refusal } from '../../outcome.ts';
+import type { KafkaSink } from '../kafka/kafka-sink.ts';
+import { mqttHeaders } from '../kafka/kafka-headers.ts';
+import type { KafkaHeaderValue, KafkaRecord } from '../kafka/kafka-record.ts';
+
+import type { ItemRejection, Sink, WriteResult } from '../sink.ts';
+
+export interface DeadLetterItem {
+  readonly message: Message;
+  /** Why; the first is the reason (a metric label), every error goes into sluice-error. */
+  readonly refusals: readonly Refusal[];
+}
+
+/** How far a dead letter was shrunk to fit. */
+export type Shrink = 'none' | 'payload' | 'headers';
+
+const headerBudgetBytes = 4096;
+
+export class DeadLetterSink implements Sink<DeadLetterItem> {
+  readonly name = 'dead-letter';
+  readonly topic: string;
+  private readonly kafka: KafkaSink;
+
+  constructor(kafka: KafkaSink, topic: string) {
+    this.kafka = kafka;
+    this.topic = topic;
+  }
+
+  /** Connects and makes sure the dead-letter topic exists (or creates it when allowed). */
+  async start(): Promise<void> {
+    await this.kafka.start();
+    if (!(await this.kafka.hasTopic(this.topic))) {
+      throw new Error(`the dead-letter topic "${this.topic}" does not exist in Kafka: create it, or set kafka.createTopics.enabled`);
+    }
+  }
+
+  sizeOf(item: DeadLetterItem): number {
+    return item.message.payload.length + item.message.topic.length + 512;
+  }
+
+  async write(batch: readonly DeadLetterItem[]): Promise<WriteResult> {
+    let indexes = batch.map((_, i) => i);
+    let rejected: readonly ItemRejection[] = [];
+    for (const shrink of ['none', 'payload', 'headers'] as const) {
+      const records = indexes.map((i) => deadLetterRecord(this.topic, batch[i] as DeadLetterItem, shrink));
+      const result = await this.kafka.write(records);
+      if (result.rejected.length === 0) return { rejected: [] };
+      rejected = result.rejected.map((r) => ({ ...r, index: indexes[r.index] as number }));
+      indexes = rejected.map((r) => r.index);
+    }
+    return { rejected: rejected.map((r) => ({ index: r.index, reason: 'dead-letter-refused', error: `the dead-letter topic refused even a shrunk record: ${r.error}` })) };
+  }
+
+  async close(): Promise<void> {
+    await this.kafka.close();
+  }
+}
+
+/** The dead-letter record: the original payload, the reasons in headers (docs/rules.md). */
+export function deadLetterRecord(topic: string, item: DeadLetterItem, shrink: Shrink = 'none'): KafkaRecord {
+  const { message, refusals } = item;
+  const first = refusals[0] as Refusal;
+  let headers: Record<string, KafkaHeaderValue> = mqttHeaders(message);
+  if (shrink === 'headers') headers = withinBudget(headers);
+  headers['sluice-reason'] = first.reason;
+  headers['sluice-stage'] = first.stage;
+  headers['sluice-error'] = refusals.map((n) => n.error).join('; ').slice(0, shrink === 'none' ? 2000 : 500);
+  headers['sluice-received-at'] = new Date(message.receivedAt).toISOString();
+  if (first.route) headers['sluice-route'] = first.route;
+  if (first.sink) headers['sluice-sink'] = first.sink;
+  if (shrink !== 'none') {
+    headers['sluice-payload-dropped'] = `${message.payload.length} bytes refused by the dead-letter topic`;
+    headers['sluice-payload-bytes'] = String(message.payload.length);
+    headers['sluice-payload-sha256'] = createHash('sha256').update(message.payload).digest('hex');
+  }
+  return {
+    topic,
+    key: message.topic,
+    value: shrink === 'none' ? message.payload : Buffer.alloc(0),
+    headers,
+    timestamp: String(message.receivedAt),
+  };
+}
+
+/** sluice's own mqtt-* headers stay; user properties and the rest go once past the budget, counted. */
+function withinBudget(headers: Record<string, KafkaHeaderValue>): Record<string, KafkaHeaderValue> {
+  const kept: Record<string, KafkaHeaderValue> = {};
+  let bytes = 0;
+  let dropped = 0;
+  let droppedBytes = 0;
+  for (const [name, value] of Object.entries(headers)) {
+    const size = name.length + headerBytes(value);
+    if (name === 'mqtt-topic' || name === 'mqtt-qos' || bytes + size <= headerBudgetBytes) {
+      kept[name] = value;
+      bytes += size;
+    } else {
+      dropped++;
+      droppedBytes += size;
+    }
+  }
+  if (dropped > 0) kept['sluice-headers-dropped'] = `${dropped} headers, ${droppedBytes} bytes`;
+  return kept;
+}
+
+function headerBytes(v: KafkaHeaderValue): number {
+  if (Array.isArray(v)) return v.reduce((n, x) => n + Buffer.byteLength(x), 0);
+  return Buffer.byteLength(v);
+}
+

@@ -1,0 +1,20 @@
+// The influx section of the service config: where the /api/v2/write server is and how points
+// are batched. Required when a route has an influx part.
+import { z } from 'zod';
+import { secretRef } from '../../secrets.ts';
+
+export const influxConfig = z.strictObject({
+  url: z.string().describe('base URL; sluice POSTs to <url>/api/v2/write'),
+  token: secretRef.optional().describe('InfluxDB 2 token, or "user:password" for 1.8'),
+  org: z.string().default(''),
+  bucket: z.string().min(1).describe('bucket; "database/retention-policy" for InfluxDB 1.8'),
+  batch: z.strictObject({
+    maxPoints: z.int().min(1).default(5000),
+    lingerMs: z.int().min(0).default(50),
+    concurrency: z.int().min(1).max(16).default(2)
+      .describe('batches written at once (points are idempotent and carry their own time, so order between batches does not matter)'),
+  }).prefault({}),
+  timeoutMs: z.int().min(100).default(10_000),
+}).optional().describe('required when a route has an influx output');
+
+export type InfluxConfig = NonNullable<z.infer<typeof influxConfig>>;

@@ -1,0 +1,190 @@
+// A route's influx part: measurement and tags from the levels (or JSON paths), fields from JSON
+// paths, the time from the payload or the receive time; encoded as one line-protocol point
+// with the client's Point (which escapes). Levels and payloads are untrusted: a value that
+// could change the structure of the line (a control character, a trailing backslash, a line
+// break) is refused, never written.
+import { Point } from '@influxdata/influxdb-client';
+import { z } from 'zod';
+import { compileJsonPath, type JsonPath } from '../../router/json-path.ts';
+import { RuleError } from '../../router/rule-error.ts';
+import type { Encoded, MatchInput, OutputCompiler, RouteContext, RouteOutput } from '../../router/route-output.ts';
+import { compileTemplate, type Levels, type Template } from '../../router/template.ts';
+import type { Message } from '../../message.ts';
+import type { Refusal } from '../../outcome.ts';
+
+const fieldType = z.enum(['float', 'integer', 'boolean', 'string']);
+
+export const fieldSpec = z.union([
+  z.string().describe('a JSON path into the payload, e.g. "$.temperature"; the type follows the value'),
+  z.strictObject({
+    path: z.string().describe('JSON path into the payload'),
+    type: fieldType.optional().describe('force a line-protocol type; a value that does not fit is dead-lettered'),
+  }),
+]);
+
+export const influxRoute = z.strictObject({
+  measurement: z.string().min(1).describe('measurement template, e.g. "{deviceType}"'),
+  tags: z.union([
+    z.array(z.string()).describe('level names, each becomes a tag of the same name'),
+    z.record(z.string().min(1), z.string()).describe('tag name -> template over levels, or a JSON path'),
+  ]).default([]),
+  fields: z.record(z.string().min(1), fieldSpec).refine((f) => Object.keys(f).length > 0, 'at least one field')
+    .describe('field name -> JSON path (or {path, type})'),
+  time: z.string().optional().describe('JSON path to the timestamp; absent: the time sluice received the message'),
+  timeUnit: z.enum(['auto', 's', 'ms', 'us', 'ns']).default('auto')
+    .describe('unit of a numeric timestamp; auto guesses from its magnitude. ISO-8601 strings are always accepted'),
+});
+
+type InfluxRoute = z.infer<typeof influxRoute>;
+type FieldSpec = z.infer<typeof fieldSpec>;
+type ValueSource = { readonly kind: 'template'; readonly template: Template } | { readonly kind: 'path'; readonly path: JsonPath };
+
+interface CompiledField {
+  readonly name: string;
+  readonly path: JsonPath;
+  readonly type: 'float' | 'integer' | 'boolean' | 'string' | undefined;
+}
+
+interface CompiledInflux {
+  readonly measurement: Template;
+  readonly tags: ReadonlyArray<readonly [string, ValueSource]>;
+  readonly fields: readonly CompiledField[];
+  readonly time: JsonPath | undefined;
+  readonly timeUnit: 'auto' | 's' | 'ms' | 'us' | 'ns';
+}
+
+/** Control characters break line protocol; a trailing backslash escapes the next separator. */
+const unsafeIdentifier = /[\x00-\x1f\x7f]|\\$/;
+const unsafeString = /[\n\r]/;
+
+class InfluxRouteOutput implements RouteOutput<string> {
+  readonly sink = 'influx';
+  readonly readsPayload = true;
+  readonly phase = 1;
+  private readonly route: string;
+  private readonly compiled: CompiledInflux;
+
+  constructor(f: InfluxRoute, context: RouteContext) {
+    const at = (...rest: Array<string | number>) => [...context.path, ...rest];
+    const wrap = <T>(path: Array<string | number>, fn: () => T): T => {
+      try {
+        return fn();
+      } catch (err) {
+        if (err instanceof RuleError) throw err;
+        throw new RuleError(path, (err as Error).message);
+      }
+    };
+    if (context.payload === 'raw') throw new RuleError(context.path, 'a raw-payload route cannot map fields into influx');
+    const known = context.levels;
+    const valueSource = (path: Array<string | number>, s: string): ValueSource =>
+      s.startsWith('$') ? { kind: 'path', path: wrap(path, () => compileJsonPath(s)) }
+        : { kind: 'template', template: wrap(path, () => compileTemplate(s, known)) };
+    const tags: Array<readonly [string, ValueSource]> = Array.isArray(f.tags)
+      ? f.tags.map((name, j) => {
+          if (!known.includes(name)) throw new RuleError(at('tags', j), `unknown level ${name}; known: ${known.join(', ')}`);
+          return [name, { kind: 'template', template: compileTemplate(`{${name}}`, known) }] as const;
+        })
+      : Object.entries(f.tags).map(([name, s]) => [name, valueSource(at('tags', name), s)] as const);
+    this.route = context.route;
+    this.compiled = {
+      measurement: wrap(at('measurement'), () => compileTemplate(f.measurement, known)),
+      tags,
+      fields: Object.entries(f.fields).map(([name, spec]) => compileField(name, spec, at('fields', name))),
+      time: f.time === undefined ? undefined : wrap(at('time'), () => compileJsonPath(f.time as string)),
+      timeUnit: f.timeUnit,
+    };
+  }
+
+  encode(input: MatchInput): Encoded<string> {
+    const r = buildLine(this.compiled, this.route, input.levels, input.payload, input.message);
+    return 'line' in r ? { item: r.line, eventTimeMs: r.eventTimeMs } : { refusal: r.refusal };
+  }
+}
+
+export const influxRouteCompiler: OutputCompiler = {
+  key: 'influx',
+  compile: (part, context) => new InfluxRouteOutput(part as InfluxRoute, context),
+};
+
+function compileField(name: string, spec: FieldSpec, path: Array<string | number>): CompiledField {
+  const source = typeof spec === 'string' ? spec : spec.path;
+  try {
+    return { name, path: compileJsonPath(source), type: typeof spec === 'string' ? undefined : spec.type };
+  } catch (err) {
+    throw new RuleError(typeof spec === 'string' ? path : [...path, 'path'], (err as Error).message);
+  }
+}
+
+function buildLine(f: CompiledInflux, route: string, levels: Levels, payload: unknown, message: Message):
+  { line: string; eventTimeMs: number | undefined } | { refusal: Refusal } {
+  const fail = (error: string): { refusal: Refusal } => ({ refusal: { reason: 'mapping', stage: 'map', route, sink: 'influx', error } });
+
+  const measurement = f.measurement.render(levels);
+  if (measurement === '' || unsafeIdentifier.test(measurement)) return fail(`measurement ${JSON.stringify(measurement)} is empty or unsafe`);
+  const point = new Point(measurement);
+  for (const [name, source] of f.tags) {
+    const raw = source.kind === 'template' ? source.template.render(levels) : source.path.get(payload);
+    if (raw === undefined || raw === null || raw === '') continue; // line protocol has no empty tags
+    if (typeof raw === 'object') return fail(`tag ${name} is an object or array`);
+    const value = String(raw);
+    if (unsafeIdentifier.test(value)) return fail(`tag ${name} has a control character or a trailing backslash`);
+    point.tag(name, value);
+  }
+  let fields = 0;
+  for (const field of f.fields) {
+    const v = field.path.get(payload);
+    if (v === undefined || v === null) continue;
+    const type = field.type ?? (typeof v === 'number' ? 'float' : typeof v === 'boolean' ? 'boolean' : typeof v === 'string' ? 'string' : undefined);
+    switch (type) {
+      case 'float': {
+        const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
+        if (!Number.isFinite(n)) return fail(`field ${field.name}: ${JSON.stringify(v)} is not a finite number`);
+        point.floatField(field.name, n);
+        break;
+      }
+      case 'integer': {
+        const n = typeof v === 'number' ? v : typeof v === 'string' && /^-?\d+$/.test(v) ? Number(v) : NaN;
+        if (!Number.isSafeInteger(n)) return fail(`field ${field.name}: ${JSON.stringify(v)} is not an integer`);
+        point.intField(field.name, n);
+        break;
+      }
+      case 'boolean':
+        if (typeof v !== 'boolean') return fail(`field ${field.name}: ${JSON.stringify(v)} is not a boolean`);
+        point.booleanField(field.name, v);
+        break;
+      case 'string': {
+        if (typeof v !== 'string') return fail(`field ${field.name}: ${JSON.stringify(v)} is not a string`);
+        if (unsafeString.test(v)) return fail(`field ${field.name}: a line break in a string value`);
+        point.stringField(field.name, v);
+        break;
+      }
+      default:
+        return fail(`field ${field.name} is an object or array`);
+    }
+    fields++;
+  }
+  if (fields === 0) return fail('none of the fields is in the payload');
+  const raw = f.time?.get(payload);
+  // absent: the receive time; present but not a timestamp: dead-lettered, never guessed
+  const time = raw === undefined || raw === null ? BigInt(message.receivedAt) * 1_000_000n : toNanos(raw, f.timeUnit);
+  if (time === undefined) return fail(`time ${f.time?.source}: ${JSON.stringify(raw)} is not a timestamp`);
+  point.timestamp(time.toString());
+  return { line: point.toLineProtocol() as string, eventTimeMs: raw === undefined || raw === null ? undefined : Number(time / 1_000_000n) };
+}
+
+const unitNanos = { s: 1_000_000_000n, ms: 1_000_000n, us: 1_000n, ns: 1n } as const;
+
+/** A payload timestamp in nanoseconds: a number (or digit string) in `unit`, or ISO-8601. */
+export function toNanos(v: unknown, unit: 'auto' | 's' | 'ms' | 'us' | 'ns'): bigint | undefined {
+  if (typeof v === 'string' && !/^-?\d+(\.\d+)?$/.test(v)) {
+    const ms = Date.parse(v);
+    return Number.isNaN(ms) ? undefined : BigInt(ms) * 1_000_000n;
+  }
+  const n = typeof v === 'number' ? v : typeof v === 'string' ? Number(v) : NaN;
+  if (!Number.isFinite(n) || n < 0) return undefined;
+  const u = unit !== 'auto' ? unit : n < 1e11 ? 's' : n < 1e14 ? 'ms' : n < 1e17 ? 'us' : 'ns';
+  if (Number.isInteger(n) && typeof v === 'string') return BigInt(v) * unitNanos[u];
+  if (Number.isInteger(n) && Number.isSafeInteger(n)) return BigInt(n) * unitNanos[u];
+  // fractional (e.g. 1700000000.123 s): microsecond resolution is what a double holds here
+  return (BigInt(Math.round(n * Number(unitNanos[u]) / 1000)) * 1000n);
+}

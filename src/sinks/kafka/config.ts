@@ -1,0 +1,38 @@
+// The kafka section of the service config: connection, batching, topic creation, and the
+// dead-letter topic (written by the dead-letter sink over the same connection settings).
+import type { SASLOptions } from 'kafkajs';
+import { z } from 'zod';
+import { resolveSecret, secretRef } from '../../secrets.ts';
+
+export const kafkaConfig = z.strictObject({
+  brokers: z.array(z.string().min(1)).min(1).default(['127.0.0.1:29092']),
+  clientId: z.string().default('sluice'),
+  ssl: z.boolean().default(false),
+  sasl: z.strictObject({
+    mechanism: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']),
+    username: z.string(),
+    password: secretRef,
+  }).optional(),
+  batch: z.strictObject({
+    maxMessages: z.int().min(1).default(2000),
+    maxBytes: z.int().min(1024).default(1_000_000),
+    lingerMs: z.int().min(0).default(5),
+  }).prefault({}),
+  compression: z.enum(['none', 'gzip']).default('none'),
+  createTopics: z.strictObject({
+    enabled: z.boolean().default(false).describe('create a missing topic on first use; off: a missing topic is dead-lettered'),
+    partitions: z.int().min(1).default(6),
+    replicationFactor: z.int().min(1).default(1),
+  }).prefault({}),
+  maxTopics: z.int().min(1).default(1000).describe('distinct topics sluice writes at most; past it a record is dead-lettered'),
+  deadLetterTopic: z.string().regex(/^[A-Za-z0-9._-]{1,249}$/).default('sluice.dead-letter'),
+}).prefault({});
+
+export type KafkaConfig = z.infer<typeof kafkaConfig>;
+
+/** The Kafka SASL settings as kafkajs takes them, the password resolved (worker and replay alike). */
+export function kafkaSasl(kafka: KafkaConfig): SASLOptions | undefined {
+  if (!kafka.sasl) return undefined;
+  // a union by mechanism, which TypeScript cannot narrow from our enum
+  return { mechanism: kafka.sasl.mechanism, username: kafka.sasl.username, password: resolveSecret(kafka.sasl.password, 'kafka.sasl.password') } as SASLOptions;
+}

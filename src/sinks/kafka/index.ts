@@ -1,0 +1,34 @@
+// The Kafka sink as a plugin: a route's `kafka:` part, the `kafka:` config section, and an
+// idempotent producer behind a batch queue (one batch in flight: kafkajs' idempotence is only
+// safe so). README.md beside this file is its documentation.
+import type { SinkPlugin } from '../plugin.ts';
+import { kafkaConfig, kafkaSasl, type KafkaConfig } from './config.ts';
+import { kafkaRoute, kafkaRouteCompiler } from './kafka-route.ts';
+import { KafkaSink } from './kafka-sink.ts';
+
+/** The producer settings of a kafka section (the dead-letter sink connects with the same). */
+export function kafkaSinkOptions(k: KafkaConfig, name: string): ConstructorParameters<typeof KafkaSink>[0] {
+  return {
+    name,
+    brokers: k.brokers,
+    clientId: k.clientId,
+    ssl: k.ssl,
+    sasl: kafkaSasl(k),
+    compression: k.compression,
+    createTopics: k.createTopics,
+    maxTopics: k.maxTopics,
+  };
+}
+
+export const kafkaPlugin: SinkPlugin = {
+  name: 'kafka',
+  route: { schema: kafkaRoute.optional(), compiler: kafkaRouteCompiler },
+  config: kafkaConfig,
+  create({ section, log }) {
+    const k = section as KafkaConfig;
+    return {
+      sink: new KafkaSink(kafkaSinkOptions(k, 'kafka'), log),
+      batch: { maxItems: k.batch.maxMessages, maxBytes: k.batch.maxBytes, lingerMs: k.batch.lingerMs },
+    };
+  },
+};

@@ -1,0 +1,20 @@
+// A Kafka record as the Kafka sink writes it: plain data, built by the route compiler
+// (kafka-route.ts) or by the dead-letter sink.
+
+export type KafkaHeaderValue = string | Buffer | Array<string | Buffer>;
+
+export interface KafkaRecord {
+  readonly topic: string;
+  readonly key: string | null;
+  readonly value: Buffer;
+  readonly headers: Record<string, KafkaHeaderValue>;
+  /** Epoch milliseconds as a decimal string (kafkajs' format). */
+  readonly timestamp: string;
+}
+
+export const kafkaTopicRe = /^[A-Za-z0-9._-]{1,249}$/;
+
+/** Bytes a record adds to a batch, for the batch limits. */
+export function recordSize(record: KafkaRecord): number {
+  return record.value.length + (record.key?.length ?? 0) + 64;
+}

@@ -1,0 +1,77 @@
+// A route's kafka part: topic, key and header templates over the named levels, compiled once.
+// A record carries the payload as it came and the message's MQTT side as headers
+// (kafka-headers.ts); annotations of phase 0 (the audit record's sequence number) join them.
+import { z } from 'zod';
+import { RuleError } from '../../router/rule-error.ts';
+import type { Encoded, MatchInput, OutputCompiler, RouteContext, RouteOutput } from '../../router/route-output.ts';
+import { compileTemplate, type Template } from '../../router/template.ts';
+import { mqttHeaders, reservedHeader } from './kafka-headers.ts';
+import { kafkaTopicRe, type KafkaRecord } from './kafka-record.ts';
+
+export const kafkaRoute = z.strictObject({
+  topic: z.string().min(1).describe('Kafka topic template, e.g. "telemetry.{site}"'),
+  key: z.string().nullable().optional()
+    .describe('record key template; default "{deviceId}" when the pattern captures deviceId, else no key'),
+  headers: z.record(z.string().min(1), z.string()).default({})
+    .describe('extra headers: name -> template over levels'),
+});
+
+type KafkaRoute = z.infer<typeof kafkaRoute>;
+
+class KafkaRouteOutput implements RouteOutput<KafkaRecord> {
+  readonly sink = 'kafka';
+  /** A json route checks its payload before forwarding it; every route needs its levels. */
+  readonly readsPayload = true;
+  readonly phase = 1;
+  private readonly route: string;
+  private readonly topic: Template;
+  private readonly key: Template | null;
+  private readonly headers: ReadonlyArray<readonly [string, Template]>;
+
+  constructor(part: KafkaRoute, context: RouteContext) {
+    const at = (...rest: Array<string | number>) => [...context.path, ...rest];
+    const compile = (path: Array<string | number>, source: string) => {
+      try {
+        return compileTemplate(source, context.levels);
+      } catch (err) {
+        throw new RuleError(path, (err as Error).message);
+      }
+    };
+    this.route = context.route;
+    const keySource = part.key === undefined ? (context.levels.includes('deviceId') ? '{deviceId}' : null) : part.key;
+    for (const name of Object.keys(part.headers)) {
+      if (reservedHeader.test(name)) throw new RuleError(at('headers', name), `header names starting with mqtt- or sluice- are sluice's own`);
+    }
+    this.topic = compile(at('topic'), part.topic);
+    if (this.topic.uses.length === 0 && !kafkaTopicRe.test(part.topic)) {
+      throw new RuleError(at('topic'), `"${part.topic}" is not a legal Kafka topic name ([A-Za-z0-9._-], at most 249)`);
+    }
+    this.key = keySource === null ? null : compile(at('key'), keySource);
+    this.headers = Object.entries(part.headers).map(([name, t]) => [name, compile(at('headers', name), t)] as const);
+  }
+
+  encode(input: MatchInput): Encoded<KafkaRecord> {
+    const { levels, message } = input;
+    const topic = this.topic.render(levels);
+    if (!kafkaTopicRe.test(topic) || topic === '.' || topic === '..') {
+      return { refusal: { reason: 'invalid-kafka-topic', stage: 'map', route: this.route, sink: 'kafka', error: `"${topic.slice(0, 300)}" is not a legal Kafka topic name` } };
+    }
+    const headers = mqttHeaders(message);
+    for (const [name, t] of this.headers) headers[name] = t.render(levels);
+    if (input.annotations) Object.assign(headers, input.annotations);
+    return {
+      item: {
+        topic,
+        key: this.key === null ? null : this.key.render(levels),
+        value: message.payload,
+        headers,
+        timestamp: String(message.receivedAt),
+      },
+    };
+  }
+}
+
+export const kafkaRouteCompiler: OutputCompiler = {
+  key: 'kafka',
+  compile: (part, context) => new KafkaRouteOutput(part as KafkaRoute, context),
+};
