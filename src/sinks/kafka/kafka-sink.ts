@@ -96,10 +96,17 @@ export class KafkaSink implements Sink<KafkaRecord> {
 
   private async connect(): Promise<void> {
     if (this.connected) return;
-    await this.admin.connect();
-    await this.producer.connect();
+    try {
+      await this.admin.connect();
+      await this.producer.connect();
+      for (const t of await this.admin.listTopics()) this.topics.add(t);
+    } catch (err) {
+      // a connect that failed half way (a broker frozen mid-handshake) leaves kafkajs' clients
+      // "not connected" for good: tear both down so the next attempt starts clean
+      await Promise.allSettled([this.producer.disconnect(), this.admin.disconnect()]);
+      throw err;
+    }
     this.connected = true;
-    for (const t of await this.admin.listTopics()) this.topics.add(t);
   }
 
   private async sendIndexes(batch: readonly KafkaRecord[], indexes: readonly number[], rejected: ItemRejection[]): Promise<void> {
