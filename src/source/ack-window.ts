@@ -68,6 +68,11 @@ export class AckWindow {
     return this.inFlight >= this.capacity;
   }
 
+  /** No room is given now: full, or closed (paused, shutting down). */
+  get held(): boolean {
+    return this.closed || this.full;
+  }
+
   /** Whether the pump is held now, or was within `withinMs` (a PINGRESP may sit unread behind it). */
   stalledWithin(withinMs: number, now = Date.now()): boolean {
     return this.stalledSinceMs !== undefined || now - this.lastStallEndMs < withinMs;

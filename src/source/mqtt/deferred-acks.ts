@@ -92,7 +92,7 @@ export function installDeferredAcks(client: MqttClient, window: AckWindow, hooks
       callback(); // QoS 1/2: MQTT.js now asks _sendPacket for the PUBACK/PUBREC (below); QoS 0: the pump moves on
     };
     const whenRoom = () => {
-      if (window.full) {
+      if (window.held) {
         hooks.onStall?.();
         window.whenRoom(take);
       } else {
