@@ -1,7 +1,7 @@
 // Loads a YAML file against a zod schema. Every error names the file, the line and the path
 // ("routes.yaml:14: routes[0].kafka.key: unknown level {devId}; ..."), because an operator
 // fixing a config at 3 a.m. should not have to count lines.
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { isMap, isPair, isScalar, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import type { z } from 'zod';
 
@@ -18,11 +18,19 @@ export interface LoadedYaml<T> {
   error(path: ConfigPath, message: string): ConfigError;
 }
 
+/** A config or rules file larger than this is refused before it is parsed. */
+export const maxConfigBytes = 4 * 1024 * 1024;
+/** YAML aliases expanded at most (a "billion laughs" document expands without bound otherwise). */
+const maxAliasCount = 1000;
+
 export function loadYamlFile<S extends z.ZodType>(file: string, schema: S): LoadedYaml<z.output<S>> {
   let text: string;
   try {
+    const size = statSync(file).size;
+    if (size > maxConfigBytes) throw new ConfigError(`${file}: ${size} bytes is more than a config file may be (${maxConfigBytes} bytes)`);
     text = readFileSync(file, 'utf8');
   } catch (err) {
+    if (err instanceof ConfigError) throw err;
     throw new ConfigError(`${file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
   return parseYaml(file, text, schema);
@@ -39,7 +47,16 @@ export function parseYaml<S extends z.ZodType>(file: string, text: string, schem
   const error = (path: ConfigPath, message: string) =>
     new ConfigError(`${file}:${lineOf(locate(doc, path))}: ${path.length ? `${formatPath(path)}: ` : ''}${message}`);
 
-  const result = schema.safeParse(doc.toJS() ?? {});
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount });
+  } catch (err) {
+    if (/alias/i.test((err as Error).message)) {
+      throw new ConfigError(`${file}: the YAML expands too many aliases (more than ${maxAliasCount}; an alias bomb?): refused`);
+    }
+    throw new ConfigError(`${file}: ${(err as Error).message.split('\n')[0]}`);
+  }
+  const result = schema.safeParse(value ?? {});
   if (!result.success) {
     const issues = result.error.issues.slice(0, 5).map((issue) => {
       if (issue.code === 'unrecognized_keys') {

@@ -12,7 +12,7 @@ const src = join(import.meta.dirname, '../../src');
 
 /** Lower first. A module may import from its own layer or any below it. */
 const layers: ReadonlyArray<readonly string[]> = [
-  ['message.ts', 'outcome.ts', 'backoff.ts', 'secrets.ts'],
+  ['message.ts', 'outcome.ts', 'backoff.ts', 'secrets.ts', 'addresses.ts'],
   ['observability/'],
   ['router/', 'audit/log/', 'audit/exactly-once/'],
   ['source/', 'sinks/'],

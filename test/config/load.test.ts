@@ -80,3 +80,40 @@ test('an audit route without an audit section is refused, naming both files; aud
   writeFileSync(join(dir, 'sluice.yaml'), 'rules: rules.yaml\naudit:\n  dir: data/audit\n');
   assert.equal((loadConfig(join(dir, 'sluice.yaml')).service.audit as { dir: string }).dir, join(dir, 'data/audit'));
 });
+
+test('addresses are checked at load, each a file:line error with the exact reason', () => {
+  const dir = files({
+    'rules.yaml': goodRules,
+    'mqtt.yaml': 'mqtt:\n  url: mqtt://127.0.0.1:notaport\n',
+    'scheme.yaml': 'mqtt:\n  url: http://broker:1883\n',
+    'brokers.yaml': 'kafka:\n  brokers:\n    - 127.0.0.1:29092\n    - "kafka-2:port"\n',
+    'influx.yaml': 'influx:\n  url: influx:8086\n  bucket: b\n',
+  });
+  const message = (file: string) => {
+    try {
+      loadConfig(join(dir, file), { env: {} });
+    } catch (err) {
+      return (err as Error).message.replace(dir, 'DIR');
+    }
+    return 'loaded';
+  };
+  assert.equal(message('mqtt.yaml'), 'DIR/mqtt.yaml:2: mqtt.url: "mqtt://127.0.0.1:notaport" is not a URL (mqtt://host:port, mqtts://host:port, ws://host:port, wss://host:port)');
+  assert.equal(message('scheme.yaml'), 'DIR/scheme.yaml:2: mqtt.url: "http://broker:1883": the scheme must be mqtt, mqtts, ws, wss (mqtt://host:port, mqtts://host:port, ws://host:port, wss://host:port)');
+  assert.equal(message('brokers.yaml'), 'DIR/brokers.yaml:4: kafka.brokers[1]: "kafka-2:port" is not host:port with a port 1-65535');
+  assert.equal(message('influx.yaml'), 'DIR/influx.yaml:2: influx.url: "influx:8086": the scheme must be http, https (http://host:port, https://host:port)');
+});
+
+test('a YAML alias bomb and an oversized file are one line naming the file, not a stack trace', () => {
+  const lol = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'];
+  for (const [name, prev] of [['b', 'a'], ['c', 'b'], ['d', 'c'], ['e', 'd'], ['f', 'e']]) lol.push(`${name}: &${name} [${Array(9).fill(`*${prev}`).join(',')}]`);
+  const dir = files({ 'bomb.yaml': `${lol.join('\n')}\n`, 'huge.yaml': `# ${'x'.repeat(5 * 1024 * 1024)}\n` });
+  assert.throws(() => loadRules(join(dir, 'bomb.yaml')), (err: Error) => {
+    assert.ok(err instanceof ConfigError);
+    assert.equal(err.message, `${join(dir, 'bomb.yaml')}: the YAML expands too many aliases (more than 1000; an alias bomb?): refused`);
+    return true;
+  });
+  assert.throws(() => loadRules(join(dir, 'huge.yaml')), (err: Error) => {
+    assert.equal(err.message, `${join(dir, 'huge.yaml')}: 5242883 bytes is more than a config file may be (4194304 bytes)`);
+    return true;
+  });
+});

@@ -1,10 +1,14 @@
 // The influx section of the service config: where the /api/v2/write server is and how points
 // are batched. Required when a route has an influx part.
 import { z } from 'zod';
+import { urlProblem } from '../../addresses.ts';
 import { secretRef } from '../../secrets.ts';
 
 export const influxConfig = z.strictObject({
-  url: z.string().describe('base URL; sluice POSTs to <url>/api/v2/write'),
+  url: z.string().superRefine((v, ctx) => {
+    const problem = urlProblem(v, ['http:', 'https:']);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  }).describe('base URL; sluice POSTs to <url>/api/v2/write'),
   token: secretRef.optional().describe('InfluxDB 2 token, or "user:password" for 1.8'),
   org: z.string().default(''),
   bucket: z.string().min(1).describe('bucket; "database/retention-policy" for InfluxDB 1.8'),

@@ -128,6 +128,7 @@ function buildLine(f: CompiledInflux, route: string, levels: Levels, payload: un
     if (typeof raw === 'object') return fail(`tag ${name} is an object or array`);
     const value = String(raw);
     if (unsafeIdentifier.test(value)) return fail(`tag ${name} has a control character or a trailing backslash`);
+    if (!value.isWellFormed()) return fail(`tag ${name}: ${JSON.stringify(value)} has a lone UTF-16 surrogate (it would be written as U+FFFD)`);
     point.tag(name, value);
   }
   let fields = 0;
@@ -138,14 +139,28 @@ function buildLine(f: CompiledInflux, route: string, levels: Levels, payload: un
     switch (type) {
       case 'float': {
         const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
+        if (n === Infinity || n === -Infinity) {
+          const written = typeof v === 'string' ? JSON.stringify(v) : sourceText(message.payload, field.path) ?? String(v);
+          return fail(`field ${field.name}: ${written} is out of range for a float field`);
+        }
         if (!Number.isFinite(n)) return fail(`field ${field.name}: ${JSON.stringify(v)} is not a finite number`);
         point.floatField(field.name, n);
         break;
       }
       case 'integer': {
         const n = typeof v === 'number' ? v : typeof v === 'string' && /^-?\d+$/.test(v) ? Number(v) : NaN;
-        if (!Number.isSafeInteger(n)) return fail(`field ${field.name}: ${JSON.stringify(v)} is not an integer`);
-        point.intField(field.name, n);
+        if (Number.isSafeInteger(n)) {
+          point.intField(field.name, n);
+          break;
+        }
+        if (!Number.isInteger(n) && Number.isFinite(n)) return fail(`field ${field.name}: ${JSON.stringify(v)} is not an integer`);
+        if (typeof v !== 'number' && typeof v !== 'string') return fail(`field ${field.name}: ${JSON.stringify(v)} is not an integer`);
+        // beyond 2^53 a double has lost digits: write the payload's own digits, exactly, or say why not
+        const digits = typeof v === 'string' ? v : sourceText(message.payload, field.path) ?? String(v);
+        if (!/^-?\d+$/.test(digits)) return fail(`field ${field.name}: ${digits} is beyond 2^53 and not written as plain digits, so it cannot be written exactly`);
+        const big = BigInt(digits);
+        if (big < minInt64 || big > maxInt64) return fail(`field ${field.name}: ${digits} is out of range for an integer field (int64)`);
+        point.fields[field.name] = `${big}i`;
         break;
       }
       case 'boolean':
@@ -155,6 +170,7 @@ function buildLine(f: CompiledInflux, route: string, levels: Levels, payload: un
       case 'string': {
         if (typeof v !== 'string') return fail(`field ${field.name}: ${JSON.stringify(v)} is not a string`);
         if (unsafeString.test(v)) return fail(`field ${field.name}: a line break in a string value`);
+        if (!v.isWellFormed()) return fail(`field ${field.name}: ${JSON.stringify(v)} has a lone UTF-16 surrogate (it would be written as U+FFFD)`);
         point.stringField(field.name, v);
         break;
       }
@@ -170,6 +186,34 @@ function buildLine(f: CompiledInflux, route: string, levels: Levels, payload: un
   if (time === undefined) return fail(`time ${f.time?.source}: ${JSON.stringify(raw)} is not a timestamp`);
   point.timestamp(time.toString());
   return { line: point.toLineProtocol() as string, eventTimeMs: raw === undefined || raw === null ? undefined : Number(time / 1_000_000n) };
+}
+
+const minInt64 = -(2n ** 63n);
+const maxInt64 = 2n ** 63n - 1n;
+
+/** A number as the payload wrote it, where a double cannot hold it. */
+class SourceText {
+  readonly text: string;
+  constructor(text: string) {
+    this.text = text;
+  }
+}
+
+/**
+ * How the payload wrote the number at `path`, read again with JSON.parse's source text (only on
+ * this rare path: a reviver on every parse would cost the hot path).
+ */
+function sourceText(payload: Buffer, path: JsonPath): string | undefined {
+  const reviver = (_key: string, value: unknown, context?: { source?: string }) =>
+    typeof value === 'number' && !Number.isSafeInteger(value) && context?.source !== undefined ? new SourceText(context.source) : value;
+  let again: unknown;
+  try {
+    again = JSON.parse(payload.toString('utf8'), reviver as (key: string, value: unknown) => unknown);
+  } catch {
+    return undefined;
+  }
+  const found = path.get(again);
+  return found instanceof SourceText ? found.text : undefined;
 }
 
 const unitNanos = { s: 1_000_000_000n, ms: 1_000_000n, us: 1_000n, ns: 1n } as const;

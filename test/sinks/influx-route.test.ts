@@ -1,0 +1,46 @@
+// Values from payloads into line protocol, the hard cases: an integer beyond 2^53 is written
+// with the payload's own digits or dead-lettered with them; a number out of range is called
+// that; a lone UTF-16 surrogate in a tag or a string field is dead-lettered, never written as
+// U+FFFD.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { compileRules } from '../../src/config/load.ts';
+import { rulesFile } from '../../src/config/rules-schema.ts';
+import type { Message } from '../../src/message.ts';
+import { encodeAll } from '../../src/pipeline/encode.ts';
+
+const rules = compileRules(rulesFile.parse({
+  subscriptions: [{ filter: '#', qos: 1 }],
+  routes: [{
+    name: 'meters', match: 'm/{deviceId}',
+    influx: { measurement: 'meter', tags: { deviceId: '{deviceId}', label: '$.label' }, fields: { count: { path: '$.count', type: 'integer' }, v: { path: '$.v', type: 'float' }, note: '$.note' }, time: '$.ts' },
+  }],
+}));
+
+function route(payload: string) {
+  const message: Message = { topic: 'm/d-1', payload: Buffer.from(payload), qos: 1, retain: false, properties: {}, receivedAt: 1_700_000_000_000 };
+  return encodeAll(rules.route(message, message.receivedAt), message, 'w');
+}
+
+test('an integer beyond 2^53 is written with the payload\'s own digits', () => {
+  const r = route('{"count": 9007199254740993, "ts": 1700000000000}');
+  assert.deepEqual(r.refusals, []);
+  assert.equal(r.outputs[0]?.item, 'meter,deviceId=d-1 count=9007199254740993i 1700000000000000000');
+  assert.equal(route('{"count": "-9223372036854775808", "ts": 1700000000000}').outputs[0]?.item, 'meter,deviceId=d-1 count=-9223372036854775808i 1700000000000000000');
+});
+
+test('an integer that cannot be written exactly is dead-lettered with its digits, and out of range is called that', () => {
+  const errors = (payload: string) => route(payload).refusals.map((x) => x.error);
+  assert.deepEqual(errors('{"count": 9223372036854775808}'), ['field count: 9223372036854775808 is out of range for an integer field (int64)']);
+  assert.deepEqual(errors('{"count": 1e20}'), ['field count: 1e20 is beyond 2^53 and not written as plain digits, so it cannot be written exactly']);
+  assert.deepEqual(errors('{"count": 1.5}'), ['field count: 1.5 is not an integer']);
+  assert.deepEqual(errors('{"v": 1e400}'), ['field v: 1e400 is out of range for a float field']);
+  assert.deepEqual(errors('{"v": "1e400"}'), ['field v: "1e400" is out of range for a float field']);
+});
+
+test('a lone UTF-16 surrogate in a tag or a string field is dead-lettered, never turned into U+FFFD', () => {
+  const errors = (payload: string) => route(payload).refusals.map((x) => [x.reason, x.sink, x.error]);
+  assert.deepEqual(errors('{"count": 1, "label": "a\\ud800b"}'), [['mapping', 'influx', 'tag label: "a\\ud800b" has a lone UTF-16 surrogate (it would be written as U+FFFD)']]);
+  assert.deepEqual(errors('{"count": 1, "note": "x\\udfff"}'), [['mapping', 'influx', 'field note: "x\\udfff" has a lone UTF-16 surrogate (it would be written as U+FFFD)']]);
+  assert.equal(route('{"count": 1, "note": "\\ud83d\\ude00"}').outputs.length, 1, 'a well-formed pair is fine');
+});
