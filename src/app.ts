@@ -7,9 +7,10 @@
 import { dirname } from 'node:path';
 import type { Server } from 'node:http';
 import type { Logger } from 'pino';
-import { Registry } from 'prom-client';
+import { Gauge, Registry } from 'prom-client';
 import { backoffMs } from './backoff.ts';
 import { secretOf, type LoadedConfig } from './config/load.ts';
+import { ConfigError } from './config/yaml-file.ts';
 import { addressOf, startHttpServer } from './observability/http-server.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
 import { Pipeline } from './pipeline/pipeline.ts';
@@ -59,9 +60,65 @@ export async function startWorker(config: LoadedConfig, log: Logger, options: Wo
     options.onFatal?.(err);
   };
 
+  // /healthz from the very start (also while sinks are waited for); a port in use is one line, before anything connects
+  const starting = new Map<string, string>();
+  const sinks = new Map<string, RunningSink>();
+  let pipeline: Pipeline | undefined;
+  let source: MqttSession | undefined;
+  let commandSource: MqttSession | undefined;
+  let http: Server;
+  try {
+    http = await startHttpServer(s.http.host, s.http.port, metrics.registry, { problems: () => problems() });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+      throw new ConfigError(`${config.configFile}: http.port ${s.http.port} on ${s.http.host} is in use (another sluice?): stop it, or set http.port (0 picks a free port)`);
+    }
+    throw err;
+  }
+  const httpUrl = addressOf(http);
+  log.info({ http: httpUrl }, 'serving /healthz, /readyz and /metrics');
+  const problems = (): string[] => {
+    const p: string[] = [];
+    if (fatal) p.push(`fatal: ${fatal.message} (stopping)`);
+    for (const [name, why] of starting) p.push(`starting: ${name}: ${why}`);
+    if (source && !source.connected) p.push('mqtt: not connected');
+    if (commandSource && !commandSource.connected) p.push('mqtt commands: not connected');
+    const sinkProblems = new Map<string, string[]>();
+    for (const [name, { built, queue }] of sinks) {
+      const q: string[] = [];
+      if (!queue.healthy) q.push(`${name}: last write failed${queue.lastError ? `: ${queue.lastError.slice(0, 300)}` : ''}`);
+      q.push(...(built.sink.problems?.() ?? []));
+      sinkProblems.set(name, q);
+      p.push(...q);
+    }
+    for (const [route, ageMs] of pipeline?.oldestUnacked() ?? []) {
+      if (ageMs < s.http.maxUnackedAgeMs) continue;
+      const where = (rules.sinksByRoute.get(route) ?? []).map((x) => (sinkProblems.get(x)?.length ? `${x} (failing)` : x)).join(', ');
+      p.push(`route ${route}: oldest unacknowledged message is ${Math.round(ageMs / 1000)} s old (http.maxUnackedAgeMs ${s.http.maxUnackedAgeMs}); it writes to ${where}`);
+    }
+    return p;
+  };
+  new Gauge({
+    name: 'sluice_route_oldest_unacked_seconds',
+    help: 'Age of the oldest message of each route not yet acknowledged (0 when none)',
+    labelNames: ['route'],
+    registers: [metrics.registry],
+    collect() {
+      this.reset();
+      const ages = pipeline?.oldestUnacked();
+      for (const route of rules.routeNames) this.set({ route }, (ages?.get(route) ?? 0) / 1000);
+    },
+  });
+
   // Build the sinks the rules use (and those always built), in registry order; a sink that
   // cannot even be built (a damaged audit log) stops the start.
-  const sinks = new Map<string, RunningSink>();
+  try {
+    await buildSinks();
+  } catch (err) {
+    await new Promise((r) => http.close(r));
+    throw err;
+  }
+  async function buildSinks(): Promise<void> {
   for (const plugin of sinkPlugins) {
     if (!plugin.always && !rules.uses(plugin.name)) continue;
     const sinkLog = log.child({ sink: plugin.name });
@@ -76,6 +133,7 @@ export async function startWorker(config: LoadedConfig, log: Logger, options: Wo
     });
     sinks.set(plugin.name, { built, queue: new BatchQueue(built.sink, built.batch, s.retry, sinkLog, metrics) });
   }
+  }
   // A sink that is down at start (Kafka, the dead-letter topic): wait for it, not ready
   // meanwhile, rather than crash-loop.
   for (const [name, { built }] of sinks) {
@@ -83,17 +141,22 @@ export async function startWorker(config: LoadedConfig, log: Logger, options: Wo
     for (let attempt = 0; ; attempt++) {
       try {
         await built.sink.start();
+        starting.delete(name);
         break;
       } catch (err) {
-        if (options.signal?.aborted) throw err;
+        if (options.signal?.aborted) {
+          await new Promise((r) => http.close(r));
+          throw err;
+        }
         const wait = backoffMs(attempt, 500, 10_000);
+        starting.set(name, (err as Error).message);
         log.error({ sink: name, err: (err as Error).message, retryInMs: wait }, 'sink not usable yet');
         await new Promise((r) => setTimeout(r, wait));
       }
     }
   }
 
-  const pipeline = new Pipeline({
+  pipeline = new Pipeline({
     rules: () => rules,
     queues: new Map([...sinks].map(([name, x]) => [name, x.queue])),
     metrics,
@@ -111,14 +174,14 @@ export async function startWorker(config: LoadedConfig, log: Logger, options: Wo
     password: s.mqtt.password && secretOf(s.mqtt.password, 'mqtt.password'),
     tls: s.mqtt.tls,
   };
-  const source = telemetrySubscriptions.length === 0 ? undefined : new MqttSession({
+  source = telemetrySubscriptions.length === 0 ? undefined : new MqttSession({
     ...connection,
     clientId: config.clientId,
     subscriptions: telemetrySubscriptions,
     receiveMaximum: s.mqtt.receiveMaximum,
   }, log.child({ component: 'mqtt' }), metrics);
   const qos2 = [...sinks.values()].map((x) => x.built.qos2).find((x) => x !== undefined);
-  const commandSource = commandsClientId === undefined ? undefined : new MqttSession({
+  commandSource = commandsClientId === undefined ? undefined : new MqttSession({
     ...connection,
     clientId: commandsClientId,
     subscriptions: commandSubscriptions,
@@ -127,6 +190,7 @@ export async function startWorker(config: LoadedConfig, log: Logger, options: Wo
     exactlyOnce: qos2,
   }, log.child({ component: 'mqtt-commands' }), metrics);
   const sessions = [source, commandSource].filter((x) => x !== undefined);
+  const running = pipeline;
 
   const inFlightTimer = setInterval(() => {
     if (source) {
@@ -140,22 +204,9 @@ export async function startWorker(config: LoadedConfig, log: Logger, options: Wo
   }, 250);
   inFlightTimer.unref();
 
-  const http: Server = await startHttpServer(s.http.host, s.http.port, metrics.registry, {
-    problems: () => {
-      const p: string[] = [];
-      if (fatal) p.push(`fatal: ${fatal.message} (stopping)`);
-      if (source && !source.connected) p.push('mqtt: not connected');
-      if (commandSource && !commandSource.connected) p.push('mqtt commands: not connected');
-      for (const [name, { built, queue }] of sinks) {
-        if (!queue.healthy) p.push(`${name}: last write failed`);
-        p.push(...(built.sink.problems?.() ?? []));
-      }
-      return p;
-    },
-  });
-  const httpUrl = addressOf(http);
-  if (source) source.start((message, slot) => pipeline.dispatch(message, slot, source.clientId));
-  if (commandSource) commandSource.start((message, slot) => pipeline.dispatch(message, slot, commandSource.clientId));
+  const telemetryId = config.clientId;
+  source?.start((message, slot) => running.dispatch(message, slot, telemetryId));
+  if (commandSource && commandsClientId !== undefined) commandSource.start((message, slot) => running.dispatch(message, slot, commandsClientId));
   log.info({
     clientId: config.clientId, http: httpUrl, receiveMaximum: s.mqtt.receiveMaximum, routes: rules.routeNames, sinks: [...sinks.keys()],
     ...(commandSource ? { commandsClientId, commandsReceiveMaximum: s.mqtt.commands.receiveMaximum } : {}),

@@ -3,6 +3,7 @@
 // file and line, and the JSON schema (`sluice config schema`).
 import { z } from 'zod';
 import { secretRef } from '../secrets.ts';
+import { urlProblem } from '../addresses.ts';
 import { sinkPlugins } from '../sinks/registry.ts';
 
 /** Each sink's section under its name; its own schema validates it (and says when it may be absent). */
@@ -16,7 +17,12 @@ const backoff = z.strictObject({
 export const serviceConfig = z.strictObject({
   rules: z.string().default('rules.yaml').describe('routing rules file, relative to this file'),
   mqtt: z.strictObject({
-    url: z.string().default('mqtt://127.0.0.1:21883').describe('mqtt://, mqtts://, ws:// or wss:// URL of the broker'),
+    url: z.string().default('mqtt://127.0.0.1:21883')
+      .superRefine((v, ctx) => {
+        const problem = urlProblem(v, ['mqtt:', 'mqtts:', 'ws:', 'wss:']);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      })
+      .describe('mqtt://, mqtts://, ws:// or wss:// URL of the broker'),
     group: z.string().regex(/^[^/+#$]+$/, 'no /, +, # or $ in a share group name').default('sluice')
       .describe('shared subscription group: filters are subscribed as $share/<group>/<filter>'),
     clientId: z.string().min(1).optional()
@@ -48,6 +54,8 @@ export const serviceConfig = z.strictObject({
   http: z.strictObject({
     host: z.string().default('127.0.0.1').describe('0.0.0.0 in a container'),
     port: z.int().min(0).max(65535).default(9464).describe('/metrics, /healthz, /readyz; 0 picks a free port'),
+    maxUnackedAgeMs: z.int().min(1000).default(30_000)
+      .describe('/readyz answers 503, naming the route, while a route\'s oldest unacknowledged message is older than this'),
   }).prefault({}),
   shutdown: z.strictObject({
     deadlineMs: z.int().min(100).default(15_000).describe('SIGTERM: stop reading, flush, ack, disconnect within this'),

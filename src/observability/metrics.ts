@@ -25,6 +25,7 @@ export function createMetrics(registry = new Registry(), options: { defaultMetri
     sinkBatchSize: new Histogram({ name: 'sluice_sink_batch_size', help: 'Items per sink write', labelNames: ['sink'], buckets: [1, 10, 50, 100, 250, 500, 1000, 2500, 5000], registers }),
     sinkWriteSeconds: new Histogram({ name: 'sluice_sink_write_seconds', help: 'Duration of one sink write (a batch)', labelNames: ['sink'], buckets: latencyBuckets, registers }),
     sinkWriteErrors: new Counter({ name: 'sluice_sink_write_errors_total', help: 'Failed sink writes (retried)', labelNames: ['sink'], registers }),
+    sinkDeferred: new Gauge({ name: 'sluice_sink_deferred_items', help: 'Items a sink deferred (their destination failing on its own), waiting in their own lane', labelNames: ['sink'], registers }),
     sinkHealthy: new Gauge({ name: 'sluice_sink_healthy', help: '1 when the last write to the sink succeeded', labelNames: ['sink'], registers }),
     ackLatency: new Histogram({ name: 'sluice_ack_latency_seconds', help: 'From reading a message to settling its ack', buckets: latencyBuckets, registers }),
     endToEnd: new Histogram({ name: 'sluice_end_to_end_seconds', help: 'From the payload timestamp to durable in every sink (routes with a time field)', buckets: latencyBuckets, registers }),

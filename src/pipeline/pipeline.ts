@@ -33,6 +33,8 @@ export class Pipeline implements DeliverySteps {
   /** prom-client children per route and sink, looked up once (labels are hashed on every inc() otherwise). */
   private readonly routedCounters = new Map<string, { inc(): void }>();
   private fatal = false;
+  /** Per route, its messages not yet acknowledged, oldest first (a Set keeps insertion order). */
+  private readonly unacked = new Map<string, Set<Delivery>>();
 
   constructor(options: PipelineOptions) {
     const deadLetters = options.queues.get('dead-letter');
@@ -62,6 +64,7 @@ export class Pipeline implements DeliverySteps {
     let refusals: Refusal[] | undefined = routed.refusals.length > 0 ? [...routed.refusals] : undefined;
     for (const m of routed.matches) if (m.problem) (refusals ??= []).push(m.problem);
     const delivery = new Delivery(message, slot, worker, routed.matches, refusals, this);
+    for (const m of routed.matches) this.unackedOf(m.route).add(delivery);
     this.send(delivery, 0, undefined);
     delivery.begin();
   }
@@ -76,6 +79,7 @@ export class Pipeline implements DeliverySteps {
 
   acknowledged(delivery: Delivery, deadLettered: Refusal | undefined): void {
     const now = Date.now();
+    for (const m of delivery.matches) this.unacked.get(m.route)?.delete(delivery);
     if (deadLettered) this.metrics.deadLettered.inc({ reason: deadLettered.reason });
     delivery.slot.settle();
     this.metrics.acked.inc();
@@ -95,6 +99,22 @@ export class Pipeline implements DeliverySteps {
     this.metrics.deadLettered.inc({ reason: 'dead-letter-refused' });
     this.log.error({ topic: delivery.message.topic, error: why.refusal.error },
       'the dead-letter topic refused a record even shrunk; the message stays unacknowledged (the broker keeps it)');
+  }
+
+  /** Per route with messages in flight: how old its oldest unacknowledged message is (ms). */
+  oldestUnacked(now = Date.now()): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const [route, set] of this.unacked) {
+      const first = set.values().next();
+      if (!first.done) out.set(route, now - first.value.message.receivedAt);
+    }
+    return out;
+  }
+
+  private unackedOf(route: string): Set<Delivery> {
+    let set = this.unacked.get(route);
+    if (!set) this.unacked.set(route, (set = new Set()));
+    return set;
   }
 
   /** Encodes and sends the outputs of one phase. */

@@ -62,6 +62,8 @@ export class RuleSet {
   readonly routeNames: readonly string[];
   /** The sinks some route writes to. */
   readonly sinksUsed: ReadonlySet<string>;
+  /** The sinks each route writes to (/readyz names them for a stuck route). */
+  readonly sinksByRoute: ReadonlyMap<string, readonly string[]>;
   private readonly routes: readonly CompiledRoute[];
   private readonly trie = new PatternTrie();
 
@@ -86,6 +88,7 @@ export class RuleSet {
     });
     this.routeNames = this.routes.map((r) => r.name);
     this.sinksUsed = new Set(this.routes.flatMap((r) => r.outputs.map((o) => o.sink)));
+    this.sinksByRoute = new Map(this.routes.map((r) => [r.name, r.outputs.map((o) => o.sink)]));
   }
 
   uses(sink: string): boolean {

@@ -3,7 +3,10 @@
 // retries a batch that failed retriably with backoff until it is durable (nothing is acked
 // meanwhile, so nothing is lost), and tells each item's listener its outcome exactly once. A
 // fatal failure is told to every listener of the batch and stops the queue. Its length is
-// bounded by the ack window: at most Receive Maximum messages are in flight.
+// bounded by the ack window: at most Receive Maximum messages are in flight. Items a sink
+// defers (one destination failing on its own) wait in a lane of their own, retried alone with
+// backoff so they never hold the rest, and are rejected as destination-unavailable (so they
+// become dead letters and the window moves on) once deferred longer than stuckAfterMs.
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import { backoffMs } from '../backoff.ts';
@@ -17,6 +20,15 @@ export interface BatchLimits {
   readonly lingerMs: number;
   /** Batches written at once (default 1). */
   readonly concurrency?: number;
+  /** A deferred item waits this long at most, then it is rejected (destination-unavailable). */
+  readonly stuckAfterMs?: number;
+}
+
+interface Deferred<T> {
+  readonly item: T;
+  readonly listener: OutcomeListener;
+  /** When it was first deferred. */
+  readonly since: number;
 }
 
 export class BatchQueue<T> {
@@ -29,6 +41,9 @@ export class BatchQueue<T> {
   private closed = false;
   private fatal: Error | undefined;
   private failing = 0;
+  /** The last retriable failure's message, while failing (for /readyz). */
+  lastError: string | undefined;
+  private lastLoggedAt = 0;
   private readonly writes: PQueue;
   private readonly sink: Sink<T>;
   private readonly limits: BatchLimits;
@@ -37,6 +52,9 @@ export class BatchQueue<T> {
   private readonly metrics: Metrics;
   private readonly concurrency: number;
   private readonly labels: { sink: string };
+  private lane: Array<Deferred<T>> = [];
+  private laneTimer: NodeJS.Timeout | undefined;
+  private laneAttempt = 0;
 
   constructor(sink: Sink<T>, limits: BatchLimits, retry: { minMs: number; maxMs: number }, log: Logger, metrics: Metrics) {
     this.sink = sink;
@@ -57,6 +75,11 @@ export class BatchQueue<T> {
   /** Items waiting for a write (not those being written). */
   get pending(): number {
     return this.items.length;
+  }
+
+  /** Items deferred by the sink, waiting in their own lane. */
+  get deferred(): number {
+    return this.lane.length;
   }
 
   /** false while writes to the sink fail (retried) or after a fatal failure: /readyz reports it. */
@@ -92,6 +115,7 @@ export class BatchQueue<T> {
   close(): void {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
+    if (this.laneTimer) clearTimeout(this.laneTimer);
     this.writes.clear();
   }
 
@@ -127,7 +151,8 @@ export class BatchQueue<T> {
     return { items, listeners };
   }
 
-  private async writeUntilDurable(items: T[], listeners: OutcomeListener[]): Promise<void> {
+  /** `since`: for items from the deferred lane, when each was first deferred. */
+  private async writeUntilDurable(items: T[], listeners: OutcomeListener[], since?: readonly number[]): Promise<void> {
     const name = this.sink.name;
     let wasFailing = false;
     for (let attempt = 0; !this.closed; attempt++) {
@@ -145,13 +170,19 @@ export class BatchQueue<T> {
         const wait = err instanceof SinkError && err.retryAfterMs !== undefined
           ? err.retryAfterMs
           : backoffMs(attempt, this.retry.minMs, this.retry.maxMs);
+        this.lastError = (err as Error).message;
         if (!wasFailing) {
           wasFailing = true;
           if (this.failing++ === 0) {
-            // one line when a sink goes down and one when it comes back, not one per retry
-            this.log.error({ err: (err as Error).message, retryInMs: wait, batch: items.length }, 'sink write failed; retrying until durable');
+            // one line when a sink goes down and one when it comes back (and a reminder a
+            // minute), not one per retry
+            this.lastLoggedAt = Date.now();
+            this.log.error({ err: this.lastError, retryInMs: wait, batch: items.length }, 'sink write failed; retrying until durable');
             this.metrics.sinkHealthy.set(this.labels, 0);
           }
+        } else if (Date.now() - this.lastLoggedAt >= 60_000) {
+          this.lastLoggedAt = Date.now();
+          this.log.error({ err: this.lastError, attempts: attempt + 1, batch: items.length }, 'sink still failing; retrying until durable');
         }
         await new Promise((r) => setTimeout(r, wait));
         continue;
@@ -159,24 +190,68 @@ export class BatchQueue<T> {
       stop();
       this.metrics.sinkBatchSize.observe(this.labels, items.length);
       if (wasFailing && --this.failing === 0 && this.fatal === undefined) {
+        this.lastError = undefined;
         this.log.info({ attempts: attempt + 1 }, 'sink recovered');
         this.metrics.sinkHealthy.set(this.labels, 1);
       }
-      this.report(result, listeners, name);
+      this.report(result, items, listeners, name, since);
       return;
     }
   }
 
-  private report(result: WriteResult, listeners: readonly OutcomeListener[], sink: string): void {
+  private report(result: WriteResult, items: readonly T[], listeners: readonly OutcomeListener[], sink: string, since?: readonly number[]): void {
     const rejected = result.rejected.length === 0 ? undefined : new Map(result.rejected.map((r) => [r.index, r]));
     const annotations = result.annotations;
+    const deferred = result.deferred && result.deferred.length > 0 ? new Set(result.deferred) : undefined;
+    if (since) this.laneAttempt = deferred && deferred.size === items.length ? this.laneAttempt + 1 : 0;
+    const now = Date.now();
     for (let i = 0; i < listeners.length; i++) {
+      if (deferred?.has(i)) {
+        this.lane.push({ item: items[i] as T, listener: listeners[i] as OutcomeListener, since: since?.[i] ?? now });
+        continue;
+      }
       const r = rejected?.get(i);
       const a = annotations?.[i];
       const outcome: Outcome = r ? { kind: 'rejected', refusal: { reason: r.reason, stage: 'write', sink, error: r.error } }
         : a ? { kind: 'delivered', annotations: a } : delivered;
       (listeners[i] as OutcomeListener).settled(outcome);
     }
+    if (deferred) {
+      this.metrics.sinkDeferred.set(this.labels, this.lane.length);
+      this.scheduleLane();
+    }
+  }
+
+  /** The deferred lane: the stuck ones rejected, the others tried again alone, with backoff. */
+  private scheduleLane(): void {
+    if (this.laneTimer || this.closed || this.lane.length === 0) return;
+    const wait = backoffMs(this.laneAttempt, this.retry.minMs, this.retry.maxMs);
+    this.laneTimer = setTimeout(() => {
+      this.laneTimer = undefined;
+      this.runLane();
+    }, wait);
+  }
+
+  private runLane(): void {
+    if (this.closed) return;
+    const stuckAfterMs = this.limits.stuckAfterMs;
+    const now = Date.now();
+    if (stuckAfterMs !== undefined) {
+      const keep: Array<Deferred<T>> = [];
+      for (const d of this.lane) {
+        if (now - d.since < stuckAfterMs) keep.push(d);
+        else {
+          const error = `${this.sink.unavailable?.(d.item) ?? 'destination unavailable'}; not writable for ${Math.round((now - d.since) / 1000)} s (stuckAfterMs ${stuckAfterMs})`;
+          d.listener.settled({ kind: 'rejected', refusal: { reason: 'destination-unavailable', stage: 'write', sink: this.sink.name, error } });
+        }
+      }
+      this.lane = keep;
+    }
+    const take = this.lane.splice(0, this.limits.maxItems);
+    this.metrics.sinkDeferred.set(this.labels, this.lane.length);
+    if (take.length === 0) return;
+    void this.writes.add(() => this.writeUntilDurable(take.map((d) => d.item), take.map((d) => d.listener), take.map((d) => d.since)))
+      .then(() => this.scheduleLane());
   }
 
   private becameFatal(err: Error, listeners: readonly OutcomeListener[]): void {
@@ -185,6 +260,7 @@ export class BatchQueue<T> {
     const outcome: Outcome = { kind: 'fatal', error: err };
     for (const l of listeners) l.settled(outcome);
     for (const l of this.listeners.splice(0)) l.settled(outcome);
+    for (const d of this.lane.splice(0)) d.listener.settled(outcome);
     this.items = [];
     this.sizes = [];
     this.bytes = 0;

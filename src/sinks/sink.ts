@@ -13,6 +13,12 @@ export interface ItemRejection {
 
 export interface WriteResult {
   readonly rejected: readonly ItemRejection[];
+  /**
+   * Items not durable yet through no fault of theirs nor of the whole sink (one destination
+   * failing on its own: a deleted topic): the queue retries them alone, so they do not hold
+   * the rest, and dead-letters them (destination-unavailable) once stuck too long.
+   */
+  readonly deferred?: readonly number[];
   /** Per item, handed on to the outputs that follow (only phase-0 sinks: the audit record's sequence number). */
   readonly annotations?: ReadonlyArray<Readonly<Record<string, string>> | undefined>;
 }
@@ -30,8 +36,10 @@ export interface Sink<Item> {
   write(batch: readonly Item[]): Promise<WriteResult>;
   /** Bytes an item adds to a batch, for the batch limits. */
   sizeOf(item: Item): number;
-  /** Problems that make the worker not ready beyond a failing write (e.g. a fatal state). */
+  /** Problems that make the worker not ready beyond a failing write (e.g. a fatal state, a failing topic). */
   problems?(): readonly string[];
+  /** Why a deferred item is still not written: the dead letter's error once it was stuck too long. */
+  unavailable?(item: Item): string;
   /** Releases what it holds; called once its queue is flushed. */
   close(): Promise<void>;
 }

@@ -82,6 +82,7 @@ test('a telemetry message becomes one Kafka record and one point', () => {
         'mqtt-correlation-data': Buffer.from([1, 2]),
       },
       timestamp: '1700000000000',
+      template: 'telemetry.{site}', // a templated topic: its kafka.maxTopics budget
     },
   }]);
   assert.deepEqual(r.influx, [{

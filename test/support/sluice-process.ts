@@ -116,6 +116,11 @@ export class SluiceProcess {
     return parseSamples(await (await fetch(`${this.httpUrl}/metrics`)).text());
   }
 
+  /** /healthz's status code. */
+  async healthz(): Promise<number> {
+    return (await fetch(`${this.httpUrl}/healthz`)).status;
+  }
+
   async ready(): Promise<{ status: number; body: string }> {
     const res = await fetch(`${this.httpUrl}/readyz`);
     return { status: res.status, body: await res.text() };

@@ -12,7 +12,7 @@ import type { KafkaSink } from '../kafka/kafka-sink.ts';
 import { mqttHeaders } from '../kafka/kafka-headers.ts';
 import type { KafkaHeaderValue, KafkaRecord } from '../kafka/kafka-record.ts';
 
-import type { ItemRejection, Sink, WriteResult } from '../sink.ts';
+import { SinkError, type ItemRejection, type Sink, type WriteResult } from '../sink.ts';
 
 export interface DeadLetterItem {
   readonly message: Message;
@@ -38,9 +38,8 @@ export class DeadLetterSink implements Sink<DeadLetterItem> {
   /** Connects and makes sure the dead-letter topic exists (or creates it when allowed). */
   async start(): Promise<void> {
     await this.kafka.start();
-    if (!(await this.kafka.hasTopic(this.topic))) {
-      throw new Error(`the dead-letter topic "${this.topic}" does not exist in Kafka: create it, or set kafka.createTopics.enabled`);
-    }
+    const has = await this.kafka.hasTopic(this.topic);
+    if (!has.ok) throw new Error(`the dead-letter topic "${this.topic}" is not usable (${has.reason}): create it, or set kafka.createTopics.enabled`);
   }
 
   sizeOf(item: DeadLetterItem): number {
@@ -53,11 +52,19 @@ export class DeadLetterSink implements Sink<DeadLetterItem> {
     for (const shrink of ['none', 'payload', 'headers'] as const) {
       const records = indexes.map((i) => deadLetterRecord(this.topic, batch[i] as DeadLetterItem, shrink));
       const result = await this.kafka.write(records);
+      if (result.deferred && result.deferred.length > 0) {
+        // the dead letter has nowhere else to go: hold (the queue retries), never defer or drop
+        throw new SinkError(this.name, `the dead-letter topic ${this.topic} is not writable now: ${this.kafka.unavailable(records[0] as KafkaRecord)}`);
+      }
       if (result.rejected.length === 0) return { rejected: [] };
       rejected = result.rejected.map((r) => ({ ...r, index: indexes[r.index] as number }));
       indexes = rejected.map((r) => r.index);
     }
     return { rejected: rejected.map((r) => ({ index: r.index, reason: 'dead-letter-refused', error: `the dead-letter topic refused even a shrunk record: ${r.error}` })) };
+  }
+
+  problems(): readonly string[] {
+    return this.kafka.problems();
   }
 
   async close(): Promise<void> {

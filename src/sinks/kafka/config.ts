@@ -2,10 +2,14 @@
 // dead-letter topic (written by the dead-letter sink over the same connection settings).
 import type { SASLOptions } from 'kafkajs';
 import { z } from 'zod';
+import { hostPortProblem } from '../../addresses.ts';
 import { resolveSecret, secretRef } from '../../secrets.ts';
 
 export const kafkaConfig = z.strictObject({
-  brokers: z.array(z.string().min(1)).min(1).default(['127.0.0.1:29092']),
+  brokers: z.array(z.string().min(1).superRefine((v, ctx) => {
+    const problem = hostPortProblem(v);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  })).min(1).default(['127.0.0.1:29092']).describe('host:port of each bootstrap broker'),
   clientId: z.string().default('sluice'),
   ssl: z.boolean().default(false),
   sasl: z.strictObject({
@@ -24,7 +28,10 @@ export const kafkaConfig = z.strictObject({
     partitions: z.int().min(1).default(6),
     replicationFactor: z.int().min(1).default(1),
   }).prefault({}),
-  maxTopics: z.int().min(1).default(1000).describe('distinct topics sluice writes at most; past it a record is dead-lettered'),
+  maxTopics: z.int().min(1).default(1000)
+    .describe('topics one route template (a topic with a {level}) may name, counted from the cluster\'s topic list; past it that template\'s new topics are refused (dead-lettered)'),
+  stuckAfterMs: z.int().min(1000).default(30_000)
+    .describe('a topic failing on its own (deleted, not authorised, no leader) holds its records this long at most, then they are dead-lettered (destination-unavailable) and the window moves on'),
   deadLetterTopic: z.string().regex(/^[A-Za-z0-9._-]{1,249}$/).default('sluice.dead-letter'),
 }).prefault({});
 

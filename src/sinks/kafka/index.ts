@@ -27,8 +27,8 @@ export const kafkaPlugin: SinkPlugin = {
   create({ section, log }) {
     const k = section as KafkaConfig;
     return {
-      sink: new KafkaSink(kafkaSinkOptions(k, 'kafka'), log),
-      batch: { maxItems: k.batch.maxMessages, maxBytes: k.batch.maxBytes, lingerMs: k.batch.lingerMs },
+      sink: new KafkaSink({ ...kafkaSinkOptions(k, 'kafka'), isolate: true }, log),
+      batch: { maxItems: k.batch.maxMessages, maxBytes: k.batch.maxBytes, lingerMs: k.batch.lingerMs, stuckAfterMs: k.stuckAfterMs },
     };
   },
 };

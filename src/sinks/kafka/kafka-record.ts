@@ -10,6 +10,8 @@ export interface KafkaRecord {
   readonly headers: Record<string, KafkaHeaderValue>;
   /** Epoch milliseconds as a decimal string (kafkajs' format). */
   readonly timestamp: string;
+  /** The route's topic template, when it names levels: its kafka.maxTopics budget (topic-admin.ts). */
+  readonly template?: string | undefined;
 }
 
 export const kafkaTopicRe = /^[A-Za-z0-9._-]{1,249}$/;

@@ -27,6 +27,8 @@ class KafkaRouteOutput implements RouteOutput<KafkaRecord> {
   private readonly topic: Template;
   private readonly key: Template | null;
   private readonly headers: ReadonlyArray<readonly [string, Template]>;
+  /** The topic template when it names levels (its topics share a budget), else undefined. */
+  private readonly template: string | undefined;
 
   constructor(part: KafkaRoute, context: RouteContext) {
     const at = (...rest: Array<string | number>) => [...context.path, ...rest];
@@ -46,6 +48,7 @@ class KafkaRouteOutput implements RouteOutput<KafkaRecord> {
     if (this.topic.uses.length === 0 && !kafkaTopicRe.test(part.topic)) {
       throw new RuleError(at('topic'), `"${part.topic}" is not a legal Kafka topic name ([A-Za-z0-9._-], at most 249)`);
     }
+    this.template = this.topic.uses.length > 0 ? part.topic : undefined;
     this.key = keySource === null ? null : compile(at('key'), keySource);
     this.headers = Object.entries(part.headers).map(([name, t]) => [name, compile(at('headers', name), t)] as const);
   }
@@ -59,15 +62,12 @@ class KafkaRouteOutput implements RouteOutput<KafkaRecord> {
     const headers = mqttHeaders(message);
     for (const [name, t] of this.headers) headers[name] = t.render(levels);
     if (input.annotations) Object.assign(headers, input.annotations);
-    return {
-      item: {
-        topic,
-        key: this.key === null ? null : this.key.render(levels),
-        value: message.payload,
-        headers,
-        timestamp: String(message.receivedAt),
-      },
-    };
+    const key = this.key === null ? null : this.key.render(levels);
+    const timestamp = String(message.receivedAt);
+    // only a templated topic carries its template (its topic budget)
+    return this.template === undefined
+      ? { item: { topic, key, value: message.payload, headers, timestamp } }
+      : { item: { topic, key, value: message.payload, headers, timestamp, template: this.template } };
   }
 }
 

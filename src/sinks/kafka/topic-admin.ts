@@ -1,0 +1,202 @@
+// Which topics can be written now, decided off the write path. A topic the sink has not seen is
+// checked (and created, when allowed) in a bounded-concurrency, rate-limited queue (p-queue);
+// meanwhile its records wait (the sink defers them) while records for known topics flow. A
+// topic that answered "unknown" while we wrote is forgotten and checked again, so a deleted
+// topic that comes back, or that createTopics can recreate, is used again without a restart.
+// The topic budget (kafka.maxTopics) is per route template: the topics in the cluster that the
+// template can name, counted from the cluster's own topic list, so it survives restarts and is
+// shared by every worker; once a template has used it up, only that template's new topics are
+// refused.
+import type { Admin } from 'kafkajs';
+import PQueue from 'p-queue';
+import type { Logger } from 'pino';
+
+export type TopicState =
+  | { readonly state: 'ready' }
+  | { readonly state: 'pending' }
+  | { readonly state: 'missing'; readonly reason: string };
+
+export interface TopicAdminOptions {
+  readonly createTopics: { readonly enabled: boolean; readonly partitions: number; readonly replicationFactor: number };
+  /** Topics a route template may name, at most (counted per template). */
+  readonly maxTopics: number;
+  /** Checks and creations at once, and per second at most. */
+  readonly concurrency?: number;
+  readonly perSecond?: number;
+  /** A missing topic is looked for again after this long. */
+  readonly recheckMs?: number;
+}
+
+const ready: TopicState = Object.freeze({ state: 'ready' });
+const pending: TopicState = Object.freeze({ state: 'pending' });
+
+/** The topics a template can name: its literal parts as they are, each {level} one or more legal characters. */
+export function templatePattern(template: string): RegExp {
+  const parts = template.split(/\{[^{}]*\}/).map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+  return new RegExp(`^${parts.join('[A-Za-z0-9._-]+')}$`);
+}
+
+export class TopicAdmin {
+  private readonly admin: Admin;
+  private readonly options: TopicAdminOptions;
+  private readonly log: Logger;
+  private readonly queue: PQueue;
+  private readonly known = new Set<string>();
+  private readonly missing = new Map<string, { at: number; reason: string }>();
+  private readonly checking = new Set<string>();
+  private readonly patterns = new Map<string, RegExp>();
+  /** Topics each template names now (from the last topic list, plus those created since). */
+  private readonly usedBy = new Map<string, number>();
+  private listedAt = 0;
+  private listing: Promise<void> | undefined;
+
+  constructor(admin: Admin, options: TopicAdminOptions, log: Logger) {
+    this.admin = admin;
+    this.options = options;
+    this.log = log;
+    this.queue = new PQueue({ concurrency: options.concurrency ?? 2, intervalCap: options.perSecond ?? 20, interval: 1000 });
+  }
+
+  /** Loads the cluster's topic list (at connect). */
+  async load(): Promise<void> {
+    this.listedAt = 0;
+    await this.refresh();
+  }
+
+  /** The topic's state now; an unknown topic is checked (and created when allowed) in the background. */
+  state(topic: string, template?: string): TopicState {
+    if (this.known.has(topic)) return ready;
+    const m = this.missing.get(topic);
+    if (m && Date.now() - m.at < (this.options.recheckMs ?? 10_000)) return { state: 'missing', reason: m.reason };
+    // a template that has used its budget is refused at once, with no call to Kafka
+    const over = template === undefined ? undefined : this.overBudget(topic, template);
+    if (over) {
+      this.missing.set(topic, { at: Date.now(), reason: over });
+      return { state: 'missing', reason: over };
+    }
+    if (!this.checking.has(topic)) {
+      this.checking.add(topic);
+      void this.queue.add(() => this.check(topic, template)).finally(() => this.checking.delete(topic));
+    }
+    return pending;
+  }
+
+  /** Waits for the topic's check to finish (start-up checks: the dead-letter topic). */
+  async settle(topic: string, template?: string): Promise<TopicState> {
+    let s = this.state(topic, template);
+    while (s.state === 'pending') {
+      await this.queue.onIdle();
+      s = this.state(topic, template);
+      if (s.state === 'pending' && !this.checking.has(topic)) await new Promise((r) => setTimeout(r, 50));
+    }
+    return s;
+  }
+
+  /** Kafka answered "unknown topic" for it: check it again before the next write. */
+  forget(topic: string): void {
+    this.listedAt = 0; // the next check asks the cluster
+    if (this.known.delete(topic)) this.log.warn({ topic }, 'kafka says the topic is unknown: looking for it again (recreating it if createTopics allows)');
+  }
+
+  /** How many topics are being checked or created now. */
+  get busy(): number {
+    return this.queue.size + this.queue.pending;
+  }
+
+  /** The cluster's topic list, asked at most every 500 ms (one answer serves every check waiting). */
+  private async refresh(): Promise<void> {
+    if (Date.now() - this.listedAt < 500) return;
+    this.listing ??= this.admin.listTopics().then((topics) => {
+      this.known.clear();
+      for (const t of topics) this.known.add(t);
+      this.usedBy.clear();
+      this.listedAt = Date.now();
+    }).finally(() => {
+      this.listing = undefined;
+    });
+    await this.listing;
+  }
+
+  private async check(topic: string, template: string | undefined): Promise<void> {
+    try {
+      await this.refresh();
+    } catch (err) {
+      // the cluster cannot answer now: try again on the next write (the records wait)
+      this.log.debug({ topic, err: (err as Error).message }, 'topic check failed');
+      return;
+    }
+    if (this.known.has(topic)) {
+      this.missing.delete(topic);
+      return;
+    }
+    const { enabled, partitions, replicationFactor } = this.options.createTopics;
+    if (!enabled) {
+      this.missing.set(topic, { at: Date.now(), reason: `topic "${topic}" does not exist (kafka.createTopics.enabled is off)` });
+      return;
+    }
+    const over = template === undefined ? undefined : this.overBudget(topic, template);
+    if (over) {
+      this.missing.set(topic, { at: Date.now(), reason: over });
+      return;
+    }
+    try {
+      const created = await this.admin.createTopics({ topics: [{ topic, numPartitions: partitions, replicationFactor }], waitForLeaders: true });
+      if (created) this.log.info({ topic, partitions, replicationFactor }, 'kafka topic created');
+      this.known.add(topic);
+      if (template !== undefined) this.usedBy.set(template, (this.usedBy.get(template) ?? this.used(template)) + 1);
+      this.missing.delete(topic);
+    } catch (err) {
+      const e = err as Error & { type?: string };
+      if (e.type === 'TOPIC_ALREADY_EXISTS') {
+        this.known.add(topic); // another worker made it
+        return;
+      }
+      // Kafka's own reason (a name colliding with another's, a policy, a quota), kept for the dead
+      // letter. kafkajs drops the broker's error message, so a collision is explained here.
+      const collides = [...this.known].find((t) => t !== topic && t.replaceAll('.', '_') === topic.replaceAll('.', '_'));
+      const reason = `topic "${topic}" could not be created: ${kafkaReason(err)}${collides ? `: it collides with existing topic ${collides} (Kafka treats "." and "_" in topic names as the same)` : ''}`;
+      this.log.warn({ topic, err: reason }, 'kafka topic not created');
+      this.missing.set(topic, { at: Date.now(), reason });
+    }
+  }
+
+  /** Why the template may not get this new topic, or undefined when it may. */
+  private overBudget(topic: string, template: string): string | undefined {
+    if (!template.includes('{') || !this.options.createTopics.enabled) return undefined;
+    const used = this.usedBy.get(template) ?? this.used(template);
+    this.usedBy.set(template, used);
+    return used >= this.options.maxTopics
+      ? `topic "${topic}" not created: the template "${template}" has used its kafka.maxTopics budget (${used} of ${this.options.maxTopics} topics)`
+      : undefined;
+  }
+
+  /** Topics in the cluster the template can name. */
+  private used(template: string): number {
+    const pattern = this.patternOf(template);
+    let n = 0;
+    for (const t of this.known) if (pattern.test(t)) n++;
+    return n;
+  }
+
+  private patternOf(template: string): RegExp {
+    let p = this.patterns.get(template);
+    if (!p) this.patterns.set(template, (p = templatePattern(template)));
+    return p;
+  }
+}
+
+/** The broker's own words for a failed admin call (kafkajs nests them). */
+export function kafkaReason(err: unknown): string {
+  const parts: string[] = [];
+  for (let e: unknown = err; e && parts.length < 4; e = (e as { originalError?: unknown; cause?: unknown }).originalError ?? (e as { cause?: unknown }).cause) {
+    const x = e as { type?: string; message?: string; errors?: unknown[] };
+    const text = `${x.type ? `${x.type}: ` : ''}${x.message ?? String(e)}`;
+    if (!parts.includes(text)) parts.push(text);
+    if (Array.isArray(x.errors) && x.errors.length > 0) {
+      const first = x.errors[0] as { type?: string; message?: string };
+      parts.push(`${first.type ?? ''} ${first.message ?? ''}`.trim());
+    }
+  }
+  return parts.join(' / ');
+}
+

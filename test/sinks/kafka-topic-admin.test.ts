@@ -1,0 +1,52 @@
+// Topic administration against the local Kafka: a name Kafka refuses because it collides with
+// another topic is reported in Kafka's own words (it becomes the dead letter's reason); a
+// template's budget is counted from the cluster's topics and refuses only that template's new
+// topics, with no call to Kafka once it is used up.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import pino from 'pino';
+import { templatePattern, TopicAdmin } from '../../src/sinks/kafka/topic-admin.ts';
+import { kafka, printLogsOnFailure, unique } from '../support/stack.ts';
+
+test('a template names its topics: literal parts as written, each level one or more legal characters', () => {
+  const p = templatePattern('telemetry.{site}.x');
+  assert.equal(p.test('telemetry.malta.x'), true);
+  assert.equal(p.test('telemetry..x'), false);
+  assert.equal(p.test('telemetryXmalta.x'), false, 'a dot in the template is a dot');
+  assert.equal(p.test('other.malta.x'), false);
+});
+
+test('a colliding topic name is refused with Kafka\'s own reason; a template\'s budget refuses only its own new topics', { timeout: 60_000 }, async (t) => {
+  printLogsOnFailure(t);
+  const u = unique('adm').replace('-', '');
+  const admin = kafka().admin();
+  await admin.connect();
+  const created: string[] = [`c_${u}_x`];
+  t.after(async () => {
+    await admin.deleteTopics({ topics: created }).catch(() => {});
+    await admin.disconnect();
+  });
+  await admin.createTopics({ topics: [{ topic: `c_${u}_x`, numPartitions: 1 }], waitForLeaders: true });
+  const topics = new TopicAdmin(admin, { createTopics: { enabled: true, partitions: 1, replicationFactor: 1 }, maxTopics: 2 }, pino({ level: 'silent' }));
+  await topics.load();
+
+  const collided = await topics.settle(`c.${u}.x`);
+  assert.equal(collided.state, 'missing');
+  assert.equal(collided.state === 'missing' ? collided.reason : '',
+    `topic "c.${u}.x" could not be created: Topic creation errors / INVALID_TOPIC_EXCEPTION The request attempted to perform an operation on an invalid topic: it collides with existing topic c_${u}_x (Kafka treats "." and "_" in topic names as the same)`);
+
+  const template = `b.${u}.{deviceId}`;
+  for (const d of ['d1', 'd2']) {
+    assert.equal((await topics.settle(`b.${u}.${d}`, template)).state, 'ready');
+    created.push(`b.${u}.${d}`);
+  }
+  const third = topics.state(`b.${u}.d3`, template);
+  assert.deepEqual(third, { state: 'missing', reason: `topic "b.${u}.d3" not created: the template "${template}" has used its kafka.maxTopics budget (2 of 2 topics)` }, 'refused at once, without asking Kafka');
+  assert.equal((await topics.settle(`other.${u}`, `other.${u}`)).state, 'ready', 'a fixed topic of another route is not held to that budget');
+  created.push(`other.${u}`);
+
+  // a new admin (a restarted worker) counts the same budget from the cluster's topics
+  const again = new TopicAdmin(admin, { createTopics: { enabled: true, partitions: 1, replicationFactor: 1 }, maxTopics: 2 }, pino({ level: 'silent' }));
+  await again.load();
+  assert.equal(again.state(`b.${u}.d4`, template).state, 'missing');
+});
