@@ -4,7 +4,6 @@
 // state: a test can run several workers in one process. QoS 2 subscriptions get a session of
 // their own (the command connection), so its window, broker session and exactly-once state
 // stand apart from telemetry's.
-import { dirname } from 'node:path';
 import type { Server } from 'node:http';
 import type { Logger } from 'pino';
 import { Gauge, Registry } from 'prom-client';
@@ -113,26 +112,22 @@ export async function startWorker(config: LoadedConfig, log: Logger, options: Wo
   // Build the sinks the rules use (and those always built), in registry order; a sink that
   // cannot even be built (a damaged audit log) stops the start.
   try {
-    await buildSinks();
+    for (const plugin of sinkPlugins) {
+      if (!plugin.always && !rules.uses(plugin.name)) continue;
+      const sinkLog = log.child({ sink: plugin.name });
+      const built = await plugin.create({
+        section: (s as Record<string, unknown>)[plugin.name],
+        sections: s as Record<string, unknown>,
+        clientIds: { telemetry: config.clientId, commands: commandsClientId },
+        log: sinkLog,
+        registry: metrics.registry,
+        onFatal,
+      });
+      sinks.set(plugin.name, { built, queue: new BatchQueue(built.sink, built.batch, s.retry, sinkLog, metrics) });
+    }
   } catch (err) {
     await new Promise((r) => http.close(r));
     throw err;
-  }
-  async function buildSinks(): Promise<void> {
-  for (const plugin of sinkPlugins) {
-    if (!plugin.always && !rules.uses(plugin.name)) continue;
-    const sinkLog = log.child({ sink: plugin.name });
-    const built = await plugin.create({
-      section: (s as Record<string, unknown>)[plugin.name],
-      sections: s as Record<string, unknown>,
-      configDir: dirname(config.configFile),
-      clientIds: { telemetry: config.clientId, commands: commandsClientId },
-      log: sinkLog,
-      registry: metrics.registry,
-      onFatal,
-    });
-    sinks.set(plugin.name, { built, queue: new BatchQueue(built.sink, built.batch, s.retry, sinkLog, metrics) });
-  }
   }
   // A sink that is down at start (Kafka, the dead-letter topic): wait for it, not ready
   // meanwhile, rather than crash-loop.

@@ -14,8 +14,6 @@ export interface SinkContext {
   readonly section: unknown;
   /** Every section of the service config (the dead letter reads kafka's connection). */
   readonly sections: Readonly<Record<string, unknown>>;
-  /** The directory of the config file: relative paths in a section are relative to it. */
-  readonly configDir: string;
   /** Client ids of this worker's connections (the audit log's exactly-once ledger keys on the command connection's). */
   readonly clientIds: { readonly telemetry: string; readonly commands: string | undefined };
   readonly log: Logger;

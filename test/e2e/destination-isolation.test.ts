@@ -149,7 +149,9 @@ test('the dead-letter topic deleted: nothing more is acknowledged (backpressure)
   const m = await sluice.metrics();
   assert.ok((m.get('sluice_messages_acked_total') ?? 0) < 220, 'the unwritable dead letters hold the window: not everything is acked');
   await a.createTopics({ topics: [{ topic: sluice.deadLetterTopic, numPartitions: 1 }], waitForLeaders: true });
+  const recreatedAt = Date.now();
   await waitFor('everything acked once the topic is back', async () => ((await sluice.metrics()).get('sluice_messages_acked_total') ?? 0) >= 220, 60_000);
+  t.diagnostic(`everything acked ${Date.now() - recreatedAt} ms after the dead-letter topic was recreated by hand`);
   const dead = await readTopic(t, sluice.deadLetterTopic, (r) => r.length >= 20);
   assert.equal(byReason(dead, 'unmatched').length, 20, 'every dead letter written, none lost');
   const good = seqCounts(await readTopic(t, `${p}.good`, (r) => seqCounts(r).size >= 200));
