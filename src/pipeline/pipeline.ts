@@ -33,6 +33,9 @@ export class Pipeline implements DeliverySteps {
   /** prom-client children per route and sink, looked up once (labels are hashed on every inc() otherwise). */
   private readonly routedCounters = new Map<string, { inc(): void }>();
   private fatal = false;
+  /** Held dead letters are logged at most every 10 s, with how many since. */
+  private heldLoggedAt = 0;
+  private heldSinceLog = 0;
   /** Per route, its messages not yet acknowledged, oldest first (a Set keeps insertion order). */
   private readonly unacked = new Map<string, Set<Delivery>>();
 
@@ -97,8 +100,14 @@ export class Pipeline implements DeliverySteps {
     }
     // the dead-letter topic refused even the shrunk record: keep the message at the broker
     this.metrics.deadLettered.inc({ reason: 'dead-letter-refused' });
-    this.log.error({ topic: delivery.message.topic, error: why.refusal.error },
-      'the dead-letter topic refused a record even shrunk; the message stays unacknowledged (the broker keeps it)');
+    this.heldSinceLog++;
+    const now = Date.now();
+    if (now - this.heldLoggedAt >= 10_000) {
+      this.log.error({ topic: delivery.message.topic, error: why.refusal.error, messages: this.heldSinceLog },
+        'the dead-letter topic refused a record even shrunk; the message stays unacknowledged (the broker keeps it)');
+      this.heldLoggedAt = now;
+      this.heldSinceLog = 0;
+    }
   }
 
   /** Per route with messages in flight: how old its oldest unacknowledged message is (ms). */

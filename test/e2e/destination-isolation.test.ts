@@ -146,7 +146,10 @@ test('the dead-letter topic deleted: nothing more is acknowledged (backpressure)
   let ready = { status: 200, body: '' };
   await waitFor('/readyz to name the dead-letter topic', async () => (ready = await sluice.ready()).status === 503 && ready.body.includes(sluice.deadLetterTopic), 30_000);
   t.diagnostic(`readyz: ${ready.body.trim().split('\n').join(' | ')}`);
+  // long enough for the retries to find the topic missing (creation is off): still held, not refused
+  await sleep(3_000);
   const m = await sluice.metrics();
+  assert.equal(m.get('sluice_dead_letters_total{reason="dead-letter-refused"}') ?? 0, 0, 'a missing dead-letter topic is waited for, never taken for a too-large record');
   assert.ok((m.get('sluice_messages_acked_total') ?? 0) < 220, 'the unwritable dead letters hold the window: not everything is acked');
   await a.createTopics({ topics: [{ topic: sluice.deadLetterTopic, numPartitions: 1 }], waitForLeaders: true });
   const recreatedAt = Date.now();

@@ -57,6 +57,11 @@ export class DeadLetterSink implements Sink<DeadLetterItem> {
         throw new SinkError(this.name, `the dead-letter topic ${this.topic} is not writable now: ${this.kafka.unavailable(records[0] as KafkaRecord)}`);
       }
       if (result.rejected.length === 0) return { rejected: [] };
+      const notTheRecord = result.rejected.find((r) => r.reason !== 'rejected-by-kafka');
+      if (notTheRecord) {
+        // the topic, not the record (deleted, creation off): shrinking cannot help; hold and retry
+        throw new SinkError(this.name, `the dead-letter topic ${this.topic} is not writable now: ${notTheRecord.error}`);
+      }
       rejected = result.rejected.map((r) => ({ ...r, index: indexes[r.index] as number }));
       indexes = rejected.map((r) => r.index);
     }
