@@ -107,7 +107,8 @@ export class TopicAdmin {
   private async refresh(): Promise<void> {
     if (Date.now() - this.listedAt < 500) return;
     this.listing ??= this.admin.listTopics().then((topics) => {
-      this.known.clear();
+      // added to, never replaced: a list asked for before a topic we just created may lack it
+      // (a deleted topic leaves through forget(), when Kafka says it is unknown)
       for (const t of topics) this.known.add(t);
       this.usedBy.clear();
       this.listedAt = Date.now();
