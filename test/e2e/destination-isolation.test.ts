@@ -36,11 +36,19 @@ function ackGaps(sluice: SluiceProcess) {
   return { async stop() { stopped = true; await run; return longest; } };
 }
 
+/**
+ * An admin client for one test; topics handed to `drop` are deleted before it disconnects (a
+ * deleteTopics after disconnect() reconnects kafkajs and leaves the test file hanging).
+ */
 async function admin(t: TestContext) {
   const a = kafka().admin();
   await a.connect();
-  t.after(() => a.disconnect());
-  return a;
+  const toDrop: string[] = [];
+  t.after(async () => {
+    if (toDrop.length > 0) await a.deleteTopics({ topics: toDrop }).catch(() => {});
+    await a.disconnect();
+  });
+  return Object.assign(a, { drop: (topics: readonly string[]) => void toDrop.push(...topics) });
 }
 
 const byReason = (records: readonly KafkaRecordSeen[], reason: string) => records.filter((r) => r.headers['sluice-reason'] === reason);
@@ -62,14 +70,14 @@ test('a route\'s topic deleted under load: the other topic flows, the deleted on
   await sluice.start();
   const pub = await mqttClient(t);
   await publishNumbered(pub, 100, (s) => `${p}/${s % 2 ? 'good' : 'victim'}/d-${s % 10}`);
-  await waitFor('both topics', async () => (await (await admin(t)).listTopics()).filter((x) => x.startsWith(`${p}.`)).length === 2);
+  const a = await admin(t);
+  await waitFor('both topics', async () => (await a.listTopics()).filter((x) => x.startsWith(`${p}.`)).length === 2);
   const gaps = ackGaps(sluice);
   const total = 6_000;
   const rate = 1_000;
   const publishStart = Date.now();
   const publishing = publishNumbered(pub, total, (s) => `${p}/${s % 2 ? 'good' : 'victim'}/d-${s % 10}`, { from: 100, ratePerSecond: rate });
   await sleep(1_500);
-  const a = await admin(t);
   const deletedAt = Date.now();
   await a.deleteTopics({ topics: [`${p}.victim`] });
   // what was written before the deletion went with the topic; a second later, what is published was surely not
@@ -136,7 +144,7 @@ test('the dead-letter topic deleted: nothing more is acknowledged (backpressure)
     config: { kafka: { createTopics: { enabled: false } }, http: { maxUnackedAgeMs: 2_000 } },
   });
   await a.createTopics({ topics: [{ topic: `${p}.good`, numPartitions: 3 }, { topic: sluice.deadLetterTopic, numPartitions: 1 }], waitForLeaders: true });
-  t.after(() => a.deleteTopics({ topics: [`${p}.good`, sluice.deadLetterTopic] }).catch(() => {}));
+  a.drop([`${p}.good`, sluice.deadLetterTopic]);
   await sluice.start();
   const pub = await mqttClient(t);
   await a.deleteTopics({ topics: [sluice.deadLetterTopic] });
@@ -200,7 +208,7 @@ test('a device-driven topic template (5,000 distinct values): good traffic flows
   assert.equal(good.size, 2_000, 'every good message arrived');
   const a = await admin(t);
   const dynTopics = (await a.listTopics()).filter((x) => x.startsWith(`${p}.dyn.`));
-  t.after(() => a.deleteTopics({ topics: dynTopics }).catch(() => {}));
+  a.drop(dynTopics);
   const dead = await readTopic(t, sluice.deadLetterTopic, (r) => r.length >= 5_000 - maxTopics);
   const refused = byReason(dead, 'kafka-topic-missing');
   t.diagnostic(`7,000 acked in ${tookMs} ms; longest ack gap ${longestGap} ms; ${dynTopics.length} topics created; ${refused.length} dead-lettered; readyz said: ${sawRoute || '(never 503)'}`);

@@ -44,6 +44,8 @@ export class TopicAdmin {
   private readonly known = new Set<string>();
   private readonly missing = new Map<string, { at: number; reason: string }>();
   private readonly checking = new Set<string>();
+  /** Topics Kafka called unknown while we wrote: checked against the cluster before any budget. */
+  private readonly forgotten = new Set<string>();
   private readonly patterns = new Map<string, RegExp>();
   /** Topics each template names now (from the last topic list, plus those created since). */
   private readonly usedBy = new Map<string, number>();
@@ -68,8 +70,9 @@ export class TopicAdmin {
     if (this.known.has(topic)) return ready;
     const m = this.missing.get(topic);
     if (m && Date.now() - m.at < (this.options.recheckMs ?? 10_000)) return { state: 'missing', reason: m.reason };
-    // a template that has used its budget is refused at once, with no call to Kafka
-    const over = template === undefined ? undefined : this.overBudget(topic, template);
+    // a template that has used its budget is refused at once, with no call to Kafka; not a topic
+    // Kafka just called unknown, which may well exist (and count in the budget): that one is checked
+    const over = template === undefined || this.forgotten.has(topic) ? undefined : this.overBudget(topic, template);
     if (over) {
       this.missing.set(topic, { at: Date.now(), reason: over });
       return { state: 'missing', reason: over };
@@ -95,6 +98,7 @@ export class TopicAdmin {
   /** Kafka answered "unknown topic" for it: check it again before the next write. */
   forget(topic: string): void {
     this.listedAt = 0; // the next check asks the cluster
+    this.forgotten.add(topic);
     if (this.known.delete(topic)) this.log.warn({ topic }, 'kafka says the topic is unknown: looking for it again (recreating it if createTopics allows)');
   }
 
@@ -128,6 +132,7 @@ export class TopicAdmin {
     }
     if (this.known.has(topic)) {
       this.missing.delete(topic);
+      this.forgotten.delete(topic);
       return;
     }
     const { enabled, partitions, replicationFactor } = this.options.createTopics;
@@ -144,6 +149,7 @@ export class TopicAdmin {
       const created = await this.admin.createTopics({ topics: [{ topic, numPartitions: partitions, replicationFactor }], waitForLeaders: true });
       if (created) this.log.info({ topic, partitions, replicationFactor }, 'kafka topic created');
       this.known.add(topic);
+      this.forgotten.delete(topic);
       if (template !== undefined) this.usedBy.set(template, (this.usedBy.get(template) ?? this.used(template)) + 1);
       this.missing.delete(topic);
     } catch (err) {
