@@ -50,3 +50,24 @@ test('a colliding topic name is refused with Kafka\'s own reason; a template\'s 
   await again.load();
   assert.equal(again.state(`b.${u}.d4`, template).state, 'missing');
 });
+
+test('two topics of one template checked at once cannot both take its last place; a topic being created is never refused meanwhile', { timeout: 60_000 }, async (t) => {
+  printLogsOnFailure(t);
+  const u = unique('race').replace('-', '');
+  const admin = kafka().admin();
+  await admin.connect();
+  const template = `r.${u}.{deviceId}`;
+  t.after(async () => {
+    const mine = (await admin.listTopics()).filter((x) => x.startsWith(`r.${u}.`));
+    await admin.deleteTopics({ topics: mine }).catch(() => {});
+    await admin.disconnect();
+  });
+  const topics = new TopicAdmin(admin, { createTopics: { enabled: true, partitions: 1, replicationFactor: 1 }, maxTopics: 1 }, pino({ level: 'silent' }));
+  await topics.load();
+  assert.deepEqual([topics.state(`r.${u}.a`, template), topics.state(`r.${u}.b`, template)], [{ state: 'pending' }, { state: 'pending' }]);
+  // asked again while both checks run (a deferred record retried): still waiting, not refused
+  assert.deepEqual(topics.state(`r.${u}.a`, template), { state: 'pending' });
+  const [a, b] = await Promise.all([topics.settle(`r.${u}.a`, template), topics.settle(`r.${u}.b`, template)]);
+  assert.deepEqual([a.state, b.state].sort(), ['missing', 'ready'], 'one made, one refused by the budget');
+  assert.equal((await admin.listTopics()).filter((x) => x.startsWith(`r.${u}.`)).length, 1, 'exactly one topic in the cluster');
+});

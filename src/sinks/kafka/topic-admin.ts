@@ -49,6 +49,8 @@ export class TopicAdmin {
   private readonly patterns = new Map<string, RegExp>();
   /** Topics each template names now (from the last topic list, plus those created since). */
   private readonly usedBy = new Map<string, number>();
+  /** Topics being created now, with their template: they hold a place in its budget. */
+  private readonly creating = new Map<string, string>();
   private listedAt = 0;
   private listing: Promise<void> | undefined;
 
@@ -70,6 +72,7 @@ export class TopicAdmin {
     if (this.known.has(topic)) return ready;
     const m = this.missing.get(topic);
     if (m && Date.now() - m.at < (this.options.recheckMs ?? 10_000)) return { state: 'missing', reason: m.reason };
+    if (this.creating.has(topic)) return pending; // being created: never refused meanwhile (it holds its place)
     // a template that has used its budget is refused at once, with no call to Kafka; not a topic
     // Kafka just called unknown, which may well exist (and count in the budget): that one is checked
     const over = template === undefined || this.forgotten.has(topic) ? undefined : this.overBudget(topic, template);
@@ -123,6 +126,9 @@ export class TopicAdmin {
   }
 
   private async check(topic: string, template: string | undefined): Promise<void> {
+    // refused (its template's budget used up) while this check waited in the queue
+    const m = this.missing.get(topic);
+    if (m && Date.now() - m.at < (this.options.recheckMs ?? 10_000)) return;
     try {
       await this.refresh();
     } catch (err) {
@@ -145,17 +151,18 @@ export class TopicAdmin {
       this.missing.set(topic, { at: Date.now(), reason: over });
       return;
     }
+    // its place in the budget is taken now, before the call: two checks at once cannot both take the last one
+    if (template !== undefined) this.creating.set(topic, template);
     try {
       const created = await this.admin.createTopics({ topics: [{ topic, numPartitions: partitions, replicationFactor }], waitForLeaders: true });
       if (created) this.log.info({ topic, partitions, replicationFactor }, 'kafka topic created');
-      this.known.add(topic);
+      this.addKnown(topic, template);
       this.forgotten.delete(topic);
-      if (template !== undefined) this.usedBy.set(template, (this.usedBy.get(template) ?? this.used(template)) + 1);
       this.missing.delete(topic);
     } catch (err) {
       const e = err as Error & { type?: string };
       if (e.type === 'TOPIC_ALREADY_EXISTS') {
-        this.known.add(topic); // another worker made it
+        this.addKnown(topic, template); // another worker made it
         return;
       }
       // Kafka's own reason (a name colliding with another's, a policy, a quota), kept for the dead
@@ -164,14 +171,26 @@ export class TopicAdmin {
       const reason = `topic "${topic}" could not be created: ${kafkaReason(err)}${collides ? `: it collides with existing topic ${collides} (Kafka treats "." and "_" in topic names as the same)` : ''}`;
       this.log.warn({ topic, err: reason }, 'kafka topic not created');
       this.missing.set(topic, { at: Date.now(), reason });
+    } finally {
+      this.creating.delete(topic);
     }
+  }
+
+  /** A topic now in the cluster: counted once in its template's budget. */
+  private addKnown(topic: string, template: string | undefined): void {
+    if (this.known.has(topic)) return;
+    if (template !== undefined && this.usedBy.has(template)) this.usedBy.set(template, (this.usedBy.get(template) as number) + 1);
+    this.known.add(topic);
   }
 
   /** Why the template may not get this new topic, or undefined when it may. */
   private overBudget(topic: string, template: string): string | undefined {
     if (!template.includes('{') || !this.options.createTopics.enabled) return undefined;
-    const used = this.usedBy.get(template) ?? this.used(template);
-    this.usedBy.set(template, used);
+    const known = this.usedBy.get(template) ?? this.used(template);
+    this.usedBy.set(template, known);
+    let creating = 0;
+    for (const [t, tpl] of this.creating) if (tpl === template && t !== topic && !this.known.has(t)) creating++;
+    const used = known + creating;
     return used >= this.options.maxTopics
       ? `topic "${topic}" not created: the template "${template}" has used its kafka.maxTopics budget (${used} of ${this.options.maxTopics} topics)`
       : undefined;
