@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import type { Message } from '../../message.ts';
 import type { Refusal } from '../../outcome.ts';
-import type { KafkaSink } from '../kafka/kafka-sink.ts';
+import { recordRejected, type KafkaSink } from '../kafka/kafka-sink.ts';
 import { mqttHeaders } from '../kafka/kafka-headers.ts';
 import type { KafkaHeaderValue, KafkaRecord } from '../kafka/kafka-record.ts';
 
@@ -57,7 +57,7 @@ export class DeadLetterSink implements Sink<DeadLetterItem> {
         throw new SinkError(this.name, `the dead-letter topic ${this.topic} is not writable now: ${this.kafka.unavailable(records[0] as KafkaRecord)}`);
       }
       if (result.rejected.length === 0) return { rejected: [] };
-      const notTheRecord = result.rejected.find((r) => r.reason !== 'rejected-by-kafka');
+      const notTheRecord = result.rejected.find((r) => r.reason !== recordRejected);
       if (notTheRecord) {
         // the topic, not the record (deleted, creation off): shrinking cannot help; hold and retry
         throw new SinkError(this.name, `the dead-letter topic ${this.topic} is not writable now: ${notTheRecord.error}`);

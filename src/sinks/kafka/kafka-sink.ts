@@ -35,6 +35,9 @@ export interface KafkaSinkOptions {
   readonly isolate?: boolean;
 }
 
+/** The reason a record is rejected for what it is (too large, invalid): the only one shrinking can help. */
+export const recordRejected = 'rejected-by-kafka';
+
 /** Protocol errors that are about the records, not the cluster's state. */
 const recordFaults = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE', 'INVALID_RECORD', 'CORRUPT_MESSAGE', 'INVALID_TIMESTAMP']);
 /** Protocol errors about one topic or its partitions: other topics can still be written. */
@@ -132,7 +135,7 @@ export class KafkaSink implements Sink<KafkaRecord> {
     // topics failing on their own are tried alone on the probe producer (one quick internal
     // retry, the least kafkajs allows an idempotent producer); the rest go together on the main one
     const alone = new Map<string, number[]>();
-    for (const [topic, indexes] of byTopic) {
+    if (this.failing.size > 0) for (const [topic, indexes] of byTopic) {
       if (this.failing.has(topic)) {
         alone.set(topic, indexes);
         byTopic.delete(topic);
@@ -184,7 +187,7 @@ export class KafkaSink implements Sink<KafkaRecord> {
   /** Halves a topic's records until each bad one stands alone (a new session after each failed try). */
   private async halve(batch: readonly KafkaRecord[], topic: string, indexes: readonly number[], rejected: ItemRejection[], fault: string): Promise<void> {
     if (indexes.length === 1) {
-      rejected.push({ index: indexes[0] as number, reason: 'rejected-by-kafka', error: fault });
+      rejected.push({ index: indexes[0] as number, reason: recordRejected, error: fault });
       return;
     }
     const mid = Math.ceil(indexes.length / 2);
