@@ -2,6 +2,7 @@
 // bring it down. Used by `npm run stack:*`, the test suite's global setup, the demo and the bench.
 import { launch, runningPid, tail, terminate, waitUntilReady } from './daemon.ts';
 import { assertPortFree, ensureDebianPackages } from './prerequisites.ts';
+import { hivemqServer } from './servers/hivemq.ts';
 import { influxdbServer } from './servers/influxdb.ts';
 import { kafkaServer } from './servers/kafka.ts';
 import type { LocalServer } from './servers/local-server.ts';
@@ -24,7 +25,7 @@ export class LocalStack {
 
   constructor(config: StackConfig, log: (line: string) => void = (l) => process.stderr.write(`stack: ${l}\n`)) {
     this.config = config;
-    this.servers = [mosquittoServer(config), kafkaServer(config), influxdbServer(config), victoriaMetricsServer(config)];
+    this.servers = [mosquittoServer(config), hivemqServer(config), kafkaServer(config), influxdbServer(config), victoriaMetricsServer(config)];
     this.log = log;
   }
 

@@ -68,13 +68,13 @@ export function ensureDebianPackages(wanted: ReadonlyArray<{ executable: string;
 }
 
 /** Java's major version (17 for "17.0.15"), or an error naming what to install. */
-export function requireJava(minMajor: number): string {
-  const java = requireExecutable('java', `Kafka needs Java ${minMajor}+: \`apt-get install openjdk-${minMajor}-jre-headless\``);
+export function requireJava(minMajor: number, who = 'Kafka'): string {
+  const java = requireExecutable('java', `${who} needs Java ${minMajor}+: \`apt-get install openjdk-${minMajor}-jre-headless\``);
   const out = spawnSync(java, ['-version'], { encoding: 'utf8' });
   const match = /version "(\d+)(?:\.(\d+))?/.exec(`${out.stderr}${out.stdout}`);
   const major = match ? Number(match[1] === '1' ? match[2] : match[1]) : NaN;
   if (!(major >= minMajor)) {
-    throw new PrerequisiteError(`Kafka needs Java ${minMajor}+, found ${match ? match[0] : 'an unknown java'} at ${java}`);
+    throw new PrerequisiteError(`${who} needs Java ${minMajor}+, found ${match ? match[0] : 'an unknown java'} at ${java}`);
   }
   return java;
 }

@@ -14,6 +14,7 @@ export interface StackConfig {
   readonly cacheDir: string;
   readonly host: '127.0.0.1';
   readonly mqtt: { readonly port: number; readonly tlsPort: number; readonly authPort: number; readonly username: string; readonly password: string };
+  readonly hivemq: { readonly port: number };
   readonly kafka: { readonly port: number; readonly controllerPort: number; readonly heap: string };
   readonly influxdb: { readonly port: number; readonly rpcPort: number; readonly database: string };
   readonly victoriaMetrics: { readonly port: number };
@@ -24,6 +25,7 @@ export const portVariables = {
   SLUICE_MQTT_PORT: 21883,
   SLUICE_MQTTS_PORT: 28883,
   SLUICE_MQTT_AUTH_PORT: 21884,
+  SLUICE_HIVEMQ_PORT: 21885,
   SLUICE_KAFKA_PORT: 29092,
   SLUICE_KAFKA_CONTROLLER_PORT: 29093,
   SLUICE_INFLUX_PORT: 28086,
@@ -56,6 +58,7 @@ export function stackConfig(env: NodeJS.ProcessEnv = process.env): StackConfig {
       username: 'sluice',
       password: 'sluice-dev-password',
     },
+    hivemq: { port: port('SLUICE_HIVEMQ_PORT') },
     kafka: {
       port: port('SLUICE_KAFKA_PORT'),
       controllerPort: port('SLUICE_KAFKA_CONTROLLER_PORT'),

@@ -1,11 +1,12 @@
 // Apache Kafka in KRaft mode from Maven Central's jars (deploy/local/kafka/pom.xml), run with
 // `java -cp`: one combined broker and controller node, storage formatted on first start.
 import { spawnSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
-import { PrerequisiteError, requireExecutable, requireJava, runCommand } from '../prerequisites.ts';
+import { mavenJars, mavenJarsDir } from '../maven.ts';
+import { requireJava } from '../prerequisites.ts';
 import type { StackConfig } from '../stack-config.ts';
 import { renderTemplate } from '../template.ts';
 import type { LocalServer } from './local-server.ts';
@@ -94,29 +95,9 @@ export function kafkaVersion(pom: string): string {
 }
 
 function kafkaJarsDir(cacheDir: string, pom: string): string {
-  const digest = createHash('sha256').update(readFileSync(pom)).digest('hex').slice(0, 12);
-  return join(cacheDir, `kafka-${kafkaVersion(pom)}-${digest}`, 'libs');
+  return mavenJarsDir(cacheDir, `kafka-${kafkaVersion(pom)}`, pom);
 }
 
-/** The broker's jars, resolved by Maven once per pom content into the cache. */
-async function kafkaJars(cacheDir: string, pom: string): Promise<string> {
-  const libs = kafkaJarsDir(cacheDir, pom);
-  if (existsSync(join(libs, '.complete'))) return libs;
-  const mvn = requireExecutable('mvn', 'Kafka\'s jars come from Maven Central: `apt-get install maven`');
-  const tmp = `${libs}.tmp-${process.pid}`;
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp, { recursive: true });
-  process.stderr.write(`stack: fetching Kafka ${kafkaVersion(pom)} jars from Maven Central into ${libs} (once)\n`);
-  const out = await runCommand(mvn, ['-q', '-B', '-f', pom, 'dependency:copy-dependencies', `-DoutputDirectory=${tmp}`,
-    '-DincludeScope=runtime']);
-  if (out.status !== 0) {
-    rmSync(tmp, { recursive: true, force: true });
-    const why = out.output.trim().split('\n').slice(-8).join('\n');
-    throw new PrerequisiteError(`could not fetch Kafka's jars with Maven (is Maven Central reachable?):\n${why}`);
-  }
-  writeFileSync(join(tmp, '.complete'), '');
-  rmSync(libs, { recursive: true, force: true });
-  mkdirSync(join(libs, '..'), { recursive: true });
-  renameSync(tmp, libs);
-  return libs;
+function kafkaJars(cacheDir: string, pom: string): Promise<string> {
+  return mavenJars(cacheDir, `kafka-${kafkaVersion(pom)}`, pom, `Kafka ${kafkaVersion(pom)}`);
 }
