@@ -24,4 +24,6 @@ export interface Message {
   readonly receivedAt: number;
   /** The packet id it arrived with (QoS 1 and 2): the audit log records it; its exactly-once ledger keys on it. */
   readonly packetId?: number;
+  /** The broker set DUP: it sent this PUBLISH before (a redelivery, perhaps from a rolled-back state). */
+  readonly dup?: boolean;
 }

@@ -94,3 +94,50 @@ test('compaction keeps every open id, including ones whose record is still being
     [3, 6, 9, 12, 15, 18, 21, 24, 27, 30, 31]);
   await b.stop();
 });
+
+test('released records stay in the history for a rolled-back broker: across a crash and a compaction, bounded by entries and age, voided by a session loss', async () => {
+  const dir = tmp();
+  let now = 1_000_000;
+  const open = async (compactEvery?: number) => {
+    const log = await AuditLog.open(dir);
+    const ledger = await ExactlyOnceLedger.open(dir, worker, {
+      auditHead: () => log.lastSeq, releasedHistory: { maxEntries: 3, maxAgeMs: 60_000 }, now: () => now, ...(compactEvery ? { compactEvery } : {}),
+    });
+    const record = (packetId: number, body: string) => ledger.recording(packetId, digest(body), log.append(command(packetId, body)));
+    return { log, ledger, record, stop: async () => { await ledger.close(); await log.close(); } };
+  };
+  const a = await open();
+  assert.equal(await a.record(1, 'open'), 1);
+  await a.ledger.release(1);
+  assert.equal(a.ledger.releasedRecord(1, digest('open')), 1, 'released: the DUP redelivery resolves to record 1');
+  assert.equal(a.ledger.releasedRecord(1, digest('close')), undefined, 'same id, other content: a new message');
+  assert.equal(a.ledger.recorded(1, digest('open')), undefined, 'no longer open (a non-DUP PUBLISH with id 1 is new)');
+  // "crash": the next process finds the history in the journal
+  const b = await open();
+  assert.equal(b.ledger.releasedRecord(1, digest('open')), 1, 'the history survived the crash');
+  for (const [id, body] of [[2, 'b'], [3, 'c'], [4, 'd']] as const) {
+    await b.record(id, body);
+    await b.ledger.release(id);
+  }
+  assert.equal(b.ledger.releasedSize, 3, 'bounded by entries');
+  assert.equal(b.ledger.releasedRecord(1, digest('open')), undefined, 'the oldest went first');
+  await b.stop();
+  // a compaction (every entry) keeps the history in the snapshot
+  const c = await open(1);
+  await c.record(5, 'e');
+  await c.ledger.release(5);
+  await c.stop();
+  const d = await open();
+  assert.deepEqual([3, 4, 5].map((id) => d.ledger.releasedRecord(id, digest(String.fromCharCode(96 + id)))), [3, 4, 5], 'after compaction and restart');
+  d.ledger.sessionLost();
+  assert.equal(d.ledger.releasedSize, 0, 'a broker without our session has nothing to send again');
+  await d.ledger.gate();
+  await d.stop();
+  const e = await open();
+  assert.equal(e.ledger.releasedSize, 0, 'the reset is durable');
+  await e.record(6, 'f');
+  await e.ledger.release(6);
+  now += 61_000;
+  assert.equal(e.ledger.releasedRecord(6, digest('f')), undefined, 'bounded by age');
+  await e.stop();
+});

@@ -368,3 +368,41 @@ test('a failed audit write (a full disk, for real) stops sluice with exit 70; af
   assert.equal(recorded.length, total, 'nothing twice');
   for (const p of payloads) assert.equal(recorded.filter((r) => r.equals(p)).length, 1, `${p.subarray(0, 6).toString()} recorded once, byte for byte`);
 });
+
+test('idempotency key: a command its publisher sends again (a new PUBLISH, a new packet id) is recorded once, also across a sluice restart; one without a key is recorded and counted', { timeout: 120_000 }, async (t) => {
+  printLogsOnFailure(t);
+  const prefix = unique('idem');
+  const topic = `${prefix}.commands`;
+  const rules = commandRules(prefix, topic);
+  (rules.routes[0] as Record<string, unknown>).audit = { idempotencyKey: { userProperty: 'commandId' } };
+  const sluice = sluiceFor(t, { rules, config: { audit: { dir: 'audit' } } });
+  await sluice.start();
+  const client = await mqttClient(t);
+  const send = (n: number, key: string | undefined) => client.publishAsync(`${prefix}/plant/z/valve/v-1/command`, JSON.stringify({ seq: n, publisher: 0, n }), {
+    qos: 2, properties: key === undefined ? {} : { userProperties: { commandId: key } },
+  });
+  for (let n = 0; n < 50; n++) await send(n, `cmd-${n}`);
+  for (let n = 0; n < 50; n++) await send(n, `cmd-${n}`); // the publisher's retries
+  await waitFor('50 recorded', () => recordedSoFar(auditDir(sluice)) >= 50);
+  const first = await metric(sluice, 'sluice_audit_idempotent_duplicates_total');
+  await sluice.stop('SIGKILL');
+  await sluice.start();
+  for (let n = 0; n < 50; n++) await send(n, `cmd-${n}`); // and again, after the restart
+  await send(50, undefined);
+  await waitFor('the keyless command recorded', () => recordedSoFar(auditDir(sluice)) >= 51);
+  await sleep(1_000);
+  const records = commandsIn(auditDir(sluice));
+  const second = await metric(sluice, 'sluice_audit_idempotent_duplicates_total');
+  const received = (await sluice.metrics()).get('sluice_messages_received_total{qos="2"}') ?? 0;
+  t.diagnostic(`records ${records.length}; duplicates by key: ${first} before the restart, ${second} after it (of ${received} received: what the broker redelivered counts too)`);
+  assert.equal(records.length, 51, 'each key once, and the keyless command');
+  assert.deepEqual(records.slice(0, 50).map((r) => r.idempotencyKey), Array.from({ length: 50 }, (_, n) => `cmd-${n}`), 'each record carries its key');
+  assert.equal(records[50]?.idempotencyKey, undefined);
+  assert.equal(first, 50);
+  assert.ok(second >= 50, `the index was rebuilt from the log (${second})`);
+  assert.equal(await metric(sluice, 'sluice_audit_idempotency_key_missing_total'), 1);
+  // the route's other outputs get the first record's number for every retry
+  const kafkaRecords = await readTopic(t, topic, (rs) => rs.length >= 151, 30_000, 5_000);
+  const seqByN = new Map(records.map((r) => [JSON.parse(Buffer.from(r.payload, 'base64').toString()).n as number, r.seq]));
+  for (const k of kafkaRecords) assert.equal(Number(k.headers['sluice-audit-seq']), seqByN.get(JSON.parse(k.value.toString()).n));
+});

@@ -8,6 +8,7 @@ import { AuditLog } from '../../src/audit/log/audit-log.ts';
 import { segmentName } from '../../src/audit/log/format.ts';
 import { verifyAuditLog } from '../../src/audit/tools/verify.ts';
 import { createAuditMetrics } from '../../src/sinks/audit/audit-metrics.ts';
+import { defaultIdempotency, IdempotencyIndex } from '../../src/audit/exactly-once/idempotency-index.ts';
 import { AuditSink, maxAuditPayloadBytes, type AuditItem } from '../../src/sinks/audit/audit-sink.ts';
 import { conformance } from './conformance.ts';
 
@@ -16,7 +17,7 @@ let dir = '';
 async function open(options: { segmentBytes?: number } = {}) {
   dir = mkdtempSync(join(tmpdir(), 'sluice-audit-conformance-'));
   const log = await AuditLog.open(dir, options);
-  return { log, sink: new AuditSink(log, undefined, { commandsWorker: undefined }, createAuditMetrics(new Registry())) };
+  return { log, sink: new AuditSink(log, undefined, IdempotencyIndex.open(dir, defaultIdempotency), { commandsWorker: undefined }, createAuditMetrics(new Registry())) };
 }
 
 const item = (payload: Buffer): AuditItem => ({

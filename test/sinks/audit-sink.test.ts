@@ -11,6 +11,7 @@ import { toRecord } from '../../src/audit/log/format.ts';
 import { verifyAuditLog } from '../../src/audit/tools/verify.ts';
 import type { Message } from '../../src/message.ts';
 import { createAuditMetrics } from '../../src/sinks/audit/audit-metrics.ts';
+import { defaultIdempotency, IdempotencyIndex } from '../../src/audit/exactly-once/idempotency-index.ts';
 import { AuditSink, maxAuditPayloadBytes } from '../../src/sinks/audit/audit-sink.ts';
 
 const message = (payload: Buffer, extra: Partial<Message> = {}): Message => ({
@@ -40,7 +41,7 @@ test('a payload too large for a record is rejected alone (the pipeline dead-lett
   const dir = mkdtempSync(join(tmpdir(), 'sluice-audit-sink-'));
   const log = await AuditLog.open(dir);
   const registry = new Registry();
-  const sink = new AuditSink(log, undefined, { commandsWorker: undefined }, createAuditMetrics(registry));
+  const sink = new AuditSink(log, undefined, IdempotencyIndex.open(dir, defaultIdempotency), { commandsWorker: undefined }, createAuditMetrics(registry));
   const result = await sink.write([
     { message: message(Buffer.alloc(maxAuditPayloadBytes + 1)), levels: {}, worker: 'w' },
     { message: message(Buffer.from('ok')), levels: {}, worker: 'w' },

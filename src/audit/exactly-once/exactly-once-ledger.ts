@@ -5,6 +5,10 @@
 // broker cannot reuse an id we still hold) and "reset" marks (a CONNACK without our session
 // voids every id). At open the journal is rebuilt from its last snapshot plus the audit records
 // written since, then compacted into a new snapshot.
+// A broker that crashes and restarts from an older save (Mosquitto's autosave) sends again, with
+// DUP set, commands sluice recorded and released since that save. So released records stay in a
+// bounded history (entries and age, both configurable), durable like the rest: a DUP PUBLISH
+// whose packet id, topic and payload match one resolves to the first record.
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -27,22 +31,41 @@ interface Entry {
   releasing?: Promise<void>;
 }
 
+/** [packetId, seq, digest, releasedAt (epoch ms)] */
+type ReleasedTuple = readonly [number, number, string, number];
+
 type JournalEntry =
-  | { readonly t: 'snapshot'; readonly through: number; readonly open: ReadonlyArray<readonly [number, number, string]> }
-  | { readonly t: 'release'; readonly seq: number; readonly packetId: number }
+  | { readonly t: 'snapshot'; readonly through: number; readonly open: ReadonlyArray<readonly [number, number, string]>; readonly released?: readonly ReleasedTuple[] }
+  | { readonly t: 'release'; readonly seq: number; readonly packetId: number; readonly digest?: string; readonly at?: number }
   | { readonly t: 'reset'; readonly through: number };
+
+/** How long released records are remembered for a rolled-back broker's redelivery. */
+export interface ReleasedHistoryOptions {
+  readonly maxEntries: number;
+  readonly maxAgeMs: number;
+}
+
+export const defaultReleasedHistory: ReleasedHistoryOptions = { maxEntries: 10_000, maxAgeMs: 3_600_000 };
 
 export interface LedgerOptions {
   /** The audit log's last durable sequence number, now (records after a snapshot are read from the log). */
   readonly auditHead: () => number;
   /** Compact the journal after this many entries (default 10,000). */
   readonly compactEvery?: number;
+  /** Released records kept for redeliveries after a broker rollback (defaultReleasedHistory). */
+  readonly releasedHistory?: ReleasedHistoryOptions;
+  /** The clock (tests). */
+  readonly now?: () => number;
   readonly onFatal?: (err: Error) => void;
 }
 
 export class ExactlyOnceLedger {
   private readonly file: string;
   private readonly open = new Map<number, Entry>();
+  /** Released records by packet id and digest, oldest first (a Map keeps insertion order). */
+  private readonly released = new Map<string, { readonly seq: number; readonly at: number }>();
+  private readonly history: ReleasedHistoryOptions;
+  private readonly now: () => number;
   private handle!: FileHandle;
   private readonly commits: GroupCommit<JournalEntry, void>;
   private entries = 0;
@@ -54,6 +77,8 @@ export class ExactlyOnceLedger {
     this.file = file;
     this.options = options;
     this.auditHead = options.auditHead;
+    this.history = options.releasedHistory ?? defaultReleasedHistory;
+    this.now = options.now ?? Date.now;
     this.commits = new GroupCommit((batch) => this.commit(batch), options.onFatal);
   }
 
@@ -63,9 +88,11 @@ export class ExactlyOnceLedger {
     mkdirSync(ledgerDir, { recursive: true });
     const ledger = new ExactlyOnceLedger(join(ledgerDir, `${encodeURIComponent(worker)}.ledger`), options);
     const recovered = recoverOpenIds(dir, worker, ledger.file);
-    for (const [packetId, { seq, digest }] of recovered) {
+    for (const [packetId, { seq, digest }] of recovered.open) {
       ledger.open.set(packetId, { seq, after: seq - 1, digest, recorded: Promise.resolve(seq) });
     }
+    for (const [packetId, seq, digest, at] of recovered.released) ledger.remember(packetId, digest, seq, at);
+    ledger.expire();
     ledger.writeSnapshot(options.auditHead());
     ledger.handle = await open(ledger.file, 'a');
     return ledger;
@@ -74,6 +101,20 @@ export class ExactlyOnceLedger {
   /** Packet ids recorded (or being recorded) and not yet released. */
   get size(): number {
     return this.open.size;
+  }
+
+  /** Released records remembered for a rolled-back broker's redelivery. */
+  get releasedSize(): number {
+    return this.released.size;
+  }
+
+  /**
+   * A DUP PUBLISH matching a record already released: a broker restarted from an older save
+   * sends it again. Its record's sequence number; undefined: not one we released (recently).
+   */
+  releasedRecord(packetId: number, digest: string): number | undefined {
+    this.expire();
+    return this.released.get(`${packetId}:${digest}`)?.seq;
   }
 
   /**
@@ -117,17 +158,19 @@ export class ExactlyOnceLedger {
     if (!entry) return Promise.resolve(); // released before (a resent PUBREL), or never ours
     if (entry.releasing) return entry.releasing;
     // the commit that makes it durable also drops the id from the open set (see commit())
-    entry.releasing = entry.recorded.then((seq) => this.append({ t: 'release', seq, packetId }));
+    entry.releasing = entry.recorded.then((seq) => this.append({ t: 'release', seq, packetId, digest: entry.digest, at: this.now() }));
     return entry.releasing;
   }
 
   /** The broker has no session for us: every id it had in flight is void. */
   sessionLost(): void {
-    if (this.open.size === 0 && !this.resetDurable) return;
+    if (this.open.size === 0 && this.released.size === 0 && !this.resetDurable) return;
     // records still being written belong to the lost session too: the reset covers them once
     // they are durable (the gate keeps new ones from starting meanwhile)
     const older = [...this.open.values()].map((e) => e.recorded.catch(() => 0));
     this.open.clear();
+    // a broker with no session for us has nothing of ours to send again
+    this.released.clear();
     const reset = Promise.all([...older, this.resetDurable]).then(() => this.append({ t: 'reset', through: this.auditHead() }));
     this.resetDurable = reset;
     void reset.then(() => {
@@ -163,7 +206,9 @@ export class ExactlyOnceLedger {
     for (const e of batch) {
       if (e.t !== 'release') continue;
       if (this.open.get(e.packetId)?.seq === e.seq) this.open.delete(e.packetId);
+      if (e.digest !== undefined) this.remember(e.packetId, e.digest, e.seq, e.at ?? this.now());
     }
+    this.expire();
     this.entries += batch.length;
     if (this.entries >= (this.options.compactEvery ?? 10_000)) await this.compact();
     return batch.map(() => undefined);
@@ -183,14 +228,36 @@ export class ExactlyOnceLedger {
     this.handle = await open(this.file, 'a');
   }
 
+  /** Remembers a released record (the newest last); the oldest go past the entry bound. */
+  private remember(packetId: number, digest: string, seq: number, at: number): void {
+    const key = `${packetId}:${digest}`;
+    this.released.delete(key);
+    this.released.set(key, { seq, at });
+    while (this.released.size > this.history.maxEntries) this.released.delete(this.released.keys().next().value as string);
+  }
+
+  /** Forgets released records older than the history's age bound. */
+  private expire(): void {
+    const oldest = this.now() - this.history.maxAgeMs;
+    for (const [key, r] of this.released) {
+      if (r.at >= oldest) break;
+      this.released.delete(key);
+    }
+  }
+
   private writeSnapshot(through: number): void {
     const open: Array<readonly [number, number, string]> = [];
     for (const [packetId, e] of this.open) if (e.seq !== undefined && e.seq <= through) open.push([packetId, e.seq, e.digest]);
+    const released: ReleasedTuple[] = [];
+    for (const [key, r] of this.released) {
+      const colon = key.indexOf(':');
+      released.push([Number(key.slice(0, colon)), r.seq, key.slice(colon + 1), r.at]);
+    }
     const tmp = `${this.file}.tmp`;
     const fd = openSync(tmp, 'w');
     try {
       // writeFileSync loops until all is written (a single writeSync may stop short)
-      writeFileSync(fd, encodeFrame(Buffer.from(JSON.stringify({ t: 'snapshot', through, open } satisfies JournalEntry))));
+      writeFileSync(fd, encodeFrame(Buffer.from(JSON.stringify({ t: 'snapshot', through, open, released } satisfies JournalEntry))));
       fsyncSync(fd);
     } finally {
       closeSync(fd);
@@ -211,10 +278,12 @@ export class ExactlyOnceLedger {
  * records after it in the audit log, less the released and reset ones. An id recorded twice
  * (the broker reused it after a session we lost) keeps its latest record.
  */
-function recoverOpenIds(dir: string, worker: string, file: string): Map<number, { seq: number; digest: string }> {
+function recoverOpenIds(dir: string, worker: string, file: string): { open: Map<number, { seq: number; digest: string }>; released: ReleasedTuple[] } {
   let through = 0;
   const bySeq = new Map<number, { packetId: number; digest: string }>();
   const released = new Set<number>();
+  // the released history, in release order; a reset voids what came before it
+  let history: ReleasedTuple[] = [];
   let resetThrough = 0;
   if (existsSync(file)) {
     for (const e of readJournal(readFileSync(file))) {
@@ -223,9 +292,15 @@ function recoverOpenIds(dir: string, worker: string, file: string): Map<number, 
         bySeq.clear();
         released.clear();
         resetThrough = 0;
+        history = [...(e.released ?? [])];
         for (const [packetId, seq, digest] of e.open) bySeq.set(seq, { packetId, digest });
-      } else if (e.t === 'release') released.add(e.seq);
-      else resetThrough = Math.max(resetThrough, e.through);
+      } else if (e.t === 'release') {
+        released.add(e.seq);
+        if (e.digest !== undefined) history.push([e.packetId, e.seq, e.digest, e.at ?? 0]);
+      } else {
+        resetThrough = Math.max(resetThrough, e.through);
+        history = [];
+      }
     }
   }
   readCommandsAfter(dir, through, (record) => {
@@ -238,7 +313,7 @@ function recoverOpenIds(dir: string, worker: string, file: string): Map<number, 
     const { packetId, digest } = bySeq.get(seq) as { packetId: number; digest: string };
     open.set(packetId, { seq, digest });
   }
-  return open;
+  return { open, released: history };
 }
 
 /** Journal entries in order; a torn or damaged tail ends it (its fsync never completed). */

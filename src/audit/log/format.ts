@@ -31,6 +31,8 @@ export interface CommandRecord {
   readonly worker?: string;
   /** The publisher's identity, when the broker provides one (a user property named in config). */
   readonly publisher?: string;
+  /** The application's idempotency key (the route's `audit.idempotencyKey`): recorded once per key within the window. */
+  readonly idempotencyKey?: string;
   readonly properties: {
     readonly userProperties?: Record<string, string | string[]>;
     readonly contentType?: string;
@@ -153,7 +155,7 @@ export function fromRecord(record: CommandRecord): Message {
 }
 
 /** The record as the format specifies it (docs/audit-log.md): bytes as base64, nothing lost. */
-export function toRecord(message: Message, levels: Record<string, string>, worker: string, publisherProperty: string | undefined): NewCommand {
+export function toRecord(message: Message, levels: Record<string, string>, worker: string, publisherProperty: string | undefined, idempotencyKey?: string): NewCommand {
   const p = message.properties;
   const properties: { -readonly [K in keyof NewCommand['properties']]: NewCommand['properties'][K] } = {};
   if (p.userProperties && Object.keys(p.userProperties).length > 0) properties.userProperties = p.userProperties;
@@ -172,6 +174,7 @@ export function toRecord(message: Message, levels: Record<string, string>, worke
     ...(message.packetId === undefined ? {} : { packetId: message.packetId }),
     worker,
     ...(publisher === undefined ? {} : { publisher: Array.isArray(publisher) ? publisher.join(',') : publisher }),
+    ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
     properties,
     payload: message.payload.toString('base64'),
   };

@@ -2,11 +2,14 @@
 // resolves once its records are on disk (fsync'd; the AuditLog group-commits whatever arrives
 // while a sync runs), so the PUBREC that follows is a promise kept. Each record's sequence
 // number is handed on to the route's other outputs (sluice-audit-seq). A QoS 2 redelivery of a
-// message already recorded (same packet id and content, not yet released) resolves with the
-// first record's number and writes nothing: exactly once. A payload too large for a record is
+// message already recorded (same packet id and content, not yet released, or released and sent
+// again with DUP by a broker restarted from an older save) resolves with the first record's
+// number and writes nothing: exactly once. A route's idempotency key does the same for a
+// command its publisher sent again under a new packet id. A payload too large for a record is
 // rejected (dead-lettered); a failed write or fsync is fatal, never retried.
 import type { AuditLog } from '../../audit/log/audit-log.ts';
 import { contentDigest, type ExactlyOnceLedger } from '../../audit/exactly-once/exactly-once-ledger.ts';
+import type { IdempotencyIndex } from '../../audit/exactly-once/idempotency-index.ts';
 import { maxBodyBytes, toRecord } from '../../audit/log/format.ts';
 import type { Message } from '../../message.ts';
 import { SinkError, type ItemRejection, type Sink, type WriteResult } from '../sink.ts';
@@ -17,6 +20,8 @@ export interface AuditItem {
   readonly message: Message;
   readonly levels: Readonly<Record<string, string>>;
   readonly worker: string;
+  /** The route's idempotency key of this message: a string, null when the route names one and the message has none. */
+  readonly key?: string | null;
 }
 
 export interface AuditSinkOptions {
@@ -36,13 +41,15 @@ export class AuditSink implements Sink<AuditItem> {
   readonly name = 'audit';
   private readonly log: AuditLog;
   private readonly ledger: ExactlyOnceLedger | undefined;
+  private readonly keys: IdempotencyIndex;
   private readonly options: AuditSinkOptions;
   private readonly metrics: AuditMetrics;
   private fatal: Error | undefined;
 
-  constructor(log: AuditLog, ledger: ExactlyOnceLedger | undefined, options: AuditSinkOptions, metrics: AuditMetrics) {
+  constructor(log: AuditLog, ledger: ExactlyOnceLedger | undefined, keys: IdempotencyIndex, options: AuditSinkOptions, metrics: AuditMetrics) {
     this.log = log;
     this.ledger = ledger;
+    this.keys = keys;
     this.options = options;
     this.metrics = metrics;
   }
@@ -80,6 +87,7 @@ export class AuditSink implements Sink<AuditItem> {
     if (!this.ledger) return;
     await this.ledger.release(packetId);
     this.metrics.awaitingRelease.set(this.ledger.size);
+    this.metrics.releasedHistory.set(this.ledger.releasedSize);
   }
 
   async close(): Promise<void> {
@@ -89,10 +97,29 @@ export class AuditSink implements Sink<AuditItem> {
   }
 
   /** Resolves with the record's sequence number once it is durable. */
-  private record({ message, levels, worker }: AuditItem): Promise<number> {
+  private record({ message, levels, worker, key }: AuditItem): Promise<number> {
+    if (key === null) this.metrics.keyMissing.inc();
+    if (key) {
+      const earlier = this.keys.recorded(key);
+      if (earlier) {
+        this.metrics.idempotentDuplicates.inc();
+        return earlier;
+      }
+    }
+    const recorded = this.recordOnce(message, levels, worker, key ?? undefined);
+    if (key) {
+      this.keys.recording(key, recorded);
+      this.metrics.idempotencyKeys.set(this.keys.size);
+    }
+    return recorded;
+  }
+
+  /** Exactly once by packet id on the command connection (the ledger); a plain append otherwise. */
+  private recordOnce(message: Message, levels: Readonly<Record<string, string>>, worker: string, key: string | undefined): Promise<number> {
+    const append = () => this.log.append(toRecord(message, levels, worker, this.options.publisherProperty, key));
     const ledger = this.ledger;
     const exactlyOnce = ledger !== undefined && message.qos === 2 && message.packetId !== undefined && worker === this.options.commandsWorker;
-    if (!exactlyOnce) return this.log.append(toRecord(message, levels, worker, this.options.publisherProperty));
+    if (!exactlyOnce) return append();
     const packetId = message.packetId as number;
     const digest = contentDigest(message.topic, message.payload);
     const earlier = ledger.recorded(packetId, digest);
@@ -100,8 +127,15 @@ export class AuditSink implements Sink<AuditItem> {
       this.metrics.redeliveries.inc();
       return earlier;
     }
+    if (message.dup) {
+      const released = ledger.releasedRecord(packetId, digest);
+      if (released !== undefined) {
+        this.metrics.rollbackRedeliveries.inc();
+        return Promise.resolve(released);
+      }
+    }
     if (ledger.heldForOther(packetId, digest)) this.metrics.idConflicts.inc();
-    const recorded = ledger.recording(packetId, digest, this.log.append(toRecord(message, levels, worker, this.options.publisherProperty)));
+    const recorded = ledger.recording(packetId, digest, append());
     this.metrics.awaitingRelease.set(ledger.size);
     return recorded;
   }

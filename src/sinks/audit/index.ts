@@ -6,6 +6,8 @@ import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { z } from 'zod';
 import { AuditLog } from '../../audit/log/audit-log.ts';
 import { ExactlyOnceLedger } from '../../audit/exactly-once/exactly-once-ledger.ts';
+import { IdempotencyIndex, keyReader } from '../../audit/exactly-once/idempotency-index.ts';
+import { RuleError } from '../../router/rule-error.ts';
 import type { OutputCompiler, RouteOutput } from '../../router/route-output.ts';
 import { resolveSecret } from '../../secrets.ts';
 import type { SinkPlugin } from '../plugin.ts';
@@ -13,23 +15,49 @@ import { createAuditMetrics } from './audit-metrics.ts';
 import { AuditSink, type AuditItem } from './audit-sink.ts';
 import { auditConfig, type AuditConfig } from './config.ts';
 
+const keySource = z.union([
+  z.strictObject({ userProperty: z.string().min(1).describe('the user property that carries the key') }),
+  z.strictObject({ correlationData: z.literal(true).describe('the correlation data (its bytes) is the key') }),
+  z.strictObject({ jsonPath: z.string().startsWith('$').describe('a JSON path into the payload, e.g. "$.commandId" (a string or a number)') }),
+]).describe('where the command carries its idempotency key');
+
+const auditRoute = z.union([
+  z.boolean(),
+  z.strictObject({
+    idempotencyKey: keySource.describe('a command with a key already recorded within audit.idempotency.windowMs is not recorded again (a publisher\'s retry with a new packet id); a command without one is recorded and counted'),
+  }),
+]);
+
 /** Recorded as it came, whatever its payload or levels: a command is evidence first. */
 const auditRouteCompiler: OutputCompiler = {
   key: 'audit',
-  compile: (): RouteOutput<AuditItem> => ({
-    sink: 'audit',
-    readsPayload: false,
-    phase: 0,
-    encode: ({ message, levels, worker }) => ({ item: { message, levels, worker } }),
-  }),
+  compile: (part, context): RouteOutput<AuditItem> => {
+    const spec = part as z.infer<typeof auditRoute>;
+    let readKey: ((m: AuditItem['message']) => string | undefined) | undefined;
+    if (typeof spec === 'object') {
+      try {
+        readKey = keyReader(spec.idempotencyKey);
+      } catch (err) {
+        throw new RuleError([...context.path, 'idempotencyKey'], (err as Error).message);
+      }
+    }
+    return {
+      sink: 'audit',
+      readsPayload: false,
+      phase: 0,
+      encode: readKey
+        ? ({ message, levels, worker }) => ({ item: { message, levels, worker, key: readKey(message) ?? null } })
+        : ({ message, levels, worker }) => ({ item: { message, levels, worker } }),
+    };
+  },
 };
 
 export const auditPlugin: SinkPlugin = {
   name: 'audit',
   title: 'audit log',
   route: {
-    schema: z.boolean().default(false)
-      .describe('record every message of this route in the audit log (exactly once for QoS 2 subscriptions), before any other output'),
+    schema: auditRoute.default(false)
+      .describe('record every message of this route in the audit log (exactly once for QoS 2 subscriptions), before any other output; true, or an object naming the idempotency key'),
     compiler: auditRouteCompiler,
   },
   config: auditConfig,
@@ -64,10 +92,20 @@ export const auditPlugin: SinkPlugin = {
       metrics.bytes.inc(bytes);
     };
     const commands = clientIds.commands;
-    const ledger = commands === undefined ? undefined : await ExactlyOnceLedger.open(dir, commands, { auditHead: () => auditLog.lastSeq, onFatal });
+    const ledger = commands === undefined ? undefined : await ExactlyOnceLedger.open(dir, commands, {
+      auditHead: () => auditLog.lastSeq,
+      releasedHistory: a.exactlyOnce.releasedHistory,
+      onFatal,
+    });
+    const keys = IdempotencyIndex.open(dir, a.idempotency);
     metrics.awaitingRelease.set(ledger?.size ?? 0);
-    log.info({ dir, lastSeq: auditLog.lastSeq, awaitingRelease: ledger?.size ?? 0, signed: signing !== undefined }, 'audit log open');
-    const sink = new AuditSink(auditLog, ledger, { commandsWorker: commands, publisherProperty: a.publisherProperty }, metrics);
+    metrics.releasedHistory.set(ledger?.releasedSize ?? 0);
+    metrics.idempotencyKeys.set(keys.size);
+    log.info({
+      dir, lastSeq: auditLog.lastSeq, awaitingRelease: ledger?.size ?? 0, releasedHistory: ledger?.releasedSize ?? 0,
+      idempotencyKeys: keys.size, signed: signing !== undefined,
+    }, 'audit log open');
+    const sink = new AuditSink(auditLog, ledger, keys, { commandsWorker: commands, publisherProperty: a.publisherProperty }, metrics);
     return {
       sink,
       // the log group-commits by itself: hand it every record at once, one batch at a time

@@ -1,0 +1,122 @@
+// Exactly once by the application's own key: a command that its publisher retried (a new
+// PUBLISH, a new packet id) carries the same key, in a user property, the correlation data or
+// a field of its JSON payload, and is recorded once. Each record carries its key
+// (`idempotencyKey`), so the log itself is the durable index: at open the segments that cover
+// the window are read back, newest first, and the keys of records received within it are
+// indexed again. One index per audit directory (one writer), whatever connection took the
+// message; keys are not shared between workers (each has its own log).
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { compileJsonPath } from '../../router/json-path.ts';
+import type { Message } from '../../message.ts';
+import { readFrames, segmentFiles, segmentMagic, type AuditRecord } from '../log/format.ts';
+
+/** Where a route's commands carry their key. */
+export type KeySource =
+  | { readonly userProperty: string }
+  | { readonly correlationData: true }
+  | { readonly jsonPath: string };
+
+export interface IdempotencyOptions {
+  /** How long a key is remembered after its record was received. */
+  readonly windowMs: number;
+  /** At most this many keys (the oldest go first). */
+  readonly maxKeys: number;
+  readonly now?: () => number;
+}
+
+export const defaultIdempotency = { windowMs: 24 * 3_600_000, maxKeys: 1_000_000 } as const;
+
+/** A key longer than this is not used as one: the command is recorded without a key, and counted. */
+export const maxKeyLength = 1024;
+
+/** Compiles a key source into the function that reads a message's key (undefined: it has none). */
+export function keyReader(source: KeySource): (message: Message) => string | undefined {
+  const fit = (key: string | undefined) => (key === undefined || key === '' || key.length > maxKeyLength ? undefined : key);
+  if ('userProperty' in source) {
+    return (m) => {
+      const v = m.properties.userProperties?.[source.userProperty];
+      return fit(Array.isArray(v) ? v[0] : v);
+    };
+  }
+  if ('correlationData' in source) return (m) => fit(m.properties.correlationData?.toString('base64'));
+  const path = compileJsonPath(source.jsonPath);
+  return (m) => {
+    let body: unknown;
+    try {
+      body = JSON.parse(m.payload.toString('utf8'));
+    } catch {
+      return undefined;
+    }
+    const v = path.get(body);
+    return fit(typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'bigint' ? String(v) : undefined);
+  };
+}
+
+export class IdempotencyIndex {
+  /** key -> its record's seq (or the write under way), oldest first. */
+  private readonly keys = new Map<string, { readonly seq: Promise<number>; readonly at: number }>();
+  private readonly options: IdempotencyOptions;
+  private readonly now: () => number;
+
+  private constructor(options: IdempotencyOptions) {
+    this.options = options;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Rebuilds the index from the records of `dir` received within the window. */
+  static open(dir: string, options: IdempotencyOptions): IdempotencyIndex {
+    const index = new IdempotencyIndex(options);
+    const oldest = index.now() - options.windowMs;
+    const found: Array<{ key: string; seq: number; at: number }> = [];
+    // newest segment first; a segment whose first record is older than the window is the last read
+    for (const name of segmentFiles(dir).reverse()) {
+      let first: number | undefined;
+      // the writer's recovery vetted the log before this opens: reading stops only at its end
+      for (const { body } of readFrames(readFileSync(join(dir, name)), segmentMagic.length)) {
+        const record = JSON.parse(body.toString()) as AuditRecord;
+        if (record.type !== 'command') continue;
+        const at = Date.parse(record.receivedAt);
+        first ??= at;
+        if (record.idempotencyKey !== undefined && at >= oldest) found.push({ key: record.idempotencyKey, seq: record.seq, at });
+      }
+      if (first !== undefined && first < oldest) break;
+    }
+    found.sort((a, b) => a.seq - b.seq);
+    for (const f of found) if (!index.keys.has(f.key)) index.remember(f.key, Promise.resolve(f.seq), f.at);
+    return index;
+  }
+
+  get size(): number {
+    return this.keys.size;
+  }
+
+  /** The record of a command with this key already recorded (or being recorded) within the window. */
+  recorded(key: string): Promise<number> | undefined {
+    this.expire();
+    return this.keys.get(key)?.seq;
+  }
+
+  /** A command with this key is being recorded; a failed write forgets it again. */
+  recording(key: string, seq: Promise<number>): void {
+    const at = this.now();
+    this.remember(key, seq, at);
+    seq.catch(() => {
+      if (this.keys.get(key)?.seq === seq) this.keys.delete(key);
+    });
+  }
+
+  private remember(key: string, seq: Promise<number>, at: number): void {
+    this.keys.delete(key);
+    this.keys.set(key, { seq, at });
+    while (this.keys.size > this.options.maxKeys) this.keys.delete(this.keys.keys().next().value as string);
+  }
+
+  private expire(): void {
+    const oldest = this.now() - this.options.windowMs;
+    for (const [key, k] of this.keys) {
+      if (k.at >= oldest) break;
+      this.keys.delete(key);
+    }
+  }
+}
