@@ -33,7 +33,13 @@ export const serviceConfig = z.strictObject({
       .describe('messages in flight at most: advertised to the broker and enforced by sluice'),
     keepalive: z.int().min(1).max(65535).default(30).describe('seconds'),
     connectTimeoutMs: z.int().min(100).default(10_000),
-    reconnect: backoff.prefault({ minMs: 500, maxMs: 30_000 }).describe('reconnect backoff with full jitter'),
+    reconnect: z.strictObject({
+      fastMs: z.int().min(10).default(100)
+        .describe('during the first fastForMs of an outage, an attempt about this often (jittered 50-150%): a restarted broker finds its share group subscribed again within about this long'),
+      fastForMs: z.int().min(0).default(10_000).describe('how long the fast attempts last; then the exponential backoff'),
+      minMs: z.int().min(1).default(500).describe('backoff after the fast phase: exponential from this, with full jitter'),
+      maxMs: z.int().min(1).default(30_000).describe('...up to this'),
+    }).prefault({}).describe('reconnecting after a lost connection: fast at first, then exponential backoff with full jitter'),
     username: z.string().optional(),
     password: secretRef.optional(),
     commands: z.strictObject({

@@ -1,7 +1,11 @@
 // The MQTT 5 session (the Session port's adapter over MQTT.js): one connection per worker with a persistent session (Clean Start false,
 // Session Expiry > 0, stable client id) so a restarted worker resumes and the broker redelivers
 // whatever was not acked; the rules' filters subscribed as $share/<group>/<filter>; Receive
-// Maximum advertised and enforced by the ack window; reconnect with backoff and full jitter.
+// Maximum advertised and enforced by the ack window. After a lost connection the first attempts
+// come fast (jittered), then with exponential backoff and full jitter; every CONNACK re-sends
+// the subscriptions at once (a restarted Mosquitto matches its restored shared subscriptions to
+// nothing until a member subscribes again, so this gap is where it loses messages). An outage
+// logs one warning when it starts, a reminder a minute and one line when it ends.
 // QoS 2 subscriptions get a session of their own (the command connection, see app.ts) whose
 // releases and session losses are reported to its Qos2Hooks (the exactly-once ledger).
 import { readFileSync } from 'node:fs';
@@ -23,7 +27,7 @@ export interface MqttSessionOptions {
   readonly receiveMaximum: number;
   readonly keepalive: number;
   readonly connectTimeoutMs: number;
-  readonly reconnect: { readonly minMs: number; readonly maxMs: number };
+  readonly reconnect: { readonly fastMs: number; readonly fastForMs: number; readonly minMs: number; readonly maxMs: number };
   readonly username?: string | undefined;
   readonly password?: string | undefined;
   readonly tls?: { readonly ca?: string | undefined; readonly cert?: string | undefined; readonly key?: string | undefined; readonly rejectUnauthorized: boolean } | undefined;
@@ -39,7 +43,8 @@ export class MqttSession implements Session {
   private readonly options: MqttSessionOptions;
   private readonly log: Logger;
   private accepting = true;
-  private attempt = 0;
+  /** The outage under way: since when, attempts so far, the last connect error. */
+  private outage: { since: number; attempts: number; lastError?: string; remindedAt: number } | undefined;
   private onMessage: MessageHandler = () => {};
 
   constructor(options: MqttSessionOptions, log: Logger, metrics: Metrics) {
@@ -71,26 +76,61 @@ export class MqttSession implements Session {
     }).sendAck;
 
     this.client.on('connect', (connack) => {
-      this.attempt = 0;
-      this.client.options.reconnectPeriod = options.reconnect.minMs;
       gauges.connected.set(1);
       const present = connack.sessionPresent;
       metrics.sessionsResumed.inc({ present: String(present) });
       if (!present) options.exactlyOnce?.sessionLost();
-      log.info({ clientId: options.clientId, url: options.url, sessionPresent: present }, 'connected to the broker');
       // Always, not only without a session: a filter added to the rules since the session was
-      // made must be subscribed too, and re-subscribing an existing one changes nothing.
+      // made must be subscribed too, a restarted broker may have restored its shared
+      // subscriptions without matching them, and re-subscribing an existing one changes nothing.
       this.subscribe();
+      const outage = this.outage;
+      this.outage = undefined;
+      this.client.options.reconnectPeriod = this.nextAttemptMs(undefined);
+      if (outage) {
+        log.info({ url: options.url, sessionPresent: present, outageMs: Date.now() - outage.since, attempts: outage.attempts, lastError: outage.lastError }, 'reconnected to the broker');
+      } else {
+        log.info({ clientId: options.clientId, url: options.url, sessionPresent: present }, 'connected to the broker');
+      }
     });
     this.client.on('close', () => {
       gauges.connected.set(0);
-      // next reconnect: exponential backoff with full jitter, so a fleet does not reconnect in step
-      this.client.options.reconnectPeriod = backoffMs(this.attempt++, options.reconnect.minMs, options.reconnect.maxMs);
+      const now = Date.now();
+      if (!this.outage) {
+        this.outage = { since: now, attempts: 0, remindedAt: now };
+        if (this.accepting) log.warn({ url: options.url, inFlight: this.window.inFlight }, 'broker connection lost; reconnecting');
+      } else if (now - this.outage.remindedAt >= 60_000) {
+        this.outage.remindedAt = now;
+        log.warn({ url: options.url, outageMs: now - this.outage.since, attempts: this.outage.attempts, lastError: this.outage.lastError }, 'broker still unreachable; reconnecting');
+      }
+      this.client.options.reconnectPeriod = this.nextAttemptMs(this.outage);
     });
-    this.client.on('reconnect', () => metrics.reconnects.inc());
-    this.client.on('offline', () => log.warn({ url: options.url, inFlight: this.window.inFlight }, 'broker connection lost; reconnecting'));
-    this.client.on('error', (err) => log.warn({ err: { message: err.message, code: (err as { code?: unknown }).code } }, 'mqtt error'));
+    this.client.on('reconnect', () => {
+      metrics.reconnects.inc();
+      if (this.outage) this.outage.attempts++;
+    });
+    this.client.on('error', (err) => {
+      const fields = { err: { message: err.message, code: (err as { code?: unknown }).code } };
+      // a refused attempt during an outage is that outage's detail, not a line of its own
+      if (this.outage) {
+        this.outage.lastError = err.message;
+        log.debug(fields, 'mqtt connect attempt failed');
+      } else {
+        log.warn(fields, 'mqtt error');
+      }
+    });
     this.client.on('disconnect', (packet) => log.warn({ reasonCode: packet.reasonCode }, 'broker sent DISCONNECT'));
+  }
+
+  /**
+   * The wait before the next attempt: about fastMs during the first fastForMs of an outage,
+   * then exponential backoff with full jitter, so a fleet does not reconnect in step.
+   */
+  private nextAttemptMs(outage: { since: number; attempts: number } | undefined): number {
+    const r = this.options.reconnect;
+    if (!outage || Date.now() - outage.since < r.fastForMs) return Math.max(1, Math.round(r.fastMs * (0.5 + Math.random())));
+    const fastAttempts = Math.ceil(r.fastForMs / r.fastMs);
+    return backoffMs(Math.max(0, outage.attempts - fastAttempts), r.minMs, r.maxMs);
   }
 
   get clientId(): string {
@@ -150,7 +190,7 @@ export class MqttSession implements Session {
       clean: false,
       keepalive: o.keepalive,
       connectTimeout: o.connectTimeoutMs,
-      reconnectPeriod: o.reconnect.minMs,
+      reconnectPeriod: o.reconnect.fastMs,
       resubscribe: false, // we subscribe on every CONNACK ourselves
       manualConnect: true, // the ack hook must be in place before the first packet
       log: () => {}, // MQTT.js formats a debug line per packet otherwise (3% of CPU under load)
@@ -183,5 +223,6 @@ function toMessage(packet: IPublishPacket): Message {
     properties: (packet.properties ?? {}) as MqttProperties,
     receivedAt: Date.now(),
     ...(packet.messageId === undefined ? {} : { packetId: packet.messageId }),
+    ...(packet.dup ? { dup: true } : {}),
   };
 }

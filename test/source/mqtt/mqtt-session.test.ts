@@ -17,7 +17,7 @@ test('MqttSession: messages with ack slots; pause takes nothing new, resume goes
   const prefix = unique('session');
   const session = new MqttSession({
     url: endpoints.mqtt, clientId: unique('session'), group: unique('g'), subscriptions: [{ filter: `${prefix}/#`, qos: 1 }],
-    sessionExpiryInterval: 60, receiveMaximum: 50, keepalive: 10, connectTimeoutMs: 5_000, reconnect: { minMs: 100, maxMs: 1_000 },
+    sessionExpiryInterval: 60, receiveMaximum: 50, keepalive: 10, connectTimeoutMs: 5_000, reconnect: { fastMs: 100, fastForMs: 10_000, minMs: 100, maxMs: 1_000 },
   }, pino({ level: 'silent' }), createMetrics(new Registry(), { defaultMetrics: false }));
   const taken: Array<{ message: Message; slot: AckSlot }> = [];
   session.start((message, slot) => taken.push({ message, slot }));
