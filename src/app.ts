@@ -11,6 +11,7 @@ import { backoffMs } from './backoff.ts';
 import { secretOf, type LoadedConfig } from './config/load.ts';
 import { ConfigError } from './config/yaml-file.ts';
 import { addressOf, startHttpServer } from './observability/http-server.ts';
+import { Liveness } from './observability/liveness.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
 import { Pipeline } from './pipeline/pipeline.ts';
 import { BatchQueue } from './sinks/batch-queue.ts';
@@ -66,8 +67,10 @@ export async function startWorker(config: LoadedConfig, log: Logger, options: Wo
   let source: MqttSession | undefined;
   let commandSource: MqttSession | undefined;
   let http: Server;
+  const liveness = new Liveness(s.http.liveness, metrics.eventLoopWorstLag,
+    (ms) => log.warn({ stalledMs: ms, limitMs: s.http.liveness.maxStallMs }, 'the event loop stalled: /healthz fails for a while'));
   try {
-    http = await startHttpServer(s.http.host, s.http.port, metrics.registry, { problems: () => problems() });
+    http = await startHttpServer(s.http.host, s.http.port, metrics.registry, { problems: () => problems() }, liveness);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
       throw new ConfigError(`${config.configFile}: http.port ${s.http.port} on ${s.http.host} is in use (another sluice?): stop it, or set http.port (0 picks a free port)`);
@@ -126,6 +129,7 @@ export async function startWorker(config: LoadedConfig, log: Logger, options: Wo
       sinks.set(plugin.name, { built, queue: new BatchQueue(built.sink, built.batch, s.retry, sinkLog, metrics) });
     }
   } catch (err) {
+    liveness.stop();
     await new Promise((r) => http.close(r));
     throw err;
   }
@@ -140,6 +144,7 @@ export async function startWorker(config: LoadedConfig, log: Logger, options: Wo
         break;
       } catch (err) {
         if (options.signal?.aborted) {
+          liveness.stop();
           await new Promise((r) => http.close(r));
           throw err;
         }
@@ -226,6 +231,7 @@ export async function startWorker(config: LoadedConfig, log: Logger, options: Wo
       clearInterval(inFlightTimer);
       for (const { queue } of sinks.values()) queue.close();
       await Promise.allSettled([...sinks.values()].map(({ built }) => built.sink.close()));
+      liveness.stop();
       await new Promise((r) => http.close(r));
       log.info({ tookMs: Date.now() - started, unsettled }, 'stopped');
       return unsettled;

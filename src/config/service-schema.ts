@@ -62,6 +62,10 @@ export const serviceConfig = z.strictObject({
     port: z.int().min(0).max(65535).default(9464).describe('/metrics, /healthz, /readyz; 0 picks a free port'),
     maxUnackedAgeMs: z.int().min(1000).default(30_000)
       .describe('/readyz answers 503, naming the route, while a route\'s oldest unacknowledged message is older than this'),
+    liveness: z.strictObject({
+      maxStallMs: z.int().min(100).default(5_000).describe('an event loop late by more than this is a stall: /healthz answers 503 (a frozen process cannot answer at all: probe with a timeout)'),
+      reportForMs: z.int().min(0).default(30_000).describe('...for this long after the stall ended, so a periodic probe sees an intermittent freeze'),
+    }).prefault({}),
   }).prefault({}),
   shutdown: z.strictObject({
     deadlineMs: z.int().min(100).default(15_000).describe('SIGTERM: stop reading, flush, ack, disconnect within this'),

@@ -1,4 +1,5 @@
-// /metrics (Prometheus), /healthz (the process serves), /readyz (connected to the broker and
+// /metrics (Prometheus), /healthz (the process serves and its event loop has not stalled past
+// the limit lately: liveness.ts), /readyz (connected to the broker and
 // every sink's last write succeeded): for Kubernetes probes and load balancers.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -9,7 +10,12 @@ export interface Readiness {
   problems(): string[];
 }
 
-export async function startHttpServer(host: string, port: number, registry: Registry, readiness: Readiness): Promise<Server> {
+export interface Health {
+  /** Why the process is not live (a recent event-loop stall); undefined when live. */
+  problem(): string | undefined;
+}
+
+export async function startHttpServer(host: string, port: number, registry: Registry, readiness: Readiness, health?: Health): Promise<Server> {
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -22,7 +28,8 @@ export async function startHttpServer(host: string, port: number, registry: Regi
         (err: Error) => res.writeHead(500).end(err.message),
       );
     } else if (path === '/healthz') {
-      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+      const problem = health?.problem();
+      res.writeHead(problem ? 503 : 200, { 'content-type': 'text/plain' }).end(problem ? `${problem}\n` : 'ok\n');
     } else if (path === '/readyz') {
       const problems = readiness.problems();
       res.writeHead(problems.length === 0 ? 200 : 503, { 'content-type': 'text/plain' })

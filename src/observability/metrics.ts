@@ -29,6 +29,7 @@ export function createMetrics(registry = new Registry(), options: { defaultMetri
     sinkHealthy: new Gauge({ name: 'sluice_sink_healthy', help: '1 when the last write to the sink succeeded', labelNames: ['sink'], registers }),
     ackLatency: new Histogram({ name: 'sluice_ack_latency_seconds', help: 'From reading a message to settling its ack', buckets: latencyBuckets, registers }),
     endToEnd: new Histogram({ name: 'sluice_end_to_end_seconds', help: 'From the payload timestamp to durable in every sink (routes with a time field)', buckets: latencyBuckets, registers }),
+    eventLoopWorstLag: new Gauge({ name: 'sluice_event_loop_worst_lag_seconds', help: 'The longest the event loop was late since start (a stall past http.liveness.maxStallMs fails /healthz for a while)', registers }),
     connected: new Gauge({ name: 'sluice_mqtt_connected', help: '1 while connected to the broker', registers }),
     reconnects: new Counter({ name: 'sluice_mqtt_reconnects_total', help: 'Reconnect attempts to the broker', registers }),
     sessionsResumed: new Counter({ name: 'sluice_mqtt_sessions_resumed_total', help: 'Connections on which the broker had kept our session', labelNames: ['present'], registers }),

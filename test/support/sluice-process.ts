@@ -116,6 +116,11 @@ export class SluiceProcess {
     return parseSamples(await (await fetch(`${this.httpUrl}/metrics`)).text());
   }
 
+  /** /healthz's URL (for a probe with its own timeout). */
+  async healthUrl(): Promise<string> {
+    return `${this.httpUrl}/healthz`;
+  }
+
   /** /healthz's status code. */
   async healthz(): Promise<number> {
     return (await fetch(`${this.httpUrl}/healthz`)).status;
