@@ -45,6 +45,10 @@ export class MqttSession implements Session {
   private accepting = true;
   /** The outage under way: since when, attempts so far, the last connect error. */
   private outage: { since: number; attempts: number; lastError?: string; remindedAt: number } | undefined;
+  /** A socket error just before the connection closed: told in the lost-connection line. */
+  private socketError: string | undefined;
+  /** Filters the broker granted a lower QoS than asked (warned once each). */
+  private readonly downgraded = new Set<string>();
   private onMessage: MessageHandler = () => {};
 
   constructor(options: MqttSessionOptions, log: Logger, metrics: Metrics) {
@@ -98,7 +102,8 @@ export class MqttSession implements Session {
       const now = Date.now();
       if (!this.outage) {
         this.outage = { since: now, attempts: 0, remindedAt: now };
-        if (this.accepting) log.warn({ url: options.url, inFlight: this.window.inFlight }, 'broker connection lost; reconnecting');
+        if (this.accepting) log.warn({ url: options.url, inFlight: this.window.inFlight, ...(this.socketError ? { cause: this.socketError } : {}) }, 'broker connection lost; reconnecting');
+        this.socketError = undefined;
       } else if (now - this.outage.remindedAt >= 60_000) {
         this.outage.remindedAt = now;
         log.warn({ url: options.url, outageMs: now - this.outage.since, attempts: this.outage.attempts, lastError: this.outage.lastError }, 'broker still unreachable; reconnecting');
@@ -115,6 +120,10 @@ export class MqttSession implements Session {
       if (this.outage) {
         this.outage.lastError = err.message;
         log.debug(fields, 'mqtt connect attempt failed');
+      } else if (socketErrorCodes.has(String((err as { code?: unknown }).code))) {
+        // the connection is going: the lost-connection line that follows names this
+        this.socketError = err.message;
+        log.debug(fields, 'mqtt socket error');
       } else {
         log.warn(fields, 'mqtt error');
       }
@@ -178,6 +187,14 @@ export class MqttSession implements Session {
       for (const g of granted ?? []) {
         if (g.qos >= 0x80) this.log.error({ topic: g.topic, reasonCode: g.qos }, 'the broker refused a subscription');
         else this.log.info({ topic: g.topic, qos: g.qos }, 'subscribed');
+        const asked = this.options.subscriptions.find((x) => `$share/${this.options.group}/${x.filter}` === g.topic)?.qos;
+        if (asked !== undefined && g.qos < asked && !this.downgraded.has(g.topic)) {
+          this.downgraded.add(g.topic);
+          this.log.warn({ topic: g.topic, asked, granted: g.qos },
+            asked === 2
+              ? 'the broker granted QoS 1 for a QoS 2 subscription: its commands arrive at least once, not exactly once; give the route an audit idempotencyKey'
+              : 'the broker granted a lower QoS than asked');
+        }
       }
     });
   }
@@ -213,6 +230,9 @@ export function credentialOptions(o: Pick<MqttSessionOptions, 'username' | 'pass
   }
   return options;
 }
+
+/** Errors of a socket that is going away (a close follows). */
+const socketErrorCodes = new Set(['EPIPE', 'ECONNRESET', 'ETIMEDOUT', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH']);
 
 function toMessage(packet: IPublishPacket): Message {
   return {
