@@ -25,8 +25,8 @@ export function compileRules(spec: RulesFile): RuleSet {
   return new RuleSet(spec as RulesSpec, compilers);
 }
 
-export function loadRules(file: string): RuleSet {
-  const loaded = loadYamlFile(file, rulesFile);
+export function loadRules(file: string, env: NodeJS.ProcessEnv = process.env): RuleSet {
+  const loaded = loadYamlFile(file, rulesFile, env);
   try {
     return compileRules(loaded.value);
   } catch (err) {
@@ -37,10 +37,10 @@ export function loadRules(file: string): RuleSet {
 
 export function loadConfig(configFile: string, options: { rulesFile?: string | undefined; env?: NodeJS.ProcessEnv } = {}): LoadedConfig {
   const env = options.env ?? process.env;
-  const loaded = loadYamlFile(configFile, serviceConfig);
+  const loaded = loadYamlFile(configFile, serviceConfig, env);
   const service = loaded.value as ServiceConfig;
   const rulesPath = options.rulesFile ?? resolve(dirname(configFile), service.rules);
-  const rules = loadRules(rulesPath);
+  const rules = loadRules(rulesPath, env);
   const sections = service as Record<string, unknown>;
   for (const plugin of sinkPlugins) {
     const section = sections[plugin.name] as Record<string, unknown> | undefined;

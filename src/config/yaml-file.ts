@@ -23,7 +23,7 @@ export const maxConfigBytes = 4 * 1024 * 1024;
 /** YAML aliases expanded at most (a "billion laughs" document expands without bound otherwise). */
 const maxAliasCount = 1000;
 
-export function loadYamlFile<S extends z.ZodType>(file: string, schema: S): LoadedYaml<z.output<S>> {
+export function loadYamlFile<S extends z.ZodType>(file: string, schema: S, env: NodeJS.ProcessEnv = process.env): LoadedYaml<z.output<S>> {
   let text: string;
   try {
     const size = statSync(file).size;
@@ -33,12 +33,12 @@ export function loadYamlFile<S extends z.ZodType>(file: string, schema: S): Load
     if (err instanceof ConfigError) throw err;
     throw new ConfigError(`${file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
-  return parseYaml(file, text, schema);
+  return parseYaml(file, text, schema, env);
 }
 
-export function parseYaml<S extends z.ZodType>(file: string, text: string, schema: S): LoadedYaml<z.output<S>> {
+export function parseYaml<S extends z.ZodType>(file: string, text: string, schema: S, env: NodeJS.ProcessEnv = process.env): LoadedYaml<z.output<S>> {
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
+  const doc = parseDocument(substituteVariables(file, text, env), { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
   const lineOf = (offset: number | undefined) => (offset === undefined ? 1 : lines.linePos(offset).line);
   if (doc.errors.length > 0) {
     const e = doc.errors[0]!;
@@ -69,6 +69,51 @@ export function parseYaml<S extends z.ZodType>(file: string, text: string, schem
     throw new ConfigError(issues.join('\n') + more);
   }
   return { file, value: result.data, error };
+}
+
+const variable = /\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+
+/**
+ * `${VAR}` and `${VAR:-default}` anywhere in the text but comments, before it is parsed (the
+ * convention of Telegraf and Redpanda Connect): `port: ${PORT}` is a number, `"${PORT}"` a
+ * string; `$${VAR}` is a literal `${VAR}`. A value is inserted as text, so one that may hold
+ * YAML's own characters belongs in quotes; one with a line break is refused (the lines of
+ * errors would shift). An unset or empty variable without a default is an error at its line.
+ * A value never appears in an error (it may be a secret).
+ */
+export function substituteVariables(file: string, text: string, env: NodeJS.ProcessEnv): string {
+  if (!text.includes('${')) return text;
+  return text.split('\n').map((line, index) => {
+    if (!line.includes('${')) return line;
+    const cut = commentStart(line);
+    const body = line.slice(0, cut);
+    const replaced = body.replace(variable, (whole: string, escaped: string, name: string, fallback: string | undefined) => {
+      if (escaped) return whole.slice(1);
+      const value = env[name];
+      const chosen = value !== undefined && value !== '' ? value : fallback;
+      if (chosen === undefined) throw new ConfigError(`${file}:${index + 1}: \${${name}} is not set and has no default (write \${${name}:-default})`);
+      if (/[\r\n]/.test(chosen)) throw new ConfigError(`${file}:${index + 1}: \${${name}} holds a line break: not substituted (use a { file } secret or a YAML block)`);
+      return chosen;
+    });
+    return replaced + line.slice(cut);
+  }).join('\n');
+}
+
+/** Where a line's comment starts (a # at the start or after a space, outside quotes), or its length. */
+function commentStart(line: string): number {
+  let quote: string | undefined;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (quote) {
+      if (c === '\\' && quote === '"') i++;
+      else if (c === quote) quote = undefined;
+    } else if (c === '"' || c === "'") {
+      if (i === 0 || /[\s:[{,-]/.test(line[i - 1] as string)) quote = c;
+    } else if (c === '#' && (i === 0 || /\s/.test(line[i - 1] as string))) {
+      return i;
+    }
+  }
+  return line.length;
 }
 
 /** Offset of the deepest node on the path that exists (a missing key points at its parent). */
