@@ -1,0 +1,40 @@
+// The installable package for real: `npm pack` builds dist/ (compiled JavaScript with source
+// maps: Node does not strip types under node_modules), the tarball is installed globally into
+// a temporary prefix, and its `sluice` command answers --version, rules check and rules test.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { test } from 'node:test';
+import { repoRoot } from '../../deploy/local/stack-config.ts';
+
+test('npm pack → npm install -g from the tarball → sluice --version, rules check, rules test', { timeout: 300_000 }, () => {
+  const work = mkdtempSync(join(tmpdir(), 'sluice-pack-'));
+  // the Node running the tests (24) first on PATH: npm, and the installed command's shebang, use it
+  const env = { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`, npm_config_fund: 'false', npm_config_audit: 'false', npm_config_update_notifier: 'false' };
+  const npm = 'npm'; // the machine's npm (the Node 24 that scripts/node fetches is the binary alone)
+  const run = (cmd: string, args: string[], cwd = repoRoot) => {
+    const r = spawnSync(cmd, args, { cwd, env, encoding: 'utf8', timeout: 240_000 });
+    assert.equal(r.status, 0, `${cmd} ${args.join(' ')} exited ${r.status}:\n${r.stdout}\n${r.stderr}`);
+    return r.stdout;
+  };
+  const started = Date.now();
+  const packed = JSON.parse(run(npm, ['pack', '--json', '--pack-destination', work])) as Array<{ filename: string; files: Array<{ path: string }> }>;
+  const files = packed[0]?.files.map((f) => f.path) ?? [];
+  assert.ok(files.includes('dist/cli.js') && files.includes('dist/cli.js.map'), 'compiled JavaScript with source maps');
+  assert.ok(!files.some((f) => f.startsWith('src/') || f.startsWith('test/')), 'no sources or tests in the tarball');
+  const tarball = join(work, packed[0]?.filename as string);
+  const prefix = join(work, 'prefix');
+  run(npm, ['install', '--global', '--prefix', prefix, '--omit=dev', tarball]);
+  const sluice = join(prefix, 'bin', 'sluice');
+  const version = (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
+  assert.equal(run(sluice, ['--version'], work).trim(), version);
+  const rules = join(prefix, 'lib', 'node_modules', 'sluice', 'config', 'rules.yaml');
+  assert.match(run(sluice, ['rules', 'check', '--rules', rules], work), /^ok: 2 route\(s\)/);
+  const out = run(sluice, ['rules', 'test', '--rules', rules, 'acme/malta-factory/floor-03/temperature-sensor/ts-4427/telemetry', '{"temperature":21.5,"humidity":40,"ts":1700000000000}'], work);
+  assert.match(out, /telemetry/);
+  assert.match(out, /kafka/);
+  assert.ok(readdirSync(join(prefix, 'lib', 'node_modules', 'sluice', 'dist')).includes('cli.js'));
+  console.log(`# packed, installed and ran in ${((Date.now() - started) / 1000).toFixed(1)} s (${files.length} files in the tarball)`);
+});
