@@ -127,14 +127,14 @@ for (const kind of brokerKinds) {
     await held.subscribe(filter);
     const pub = await mqtt.connectAsync(broker.url, { protocolVersion: 5, clientId: unique('pub'), reconnectPeriod: 0 });
     await Promise.all(Array.from({ length: 50 }, (_, i) => pub.publishAsync('probe/rm', String(i), { qos: 1 })));
-    await sleep(1_500);
+    await windowFilled(held);
     const sentPastMax = held.publishes.length;
     held.close();
     // ...and the same for QoS 2 (nothing PUBRECed)
     const held2 = await rawClient(broker.url, { clientId: unique('rm2'), receiveMaximum: 5, clean: true });
     await held2.subscribe('probe2/#', 2);
     await Promise.all(Array.from({ length: 15 }, (_, i) => pub.publishAsync('probe2/rm', String(i), { qos: 2 })));
-    await sleep(1_500);
+    await windowFilled(held2);
     const sentPastMaxQos2 = held2.publishes.length;
     held2.close();
 
@@ -147,7 +147,7 @@ for (const kind of brokerKinds) {
     await sleep(200);
     await Promise.all(Array.from({ length: 50 }, (_, i) => pub.publishAsync('probe3/q', String(i), { qos: 1 })));
     const back = await rawClient(broker.url, { clientId: awayId, receiveMaximum: 5, clean: false, sessionExpiry: 600 });
-    await sleep(1_500);
+    await windowFilled(back);
     const sentPastMaxQueued = back.publishes.length;
     back.close();
 
@@ -191,11 +191,17 @@ for (const kind of brokerKinds) {
     t.diagnostic(`${kind}: a member dropped holding 5 unacked: ${handedOn} handed on to the other member (${handedOn >= 5 ? 'handed on' : 'held for its session'})`);
     t.diagnostic(`${kind}: persistent shared subscription after a SIGKILL + restart, not subscribed again: ${afterRestartWithoutSubscribe} of 200 published before the member came back, ${laterWithoutSubscribe} of 200 after (${afterRestartWithoutSubscribe + laterWithoutSubscribe === 0 ? 'matches nothing until a member subscribes again' : 'delivers'})`);
     // the figures are the broker's, not sluice's: this test asserts only that the probes ran
-    assert.ok(sentPastMax >= 5, 'the Receive Maximum probe received messages');
+    assert.ok(sentPastMax >= 1 && sentPastMaxQos2 >= 1 && sentPastMaxQueued >= 1, 'the Receive Maximum probes received messages');
   });
 }
 
 const v5 = { protocolVersion: 5 } as const;
+
+/** Until the client holds its window of 5 (a cold broker can be slow), then a while for any over-sending. */
+async function windowFilled(client: RawClient): Promise<void> {
+  await waitFor('the window filled', () => client.publishes.length >= 5, 10_000).catch(() => {});
+  await sleep(1_500);
+}
 
 interface RawClient {
   readonly publishes: Array<{ topic: string; messageId?: number | undefined }>;
