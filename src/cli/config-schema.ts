@@ -1,6 +1,5 @@
 // sluice config schema: the JSON schema of the service config (for editors).
-import { z } from 'zod';
-import { serviceConfig } from '../config/service-schema.ts';
+import { jsonText, serviceJsonSchema } from '../config/reference.ts';
 import type { Command } from './command.ts';
 
 export const configSchemaCommand: Command = {
@@ -9,7 +8,7 @@ export const configSchemaCommand: Command = {
   options: {},
   help: {},
   async run() {
-    process.stdout.write(`${JSON.stringify(z.toJSONSchema(serviceConfig, { io: 'input' }), null, 2)}\n`);
+    process.stdout.write(jsonText(serviceJsonSchema()));
     return 0;
   },
 };

@@ -1,8 +1,7 @@
 // sluice rules check | test | schema: validate a rules file, show where a message would go
 // (the items each sink would write, without writing them), print the JSON schema.
-import { z } from 'zod';
 import { loadConfig, loadRules } from '../config/load.ts';
-import { rulesFile } from '../config/rules-schema.ts';
+import { jsonText, rulesJsonSchema } from '../config/reference.ts';
 import type { Message } from '../message.ts';
 import { encodeAll } from '../pipeline/encode.ts';
 import type { RuleSet } from '../router/rule-set.ts';
@@ -81,7 +80,7 @@ export const rulesSchemaCommand: Command = {
   options: {},
   help: {},
   async run() {
-    process.stdout.write(`${JSON.stringify(z.toJSONSchema(rulesFile, { io: 'input' }), null, 2)}\n`);
+    process.stdout.write(jsonText(rulesJsonSchema()));
     return 0;
   },
 };

@@ -10,8 +10,8 @@ import { sinkPlugins } from '../sinks/registry.ts';
 const sinkSections: Record<string, z.ZodType> = Object.fromEntries(sinkPlugins.flatMap((p) => (p.config ? [[p.name, p.config]] : [])));
 
 const backoff = z.strictObject({
-  minMs: z.int().min(1).default(200),
-  maxMs: z.int().min(1).default(10_000),
+  minMs: z.int().min(1).default(200).describe('the first wait'),
+  maxMs: z.int().min(1).default(10_000).describe('the longest wait'),
 });
 
 export const serviceConfig = z.strictObject({
@@ -32,7 +32,7 @@ export const serviceConfig = z.strictObject({
     receiveMaximum: z.int().min(1).max(65535).default(1000)
       .describe('messages in flight at most: advertised to the broker and enforced by sluice'),
     keepalive: z.int().min(1).max(65535).default(30).describe('seconds'),
-    connectTimeoutMs: z.int().min(100).default(10_000),
+    connectTimeoutMs: z.int().min(100).default(10_000).describe('a CONNECT not answered within this is an attempt failed'),
     reconnect: z.strictObject({
       fastMs: z.int().min(10).default(100)
         .describe('during the first fastForMs of an outage, an attempt about this often (jittered 50-150%): a restarted broker finds its share group subscribed again within about this long'),
@@ -40,21 +40,21 @@ export const serviceConfig = z.strictObject({
       minMs: z.int().min(1).default(500).describe('backoff after the fast phase: exponential from this, with full jitter'),
       maxMs: z.int().min(1).default(30_000).describe('...up to this'),
     }).prefault({}).describe('reconnecting after a lost connection: fast at first, then exponential backoff with full jitter'),
-    username: z.string().optional(),
-    password: secretRef.optional(),
+    username: z.string().optional().describe('MQTT username'),
+    password: secretRef.optional().describe('MQTT password (a secret)'),
     commands: z.strictObject({
       clientIdSuffix: z.string().min(1).default('-commands')
         .describe('QoS 2 subscriptions run on a connection of their own, client id <clientId><suffix> (stable: its session holds the QoS 2 state)'),
       receiveMaximum: z.int().min(1).max(65535).default(100)
         .describe('commands taken and not yet recorded (PUBREC) at most, on the command connection'),
-    }).prefault({}),
+    }).prefault({}).describe('the command connection (QoS 2 subscriptions)'),
     tls: z.strictObject({
       ca: z.string().optional().describe('CA certificate file (PEM)'),
       cert: z.string().optional().describe('client certificate file (PEM), for mTLS'),
       key: z.string().optional().describe('client key file (PEM), for mTLS'),
-      rejectUnauthorized: z.boolean().default(true),
-    }).optional(),
-  }).prefault({}),
+      rejectUnauthorized: z.boolean().default(true).describe('verify the broker\'s certificate (keep true outside tests)'),
+    }).optional().describe('TLS for mqtts:// and wss://'),
+  }).prefault({}).describe('the broker connection'),
   ...sinkSections,
   retry: backoff.prefault({}).describe('sink retry backoff (a sink retries until durable; nothing is acked meanwhile)'),
   http: z.strictObject({
@@ -65,14 +65,14 @@ export const serviceConfig = z.strictObject({
     liveness: z.strictObject({
       maxStallMs: z.int().min(100).default(5_000).describe('an event loop late by more than this is a stall: /healthz answers 503 (a frozen process cannot answer at all: probe with a timeout)'),
       reportForMs: z.int().min(0).default(30_000).describe('...for this long after the stall ended, so a periodic probe sees an intermittent freeze'),
-    }).prefault({}),
-  }).prefault({}),
+    }).prefault({}).describe('/healthz: event-loop stalls'),
+  }).prefault({}).describe('/metrics, /healthz, /readyz'),
   shutdown: z.strictObject({
     deadlineMs: z.int().min(100).default(15_000).describe('SIGTERM: stop reading, flush, ack, disconnect within this'),
-  }).prefault({}),
+  }).prefault({}).describe('graceful shutdown'),
   log: z.strictObject({
-    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  }).prefault({}),
+    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino level; SLUICE_LOG_LEVEL overrides'),
+  }).prefault({}).describe('logging (pino JSON on stdout)'),
 });
 
 /** The worker's own sections, typed; the sinks' sections are each sink's to read. */

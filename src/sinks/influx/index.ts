@@ -9,7 +9,7 @@ import { InfluxSink } from './influx-sink.ts';
 
 export const influxPlugin: SinkPlugin = {
   name: 'influx',
-  route: { schema: influxRoute.optional(), compiler: influxRouteCompiler },
+  route: { schema: influxRoute.optional().describe('write this route\'s messages to InfluxDB as points'), compiler: influxRouteCompiler },
   config: influxConfig,
   create({ section }) {
     const i = section as InfluxConfig;

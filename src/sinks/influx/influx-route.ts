@@ -27,7 +27,7 @@ export const influxRoute = z.strictObject({
   tags: z.union([
     z.array(z.string()).describe('level names, each becomes a tag of the same name'),
     z.record(z.string().min(1), z.string()).describe('tag name -> template over levels, or a JSON path'),
-  ]).default([]),
+  ]).default([]).describe('tags of each point: level names, or name -> template / JSON path'),
   fields: z.record(z.string().min(1), fieldSpec).refine((f) => Object.keys(f).length > 0, 'at least one field')
     .describe('field name -> JSON path (or {path, type})'),
   time: z.string().optional().describe('JSON path to the timestamp; absent: the time sluice received the message'),

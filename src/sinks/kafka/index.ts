@@ -22,7 +22,7 @@ export function kafkaSinkOptions(k: KafkaConfig, name: string): ConstructorParam
 
 export const kafkaPlugin: SinkPlugin = {
   name: 'kafka',
-  route: { schema: kafkaRoute.optional(), compiler: kafkaRouteCompiler },
+  route: { schema: kafkaRoute.optional().describe('write this route\'s messages to Kafka as records'), compiler: kafkaRouteCompiler },
   config: kafkaConfig,
   create({ section, log }) {
     const k = section as KafkaConfig;
