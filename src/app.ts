@@ -18,6 +18,7 @@ import { BatchQueue } from './sinks/batch-queue.ts';
 import type { BuiltSink } from './sinks/plugin.ts';
 import { sinkPlugins } from './sinks/registry.ts';
 import { SinkError } from './sinks/sink.ts';
+import type { RuleSet } from './router/rule-set.ts';
 import { MqttSession, type MqttSessionOptions } from './source/mqtt/mqtt-session.ts';
 import type { Session } from './source/session.ts';
 
@@ -27,6 +28,14 @@ export interface Worker {
   readonly source: Session | undefined;
   readonly commandSource: Session | undefined;
   readonly httpUrl: string;
+  /**
+   * Swaps in new rules (a reload), atomically between messages: a message in flight finishes
+   * under the rules it was routed with. Filters added or removed are subscribed or
+   * unsubscribed on the live connections. Throws ConfigError (the old rules stay) when the new
+   * rules need what this worker was not started with: a sink it did not build, a connection
+   * it does not have.
+   */
+  reload(next: RuleSet): { added: string[]; removed: string[] };
   /** Graceful stop: stop reading, flush, ack, disconnect. Resolves to the number of acks left unsettled. */
   stop(): Promise<number>;
 }
@@ -45,7 +54,7 @@ interface RunningSink {
 export async function startWorker(config: LoadedConfig, log: Logger, options: WorkerOptions = {}): Promise<Worker> {
   const s = config.service;
   const metrics = createMetrics(new Registry());
-  const rules = config.rules;
+  let rules = config.rules;
   const telemetrySubscriptions = rules.subscriptions.filter((x) => x.qos < 2);
   const commandSubscriptions = rules.subscriptions.filter((x) => x.qos === 2);
   const commandsClientId = commandSubscriptions.length > 0 ? `${config.clientId}${s.mqtt.commands.clientIdSuffix}` : undefined;
@@ -217,6 +226,22 @@ export async function startWorker(config: LoadedConfig, log: Logger, options: Wo
     source,
     commandSource,
     httpUrl,
+    reload(next) {
+      const file = config.rulesFile;
+      for (const plugin of sinkPlugins) {
+        if (next.uses(plugin.name) && !sinks.has(plugin.name)) {
+          throw new ConfigError(`${file}: a route now writes to ${plugin.name}, which this worker did not start with: restart it to use the new rules (the old rules stay)`);
+        }
+      }
+      const telemetry = next.subscriptions.filter((x) => x.qos < 2);
+      const commands = next.subscriptions.filter((x) => x.qos === 2);
+      if (telemetry.length > 0 && !source) throw new ConfigError(`${file}: QoS 0/1 filters added, but this worker started without a telemetry connection: restart it to use the new rules (the old rules stay)`);
+      if (commands.length > 0 && !commandSource) throw new ConfigError(`${file}: QoS 2 filters added, but this worker started without a command connection: restart it to use the new rules (the old rules stay)`);
+      rules = next; // the pipeline reads it per message: the swap is between two messages
+      const a = source?.updateSubscriptions(telemetry) ?? { added: [], removed: [] };
+      const b = commandSource?.updateSubscriptions(commands) ?? { added: [], removed: [] };
+      return { added: [...a.added, ...b.added], removed: [...a.removed, ...b.removed] };
+    },
     async stop() {
       const started = Date.now();
       const inFlight = sessions.reduce((n, x) => n + x.window.inFlight, 0);

@@ -20,6 +20,8 @@ export interface SluiceOptions {
   readonly env?: NodeJS.ProcessEnv;
   /** Extra node flags (the benchmark's --cpu-prof). */
   readonly nodeArgs?: readonly string[];
+  /** Extra `sluice run` options (--watch). */
+  readonly args?: readonly string[];
 }
 
 export class SluiceProcess {
@@ -32,6 +34,7 @@ export class SluiceProcess {
   private httpUrl = '';
   private readonly env: NodeJS.ProcessEnv;
   private readonly nodeArgs: readonly string[];
+  private readonly args: readonly string[];
   /** Exit codes of the runs so far (null when killed by a signal). */
   readonly exits: Array<number | null> = [];
   /** Filters in the current rules: start() waits until each is subscribed. */
@@ -43,6 +46,7 @@ export class SluiceProcess {
     this.deadLetterTopic = unique('dlq');
     this.env = options.env ?? {};
     this.nodeArgs = options.nodeArgs ?? [];
+    this.args = options.args ?? [];
     const config = merge({
       rules: 'rules.yaml',
       mqtt: { url: endpoints.mqtt, group: options.group, clientId: this.clientId, keepalive: 10, reconnect: { minMs: 200, maxMs: 2000 } },
@@ -74,7 +78,7 @@ export class SluiceProcess {
    * so a message published next is delivered.
    */
   async start(timeoutMs = 30_000): Promise<void> {
-    const child = spawn(join(repoRoot, 'scripts/node'), [...this.nodeArgs, join(repoRoot, 'src/cli.ts'), 'run', '--config', join(this.dir, 'sluice.yaml')], {
+    const child = spawn(join(repoRoot, 'scripts/node'), [...this.nodeArgs, join(repoRoot, 'src/cli.ts'), 'run', '--config', join(this.dir, 'sluice.yaml'), ...this.args], {
       cwd: this.dir,
       env: { ...process.env, ...this.env },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -49,11 +49,14 @@ export class MqttSession implements Session {
   private socketError: string | undefined;
   /** Filters the broker granted a lower QoS than asked (warned once each). */
   private readonly downgraded = new Set<string>();
+  /** The filters subscribed on every CONNACK; a rules reload changes them on the live connection. */
+  private subscriptions: ReadonlyArray<{ readonly filter: string; readonly qos: 0 | 1 | 2 }>;
   private onMessage: MessageHandler = () => {};
 
   constructor(options: MqttSessionOptions, log: Logger, metrics: Metrics) {
     this.options = options;
     this.log = log;
+    this.subscriptions = options.subscriptions;
     let sendAck: (ack: unknown) => void = () => {};
     // labelled children looked up once: prom-client hashes the labels on every inc() otherwise
     const receivedByQos: Array<ReturnType<typeof metrics.received.labels>> = [];
@@ -175,9 +178,35 @@ export class MqttSession implements Session {
     return unsettled;
   }
 
-  private subscribe(): void {
+  /**
+   * New filters (a rules reload): the added ones (or with another QoS) are subscribed and the
+   * removed ones unsubscribed on the live connection, without reconnecting; the next CONNACK
+   * subscribes the new list anyway.
+   */
+  updateSubscriptions(next: ReadonlyArray<{ readonly filter: string; readonly qos: 0 | 1 | 2 }>): { added: string[]; removed: string[] } {
+    const before = new Map(this.subscriptions.map((x) => [x.filter, x.qos]));
+    const after = new Map(next.map((x) => [x.filter, x.qos]));
+    const added = next.filter((x) => before.get(x.filter) !== x.qos);
+    const removed = [...before.keys()].filter((f) => !after.has(f));
+    this.subscriptions = next;
+    const shared = (filter: string) => `$share/${this.options.group}/${filter}`;
+    for (const f of removed) this.downgraded.delete(shared(f));
+    if (this.client.connected) {
+      if (added.length > 0) this.subscribe(added);
+      if (removed.length > 0) {
+        this.client.unsubscribe(removed.map(shared), (err) => {
+          if (err) this.log.error({ err: err.message, topics: removed.map(shared) }, 'unsubscribe failed');
+          else for (const f of removed) this.log.info({ topic: shared(f) }, 'unsubscribed');
+        });
+      }
+    }
+    return { added: added.map((x) => x.filter), removed };
+  }
+
+  private subscribe(which: ReadonlyArray<{ readonly filter: string; readonly qos: 0 | 1 | 2 }> = this.subscriptions): void {
+    if (which.length === 0) return;
     const topics = Object.fromEntries(
-      this.options.subscriptions.map((s) => [`$share/${this.options.group}/${s.filter}`, { qos: s.qos }]),
+      which.map((s) => [`$share/${this.options.group}/${s.filter}`, { qos: s.qos }]),
     );
     this.client.subscribe(topics, (err, granted) => {
       if (err) {
@@ -187,7 +216,7 @@ export class MqttSession implements Session {
       for (const g of granted ?? []) {
         if (g.qos >= 0x80) this.log.error({ topic: g.topic, reasonCode: g.qos }, 'the broker refused a subscription');
         else this.log.info({ topic: g.topic, qos: g.qos }, 'subscribed');
-        const asked = this.options.subscriptions.find((x) => `$share/${this.options.group}/${x.filter}` === g.topic)?.qos;
+        const asked = this.subscriptions.find((x) => `$share/${this.options.group}/${x.filter}` === g.topic)?.qos;
         if (asked !== undefined && g.qos < asked && !this.downgraded.has(g.topic)) {
           this.downgraded.add(g.topic);
           this.log.warn({ topic: g.topic, asked, granted: g.qos },
