@@ -202,6 +202,7 @@ export async function startWorker(config: LoadedConfig, log: Logger, options: Wo
   const running = pipeline;
 
   const inFlightTimer = setInterval(() => {
+    metrics.ready.set(problems().length === 0 ? 1 : 0);
     if (source) {
       metrics.inFlight.set(source.window.inFlight);
       metrics.inFlightMax.set(source.window.highWater);

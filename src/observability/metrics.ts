@@ -29,6 +29,7 @@ export function createMetrics(registry = new Registry(), options: { defaultMetri
     sinkHealthy: new Gauge({ name: 'sluice_sink_healthy', help: '1 when the last write to the sink succeeded', labelNames: ['sink'], registers }),
     ackLatency: new Histogram({ name: 'sluice_ack_latency_seconds', help: 'From reading a message to settling its ack', buckets: latencyBuckets, registers }),
     endToEnd: new Histogram({ name: 'sluice_end_to_end_seconds', help: 'From the payload timestamp to durable in every sink (routes with a time field)', buckets: latencyBuckets, registers }),
+    ready: new Gauge({ name: 'sluice_ready', help: '1 while /readyz answers 200 (connected, every sink healthy, no route held too long)', registers }),
     rulesReloads: new Counter({ name: 'sluice_rules_reloads_total', help: 'Rules reloads (SIGHUP or --watch) that took effect', registers }),
     rulesReloadFailures: new Counter({ name: 'sluice_rules_reload_failures_total', help: 'Rules reloads refused (a bad file, or rules this worker cannot take without a restart): the old rules stay', registers }),
     rulesLastReloadSuccess: new Gauge({ name: 'sluice_rules_last_reload_success_timestamp', help: 'When the rules in use were loaded (seconds since the epoch): the start or the last good reload', registers }),
