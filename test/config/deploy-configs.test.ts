@@ -20,8 +20,8 @@ test('config/sluice.yaml and config/sluice.compose.yaml load, with the audit log
   }
 });
 
-test('the Kubernetes ConfigMap holds a valid service config and rules', () => {
-  const docs = parseAllDocuments(readFileSync(join(root, 'deploy/kubernetes/sluice.yaml'), 'utf8')).map((d) => d.toJS());
+test("the Kubernetes manifest (rendered from the chart) holds a valid service config and rules", () => {
+  const docs = parseAllDocuments(readFileSync(join(root, 'deploy/kubernetes/sluice.yaml'), 'utf8')).map((d) => d.toJS()).filter((d) => d !== null);
   const configMap = docs.find((d) => d.kind === 'ConfigMap') as { data: Record<string, string> };
   const { parse } = { parse: (text: string) => parseAllDocuments(text)[0]?.toJS() };
   const service = serviceConfig.parse(parse(configMap.data['sluice.yaml'] as string));
