@@ -91,7 +91,7 @@ function render(m: Samples): string {
     'routes',
     ...routes,
     `sinks       ${sinks}`,
-    `commands    ${m.get('sluice_commands_mqtt_connected') === 1 ? 'connected' : 'DISCONNECTED'}   audited ${fmt(rate('sluice_audit_records_total'))}/s   total ${fmt(m.get('sluice_audit_records_total') ?? 0)}   redeliveries recognised ${fmt(m.get('sluice_audit_redeliveries_total') ?? 0)}   fsync p99 ${ms(histogramQuantile(m, 'sluice_audit_fsync_seconds', 0.99))}`,
+    `commands    ${m.get('sluice_commands_mqtt_connected') === 1 ? 'connected' : 'DISCONNECTED'}   audited ${fmt(rate('sluice_audit_records_total'))}/s   total ${fmt(m.get('sluice_audit_records_total') ?? 0)}   redeliveries recognised ${fmt((m.get('sluice_audit_redeliveries_total') ?? 0) + (m.get('sluice_audit_rollback_redeliveries_total') ?? 0) + (m.get('sluice_audit_idempotent_duplicates_total') ?? 0))}   fsync p99 ${ms(histogramQuantile(m, 'sluice_audit_fsync_seconds', 0.99))}`,
     `latency     ack p50 ${ms(histogramQuantile(m, 'sluice_ack_latency_seconds', 0.5))}  p99 ${ms(histogramQuantile(m, 'sluice_ack_latency_seconds', 0.99))}   end-to-end p99 ${ms(histogramQuantile(m, 'sluice_end_to_end_seconds', 0.99))}`,
     `dead letters ${dead}`,
     `memory      ${((m.get('sluice_process_resident_memory_bytes') ?? 0) / 1048576).toFixed(0)} MiB RSS`,
