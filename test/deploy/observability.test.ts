@@ -6,13 +6,13 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ensureDebianPackages, requireExecutable } from '../../deploy/local/prerequisites.ts';
 import { repoRoot } from '../../deploy/local/stack-config.ts';
+import { freePort } from '../support/broker.ts';
 import { waitFor } from '../support/e2e-helpers.ts';
 import { sluiceFor } from '../support/sluice-process.ts';
 import { config, mqttClient, printLogsOnFailure, unique } from '../support/stack.ts';
@@ -125,11 +125,3 @@ test('a real Prometheus scrapes a running sluice: every dashboard query and aler
   assert.equal(loaded.length, 7);
   assert.deepEqual(loaded.filter((r) => r.health !== 'ok').map((r) => `${r.name}: ${r.health} ${r.lastError ?? ''}`), []);
 });
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, config.host, r));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((r) => server.close(r));
-  return port;
-}

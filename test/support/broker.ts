@@ -8,10 +8,10 @@ import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import mqtt from 'mqtt';
 import { requireExecutable } from '../../deploy/local/prerequisites.ts';
 import type { LaunchSpec } from '../../deploy/local/daemon.ts';
 import { hivemqJars, hivemqLaunch } from '../../deploy/local/servers/hivemq.ts';
+import { mqttProbe } from '../../deploy/local/servers/mqtt-probe.ts';
 import { config } from './stack.ts';
 
 export type BrokerKind = 'mosquitto' | 'hivemq';
@@ -64,8 +64,7 @@ export class TestBroker {
     for (;;) {
       if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${this.kind} exited during start:\n${this.logTail()}`);
       try {
-        const probe = await mqtt.connectAsync(this.url, { protocolVersion: 5, clientId: `probe-${process.pid}`, reconnectPeriod: 0, connectTimeout: 1_000 });
-        await probe.endAsync();
+        await mqttProbe(config.host, this.port);
         break;
       } catch {
         if (Date.now() > deadline) throw new Error(`${this.kind} not answering on ${this.url} after ${timeoutMs} ms:\n${this.logTail()}`);
@@ -132,7 +131,8 @@ export async function brokerFor(t: TestContext, kind: BrokerKind, options: Broke
   return broker;
 }
 
-async function freePort(): Promise<number> {
+/** A TCP port nothing listens on now, on the stack's host. */
+export async function freePort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((r) => server.listen(0, config.host, r));
   const port = (server.address() as { port: number }).port;

@@ -3,13 +3,13 @@
 // broker-fault tests start private instances of it through hivemqLaunch().
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import mqtt from 'mqtt';
 import type { LaunchSpec } from '../daemon.ts';
 import { mavenJars, mavenJarsDir } from '../maven.ts';
 import { requireJava } from '../prerequisites.ts';
 import type { StackConfig } from '../stack-config.ts';
 import { renderTemplate } from '../template.ts';
 import type { LocalServer } from './local-server.ts';
+import { mqttProbe } from './mqtt-probe.ts';
 
 const marker = 'HiveMQLauncher';
 
@@ -61,16 +61,8 @@ export function hivemqServer(config: StackConfig): LocalServer {
       return hivemqLaunch(config, { dir, host: config.host, port: config.hivemq.port });
     },
 
-    async probe() {
-      const client = await mqtt.connectAsync({
-        host: config.host,
-        port: config.hivemq.port,
-        protocolVersion: 5,
-        clientId: `sluice-stack-probe-${process.pid}`,
-        reconnectPeriod: 0,
-        connectTimeout: 2_000,
-      });
-      await client.endAsync();
+    probe() {
+      return mqttProbe(config.host, config.hivemq.port);
     },
 
     endpoints() {

@@ -3,12 +3,12 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
-import mqtt from 'mqtt';
 import { requireExecutable } from '../prerequisites.ts';
 import type { StackConfig } from '../stack-config.ts';
 import { renderTemplate } from '../template.ts';
 import { ensureCertificates, tlsFiles } from '../tls.ts';
 import type { LocalServer } from './local-server.ts';
+import { mqttProbe } from './mqtt-probe.ts';
 
 export function mosquittoServer(config: StackConfig): LocalServer {
   const dir = join(config.runDir, 'mosquitto');
@@ -49,17 +49,8 @@ export function mosquittoServer(config: StackConfig): LocalServer {
       return { command: requireExecutable('mosquitto', '`apt-get install mosquitto`'), args: ['-c', confFile], cwd: dir };
     },
 
-    async probe() {
-      // A real MQTT 5 CONNECT/CONNACK round trip.
-      const client = await mqtt.connectAsync({
-        host: config.host,
-        port: config.mqtt.port,
-        protocolVersion: 5,
-        clientId: `sluice-stack-probe-${process.pid}`,
-        reconnectPeriod: 0,
-        connectTimeout: 2_000,
-      });
-      await client.endAsync();
+    probe() {
+      return mqttProbe(config.host, config.mqtt.port);
     },
 
     endpoints() {

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { encodeFrame, readFrames, segmentFiles, segmentMagic, type AuditRecord } from '../log/format.ts';
 import { AuditFatalError, GroupCommit, writeFully } from '../log/group-commit.ts';
+import { RecentMap } from './recent-map.ts';
 
 /** What identifies a message's content: redelivery keeps the topic and payload. */
 export function contentDigest(topic: string, payload: Uint8Array): string {
@@ -62,9 +63,8 @@ export interface LedgerOptions {
 export class ExactlyOnceLedger {
   private readonly file: string;
   private readonly open = new Map<number, Entry>();
-  /** Released records by packet id and digest, oldest first (a Map keeps insertion order). */
-  private readonly released = new Map<string, { readonly seq: number; readonly at: number }>();
-  private readonly history: ReleasedHistoryOptions;
+  /** Released records' seq by packet id and digest, oldest first. */
+  private readonly released: RecentMap<number>;
   private readonly now: () => number;
   private handle!: FileHandle;
   private readonly commits: GroupCommit<JournalEntry, void>;
@@ -77,8 +77,8 @@ export class ExactlyOnceLedger {
     this.file = file;
     this.options = options;
     this.auditHead = options.auditHead;
-    this.history = options.releasedHistory ?? defaultReleasedHistory;
     this.now = options.now ?? Date.now;
+    this.released = new RecentMap(options.releasedHistory ?? defaultReleasedHistory, this.now);
     this.commits = new GroupCommit((batch) => this.commit(batch), options.onFatal);
   }
 
@@ -91,8 +91,8 @@ export class ExactlyOnceLedger {
     for (const [packetId, { seq, digest }] of recovered.open) {
       ledger.open.set(packetId, { seq, after: seq - 1, digest, recorded: Promise.resolve(seq) });
     }
-    for (const [packetId, seq, digest, at] of recovered.released) ledger.remember(packetId, digest, seq, at);
-    ledger.expire();
+    for (const [packetId, seq, digest, at] of recovered.released) ledger.released.set(`${packetId}:${digest}`, seq, at);
+    ledger.released.expire();
     ledger.writeSnapshot(options.auditHead());
     ledger.handle = await open(ledger.file, 'a');
     return ledger;
@@ -113,8 +113,7 @@ export class ExactlyOnceLedger {
    * sends it again. Its record's sequence number; undefined: not one we released (recently).
    */
   releasedRecord(packetId: number, digest: string): number | undefined {
-    this.expire();
-    return this.released.get(`${packetId}:${digest}`)?.seq;
+    return this.released.get(`${packetId}:${digest}`);
   }
 
   /**
@@ -206,9 +205,9 @@ export class ExactlyOnceLedger {
     for (const e of batch) {
       if (e.t !== 'release') continue;
       if (this.open.get(e.packetId)?.seq === e.seq) this.open.delete(e.packetId);
-      if (e.digest !== undefined) this.remember(e.packetId, e.digest, e.seq, e.at ?? this.now());
+      if (e.digest !== undefined) this.released.set(`${e.packetId}:${e.digest}`, e.seq, e.at ?? this.now());
     }
-    this.expire();
+    this.released.expire();
     this.entries += batch.length;
     if (this.entries >= (this.options.compactEvery ?? 10_000)) await this.compact();
     return batch.map(() => undefined);
@@ -228,30 +227,13 @@ export class ExactlyOnceLedger {
     this.handle = await open(this.file, 'a');
   }
 
-  /** Remembers a released record (the newest last); the oldest go past the entry bound. */
-  private remember(packetId: number, digest: string, seq: number, at: number): void {
-    const key = `${packetId}:${digest}`;
-    this.released.delete(key);
-    this.released.set(key, { seq, at });
-    while (this.released.size > this.history.maxEntries) this.released.delete(this.released.keys().next().value as string);
-  }
-
-  /** Forgets released records older than the history's age bound. */
-  private expire(): void {
-    const oldest = this.now() - this.history.maxAgeMs;
-    for (const [key, r] of this.released) {
-      if (r.at >= oldest) break;
-      this.released.delete(key);
-    }
-  }
-
   private writeSnapshot(through: number): void {
     const open: Array<readonly [number, number, string]> = [];
     for (const [packetId, e] of this.open) if (e.seq !== undefined && e.seq <= through) open.push([packetId, e.seq, e.digest]);
     const released: ReleasedTuple[] = [];
-    for (const [key, r] of this.released) {
+    for (const [key, seq, at] of this.released) {
       const colon = key.indexOf(':');
-      released.push([Number(key.slice(0, colon)), r.seq, key.slice(colon + 1), r.at]);
+      released.push([Number(key.slice(0, colon)), seq, key.slice(colon + 1), at]);
     }
     const tmp = `${this.file}.tmp`;
     const fd = openSync(tmp, 'w');

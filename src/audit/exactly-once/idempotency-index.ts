@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { compileJsonPath } from '../../router/json-path.ts';
 import type { Message } from '../../message.ts';
 import { readFrames, segmentFiles, segmentMagic, type AuditRecord } from '../log/format.ts';
+import { RecentMap } from './recent-map.ts';
 
 /** Where a route's commands carry their key. */
 export type KeySource =
@@ -55,19 +56,16 @@ export function keyReader(source: KeySource): (message: Message) => string | und
 
 export class IdempotencyIndex {
   /** key -> its record's seq (or the write under way), oldest first. */
-  private readonly keys = new Map<string, { readonly seq: Promise<number>; readonly at: number }>();
-  private readonly options: IdempotencyOptions;
-  private readonly now: () => number;
+  private readonly keys: RecentMap<Promise<number>>;
 
   private constructor(options: IdempotencyOptions) {
-    this.options = options;
-    this.now = options.now ?? Date.now;
+    this.keys = new RecentMap({ maxEntries: options.maxKeys, maxAgeMs: options.windowMs }, options.now);
   }
 
   /** Rebuilds the index from the records of `dir` received within the window. */
   static open(dir: string, options: IdempotencyOptions): IdempotencyIndex {
     const index = new IdempotencyIndex(options);
-    const oldest = index.now() - options.windowMs;
+    const oldest = (options.now ?? Date.now)() - options.windowMs;
     const found: Array<{ key: string; seq: number; at: number }> = [];
     // newest segment first; a segment whose first record is older than the window is the last read
     for (const name of segmentFiles(dir).reverse()) {
@@ -83,7 +81,13 @@ export class IdempotencyIndex {
       if (first !== undefined && first < oldest) break;
     }
     found.sort((a, b) => a.seq - b.seq);
-    for (const f of found) if (!index.keys.has(f.key)) index.remember(f.key, Promise.resolve(f.seq), f.at);
+    const seen = new Set<string>();
+    for (const f of found) {
+      if (seen.has(f.key)) continue; // the first record of a key is the one
+      seen.add(f.key);
+      index.keys.set(f.key, Promise.resolve(f.seq), f.at);
+    }
+    index.keys.expire();
     return index;
   }
 
@@ -93,30 +97,14 @@ export class IdempotencyIndex {
 
   /** The record of a command with this key already recorded (or being recorded) within the window. */
   recorded(key: string): Promise<number> | undefined {
-    this.expire();
-    return this.keys.get(key)?.seq;
+    return this.keys.get(key);
   }
 
   /** A command with this key is being recorded; a failed write forgets it again. */
   recording(key: string, seq: Promise<number>): void {
-    const at = this.now();
-    this.remember(key, seq, at);
+    this.keys.set(key, seq);
     seq.catch(() => {
-      if (this.keys.get(key)?.seq === seq) this.keys.delete(key);
+      if (this.keys.get(key) === seq) this.keys.delete(key);
     });
-  }
-
-  private remember(key: string, seq: Promise<number>, at: number): void {
-    this.keys.delete(key);
-    this.keys.set(key, { seq, at });
-    while (this.keys.size > this.options.maxKeys) this.keys.delete(this.keys.keys().next().value as string);
-  }
-
-  private expire(): void {
-    const oldest = this.now() - this.options.windowMs;
-    for (const [key, k] of this.keys) {
-      if (k.at >= oldest) break;
-      this.keys.delete(key);
-    }
   }
 }
