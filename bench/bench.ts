@@ -16,6 +16,8 @@ import { kafkaVersion } from '../deploy/local/servers/kafka.ts';
 import { repoRoot, stackConfig } from '../deploy/local/stack-config.ts';
 import { histogramQuantile } from '../src/observability/prometheus-text.ts';
 import { verifyAuditLog } from '../src/audit/tools/verify.ts';
+import { kafkaClients, type KafkaClientKind } from '../src/sinks/kafka/client/kafka-client.ts';
+import { kafkaConfig } from '../src/sinks/kafka/config.ts';
 import { sluiceProcess, type SluiceProcess } from '../test/support/sluice-process.ts';
 import { endpoints, kafka, unique } from '../test/support/stack.ts';
 import { summarizeProfile } from './profile-summary.ts';
@@ -32,6 +34,7 @@ const { values: args } = parseArgs({
     smoke: { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
     'sluice-node-args': { type: 'string', default: '' },
+    'kafka-client': { type: 'string', default: kafkaClients.join(',') },
   },
 });
 const smoke = args.smoke;
@@ -44,6 +47,18 @@ const commandsReceiveMaximum = Number(args['commands-receive-maximum']);
 const node = join(repoRoot, 'scripts/node');
 /** Extra node flags for every sluice process, for experiments (e.g. V8 heap sizes). */
 const sluiceNodeArgs = args['sluice-node-args'].split(' ').filter(Boolean);
+/** The Kafka clients measured side by side in (a) and (b); the others run on the default. */
+const clients = args['kafka-client'].split(',').map((c) => c.trim()).filter(Boolean) as KafkaClientKind[];
+for (const c of clients) if (!(kafkaClients as readonly string[]).includes(c)) throw new Error(`--kafka-client: unknown client ${c} (${kafkaClients.join(', ')})`);
+const defaultClient = kafkaConfig.parse({}).client;
+
+/**
+ * The tool our users would run instead, measured on this machine with the same method (issue 12:
+ * Telegraf 1.37.2 mqtt_consumer -> kafka output, persistent session, acks after the write, 100k
+ * QoS 1, acks=-1, medians of 3), and the targets set against it.
+ */
+const telegraf = { rate: 41_348, peakRssMiB: 36.8, cpuSecondsPer100k: 2.33 };
+const targets = { rate: Math.round(telegraf.rate * 1.5), cpuSecondsPer100k: 1.9, peakRssMiB: 150, p99Ms: 50 };
 const say = (s: string) => process.stderr.write(`bench: ${s}\n`);
 
 // ---------------------------------------------------------------------------------------------
@@ -89,10 +104,10 @@ function rules(prefix: string, topic: string, withInflux: boolean) {
   };
 }
 
-async function createTopic(topic: string): Promise<void> {
+async function createTopic(topic: string, configEntries: Array<{ name: string; value: string }> = []): Promise<void> {
   const admin = kafka().admin();
   await admin.connect();
-  await admin.createTopics({ topics: [{ topic, numPartitions: 6 }], waitForLeaders: true });
+  await admin.createTopics({ topics: [{ topic, numPartitions: 6, configEntries }], waitForLeaders: true });
   await admin.disconnect();
 }
 
@@ -155,7 +170,7 @@ async function drainWithMosquittoSub(qos: 1 | 2, filter: string, receiveMax: num
 // ---------------------------------------------------------------------------------------------
 // sluice drains the same backlog
 
-async function drainSluice(workers: number, withInflux: boolean, profileDir?: string): Promise<DrainResult> {
+async function drainSluice(workers: number, withInflux: boolean, client: KafkaClientKind, profileDir?: string): Promise<DrainResult> {
   const prefix = unique('bench');
   const topic = `${prefix}.telemetry`;
   await createTopic(topic);
@@ -163,7 +178,7 @@ async function drainSluice(workers: number, withInflux: boolean, profileDir?: st
   const procs: SluiceProcess[] = Array.from({ length: workers }, () => sluiceProcess({
     rules: rules(prefix, topic, withInflux),
     group,
-    config: { mqtt: { receiveMaximum } },
+    config: { mqtt: { receiveMaximum }, kafka: { client } },
     nodeArgs: [...sluiceNodeArgs, ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [])],
   }));
   // make the sessions, then queue the backlog while the workers are away
@@ -276,47 +291,62 @@ async function drainCommands(): Promise<AuditDrain> {
   };
 }
 
-/** End-to-end latency at a fixed rate: payload timestamp to the record read back from Kafka. */
-async function latencyAt(rate: number) {
+/**
+ * End-to-end latency at a fixed rate, with no consumer in the loop: the topic stamps each record
+ * with the broker's append time (message.timestamp.type=LogAppendTime), so a record's latency is
+ * its append time minus the payload's publish time; the records are read after the run.
+ */
+async function latencyAt(rate: number, withInflux: boolean, client: KafkaClientKind) {
   const prefix = unique('lat');
   const topic = `${prefix}.telemetry`;
-  await createTopic(topic);
-  const sluice = sluiceProcess({ rules: rules(prefix, topic, false), config: { mqtt: { receiveMaximum } } });
+  await createTopic(topic, [{ name: 'message.timestamp.type', value: 'LogAppendTime' }]);
+  const sluice = sluiceProcess({ rules: rules(prefix, topic, withInflux), config: { mqtt: { receiveMaximum }, kafka: { client } }, nodeArgs: sluiceNodeArgs });
   await sluice.start();
-  const consumer = kafka().consumer({ groupId: unique('lat'), maxWaitTimeInMs: 5, minBytes: 1 });
-  await consumer.connect();
-  await consumer.subscribe({ topic, fromBeginning: true });
-  const latencies: number[] = [];
-  const warmupUntil = Date.now() + 2_000;
-  await consumer.run({
-    eachBatch: async ({ batch }) => {
-      const now = Date.now();
-      if (now < warmupUntil) return;
-      for (const m of batch.messages) latencies.push(now - (JSON.parse(m.value?.toString() ?? '{}') as { ts: number }).ts);
-    },
-  });
   const seconds = smoke ? 4 : 12;
-  await load(prefix, Math.round(rate * seconds), rate);
-  await sleep(1_000);
+  const n = Math.round(rate * seconds);
+  await load(prefix, n, rate);
+  for (let waited = 0; waited < 30_000; waited += 100) {
+    if (((await sluice.metrics()).get('sluice_messages_acked_total') ?? 0) >= n) break;
+    await sleep(100);
+  }
   // sluice's own share: receive -> ack (Kafka acks -1 included), from its histogram (bucket bounds)
   const m = await sluice.metrics();
-  await consumer.disconnect();
+  const peakRssMiB = sluice.peakRssMiB();
   await sluice.stop('SIGTERM');
+  const latencies: number[] = [];
+  const consumer = kafka().consumer({ groupId: unique('lat'), maxWaitTimeInMs: 100 });
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  const done = Promise.withResolvers<void>();
+  const warmup = Math.round(n * 0.1); // the first 10%: connections and JIT warming up
+  let seen = 0;
+  await consumer.run({
+    eachBatch: async ({ batch }) => {
+      for (const r of batch.messages) {
+        if (seen++ >= warmup) latencies.push(Number(r.timestamp) - (JSON.parse(r.value?.toString() ?? '{}') as { ts: number }).ts);
+      }
+      if (seen >= n) done.resolve();
+    },
+  });
+  const timer = setTimeout(() => done.resolve(), 60_000);
+  await done.promise;
+  clearTimeout(timer);
+  await consumer.disconnect();
   const sorted = latencies.sort((a, b) => a - b);
   return {
-    rate,
-    p50: percentile(sorted, 50), p95: percentile(sorted, 95), p99: percentile(sorted, 99), samples: sorted.length,
+    rate, client,
+    p50: percentile(sorted, 50), p95: percentile(sorted, 95), p99: percentile(sorted, 99), max: sorted.at(-1) ?? NaN, samples: sorted.length,
+    peakRssMiB: Math.round(peakRssMiB),
     sluiceAckLatencyMsAtMost: { p50: (histogramQuantile(m, 'sluice_ack_latency_seconds', 0.5) ?? NaN) * 1000, p99: (histogramQuantile(m, 'sluice_ack_latency_seconds', 0.99) ?? NaN) * 1000 },
   };
 }
-
 
 /** (e) Kafka stopped for 30 s under a steady load: memory while ~100k wait at the broker, recovery, loss. */
 async function kafkaPause(stack: LocalStack): Promise<Record<string, number>> {
   const prefix = unique('pause');
   const topic = `${prefix}.telemetry`;
   await createTopic(topic);
-  const sluice = sluiceProcess({ rules: rules(prefix, topic, false), config: { mqtt: { receiveMaximum } } });
+  const sluice = sluiceProcess({ rules: rules(prefix, topic, false), config: { mqtt: { receiveMaximum } }, nodeArgs: sluiceNodeArgs });
   await sluice.start();
   const rate = 3_400;
   const total = rate * 45;
@@ -362,39 +392,54 @@ const profileDir = args.profile ? join(resultsDir, `profile-${Date.now()}`) : un
 
 const ceilingJs: number[] = [];
 const ceilingSub: number[] = [];
-const a: DrainResult[] = [];
-const b: DrainResult[] = [];
+/** (a) and (b), per Kafka client. */
+const a = new Map<KafkaClientKind, DrainResult[]>(clients.map((k) => [k, []]));
+const b = new Map<KafkaClientKind, DrainResult[]>(clients.map((k) => [k, []]));
 const d: DrainResult[] = [];
 const c: AuditDrain[] = [];
 const ceilingQos2: number[] = [];
 const fsyncRaw: Array<ReturnType<typeof rawFsyncMs>> = [];
+const profiled = clients.includes(defaultClient) ? defaultClient : clients[0] as KafkaClientKind;
 try {
   for (let round = 1; round <= rounds; round++) {
-    say(`round ${round}/${rounds}: ${count} messages, Receive Maximum ${receiveMaximum}`);
+    say(`round ${round}/${rounds}: ${count} messages, Receive Maximum ${receiveMaximum}, Kafka clients ${clients.join(', ')}`);
     ceilingJs.push(await ceilingMqttJs());
     const sub = await ceilingMosquittoSub();
     if (sub !== undefined) ceilingSub.push(sub);
-    if (scenarios.has('a')) a.push(await drainSluice(1, false, round === 1 ? profileDir : undefined));
-    if (scenarios.has('b')) b.push(await drainSluice(1, true));
+    // the clients alternate their order by round, so neither always runs on a warmer machine
+    const order = round % 2 === 1 ? clients : [...clients].reverse();
+    for (const k of order) {
+      if (scenarios.has('a')) a.get(k)?.push(await drainSluice(1, false, k, round === 1 && k === profiled ? profileDir : undefined));
+      if (scenarios.has('b')) b.get(k)?.push(await drainSluice(1, true, k));
+    }
     if (scenarios.has('c')) {
       const q2 = await baselineMosquittoSubQos2();
       if (q2 !== undefined) ceilingQos2.push(q2);
       fsyncRaw.push(rawFsyncMs());
       c.push(await drainCommands());
     }
-    if (scenarios.has('d')) d.push(await drainSluice(3, false));
+    if (scenarios.has('d')) d.push(await drainSluice(3, false, defaultClient));
+    const last = (m: Map<KafkaClientKind, DrainResult[]>) => clients.map((k) => `${k} ${m.get(k)?.at(-1)?.rate ?? '-'}/s`).join(', ');
     say(`round ${round}: ceiling ${ceilingJs.at(-1)}/s (MQTT.js) ${ceilingSub.at(-1) ?? '-'}/s (mosquitto_sub); ` +
-      `a ${a.at(-1)?.rate ?? '-'}/s, b ${b.at(-1)?.rate ?? '-'}/s, c ${c.at(-1)?.rate ?? '-'}/s (mosquitto_sub QoS 2 ${ceilingQos2.at(-1) ?? '-'}/s), d ${d.at(-1)?.rate ?? '-'}/s`);
+      `a ${last(a)}; b ${last(b)}; c ${c.at(-1)?.rate ?? '-'}/s (mosquitto_sub QoS 2 ${ceilingQos2.at(-1) ?? '-'}/s), d ${d.at(-1)?.rate ?? '-'}/s`);
   }
   const ceiling = spread(ceilingJs);
-  const summarize = (rs: DrainResult[]) => rs.length === 0 ? undefined : {
+  const summarize = (rs: DrainResult[] | undefined) => !rs || rs.length === 0 ? undefined : {
     rate: spread(rs.map((r) => r.rate)),
     ratioToCeiling: Number((spread(rs.map((r) => r.rate)).median / ceiling.median).toFixed(3)),
     peakRssMiB: spread(rs.map((r) => Math.round(r.peakRssMiB))),
     cpuSecondsPer100k: spread(rs.map((r) => Number(r.cpuPer100k.toFixed(2)))),
   };
-  const scenarioA = summarize(a);
-  const latency = scenarioA ? await latencyAt(Math.round(scenarioA.rate.median / 2)) : undefined;
+  type Summary = NonNullable<ReturnType<typeof summarize>>;
+  const perClient: Record<string, { a?: Summary & { endToEndAtHalfRate?: Awaited<ReturnType<typeof latencyAt>> }; b?: Summary & { endToEndAtHalfRate?: Awaited<ReturnType<typeof latencyAt>> } }> = {};
+  for (const k of clients) {
+    const sa = summarize(a.get(k));
+    const sb = summarize(b.get(k));
+    perClient[k] = {
+      ...(sa ? { a: { ...sa, endToEndAtHalfRate: await latencyAt(Math.round(sa.rate.median / 2), false, k) } } : {}),
+      ...(sb ? { b: { ...sb, endToEndAtHalfRate: await latencyAt(Math.round(sb.rate.median / 2), true, k) } } : {}),
+    };
+  }
   const pause = scenarios.has('e') ? await kafkaPause(stack) : undefined;
   let profile: string | undefined;
   if (profileDir) {
@@ -408,11 +453,12 @@ try {
     when: new Date().toISOString(),
     machine: { cpus: cpus().length, cpu: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
     servers: { mosquitto: '2.0.11 (Debian)', kafka: kafkaVersion(join(repoRoot, 'deploy/local/kafka/pom.xml')), influxdb: '1.8.10' },
-    method: { messages: count, rounds, receiveMaximum, payloadBytes: 200, devices: 1000, qos: 1 },
+    method: { messages: count, rounds, receiveMaximum, payloadBytes: 200, devices: 1000, qos: 1, kafkaClients: clients, defaultClient, sluiceNodeArgs },
     ceiling: { mqttjsBareSubscriber: ceiling, mosquittoSub: ceilingSub.length ? spread(ceilingSub) : undefined },
+    telegraf, targets,
+    kafkaClients: perClient,
+    verdicts: verdicts(perClient, pause),
     scenarios: {
-      a_kafka: scenarioA && { ...scenarioA, endToEndMsAtHalfRate: latency },
-      b_kafka_influx: summarize(b),
       c_audit: c.length === 0 ? undefined : {
         method: { commands: commandCount, qos: 2, receiveMaximum: commandsReceiveMaximum, route: 'audit only (no Kafka)', publishers: 8 },
         rate: spread(c.map((x) => x.rate)),
@@ -433,33 +479,61 @@ try {
   const file = join(resultsDir, `bench-${result.when.replace(/[:.]/g, '-')}.json`);
   writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
   process.stdout.write(`${table(result)}\n\nJSON: ${file}\n`);
-  if (profile) process.stdout.write(`\nCPU profile of scenario (a), top self time:\n${profile}\n`);
+  if (profile) process.stdout.write(`\nCPU profile of scenario (a) on ${profiled}, top self time:\n${profile}\n`);
 } finally {
   if (started.length > 0 && process.env.SLUICE_KEEP_STACK !== '1') await stack.down(started);
 }
 
-function table(r: { ceiling: { mqttjsBareSubscriber: Spread; mosquittoSub: Spread | undefined }; scenarios: Record<string, unknown> }): string {
+type PerClient = Record<string, { a?: { rate: Spread; peakRssMiB: Spread; cpuSecondsPer100k: Spread; endToEndAtHalfRate?: { p99: number; rate: number } }; b?: { endToEndAtHalfRate?: { p99: number; rate: number } } }>;
+
+/** Each client against each target: met or missed, and by how much (the figure over the target). */
+function verdicts(perClient: PerClient, pause: Record<string, number> | undefined) {
+  const out: Record<string, Record<string, { value: number; target: string; met: boolean }>> = {};
+  for (const [k, r] of Object.entries(perClient)) {
+    const v: Record<string, { value: number; target: string; met: boolean }> = {};
+    if (r.a) {
+      v['a rate msg/s'] = { value: r.a.rate.median, target: `>= ${targets.rate} (1.5x Telegraf)`, met: r.a.rate.median >= targets.rate };
+      v['a CPU s per 100k'] = { value: r.a.cpuSecondsPer100k.median, target: `<= ${targets.cpuSecondsPer100k}`, met: r.a.cpuSecondsPer100k.median <= targets.cpuSecondsPer100k };
+      v['a peak RSS MiB (drain)'] = { value: r.a.peakRssMiB.median, target: `<= ${targets.peakRssMiB}`, met: r.a.peakRssMiB.median <= targets.peakRssMiB };
+      if (r.a.endToEndAtHalfRate) v['a p99 ms at half rate'] = { value: r.a.endToEndAtHalfRate.p99, target: `< ${targets.p99Ms}`, met: r.a.endToEndAtHalfRate.p99 < targets.p99Ms };
+    }
+    if (r.b?.endToEndAtHalfRate) v['b p99 ms at half rate'] = { value: r.b.endToEndAtHalfRate.p99, target: `< ${targets.p99Ms}`, met: r.b.endToEndAtHalfRate.p99 < targets.p99Ms };
+    if (pause && k === defaultClient) v['e peak RSS MiB (catch-up after a Kafka outage)'] = { value: pause.peakRssMiB as number, target: `<= ${targets.peakRssMiB}`, met: (pause.peakRssMiB as number) <= targets.peakRssMiB };
+    out[k] = v;
+  }
+  return out;
+}
+
+function table(r: {
+  ceiling: { mqttjsBareSubscriber: Spread; mosquittoSub: Spread | undefined }; kafkaClients: PerClient & Record<string, { a?: { ratioToCeiling: number }; b?: { rate: Spread; ratioToCeiling: number; peakRssMiB: Spread; cpuSecondsPer100k: Spread } }>;
+  verdicts: ReturnType<typeof verdicts>; scenarios: Record<string, unknown>;
+}): string {
   const fmt = (s: Spread) => `${s.median.toLocaleString('en-US')} (${s.min.toLocaleString('en-US')}-${s.max.toLocaleString('en-US')})`;
-  const rows: string[][] = [['scenario', 'msg/s median (min-max)', 'of ceiling', 'peak RSS MiB', 'CPU s / 100k msg']];
-  rows.push(['ceiling: bare MQTT.js subscriber', fmt(r.ceiling.mqttjsBareSubscriber), '1.00', '', '']);
-  if (r.ceiling.mosquittoSub) rows.push(['ceiling: mosquitto_sub', fmt(r.ceiling.mosquittoSub), '', '', '']);
-  const names: Record<string, string> = { a_kafka: '(a) QoS 1 -> Kafka', b_kafka_influx: '(b) QoS 1 -> Kafka + InfluxDB', d_three_workers: '(d) 3 workers, one share group' };
-  for (const [key, label] of Object.entries(names)) {
-    const s = r.scenarios[key] as ReturnType<typeof Object> | undefined;
-    if (!s) continue;
-    const x = s as { rate: Spread; ratioToCeiling: number; peakRssMiB: Spread; cpuSecondsPer100k: Spread };
-    rows.push([label, fmt(x.rate), x.ratioToCeiling.toFixed(2), String(x.peakRssMiB.median), String(x.cpuSecondsPer100k.median)]);
+  const rows: string[][] = [['scenario', 'msg/s median (min-max)', 'of ceiling', 'vs Telegraf', 'peak RSS MiB', 'CPU s / 100k msg', 'p99 ms at half rate']];
+  rows.push(['ceiling: bare MQTT.js subscriber', fmt(r.ceiling.mqttjsBareSubscriber), '1.00', '', '', '', '']);
+  if (r.ceiling.mosquittoSub) rows.push(['ceiling: mosquitto_sub', fmt(r.ceiling.mosquittoSub), '', '', '', '', '']);
+  rows.push(['Telegraf 1.37.2 (issue 12, same method)', telegraf.rate.toLocaleString('en-US'), '', '1.00', String(telegraf.peakRssMiB), String(telegraf.cpuSecondsPer100k), '']);
+  type Row = { rate: Spread; ratioToCeiling: number; peakRssMiB: Spread; cpuSecondsPer100k: Spread; endToEndAtHalfRate?: { p99: number; rate: number } };
+  const row = (label: string, x: Row | undefined) => {
+    if (!x) return;
+    rows.push([label, fmt(x.rate), x.ratioToCeiling.toFixed(2), (x.rate.median / telegraf.rate).toFixed(2), String(x.peakRssMiB.median), String(x.cpuSecondsPer100k.median),
+      x.endToEndAtHalfRate ? `${x.endToEndAtHalfRate.p99} (at ${x.endToEndAtHalfRate.rate}/s)` : '']);
+  };
+  for (const [k, x] of Object.entries(r.kafkaClients)) {
+    row(`(a) QoS 1 -> Kafka, ${k}${k === defaultClient ? ' (default)' : ''}`, x.a as Row | undefined);
+    row(`(b) QoS 1 -> Kafka + InfluxDB, ${k}${k === defaultClient ? ' (default)' : ''}`, x.b as Row | undefined);
   }
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => (row[i] ?? '').length)));
-  const lines = rows.map((row) => `| ${row.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`);
+  const d = r.scenarios.d_three_workers as Row | undefined;
+  if (d) row(`(d) 3 workers, one share group, ${defaultClient}`, d);
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((x) => (x[i] ?? '').length)));
+  const lines = rows.map((x) => `| ${x.map((cell, i) => cell.padEnd(widths[i]!)).join(' | ')} |`);
   lines.splice(1, 0, `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
-  const a = r.scenarios.a_kafka as { endToEndMsAtHalfRate?: Awaited<ReturnType<typeof latencyAt>> } | undefined;
-  if (a?.endToEndMsAtHalfRate) {
-    const l = a.endToEndMsAtHalfRate;
-    lines.push('', `(a) end to end at half the maximum rate (${l.rate} msg/s; payload ts -> read back from Kafka): p50 ${l.p50} ms, p95 ${l.p95} ms, p99 ${l.p99} ms (${l.samples} samples); ` +
-      `sluice's own receive -> ack: p50 <= ${l.sluiceAckLatencyMsAtMost.p50} ms, p99 <= ${l.sluiceAckLatencyMsAtMost.p99} ms`);
+  lines.push('', 'End to end = Kafka LogAppendTime - payload publish time (no consumer in the loop), first 10% left out.');
+  lines.push('', 'Targets (issue 12) and verdicts:');
+  for (const [k, v] of Object.entries(r.verdicts)) {
+    for (const [what, x] of Object.entries(v)) lines.push(`  ${k.padEnd(12)} ${what.padEnd(48)} ${String(x.value).padStart(8)}  target ${x.target.padEnd(26)} ${x.met ? 'met' : 'MISSED'}`);
   }
-  if (r.scenarios.e_kafka_paused_30s) lines.push('', `(e) Kafka paused: ${JSON.stringify(r.scenarios.e_kafka_paused_30s)}`);
+  if (r.scenarios.e_kafka_paused_30s) lines.push('', `(e) Kafka paused (${defaultClient}): ${JSON.stringify(r.scenarios.e_kafka_paused_30s)}`);
   const cAudit = r.scenarios.c_audit as undefined | {
     rate: Spread; baselineMosquittoSubQos2?: Spread; groupCommitGain: number; fsyncMsMean: Spread; fsyncMsP99AtMost: Spread;
     recordsPerFsync: Spread; rawFsyncMs: Spread; oneFsyncPerRecordRate: number; peakRssMiB: Spread;

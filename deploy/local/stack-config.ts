@@ -15,7 +15,13 @@ export interface StackConfig {
   readonly host: '127.0.0.1';
   readonly mqtt: { readonly port: number; readonly tlsPort: number; readonly authPort: number; readonly username: string; readonly password: string };
   readonly hivemq: { readonly port: number };
-  readonly kafka: { readonly port: number; readonly controllerPort: number; readonly heap: string };
+  readonly kafka: {
+    readonly port: number; readonly controllerPort: number;
+    /** mTLS (the stack's CA, a client certificate required) and SASL (PLAIN, SCRAM-SHA-256/512, unsecured OAUTHBEARER) listeners. */
+    readonly tlsPort: number; readonly saslPort: number;
+    readonly saslUsername: string; readonly saslPassword: string;
+    readonly heap: string;
+  };
   readonly influxdb: { readonly port: number; readonly rpcPort: number; readonly database: string };
   readonly victoriaMetrics: { readonly port: number };
 }
@@ -28,6 +34,8 @@ export const portVariables = {
   SLUICE_HIVEMQ_PORT: 21885,
   SLUICE_KAFKA_PORT: 29092,
   SLUICE_KAFKA_CONTROLLER_PORT: 29093,
+  SLUICE_KAFKA_TLS_PORT: 29094,
+  SLUICE_KAFKA_SASL_PORT: 29095,
   SLUICE_INFLUX_PORT: 28086,
   SLUICE_INFLUX_RPC_PORT: 28088,
   SLUICE_VM_PORT: 28428,
@@ -62,6 +70,11 @@ export function stackConfig(env: NodeJS.ProcessEnv = process.env): StackConfig {
     kafka: {
       port: port('SLUICE_KAFKA_PORT'),
       controllerPort: port('SLUICE_KAFKA_CONTROLLER_PORT'),
+      tlsPort: port('SLUICE_KAFKA_TLS_PORT'),
+      saslPort: port('SLUICE_KAFKA_SASL_PORT'),
+      // loopback only, like the broker's: a fixed, documented password (PLAIN and both SCRAMs)
+      saslUsername: 'sluice',
+      saslPassword: 'sluice-dev-password',
       heap: env.SLUICE_KAFKA_HEAP || '512m',
     },
     influxdb: { port: port('SLUICE_INFLUX_PORT'), rpcPort: port('SLUICE_INFLUX_RPC_PORT'), database: 'sluice' },

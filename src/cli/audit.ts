@@ -2,7 +2,6 @@
 import { createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Kafka, logLevel } from 'kafkajs';
 import mqtt from 'mqtt';
 import { secretOf } from '../config/load.ts';
 import { serviceConfig } from '../config/service-schema.ts';
@@ -11,7 +10,8 @@ import { liveWriter } from '../audit/log/writer-lock.ts';
 import { writeAuditMetrics } from '../audit/tools/metrics-file.ts';
 import { jsonLinesTarget, kafkaTarget, mqttTarget, parseBound, replay, ReplayRefusedError, type ReplayTarget } from '../audit/tools/replay.ts';
 import { exitCodes as auditExitCodes, repairTail, verifyAuditLog } from '../audit/tools/verify.ts';
-import { kafkaConfig, kafkaSasl } from '../sinks/kafka/config.ts';
+import { createKafkaClient } from '../sinks/kafka/client/create-client.ts';
+import { kafkaConfig } from '../sinks/kafka/config.ts';
 import { credentialOptions } from '../source/mqtt/mqtt-session.ts';
 import { configFileOf, configHelp, flag, str, UsageError, type Command } from './command.ts';
 
@@ -104,8 +104,7 @@ export const auditReplayCommand: Command = {
     if (kafkaTopic !== undefined) {
       const k = kafkaConfig.parse((service() as Record<string, unknown>).kafka);
       const brokers = str(values, 'brokers')?.split(',') ?? k.brokers;
-      const sasl = kafkaSasl(k);
-      target = await kafkaTarget(new Kafka({ clientId: 'sluice-replay', brokers, ssl: k.ssl, logLevel: logLevel.NOTHING, ...(sasl ? { sasl } : {}) }), kafkaTopic);
+      target = await kafkaTarget(createKafkaClient(k, { clientId: 'sluice-replay', brokers }), kafkaTopic);
       where = `Kafka topic ${kafkaTopic}`;
     } else if (mqttPrefix !== undefined) {
       const m = service().mqtt;

@@ -7,7 +7,7 @@ import { rulesFile } from '../../src/config/rules-schema.ts';
 import type { Message, MqttProperties } from '../../src/message.ts';
 import { encodeAll } from '../../src/pipeline/encode.ts';
 import { RuleSet, type RulesSpec } from '../../src/router/rule-set.ts';
-import { toNanos } from '../../src/sinks/influx/influx-route.ts';
+import { toNanos } from '../../src/router/timestamp.ts';
 import { sinkPlugins } from '../../src/sinks/registry.ts';
 
 const compilers = sinkPlugins.flatMap((p) => (p.route ? [p.route.compiler] : []));
@@ -81,7 +81,7 @@ test('a telemetry message becomes one Kafka record and one point', () => {
         'mqtt-content-type': 'application/json',
         'mqtt-correlation-data': Buffer.from([1, 2]),
       },
-      timestamp: '1700000000000',
+      timestamp: 1_700_000_000_000,
       template: 'telemetry.{site}', // a templated topic: its kafka.maxTopics budget
     },
   }]);
@@ -190,4 +190,20 @@ test('an audit route records every message it matches, whatever its payload; its
   assert.deepEqual([only.kafka, only.influx, only.deadLetters], [[], [], []]);
   assert.equal(telemetry.usesAudit, false);
   assert.equal(telemetry.route(msg('acme/s/z/t/d/telemetry', { temperature: 1 })).audit, undefined);
+});
+
+test('a Kafka record\'s timestamp from the payload per route; missing or not a timestamp: the receive time, and the header says which', () => {
+  const r = rules({
+    subscriptions,
+    routes: [{ name: 't', match: '{deviceId}/t', kafka: { topic: 't', timestamp: '$.ts' } }, { name: 'u', match: '{deviceId}/u', kafka: { topic: 'u', timestamp: '$.at', timestampUnit: 's' } }],
+  });
+  const record = (topic: string, payload: unknown) => r.route(msg(topic, payload)).kafka[0]?.record as unknown as { timestamp: number; headers: Record<string, string> };
+  assert.deepEqual([record('d/t', { ts: 1_700_000_000_123 }).timestamp, record('d/t', { ts: 1_700_000_000_123 }).headers['sluice-timestamp']], [1_700_000_000_123, 'payload']);
+  assert.equal(record('d/t', { ts: '2026-11-30T08:00:00.250Z' }).timestamp, Date.parse('2026-11-30T08:00:00.250Z'), 'ISO-8601');
+  assert.equal(record('d/u', { at: 1_700_000_000 }).timestamp, 1_700_000_000_000, 'seconds, as the route says');
+  for (const payload of [{}, { ts: 'soon' }, { ts: -5 }]) {
+    const x = record('d/t', payload);
+    assert.deepEqual([x.timestamp, x.headers['sluice-timestamp']], [1_700_000_000_000, 'received'], JSON.stringify(payload));
+  }
+  assert.throws(() => rules({ subscriptions, routes: [{ name: 'raw', match: '#', payload: 'raw', kafka: { topic: 'r', timestamp: '$.ts' } }] }), /a payload timestamp needs payload: json/);
 });

@@ -3,22 +3,19 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { test, type TestContext } from 'node:test';
-import pino from 'pino';
 import { runningPid } from '../../deploy/local/daemon.ts';
 import { DeadLetterSink, type DeadLetterItem } from '../../src/sinks/dead-letter/dead-letter-sink.ts';
-import { KafkaSink } from '../../src/sinks/kafka/kafka-sink.ts';
+import { kafkaConfig } from '../../src/sinks/kafka/config.ts';
 import { readTopic } from '../support/e2e-helpers.ts';
+import { testKafkaSink } from '../support/kafka-clients.ts';
 import { endpoints, kafkaTopic, printLogsOnFailure, stack } from '../support/stack.ts';
 import { conformance, freeze } from './conformance.ts';
 
 let context: { t: TestContext; topic: string } | undefined;
 
+/** On the default client: the conformance of both adapters is kafka-sink.test.ts's. */
 function sinkFor(t: TestContext, brokers: string[], topic: string): DeadLetterSink {
-  const kafka = new KafkaSink({
-    name: 'dead-letter', brokers, clientId: 'conformance-dlq', ssl: false, compression: 'none',
-    createTopics: { enabled: false, partitions: 1, replicationFactor: 1 }, maxTopics: 100, requestTimeoutMs: 3_000,
-  }, pino({ level: 'silent' }));
-  const sink = new DeadLetterSink(kafka, topic);
+  const sink = new DeadLetterSink(testKafkaSink(t, kafkaConfig.parse({}).client, { name: 'dead-letter', brokers }), topic);
   t.after(() => sink.close());
   return sink;
 }

@@ -11,6 +11,8 @@ export interface KafkaRecordSeen {
   readonly value: Buffer;
   readonly headers: Record<string, string>;
   readonly partition: number;
+  /** The record's timestamp, epoch ms as a string (kafkajs'). */
+  readonly timestamp: string;
 }
 
 /** Publishes `count` QoS 1 messages numbered from `from`; `topicOf(seq)` names the topic. */
@@ -63,24 +65,31 @@ export async function readTopic(
   await consumer.subscribe({ topic, fromBeginning: true });
   const records: KafkaRecordSeen[] = [];
   const finished = Promise.withResolvers<void>();
+  // idleness counts from the group join: joining a new group took over 10 s on a busy machine
+  let idle: NodeJS.Timeout | undefined;
+  let over = false;
+  consumer.on(consumer.events.GROUP_JOIN, () => {
+    if (idle || over) return;
+    let seen = -1;
+    idle = setInterval(() => {
+      if (records.length === seen) finished.resolve();
+      seen = records.length;
+    }, idleMs);
+  });
   await consumer.run({
     eachBatchAutoResolve: true,
     eachBatch: async ({ batch }) => {
       for (const m of batch.messages) {
         const headers: Record<string, string> = {};
         for (const [k, v] of Object.entries(m.headers ?? {})) headers[k] = Buffer.isBuffer(v) ? v.toString() : String(v);
-        records.push({ topic: batch.topic, key: m.key?.toString() ?? null, value: m.value ?? Buffer.alloc(0), headers, partition: batch.partition });
+        records.push({ topic: batch.topic, key: m.key?.toString() ?? null, value: m.value ?? Buffer.alloc(0), headers, partition: batch.partition, timestamp: m.timestamp });
       }
       if (done(records)) finished.resolve();
     },
   });
   const timer = setTimeout(() => finished.resolve(), timeoutMs);
-  let seen = -1;
-  const idle = setInterval(() => {
-    if (records.length === seen) finished.resolve();
-    seen = records.length;
-  }, idleMs);
   await finished.promise.finally(() => {
+    over = true;
     clearTimeout(timer);
     clearInterval(idle);
   });

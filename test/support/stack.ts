@@ -16,6 +16,8 @@ export const endpoints = {
   mqtts: `mqtts://${config.host}:${config.mqtt.tlsPort}`,
   mqttAuth: `mqtt://${config.host}:${config.mqtt.authPort}`,
   kafka: `${config.host}:${config.kafka.port}`,
+  kafkaMtls: `${config.host}:${config.kafka.tlsPort}`,
+  kafkaSasl: `${config.host}:${config.kafka.saslPort}`,
   influxdb: `http://${config.host}:${config.influxdb.port}`,
   influxBucket: `${config.influxdb.database}/autogen`,
   victoriaMetrics: `http://${config.host}:${config.victoriaMetrics.port}`,

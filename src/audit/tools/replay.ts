@@ -3,12 +3,13 @@
 // JSON lines, a Kafka topic or an MQTT broker under a prefix, with their payload bytes and
 // properties as recorded.
 import type { KeyObject } from 'node:crypto';
-import type { Kafka, Message as KafkaMessage, Producer } from 'kafkajs';
 import type { MqttClient } from 'mqtt';
 import { fromRecord, type CommandRecord } from '../log/format.ts';
 import { readAuditLog, verifyAuditLog, type Problem, type VerifyResult } from './verify.ts';
 import { compilePattern, PatternTrie, validateFilter } from '../../router/topic-pattern.ts';
+import type { KafkaClient } from '../../sinks/kafka/client/kafka-client.ts';
 import { mqttHeaders } from '../../sinks/kafka/kafka-headers.ts';
+import type { KafkaRecord } from '../../sinks/kafka/kafka-record.ts';
 
 export type Bound = { readonly seq: number } | { readonly time: number };
 
@@ -113,33 +114,33 @@ export function jsonLinesTarget(out: NodeJS.WritableStream): ReplayTarget {
 }
 
 /** The Kafka record of a replayed command: the headers sluice writes live, plus its audit seq. */
-export function kafkaMessageOf(record: CommandRecord): KafkaMessage {
+export function kafkaRecordOf(record: CommandRecord, topic: string): KafkaRecord {
   const message = fromRecord(record);
   const headers = mqttHeaders(message);
   headers['sluice-audit-seq'] = String(record.seq);
   headers['sluice-received-at'] = record.receivedAt;
   headers['sluice-replayed'] = 'true';
-  return { key: record.levels.deviceId ?? null, value: message.payload, headers, timestamp: String(message.receivedAt) };
+  return { topic, key: record.levels.deviceId ?? null, value: message.payload, headers, timestamp: message.receivedAt };
 }
 
-/** A Kafka topic: idempotent producer, acks from all replicas, batches of 500 in order. */
-export async function kafkaTarget(kafka: Kafka, topic: string): Promise<ReplayTarget> {
-  const producer: Producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+/** A Kafka topic, through the configured client: its producer settings (idempotent, acks -1 by default), batches of 500 in order. */
+export async function kafkaTarget(client: KafkaClient, topic: string): Promise<ReplayTarget> {
+  const producer = client.session('main');
   await producer.connect();
-  let batch: KafkaMessage[] = [];
+  let batch: KafkaRecord[] = [];
   const flush = async () => {
     if (batch.length === 0) return;
-    const messages = batch;
+    const records = batch;
     batch = [];
-    await producer.send({ topic, acks: -1, messages });
+    await producer.send([{ topic, records }]);
   };
   return {
     async send(record) {
-      batch.push(kafkaMessageOf(record));
+      batch.push(kafkaRecordOf(record, topic));
       if (batch.length >= 500) await flush();
     },
     flush,
-    close: () => producer.disconnect(),
+    close: () => producer.close(),
   };
 }
 

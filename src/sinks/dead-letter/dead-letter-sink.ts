@@ -99,7 +99,7 @@ export function deadLetterRecord(topic: string, item: DeadLetterItem, shrink: Sh
     key: message.topic,
     value: shrink === 'none' ? message.payload : Buffer.alloc(0),
     headers,
-    timestamp: String(message.receivedAt),
+    timestamp: message.receivedAt,
   };
 }
 

@@ -6,6 +6,7 @@
 import { Point } from '@influxdata/influxdb-client';
 import { z } from 'zod';
 import { compileJsonPath, type JsonPath } from '../../router/json-path.ts';
+import { toNanos } from '../../router/timestamp.ts';
 import { RuleError } from '../../router/rule-error.ts';
 import type { Encoded, MatchInput, OutputCompiler, RouteContext, RouteOutput } from '../../router/route-output.ts';
 import { compileTemplate, type Levels, type Template } from '../../router/template.ts';
@@ -216,19 +217,3 @@ function sourceText(payload: Buffer, path: JsonPath): string | undefined {
   return found instanceof SourceText ? found.text : undefined;
 }
 
-const unitNanos = { s: 1_000_000_000n, ms: 1_000_000n, us: 1_000n, ns: 1n } as const;
-
-/** A payload timestamp in nanoseconds: a number (or digit string) in `unit`, or ISO-8601. */
-export function toNanos(v: unknown, unit: 'auto' | 's' | 'ms' | 'us' | 'ns'): bigint | undefined {
-  if (typeof v === 'string' && !/^-?\d+(\.\d+)?$/.test(v)) {
-    const ms = Date.parse(v);
-    return Number.isNaN(ms) ? undefined : BigInt(ms) * 1_000_000n;
-  }
-  const n = typeof v === 'number' ? v : typeof v === 'string' ? Number(v) : NaN;
-  if (!Number.isFinite(n) || n < 0) return undefined;
-  const u = unit !== 'auto' ? unit : n < 1e11 ? 's' : n < 1e14 ? 'ms' : n < 1e17 ? 'us' : 'ns';
-  if (Number.isInteger(n) && typeof v === 'string') return BigInt(v) * unitNanos[u];
-  if (Number.isInteger(n) && Number.isSafeInteger(n)) return BigInt(n) * unitNanos[u];
-  // fractional (e.g. 1700000000.123 s): microsecond resolution is what a double holds here
-  return (BigInt(Math.round(n * Number(unitNanos[u]) / 1000)) * 1000n);
-}

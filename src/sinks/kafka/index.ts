@@ -1,8 +1,9 @@
 // The Kafka sink as a plugin: a route's `kafka:` part, the `kafka:` config section, and an
-// idempotent producer behind a batch queue (one batch in flight: kafkajs' idempotence is only
-// safe so). README.md beside this file is its documentation.
+// idempotent producer behind a batch queue (one batch in flight per sink, the next filling).
+// README.md beside this file is its documentation.
 import type { SinkPlugin } from '../plugin.ts';
-import { kafkaConfig, kafkaSasl, type KafkaConfig } from './config.ts';
+import { createKafkaClient } from './client/create-client.ts';
+import { kafkaConfig, type KafkaConfig } from './config.ts';
 import { kafkaRoute, kafkaRouteCompiler } from './kafka-route.ts';
 import { KafkaSink } from './kafka-sink.ts';
 
@@ -11,10 +12,7 @@ export function kafkaSinkOptions(k: KafkaConfig, name: string): ConstructorParam
   return {
     name,
     brokers: k.brokers,
-    clientId: k.clientId,
-    ssl: k.ssl,
-    sasl: kafkaSasl(k),
-    compression: k.compression,
+    client: createKafkaClient(k),
     createTopics: k.createTopics,
     maxTopics: k.maxTopics,
   };

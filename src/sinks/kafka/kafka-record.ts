@@ -8,8 +8,8 @@ export interface KafkaRecord {
   readonly key: string | null;
   readonly value: Buffer;
   readonly headers: Record<string, KafkaHeaderValue>;
-  /** Epoch milliseconds as a decimal string (kafkajs' format). */
-  readonly timestamp: string;
+  /** The record's timestamp, epoch milliseconds (the payload's time per route, else the receive time). */
+  readonly timestamp: number;
   /** The route's topic template, when it names levels: its kafka.maxTopics budget (topic-admin.ts). */
   readonly template?: string | undefined;
 }

@@ -4,7 +4,9 @@
 import { z } from 'zod';
 import { RuleError } from '../../router/rule-error.ts';
 import type { Encoded, MatchInput, OutputCompiler, RouteContext, RouteOutput } from '../../router/route-output.ts';
+import { compileJsonPath, type JsonPath } from '../../router/json-path.ts';
 import { compileTemplate, type Template } from '../../router/template.ts';
+import { toNanos } from '../../router/timestamp.ts';
 import { mqttHeaders, reservedHeader } from './kafka-headers.ts';
 import { kafkaTopicRe, type KafkaRecord } from './kafka-record.ts';
 
@@ -14,6 +16,10 @@ export const kafkaRoute = z.strictObject({
     .describe('record key template; default "{deviceId}" when the pattern captures deviceId, else no key'),
   headers: z.record(z.string().min(1), z.string()).default({})
     .describe('extra headers: name -> template over levels'),
+  timestamp: z.string().optional()
+    .describe('JSON path to the record timestamp in the payload, e.g. "$.ts" (json routes); absent, missing or not a timestamp: the time sluice received the message, and the header sluice-timestamp says which'),
+  timestampUnit: z.enum(['auto', 's', 'ms', 'us', 'ns']).default('auto')
+    .describe('unit of a numeric payload timestamp; auto guesses from its magnitude. ISO-8601 strings are always accepted'),
 });
 
 type KafkaRoute = z.infer<typeof kafkaRoute>;
@@ -29,6 +35,8 @@ class KafkaRouteOutput implements RouteOutput<KafkaRecord> {
   private readonly headers: ReadonlyArray<readonly [string, Template]>;
   /** The topic template when it names levels (its topics share a budget), else undefined. */
   private readonly template: string | undefined;
+  private readonly timestamp: JsonPath | undefined;
+  private readonly timestampUnit: KafkaRoute['timestampUnit'];
 
   constructor(part: KafkaRoute, context: RouteContext) {
     const at = (...rest: Array<string | number>) => [...context.path, ...rest];
@@ -51,6 +59,15 @@ class KafkaRouteOutput implements RouteOutput<KafkaRecord> {
     this.template = this.topic.uses.length > 0 ? part.topic : undefined;
     this.key = keySource === null ? null : compile(at('key'), keySource);
     this.headers = Object.entries(part.headers).map(([name, t]) => [name, compile(at('headers', name), t)] as const);
+    this.timestampUnit = part.timestampUnit;
+    if (part.timestamp !== undefined) {
+      if (context.payload !== 'json') throw new RuleError(at('timestamp'), 'a payload timestamp needs payload: json');
+      try {
+        this.timestamp = compileJsonPath(part.timestamp);
+      } catch (err) {
+        throw new RuleError(at('timestamp'), (err as Error).message);
+      }
+    }
   }
 
   encode(input: MatchInput): Encoded<KafkaRecord> {
@@ -63,11 +80,19 @@ class KafkaRouteOutput implements RouteOutput<KafkaRecord> {
     for (const [name, t] of this.headers) headers[name] = t.render(levels);
     if (input.annotations) Object.assign(headers, input.annotations);
     const key = this.key === null ? null : this.key.render(levels);
-    const timestamp = String(message.receivedAt);
+    let timestamp = message.receivedAt;
+    let eventTimeMs: number | undefined;
+    if (this.timestamp !== undefined) {
+      const raw = this.timestamp.get(input.payload);
+      const nanos = raw === undefined || raw === null ? undefined : toNanos(raw, this.timestampUnit);
+      if (nanos !== undefined) timestamp = eventTimeMs = Number(nanos / 1_000_000n);
+      headers['sluice-timestamp'] = nanos === undefined ? 'received' : 'payload';
+    }
     // only a templated topic carries its template (its topic budget)
-    return this.template === undefined
-      ? { item: { topic, key, value: message.payload, headers, timestamp } }
-      : { item: { topic, key, value: message.payload, headers, timestamp, template: this.template } };
+    const item: KafkaRecord = this.template === undefined
+      ? { topic, key, value: message.payload, headers, timestamp }
+      : { topic, key, value: message.payload, headers, timestamp, template: this.template };
+    return eventTimeMs === undefined ? { item } : { item, eventTimeMs };
   }
 }
 

@@ -1,6 +1,6 @@
-// Kafka through kafkajs: an idempotent producer with acks -1 (all in-sync replicas), one
-// request in flight (kafkajs' idempotence is only safe so), many records per batch. What is
-// decided here, once:
+// Kafka through a client adapter (client/): an idempotent producer with acks -1 (all in-sync
+// replicas), one batch in flight per sink, many records per batch. What is decided here, once,
+// whichever the client:
 //  - the record's fault (too large, invalid): found by halving that topic's records, rejected
 //    alone (dead-lettered);
 //  - one topic's fault (deleted, not authorised, leader missing): the batch is split by topic,
@@ -8,26 +8,23 @@
 //    retries them alone and dead-letters them once they were stuck too long);
 //  - the cluster's fault (down, timing out): the whole batch is retried until durable.
 // After any failed produce a new producer session starts: Kafka may have written part of the
-// request while kafkajs rolled back all its sequence numbers, and a retry on the old session
+// request while the client rolled back all its sequence numbers, and a retry on the old session
 // would be refused (OutOfOrderSequenceException) for ever. Topics unknown to the sink are
 // checked and created off the write path (topic-admin.ts); their records wait meanwhile.
-import { CompressionTypes, Kafka, logLevel, type Admin, type Producer, type SASLOptions } from 'kafkajs';
 import type { Logger } from 'pino';
 import { SinkError, type ItemRejection, type Sink, type WriteResult } from '../sink.ts';
+import type { KafkaAdminPort, KafkaClient, ProducerSession, TopicBatch } from './client/kafka-client.ts';
 import { recordSize, type KafkaRecord } from './kafka-record.ts';
-import { kafkaReason, TopicAdmin } from './topic-admin.ts';
+import { TopicAdmin } from './topic-admin.ts';
 
 export interface KafkaSinkOptions {
   /** The sink's name (kafka; the dead-letter sink writes through one named dead-letter). */
   readonly name?: string;
+  /** Where the records go (error messages name them). */
   readonly brokers: readonly string[];
-  readonly clientId: string;
-  readonly ssl: boolean;
-  readonly sasl?: SASLOptions | undefined;
-  readonly compression: 'none' | 'gzip';
+  readonly client: KafkaClient;
   readonly createTopics: { readonly enabled: boolean; readonly partitions: number; readonly replicationFactor: number };
   readonly maxTopics: number;
-  readonly requestTimeoutMs?: number;
   /**
    * true (the kafka sink): a failing topic's records are deferred, the rest written. false (the
    * dead letter, which has nowhere else to go): the whole write fails and is retried.
@@ -47,15 +44,13 @@ const topicFaults = new Set([
   'REPLICA_NOT_AVAILABLE', 'UNKNOWN_LEADER_EPOCH', 'FENCED_LEADER_EPOCH', 'INVALID_TOPIC_EXCEPTION', 'POLICY_VIOLATION',
 ]);
 
-type Message = { key: string | null; value: Buffer; headers: KafkaRecord['headers']; timestamp: string };
-
 export class KafkaSink implements Sink<KafkaRecord> {
   readonly name: string;
-  private readonly kafka: Kafka;
+  private readonly client: KafkaClient;
   /** Writes for topics that work; and for a topic failing on its own, with one quick retry only. */
-  private readonly main: Session;
-  private readonly probe: Session;
-  private readonly admin: Admin;
+  private readonly main: ProducerSession;
+  private readonly probe: ProducerSession;
+  private readonly admin: KafkaAdminPort;
   private readonly topics: TopicAdmin;
   private readonly options: KafkaSinkOptions;
   private readonly log: Logger;
@@ -67,22 +62,11 @@ export class KafkaSink implements Sink<KafkaRecord> {
     this.name = options.name ?? 'kafka';
     this.options = options;
     this.log = log;
-    this.kafka = new Kafka({
-      clientId: options.clientId,
-      brokers: [...options.brokers],
-      ssl: options.ssl,
-      ...(options.sasl ? { sasl: options.sasl } : {}),
-      logLevel: logLevel.NOTHING, // failures reach us as errors and are logged once by the queue
-      requestTimeout: options.requestTimeoutMs ?? 30_000,
-      connectionTimeout: 3_000,
-      retry: { retries: 2, initialRetryTime: 200, maxRetryTime: 2_000 },
-    });
-    this.main = new Session(() => this.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false }));
-    this.probe = new Session(() => this.kafka.producer({
-      idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false, retry: { retries: 1, initialRetryTime: 100, maxRetryTime: 300 },
-    }));
-    this.admin = this.kafka.admin();
-    this.topics = new TopicAdmin(this.admin, { createTopics: options.createTopics, maxTopics: options.maxTopics }, log);
+    this.client = options.client;
+    this.main = this.client.session('main');
+    this.probe = this.client.session('probe');
+    this.admin = this.client.admin();
+    this.topics = new TopicAdmin(this.admin, { createTopics: options.createTopics, maxTopics: options.maxTopics }, log, (err) => this.client.reason(err));
   }
 
   async start(): Promise<void> {
@@ -132,8 +116,8 @@ export class KafkaSink implements Sink<KafkaRecord> {
         list.push(i);
       }
     }
-    // topics failing on their own are tried alone on the probe producer (one quick internal
-    // retry, the least kafkajs allows an idempotent producer); the rest go together on the main one
+    // topics failing on their own are tried alone on the probe producer (quick internal
+    // retries, the least the clients allow an idempotent producer); the rest go together on the main one
     const alone = new Map<string, number[]>();
     if (this.failing.size > 0) for (const [topic, indexes] of byTopic) {
       if (this.failing.has(topic)) {
@@ -167,13 +151,13 @@ export class KafkaSink implements Sink<KafkaRecord> {
       return;
     } catch (err) {
       await this.probe.reset();
-      const fault = faultOf(err, recordFaults);
+      const fault = this.faultOf(err, recordFaults);
       if (fault) {
         await this.halve(batch, topic, indexes, rejected, fault);
         this.recovered(topic);
         return;
       }
-      const topicFault = faultOf(err, topicFaults);
+      const topicFault = this.faultOf(err, topicFaults);
       if (topicFault && topicFault.startsWith('UNKNOWN_TOPIC_OR_PARTITION')) this.topics.forget(topic);
       if (!topicFault || !this.options.isolate) throw this.clusterError(err, topic);
       if (!this.failing.has(topic)) {
@@ -196,28 +180,21 @@ export class KafkaSink implements Sink<KafkaRecord> {
         await this.send(this.probe, batch, new Map([[topic, half]]));
       } catch (err) {
         await this.probe.reset();
-        const f = faultOf(err, recordFaults);
+        const f = this.faultOf(err, recordFaults);
         if (!f) throw this.clusterError(err, topic);
         await this.halve(batch, topic, half, rejected, f);
       }
     }
   }
 
-  private async send(via: Session, batch: readonly KafkaRecord[], byTopic: ReadonlyMap<string, readonly number[]>): Promise<void> {
-    const topicMessages: Array<{ topic: string; messages: Message[] }> = [];
+  private async send(via: ProducerSession, batch: readonly KafkaRecord[], byTopic: ReadonlyMap<string, readonly number[]>): Promise<void> {
+    const batches: TopicBatch[] = [];
     for (const [topic, indexes] of byTopic) {
-      const messages: Message[] = new Array(indexes.length);
-      for (let j = 0; j < indexes.length; j++) {
-        const r = batch[indexes[j] as number] as KafkaRecord;
-        messages[j] = { key: r.key, value: r.value, headers: r.headers, timestamp: r.timestamp };
-      }
-      topicMessages.push({ topic, messages });
+      const records: KafkaRecord[] = new Array(indexes.length);
+      for (let j = 0; j < indexes.length; j++) records[j] = batch[indexes[j] as number] as KafkaRecord;
+      batches.push({ topic, records });
     }
-    await via.producer.sendBatch({
-      acks: -1,
-      compression: this.options.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None,
-      topicMessages,
-    });
+    await via.send(batches);
   }
 
   private recovered(topic: string): void {
@@ -229,12 +206,17 @@ export class KafkaSink implements Sink<KafkaRecord> {
 
   /** Whether an error may be one topic's or one record's fault (then the batch is split). */
   private isolating(err: unknown): boolean {
-    return faultOf(err, recordFaults) !== undefined || faultOf(err, topicFaults) !== undefined;
+    return this.faultOf(err, recordFaults) !== undefined || this.faultOf(err, topicFaults) !== undefined;
+  }
+
+  /** The broker's answer among the error's causes, when it is one of `types`. */
+  private faultOf(err: unknown, types: ReadonlySet<string>): string | undefined {
+    return this.client.faults(err).find((f) => types.has(f.code))?.text;
   }
 
   private clusterError(err: unknown, topic?: string): SinkError {
-    if (!isProtocolError(err)) this.connected = false; // reconnect before the retry
-    return new SinkError(this.name, `${topic ? `topic ${topic}: ` : ''}${kafkaReason(err)}`, { cause: err });
+    if (!this.client.answered(err)) this.connected = false; // reconnect before the retry
+    return new SinkError(this.name, `${topic ? `topic ${topic}: ` : ''}${this.client.reason(err)}`, { cause: err });
   }
 
   private async connect(): Promise<void> {
@@ -245,59 +227,11 @@ export class KafkaSink implements Sink<KafkaRecord> {
       await this.probe.connect();
       await this.topics.load();
     } catch (err) {
-      // a connect that failed half way (a broker frozen mid-handshake) leaves kafkajs' clients
+      // a connect that failed half way (a broker frozen mid-handshake) left kafkajs' clients
       // "not connected" for good: tear them down so the next attempt starts clean
       await Promise.allSettled([this.main.reset(false), this.probe.reset(false), this.admin.disconnect()]);
       throw err;
     }
     this.connected = true;
   }
-}
-
-/**
- * One idempotent producer and its session. reset() starts a new session (a new producer id,
- * sequences from 0) after a failed produce: see the top.
- */
-class Session {
-  producer: Producer;
-  private readonly make: () => Producer;
-  private connected = false;
-
-  constructor(make: () => Producer) {
-    this.make = make;
-    this.producer = make();
-  }
-
-  async connect(): Promise<void> {
-    if (this.connected) return;
-    await this.producer.connect();
-    this.connected = true;
-  }
-
-  async reset(reconnect = true): Promise<void> {
-    const old = this.producer;
-    this.producer = this.make();
-    this.connected = false;
-    await old.disconnect().catch(() => {});
-    if (reconnect) await this.connect().catch(() => {}); // else the next write's connect() tries
-  }
-
-  async close(): Promise<void> {
-    this.connected = false;
-    await this.producer.disconnect();
-  }
-}
-
-// kafkajs spreads its error classes into module.exports, which Node's ESM import of a CommonJS
-// module cannot see; its errors carry their class name.
-function isProtocolError(e: unknown): e is Error & { type: string } {
-  return e instanceof Error && e.name === 'KafkaJSProtocolError';
-}
-
-/** The broker's answer among kafkajs' wrapped causes, when it is one of `types`. */
-function faultOf(err: unknown, types: ReadonlySet<string>): string | undefined {
-  for (let e: unknown = err; e; e = (e as { cause?: unknown; originalError?: unknown }).originalError ?? (e as { cause?: unknown }).cause) {
-    if (isProtocolError(e) && types.has(e.type)) return `${e.type}: ${e.message}`;
-  }
-  return undefined;
 }

@@ -7,9 +7,9 @@
 // template can name, counted from the cluster's own topic list, so it survives restarts and is
 // shared by every worker; once a template has used it up, only that template's new topics are
 // refused.
-import type { Admin } from 'kafkajs';
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
+import type { KafkaAdminPort } from './client/kafka-client.ts';
 
 export type TopicState =
   | { readonly state: 'ready' }
@@ -37,7 +37,8 @@ export function templatePattern(template: string): RegExp {
 }
 
 export class TopicAdmin {
-  private readonly admin: Admin;
+  private readonly admin: KafkaAdminPort;
+  private readonly reason: (err: unknown) => string;
   private readonly options: TopicAdminOptions;
   private readonly log: Logger;
   private readonly queue: PQueue;
@@ -54,8 +55,9 @@ export class TopicAdmin {
   private listedAt = 0;
   private listing: Promise<void> | undefined;
 
-  constructor(admin: Admin, options: TopicAdminOptions, log: Logger) {
+  constructor(admin: KafkaAdminPort, options: TopicAdminOptions, log: Logger, reason: (err: unknown) => string) {
     this.admin = admin;
+    this.reason = reason;
     this.options = options;
     this.log = log;
     this.queue = new PQueue({ concurrency: options.concurrency ?? 2, intervalCap: options.perSecond ?? 20, interval: 1000 });
@@ -154,21 +156,16 @@ export class TopicAdmin {
     // its place in the budget is taken now, before the call: two checks at once cannot both take the last one
     if (template !== undefined) this.creating.set(topic, template);
     try {
-      const created = await this.admin.createTopics({ topics: [{ topic, numPartitions: partitions, replicationFactor }], waitForLeaders: true });
-      if (created) this.log.info({ topic, partitions, replicationFactor }, 'kafka topic created');
+      // 'exists': another worker made it
+      if (await this.admin.createTopic(topic, partitions, replicationFactor) === 'created') this.log.info({ topic, partitions, replicationFactor }, 'kafka topic created');
       this.addKnown(topic, template);
       this.forgotten.delete(topic);
       this.missing.delete(topic);
     } catch (err) {
-      const e = err as Error & { type?: string };
-      if (e.type === 'TOPIC_ALREADY_EXISTS') {
-        this.addKnown(topic, template); // another worker made it
-        return;
-      }
       // Kafka's own reason (a name colliding with another's, a policy, a quota), kept for the dead
       // letter. kafkajs drops the broker's error message, so a collision is explained here.
       const collides = [...this.known].find((t) => t !== topic && t.replaceAll('.', '_') === topic.replaceAll('.', '_'));
-      const reason = `topic "${topic}" could not be created: ${kafkaReason(err)}${collides ? `: it collides with existing topic ${collides} (Kafka treats "." and "_" in topic names as the same)` : ''}`;
+      const reason = `topic "${topic}" could not be created: ${this.reason(err)}${collides ? `: it collides with existing topic ${collides} (Kafka treats "." and "_" in topic names as the same)` : ''}`;
       this.log.warn({ topic, err: reason }, 'kafka topic not created');
       this.missing.set(topic, { at: Date.now(), reason });
     } finally {
@@ -210,19 +207,3 @@ export class TopicAdmin {
     return p;
   }
 }
-
-/** The broker's own words for a failed admin call (kafkajs nests them). */
-export function kafkaReason(err: unknown): string {
-  const parts: string[] = [];
-  for (let e: unknown = err; e && parts.length < 4; e = (e as { originalError?: unknown; cause?: unknown }).originalError ?? (e as { cause?: unknown }).cause) {
-    const x = e as { type?: string; message?: string; errors?: unknown[] };
-    const text = `${x.type ? `${x.type}: ` : ''}${x.message ?? String(e)}`;
-    if (!parts.includes(text)) parts.push(text);
-    if (Array.isArray(x.errors) && x.errors.length > 0) {
-      const first = x.errors[0] as { type?: string; message?: string };
-      parts.push(`${first.type ?? ''} ${first.message ?? ''}`.trim());
-    }
-  }
-  return parts.join(' / ');
-}
-

@@ -1,0 +1,89 @@
+// The port between the Kafka sink and a Kafka client library. The sink decides what is whose
+// fault and when a producer session starts again (kafka-sink.ts); an adapter only sends record
+// batches, answers topic questions, and names the broker's error codes found in an error. Two
+// adapters keep it: @platformatic/kafka (the default, chosen on the bench's figures) and kafkajs.
+import type { KafkaRecord } from '../kafka-record.ts';
+
+export const kafkaClients = ['platformatic', 'kafkajs'] as const;
+export type KafkaClientKind = (typeof kafkaClients)[number];
+
+export const compressions = ['none', 'gzip', 'snappy', 'lz4', 'zstd'] as const;
+export type Compression = (typeof compressions)[number];
+
+/** TLS to the brokers: PEM contents already read (a CA to trust, a client certificate and key for mTLS). */
+export interface KafkaTls {
+  readonly ca?: string | undefined;
+  readonly cert?: string | undefined;
+  readonly key?: string | undefined;
+  readonly passphrase?: string | undefined;
+  readonly servername?: string | undefined;
+  readonly rejectUnauthorized: boolean;
+}
+
+export type KafkaSasl =
+  | { readonly mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; readonly username: string; readonly password: string }
+  /** A token read anew for each connection (a file rotated by a sidecar, or a command's output). */
+  | { readonly mechanism: 'oauthbearer'; readonly token: () => Promise<string> };
+
+export interface KafkaConnection {
+  readonly brokers: readonly string[];
+  readonly clientId: string;
+  readonly tls?: KafkaTls | undefined;
+  readonly sasl?: KafkaSasl | undefined;
+  readonly connectTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+}
+
+export interface ProducerTuning {
+  readonly compression: Compression;
+  /** -1: every in-sync replica (the default and the only value with idempotence); 1: the leader. */
+  readonly acks: -1 | 1;
+  readonly idempotent: boolean;
+  /**
+   * Produce requests in flight per broker connection. The client keeps the order per partition
+   * with an idempotent producer; kafkajs only with 1.
+   */
+  readonly maxInFlightRequests: number;
+}
+
+export interface TopicBatch {
+  readonly topic: string;
+  readonly records: readonly KafkaRecord[];
+}
+
+/** One producer and its session (producer id, sequence numbers). */
+export interface ProducerSession {
+  connect(): Promise<void>;
+  /** Resolves once every record is acknowledged with the tuning's acks; rejects with the client's error. */
+  send(batches: readonly TopicBatch[]): Promise<void>;
+  /** A new session (a new producer id, sequences from 0): after any failed send. */
+  reset(reconnect?: boolean): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface KafkaAdminPort {
+  connect(): Promise<void>;
+  listTopics(): Promise<string[]>;
+  /** 'exists' when another worker made it first; rejects with the client's error otherwise. */
+  createTopic(topic: string, partitions: number, replicationFactor: number): Promise<'created' | 'exists'>;
+  disconnect(): Promise<void>;
+}
+
+export interface BrokerFault {
+  /** Kafka's error name, e.g. MESSAGE_TOO_LARGE. */
+  readonly code: string;
+  readonly text: string;
+}
+
+export interface KafkaClient {
+  readonly kind: KafkaClientKind;
+  /** A producer: 'main' retries as the client usually does; 'probe' retries once, quickly (a topic failing on its own). */
+  session(purpose: 'main' | 'probe'): ProducerSession;
+  admin(): KafkaAdminPort;
+  /** The broker's error codes found in the error and its causes, outermost first. */
+  faults(err: unknown): BrokerFault[];
+  /** Whether the broker answered (a protocol error) rather than the connection failing. */
+  answered(err: unknown): boolean;
+  /** The error's words for a log line or a dead letter, the causes joined. */
+  reason(err: unknown): string;
+}

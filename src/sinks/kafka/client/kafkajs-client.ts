@@ -1,0 +1,149 @@
+// The kafkajs adapter (the design card's client, unmaintained since 2023). Its idempotent
+// producer is only safe with one request in flight, and it compresses with gzip only: the
+// config refuses other settings for it, naming the client (config.ts).
+import { CompressionTypes, Kafka, logLevel, type Admin, type Producer, type SASLOptions } from 'kafkajs';
+import {
+  type BrokerFault, type KafkaAdminPort, type KafkaClient, type KafkaConnection, type ProducerSession,
+  type ProducerTuning, type TopicBatch,
+} from './kafka-client.ts';
+
+const codecs = { none: CompressionTypes.None, gzip: CompressionTypes.GZIP } as const;
+
+export class KafkajsClient implements KafkaClient {
+  readonly kind = 'kafkajs';
+  private readonly kafka: Kafka;
+  private readonly tuning: ProducerTuning;
+
+  constructor(connection: KafkaConnection, tuning: ProducerTuning) {
+    this.tuning = tuning;
+    const { tls, sasl } = connection;
+    this.kafka = new Kafka({
+      clientId: connection.clientId,
+      brokers: [...connection.brokers],
+      ssl: tls ? { ca: tls.ca, cert: tls.cert, key: tls.key, passphrase: tls.passphrase, servername: tls.servername, rejectUnauthorized: tls.rejectUnauthorized } : false,
+      ...(sasl ? { sasl: saslOf(sasl) } : {}),
+      logLevel: logLevel.NOTHING, // failures reach the sink as errors and are logged once by the queue
+      requestTimeout: connection.requestTimeoutMs,
+      connectionTimeout: connection.connectTimeoutMs,
+      retry: { retries: 2, initialRetryTime: 200, maxRetryTime: 2_000 },
+    });
+  }
+
+  session(purpose: 'main' | 'probe'): ProducerSession {
+    const { idempotent, maxInFlightRequests } = this.tuning;
+    const retry = purpose === 'probe' ? { retries: 1, initialRetryTime: 100, maxRetryTime: 300 } : undefined;
+    return new KafkajsSession(
+      () => this.kafka.producer({ idempotent, maxInFlightRequests, allowAutoTopicCreation: false, ...(retry ? { retry } : {}) }),
+      this.tuning,
+    );
+  }
+
+  admin(): KafkaAdminPort {
+    return new KafkajsAdmin(this.kafka.admin());
+  }
+
+  faults(err: unknown): BrokerFault[] {
+    const found: BrokerFault[] = [];
+    for (let e: unknown = err; e; e = (e as { originalError?: unknown }).originalError ?? (e as { cause?: unknown }).cause) {
+      if (isProtocolError(e)) found.push({ code: e.type, text: `${e.type}: ${e.message}` });
+    }
+    return found;
+  }
+
+  answered(err: unknown): boolean {
+    return isProtocolError(err);
+  }
+
+  reason(err: unknown): string {
+    const parts: string[] = [];
+    for (let e: unknown = err; e && parts.length < 4; e = (e as { originalError?: unknown; cause?: unknown }).originalError ?? (e as { cause?: unknown }).cause) {
+      const x = e as { type?: string; message?: string; errors?: unknown[] };
+      const text = `${x.type ? `${x.type}: ` : ''}${x.message ?? String(e)}`;
+      if (!parts.includes(text)) parts.push(text);
+      if (Array.isArray(x.errors) && x.errors.length > 0) {
+        const first = x.errors[0] as { type?: string; message?: string };
+        parts.push(`${first.type ?? ''} ${first.message ?? ''}`.trim());
+      }
+    }
+    return parts.join(' / ');
+  }
+}
+
+class KafkajsSession implements ProducerSession {
+  private producer: Producer;
+  private readonly make: () => Producer;
+  private readonly tuning: ProducerTuning;
+  private connected = false;
+
+  constructor(make: () => Producer, tuning: ProducerTuning) {
+    this.make = make;
+    this.tuning = tuning;
+    this.producer = make();
+  }
+
+  async connect(): Promise<void> {
+    if (this.connected) return;
+    await this.producer.connect();
+    this.connected = true;
+  }
+
+  async send(batches: readonly TopicBatch[]): Promise<void> {
+    const topicMessages = batches.map(({ topic, records }) => ({
+      topic,
+      messages: records.map((r) => ({ key: r.key, value: r.value, headers: r.headers, timestamp: String(r.timestamp) })),
+    }));
+    await this.producer.sendBatch({ acks: this.tuning.acks, compression: codecs[this.tuning.compression as keyof typeof codecs], topicMessages });
+  }
+
+  async reset(reconnect = true): Promise<void> {
+    const old = this.producer;
+    this.producer = this.make();
+    this.connected = false;
+    await old.disconnect().catch(() => {});
+    if (reconnect) await this.connect().catch(() => {}); // else the next write's connect() tries
+  }
+
+  async close(): Promise<void> {
+    this.connected = false;
+    await this.producer.disconnect();
+  }
+}
+
+class KafkajsAdmin implements KafkaAdminPort {
+  private readonly admin: Admin;
+  constructor(admin: Admin) {
+    this.admin = admin;
+  }
+  connect(): Promise<void> {
+    return this.admin.connect();
+  }
+  listTopics(): Promise<string[]> {
+    return this.admin.listTopics();
+  }
+  async createTopic(topic: string, partitions: number, replicationFactor: number): Promise<'created' | 'exists'> {
+    try {
+      const created = await this.admin.createTopics({ topics: [{ topic, numPartitions: partitions, replicationFactor }], waitForLeaders: true });
+      return created ? 'created' : 'exists';
+    } catch (err) {
+      if ((err as { type?: string }).type === 'TOPIC_ALREADY_EXISTS') return 'exists';
+      throw err;
+    }
+  }
+  disconnect(): Promise<void> {
+    return this.admin.disconnect();
+  }
+}
+
+function saslOf(sasl: NonNullable<KafkaConnection['sasl']>): SASLOptions {
+  if (sasl.mechanism === 'oauthbearer') {
+    return { mechanism: 'oauthbearer', oauthBearerProvider: async () => ({ value: await sasl.token() }) };
+  }
+  // a union by mechanism, which TypeScript cannot narrow from ours
+  return { mechanism: sasl.mechanism, username: sasl.username, password: sasl.password } as SASLOptions;
+}
+
+// kafkajs spreads its error classes into module.exports, which Node's ESM import of a CommonJS
+// module cannot see; its errors carry their class name.
+function isProtocolError(e: unknown): e is Error & { type: string } {
+  return e instanceof Error && e.name === 'KafkaJSProtocolError';
+}

@@ -1,0 +1,196 @@
+// The @platformatic/kafka adapter: a maintained, pure-JS client with every compression, SASL
+// PLAIN/SCRAM/OAUTHBEARER, and produce requests to several brokers at once. Keys go to the same
+// partitions as with kafkajs and the Java client (murmur2, positive-masked); keyless records go
+// round robin. Its idempotent producer keeps one request in flight per connection.
+import { Admin, compatibilityPartitioner, Producer, type ProducerOptions, type SASLOptions } from '@platformatic/kafka';
+import type { BrokerFault, KafkaAdminPort, KafkaClient, KafkaConnection, ProducerSession, ProducerTuning, TopicBatch } from './kafka-client.ts';
+
+type Options = ProducerOptions<Buffer, Buffer, Buffer, Buffer>;
+
+const mechanisms = { plain: 'PLAIN', 'scram-sha-256': 'SCRAM-SHA-256', 'scram-sha-512': 'SCRAM-SHA-512', oauthbearer: 'OAUTHBEARER' } as const;
+
+export class PlatformaticClient implements KafkaClient {
+  readonly kind = 'platformatic';
+  private readonly base: Omit<Options, 'clientId'> & { clientId: string };
+  private readonly tuning: ProducerTuning;
+
+  constructor(connection: KafkaConnection, tuning: ProducerTuning) {
+    this.tuning = tuning;
+    const { tls, sasl } = connection;
+    this.base = {
+      clientId: connection.clientId,
+      bootstrapBrokers: [...connection.brokers],
+      connectTimeout: connection.connectTimeoutMs,
+      requestTimeout: connection.requestTimeoutMs,
+      timeout: connection.requestTimeoutMs,
+      metadataMaxAge: 30_000,
+      autocreateTopics: false,
+      ...(tls ? { tls: { ca: tls.ca, cert: tls.cert, key: tls.key, passphrase: tls.passphrase, servername: tls.servername, rejectUnauthorized: tls.rejectUnauthorized } } : {}),
+      ...(tls?.servername ? { tlsServerName: tls.servername } : {}),
+      ...(sasl ? { sasl: saslOf(sasl) } : {}),
+    };
+  }
+
+  session(purpose: 'main' | 'probe'): ProducerSession {
+    const { idempotent, acks, compression, maxInFlightRequests } = this.tuning;
+    // the library turns an idempotent producer's retries of 0 or 1 into "for ever": 2 is the least
+    const retry = purpose === 'probe' ? { retries: 2, retryDelay: 100 } : { retries: 2, retryDelay: 250 };
+    return new PlatformaticSession(() => new Producer<Buffer, Buffer, Buffer, Buffer>({
+      ...this.base,
+      ...retry,
+      idempotent,
+      acks,
+      compression,
+      maxInflights: maxInFlightRequests,
+      partitioner: compatibilityPartitioner,
+      repeatOnStaleMetadata: true,
+    }));
+  }
+
+  admin(): KafkaAdminPort {
+    return new PlatformaticAdmin(() => new Admin({ ...this.base, retries: 2, retryDelay: 250 }));
+  }
+
+  faults(err: unknown): BrokerFault[] {
+    const found: BrokerFault[] = [];
+    walk(err, (e) => {
+      if (e.code === 'PLT_KFK_PROTOCOL' && typeof e.apiId === 'string') {
+        found.push({ code: e.apiId, text: `${e.apiId}: ${e.serverErrorMessage ?? e.message}` });
+      } else if (e.code === 'PLT_KFK_USER' && e.message?.startsWith('Unknown topic ')) {
+        // the library's metadata step turns Kafka's UNKNOWN_TOPIC_OR_PARTITION into this, and
+        // may name the wrong topic when several were asked for: the sink then tries each alone
+        found.push({ code: 'UNKNOWN_TOPIC_OR_PARTITION', text: `UNKNOWN_TOPIC_OR_PARTITION: ${e.message}` });
+      }
+    });
+    return found;
+  }
+
+  answered(err: unknown): boolean {
+    return this.faults(err).length > 0;
+  }
+
+  reason(err: unknown): string {
+    const parts: string[] = [];
+    walk(err, (e) => {
+      if (parts.length >= 4 || e.code === 'PLT_KFK_MULTIPLE' || e.code === 'PLT_KFK_RESPONSE') return;
+      const text = e.code === 'PLT_KFK_PROTOCOL' ? `${e.apiId}: ${e.serverErrorMessage ?? e.message}` : String(e.message);
+      if (!parts.includes(text)) parts.push(text);
+    });
+    if (parts.length === 0) parts.push(String((err as Error)?.message ?? err));
+    return parts.join(' / ');
+  }
+}
+
+class PlatformaticSession implements ProducerSession {
+  private producer: Producer<Buffer, Buffer, Buffer, Buffer>;
+  private readonly make: () => Producer<Buffer, Buffer, Buffer, Buffer>;
+  private connected = false;
+
+  constructor(make: () => Producer<Buffer, Buffer, Buffer, Buffer>) {
+    this.make = make;
+    this.producer = make();
+  }
+
+  async connect(): Promise<void> {
+    if (this.connected) return;
+    // the client connects lazily: ask for the cluster's metadata so that a dead cluster fails here
+    await this.producer.metadata({ topics: [] });
+    this.connected = true;
+  }
+
+  async send(batches: readonly TopicBatch[]): Promise<void> {
+    let n = 0;
+    for (const b of batches) n += b.records.length;
+    const messages = new Array(n);
+    let i = 0;
+    for (const { topic, records } of batches) {
+      for (const r of records) {
+        const headers = new Map<Buffer, Buffer>();
+        for (const name in r.headers) {
+          const v = r.headers[name] as string | Buffer | Array<string | Buffer>;
+          // a repeated header (an MQTT user property given twice) is one Kafka header per value
+          if (Array.isArray(v)) for (const one of v) headers.set(Buffer.from(name), toBuffer(one));
+          else headers.set(headerName(name), toBuffer(v));
+        }
+        messages[i++] = { topic, key: r.key === null ? undefined : Buffer.from(r.key), value: r.value, headers, timestamp: BigInt(r.timestamp) };
+      }
+    }
+    await this.producer.send({ messages });
+  }
+
+  async reset(reconnect = true): Promise<void> {
+    const old = this.producer;
+    this.producer = this.make();
+    this.connected = false;
+    await old.close(true).catch(() => {});
+    if (reconnect) await this.connect().catch(() => {}); // else the next write's connect() tries
+  }
+
+  async close(): Promise<void> {
+    this.connected = false;
+    await this.producer.close();
+  }
+}
+
+class PlatformaticAdmin implements KafkaAdminPort {
+  private admin: Admin;
+  private readonly make: () => Admin;
+  constructor(make: () => Admin) {
+    this.make = make;
+    this.admin = make();
+  }
+  async connect(): Promise<void> {
+    if (this.admin.closed) this.admin = this.make();
+    await this.admin.metadata({ topics: [] });
+  }
+  listTopics(): Promise<string[]> {
+    return this.admin.listTopics();
+  }
+  async createTopic(topic: string, partitions: number, replicationFactor: number): Promise<'created' | 'exists'> {
+    try {
+      await this.admin.createTopics({ topics: [topic], partitions, replicas: replicationFactor });
+      return 'created';
+    } catch (err) {
+      let exists = false;
+      walk(err, (e) => {
+        if (e.apiId === 'TOPIC_ALREADY_EXISTS') exists = true;
+      });
+      if (exists) return 'exists';
+      throw err;
+    }
+  }
+  async disconnect(): Promise<void> {
+    await this.admin.close().catch(() => {});
+  }
+}
+
+type Walked = { code?: string; apiId?: string; serverErrorMessage?: string | null; message?: string; errors?: unknown[]; cause?: unknown };
+
+/** Each error of the tree: the library nests per-broker and per-partition errors in `errors`. */
+function walk(err: unknown, visit: (e: Walked) => void, depth = 0): void {
+  if (!err || typeof err !== 'object' || depth > 6) return;
+  const e = err as Walked;
+  visit(e);
+  if (Array.isArray(e.errors)) for (const inner of e.errors) walk(inner, visit, depth + 1);
+  if (e.cause) walk(e.cause, visit, depth + 1);
+}
+
+/** Header names as bytes, made once: sluice's and the rules' names repeat on every record. */
+const headerNames = new Map<string, Buffer>();
+function headerName(name: string): Buffer {
+  let b = headerNames.get(name);
+  if (b === undefined) {
+    b = Buffer.from(name);
+    if (headerNames.size < 1000) headerNames.set(name, b); // user-property names are the devices': bounded
+  }
+  return b;
+}
+
+function toBuffer(v: string | Buffer): Buffer {
+  return typeof v === 'string' ? Buffer.from(v) : v;
+}
+
+function saslOf(sasl: NonNullable<KafkaConnection['sasl']>): SASLOptions {
+  if (sasl.mechanism === 'oauthbearer') return { mechanism: mechanisms.oauthbearer, token: () => sasl.token() };
+  return { mechanism: mechanisms[sasl.mechanism], username: sasl.username, password: sasl.password };
+}

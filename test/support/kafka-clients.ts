@@ -1,0 +1,37 @@
+// The Kafka client adapters the tests run against: both by default, one with
+// SLUICE_TEST_KAFKA_CLIENTS=platformatic (or kafkajs). A client is made from a kafka section
+// parsed by the real schema, so a test uses the settings a user would write.
+import pino from 'pino';
+import type { TestContext } from 'node:test';
+import { createKafkaClient } from '../../src/sinks/kafka/client/create-client.ts';
+import { kafkaClients, type KafkaClient, type KafkaClientKind } from '../../src/sinks/kafka/client/kafka-client.ts';
+import { kafkaConfig, type KafkaConfig } from '../../src/sinks/kafka/config.ts';
+import { KafkaSink } from '../../src/sinks/kafka/kafka-sink.ts';
+import { endpoints } from './stack.ts';
+
+export const testedKafkaClients: readonly KafkaClientKind[] = (() => {
+  const wanted = process.env['SLUICE_TEST_KAFKA_CLIENTS']?.split(',').map((s) => s.trim()).filter(Boolean);
+  if (!wanted) return kafkaClients;
+  for (const w of wanted) if (!(kafkaClients as readonly string[]).includes(w)) throw new Error(`SLUICE_TEST_KAFKA_CLIENTS: unknown client ${w} (${kafkaClients.join(', ')})`);
+  return wanted as KafkaClientKind[];
+})();
+
+/** A kafka section as a user writes it (the local Kafka, short timeouts), parsed by the schema. */
+export function kafkaSection(client: KafkaClientKind, section: Record<string, unknown> = {}): KafkaConfig {
+  return kafkaConfig.parse({ client, brokers: [endpoints.kafka], requestTimeoutMs: 3_000, ...section });
+}
+
+export function testKafkaClient(client: KafkaClientKind, section: Record<string, unknown> = {}): KafkaClient {
+  return createKafkaClient(kafkaSection(client, section));
+}
+
+/** A Kafka sink on the given client, closed after the test. */
+export function testKafkaSink(t: TestContext, client: KafkaClientKind, options: { name?: string; brokers?: string[]; section?: Record<string, unknown>; isolate?: boolean } = {}): KafkaSink {
+  const k = kafkaSection(client, { clientId: `test-${options.name ?? 'kafka'}`, ...(options.brokers ? { brokers: options.brokers } : {}), ...options.section });
+  const sink = new KafkaSink({
+    name: options.name ?? 'kafka', brokers: k.brokers, client: createKafkaClient(k),
+    createTopics: { enabled: false, partitions: 1, replicationFactor: 1 }, maxTopics: 100, ...(options.isolate === undefined ? {} : { isolate: options.isolate }),
+  }, pino({ level: 'silent' }));
+  t.after(() => sink.close());
+  return sink;
+}
