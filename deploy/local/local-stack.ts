@@ -5,6 +5,7 @@ import { assertPortFree, ensureDebianPackages } from './prerequisites.ts';
 import { hivemqServer } from './servers/hivemq.ts';
 import { influxdbServer } from './servers/influxdb.ts';
 import { kafkaServer } from './servers/kafka.ts';
+import { kafkaClusterNodes } from './servers/kafka-cluster.ts';
 import type { LocalServer } from './servers/local-server.ts';
 import { mosquittoServer } from './servers/mosquitto.ts';
 import { victoriaMetricsServer } from './servers/victoria-metrics.ts';
@@ -25,7 +26,7 @@ export class LocalStack {
 
   constructor(config: StackConfig, log: (line: string) => void = (l) => process.stderr.write(`stack: ${l}\n`)) {
     this.config = config;
-    this.servers = [mosquittoServer(config), hivemqServer(config), kafkaServer(config), influxdbServer(config), victoriaMetricsServer(config)];
+    this.servers = [mosquittoServer(config), hivemqServer(config), kafkaServer(config), influxdbServer(config), victoriaMetricsServer(config), ...kafkaClusterNodes(config)];
     this.log = log;
   }
 
@@ -37,7 +38,7 @@ export class LocalStack {
 
   /** Starts what is not running and waits until all serve. Returns the names it started. */
   async up(names?: readonly string[]): Promise<string[]> {
-    const wanted = names && names.length > 0 ? names.map((n) => this.server(n)) : this.servers;
+    const wanted = names && names.length > 0 ? names.map((n) => this.server(n)) : this.servers.filter((s) => !s.optional);
     const toStart = wanted.filter((s) => runningPid(s.files) === undefined);
     for (const s of toStart) {
       for (const p of s.ports) await assertPortFree(this.config.host, p.port, s.name, p.variable);
@@ -69,8 +70,9 @@ export class LocalStack {
   }
 
   async status(): Promise<ServerStatus[]> {
+    // an optional server is reported only while it runs
     return Promise.all(
-      this.servers.map(async (s) => {
+      this.servers.filter((s) => !s.optional || runningPid(s.files) !== undefined).map(async (s) => {
         const pid = runningPid(s.files);
         if (pid === undefined) return { name: s.name, pid, ready: false, detail: 'not running', endpoints: s.endpoints() };
         try {
@@ -85,6 +87,7 @@ export class LocalStack {
 
   /** The last lines of every server's log, for a failing test's report. */
   logTails(lines = 20): string {
-    return this.servers.map((s) => `==> ${s.files.logFile} <==\n${tail(s.files.logFile, lines)}`).join('\n');
+    return this.servers.filter((s) => !s.optional || runningPid(s.files) !== undefined)
+      .map((s) => `==> ${s.files.logFile} <==\n${tail(s.files.logFile, lines)}`).join('\n');
   }
 }

@@ -22,6 +22,8 @@ export interface StackConfig {
     readonly saslUsername: string; readonly saslPassword: string;
     readonly heap: string;
   };
+  /** The optional 3-node cluster: node i listens on port + i - 1 and controllerPort + i - 1. */
+  readonly kafkaCluster: { readonly port: number; readonly controllerPort: number; readonly heap: string };
   readonly influxdb: { readonly port: number; readonly rpcPort: number; readonly database: string };
   readonly victoriaMetrics: { readonly port: number };
 }
@@ -36,6 +38,8 @@ export const portVariables = {
   SLUICE_KAFKA_CONTROLLER_PORT: 29093,
   SLUICE_KAFKA_TLS_PORT: 29094,
   SLUICE_KAFKA_SASL_PORT: 29095,
+  SLUICE_KAFKA_CLUSTER_PORT: 29192,
+  SLUICE_KAFKA_CLUSTER_CONTROLLER_PORT: 29292,
   SLUICE_INFLUX_PORT: 28086,
   SLUICE_INFLUX_RPC_PORT: 28088,
   SLUICE_VM_PORT: 28428,
@@ -76,6 +80,11 @@ export function stackConfig(env: NodeJS.ProcessEnv = process.env): StackConfig {
       saslUsername: 'sluice',
       saslPassword: 'sluice-dev-password',
       heap: env.SLUICE_KAFKA_HEAP || '512m',
+    },
+    kafkaCluster: {
+      port: port('SLUICE_KAFKA_CLUSTER_PORT'),
+      controllerPort: port('SLUICE_KAFKA_CLUSTER_CONTROLLER_PORT'),
+      heap: env.SLUICE_KAFKA_CLUSTER_HEAP || '384m',
     },
     influxdb: { port: port('SLUICE_INFLUX_PORT'), rpcPort: port('SLUICE_INFLUX_RPC_PORT'), database: 'sluice' },
     victoriaMetrics: { port: port('SLUICE_VM_PORT') },

@@ -205,9 +205,10 @@ export class BatchQueue<T> {
     const deferred = result.deferred && result.deferred.length > 0 ? new Set(result.deferred) : undefined;
     if (since) this.laneAttempt = deferred && deferred.size === items.length ? this.laneAttempt + 1 : 0;
     const now = Date.now();
+    const again: Array<Deferred<T>> = [];
     for (let i = 0; i < listeners.length; i++) {
       if (deferred?.has(i)) {
-        this.lane.push({ item: items[i] as T, listener: listeners[i] as OutcomeListener, since: since?.[i] ?? now });
+        again.push({ item: items[i] as T, listener: listeners[i] as OutcomeListener, since: since?.[i] ?? now });
         continue;
       }
       const r = rejected?.get(i);
@@ -217,6 +218,10 @@ export class BatchQueue<T> {
       (listeners[i] as OutcomeListener).settled(outcome);
     }
     if (deferred) {
+      // the lane stays in arrival order: items from the lane deferred again go back to its front
+      // (the sink keeps a destination's order by deferring newer items behind them)
+      if (since) this.lane.unshift(...again);
+      else this.lane.push(...again);
       this.metrics.sinkDeferred.set(this.labels, this.lane.length);
       this.scheduleLane();
     }

@@ -49,17 +49,18 @@ export async function readTopic(
   done: (records: readonly KafkaRecordSeen[]) => boolean,
   timeoutMs = 60_000,
   idleMs = 20_000,
+  brokers?: readonly string[],
 ): Promise<KafkaRecordSeen[]> {
   // sluice creates its topics on first write; subscribing before that fails
   // (a broker just thawed from SIGSTOP can answer a metadata request with nothing: ask again)
-  const admin = kafka().admin();
+  const admin = kafka(undefined, brokers).admin();
   try {
     await admin.connect();
     await waitFor(`topic ${topic}`, async () => (await admin.listTopics().catch(() => [] as string[])).includes(topic), timeoutMs);
   } finally {
     await admin.disconnect();
   }
-  const consumer = kafka().consumer({ groupId: unique('reader'), maxWaitTimeInMs: 200 });
+  const consumer = kafka(undefined, brokers).consumer({ groupId: unique('reader'), maxWaitTimeInMs: 200 });
   await consumer.connect();
   t.after(() => consumer.disconnect());
   await consumer.subscribe({ topic, fromBeginning: true });

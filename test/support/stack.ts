@@ -48,9 +48,9 @@ export async function mqttClient(t: TestContext, options: IClientOptions = {}): 
   return client;
 }
 
-export function kafka(clientId = unique('test')): Kafka {
+export function kafka(clientId = unique('test'), brokers: readonly string[] = [endpoints.kafka]): Kafka {
   // kafkajs logs retriable errors (a coordinator still loading) at ERROR; tests assert outcomes.
-  return new Kafka({ clientId, brokers: [endpoints.kafka], logLevel: logLevel.NOTHING });
+  return new Kafka({ clientId, brokers: [...brokers], logLevel: logLevel.NOTHING });
 }
 
 /** Creates a topic for one test and deletes it afterwards. */

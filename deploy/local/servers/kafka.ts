@@ -118,10 +118,10 @@ export function kafkaVersion(pom: string): string {
   return /<kafka\.version>([^<]+)</.exec(readFileSync(pom, 'utf8'))?.[1] ?? 'unknown';
 }
 
-function kafkaJarsDir(cacheDir: string, pom: string): string {
+export function kafkaJarsDir(cacheDir: string, pom: string): string {
   return mavenJarsDir(cacheDir, `kafka-${kafkaVersion(pom)}`, pom);
 }
 
-function kafkaJars(cacheDir: string, pom: string): Promise<string> {
+export function kafkaJars(cacheDir: string, pom: string): Promise<string> {
   return mavenJars(cacheDir, `kafka-${kafkaVersion(pom)}`, pom, `Kafka ${kafkaVersion(pom)}`);
 }

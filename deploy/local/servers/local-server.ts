@@ -4,6 +4,8 @@ import type { DaemonFiles, LaunchSpec } from '../daemon.ts';
 
 export interface LocalServer {
   readonly name: string;
+  /** Started only when named (`stack:up -- kafka-1 ...`), not by a plain `stack:up`. */
+  readonly optional?: boolean;
   readonly files: DaemonFiles;
   readonly ports: ReadonlyArray<{ readonly port: number; readonly variable: string }>;
   readonly startTimeoutMs: number;

@@ -7,6 +7,8 @@
 //    the healthy topics are written, the failing topic's records are deferred (the queue
 //    retries them alone and dead-letters them once they were stuck too long);
 //  - the cluster's fault (down, timing out): the whole batch is retried until durable.
+// Order per partition holds through all of it: while a topic has records deferred, newer records
+// for it are deferred behind them (the queue's lane keeps arrival order), never written first.
 // After any failed produce a new producer session starts: Kafka may have written part of the
 // request while the client rolled back all its sequence numbers, and a retry on the old session
 // would be refused (OutOfOrderSequenceException) for ever. Topics unknown to the sink are
@@ -57,6 +59,8 @@ export class KafkaSink implements Sink<KafkaRecord> {
   private connected = false;
   /** Topics failing on their own now, with Kafka's words (for /readyz and the dead letter). */
   private readonly failing = new Map<string, { since: number; error: string }>();
+  /** Records deferred and not yet written or given up, by topic: newer records of the topic wait behind them. */
+  private readonly waiting = new Map<string, Set<KafkaRecord>>();
 
   constructor(options: KafkaSinkOptions, log: Logger) {
     this.name = options.name ?? 'kafka';
@@ -92,6 +96,7 @@ export class KafkaSink implements Sink<KafkaRecord> {
 
   /** Why a deferred record is not written: the dead letter's error once it was stuck too long. */
   unavailable(record: KafkaRecord): string {
+    this.settled(record); // the queue gives up on it (dead-lettered): it no longer holds the topic
     const f = this.failing.get(record.topic);
     return f ? `topic ${record.topic}: ${f.error}` : `topic ${record.topic}: not ready (being checked or created)`;
   }
@@ -108,8 +113,10 @@ export class KafkaSink implements Sink<KafkaRecord> {
     for (let i = 0; i < batch.length; i++) {
       const r = batch[i] as KafkaRecord;
       const s = this.topics.state(r.topic, r.template);
+      const waiting = this.options.isolate ? this.waiting.get(r.topic) : undefined;
       if (s.state === 'missing') rejected.push({ index: i, reason: 'kafka-topic-missing', error: s.reason });
-      else if (s.state === 'pending') deferred.push(i);
+      // a newer record of a topic whose older records wait is deferred behind them (order per partition)
+      else if (s.state === 'pending' || (waiting !== undefined && !waiting.has(r))) deferred.push(i);
       else {
         let list = byTopic.get(r.topic);
         if (!list) byTopic.set(r.topic, (list = []));
@@ -135,7 +142,27 @@ export class KafkaSink implements Sink<KafkaRecord> {
       }
     }
     for (const [topic, indexes] of alone) await this.sendAlone(batch, topic, indexes, rejected, deferred);
+    // what is deferred now holds its topic; what was written or rejected no longer does (only
+    // with a lane behind: the dead letter retries its whole write, with new records each time)
+    if (this.options.isolate && (deferred.length > 0 || this.waiting.size > 0)) this.track(batch, deferred);
     return { rejected, ...(deferred.length > 0 ? { deferred } : {}) };
+  }
+
+  private track(batch: readonly KafkaRecord[], deferred: readonly number[]): void {
+    const held = new Set(deferred);
+    for (let i = 0; i < batch.length; i++) {
+      const r = batch[i] as KafkaRecord;
+      if (held.has(i)) {
+        let w = this.waiting.get(r.topic);
+        if (!w) this.waiting.set(r.topic, (w = new Set()));
+        w.add(r);
+      } else this.settled(r);
+    }
+  }
+
+  private settled(r: KafkaRecord): void {
+    const w = this.waiting.get(r.topic);
+    if (w?.delete(r) && w.size === 0) this.waiting.delete(r.topic);
   }
 
   async close(): Promise<void> {
