@@ -2,7 +2,7 @@
 // `java -cp`: one combined broker and controller node, storage formatted on first start.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { mavenJars, mavenJarsDir } from '../maven.ts';
@@ -41,6 +41,7 @@ export function kafkaServer(config: StackConfig): LocalServer {
       const tls = ensureCertificates(config.runDir);
       // Kafka's PEM keystore: the key and its certificate in one file
       const keystorePem = join(dir, 'keystore.pem');
+      mkdirSync(dir, { recursive: true });
       writeFileSync(keystorePem, readFileSync(tls.serverKey, 'utf8') + readFileSync(tls.serverCert, 'utf8'), { mode: 0o600 });
       const { saslUsername, saslPassword } = config.kafka;
       renderTemplate(join(config.repoRoot, 'deploy/local/kafka/server.properties.template'), propsFile, {
