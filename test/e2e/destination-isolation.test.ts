@@ -6,35 +6,9 @@ import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { publishNumbered, readTopic, seqCounts, waitFor, type KafkaRecordSeen } from '../support/e2e-helpers.ts';
-import { sluiceFor, type SluiceProcess } from '../support/sluice-process.ts';
+import { ackStall } from '../support/ack-stall.ts';
+import { sluiceFor } from '../support/sluice-process.ts';
 import { kafka, mqttClient, printLogsOnFailure, unique } from '../support/stack.ts';
-
-/** Samples acked_total every 200 ms; the longest time it did not move while messages were in flight. */
-function ackGaps(sluice: SluiceProcess) {
-  let last = -1;
-  let lastMoved = Date.now();
-  let longest = 0;
-  let stopped = false;
-  const run = (async () => {
-    while (!stopped) {
-      try {
-        const m = await sluice.metrics();
-        const acked = m.get('sluice_messages_acked_total') ?? 0;
-        const inFlight = m.get('sluice_inflight_messages') ?? 0;
-        if (acked !== last) {
-          last = acked;
-          lastMoved = Date.now();
-        } else if (inFlight > 0) {
-          longest = Math.max(longest, Date.now() - lastMoved);
-        }
-      } catch {
-        // restarting
-      }
-      await sleep(200);
-    }
-  })();
-  return { async stop() { stopped = true; await run; return longest; } };
-}
 
 /**
  * An admin client for one test; topics handed to `drop` are deleted before it disconnects (a
@@ -72,7 +46,7 @@ test('a route\'s topic deleted under load: the other topic flows, the deleted on
   await publishNumbered(pub, 100, (s) => `${p}/${s % 2 ? 'good' : 'victim'}/d-${s % 10}`);
   const a = await admin(t);
   await waitFor('both topics', async () => (await a.listTopics()).filter((x) => x.startsWith(`${p}.`)).length === 2);
-  const gaps = ackGaps(sluice);
+  const gaps = ackStall(sluice);
   const total = 6_000;
   const rate = 1_000;
   const publishStart = Date.now();
@@ -186,7 +160,7 @@ test('a device-driven topic template (5,000 distinct values): good traffic flows
   });
   await sluice.start();
   const pub = await mqttClient(t);
-  const gaps = ackGaps(sluice);
+  const gaps = ackStall(sluice);
   let sawRoute = '';
   const watching = (async () => {
     for (let i = 0; i < 200 && !sawRoute; i++) {

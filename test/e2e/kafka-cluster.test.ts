@@ -11,6 +11,7 @@ import { clusterBrokers, clusterNodeNames } from '../../deploy/local/servers/kaf
 import type { KafkaClientKind } from '../../src/sinks/kafka/client/kafka-client.ts';
 import { publishNumbered, readTopic, waitFor, type KafkaRecordSeen } from '../support/e2e-helpers.ts';
 import { testedKafkaClients } from '../support/kafka-clients.ts';
+import { ackStall } from '../support/ack-stall.ts';
 import { sluiceFor, type SluiceProcess } from '../support/sluice-process.ts';
 import { config, kafka, mqttClient, printLogsOnFailure, stack, unique } from '../support/stack.ts';
 
@@ -78,28 +79,6 @@ function sluiceOnCluster(t: TestContext, prefix: string, topic: string, client: 
   });
 }
 
-/** Samples acked_total every 100 ms: the longest stretch it stood still while messages were in flight. */
-function ackStall(sluice: SluiceProcess) {
-  let last = -1;
-  let movedAt = Date.now();
-  let longest = 0;
-  let stopped = false;
-  const run = (async () => {
-    while (!stopped) {
-      const m = await sluice.metrics().catch(() => undefined);
-      const acked = m?.get('sluice_messages_acked_total') ?? last;
-      if (acked !== last) {
-        last = acked;
-        movedAt = Date.now();
-      } else if ((m?.get('sluice_inflight_messages') ?? 0) > 0) {
-        longest = Math.max(longest, Date.now() - movedAt);
-      }
-      await sleep(100);
-    }
-  })();
-  return { async stop() { stopped = true; await run; return longest; } };
-}
-
 /** Lost, duplicated, and keys whose first occurrences are out of publish order, over seq 0..n-1. */
 function audit(records: readonly KafkaRecordSeen[], n: number) {
   const counts = new Map<number, number>();
@@ -143,7 +122,7 @@ for (const client of testedKafkaClients) {
     const sluice = sluiceOnCluster(t, prefix, topic, client);
     await sluice.start();
     const pub = await mqttClient(t);
-    const stall = ackStall(sluice);
+    const stall = ackStall(sluice, 100);
     const load = publishNumbered(pub, total, (s) => `${prefix}/d-${s % 20}/telemetry`, { ratePerSecond: rate });
     await sleep(6_000);
     const leader = await leaderOf(topic, 0);
@@ -185,7 +164,7 @@ test('a rolling restart of all three brokers under load: 0 lost, order per key k
   await sluice.start();
   const pub = await mqttClient(t);
   const n = 60_000; // 40 s at 1,500/s: long enough for three restarts
-  const stall = ackStall(sluice);
+  const stall = ackStall(sluice, 100);
   const load = publishNumbered(pub, n, (s) => `${prefix}/d-${s % 20}/telemetry`, { ratePerSecond: rate });
   const took: string[] = [];
   await sleep(3_000);
