@@ -140,12 +140,16 @@ export function conformance<Item>(h: Harness<Item>): void {
     const o = outcomes(items.length);
     try {
       for (const item of items) queue.push(item, o.listener);
+      const frozeAt = Date.now();
       await waitFor('the queue to report the sink unhealthy', () => !queue.healthy, 60_000);
+      t.diagnostic(`unhealthy ${Date.now() - frozeAt} ms after the server froze`);
       assert.equal(o.seen.length, 0, 'nothing is settled while the server is away');
     } finally {
       await outage.end();
     }
+    const thawedAt = Date.now();
     await waitFor('the items to be durable', o.all, 60_000);
+    t.diagnostic(`durable ${Date.now() - thawedAt} ms after the server came back`);
     assert.ok(o.seen.every((x) => x.kind === 'delivered'));
     assert.equal(queue.healthy, true, 'healthy again');
     assert.equal(await h.readBack(items), items.length);

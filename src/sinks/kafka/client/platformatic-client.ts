@@ -31,10 +31,15 @@ export class PlatformaticClient implements KafkaClient {
     };
   }
 
-  session(purpose: 'main' | 'probe'): ProducerSession {
+  session(_purpose: 'main' | 'probe'): ProducerSession {
     const { idempotent, acks, compression, maxInFlightRequests } = this.tuning;
-    // the library turns an idempotent producer's retries of 0 or 1 into "for ever": 2 is the least
-    const retry = purpose === 'probe' ? { retries: 2, retryDelay: 100 } : { retries: 2, retryDelay: 250 };
+    // No retries inside the library: its retries nest (a produce retried, each try's connection
+    // setup retried again), so with a frozen broker and requestTimeoutMs 3 s the first failure
+    // surfaced after 29 s, and after minutes with the 30 s default; nothing was lost, but health
+    // stayed green meanwhile. The sink's queue retries with backoff instead, and a failed send
+    // starts a new session anyway. (A number of 0 or 1 means "for ever" to the library's
+    // idempotent producer; false means none.) One stale-metadata repeat is kept.
+    const retry = { retries: false as const };
     return new PlatformaticSession(() => new Producer<Buffer, Buffer, Buffer, Buffer>({
       ...this.base,
       ...retry,
@@ -48,7 +53,7 @@ export class PlatformaticClient implements KafkaClient {
   }
 
   admin(): KafkaAdminPort {
-    return new PlatformaticAdmin(() => new Admin({ ...this.base, retries: 2, retryDelay: 250 }));
+    return new PlatformaticAdmin(() => new Admin({ ...this.base, retries: 1, retryDelay: 250 }));
   }
 
   faults(err: unknown): BrokerFault[] {
