@@ -126,6 +126,7 @@ for (const client of testedKafkaClients) {
       assert.equal(await highWater(ok.topic), 20, mechanism);
     }
     process.env['SLUICE_TEST_WRONG_PASSWORD'] = 'not-the-password';
+    t.after(() => delete process.env['SLUICE_TEST_WRONG_PASSWORD']);
     const wrong = await writeThrough(t, client, [endpoints.kafkaSasl], { sasl: { mechanism: 'scram-sha-512', username, password: { env: 'SLUICE_TEST_WRONG_PASSWORD' } } });
     assert.ok(wrong.error, 'a wrong password is refused');
     assert.ok(!wrong.error.message.includes('not-the-password'), 'the password is never in the error');

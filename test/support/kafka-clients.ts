@@ -4,6 +4,7 @@
 import pino from 'pino';
 import type { TestContext } from 'node:test';
 import { createKafkaClient } from '../../src/sinks/kafka/client/create-client.ts';
+import { kafkaSinkOptions } from '../../src/sinks/kafka/index.ts';
 import { kafkaClients, type KafkaClient, type KafkaClientKind } from '../../src/sinks/kafka/client/kafka-client.ts';
 import { kafkaConfig, type KafkaConfig } from '../../src/sinks/kafka/config.ts';
 import { KafkaSink } from '../../src/sinks/kafka/kafka-sink.ts';
@@ -25,13 +26,13 @@ export function testKafkaClient(client: KafkaClientKind, section: Record<string,
   return createKafkaClient(kafkaSection(client, section));
 }
 
-/** A Kafka sink on the given client, closed after the test. */
+/** A Kafka sink on the given client, made as the plugin makes it (creation off, 100 topics per template), closed after the test. */
 export function testKafkaSink(t: TestContext, client: KafkaClientKind, options: { name?: string; brokers?: string[]; section?: Record<string, unknown>; isolate?: boolean } = {}): KafkaSink {
-  const k = kafkaSection(client, { clientId: `test-${options.name ?? 'kafka'}`, ...(options.brokers ? { brokers: options.brokers } : {}), ...options.section });
-  const sink = new KafkaSink({
-    name: options.name ?? 'kafka', brokers: k.brokers, client: createKafkaClient(k),
-    createTopics: { enabled: false, partitions: 1, replicationFactor: 1 }, maxTopics: 100, ...(options.isolate === undefined ? {} : { isolate: options.isolate }),
-  }, pino({ level: 'silent' }));
+  const k = kafkaSection(client, {
+    clientId: `test-${options.name ?? 'kafka'}`, createTopics: { enabled: false, partitions: 1, replicationFactor: 1 }, maxTopics: 100,
+    ...(options.brokers ? { brokers: options.brokers } : {}), ...options.section,
+  });
+  const sink = new KafkaSink({ ...kafkaSinkOptions(k, options.name ?? 'kafka'), ...(options.isolate === undefined ? {} : { isolate: options.isolate }) }, pino({ level: 'silent' }));
   t.after(() => sink.close());
   return sink;
 }

@@ -123,8 +123,8 @@ export class KafkaSink implements Sink<KafkaRecord> {
         list.push(i);
       }
     }
-    // topics failing on their own are tried alone on the probe producer (quick internal
-    // retries, the least the clients allow an idempotent producer); the rest go together on the main one
+    // topics failing on their own are tried alone on the probe producer (which gives up
+    // quickly); the rest go together on the main one
     const alone = new Map<string, number[]>();
     if (this.failing.size > 0) for (const [topic, indexes] of byTopic) {
       if (this.failing.has(topic)) {

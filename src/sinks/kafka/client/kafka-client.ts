@@ -77,7 +77,10 @@ export interface BrokerFault {
 
 export interface KafkaClient {
   readonly kind: KafkaClientKind;
-  /** A producer: 'main' retries as the client usually does; 'probe' retries once, quickly (a topic failing on its own). */
+  /**
+   * A producer. 'probe' writes a topic failing on its own: it must give up quickly (the least
+   * retrying the client allows); 'main' may retry as the adapter sees fit.
+   */
   session(purpose: 'main' | 'probe'): ProducerSession;
   admin(): KafkaAdminPort;
   /** The broker's error codes found in the error and its causes, outermost first. */

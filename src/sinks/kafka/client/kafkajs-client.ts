@@ -1,7 +1,7 @@
 // The kafkajs adapter (the design card's client, unmaintained since 2023). Its idempotent
 // producer is only safe with one request in flight, and it compresses with gzip only: the
 // config refuses other settings for it, naming the client (config.ts).
-import { CompressionTypes, Kafka, logLevel, Partitioners, type Admin, type PartitionMetadata, type Producer, type SASLOptions } from 'kafkajs';
+import { CompressionTypes, Kafka, logLevel, Partitioners, type Admin, type Message, type PartitionMetadata, type Producer, type SASLOptions } from 'kafkajs';
 import {
   type BrokerFault, type KafkaAdminPort, type KafkaClient, type KafkaConnection, type ProducerSession,
   type ProducerTuning, type TopicBatch,
@@ -106,13 +106,14 @@ class KafkajsSession implements ProducerSession {
     const sends: Array<Promise<unknown>> = [];
     for (const { topic, records } of batches) {
       const partitionMetadata = await this.partitions.of(topic);
-      const byPartition = new Map<number, Array<{ key: string | null; value: Buffer; headers: TopicBatch['records'][number]['headers']; timestamp: string; partition: number }>>();
+      const byPartition = new Map<number, Message[]>();
       for (const r of records) {
-        const message = { key: r.key, value: r.value, headers: r.headers, timestamp: String(r.timestamp) };
+        const message: Message = { key: r.key, value: r.value, headers: r.headers, timestamp: String(r.timestamp) };
         const partition = this.partitioner({ topic, partitionMetadata, message });
+        message.partition = partition;
         let list = byPartition.get(partition);
         if (!list) byPartition.set(partition, (list = []));
-        list.push({ ...message, partition });
+        list.push(message);
       }
       for (const messages of byPartition.values()) {
         sends.push(this.producer.send({ topic, messages, acks: this.tuning.acks, compression: codecs[this.tuning.compression as keyof typeof codecs] }));

@@ -40,7 +40,7 @@ export class PlatformaticClient implements KafkaClient {
     // starts a new session anyway. (A number of 0 or 1 means "for ever" to the library's
     // idempotent producer; false means none.) One stale-metadata repeat is kept.
     const retry = { retries: false as const };
-    return new PlatformaticSession(() => new Producer<Buffer, Buffer, Buffer, Buffer>({
+    return new PlatformaticSession(idempotent, () => new Producer<Buffer, Buffer, Buffer, Buffer>({
       ...this.base,
       ...retry,
       idempotent,
@@ -57,17 +57,7 @@ export class PlatformaticClient implements KafkaClient {
   }
 
   faults(err: unknown): BrokerFault[] {
-    const found: BrokerFault[] = [];
-    walk(err, (e) => {
-      if (e.code === 'PLT_KFK_PROTOCOL' && typeof e.apiId === 'string') {
-        found.push({ code: e.apiId, text: `${e.apiId}: ${e.serverErrorMessage ?? e.message}` });
-      } else if (e.code === 'PLT_KFK_USER' && e.message?.startsWith('Unknown topic ')) {
-        // the library's metadata step turns Kafka's UNKNOWN_TOPIC_OR_PARTITION into this, and
-        // may name the wrong topic when several were asked for: the sink then tries each alone
-        found.push({ code: 'UNKNOWN_TOPIC_OR_PARTITION', text: `UNKNOWN_TOPIC_OR_PARTITION: ${e.message}` });
-      }
-    });
-    return found;
+    return faultsOf(err);
   }
 
   answered(err: unknown): boolean {
@@ -89,9 +79,11 @@ export class PlatformaticClient implements KafkaClient {
 class PlatformaticSession implements ProducerSession {
   private producer: Producer<Buffer, Buffer, Buffer, Buffer>;
   private readonly make: () => Producer<Buffer, Buffer, Buffer, Buffer>;
+  private readonly idempotent: boolean;
   private connected = false;
 
-  constructor(make: () => Producer<Buffer, Buffer, Buffer, Buffer>) {
+  constructor(idempotent: boolean, make: () => Producer<Buffer, Buffer, Buffer, Buffer>) {
+    this.idempotent = idempotent;
     this.make = make;
     this.producer = make();
   }
@@ -100,6 +92,17 @@ class PlatformaticSession implements ProducerSession {
     if (this.connected) return;
     // the client connects lazily: ask for the cluster's metadata so that a dead cluster fails here
     await this.producer.metadata({ topics: [] });
+    // and take the producer id now: a broker just started answers "coordinator loading" for a
+    // few seconds, which is worth asking again (it answered: no timeout is multiplied)
+    for (let attempt = 0; this.idempotent; attempt++) {
+      try {
+        await this.producer.initIdempotentProducer({});
+        break;
+      } catch (err) {
+        if (attempt >= 40 || !faultsOf(err).some((f) => coordinatorBusy.has(f.code))) throw err;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
     this.connected = true;
   }
 
@@ -154,6 +157,7 @@ class PlatformaticAdmin implements KafkaAdminPort {
   async createTopic(topic: string, partitions: number, replicationFactor: number): Promise<'created' | 'exists'> {
     try {
       await this.admin.createTopics({ topics: [topic], partitions, replicas: replicationFactor });
+      await this.leadersOf(topic);
       return 'created';
     } catch (err) {
       let exists = false;
@@ -167,7 +171,42 @@ class PlatformaticAdmin implements KafkaAdminPort {
   async disconnect(): Promise<void> {
     await this.admin.close().catch(() => {});
   }
+
+  /**
+   * Waits until every partition of a topic just created has a leader (as kafkajs'
+   * waitForLeaders): the library answers as soon as the controller accepted it, and a write or
+   * a topic list at once may not see it yet. At most 10 s; then the writes find out.
+   */
+  private async leadersOf(topic: string): Promise<void> {
+    for (const deadline = Date.now() + 10_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 100))) {
+      try {
+        const meta = await this.admin.metadata({ topics: [topic], forceUpdate: true });
+        const t = meta.topics.get(topic);
+        if (t && t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0)) return;
+      } catch {
+        // not known to the broker asked yet: ask again
+      }
+    }
+  }
 }
+
+/** The broker's error codes in the library's error tree. */
+function faultsOf(err: unknown): BrokerFault[] {
+  const found: BrokerFault[] = [];
+  walk(err, (e) => {
+    if (e.code === 'PLT_KFK_PROTOCOL' && typeof e.apiId === 'string') {
+      found.push({ code: e.apiId, text: `${e.apiId}: ${e.serverErrorMessage ?? e.message}` });
+    } else if (e.code === 'PLT_KFK_USER' && e.message?.startsWith('Unknown topic ')) {
+      // the library's metadata step turns Kafka's UNKNOWN_TOPIC_OR_PARTITION into this, and
+      // may name the wrong topic when several were asked for: the sink then tries each alone
+      found.push({ code: 'UNKNOWN_TOPIC_OR_PARTITION', text: `UNKNOWN_TOPIC_OR_PARTITION: ${e.message}` });
+    }
+  });
+  return found;
+}
+
+/** Answers that mean "ask again in a moment": a coordinator still loading or just moved. */
+const coordinatorBusy = new Set(['COORDINATOR_LOAD_IN_PROGRESS', 'COORDINATOR_NOT_AVAILABLE', 'NOT_COORDINATOR']);
 
 type Walked = { code?: string; apiId?: string; serverErrorMessage?: string | null; message?: string; errors?: unknown[]; cause?: unknown };
 
