@@ -5,6 +5,7 @@
 // their own (the command connection), so its window, broker session and exactly-once state
 // stand apart from telemetry's.
 import type { Server } from 'node:http';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { Gauge, Registry } from 'prom-client';
 import { backoffMs } from './backoff.ts';
@@ -19,7 +20,10 @@ import type { BuiltSink } from './sinks/plugin.ts';
 import { sinkPlugins } from './sinks/registry.ts';
 import { SinkError } from './sinks/sink.ts';
 import type { RuleSet } from './router/rule-set.ts';
+import { SparkplugState } from './router/sparkplug/sparkplug-state.ts';
+import { parseSparkplugTopic } from './router/sparkplug/sparkplug-topic.ts';
 import { MqttSession, type MqttSessionOptions } from './source/mqtt/mqtt-session.ts';
+import { SparkplugFeed } from './source/mqtt/sparkplug-feed.ts';
 import type { Session } from './source/session.ts';
 
 export interface Worker {
@@ -94,6 +98,7 @@ export async function startWorker(config: LoadedConfig, log: Logger, options: Wo
     for (const [name, why] of starting) p.push(`starting: ${name}: ${why}`);
     if (source && !source.connected) p.push('mqtt: not connected');
     if (commandSource && !commandSource.connected) p.push('mqtt commands: not connected');
+    if (sparkplugFeed && !sparkplugFeed.connected) p.push('mqtt sparkplug state feed: not connected');
     const sinkProblems = new Map<string, string[]>();
     for (const [name, { built, queue }] of sinks) {
       const q: string[] = [];
@@ -165,12 +170,32 @@ export async function startWorker(config: LoadedConfig, log: Logger, options: Wo
     }
   }
 
+  // Sparkplug routes: the alias state outlives reloads and restarts (its file); the state feed
+  // shows every worker every birth, whichever worker the share group gives the data to
+  const sp = s.sparkplug;
+  const sparkplugLog = log.child({ component: 'sparkplug' });
+  const sparkplugState = !rules.usesSparkplug ? undefined : new SparkplugState({
+    file: join(sp.stateDir, `sparkplug-${config.clientId}.json`),
+    onGap: () => metrics.sparkplugSeqGaps.inc(),
+    onFileError: (err, action) => sparkplugLog.error({ err: err.message, action }, `could not ${action} the Sparkplug state file (the state still works in memory)`),
+  });
+  if (sparkplugState) metrics.sparkplugEdgeNodes.set(sparkplugState.nodeCount);
+  let sparkplugFeed: SparkplugFeed | undefined;
   pipeline = new Pipeline({
     rules: () => rules,
     queues: new Map([...sinks].map(([name, x]) => [name, x.queue])),
     metrics,
     log,
     onFatal,
+    sparkplug: sparkplugState && {
+      state: sparkplugState,
+      followSeq: !sp.stateFeed,
+      aliasWaitMs: sp.aliasWaitMs,
+      onUnknownAlias: !sp.rebirth ? undefined : (topicName) => {
+        const topic = parseSparkplugTopic(topicName);
+        if (typeof topic !== 'string' && sparkplugFeed?.requestRebirth(topic)) metrics.sparkplugRebirthRequests.inc();
+      },
+    },
   });
   const connection: Omit<MqttSessionOptions, 'clientId' | 'subscriptions' | 'receiveMaximum'> = {
     url: s.mqtt.url,
@@ -200,6 +225,14 @@ export async function startWorker(config: LoadedConfig, log: Logger, options: Wo
   }, log.child({ component: 'mqtt-commands' }), metrics);
   const sessions = [source, commandSource].filter((x) => x !== undefined);
   const running = pipeline;
+  if (sparkplugState && sp.stateFeed) {
+    sparkplugFeed = new SparkplugFeed({
+      url: s.mqtt.url, username: connection.username, password: connection.password, tls: s.mqtt.tls,
+      keepalive: s.mqtt.keepalive, connectTimeoutMs: s.mqtt.connectTimeoutMs,
+      clientId: `${config.clientId}-sparkplug`, state: sparkplugState, rebirthIntervalMs: sp.rebirthIntervalMs,
+    }, sparkplugLog);
+  }
+  if (sp.rebirth && sparkplugState && !sp.stateFeed) sparkplugLog.warn('sparkplug.rebirth needs sparkplug.stateFeed (its connection sends the requests): no rebirth will be asked');
 
   const inFlightTimer = setInterval(() => {
     metrics.ready.set(problems().length === 0 ? 1 : 0);
@@ -211,6 +244,8 @@ export async function startWorker(config: LoadedConfig, log: Logger, options: Wo
       metrics.commandsInFlight.set(commandSource.window.inFlight);
       metrics.commandsInFlightMax.set(commandSource.window.highWater);
     }
+    if (sparkplugState) metrics.sparkplugEdgeNodes.set(sparkplugState.nodeCount);
+    if (sparkplugFeed) metrics.sparkplugFeedConnected.set(sparkplugFeed.connected ? 1 : 0);
   }, 250);
   inFlightTimer.unref();
 
@@ -238,6 +273,7 @@ export async function startWorker(config: LoadedConfig, log: Logger, options: Wo
       const commands = next.subscriptions.filter((x) => x.qos === 2);
       if (telemetry.length > 0 && !source) throw new ConfigError(`${file}: QoS 0/1 filters added, but this worker started without a telemetry connection: restart it to use the new rules (the old rules stay)`);
       if (commands.length > 0 && !commandSource) throw new ConfigError(`${file}: QoS 2 filters added, but this worker started without a command connection: restart it to use the new rules (the old rules stay)`);
+      if (next.usesSparkplug && !sparkplugState) throw new ConfigError(`${file}: a sparkplug route added, but this worker started without Sparkplug state: restart it to use the new rules (the old rules stay)`);
       rules = next; // the pipeline reads it per message: the swap is between two messages
       const a = source?.updateSubscriptions(telemetry) ?? { added: [], removed: [] };
       const b = commandSource?.updateSubscriptions(commands) ?? { added: [], removed: [] };
@@ -255,6 +291,8 @@ export async function startWorker(config: LoadedConfig, log: Logger, options: Wo
           'shutdown deadline passed with messages not yet durable: they stay unacked and the broker redelivers them');
       }
       clearInterval(inFlightTimer);
+      sparkplugState?.flush();
+      await sparkplugFeed?.stop();
       for (const { queue } of sinks.values()) queue.close();
       await Promise.allSettled([...sinks.values()].map(({ built }) => built.sink.close()));
       liveness.stop();

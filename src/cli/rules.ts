@@ -28,11 +28,16 @@ export const rulesTestCommand: Command = {
   name: 'rules test',
   args: 'TOPIC PAYLOAD',
   summary: 'show where a message would go, and what each sink would write, without sending it',
-  options: { ...configOptions, qos: { type: 'string' }, property: { type: 'string', multiple: true } },
-  help: { ...configHelp, qos: 'the QoS it arrives with (default 1)', property: 'a user property, K=V' },
+  options: { ...configOptions, qos: { type: 'string' }, property: { type: 'string', multiple: true }, base64: { type: 'boolean' }, birth: { type: 'string', multiple: true } },
+  help: {
+    ...configHelp, qos: 'the QoS it arrives with (default 1)', property: 'a user property, K=V',
+    base64: 'PAYLOAD is base64 (a Sparkplug B payload, any binary)',
+    birth: 'TOPIC=BASE64: a Sparkplug birth routed first, so alias-only data can be named (repeatable)',
+  },
   async run({ values, positionals }) {
     const [topic, payload] = positionals;
     if (topic === undefined || payload === undefined) throw new UsageError('rules test needs TOPIC and PAYLOAD');
+    const bytes = values.base64 ? base64Of(payload, 'PAYLOAD') : Buffer.from(payload);
     const userProperties: Record<string, string> = {};
     for (const p of (values.property as string[] | undefined) ?? []) {
       const eq = p.indexOf('=');
@@ -41,15 +46,23 @@ export const rulesTestCommand: Command = {
     }
     const qos = values.qos === undefined ? 1 : Number(values.qos);
     if (qos !== 0 && qos !== 1 && qos !== 2) throw new UsageError(`--qos takes 0, 1 or 2, got "${String(values.qos)}"`);
+    const rules = rulesOf(values);
+    for (const b of (values.birth as string[] | undefined) ?? []) {
+      const eq = b.indexOf('=');
+      if (eq < 1) throw new UsageError(`--birth takes TOPIC=BASE64, got "${b.slice(0, 80)}"`);
+      const birth: Message = { topic: b.slice(0, eq), payload: base64Of(b.slice(eq + 1), `--birth ${b.slice(0, eq)}`), qos: 1, retain: false, properties: {}, receivedAt: Date.now() };
+      const r = encodeAll(rules.route(birth), birth, 'rules-test');
+      if (r.refusals.length > 0) throw new UsageError(`--birth ${birth.topic}: ${r.refusals.map((x) => `${x.reason}: ${x.error}`).join('; ')}`);
+    }
     const message: Message = {
       topic,
-      payload: Buffer.from(payload),
+      payload: bytes,
       qos,
       retain: false,
       properties: Object.keys(userProperties).length ? { userProperties } : {},
       receivedAt: Date.now(),
     };
-    const routed = rulesOf(values).route(message);
+    const routed = rules.route(message);
     const { outputs, refusals } = encodeAll(routed, message, 'rules-test');
     const report = {
       outcome: routed.outcome,
@@ -61,6 +74,12 @@ export const rulesTestCommand: Command = {
     return 0;
   },
 };
+
+function base64Of(text: string, what: string): Buffer {
+  const clean = text.replace(/\s+/g, '');
+  if (!/^[A-Za-z0-9+/_-]*={0,2}$/.test(clean)) throw new UsageError(`${what} is not base64`);
+  return Buffer.from(clean, 'base64');
+}
 
 /** A Kafka value as text; the audit item as its record's fields. */
 function printable(item: unknown): unknown {

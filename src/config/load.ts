@@ -52,6 +52,7 @@ export function loadConfig(configFile: string, options: { rulesFile?: string | u
       if (section && typeof section[key] === 'string') section[key] = resolve(dirname(configFile), section[key]);
     }
   }
+  service.sparkplug.stateDir = resolve(dirname(configFile), service.sparkplug.stateDir);
   // Fail at start, not at first connect, when a secret is missing.
   for (const [path, ref] of secretRefs(service)) {
     try {

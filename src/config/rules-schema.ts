@@ -12,8 +12,8 @@ export const route = z.strictObject({
   match: z.string().min(1).describe('topic pattern: {name} captures a level, + one level, # the rest'),
   continue: z.boolean().default(false)
     .describe('false (default): first match wins; true: later matching routes also get the message (fan-out)'),
-  payload: z.enum(['json', 'raw']).default('json')
-    .describe('json: decoded and checked (UTF-8, JSON); raw: bytes forwarded as they are (no influx output)'),
+  payload: z.enum(['json', 'raw', 'sparkplug']).default('json')
+    .describe('json: decoded and checked (UTF-8, JSON); raw: bytes forwarded as they are (no influx output); sparkplug: Sparkplug B v3 (spBv1.0/...), aliases named from the births, levels group, messageType, edgeNode, device'),
   ...outputParts,
 });
 

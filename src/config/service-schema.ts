@@ -55,6 +55,17 @@ export const serviceConfig = z.strictObject({
       rejectUnauthorized: z.boolean().default(true).describe('verify the broker\'s certificate (keep true outside tests)'),
     }).optional().describe('TLS for mqtts:// and wss://'),
   }).prefault({}).describe('the broker connection'),
+  sparkplug: z.strictObject({
+    stateDir: z.string().default('state')
+      .describe('where each worker keeps its Sparkplug alias state (sparkplug-<clientId>.json), relative to this file: a restarted worker still names alias-only data'),
+    stateFeed: z.boolean().default(true)
+      .describe('a connection of its own per worker (<clientId>-sparkplug, not shared) that sees every Sparkplug message: births reach every worker of the share group, and seq is followed on the whole stream. false: one worker only, state and seq from its own messages'),
+    aliasWaitMs: z.int().min(0).max(60_000).default(1000)
+      .describe('data naming an alias no birth defined wait this long for the birth (it may be on its way on the state feed), then are dead-lettered (sparkplug-unknown-alias)'),
+    rebirth: z.boolean().default(false)
+      .describe('on an unknown alias, ask the edge node to publish its births again (NCMD Node Control/Rebirth); off by default: it publishes to your edge nodes'),
+    rebirthIntervalMs: z.int().min(1000).default(30_000).describe('at most one rebirth request per edge node this often'),
+  }).prefault({}).describe('Sparkplug B routes (payload: sparkplug): alias state, the state feed, rebirth requests'),
   ...sinkSections,
   retry: backoff.prefault({}).describe('sink retry backoff (a sink retries until durable; nothing is acked meanwhile)'),
   http: z.strictObject({

@@ -38,6 +38,11 @@ export function createMetrics(registry = new Registry(), options: { defaultMetri
     reconnects: new Counter({ name: 'sluice_mqtt_reconnects_total', help: 'Reconnect attempts to the broker', registers }),
     sessionsResumed: new Counter({ name: 'sluice_mqtt_sessions_resumed_total', help: 'Connections on which the broker had kept our session', labelNames: ['present'], registers }),
     // the command connection (QoS 2 subscriptions) has a window and a session of its own
+    sparkplugSeqGaps: new Counter({ name: 'sluice_sparkplug_seq_gaps_total', help: 'Sparkplug messages whose seq did not follow the last one of their edge node (lost or reordered on the way)', registers }),
+    sparkplugAliasWaits: new Counter({ name: 'sluice_sparkplug_alias_waits_total', help: 'Sparkplug data that named an alias no birth had defined, held sparkplug.aliasWaitMs for the birth', registers }),
+    sparkplugRebirthRequests: new Counter({ name: 'sluice_sparkplug_rebirth_requests_total', help: 'Rebirth requests (NCMD Node Control/Rebirth) sent to edge nodes', registers }),
+    sparkplugEdgeNodes: new Gauge({ name: 'sluice_sparkplug_edge_nodes', help: 'Edge nodes whose birth this worker has on record', registers }),
+    sparkplugFeedConnected: new Gauge({ name: 'sluice_sparkplug_feed_connected', help: '1 while the Sparkplug state feed is connected', registers }),
     commandsConnected: new Gauge({ name: 'sluice_commands_mqtt_connected', help: '1 while the command connection (QoS 2 subscriptions) is connected', registers }),
     commandsInFlight: new Gauge({ name: 'sluice_commands_inflight_messages', help: 'Commands taken and not yet acknowledged (PUBREC) on the command connection', registers }),
     commandsInFlightMax: new Gauge({ name: 'sluice_commands_inflight_messages_max', help: 'Most commands in flight at once since start (never above its Receive Maximum)', registers }),

@@ -27,6 +27,7 @@ export function encodeAll(routed: Routed, message: Message, worker: string): { o
       for (const o of m.outputs) {
         if (!encodes(m, o, phase)) continue;
         const e = o.encode({ message, route: m.route, levels: m.levels, payload: m.payload, worker, annotations: undefined });
+        if ('skip' in e) continue;
         if ('refusal' in e) refusals.push(e.refusal);
         else outputs.push({ route: m.route, sink: o.sink, item: e.item, ...(e.eventTimeMs === undefined ? {} : { eventTimeMs: e.eventTimeMs }) });
       }

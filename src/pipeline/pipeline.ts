@@ -8,6 +8,7 @@ import type { Metrics } from '../observability/metrics.ts';
 import type { Annotations, Outcome, Refusal } from '../outcome.ts';
 import type { MatchInput, RouteOutput } from '../router/route-output.ts';
 import type { Match, Routed, RuleSet } from '../router/rule-set.ts';
+import type { SparkplugState } from '../router/sparkplug/sparkplug-state.ts';
 import type { BatchQueue } from '../sinks/batch-queue.ts';
 import type { DeadLetterItem } from '../sinks/dead-letter/dead-letter-sink.ts';
 import type { AckSlot } from '../source/ack-window.ts';
@@ -23,6 +24,18 @@ export interface PipelineOptions {
   readonly log: Logger;
   /** A sink turned fatal: the worker must stop, acking nothing more. */
   readonly onFatal?: (err: Error) => void;
+  readonly sparkplug?: PipelineSparkplug | undefined;
+}
+
+/** Sparkplug routes: the worker's alias state, and what to do with data naming an unknown alias. */
+export interface PipelineSparkplug {
+  readonly state: SparkplugState;
+  /** false when the state feed follows seq on the whole stream. */
+  readonly followSeq: boolean;
+  /** Route it again after this long (the birth may be on its way), once. */
+  readonly aliasWaitMs: number;
+  /** Still unknown after the wait: it is dead-lettered; ask for a rebirth when configured. */
+  readonly onUnknownAlias?: ((topic: string) => void) | undefined;
 }
 
 export class Pipeline implements DeliverySteps {
@@ -49,10 +62,11 @@ export class Pipeline implements DeliverySteps {
   }
 
   /** `worker`: the client id of the connection that took the message (audit records name it). */
-  dispatch(message: Message, slot: AckSlot, worker = ''): void {
+  dispatch(message: Message, slot: AckSlot, worker = '', again = false): void {
     let routed: Routed;
+    const sparkplug = this.options.sparkplug;
     try {
-      routed = this.options.rules().route(message);
+      routed = this.options.rules().route(message, Date.now(), sparkplug && { sparkplug: sparkplug.state, followSeq: sparkplug.followSeq, again });
     } catch (err) {
       // a bug, not bad input: still never a crash or a silent drop
       this.log.error({ err, topic: message.topic }, 'routing threw; dead-lettering the message');
@@ -63,6 +77,15 @@ export class Pipeline implements DeliverySteps {
       this.metrics.acked.inc();
       slot.settle();
       return;
+    }
+    if (sparkplug && routed.matches.some((m) => m.problem?.reason === 'sparkplug-unknown-alias')) {
+      if (!again && sparkplug.aliasWaitMs > 0) {
+        // the slot stays held (in flight) while it waits: the window still bounds what waits
+        this.metrics.sparkplugAliasWaits.inc();
+        setTimeout(() => this.dispatch(message, slot, worker, true), sparkplug.aliasWaitMs);
+        return;
+      }
+      sparkplug.onUnknownAlias?.(message.topic);
     }
     let refusals: Refusal[] | undefined = routed.refusals.length > 0 ? [...routed.refusals] : undefined;
     for (const m of routed.matches) if (m.problem) (refusals ??= []).push(m.problem);
@@ -141,6 +164,7 @@ export class Pipeline implements DeliverySteps {
 
   private sendOne(delivery: Delivery, match: Match, output: RouteOutput, input: MatchInput): void {
     const encoded = output.encode(input);
+    if ('skip' in encoded) return;
     if ('refusal' in encoded) {
       delivery.refuse(encoded.refusal);
       return;

@@ -11,7 +11,7 @@ export interface MatchInput {
   readonly message: Message;
   readonly route: string;
   readonly levels: Levels;
-  /** The decoded JSON payload on json routes (undefined on raw routes). */
+  /** The decoded JSON payload on json routes, a SparkplugMessage on sparkplug routes (undefined on raw routes). */
   readonly payload: unknown;
   /** The client id of the connection that took the message (audit records name it). */
   readonly worker: string;
@@ -21,7 +21,9 @@ export interface MatchInput {
 
 export type Encoded<Item> =
   | { readonly item: Item; readonly eventTimeMs?: number | undefined }
-  | { readonly refusal: Refusal };
+  | { readonly refusal: Refusal }
+  /** Nothing of this message goes to this sink (a death without metrics): delivered, as filtered. */
+  | { readonly skip: true };
 
 /** One sink's part of one route, compiled once at load. */
 export interface RouteOutput<Item = unknown> {
@@ -41,7 +43,7 @@ export interface RouteContext {
   readonly route: string;
   /** The level names the route's pattern captures. */
   readonly levels: readonly string[];
-  readonly payload: 'json' | 'raw';
+  readonly payload: 'json' | 'raw' | 'sparkplug';
   /** Where the part is in the rules file (for RuleError: file:line). */
   readonly path: ReadonlyArray<string | number>;
 }

@@ -7,6 +7,10 @@ import type { Message } from '../message.ts';
 import type { Refusal } from '../outcome.ts';
 import { RuleError } from './rule-error.ts';
 import type { OutputCompiler, RouteOutput } from './route-output.ts';
+import { decodeSparkplug } from './sparkplug/sparkplug-payload.ts';
+import { SparkplugState } from './sparkplug/sparkplug-state.ts';
+import { parseSparkplugTopic, sparkplugLevels, type SparkplugTopic } from './sparkplug/sparkplug-topic.ts';
+import type { SparkplugMessage } from './sparkplug/sparkplug-message.ts';
 import type { Levels } from './template.ts';
 import { compilePattern, PatternTrie, validateFilter, type CompiledPattern } from './topic-pattern.ts';
 
@@ -19,11 +23,22 @@ export interface RulesSpec {
   readonly routes: ReadonlyArray<RouteSpec>;
 }
 
+export type PayloadKind = 'json' | 'raw' | 'sparkplug';
+
+/** What routing needs besides the message: the Sparkplug alias state (kept by the worker across reloads). */
+export interface RouteOptions {
+  readonly sparkplug?: SparkplugState | undefined;
+  /** Follow seq on the data path (no state feed sees the whole stream). Default true. */
+  readonly followSeq?: boolean | undefined;
+  /** A message routed again (it waited for a birth): births, deaths and seq were taken in already. */
+  readonly again?: boolean | undefined;
+}
+
 export interface RouteSpec {
   readonly name: string;
   readonly match: string;
   readonly continue: boolean;
-  readonly payload: 'json' | 'raw';
+  readonly payload: PayloadKind;
   readonly [output: string]: unknown;
 }
 
@@ -33,6 +48,7 @@ interface CompiledRoute {
   readonly continue: boolean;
   /** Decode the payload as JSON: a json route with an output that reads it. */
   readonly decodes: boolean;
+  readonly sparkplug: boolean;
   readonly outputs: readonly RouteOutput[];
 }
 
@@ -64,8 +80,12 @@ export class RuleSet {
   readonly sinksUsed: ReadonlySet<string>;
   /** The sinks each route writes to (/readyz names them for a stuck route). */
   readonly sinksByRoute: ReadonlyMap<string, readonly string[]>;
+  /** Some route takes Sparkplug B payloads (the worker keeps their alias state). */
+  readonly usesSparkplug: boolean;
   private readonly routes: readonly CompiledRoute[];
   private readonly trie = new PatternTrie();
+  /** The state when the caller hands none (sluice rules test, tests). */
+  private ownSparkplug: SparkplugState | undefined;
 
   constructor(file: RulesSpec, compilers: readonly OutputCompiler[]) {
     this.subscriptions = file.subscriptions;
@@ -89,13 +109,14 @@ export class RuleSet {
     this.routeNames = this.routes.map((r) => r.name);
     this.sinksUsed = new Set(this.routes.flatMap((r) => r.outputs.map((o) => o.sink)));
     this.sinksByRoute = new Map(this.routes.map((r) => [r.name, r.outputs.map((o) => o.sink)]));
+    this.usesSparkplug = this.routes.some((r) => r.sparkplug);
   }
 
   uses(sink: string): boolean {
     return this.sinksUsed.has(sink);
   }
 
-  route(message: Message, now = Date.now()): Routed {
+  route(message: Message, now = Date.now(), options: RouteOptions = {}): Routed {
     const expiry = message.properties.messageExpiryInterval;
     if (expiry !== undefined && message.receivedAt + expiry * 1000 < now) {
       return { outcome: 'expired', matches: noMatches, refusals: [] };
@@ -109,6 +130,7 @@ export class RuleSet {
     }
     const matches: Match[] = [];
     let decoded: { ok: true; value: unknown } | { ok: false; refusal: Refusal } | undefined;
+    let sparkplug: { ok: true; value: SparkplugMessage } | { ok: false; refusal: Refusal } | undefined;
     for (const id of candidates) {
       const route = this.routes[id] as CompiledRoute;
       const levels: Record<string, string> = {};
@@ -122,6 +144,14 @@ export class RuleSet {
       let problem: Refusal | undefined;
       if (emptyLevel !== undefined) {
         problem = { reason: 'empty-level', stage: 'route', route: route.name, error: `level {${emptyLevel}} is empty in "${message.topic}"` };
+      } else if (route.sparkplug) {
+        sparkplug ??= this.decodeSparkplug(message, options);
+        if (sparkplug.ok) {
+          payload = sparkplug.value;
+          addSparkplugLevels(levels, sparkplug.value.topic);
+        } else {
+          problem = { ...sparkplug.refusal, route: route.name };
+        }
       } else if (route.decodes) {
         decoded ??= decodeJson(message.payload);
         if (decoded.ok) payload = decoded.value;
@@ -132,6 +162,32 @@ export class RuleSet {
     }
     return { outcome: 'routed', matches, refusals: [] };
   }
+
+  /** Decodes once per message, takes births and deaths into the state, names alias-only metrics. */
+  private decodeSparkplug(message: Message, options: RouteOptions): { ok: true; value: SparkplugMessage } | { ok: false; refusal: Refusal } {
+    const topic = parseSparkplugTopic(message.topic);
+    if (typeof topic === 'string') return { ok: false, refusal: { reason: 'sparkplug-invalid', stage: 'decode', error: topic } };
+    let payload;
+    try {
+      payload = decodeSparkplug(message.payload);
+    } catch (err) {
+      return { ok: false, refusal: { reason: 'sparkplug-invalid', stage: 'decode', error: `not a Sparkplug B payload: ${(err as Error).message}` } };
+    }
+    const state = options.sparkplug ?? (this.ownSparkplug ??= new SparkplugState());
+    if (!options.again) state.observe(topic, payload, options.followSeq ?? true);
+    if (topic.messageType !== 'NBIRTH' && topic.messageType !== 'DBIRTH') {
+      const resolved = state.resolve(topic, payload);
+      if (!resolved.ok) return { ok: false, refusal: { reason: 'sparkplug-unknown-alias', stage: 'decode', error: resolved.error } };
+    }
+    return { ok: true, value: { topic, payload } };
+  }
+}
+
+function addSparkplugLevels(levels: Record<string, string>, topic: SparkplugTopic): void {
+  levels.group = topic.group;
+  levels.messageType = topic.messageType;
+  levels.edgeNode = topic.edgeNode;
+  levels.device = topic.device;
 }
 
 function compileRoute(r: RouteSpec, i: number, compilers: readonly OutputCompiler[]): CompiledRoute {
@@ -141,7 +197,12 @@ function compileRoute(r: RouteSpec, i: number, compilers: readonly OutputCompile
   } catch (err) {
     throw new RuleError(['routes', i, 'match'], (err as Error).message);
   }
+  const sparkplug = r.payload === 'sparkplug';
   const levels = pattern.captures.map((c) => c.name);
+  if (sparkplug) {
+    if (!r.match.startsWith('spBv1.0/') && r.match !== '#') throw new RuleError(['routes', i, 'match'], 'a sparkplug route matches spBv1.0/... topics');
+    for (const name of sparkplugLevels) if (!levels.includes(name)) levels.push(name);
+  }
   const outputs: RouteOutput[] = [];
   for (const compiler of compilers) {
     const part = r[compiler.key];
@@ -157,7 +218,7 @@ function compileRoute(r: RouteSpec, i: number, compilers: readonly OutputCompile
   if (outputs.length === 0) {
     throw new RuleError(['routes', i], `route "${r.name}" has no output: give it ${compilers.map((c) => c.key).join(', ')}, or several`);
   }
-  return { name: r.name, pattern, continue: r.continue, decodes: r.payload === 'json' && outputs.some((o) => o.readsPayload), outputs };
+  return { name: r.name, pattern, continue: r.continue, decodes: r.payload === 'json' && outputs.some((o) => o.readsPayload), sparkplug, outputs };
 }
 
 function decodeJson(payload: Buffer): { ok: true; value: unknown } | { ok: false; refusal: Refusal } {

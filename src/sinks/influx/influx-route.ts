@@ -12,6 +12,7 @@ import type { Encoded, MatchInput, OutputCompiler, RouteContext, RouteOutput } f
 import { compileTemplate, type Levels, type Template } from '../../router/template.ts';
 import type { Message } from '../../message.ts';
 import type { Refusal } from '../../outcome.ts';
+import { InfluxSparkplugMapping } from './influx-sparkplug.ts';
 
 const fieldType = z.enum(['float', 'integer', 'boolean', 'string']);
 
@@ -29,20 +30,29 @@ export const influxRoute = z.strictObject({
     z.array(z.string()).describe('level names, each becomes a tag of the same name'),
     z.record(z.string().min(1), z.string()).describe('tag name -> template over levels, or a JSON path'),
   ]).default([]).describe('tags of each point: level names, or name -> template / JSON path'),
-  fields: z.record(z.string().min(1), fieldSpec).refine((f) => Object.keys(f).length > 0, 'at least one field')
-    .describe('field name -> JSON path (or {path, type})'),
+  fields: z.record(z.string().min(1), fieldSpec).refine((f) => Object.keys(f).length > 0, 'at least one field').optional()
+    .describe('field name -> JSON path (or {path, type}); json routes (a sparkplug route maps every metric instead)'),
+  each: z.string().regex(/\[\*\]$/, 'a JSON path to an array, ending in [*], e.g. "$.readings[*]"').optional()
+    .describe('fan-out: one point per element of this array; fields, time and path tags are read from the element ("$$." reads the whole payload)'),
   time: z.string().optional().describe('JSON path to the timestamp; absent: the time sluice received the message'),
   timeUnit: z.enum(['auto', 's', 'ms', 'us', 'ns']).default('auto')
     .describe('unit of a numeric timestamp; auto guesses from its magnitude. ISO-8601 strings are always accepted'),
+  field: z.string().optional()
+    .describe('sparkplug routes: the field name template per metric: {metric} (the default), {metricRest} and the metricLevels'),
+  metricLevels: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/)).optional()
+    .describe('sparkplug routes: names for the leading "/"-separated parts of a metric name, usable in measurement, tags and field; {metricRest} is what follows them'),
+  skipMetrics: z.array(z.string().min(1)).default(['bdSeq', 'Node Control/*'])
+    .describe('sparkplug routes: metric names not written ("prefix*" matches a prefix)'),
 });
 
 type InfluxRoute = z.infer<typeof influxRoute>;
-type FieldSpec = z.infer<typeof fieldSpec>;
-type ValueSource = { readonly kind: 'template'; readonly template: Template } | { readonly kind: 'path'; readonly path: JsonPath };
+type ValueSource = { readonly kind: 'template'; readonly template: Template } | { readonly kind: 'path'; readonly path: JsonPath; readonly outer: boolean };
 
 interface CompiledField {
   readonly name: string;
   readonly path: JsonPath;
+  /** Read from the whole payload ("$$."), not the element, under `each`. */
+  readonly outer: boolean;
   readonly type: 'float' | 'integer' | 'boolean' | 'string' | undefined;
 }
 
@@ -51,7 +61,15 @@ interface CompiledInflux {
   readonly tags: ReadonlyArray<readonly [string, ValueSource]>;
   readonly fields: readonly CompiledField[];
   readonly time: JsonPath | undefined;
+  readonly timeOuter: boolean;
   readonly timeUnit: 'auto' | 's' | 'ms' | 'us' | 'ns';
+  /** The array fanned out (the path without its [*]). */
+  readonly each: JsonPath | undefined;
+}
+
+/** "$$.x" under each: the whole payload's x. */
+function outerPath(source: string): { source: string; outer: boolean } {
+  return source.startsWith('$$') ? { source: source.slice(1), outer: true } : { source, outer: false };
 }
 
 /** Control characters break line protocol; a trailing backslash escapes the next separator. */
@@ -63,7 +81,8 @@ class InfluxRouteOutput implements RouteOutput<string> {
   readonly readsPayload = true;
   readonly phase = 1;
   private readonly route: string;
-  private readonly compiled: CompiledInflux;
+  private readonly compiled: CompiledInflux | undefined;
+  private readonly sparkplug: InfluxSparkplugMapping | undefined;
 
   constructor(f: InfluxRoute, context: RouteContext) {
     const at = (...rest: Array<string | number>) => [...context.path, ...rest];
@@ -76,29 +95,74 @@ class InfluxRouteOutput implements RouteOutput<string> {
       }
     };
     if (context.payload === 'raw') throw new RuleError(context.path, 'a raw-payload route cannot map fields into influx');
+    this.route = context.route;
+    if (context.payload === 'sparkplug') {
+      for (const key of ['fields', 'each', 'time'] as const) {
+        if (f[key] !== undefined) throw new RuleError(at(key), `a sparkplug route maps every metric itself: no ${key} (use skipMetrics, metricLevels, field)`);
+      }
+      this.sparkplug = new InfluxSparkplugMapping(f, context);
+      return;
+    }
+    for (const key of ['field', 'metricLevels'] as const) {
+      if (f[key] !== undefined) throw new RuleError(at(key), `${key} is for sparkplug routes`);
+    }
+    if (f.fields === undefined) throw new RuleError(context.path, 'fields: at least one field (name -> JSON path)');
     const known = context.levels;
-    const valueSource = (path: Array<string | number>, s: string): ValueSource =>
-      s.startsWith('$') ? { kind: 'path', path: wrap(path, () => compileJsonPath(s)) }
-        : { kind: 'template', template: wrap(path, () => compileTemplate(s, known)) };
+    const each = f.each === undefined ? undefined : wrap(at('each'), () => compileJsonPath((f.each as string).slice(0, -3)));
+    const path = (at: Array<string | number>, source: string) => {
+      const o = outerPath(source);
+      if (o.outer && !each) throw new RuleError(at, '"$$." reads the whole payload under each; without each, write "$."');
+      return { path: wrap(at, () => compileJsonPath(o.source)), outer: o.outer };
+    };
+    const valueSource = (at: Array<string | number>, s: string): ValueSource =>
+      s.startsWith('$') ? { kind: 'path', ...path(at, s) }
+        : { kind: 'template', template: wrap(at, () => compileTemplate(s, known)) };
     const tags: Array<readonly [string, ValueSource]> = Array.isArray(f.tags)
       ? f.tags.map((name, j) => {
           if (!known.includes(name)) throw new RuleError(at('tags', j), `unknown level ${name}; known: ${known.join(', ')}`);
           return [name, { kind: 'template', template: compileTemplate(`{${name}}`, known) }] as const;
         })
       : Object.entries(f.tags).map(([name, s]) => [name, valueSource(at('tags', name), s)] as const);
-    this.route = context.route;
+    const time = f.time === undefined ? undefined : path(at('time'), f.time);
     this.compiled = {
       measurement: wrap(at('measurement'), () => compileTemplate(f.measurement, known)),
       tags,
-      fields: Object.entries(f.fields).map(([name, spec]) => compileField(name, spec, at('fields', name))),
-      time: f.time === undefined ? undefined : wrap(at('time'), () => compileJsonPath(f.time as string)),
+      fields: Object.entries(f.fields).map(([name, spec]) => {
+        const source = typeof spec === 'string' ? spec : spec.path;
+        const p = path(typeof spec === 'string' ? at('fields', name) : at('fields', name, 'path'), source);
+        return { name, path: p.path, outer: p.outer, type: typeof spec === 'string' ? undefined : spec.type };
+      }),
+      time: time?.path,
+      timeOuter: time?.outer ?? false,
       timeUnit: f.timeUnit,
+      each,
     };
   }
 
   encode(input: MatchInput): Encoded<string> {
-    const r = buildLine(this.compiled, this.route, input.levels, input.payload, input.message);
-    return 'line' in r ? { item: r.line, eventTimeMs: r.eventTimeMs } : { refusal: r.refusal };
+    if (this.sparkplug) return this.sparkplug.encode(input);
+    const f = this.compiled as CompiledInflux;
+    const { payload, message, levels } = input;
+    if (!f.each) {
+      const r = buildLine(f, this.route, levels, payload, payload, message, (path) => sourceText(message.payload, path));
+      return 'line' in r ? { item: r.line, eventTimeMs: r.eventTimeMs } : { refusal: r.refusal };
+    }
+    const array = f.each.get(payload);
+    if (!Array.isArray(array)) {
+      return { refusal: { reason: 'mapping', stage: 'map', route: this.route, sink: 'influx', error: `each ${f.each.source}[*]: ${array === undefined ? 'not in the payload' : 'not an array'}` } };
+    }
+    if (array.length === 0) return { skip: true };
+    let lines = '';
+    let eventTimeMs: number | undefined;
+    for (let i = 0; i < array.length; i++) {
+      const element = f.each.source === '$' ? `$[${i}]` : `${f.each.source}[${i}]`;
+      const r = buildLine(f, this.route, levels, array[i], payload, message,
+        (path, outer) => sourceText(message.payload, outer ? path : compileJsonPath(`${element}${path.source.slice(1)}`)));
+      if ('refusal' in r) return { refusal: { ...r.refusal, error: `element ${i} of ${f.each.source}: ${r.refusal.error}` } };
+      lines += (i === 0 ? '' : '\n') + r.line;
+      eventTimeMs ??= r.eventTimeMs;
+    }
+    return { item: lines, eventTimeMs };
   }
 }
 
@@ -107,24 +171,16 @@ export const influxRouteCompiler: OutputCompiler = {
   compile: (part, context) => new InfluxRouteOutput(part as InfluxRoute, context),
 };
 
-function compileField(name: string, spec: FieldSpec, path: Array<string | number>): CompiledField {
-  const source = typeof spec === 'string' ? spec : spec.path;
-  try {
-    return { name, path: compileJsonPath(source), type: typeof spec === 'string' ? undefined : spec.type };
-  } catch (err) {
-    throw new RuleError(typeof spec === 'string' ? path : [...path, 'path'], (err as Error).message);
-  }
-}
-
-function buildLine(f: CompiledInflux, route: string, levels: Levels, payload: unknown, message: Message):
-  { line: string; eventTimeMs: number | undefined } | { refusal: Refusal } {
+/** One point from `payload` (the element under each; `whole` is the message's payload). */
+function buildLine(f: CompiledInflux, route: string, levels: Levels, payload: unknown, whole: unknown, message: Message,
+  sourceOf: (path: JsonPath, outer: boolean) => string | undefined): { line: string; eventTimeMs: number | undefined } | { refusal: Refusal } {
   const fail = (error: string): { refusal: Refusal } => ({ refusal: { reason: 'mapping', stage: 'map', route, sink: 'influx', error } });
 
   const measurement = f.measurement.render(levels);
   if (measurement === '' || unsafeIdentifier.test(measurement)) return fail(`measurement ${JSON.stringify(measurement)} is empty or unsafe`);
   const point = new Point(measurement);
   for (const [name, source] of f.tags) {
-    const raw = source.kind === 'template' ? source.template.render(levels) : source.path.get(payload);
+    const raw = source.kind === 'template' ? source.template.render(levels) : source.path.get(source.outer ? whole : payload);
     if (raw === undefined || raw === null || raw === '') continue; // line protocol has no empty tags
     if (typeof raw === 'object') return fail(`tag ${name} is an object or array`);
     const value = String(raw);
@@ -134,14 +190,14 @@ function buildLine(f: CompiledInflux, route: string, levels: Levels, payload: un
   }
   let fields = 0;
   for (const field of f.fields) {
-    const v = field.path.get(payload);
+    const v = field.path.get(field.outer ? whole : payload);
     if (v === undefined || v === null) continue;
     const type = field.type ?? (typeof v === 'number' ? 'float' : typeof v === 'boolean' ? 'boolean' : typeof v === 'string' ? 'string' : undefined);
     switch (type) {
       case 'float': {
         const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
         if (n === Infinity || n === -Infinity) {
-          const written = typeof v === 'string' ? JSON.stringify(v) : sourceText(message.payload, field.path) ?? String(v);
+          const written = typeof v === 'string' ? JSON.stringify(v) : sourceOf(field.path, field.outer) ?? String(v);
           return fail(`field ${field.name}: ${written} is out of range for a float field`);
         }
         if (!Number.isFinite(n)) return fail(`field ${field.name}: ${JSON.stringify(v)} is not a finite number`);
@@ -157,7 +213,7 @@ function buildLine(f: CompiledInflux, route: string, levels: Levels, payload: un
         if (!Number.isInteger(n) && Number.isFinite(n)) return fail(`field ${field.name}: ${JSON.stringify(v)} is not an integer`);
         if (typeof v !== 'number' && typeof v !== 'string') return fail(`field ${field.name}: ${JSON.stringify(v)} is not an integer`);
         // beyond 2^53 a double has lost digits: write the payload's own digits, exactly, or say why not
-        const digits = typeof v === 'string' ? v : sourceText(message.payload, field.path) ?? String(v);
+        const digits = typeof v === 'string' ? v : sourceOf(field.path, field.outer) ?? String(v);
         if (!/^-?\d+$/.test(digits)) return fail(`field ${field.name}: ${digits} is beyond 2^53 and not written as plain digits, so it cannot be written exactly`);
         const big = BigInt(digits);
         if (big < minInt64 || big > maxInt64) return fail(`field ${field.name}: ${digits} is out of range for an integer field (int64)`);
@@ -181,7 +237,7 @@ function buildLine(f: CompiledInflux, route: string, levels: Levels, payload: un
     fields++;
   }
   if (fields === 0) return fail('none of the fields is in the payload');
-  const raw = f.time?.get(payload);
+  const raw = f.time?.get(f.timeOuter ? whole : payload);
   // absent: the receive time; present but not a timestamp: dead-lettered, never guessed
   const time = raw === undefined || raw === null ? BigInt(message.receivedAt) * 1_000_000n : toNanos(raw, f.timeUnit);
   if (time === undefined) return fail(`time ${f.time?.source}: ${JSON.stringify(raw)} is not a timestamp`);

@@ -7,19 +7,22 @@ import type { Encoded, MatchInput, OutputCompiler, RouteContext, RouteOutput } f
 import { compileJsonPath, type JsonPath } from '../../router/json-path.ts';
 import { compileTemplate, type Template } from '../../router/template.ts';
 import { toNanos } from '../../router/timestamp.ts';
+import { sparkplugJson, type SparkplugMessage } from '../../router/sparkplug/sparkplug-message.ts';
 import { mqttHeaders, reservedHeader } from './kafka-headers.ts';
 import { kafkaTopicRe, type KafkaRecord } from './kafka-record.ts';
 
 export const kafkaRoute = z.strictObject({
   topic: z.string().min(1).describe('Kafka topic template, e.g. "telemetry.{site}"'),
   key: z.string().nullable().optional()
-    .describe('record key template; default "{deviceId}" when the pattern captures deviceId, else no key'),
+    .describe('record key template; default "{deviceId}" when the pattern captures deviceId ("{group}/{edgeNode}" on sparkplug routes), else no key'),
   headers: z.record(z.string().min(1), z.string()).default({})
     .describe('extra headers: name -> template over levels'),
   timestamp: z.string().optional()
     .describe('JSON path to the record timestamp in the payload, e.g. "$.ts" (json routes); absent, missing or not a timestamp: the time sluice received the message, and the header sluice-timestamp says which'),
   timestampUnit: z.enum(['auto', 's', 'ms', 'us', 'ns']).default('auto')
     .describe('unit of a numeric payload timestamp; auto guesses from its magnitude. ISO-8601 strings are always accepted'),
+  value: z.enum(['payload', 'json']).optional()
+    .describe('the record value: payload (the bytes as they came; the default for json and raw routes) or json (sparkplug routes, the default there: the message as JSON, metric names resolved)'),
 });
 
 type KafkaRoute = z.infer<typeof kafkaRoute>;
@@ -37,6 +40,9 @@ class KafkaRouteOutput implements RouteOutput<KafkaRecord> {
   private readonly template: string | undefined;
   private readonly timestamp: JsonPath | undefined;
   private readonly timestampUnit: KafkaRoute['timestampUnit'];
+  /** Sparkplug as JSON (names resolved), else the payload as it came. */
+  private readonly sparkplugJson: boolean;
+  private readonly sparkplug: boolean;
 
   constructor(part: KafkaRoute, context: RouteContext) {
     const at = (...rest: Array<string | number>) => [...context.path, ...rest];
@@ -48,7 +54,10 @@ class KafkaRouteOutput implements RouteOutput<KafkaRecord> {
       }
     };
     this.route = context.route;
-    const keySource = part.key === undefined ? (context.levels.includes('deviceId') ? '{deviceId}' : null) : part.key;
+    // Sparkplug: an edge node's messages keep their order in one partition
+    const keySource = part.key !== undefined ? part.key
+      : context.payload === 'sparkplug' ? '{group}/{edgeNode}'
+      : context.levels.includes('deviceId') ? '{deviceId}' : null;
     for (const name of Object.keys(part.headers)) {
       if (reservedHeader.test(name)) throw new RuleError(at('headers', name), `header names starting with mqtt- or sluice- are sluice's own`);
     }
@@ -60,6 +69,9 @@ class KafkaRouteOutput implements RouteOutput<KafkaRecord> {
     this.key = keySource === null ? null : compile(at('key'), keySource);
     this.headers = Object.entries(part.headers).map(([name, t]) => [name, compile(at('headers', name), t)] as const);
     this.timestampUnit = part.timestampUnit;
+    this.sparkplug = context.payload === 'sparkplug';
+    if (part.value === 'json' && !this.sparkplug) throw new RuleError(at('value'), 'value: json is for sparkplug routes (a json route forwards its payload as it came)');
+    this.sparkplugJson = this.sparkplug && part.value !== 'payload';
     if (part.timestamp !== undefined) {
       if (context.payload !== 'json') throw new RuleError(at('timestamp'), 'a payload timestamp needs payload: json');
       try {
@@ -82,7 +94,13 @@ class KafkaRouteOutput implements RouteOutput<KafkaRecord> {
     const key = this.key === null ? null : this.key.render(levels);
     let timestamp = message.receivedAt;
     let eventTimeMs: number | undefined;
-    if (this.timestamp !== undefined) {
+    let value = message.payload;
+    if (this.sparkplug) {
+      const m = input.payload as SparkplugMessage;
+      if (this.sparkplugJson) value = Buffer.from(sparkplugJson(m));
+      if (m.payload.timestamp !== undefined) timestamp = eventTimeMs = m.payload.timestamp;
+      headers['sluice-timestamp'] = m.payload.timestamp === undefined ? 'received' : 'payload';
+    } else if (this.timestamp !== undefined) {
       const raw = this.timestamp.get(input.payload);
       const nanos = raw === undefined || raw === null ? undefined : toNanos(raw, this.timestampUnit);
       if (nanos !== undefined) timestamp = eventTimeMs = Number(nanos / 1_000_000n);
@@ -90,8 +108,8 @@ class KafkaRouteOutput implements RouteOutput<KafkaRecord> {
     }
     // only a templated topic carries its template (its topic budget)
     const item: KafkaRecord = this.template === undefined
-      ? { topic, key, value: message.payload, headers, timestamp }
-      : { topic, key, value: message.payload, headers, timestamp, template: this.template };
+      ? { topic, key, value, headers, timestamp }
+      : { topic, key, value, headers, timestamp, template: this.template };
     return eventTimeMs === undefined ? { item } : { item, eventTimeMs };
   }
 }

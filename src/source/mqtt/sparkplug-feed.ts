@@ -1,0 +1,94 @@
+// The Sparkplug state feed: a connection of its own per worker, not in the share group, that
+// sees every Sparkplug message in publish order. It writes nothing anywhere: it keeps the alias
+// state (births, deaths) of every edge node, whichever worker the share group hands their data
+// to, and follows seq on the whole stream (a worker's share of it has gaps by design). It also
+// sends the rebirth requests (NCMD Node Control/Rebirth), at most one per edge node per interval.
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { Logger } from 'pino';
+import sparkplug from 'sparkplug-payload';
+import { decodeSparkplug } from '../../router/sparkplug/sparkplug-payload.ts';
+import type { SparkplugState } from '../../router/sparkplug/sparkplug-state.ts';
+import { parseSparkplugTopic, sparkplugNamespace, type SparkplugTopic } from '../../router/sparkplug/sparkplug-topic.ts';
+import { credentialOptions, type MqttSessionOptions } from './mqtt-session.ts';
+
+export interface SparkplugFeedOptions extends Pick<MqttSessionOptions, 'url' | 'username' | 'password' | 'tls' | 'keepalive' | 'connectTimeoutMs'> {
+  readonly clientId: string;
+  readonly state: SparkplugState;
+  /** Minimum time between two rebirth requests to one edge node. */
+  readonly rebirthIntervalMs: number;
+  /** A message on the feed that is not Sparkplug B (counted, never fatal). */
+  readonly onInvalid?: () => void;
+}
+
+const encoder = sparkplug.get(sparkplugNamespace) as { encodePayload(p: unknown): Uint8Array };
+
+export class SparkplugFeed {
+  private readonly client: MqttClient;
+  private readonly options: SparkplugFeedOptions;
+  private readonly log: Logger;
+  private readonly asked = new Map<string, number>();
+  private invalidLoggedAt = 0;
+
+  constructor(options: SparkplugFeedOptions, log: Logger) {
+    this.options = options;
+    this.log = log;
+    const clientOptions: IClientOptions = {
+      protocolVersion: 5,
+      clientId: options.clientId,
+      clean: true, // the state is in the worker's file, not in a broker session
+      keepalive: options.keepalive,
+      connectTimeout: options.connectTimeoutMs,
+      reconnectPeriod: 1000,
+      log: () => {},
+      properties: { sessionExpiryInterval: 0 },
+      ...credentialOptions(options),
+    };
+    this.client = mqtt.connect(options.url, clientOptions);
+    this.client.on('connect', () => {
+      // QoS 1: a birth is not lost between broker and feed; the handler is synchronous, so the
+      // PUBACK MQTT.js sends after it means the state has it
+      this.client.subscribe(`${sparkplugNamespace}/#`, { qos: 1 }, (err) => {
+        if (err) this.log.error({ err: err.message }, 'sparkplug state feed: subscribe failed');
+        else this.log.info({ topic: `${sparkplugNamespace}/#` }, 'sparkplug state feed subscribed');
+      });
+    });
+    this.client.on('error', (err) => this.log.warn({ err: err.message }, 'sparkplug state feed: connection error'));
+    this.client.on('message', (topic, payload) => this.take(topic, payload));
+  }
+
+  get connected(): boolean {
+    return this.client.connected;
+  }
+
+  /** Asks the edge node to publish its births again (at most once per rebirthIntervalMs). */
+  requestRebirth(topic: SparkplugTopic, now = Date.now()): boolean {
+    const key = `${topic.group}/${topic.edgeNode}`;
+    const last = this.asked.get(key);
+    if (last !== undefined && now - last < this.options.rebirthIntervalMs) return false;
+    this.asked.set(key, now);
+    const payload = encoder.encodePayload({ timestamp: now, metrics: [{ name: 'Node Control/Rebirth', type: 'Boolean', value: true }] });
+    this.client.publish(`${sparkplugNamespace}/${topic.group}/NCMD/${topic.edgeNode}`, Buffer.from(payload), { qos: 0 });
+    this.log.info({ group: topic.group, edgeNode: topic.edgeNode }, 'asked an edge node for a rebirth (NCMD Node Control/Rebirth)');
+    return true;
+  }
+
+  async stop(): Promise<void> {
+    await this.client.endAsync();
+  }
+
+  private take(topicName: string, payload: Buffer): void {
+    const topic = parseSparkplugTopic(topicName);
+    if (typeof topic === 'string') return; // STATE and the like: not about edge nodes
+    if (topic.messageType === 'NCMD' || topic.messageType === 'DCMD') return; // hosts' commands carry no seq of the node
+    try {
+      this.options.state.observe(topic, decodeSparkplug(payload), true);
+    } catch (err) {
+      this.options.onInvalid?.();
+      const now = Date.now();
+      if (now - this.invalidLoggedAt >= 10_000) {
+        this.invalidLoggedAt = now;
+        this.log.warn({ topic: topicName, err: (err as Error).message }, 'sparkplug state feed: not a Sparkplug B payload (the data path dead-letters it)');
+      }
+    }
+  }
+}

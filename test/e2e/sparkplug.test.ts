@@ -1,0 +1,203 @@
+// Sparkplug B end to end: a fleet's alias-only DDATA lands in InfluxDB with the names and types
+// of its births (int64 exact) across a worker killed and restarted and across a rebirth that
+// moves the aliases; births reach every worker of a share group through the state feed; an
+// unknown alias is dead-lettered with its reason (and a rebirth asked for) and nothing is lost;
+// and array fan-out writes one point per element.
+import assert from 'node:assert/strict';
+import { test, type TestContext } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { MqttClient } from 'mqtt';
+import sparkplug from 'sparkplug-payload';
+import type { Samples } from '../../src/observability/prometheus-text.ts';
+import { readTopic, waitFor } from '../support/e2e-helpers.ts';
+import { sluiceFor } from '../support/sluice-process.ts';
+import { config as stackConfig, endpoints, mqttClient, printLogsOnFailure, unique } from '../support/stack.ts';
+
+const spb = sparkplug.get('spBv1.0') as { encodePayload(p: unknown): Uint8Array; decodePayload(b: Uint8Array): { metrics?: Array<{ name?: string; value?: unknown }> } };
+
+function rules(group: string, topic: string) {
+  return {
+    subscriptions: [{ filter: `spBv1.0/${group}/+/#`, qos: 1 }],
+    routes: [{
+      name: 'sparkplug', match: `spBv1.0/${group}/#`, payload: 'sparkplug',
+      influx: { measurement: '{group}', tags: ['edgeNode', 'device'] },
+      kafka: { topic },
+    }],
+  };
+}
+
+/** InfluxQL rows with integers read from the response's own digits (JSON.parse would round past 2^53). */
+async function rows(q: string): Promise<Array<Record<string, unknown>>> {
+  const url = `${endpoints.influxdb}/query?${new URLSearchParams({ db: stackConfig.influxdb.database, q })}`;
+  const text = await (await fetch(url)).text();
+  const reviver = (_k: string, v: unknown, c?: { source?: string }) => (typeof v === 'number' && !Number.isSafeInteger(v) && Number.isInteger(v) && c?.source ? BigInt(c.source) : v);
+  const body = JSON.parse(text, reviver as (k: string, v: unknown) => unknown) as { results: Array<{ series?: Array<{ columns: string[]; values: unknown[][] }>; error?: string }> };
+  if (body.results[0]?.error) throw new Error(body.results[0].error);
+  const s = body.results[0]?.series?.[0];
+  return (s?.values ?? []).map((v) => Object.fromEntries(s!.columns.map((c, i) => [c, v[i]])));
+}
+
+class EdgeNode {
+  seq = 0;
+  readonly client: MqttClient;
+  readonly group: string;
+  readonly name: string;
+  constructor(client: MqttClient, group: string, name: string) {
+    this.client = client;
+    this.group = group;
+    this.name = name;
+  }
+  async publish(type: string, device: string | undefined, metrics: unknown[], timestamp: number): Promise<void> {
+    const seq = type === 'NBIRTH' ? (this.seq = 0) : (this.seq = (this.seq + 1) % 256);
+    const topic = `spBv1.0/${this.group}/${type}/${this.name}${device ? `/${device}` : ''}`;
+    await this.client.publishAsync(topic, Buffer.from(spb.encodePayload({ timestamp, seq, metrics })), { qos: 1 });
+  }
+  birth(bdSeq: number, at: number) {
+    return this.publish('NBIRTH', undefined, [{ name: 'bdSeq', type: 'UInt64', value: bdSeq }, { name: 'Node Control/Rebirth', type: 'Boolean', value: false }], at);
+  }
+}
+
+/** A metric's value summed over its labels (0 when absent). */
+function total(m: Samples, name: string): number {
+  let sum = 0;
+  for (const [k, v] of m) if (k === name || k.startsWith(`${name}{`)) sum += v;
+  return sum;
+}
+
+const base = 2n ** 53n;
+const t0 = Date.now() - 600_000;
+
+async function edgeNode(t: TestContext, group: string, name: string): Promise<EdgeNode> {
+  return new EdgeNode(await mqttClient(t, { protocolVersion: 5 }), group, name);
+}
+
+test('alias-only DDATA lands with its births\' names and types, int64 exact, across a SIGKILL restart and a rebirth', { timeout: 120_000 }, async (t) => {
+  printLogsOnFailure(t);
+  const group = unique('spb');
+  const topic = `${group}.records`;
+  const sluice = sluiceFor(t, { rules: rules(group, topic), config: { sparkplug: { aliasWaitMs: 300 } } });
+  await sluice.start();
+  const node = await edgeNode(t, group, 'gw1');
+  await node.birth(0, t0);
+  // first life: alias 1 is Count (Int64), alias 2 is Temperature (Double)
+  await node.publish('DBIRTH', 'press', [
+    { name: 'Count', alias: 1, type: 'Int64', value: base.toString() },
+    { name: 'Temperature', alias: 2, type: 'Double', value: 20 },
+  ], t0 + 1);
+  const data = (from: number, n: number, at: number) => (async () => {
+    for (let i = from; i < from + n; i++) {
+      await node.publish('DDATA', 'press', [{ alias: 1, type: 'Int64', value: (base + BigInt(i)).toString() }, { alias: 2, type: 'Double', value: i / 4 }], at + i);
+    }
+  })();
+  await data(1, 20, t0 + 1000);
+  await waitFor('the first 20 points', async () => (await rows(`SELECT count("Count") FROM "${group}"`))[0]?.count === 21);
+  assert.equal(await sluice.stop('SIGKILL'), null);
+  // while it is down: more alias-only data, queued by the broker in the worker's session
+  await data(21, 20, t0 + 1000);
+  await sluice.start();
+  await waitFor('40 data points after the restart', async () => (await rows(`SELECT count("Count") FROM "${group}"`))[0]?.count === 41, 60_000);
+  // a rebirth (new bdSeq) that swaps the aliases: 1 is now Temperature, 2 is Count
+  await node.publish('NDEATH', undefined, [{ name: 'bdSeq', type: 'UInt64', value: 0 }], t0 + 5000);
+  await node.birth(1, t0 + 6000);
+  await node.publish('DBIRTH', 'press', [
+    { name: 'Temperature', alias: 1, type: 'Double', value: 30 },
+    { name: 'Count', alias: 2, type: 'Int64', value: (base + 100n).toString() },
+  ], t0 + 6001);
+  for (let i = 101; i <= 110; i++) {
+    await node.publish('DDATA', 'press', [{ alias: 1, type: 'Double', value: i / 4 }, { alias: 2, type: 'Int64', value: (base + BigInt(i)).toString() }], t0 + 7000 + i);
+  }
+  let all: Array<Record<string, unknown>> = [];
+  await waitFor('every point', async () => (all = await rows(`SELECT "Count", "Temperature", "edgeNode", "device" FROM "${group}"`)).length === 52, 30_000);
+  const counts = all.map((r) => r.Count);
+  for (const c of counts) assert.equal(typeof c, 'bigint', `Count is an integer field (${String(c)})`);
+  const expected = [0n, ...Array.from({ length: 40 }, (_, i) => BigInt(i + 1)), 100n, ...Array.from({ length: 10 }, (_, i) => BigInt(101 + i))].map((x) => base + x);
+  assert.deepEqual(counts, expected, 'every Count exact past 2^53, named right after the rebirth moved the aliases');
+  assert.deepEqual(all.slice(-10).map((r) => r.Temperature), Array.from({ length: 10 }, (_, i) => (101 + i) / 4));
+  assert.ok(all.every((r) => r.edgeNode === 'gw1'));
+  const metrics = await sluice.metrics();
+  assert.equal(total(metrics, 'sluice_dead_letters_total'), 0, 'nothing dead-lettered');
+  assert.equal(total(metrics, 'sluice_sparkplug_seq_gaps_total'), 0, 'no seq gap on the whole stream');
+  const records = await readTopic(t, topic, (r) => r.length >= 55);
+  const last = JSON.parse(records.at(-1)!.value.toString()) as { metrics: Array<{ name: string; value: unknown }> };
+  assert.deepEqual(last.metrics.map((m) => m.name), ['Temperature', 'Count'], 'the Kafka record names the metrics too');
+});
+
+test('births reach every worker of the share group through the state feed: no data goes unnamed', { timeout: 90_000 }, async (t) => {
+  printLogsOnFailure(t);
+  const group = unique('spbshare');
+  const topic = `${group}.records`;
+  const shareGroup = unique('g');
+  // the data of one edge node reach a worker on its share connection, the birth on its feed: the
+  // default aliasWaitMs (1 s) covers the race between the two connections
+  const a = sluiceFor(t, { group: shareGroup, rules: rules(group, topic) });
+  const b = sluiceFor(t, { group: shareGroup, rules: rules(group, topic) });
+  await a.start();
+  await b.start();
+  await sleep(500); // both state feeds subscribed
+  const nodes = await Promise.all(['gw1', 'gw2', 'gw3'].map((n) => edgeNode(t, group, n)));
+  for (const n of nodes) {
+    await n.birth(0, t0);
+    await n.publish('DBIRTH', 'd1', [{ name: 'Level', alias: 7, type: 'Int32', value: 0 }], t0 + 1);
+  }
+  for (let i = 1; i <= 30; i++) for (const n of nodes) await n.publish('DDATA', 'd1', [{ alias: 7, type: 'Int32', value: i }], t0 + 10 + i);
+  const dead = (m: Samples) => total(m, 'sluice_dead_letters_total');
+  await waitFor('93 points', async () => (await rows(`SELECT count("Level") FROM "${group}"`))[0]?.count === 93
+    || dead(await a.metrics()) + dead(await b.metrics()) > 0, 30_000);
+  const [ma, mb] = [await a.metrics(), await b.metrics()];
+  assert.equal(dead(ma) + dead(mb), 0, 'no sparkplug-unknown-alias on either worker');
+  assert.equal((await rows(`SELECT count("Level") FROM "${group}"`))[0]?.count, 93);
+  assert.ok(total(ma, 'sluice_messages_acked_total') > 0 && total(mb, 'sluice_messages_acked_total') > 0, 'both workers took data');
+  assert.equal(total(ma, 'sluice_sparkplug_edge_nodes'), 3);
+  assert.equal(total(mb, 'sluice_sparkplug_edge_nodes'), 3);
+  assert.equal(total(ma, 'sluice_sparkplug_seq_gaps_total') + total(mb, 'sluice_sparkplug_seq_gaps_total'), 0, 'the feed sees the whole stream');
+});
+
+test('an unknown alias is dead-lettered with its reason, a rebirth is asked for, and nothing is lost', { timeout: 90_000 }, async (t) => {
+  printLogsOnFailure(t);
+  const group = unique('spbunknown');
+  const topic = `${group}.records`;
+  const sluice = sluiceFor(t, { rules: rules(group, topic), config: { sparkplug: { aliasWaitMs: 200, rebirth: true } } });
+  await sluice.start();
+  const node = await edgeNode(t, group, 'gw9');
+  const commands: string[] = [];
+  await node.client.subscribeAsync(`spBv1.0/${group}/NCMD/gw9`, { qos: 0 });
+  node.client.on('message', (topic, payload) => {
+    const m = spb.decodePayload(payload).metrics?.find((x) => x.name === 'Node Control/Rebirth');
+    if (m?.value === true) commands.push(topic);
+  });
+  // data from an edge node sluice never saw born (it came up before sluice did)
+  for (let i = 0; i < 5; i++) await node.publish('NDATA', undefined, [{ alias: 42, type: 'Double', value: i }], t0 + i);
+  const dead = await readTopic(t, sluice.deadLetterTopic, (r) => r.length >= 5);
+  assert.equal(dead.length, 5, 'each message is in the dead-letter topic, once');
+  for (const r of dead) {
+    assert.equal(r.headers['sluice-reason'], 'sparkplug-unknown-alias');
+    assert.match(r.headers['sluice-error'] ?? '', /alias 42 not defined by a birth of edge node .*\/gw9 \(no NBIRTH on record\)/);
+  }
+  assert.deepEqual(dead.map((r) => spb.decodePayload(r.value).metrics?.[0]?.value), [0, 1, 2, 3, 4], 'with its original payload');
+  await waitFor('a rebirth request', () => commands.length >= 1, 10_000);
+  assert.equal(commands.length, 1, 'one request per edge node per rebirthIntervalMs');
+  const metrics = await sluice.metrics();
+  assert.equal(total(metrics, 'sluice_sparkplug_rebirth_requests_total'), 1);
+  assert.equal(total(metrics, 'sluice_sparkplug_alias_waits_total'), 5);
+  assert.equal(total(metrics, 'sluice_messages_acked_total'), 5);
+});
+
+test('array fan-out: one JSON message with N readings writes N points, each at its own time', { timeout: 60_000 }, async (t) => {
+  printLogsOnFailure(t);
+  const prefix = unique('fan');
+  const sluice = sluiceFor(t, { rules: {
+    subscriptions: [{ filter: `${prefix}/+/batch`, qos: 1 }],
+    routes: [{ name: 'batch', match: `${prefix}/{deviceId}/batch`, influx: {
+      measurement: prefix, tags: { deviceId: '{deviceId}', site: '$$.site' }, each: '$.readings[*]', fields: { v: '$.v' }, time: '$.t',
+    } }],
+  } });
+  await sluice.start();
+  const pub = await mqttClient(t);
+  const readings = Array.from({ length: 25 }, (_, i) => ({ v: i, t: t0 + i * 1000 }));
+  await pub.publishAsync(`${prefix}/d7/batch`, JSON.stringify({ site: 's1', readings }), { qos: 1 });
+  let got: Array<Record<string, unknown>> = [];
+  await waitFor('25 points', async () => (got = await rows(`SELECT "v", "site", "deviceId" FROM "${prefix}"`)).length === 25, 30_000);
+  assert.deepEqual(got.map((r) => r.v), readings.map((r) => r.v));
+  assert.deepEqual(got.map((r) => Date.parse(r.time as string)), readings.map((r) => r.t), 'each point at its element\'s time');
+  assert.ok(got.every((r) => r.site === 's1' && r.deviceId === 'd7'));
+});

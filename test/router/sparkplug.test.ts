@@ -1,0 +1,196 @@
+// Sparkplug B routing without a broker: births name alias-only data (int64 exact), deaths and
+// rebirths change what is known, an unknown alias is refused with its reason, seq gaps are
+// counted, the state comes back from its file, and what line protocol cannot hold is refused
+// with the metric's name.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import sparkplug from 'sparkplug-payload';
+import { compileRules } from '../../src/config/load.ts';
+import { rulesFile } from '../../src/config/rules-schema.ts';
+import type { Message } from '../../src/message.ts';
+import { encodeAll } from '../../src/pipeline/encode.ts';
+import type { RuleSet } from '../../src/router/rule-set.ts';
+import { SparkplugState } from '../../src/router/sparkplug/sparkplug-state.ts';
+
+const spb = sparkplug.get('spBv1.0') as { encodePayload(p: unknown): Uint8Array };
+
+const rulesSpec = {
+  subscriptions: [{ filter: 'spBv1.0/#', qos: 1 }],
+  routes: [{
+    name: 'plant', match: 'spBv1.0/#', payload: 'sparkplug',
+    influx: { measurement: '{group}', tags: ['edgeNode', 'device'] },
+    kafka: { topic: 'sparkplug.{group}' },
+  }],
+};
+
+function route(rules: RuleSet, topic: string, payload: unknown, state: SparkplugState, receivedAt = 1_700_000_000_000) {
+  const message: Message = { topic, payload: Buffer.from(spb.encodePayload(payload)), qos: 1, retain: false, properties: {}, receivedAt };
+  const { outputs, refusals } = encodeAll(rules.route(message, receivedAt, { sparkplug: state }), message, 'w');
+  return {
+    influx: outputs.filter((o) => o.sink === 'influx').map((o) => o.item as string),
+    kafka: outputs.filter((o) => o.sink === 'kafka').map((o) => o.item as { key: string; value: Buffer; timestamp: number }),
+    refusals,
+  };
+}
+
+const t0 = 1_700_000_000_000;
+const nbirth = (bdSeq: number, seq = 0) => ({ timestamp: t0, seq, metrics: [
+  { name: 'bdSeq', type: 'UInt64', value: bdSeq },
+  { name: 'Node Control/Rebirth', type: 'Boolean', value: false },
+  { name: 'Uptime', alias: 1, type: 'Int64', value: 5 },
+] });
+const dbirth = (seq: number) => ({ timestamp: t0 + 1, seq, metrics: [
+  { name: 'Temperature', alias: 10, type: 'Double', value: 20.5 },
+  { name: 'Count', alias: 11, type: 'Int64', value: 1 },
+  { name: 'Serial', alias: 12, type: 'UInt64', value: 7 },
+  { name: 'Running', alias: 13, type: 'Boolean', value: true },
+  { name: 'Mode', alias: 14, type: 'String', value: 'auto' },
+  { name: 'Level', alias: 15, type: 'Int16', value: -3 },
+] });
+
+test('alias-only DDATA is named from its DBIRTH, with int64 written with all its digits', () => {
+  const rules = compileRules(rulesFile.parse(rulesSpec));
+  const state = new SparkplugState();
+  const birth = route(rules, 'spBv1.0/plant1/NBIRTH/gw1', nbirth(0), state);
+  assert.deepEqual(birth.refusals, []);
+  assert.deepEqual(birth.influx, ['plant1,edgeNode=gw1 Uptime=5i 1700000000000000000'], 'bdSeq and Node Control are skipped by default');
+  route(rules, 'spBv1.0/plant1/DBIRTH/gw1/press', dbirth(1), state);
+  const data = route(rules, 'spBv1.0/plant1/DDATA/gw1/press', { timestamp: t0 + 5, seq: 2, metrics: [
+    { alias: 10, type: 'Double', value: 21.25 },
+    { alias: 11, type: 'Int64', value: '9007199254740993' },
+    { alias: 12, type: 'UInt64', value: '9223372036854775807' },
+    { alias: 13, type: 'Boolean', value: false },
+    { alias: 14, type: 'String', value: 'manual "x"' },
+    { alias: 15, type: 'Int16', value: -7 },
+    { alias: 1, type: 'Int64', value: '-9223372036854775808' },
+  ] }, state);
+  assert.deepEqual(data.refusals, []);
+  assert.deepEqual(data.influx, [
+    'plant1,device=press,edgeNode=gw1 Count=9007199254740993i,Level=-7i,Mode="manual \\"x\\"",Running=F,Serial=9223372036854775807i,Temperature=21.25,Uptime=-9223372036854775808i 1700000000005000000',
+  ]);
+  const record = data.kafka[0] as { key: string; value: Buffer; timestamp: number };
+  assert.equal(record.key, 'plant1/gw1');
+  assert.equal(record.timestamp, t0 + 5);
+  const json = record.value.toString();
+  assert.match(json, /"name":"Count","alias":11,"type":"Int64","value":9007199254740993\b/, 'the JSON value keeps every digit');
+  assert.equal(JSON.parse(json).device, 'press');
+});
+
+test('an unknown alias is refused with its reason; a rebirth defines it; a death forgets', () => {
+  const rules = compileRules(rulesFile.parse(rulesSpec));
+  const state = new SparkplugState();
+  const ddata = { timestamp: t0 + 5, seq: 2, metrics: [{ alias: 10, type: 'Double', value: 1 }] };
+  const before = route(rules, 'spBv1.0/plant1/DDATA/gw1/press', ddata, state);
+  assert.deepEqual(before.influx, []);
+  assert.deepEqual(before.refusals.map((r) => [r.reason, r.error]), [
+    ['sparkplug-unknown-alias', 'alias 10 not defined by a birth of device plant1/gw1/press (no DBIRTH on record)'],
+  ]);
+  route(rules, 'spBv1.0/plant1/NBIRTH/gw1', nbirth(3), state);
+  route(rules, 'spBv1.0/plant1/DBIRTH/gw1/press', dbirth(1), state);
+  assert.deepEqual(route(rules, 'spBv1.0/plant1/DDATA/gw1/press', ddata, state).influx, ['plant1,device=press,edgeNode=gw1 Temperature=1 1700000000005000000']);
+  // a stale will (an older bdSeq) must not erase the new birth
+  route(rules, 'spBv1.0/plant1/NDEATH/gw1', { timestamp: t0 + 6, metrics: [{ name: 'bdSeq', type: 'UInt64', value: 2 }] }, state);
+  assert.deepEqual(route(rules, 'spBv1.0/plant1/DDATA/gw1/press', ddata, state).refusals, []);
+  const death = route(rules, 'spBv1.0/plant1/NDEATH/gw1', { timestamp: t0 + 7, metrics: [{ name: 'bdSeq', type: 'UInt64', value: 3 }] }, state);
+  assert.deepEqual(death.refusals, []);
+  assert.deepEqual(death.influx, [], 'a death with only bdSeq writes no point, and is not dead-lettered');
+  assert.equal(route(rules, 'spBv1.0/plant1/DDATA/gw1/press', ddata, state).refusals[0]?.reason, 'sparkplug-unknown-alias');
+});
+
+test('the same NBIRTH twice (the feed\'s copy and the share group\'s) keeps the devices born between', () => {
+  const rules = compileRules(rulesFile.parse(rulesSpec));
+  const state = new SparkplugState();
+  route(rules, 'spBv1.0/plant1/NBIRTH/gw1', nbirth(0), state);
+  route(rules, 'spBv1.0/plant1/DBIRTH/gw1/press', dbirth(1), state);
+  route(rules, 'spBv1.0/plant1/NBIRTH/gw1', nbirth(0), state);
+  const data = route(rules, 'spBv1.0/plant1/DDATA/gw1/press', { timestamp: t0 + 5, seq: 2, metrics: [{ alias: 10, type: 'Double', value: 1 }] }, state);
+  assert.deepEqual(data.refusals, []);
+  route(rules, 'spBv1.0/plant1/NBIRTH/gw1', { ...nbirth(1), timestamp: t0 + 10 }, state);
+  assert.equal(route(rules, 'spBv1.0/plant1/DDATA/gw1/press', { timestamp: t0 + 11, seq: 1, metrics: [{ alias: 10, type: 'Double', value: 1 }] }, state).refusals[0]?.reason,
+    'sparkplug-unknown-alias', 'a new birth (new bdSeq) forgets the devices: they must be born again');
+});
+
+test('seq gaps are counted per edge node, across the 255 -> 0 wrap', () => {
+  const rules = compileRules(rulesFile.parse(rulesSpec));
+  const gaps: Array<[number, number]> = [];
+  const state = new SparkplugState({ onGap: (_t, expected, got) => gaps.push([expected, got]) });
+  route(rules, 'spBv1.0/g/NBIRTH/n', nbirth(0, 254), state);
+  for (const seq of [255, 0, 1, 3]) route(rules, 'spBv1.0/g/NDATA/n', { timestamp: t0, seq, metrics: [{ alias: 1, type: 'Int64', value: 1 }] }, state);
+  assert.deepEqual(gaps, [[2, 3]]);
+});
+
+test('the alias state comes back from its file after a restart', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-spb-'));
+  try {
+    const rules = compileRules(rulesFile.parse(rulesSpec));
+    const file = join(dir, 'state.json');
+    const first = new SparkplugState({ file });
+    route(rules, 'spBv1.0/plant1/NBIRTH/gw1', nbirth(0), first);
+    route(rules, 'spBv1.0/plant1/DBIRTH/gw1/press', dbirth(1), first);
+    first.flush();
+    const second = new SparkplugState({ file });
+    assert.equal(second.nodeCount, 1);
+    const data = route(rules, 'spBv1.0/plant1/DDATA/gw1/press', { timestamp: t0 + 5, seq: 2, metrics: [{ alias: 11, value: '42', type: 'Int64' }] }, second);
+    assert.deepEqual(data.influx, ['plant1,device=press,edgeNode=gw1 Count=42i 1700000000005000000']);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('templates become fields per member; a DataSet or bytes are refused naming the metric; bad bytes are invalid', () => {
+  const rules = compileRules(rulesFile.parse(rulesSpec));
+  const state = new SparkplugState();
+  const template = route(rules, 'spBv1.0/g/NDATA/n', { timestamp: t0, seq: 1, metrics: [{
+    name: 'Motor', type: 'Template', value: { templateRef: 'MotorType', isDefinition: false, metrics: [
+      { name: 'Speed', type: 'Float', value: 1.5 }, { name: 'Amps', type: 'Int32', value: -2 },
+    ] },
+  }] }, state);
+  assert.deepEqual(template.refusals, []);
+  assert.deepEqual(template.influx, ['g,edgeNode=n Motor/Amps=-2i,Motor/Speed=1.5 1700000000000000000']);
+  const dataset = route(rules, 'spBv1.0/g/NDATA/n', { timestamp: t0, seq: 2, metrics: [
+    { name: 'Table', type: 'DataSet', value: { numOfColumns: 1, columns: ['a'], types: ['String'], rows: [['x']] } },
+  ] }, state);
+  assert.deepEqual(dataset.refusals.map((r) => [r.reason, r.error]), [
+    ['sparkplug-unsupported-type', 'metric "Table" (DataSet): a DataSet has no line-protocol field type (send it to Kafka, or add it to skipMetrics)'],
+  ]);
+  assert.match(dataset.kafka[0]!.value.toString(), /"columns":\["a"\],"types":\["String"\],"rows":\[\["x"\]\]/, 'Kafka still gets the DataSet as JSON');
+  const message: Message = { topic: 'spBv1.0/g/NDATA/n', payload: Buffer.from([0xff, 0xff, 0xff]), qos: 1, retain: false, properties: {}, receivedAt: t0 };
+  const bad = encodeAll(rules.route(message, t0, { sparkplug: state }), message, 'w');
+  assert.equal(bad.refusals[0]?.reason, 'sparkplug-invalid');
+  assert.deepEqual(bad.outputs, []);
+});
+
+test('metricLevels split a metric name into levels for measurement, tags and field', () => {
+  const rules = compileRules(rulesFile.parse({
+    ...rulesSpec,
+    routes: [{ name: 'lines', match: 'spBv1.0/#', payload: 'sparkplug', influx: { measurement: '{area}', tags: { line: '{line}', node: '{edgeNode}' }, metricLevels: ['area', 'line'] } }],
+  }));
+  const r = route(rules, 'spBv1.0/g/NDATA/n', { timestamp: t0, seq: 1, metrics: [
+    { name: 'Press/L1/Temp', type: 'Double', value: 1 }, { name: 'Press/L2/Temp', type: 'Double', value: 2 }, { name: 'Press/L1/Motor/Amps', type: 'Int32', value: 3 },
+  ] }, new SparkplugState());
+  assert.deepEqual(r.influx, ['Press,line=L1,node=n Motor/Amps=3i,Temp=1 1700000000000000000\nPress,line=L2,node=n Temp=2 1700000000000000000']);
+});
+
+test('array fan-out: one point per element, each with its own time; $$ reads the whole payload', () => {
+  const rules = compileRules(rulesFile.parse({
+    subscriptions: [{ filter: '#', qos: 1 }],
+    routes: [{ name: 'batch', match: 'b/{deviceId}', influx: {
+      measurement: 'reading', tags: { deviceId: '{deviceId}', site: '$$.site', sensor: '$.sensor' }, each: '$.readings[*]',
+      fields: { v: '$.v', n: { path: '$.n', type: 'integer' }, fw: '$$.fw' }, time: '$.t', timeUnit: 'ms',
+    } }],
+  }));
+  const message = (payload: string): Message => ({ topic: 'b/d1', payload: Buffer.from(payload), qos: 1, retain: false, properties: {}, receivedAt: t0 });
+  const run = (payload: string) => { const m = message(payload); return encodeAll(rules.route(m, t0), m, 'w'); };
+  const r = run('{"site":"s1","fw":"1.2","readings":[{"sensor":"a","v":1.5,"t":1700000000001,"n":9007199254740993},{"sensor":"b","v":2,"t":1700000000002}]}');
+  assert.deepEqual(r.refusals, []);
+  assert.deepEqual(r.outputs.map((o) => o.item), [
+    'reading,deviceId=d1,sensor=a,site=s1 fw="1.2",n=9007199254740993i,v=1.5 1700000000001000000\nreading,deviceId=d1,sensor=b,site=s1 fw="1.2",v=2 1700000000002000000',
+  ]);
+  assert.deepEqual(run('{"readings":[]}').outputs, [], 'an empty array writes nothing');
+  assert.deepEqual(run('{"readings":[]}').refusals, [], '...and is not dead-lettered');
+  assert.deepEqual(run('{"readings":{}}').refusals.map((x) => x.error), ['each $.readings[*]: not an array']);
+  assert.deepEqual(run('{"readings":[{"v":1,"t":1},{"v":2,"t":"soon"}]}').refusals.map((x) => x.error), ['element 1 of $.readings: time $.t: "soon" is not a timestamp']);
+});
