@@ -9,6 +9,7 @@ import { kafkaClusterNodes } from './servers/kafka-cluster.ts';
 import type { LocalServer } from './servers/local-server.ts';
 import { mosquittoServer } from './servers/mosquitto.ts';
 import { victoriaMetricsServer } from './servers/victoria-metrics.ts';
+import { apicurioServer } from './servers/apicurio.ts';
 import type { StackConfig } from './stack-config.ts';
 
 export interface ServerStatus {
@@ -26,7 +27,7 @@ export class LocalStack {
 
   constructor(config: StackConfig, log: (line: string) => void = (l) => process.stderr.write(`stack: ${l}\n`)) {
     this.config = config;
-    this.servers = [mosquittoServer(config), hivemqServer(config), kafkaServer(config), influxdbServer(config), victoriaMetricsServer(config), ...kafkaClusterNodes(config)];
+    this.servers = [mosquittoServer(config), hivemqServer(config), kafkaServer(config), influxdbServer(config), victoriaMetricsServer(config), apicurioServer(config), ...kafkaClusterNodes(config)];
     this.log = log;
   }
 

@@ -2,7 +2,7 @@
 // is one clear line naming it and the fix; Debian packages are installed on the spot when we
 // are root with apt (a fresh CI machine), never silently elsewhere.
 import { spawn, spawnSync } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, existsSync, readdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { delimiter, join } from 'node:path';
 
@@ -77,6 +77,32 @@ export function requireJava(minMajor: number, who = 'Kafka'): string {
     throw new PrerequisiteError(`${who} needs Java ${minMajor}+, found ${match ? match[0] : 'an unknown java'} at ${java}`);
   }
   return java;
+}
+
+/**
+ * A java of at least `minMajor`: the one on PATH, JAVA_HOME's, or one under /usr/lib/jvm
+ * (machines with Java 17 as default often carry a newer one there).
+ */
+export function findJava(minMajor: number, who: string): string {
+  const candidates = [findExecutable('java'), process.env.JAVA_HOME && join(process.env.JAVA_HOME, 'bin', 'java'), ...jvmJavas()];
+  const seen: string[] = [];
+  for (const java of candidates) {
+    if (!java || !existsSync(java) || seen.includes(java)) continue;
+    seen.push(java);
+    const out = spawnSync(java, ['-version'], { encoding: 'utf8' });
+    const match = /version "(\d+)(?:\.(\d+))?/.exec(`${out.stderr}${out.stdout}`);
+    const major = match ? Number(match[1] === '1' ? match[2] : match[1]) : NaN;
+    if (major >= minMajor) return java;
+  }
+  throw new PrerequisiteError(`${who} needs Java ${minMajor}+; found none (looked at ${seen.join(', ') || 'PATH, JAVA_HOME, /usr/lib/jvm'}): install openjdk-${minMajor}-jre-headless or a Temurin ${minMajor}+, or set JAVA_HOME`);
+}
+
+function jvmJavas(): string[] {
+  try {
+    return readdirSync('/usr/lib/jvm').sort().reverse().map((d) => join('/usr/lib/jvm', d, 'bin', 'java'));
+  } catch {
+    return [];
+  }
 }
 
 /** Fails with the variable to change when another process holds the port. */

@@ -26,6 +26,8 @@ export interface StackConfig {
   readonly kafkaCluster: { readonly port: number; readonly controllerPort: number; readonly heap: string };
   readonly influxdb: { readonly port: number; readonly rpcPort: number; readonly database: string };
   readonly victoriaMetrics: { readonly port: number };
+  /** Apicurio Registry's Confluent-compatible API: http://host:port/apis/ccompat/v7. */
+  readonly registry: { readonly port: number };
 }
 
 /** Every port the stack binds, with the variable that moves it (the defaults avoid 1883/9092/8086). */
@@ -43,6 +45,7 @@ export const portVariables = {
   SLUICE_INFLUX_PORT: 28086,
   SLUICE_INFLUX_RPC_PORT: 28088,
   SLUICE_VM_PORT: 28428,
+  SLUICE_REGISTRY_PORT: 28081,
 } as const;
 type PortVariable = keyof typeof portVariables;
 
@@ -88,5 +91,6 @@ export function stackConfig(env: NodeJS.ProcessEnv = process.env): StackConfig {
     },
     influxdb: { port: port('SLUICE_INFLUX_PORT'), rpcPort: port('SLUICE_INFLUX_RPC_PORT'), database: 'sluice' },
     victoriaMetrics: { port: port('SLUICE_VM_PORT') },
+    registry: { port: port('SLUICE_REGISTRY_PORT') },
   };
 }

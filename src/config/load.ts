@@ -21,14 +21,14 @@ export interface LoadedConfig {
 const compilers = sinkPlugins.flatMap((p) => (p.route ? [p.route.compiler] : []));
 
 /** Compiles a validated rules file with every sink's compiler (a RuleError names the path). */
-export function compileRules(spec: RulesFile): RuleSet {
-  return new RuleSet(spec as RulesSpec, compilers);
+export function compileRules(spec: RulesFile, baseDir?: string): RuleSet {
+  return new RuleSet(spec as RulesSpec, compilers, baseDir);
 }
 
 export function loadRules(file: string, env: NodeJS.ProcessEnv = process.env): RuleSet {
   const loaded = loadYamlFile(file, rulesFile, env);
   try {
-    return compileRules(loaded.value);
+    return compileRules(loaded.value, dirname(resolve(file)));
   } catch (err) {
     if (err instanceof RuleError) throw loaded.error(err.path, err.message);
     throw err;
@@ -51,6 +51,10 @@ export function loadConfig(configFile: string, options: { rulesFile?: string | u
     for (const key of plugin.paths ?? []) {
       if (section && typeof section[key] === 'string') section[key] = resolve(dirname(configFile), section[key]);
     }
+  }
+  for (const need of rules.requirements) {
+    const section = sections[need.sink] as Record<string, unknown> | undefined;
+    if (section?.[need.key] === undefined) throw loaded.error([need.sink], `route "${need.route}" in ${rulesPath} needs ${need.sink}.${need.key} in this file`);
   }
   service.sparkplug.stateDir = resolve(dirname(configFile), service.sparkplug.stateDir);
   // Fail at start, not at first connect, when a secret is missing.

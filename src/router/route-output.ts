@@ -36,6 +36,8 @@ export interface RouteOutput<Item = unknown> {
   readonly readsPayload: boolean;
   /** 0: written before the others, which are encoded with its annotations (the audit record first). */
   readonly phase: 0 | 1;
+  /** Keys its sink's config section must have for it (kafka.schemaRegistry): the config load says so, naming the route. */
+  readonly requires?: readonly string[] | undefined;
   encode(input: MatchInput): Encoded<Item>;
 }
 
@@ -46,6 +48,8 @@ export interface RouteContext {
   readonly payload: 'json' | 'raw' | 'sparkplug';
   /** Where the part is in the rules file (for RuleError: file:line). */
   readonly path: ReadonlyArray<string | number>;
+  /** The rules file's directory: files a part names (a schema) are relative to it. */
+  readonly baseDir: string;
 }
 
 export interface OutputCompiler {

@@ -87,7 +87,11 @@ export class RuleSet {
   /** The state when the caller hands none (sluice rules test, tests). */
   private ownSparkplug: SparkplugState | undefined;
 
-  constructor(file: RulesSpec, compilers: readonly OutputCompiler[]) {
+  /** Config keys the outputs need, per sink (kafka: schemaRegistry), with a route that needs each. */
+  readonly requirements: ReadonlyArray<{ readonly sink: string; readonly key: string; readonly route: string }>;
+
+  /** `baseDir`: the rules file's directory (schema files are relative to it). */
+  constructor(file: RulesSpec, compilers: readonly OutputCompiler[], baseDir = process.cwd()) {
     this.subscriptions = file.subscriptions;
     this.unmatched = file.unmatched;
     // a filter the broker would refuse fails here, with its line, not at SUBACK
@@ -102,7 +106,7 @@ export class RuleSet {
     this.routes = file.routes.map((r, i) => {
       if (seen.has(r.name)) throw new RuleError(['routes', i, 'name'], `duplicate route name "${r.name}"`);
       seen.add(r.name);
-      const compiled = compileRoute(r, i, compilers);
+      const compiled = compileRoute(r, i, compilers, baseDir);
       this.trie.add(compiled.pattern);
       return compiled;
     });
@@ -110,6 +114,7 @@ export class RuleSet {
     this.sinksUsed = new Set(this.routes.flatMap((r) => r.outputs.map((o) => o.sink)));
     this.sinksByRoute = new Map(this.routes.map((r) => [r.name, r.outputs.map((o) => o.sink)]));
     this.usesSparkplug = this.routes.some((r) => r.sparkplug);
+    this.requirements = this.routes.flatMap((r) => r.outputs.flatMap((o) => (o.requires ?? []).map((key) => ({ sink: o.sink, key, route: r.name }))));
   }
 
   uses(sink: string): boolean {
@@ -190,7 +195,7 @@ function addSparkplugLevels(levels: Record<string, string>, topic: SparkplugTopi
   levels.device = topic.device;
 }
 
-function compileRoute(r: RouteSpec, i: number, compilers: readonly OutputCompiler[]): CompiledRoute {
+function compileRoute(r: RouteSpec, i: number, compilers: readonly OutputCompiler[], baseDir: string): CompiledRoute {
   let pattern: CompiledPattern;
   try {
     pattern = compilePattern(r.match);
@@ -209,7 +214,7 @@ function compileRoute(r: RouteSpec, i: number, compilers: readonly OutputCompile
     if (part === undefined || part === false) continue;
     const path = ['routes', i, compiler.key];
     try {
-      outputs.push(compiler.compile(part, { route: r.name, levels, payload: r.payload, path }));
+      outputs.push(compiler.compile(part, { route: r.name, levels, payload: r.payload, path, baseDir }));
     } catch (err) {
       if (err instanceof RuleError) throw err;
       throw new RuleError(path, (err as Error).message);

@@ -21,6 +21,7 @@ export const endpoints = {
   influxdb: `http://${config.host}:${config.influxdb.port}`,
   influxBucket: `${config.influxdb.database}/autogen`,
   victoriaMetrics: `http://${config.host}:${config.victoriaMetrics.port}`,
+  registry: `http://${config.host}:${config.registry.port}/apis/ccompat/v7`,
 } as const;
 
 /** A name no other test or earlier run uses (topics, groups, client ids, measurements). */

@@ -67,6 +67,13 @@ export const kafkaConfig = z.strictObject({
     .describe('topics one route template (a topic with a {level}) may name, counted from the cluster\'s topic list; past it that template\'s new topics are refused (dead-lettered)'),
   stuckAfterMs: z.int().min(1000).default(30_000)
     .describe('a topic failing on its own (deleted, not authorised, no leader) holds its records this long at most, then they are dead-lettered (destination-unavailable) and the window moves on'),
+  schemaRegistry: z.strictObject({
+    url: z.string().url().describe('the Confluent-compatible API, e.g. http://127.0.0.1:28081/apis/ccompat/v7 (Apicurio), http://registry:8081 (Confluent, Karapace)'),
+    username: z.string().optional().describe('basic auth user'),
+    password: secretRef.optional().describe('basic auth password (a secret)'),
+    timeoutMs: z.int().min(100).default(10_000).describe('one registry request'),
+    register: z.boolean().default(true).describe('register each route\'s value schema under its subject at first use; false: it must be registered already (looked up)'),
+  }).optional().describe('routes whose kafka.value has a schema (avro, protobuf, json-schema) write the Confluent wire format with the id it gives'),
   deadLetterTopic: z.string().regex(/^[A-Za-z0-9._-]{1,249}$/).default('sluice.dead-letter')
     .describe('where refused messages go, with the reason in headers; must exist (or createTopics.enabled): sluice waits at start, not ready, until it does'),
 }).superRefine((k, ctx) => {

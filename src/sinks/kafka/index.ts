@@ -1,11 +1,13 @@
 // The Kafka sink as a plugin: a route's `kafka:` part, the `kafka:` config section, and an
 // idempotent producer behind a batch queue (one batch in flight per sink, the next filling).
 // README.md beside this file is its documentation.
+import { resolveSecret } from '../../secrets.ts';
 import type { SinkPlugin } from '../plugin.ts';
 import { createKafkaClient } from './client/create-client.ts';
 import { kafkaConfig, type KafkaConfig } from './config.ts';
 import { kafkaRoute, kafkaRouteCompiler } from './kafka-route.ts';
 import { KafkaSink } from './kafka-sink.ts';
+import { SchemaRegistryClient } from './schema-registry/registry.ts';
 
 /** The producer settings of a kafka section (the dead-letter sink connects with the same). */
 export function kafkaSinkOptions(k: KafkaConfig, name: string): ConstructorParameters<typeof KafkaSink>[0] {
@@ -24,8 +26,12 @@ export const kafkaPlugin: SinkPlugin = {
   config: kafkaConfig,
   create({ section, log }) {
     const k = section as KafkaConfig;
+    const r = k.schemaRegistry;
+    const schemaRegistry = r && new SchemaRegistryClient({
+      url: r.url, username: r.username, password: r.password && resolveSecret(r.password, 'kafka.schemaRegistry.password'), timeoutMs: r.timeoutMs, register: r.register,
+    });
     return {
-      sink: new KafkaSink({ ...kafkaSinkOptions(k, 'kafka'), isolate: true }, log),
+      sink: new KafkaSink({ ...kafkaSinkOptions(k, 'kafka'), isolate: true, schemaRegistry }, log),
       batch: { maxItems: k.batch.maxMessages, maxBytes: k.batch.maxBytes, lingerMs: k.batch.lingerMs, stuckAfterMs: k.stuckAfterMs },
     };
   },

@@ -1,6 +1,8 @@
 // A Kafka record as the Kafka sink writes it: plain data, built by the route compiler
 // (kafka-route.ts) or by the dead-letter sink.
 
+import type { ValueSchema } from './schema-registry/value-schema.ts';
+
 export type KafkaHeaderValue = string | Buffer | Array<string | Buffer>;
 
 export interface KafkaRecord {
@@ -12,11 +14,13 @@ export interface KafkaRecord {
   readonly timestamp: number;
   /** The route's topic template, when it names levels: its kafka.maxTopics budget (topic-admin.ts). */
   readonly template?: string | undefined;
+  /** `value` is a body encoded with this schema: the sink prefixes the wire-format header (the registry's id) before it writes. */
+  readonly schema?: ValueSchema | undefined;
 }
 
 export const kafkaTopicRe = /^[A-Za-z0-9._-]{1,249}$/;
 
 /** Bytes a record adds to a batch, for the batch limits. */
 export function recordSize(record: KafkaRecord): number {
-  return record.value.length + (record.key?.length ?? 0) + 64;
+  return record.value.length + (record.schema ? 16 : 0) + (record.key?.length ?? 0) + 64;
 }

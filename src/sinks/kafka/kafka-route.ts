@@ -1,6 +1,7 @@
 // A route's kafka part: topic, key and header templates over the named levels, compiled once.
 // A record carries the payload as it came and the message's MQTT side as headers
 // (kafka-headers.ts); annotations of phase 0 (the audit record's sequence number) join them.
+import { resolve } from 'node:path';
 import { z } from 'zod';
 import { RuleError } from '../../router/rule-error.ts';
 import type { Encoded, MatchInput, OutputCompiler, RouteContext, RouteOutput } from '../../router/route-output.ts';
@@ -9,6 +10,7 @@ import { compileTemplate, type Template } from '../../router/template.ts';
 import { toNanos } from '../../router/timestamp.ts';
 import { sparkplugJson, type SparkplugMessage } from '../../router/sparkplug/sparkplug-message.ts';
 import { mqttHeaders, reservedHeader } from './kafka-headers.ts';
+import { ValueSchema, valueFormats } from './schema-registry/value-schema.ts';
 import { kafkaTopicRe, type KafkaRecord } from './kafka-record.ts';
 
 export const kafkaRoute = z.strictObject({
@@ -21,8 +23,16 @@ export const kafkaRoute = z.strictObject({
     .describe('JSON path to the record timestamp in the payload, e.g. "$.ts" (json routes); absent, missing or not a timestamp: the time sluice received the message, and the header sluice-timestamp says which'),
   timestampUnit: z.enum(['auto', 's', 'ms', 'us', 'ns']).default('auto')
     .describe('unit of a numeric payload timestamp; auto guesses from its magnitude. ISO-8601 strings are always accepted'),
-  value: z.enum(['payload', 'json']).optional()
-    .describe('the record value: payload (the bytes as they came; the default for json and raw routes) or json (sparkplug routes, the default there: the message as JSON, metric names resolved)'),
+  value: z.union([
+    z.enum(['payload', 'json']),
+    z.strictObject({
+      format: z.enum(valueFormats).describe('avro, protobuf or json-schema: the payload checked against the schema and written in the Confluent wire format (magic byte, schema id)'),
+      schema: z.string().min(1).describe('the schema file (.avsc, .proto, .json), relative to the rules file'),
+      subject: z.string().min(1).optional().describe('the registry subject; default "<topic>-value" (TopicNameStrategy), which needs a topic without {levels}'),
+      message: z.string().min(1).optional().describe('protobuf: the message type, e.g. sluice.Reading; default the file\'s first message'),
+    }),
+  ]).optional()
+    .describe('the record value: payload (the bytes as they came; the default for json and raw routes), json (sparkplug routes, the default there: the message as JSON, metric names resolved), or {format, schema} (json routes: encoded through kafka.schemaRegistry; a payload that does not fit is dead-lettered, schema-mismatch)'),
 });
 
 type KafkaRoute = z.infer<typeof kafkaRoute>;
@@ -43,6 +53,8 @@ class KafkaRouteOutput implements RouteOutput<KafkaRecord> {
   /** Sparkplug as JSON (names resolved), else the payload as it came. */
   private readonly sparkplugJson: boolean;
   private readonly sparkplug: boolean;
+  private readonly schema: ValueSchema | undefined;
+  readonly requires: readonly string[] | undefined;
 
   constructor(part: KafkaRoute, context: RouteContext) {
     const at = (...rest: Array<string | number>) => [...context.path, ...rest];
@@ -72,6 +84,17 @@ class KafkaRouteOutput implements RouteOutput<KafkaRecord> {
     this.sparkplug = context.payload === 'sparkplug';
     if (part.value === 'json' && !this.sparkplug) throw new RuleError(at('value'), 'value: json is for sparkplug routes (a json route forwards its payload as it came)');
     this.sparkplugJson = this.sparkplug && part.value !== 'payload';
+    if (typeof part.value === 'object') {
+      if (context.payload !== 'json') throw new RuleError(at('value'), 'a value schema encodes a JSON payload: it needs payload: json');
+      if (part.value.subject === undefined && this.topic.uses.length > 0) throw new RuleError(at('value', 'subject'), 'a topic with {levels} names many topics: give the subject');
+      const file = resolve(context.baseDir, part.value.schema);
+      try {
+        this.schema = new ValueSchema({ format: part.value.format, file, subject: part.value.subject ?? `${part.topic}-value`, message: part.value.message });
+      } catch (err) {
+        throw new RuleError(at('value', 'schema'), `${file}: ${(err as Error).message}`);
+      }
+      this.requires = ['schemaRegistry'];
+    }
     if (part.timestamp !== undefined) {
       if (context.payload !== 'json') throw new RuleError(at('timestamp'), 'a payload timestamp needs payload: json');
       try {
@@ -95,6 +118,11 @@ class KafkaRouteOutput implements RouteOutput<KafkaRecord> {
     let timestamp = message.receivedAt;
     let eventTimeMs: number | undefined;
     let value = message.payload;
+    if (this.schema) {
+      const encoded = this.schema.encode(input.payload, message.payload);
+      if ('error' in encoded) return { refusal: { reason: 'schema-mismatch', stage: 'map', route: this.route, sink: 'kafka', error: encoded.error } };
+      value = encoded.body;
+    }
     if (this.sparkplug) {
       const m = input.payload as SparkplugMessage;
       if (this.sparkplugJson) value = Buffer.from(sparkplugJson(m));
@@ -108,8 +136,8 @@ class KafkaRouteOutput implements RouteOutput<KafkaRecord> {
     }
     // only a templated topic carries its template (its topic budget)
     const item: KafkaRecord = this.template === undefined
-      ? { topic, key, value, headers, timestamp }
-      : { topic, key, value, headers, timestamp, template: this.template };
+      ? (this.schema ? { topic, key, value, headers, timestamp, schema: this.schema } : { topic, key, value, headers, timestamp })
+      : (this.schema ? { topic, key, value, headers, timestamp, template: this.template, schema: this.schema } : { topic, key, value, headers, timestamp, template: this.template });
     return eventTimeMs === undefined ? { item } : { item, eventTimeMs };
   }
 }

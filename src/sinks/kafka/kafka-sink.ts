@@ -17,6 +17,8 @@ import type { Logger } from 'pino';
 import { SinkError, type ItemRejection, type Sink, type WriteResult } from '../sink.ts';
 import type { KafkaAdminPort, KafkaClient, ProducerSession, TopicBatch } from './client/kafka-client.ts';
 import { recordSize, type KafkaRecord } from './kafka-record.ts';
+import type { SchemaRegistryClient } from './schema-registry/registry.ts';
+import type { ValueSchema } from './schema-registry/value-schema.ts';
 import { TopicAdmin } from './topic-admin.ts';
 
 export interface KafkaSinkOptions {
@@ -32,6 +34,8 @@ export interface KafkaSinkOptions {
    * dead letter, which has nowhere else to go): the whole write fails and is retried.
    */
   readonly isolate?: boolean;
+  /** Gives schema-encoded values (routes with kafka.value {format, schema}) their id. */
+  readonly schemaRegistry?: SchemaRegistryClient | undefined;
 }
 
 /** The reason a record is rejected for what it is (too large, invalid): the only one shrinking can help. */
@@ -110,8 +114,14 @@ export class KafkaSink implements Sink<KafkaRecord> {
     const rejected: ItemRejection[] = [];
     const deferred: number[] = [];
     const byTopic = new Map<string, number[]>();
+    const refusedSchemas = await this.registerSchemas(batch);
     for (let i = 0; i < batch.length; i++) {
       const r = batch[i] as KafkaRecord;
+      const refused = r.schema && refusedSchemas?.get(r.schema);
+      if (refused) {
+        rejected.push({ index: i, reason: 'schema-registry-refused', error: refused });
+        continue;
+      }
       const s = this.topics.state(r.topic, r.template);
       const waiting = this.options.isolate ? this.waiting.get(r.topic) : undefined;
       if (s.state === 'missing') rejected.push({ index: i, reason: 'kafka-topic-missing', error: s.reason });
@@ -214,11 +224,39 @@ export class KafkaSink implements Sink<KafkaRecord> {
     }
   }
 
+  /**
+   * Every value schema of the batch given its id before anything is sent: a registry that cannot
+   * be reached fails the write (retried, nothing acked); one that refuses a schema rejects its
+   * records (dead-lettered with the registry's words).
+   */
+  private async registerSchemas(batch: readonly KafkaRecord[]): Promise<Map<ValueSchema, string> | undefined> {
+    let todo: Set<ValueSchema> | undefined;
+    for (const r of batch) if (r.schema && !r.schema.header) (todo ??= new Set()).add(r.schema);
+    if (!todo) return undefined;
+    const registry = this.options.schemaRegistry;
+    if (!registry) throw new SinkError(this.name, 'a record has a value schema but kafka.schemaRegistry is not configured');
+    let refused: Map<ValueSchema, string> | undefined;
+    for (const schema of todo) {
+      const r = await registry.ensure(schema);
+      if (r.ok) {
+        this.log.info({ subject: schema.subject, format: schema.format, id: schema.header?.readUInt32BE(1) }, 'value schema registered');
+        continue;
+      }
+      if (!r.permanent) throw new SinkError(this.name, r.error);
+      (refused ??= new Map()).set(schema, r.error);
+    }
+    return refused;
+  }
+
   private async send(via: ProducerSession, batch: readonly KafkaRecord[], byTopic: ReadonlyMap<string, readonly number[]>): Promise<void> {
     const batches: TopicBatch[] = [];
     for (const [topic, indexes] of byTopic) {
       const records: KafkaRecord[] = new Array(indexes.length);
-      for (let j = 0; j < indexes.length; j++) records[j] = batch[indexes[j] as number] as KafkaRecord;
+      for (let j = 0; j < indexes.length; j++) {
+        const r = batch[indexes[j] as number] as KafkaRecord;
+        // the Confluent wire format: magic byte, schema id (and Protobuf's message indexes), then the body
+        records[j] = r.schema?.header ? { ...r, value: Buffer.concat([r.schema.header, r.value]) } : r;
+      }
       batches.push({ topic, records });
     }
     await via.send(batches);
