@@ -28,7 +28,7 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '3' },
     count: { type: 'string', default: '100000' },
     'receive-maximum': { type: 'string', default: '1000' },
-    scenarios: { type: 'string', default: 'a,b,c,d,e' },
+    scenarios: { type: 'string', default: 'a,b,c,d,e,f' },
     'command-count': { type: 'string', default: '20000' },
     'commands-receive-maximum': { type: 'string', default: '100' },
     smoke: { type: 'boolean', default: false },
@@ -341,7 +341,57 @@ async function latencyAt(rate: number, withInflux: boolean, client: KafkaClientK
   };
 }
 
-/** (e) Kafka stopped for 30 s under a steady load: memory while ~100k wait at the broker, recovery, loss. */
+/**
+ * (e) Sparkplug B: a backlog of alias-only DDATA (10 edge nodes x 10 devices, 6 metrics each,
+ * births queued first) drained into InfluxDB (a field per metric) and Kafka (JSON, names
+ * resolved), one worker, state feed on: msg/s and metrics/s, against (b)'s JSON drain in the
+ * same round. Every data message must be acked, none dead-lettered, every point in InfluxDB.
+ */
+async function drainSparkplug(client: KafkaClientKind): Promise<DrainResult & { metricsPerSecond: number; points: number }> {
+  const group = unique('spbench');
+  const topic = `${group}.sparkplug`;
+  await createTopic(topic);
+  const sluice = sluiceProcess({
+    rules: {
+      subscriptions: [{ filter: `spBv1.0/${group}/+/#`, qos: 1 }],
+      routes: [{ name: 'sparkplug', match: `spBv1.0/${group}/#`, payload: 'sparkplug', influx: { measurement: group.replace(/-/g, '_'), tags: ['edgeNode', 'device'] }, kafka: { topic } }],
+    },
+    config: { mqtt: { receiveMaximum }, kafka: { client } },
+    nodeArgs: sluiceNodeArgs,
+  });
+  await sluice.start();
+  await sluice.stop('SIGTERM');
+  const loaded = await runJson('bench/sparkplug-load.ts', ['--url', endpoints.mqtt, '--group', group, '--count', String(count)]);
+  const total = (loaded.births as number) + count;
+  await sluice.start();
+  let first = 0;
+  let cpuAtFirst = 0;
+  for (;;) {
+    const m = await sluice.metrics();
+    if (first === 0 && (m.get('sluice_messages_received_total{qos="1"}') ?? 0) > 0) {
+      first = Date.now() - 25;
+      cpuAtFirst = cpuSeconds(sluice.pid as number);
+    }
+    if ((m.get('sluice_messages_acked_total') ?? 0) >= total) break;
+    await sleep(50);
+  }
+  const seconds = (Date.now() - first) / 1000;
+  const cpu = cpuSeconds(sluice.pid as number) - cpuAtFirst;
+  const peakRssMiB = sluice.peakRssMiB();
+  const m = await sluice.metrics();
+  await sluice.stop('SIGTERM');
+  const dead = [...m].filter(([k]) => k.startsWith('sluice_dead_letters_total')).reduce((a, [, v]) => a + v, 0);
+  if (dead > 0) throw new Error(`${dead} Sparkplug messages dead-lettered in the benchmark: a mapping broke`);
+  const durable = await topicCount(topic);
+  if (durable < total) throw new Error(`only ${durable} of ${total} Sparkplug records in Kafka after every ack: a broken guarantee`);
+  const url = `${endpoints.influxdb}/query?${new URLSearchParams({ db: stackConfig().influxdb.database, q: `SELECT count("Process/Temperature") FROM "${group.replace(/-/g, '_')}"` })}`;
+  const points = ((await (await fetch(url)).json()) as { results: Array<{ series?: Array<{ values: number[][] }> }> }).results[0]?.series?.[0]?.values[0]?.[1] ?? 0;
+  if (points < count) throw new Error(`only ${points} of ${count} Sparkplug points in InfluxDB after every ack: a broken guarantee`);
+  const rate = Math.round(total / seconds);
+  return { rate, seconds, peakRssMiB, cpuPer100k: (cpu / total) * 100_000, durable, metricsPerSecond: rate * (loaded.metricsPerMessage as number), points };
+}
+
+/** (f) Kafka stopped for 30 s under a steady load: memory while ~100k wait at the broker, recovery, loss. */
 async function kafkaPause(stack: LocalStack): Promise<Record<string, number>> {
   const prefix = unique('pause');
   const topic = `${prefix}.telemetry`;
@@ -397,6 +447,7 @@ const a = new Map<KafkaClientKind, DrainResult[]>(clients.map((k) => [k, []]));
 const b = new Map<KafkaClientKind, DrainResult[]>(clients.map((k) => [k, []]));
 const d: DrainResult[] = [];
 const c: AuditDrain[] = [];
+const e: Array<Awaited<ReturnType<typeof drainSparkplug>>> = [];
 const ceilingQos2: number[] = [];
 const fsyncRaw: Array<ReturnType<typeof rawFsyncMs>> = [];
 const profiled = clients.includes(defaultClient) ? defaultClient : clients[0] as KafkaClientKind;
@@ -419,9 +470,11 @@ try {
       c.push(await drainCommands());
     }
     if (scenarios.has('d')) d.push(await drainSluice(3, false, defaultClient));
+    if (scenarios.has('e')) e.push(await drainSparkplug(defaultClient));
     const last = (m: Map<KafkaClientKind, DrainResult[]>) => clients.map((k) => `${k} ${m.get(k)?.at(-1)?.rate ?? '-'}/s`).join(', ');
     say(`round ${round}: ceiling ${ceilingJs.at(-1)}/s (MQTT.js) ${ceilingSub.at(-1) ?? '-'}/s (mosquitto_sub); ` +
-      `a ${last(a)}; b ${last(b)}; c ${c.at(-1)?.rate ?? '-'}/s (mosquitto_sub QoS 2 ${ceilingQos2.at(-1) ?? '-'}/s), d ${d.at(-1)?.rate ?? '-'}/s`);
+      `a ${last(a)}; b ${last(b)}; c ${c.at(-1)?.rate ?? '-'}/s (mosquitto_sub QoS 2 ${ceilingQos2.at(-1) ?? '-'}/s), d ${d.at(-1)?.rate ?? '-'}/s, ` +
+      `e ${e.at(-1)?.rate ?? '-'} msg/s (${e.at(-1)?.metricsPerSecond ?? '-'} metrics/s)`);
   }
   const ceiling = spread(ceilingJs);
   const summarize = (rs: DrainResult[] | undefined) => !rs || rs.length === 0 ? undefined : {
@@ -440,7 +493,7 @@ try {
       ...(sb ? { b: { ...sb, endToEndAtHalfRate: await latencyAt(Math.round(sb.rate.median / 2), true, k) } } : {}),
     };
   }
-  const pause = scenarios.has('e') ? await kafkaPause(stack) : undefined;
+  const pause = scenarios.has('f') ? await kafkaPause(stack) : undefined;
   let profile: string | undefined;
   if (profileDir) {
     // the largest: the drain itself (the short session-setup run writes one too)
@@ -473,7 +526,15 @@ try {
         peakRssMiB: spread(c.map((x) => Math.round(x.peakRssMiB))),
       },
       d_three_workers: summarize(d),
-      e_kafka_paused_30s: pause,
+      e_sparkplug: e.length === 0 ? undefined : {
+        method: { dataMessages: count, edgeNodes: 10, devicesPerNode: 10, metricsPerMessage: 6, aliasOnly: true, sinks: 'influx (a field per metric) + kafka (JSON, names resolved)', client: defaultClient },
+        rate: spread(e.map((x) => x.rate)),
+        metricsPerSecond: spread(e.map((x) => x.metricsPerSecond)),
+        vsJsonDrainB: b.get(defaultClient)?.length ? Number((spread(e.map((x) => x.rate)).median / spread((b.get(defaultClient) ?? []).map((x) => x.rate)).median).toFixed(2)) : undefined,
+        peakRssMiB: spread(e.map((x) => Math.round(x.peakRssMiB))),
+        cpuSecondsPer100k: spread(e.map((x) => Number(x.cpuPer100k.toFixed(2)))),
+      },
+      f_kafka_paused_30s: pause,
     },
   };
   const file = join(resultsDir, `bench-${result.when.replace(/[:.]/g, '-')}.json`);
@@ -498,7 +559,7 @@ function verdicts(perClient: PerClient, pause: Record<string, number> | undefine
       if (r.a.endToEndAtHalfRate) v['a p99 ms at half rate'] = { value: r.a.endToEndAtHalfRate.p99, target: `< ${targets.p99Ms}`, met: r.a.endToEndAtHalfRate.p99 < targets.p99Ms };
     }
     if (r.b?.endToEndAtHalfRate) v['b p99 ms at half rate'] = { value: r.b.endToEndAtHalfRate.p99, target: `< ${targets.p99Ms}`, met: r.b.endToEndAtHalfRate.p99 < targets.p99Ms };
-    if (pause && k === defaultClient) v['e peak RSS MiB (catch-up after a Kafka outage)'] = { value: pause.peakRssMiB as number, target: `<= ${targets.peakRssMiB}`, met: (pause.peakRssMiB as number) <= targets.peakRssMiB };
+    if (pause && k === defaultClient) v['f peak RSS MiB (catch-up after a Kafka outage)'] = { value: pause.peakRssMiB as number, target: `<= ${targets.peakRssMiB}`, met: (pause.peakRssMiB as number) <= targets.peakRssMiB };
     out[k] = v;
   }
   return out;
@@ -533,7 +594,8 @@ function table(r: {
   for (const [k, v] of Object.entries(r.verdicts)) {
     for (const [what, x] of Object.entries(v)) lines.push(`  ${k.padEnd(12)} ${what.padEnd(48)} ${String(x.value).padStart(8)}  target ${x.target.padEnd(26)} ${x.met ? 'met' : 'MISSED'}`);
   }
-  if (r.scenarios.e_kafka_paused_30s) lines.push('', `(e) Kafka paused (${defaultClient}): ${JSON.stringify(r.scenarios.e_kafka_paused_30s)}`);
+  if (r.scenarios.e_sparkplug) lines.push('', `(e) Sparkplug B (${defaultClient}): ${JSON.stringify(r.scenarios.e_sparkplug)}`);
+  if (r.scenarios.f_kafka_paused_30s) lines.push('', `(f) Kafka paused (${defaultClient}): ${JSON.stringify(r.scenarios.f_kafka_paused_30s)}`);
   const cAudit = r.scenarios.c_audit as undefined | {
     rate: Spread; baselineMosquittoSubQos2?: Spread; groupCommitGain: number; fsyncMsMean: Spread; fsyncMsP99AtMost: Spread;
     recordsPerFsync: Spread; rawFsyncMs: Spread; oneFsyncPerRecordRate: number; peakRssMiB: Spread;

@@ -3,6 +3,7 @@
 // datatype as the spec stores it. 64-bit integers stay bigint, so nothing beyond 2^53 is
 // rounded; Tahu's own decodePayload is not used because it returns Long objects for them and
 // throws on DataSet columns of some types.
+import protobuf from 'protobufjs';
 import tahu from 'sparkplug-payload/lib/sparkplugPayloadProto.js';
 
 /** The Sparkplug B datatypes, by their number in the spec. */
@@ -78,6 +79,21 @@ export function decodeSparkplug(bytes: Uint8Array): SparkplugPayload {
     seq: Object.hasOwn(p, 'seq') ? Number(u64(p.seq)) : undefined,
     metrics: p.metrics.map(metricOf),
   };
+}
+
+/**
+ * Only the payload's seq (field 3), skipping the metrics unread: what the state feed needs of a
+ * data message (a full decode would double the work of every message).
+ */
+export function decodeSparkplugSeq(bytes: Uint8Array): number | undefined {
+  const r = protobuf.Reader.create(bytes);
+  let seq: number | undefined;
+  while (r.pos < r.len) {
+    const tag = r.uint32();
+    if (tag >>> 3 === 3 && (tag & 7) === 0) seq = Number(r.uint64().toString());
+    else r.skipType(tag & 7);
+  }
+  return seq;
 }
 
 function metricOf(m: TahuMetric): SparkplugMetric {

@@ -110,6 +110,11 @@ export class SparkplugState {
     }
   }
 
+  /** A data message's seq, followed (the state feed reads only that of NDATA/DDATA). */
+  followData(topic: SparkplugTopic, seq: number | undefined): void {
+    if (seq !== undefined) this.followSeq(topic, nodeKey(topic), seq);
+  }
+
   /**
    * Names and types the metrics of a data message (in place) from its birth: an alias-only
    * metric takes its birth's name; a metric without a datatype takes its birth's. Anything it

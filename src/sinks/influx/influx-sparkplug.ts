@@ -31,6 +31,10 @@ export class InfluxSparkplugMapping {
   private readonly field: Template;
   private readonly metricLevels: readonly string[];
   private readonly skip: ReadonlyArray<(name: string) => boolean>;
+  /** Measurement or a tag names a metric level: rendered per metric, else once per message. */
+  private readonly perMetric: boolean;
+  /** The field is the metric's name as it is (the default): no rendering per metric. */
+  private readonly fieldIsName: boolean;
 
   constructor(part: InfluxSparkplugPart, context: RouteContext) {
     const at = (...rest: Array<string | number>) => [...context.path, ...rest];
@@ -57,35 +61,33 @@ export class InfluxSparkplugMapping {
         });
     this.field = compile(at('field'), part.field ?? (this.metricLevels.length > 0 ? '{metricRest}' : '{metric}'));
     this.skip = part.skipMetrics.map((p) => (p.endsWith('*') ? (n: string) => n.startsWith(p.slice(0, -1)) : (n: string) => n === p));
+    const metricNames = new Set([...this.metricLevels, 'metric', 'metricRest']);
+    this.perMetric = [this.measurement, ...this.tags.map(([, t]) => t)].some((t) => t.uses.some((u) => metricNames.has(u)));
+    this.fieldIsName = this.field.source === '{metric}' || (this.field.source === '{metricRest}' && this.metricLevels.length === 0);
   }
 
   encode(input: MatchInput): Encoded<string> {
     const m = input.payload as SparkplugMessage;
     const fail = (error: string, reason = 'mapping'): { refusal: Refusal } => ({ refusal: { reason, stage: 'map', route: this.route, sink: 'influx', error } });
-    const points = new Map<string, Point>();
+    const points = new Map<string | number, Point>();
     const fallbackMs = m.payload.timestamp ?? input.message.receivedAt;
     const flat: Array<{ name: string; metric: SparkplugMetric }> = [];
     for (const metric of m.payload.metrics) flatten(metric.name ?? '', metric, flat);
+    // without metric levels in measurement and tags, every metric of the message shares them
+    let shared: { measurement: string; tags: Array<readonly [string, string]> } | { refusal: Refusal } | undefined;
     for (const { name, metric } of flat) {
       if (metric.isNull || metric.value === null || this.skip.some((s) => s(name))) continue;
-      const levels = this.levelsOf(input.levels, name);
-      const measurement = this.measurement.render(levels);
-      if (measurement === '' || unsafeIdentifier.test(measurement)) return fail(`metric ${name}: measurement ${JSON.stringify(measurement)} is empty or unsafe`);
-      const field = this.field.render(levels);
+      const levels = this.perMetric || !this.fieldIsName ? this.levelsOf(input.levels, name) : input.levels;
+      const head = this.perMetric ? this.head(levels, name) : (shared ??= this.head(input.levels, name));
+      if ('refusal' in head) return head;
+      const field = this.fieldIsName ? name : this.field.render(levels);
       if (field === '' || /[\x00-\x1f\x7f]/.test(field)) return fail(`metric ${JSON.stringify(name)}: field name ${JSON.stringify(field)} is empty or unsafe`);
-      const tags: Array<readonly [string, string]> = [];
-      for (const [tag, t] of this.tags) {
-        const value = t.render(levels);
-        if (value === '') continue;
-        if (unsafeIdentifier.test(value)) return fail(`metric ${name}: tag ${tag} has a control character or a trailing backslash`);
-        tags.push([tag, value]);
-      }
       const timeMs = metric.timestamp ?? fallbackMs;
-      const key = `${measurement}\0${tags.map((t) => t.join('=')).join('\0')}\0${timeMs}`;
+      const key = this.perMetric ? `${head.measurement}\0${head.tags.map((t) => t.join('=')).join('\0')}\0${timeMs}` : timeMs;
       let point = points.get(key);
       if (!point) {
-        point = new Point(measurement);
-        for (const [tag, value] of tags) point.tag(tag, value);
+        point = new Point(head.measurement);
+        for (const [tag, value] of head.tags) point.tag(tag, value);
         point.timestamp(`${BigInt(timeMs) * 1_000_000n}`);
         points.set(key, point);
       }
@@ -96,6 +98,21 @@ export class InfluxSparkplugMapping {
     let lines = '';
     for (const p of points.values()) lines += (lines === '' ? '' : '\n') + (p.toLineProtocol() as string);
     return { item: lines, eventTimeMs: m.payload.timestamp };
+  }
+
+  /** Measurement and tags for these levels, or why they cannot be written. */
+  private head(levels: Levels, metric: string): { measurement: string; tags: Array<readonly [string, string]> } | { refusal: Refusal } {
+    const fail = (error: string): { refusal: Refusal } => ({ refusal: { reason: 'mapping', stage: 'map', route: this.route, sink: 'influx', error } });
+    const measurement = this.measurement.render(levels);
+    if (measurement === '' || unsafeIdentifier.test(measurement)) return fail(`metric ${metric}: measurement ${JSON.stringify(measurement)} is empty or unsafe`);
+    const tags: Array<readonly [string, string]> = [];
+    for (const [tag, t] of this.tags) {
+      const value = t.render(levels);
+      if (value === '') continue;
+      if (unsafeIdentifier.test(value)) return fail(`metric ${metric}: tag ${tag} has a control character or a trailing backslash`);
+      tags.push([tag, value]);
+    }
+    return { measurement, tags };
   }
 
   private levelsOf(levels: Levels, metric: string): Levels {
