@@ -1,6 +1,7 @@
 // `npm run demo`: the main job in one command. Brings the local stack up, starts sluice with
-// config/sluice.yaml and a simulated fleet (telemetry at QoS 1, commands, a trickle of malformed
-// messages), and shows a live one-screen summary from sluice's own /metrics. Ctrl-C (or
+// config/sluice.yaml, a simulated fleet (telemetry at QoS 1, commands, a trickle of malformed
+// messages) and a Sparkplug B fleet (births, alias-only data, a gateway restarting now and
+// then), and shows a live one-screen summary from sluice's own /metrics. Ctrl-C (or
 // --duration S) stops everything cleanly: simulator, sluice (drains and acks), the servers the
 // demo started.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -15,6 +16,7 @@ const { values } = parseArgs({
     duration: { type: 'string' },
     rate: { type: 'string', default: '1000' },
     devices: { type: 'string', default: '1000' },
+    'sparkplug-rate': { type: 'string', default: '50' },
   },
 });
 const durationS = values.duration === undefined ? undefined : Number(values.duration);
@@ -49,11 +51,26 @@ function child(name: string, args: string[], logToFile: boolean): ChildProcess {
 let stopping = false;
 const sluice = child('sluice', ['run', '--config', 'config/sluice.yaml'], true);
 let metricsUrl = '';
+/** The filters sluice has subscribed so far (the Sparkplug fleet waits for them). */
+let subscribed = 0;
 sluice.stdout?.on('data', (chunk: Buffer) => {
-  const m = /"http":"(http:\/\/[^"]+)"/.exec(chunk.toString());
+  const text = chunk.toString();
+  const m = /"http":"(http:\/\/[^"]+)"/.exec(text);
   if (m) metricsUrl = `${m[1]}/metrics`;
+  subscribed += text.split(/"msg":"(?:subscribed|sparkplug state feed subscribed)"/).length - 1;
 });
 const simulator = child('simulator', ['simulate', '--rate', String(values.rate), '--devices', String(values.devices), '--command-rate', '2', '--bad-ratio', '0.001'], true);
+const sparkplugRate = Number(values['sparkplug-rate']);
+// the edge nodes come up once sluice has subscribed (its 4 filters and the state feed), so their
+// births are not missed (births missed: sparkplug.rebirth: true would ask them again)
+let sparkplugFleet: ChildProcess | undefined;
+const fleetTimer = setInterval(() => {
+  if (subscribed < 5 || stopping) return;
+  clearInterval(fleetTimer);
+  if (sparkplugRate > 0) {
+    sparkplugFleet = child('sparkplug', ['simulate', '--sparkplug', '--edge-nodes', '3', '--devices', '4', '--rate', String(sparkplugRate), '--rebirth-every', '20'], true);
+  }
+}, 200);
 
 interface Sample { at: number; m: Samples }
 let previous: Sample | undefined;
@@ -93,10 +110,11 @@ function render(m: Samples): string {
     `sinks       ${sinks}`,
     `commands    ${m.get('sluice_commands_mqtt_connected') === 1 ? 'connected' : 'DISCONNECTED'}   audited ${fmt(rate('sluice_audit_records_total'))}/s   total ${fmt(m.get('sluice_audit_records_total') ?? 0)}   redeliveries recognised ${fmt((m.get('sluice_audit_redeliveries_total') ?? 0) + (m.get('sluice_audit_rollback_redeliveries_total') ?? 0) + (m.get('sluice_audit_idempotent_duplicates_total') ?? 0))}   fsync p99 ${ms(histogramQuantile(m, 'sluice_audit_fsync_seconds', 0.99))}`,
     `latency     ack p50 ${ms(histogramQuantile(m, 'sluice_ack_latency_seconds', 0.5))}  p99 ${ms(histogramQuantile(m, 'sluice_ack_latency_seconds', 0.99))}   end-to-end p99 ${ms(histogramQuantile(m, 'sluice_end_to_end_seconds', 0.99))}`,
+    `sparkplug   edge nodes ${fmt(m.get('sluice_sparkplug_edge_nodes') ?? 0)}   state feed ${m.get('sluice_sparkplug_feed_connected') === 1 ? 'connected' : 'DISCONNECTED'}   seq gaps ${fmt(m.get('sluice_sparkplug_seq_gaps_total') ?? 0)}   alias waits ${fmt(m.get('sluice_sparkplug_alias_waits_total') ?? 0)}`,
     `dead letters ${dead}`,
     `memory      ${((m.get('sluice_process_resident_memory_bytes') ?? 0) / 1048576).toFixed(0)} MiB RSS`,
     '',
-    `metrics ${metricsUrl}   Kafka 127.0.0.1:${stackConfig().kafka.port} (telemetry.<site>, commands, sluice.dead-letter)   InfluxDB http://127.0.0.1:${stackConfig().influxdb.port} (db sluice)`,
+    `metrics ${metricsUrl}   Kafka 127.0.0.1:${stackConfig().kafka.port} (telemetry.<site>, commands, sparkplug.<group>, sluice.dead-letter)   InfluxDB http://127.0.0.1:${stackConfig().influxdb.port} (db sluice)`,
   ].join('\n');
 }
 
@@ -120,6 +138,7 @@ async function stop(code: number, signal?: NodeJS.Signals): Promise<void> {
   if (stopping) return;
   stopping = true;
   clearInterval(tick);
+  clearInterval(fleetTimer);
   process.stderr.write('\ndemo: stopping the simulator, then sluice (it drains and acks), then the stack\n');
   const exited = (c: ChildProcess) => new Promise((r) => (c.exitCode !== null || c.signalCode !== null ? r(null) : c.once('exit', r)));
   const end = async (c: ChildProcess) => {
@@ -128,6 +147,7 @@ async function stop(code: number, signal?: NodeJS.Signals): Promise<void> {
     await exited(c);
   };
   await end(simulator);
+  if (sparkplugFleet) await end(sparkplugFleet);
   await end(sluice);
   const final = sluice.exitCode ?? sluice.signalCode;
   if (startedServers.length > 0 && process.env.SLUICE_KEEP_STACK !== '1') await stack.down(startedServers);

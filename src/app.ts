@@ -20,6 +20,7 @@ import type { BuiltSink } from './sinks/plugin.ts';
 import { sinkPlugins } from './sinks/registry.ts';
 import { SinkError } from './sinks/sink.ts';
 import type { RuleSet } from './router/rule-set.ts';
+import { decodeSparkplugHead } from './router/sparkplug/sparkplug-payload.ts';
 import { SparkplugState } from './router/sparkplug/sparkplug-state.ts';
 import { parseSparkplugTopic } from './router/sparkplug/sparkplug-topic.ts';
 import { MqttSession, type MqttSessionOptions } from './source/mqtt/mqtt-session.ts';
@@ -191,6 +192,11 @@ export async function startWorker(config: LoadedConfig, log: Logger, options: Wo
       state: sparkplugState,
       followSeq: !sp.stateFeed,
       aliasWaitMs: sp.aliasWaitMs,
+      birthMayCome: (message) => {
+        if (!sparkplugFeed) return false; // one connection: a birth would have come before its data
+        const topic = parseSparkplugTopic(message.topic);
+        return typeof topic !== 'string' && !sparkplugState.feedPassed(topic, decodeSparkplugHead(message.payload));
+      },
       onUnknownAlias: !sp.rebirth ? undefined : (topicName) => {
         const topic = parseSparkplugTopic(topicName);
         if (typeof topic !== 'string' && sparkplugFeed?.requestRebirth(topic)) metrics.sparkplugRebirthRequests.inc();

@@ -61,7 +61,7 @@ export const serviceConfig = z.strictObject({
     stateFeed: z.boolean().default(true)
       .describe('a connection of its own per worker (<clientId>-sparkplug, not shared) that sees every Sparkplug message: births reach every worker of the share group, and seq is followed on the whole stream. false: one worker only, state and seq from its own messages'),
     aliasWaitMs: z.int().min(0).max(60_000).default(1000)
-      .describe('data naming an alias no birth defined wait this long for the birth (it may be on its way on the state feed), then are dead-lettered (sparkplug-unknown-alias)'),
+      .describe('data naming an alias no birth defined wait, at most this long, while the state feed has not yet passed them (their birth may be on its way there); then, or at once when the feed has passed them, they are dead-lettered (sparkplug-unknown-alias). A wait holds the acks behind it (they leave in order)'),
     rebirth: z.boolean().default(false)
       .describe('on an unknown alias, ask the edge node to publish its births again (NCMD Node Control/Rebirth); off by default: it publishes to your edge nodes'),
     rebirthIntervalMs: z.int().min(1000).default(30_000).describe('at most one rebirth request per edge node this often'),

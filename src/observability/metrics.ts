@@ -39,7 +39,7 @@ export function createMetrics(registry = new Registry(), options: { defaultMetri
     sessionsResumed: new Counter({ name: 'sluice_mqtt_sessions_resumed_total', help: 'Connections on which the broker had kept our session', labelNames: ['present'], registers }),
     // the command connection (QoS 2 subscriptions) has a window and a session of its own
     sparkplugSeqGaps: new Counter({ name: 'sluice_sparkplug_seq_gaps_total', help: 'Sparkplug messages whose seq did not follow the last one of their edge node (lost or reordered on the way)', registers }),
-    sparkplugAliasWaits: new Counter({ name: 'sluice_sparkplug_alias_waits_total', help: 'Sparkplug data that named an alias no birth had defined, held sparkplug.aliasWaitMs for the birth', registers }),
+    sparkplugAliasWaits: new Counter({ name: 'sluice_sparkplug_alias_waits_total', help: 'Sparkplug data that named an alias no birth had defined, held (sparkplug.aliasWaitMs at most) while the state feed might still bring the birth', registers }),
     sparkplugRebirthRequests: new Counter({ name: 'sluice_sparkplug_rebirth_requests_total', help: 'Rebirth requests (NCMD Node Control/Rebirth) sent to edge nodes', registers }),
     sparkplugEdgeNodes: new Gauge({ name: 'sluice_sparkplug_edge_nodes', help: 'Edge nodes whose birth this worker has on record', registers }),
     sparkplugFeedConnected: new Gauge({ name: 'sluice_sparkplug_feed_connected', help: '1 while the Sparkplug state feed is connected', registers }),

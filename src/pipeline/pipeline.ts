@@ -32,8 +32,10 @@ export interface PipelineSparkplug {
   readonly state: SparkplugState;
   /** false when the state feed follows seq on the whole stream. */
   readonly followSeq: boolean;
-  /** Route it again after this long (the birth may be on its way), once. */
+  /** How long data naming an unknown alias may wait for a birth the state feed may still bring. */
   readonly aliasWaitMs: number;
+  /** Whether the birth may still come (the state feed has not passed this message yet). */
+  readonly birthMayCome: (message: Message) => boolean;
   /** Still unknown after the wait: it is dead-lettered; ask for a rebirth when configured. */
   readonly onUnknownAlias?: ((topic: string) => void) | undefined;
 }
@@ -62,7 +64,9 @@ export class Pipeline implements DeliverySteps {
   }
 
   /** `worker`: the client id of the connection that took the message (audit records name it). */
-  dispatch(message: Message, slot: AckSlot, worker = '', again = false): void {
+  /** `waitedMs`: how long it waited for a birth already (routed again). */
+  dispatch(message: Message, slot: AckSlot, worker = '', waitedMs = -1): void {
+    const again = waitedMs >= 0;
     let routed: Routed;
     const sparkplug = this.options.sparkplug;
     try {
@@ -79,10 +83,12 @@ export class Pipeline implements DeliverySteps {
       return;
     }
     if (sparkplug && routed.matches.some((m) => m.problem?.reason === 'sparkplug-unknown-alias')) {
-      if (!again && sparkplug.aliasWaitMs > 0) {
-        // the slot stays held (in flight) while it waits: the window still bounds what waits
-        this.metrics.sparkplugAliasWaits.inc();
-        setTimeout(() => this.dispatch(message, slot, worker, true), sparkplug.aliasWaitMs);
+      // wait only while the state feed may still bring the birth (it has not passed this
+      // message yet): acks leave in arrival order, so a wait holds every ack behind it
+      if (Math.max(waitedMs, 0) < sparkplug.aliasWaitMs && sparkplug.birthMayCome(message)) {
+        if (!again) this.metrics.sparkplugAliasWaits.inc();
+        const step = Math.min(20, sparkplug.aliasWaitMs);
+        setTimeout(() => this.dispatch(message, slot, worker, Math.max(waitedMs, 0) + step), step);
         return;
       }
       sparkplug.onUnknownAlias?.(message.topic);

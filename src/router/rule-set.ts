@@ -128,16 +128,14 @@ export class RuleSet {
     }
     const levelsOfTopic = message.topic.split('/');
     const candidates = this.trie.match(message.topic, levelsOfTopic);
-    if (candidates.length === 0) {
-      return this.unmatched === 'drop'
-        ? { outcome: 'unmatched-dropped', matches: noMatches, refusals: [] }
-        : { outcome: 'routed', matches: noMatches, refusals: [{ reason: 'unmatched', stage: 'route', error: `no route matches topic "${message.topic}"` }] };
-    }
+    if (candidates.length === 0) return this.unmatchedOf(message);
     const matches: Match[] = [];
     let decoded: { ok: true; value: unknown } | { ok: false; refusal: Refusal } | undefined;
     let sparkplug: { ok: true; value: SparkplugMessage } | { ok: false; refusal: Refusal } | undefined;
     for (const id of candidates) {
       const route = this.routes[id] as CompiledRoute;
+      // spBv1.0/STATE/{host}: a host application's state, not an edge node's data
+      if (route.sparkplug && levelsOfTopic[1] === 'STATE') continue;
       const levels: Record<string, string> = {};
       let emptyLevel: string | undefined;
       for (const c of route.pattern.captures) {
@@ -165,7 +163,14 @@ export class RuleSet {
       matches.push({ route: route.name, levels, payload, outputs: route.outputs, problem });
       if (!route.continue) break;
     }
+    if (matches.length === 0) return this.unmatchedOf(message);
     return { outcome: 'routed', matches, refusals: [] };
+  }
+
+  private unmatchedOf(message: Message): Routed {
+    return this.unmatched === 'drop'
+      ? { outcome: 'unmatched-dropped', matches: noMatches, refusals: [] }
+      : { outcome: 'routed', matches: noMatches, refusals: [{ reason: 'unmatched', stage: 'route', error: `no route matches topic "${message.topic}"` }] };
   }
 
   /** Decodes once per message, takes births and deaths into the state, names alias-only metrics. */

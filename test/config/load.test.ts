@@ -68,7 +68,21 @@ test('secrets come from env or files, are checked at load, and never show in err
 
 test('the example config and rules in config/ load', () => {
   const loaded = loadConfig(join(import.meta.dirname, '../../config/sluice.yaml'), { env: {} });
-  assert.deepEqual(loaded.rules.routeNames, ['telemetry', 'commands']);
+  assert.deepEqual(loaded.rules.routeNames, ['telemetry', 'commands', 'sparkplug']);
+  assert.equal(loaded.service.sparkplug.stateDir, join(import.meta.dirname, '../../.stack/sparkplug'), 'relative to the config file');
+});
+
+test('a value schema is read relative to the rules file, and needs kafka.schemaRegistry, naming the route', () => {
+  const schemaRules = goodRules.replace('      key: "{deviceId}"\n', '      key: "{deviceId}"\n      value: { format: avro, schema: r.avsc, subject: telemetry-value }\n');
+  const avsc = JSON.stringify({ type: 'record', name: 'R', fields: [{ name: 'v', type: 'double' }] });
+  const dir = files({ 'rules.yaml': schemaRules, 'sluice.yaml': 'rules: rules.yaml\nkafka:\n  brokers: ["127.0.0.1:1"]\n' });
+  assert.throws(() => loadRules(join(dir, 'rules.yaml')), /rules\.yaml:9: routes\[0\]\.kafka\.value\.schema: cannot read the schema file .*r\.avsc \(ENOENT\)$/);
+  writeFileSync(join(dir, 'r.avsc'), avsc);
+  assert.throws(() => loadConfig(join(dir, 'sluice.yaml'), { env: {} }), /sluice\.yaml:2: kafka: route "telemetry" in .*rules\.yaml needs kafka\.schemaRegistry in this file/);
+  writeFileSync(join(dir, 'sluice.yaml'), 'rules: rules.yaml\nkafka:\n  brokers: ["127.0.0.1:1"]\n  schemaRegistry: { url: "http://127.0.0.1:1/apis/ccompat/v7" }\n');
+  assert.deepEqual(loadConfig(join(dir, 'sluice.yaml'), { env: {} }).rules.routeNames, ['telemetry']);
+  writeFileSync(join(dir, 'r.avsc'), '{"type": "record"');
+  assert.throws(() => loadRules(join(dir, 'rules.yaml')), /rules\.yaml:9: .*r\.avsc: .*JSON/);
 });
 
 test('an audit route without an audit section is refused, naming both files; audit.dir is relative to the config', () => {

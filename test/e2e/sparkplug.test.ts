@@ -139,13 +139,16 @@ test('births reach every worker of the share group through the state feed: no da
     await n.birth(0, t0);
     await n.publish('DBIRTH', 'd1', [{ name: 'Level', alias: 7, type: 'Int32', value: 0 }], t0 + 1);
   }
-  for (let i = 1; i <= 30; i++) for (const n of nodes) await n.publish('DDATA', 'd1', [{ alias: 7, type: 'Int32', value: i }], t0 + 10 + i);
+  for (let i = 1; i <= 50; i++) {
+    for (const n of nodes) await n.publish('DDATA', 'd1', [{ alias: 7, type: 'Int32', value: i }], t0 + 10 + i);
+    if (i % 10 === 0) await sleep(100);
+  }
   const dead = (m: Samples) => total(m, 'sluice_dead_letters_total');
-  await waitFor('93 points', async () => (await rows(`SELECT count("Level") FROM "${group}"`))[0]?.count === 93
+  await waitFor('153 points', async () => (await rows(`SELECT count("Level") FROM "${group}"`))[0]?.count === 153
     || dead(await a.metrics()) + dead(await b.metrics()) > 0, 30_000);
   const [ma, mb] = [await a.metrics(), await b.metrics()];
   assert.equal(dead(ma) + dead(mb), 0, 'no sparkplug-unknown-alias on either worker');
-  assert.equal((await rows(`SELECT count("Level") FROM "${group}"`))[0]?.count, 93);
+  assert.equal((await rows(`SELECT count("Level") FROM "${group}"`))[0]?.count, 153);
   assert.ok(total(ma, 'sluice_messages_acked_total') > 0 && total(mb, 'sluice_messages_acked_total') > 0, 'both workers took data');
   assert.equal(total(ma, 'sluice_sparkplug_edge_nodes'), 3);
   assert.equal(total(mb, 'sluice_sparkplug_edge_nodes'), 3);
@@ -173,12 +176,13 @@ test('an unknown alias is dead-lettered with its reason, a rebirth is asked for,
     assert.equal(r.headers['sluice-reason'], 'sparkplug-unknown-alias');
     assert.match(r.headers['sluice-error'] ?? '', /alias 42 not defined by a birth of edge node .*\/gw9 \(no NBIRTH on record\)/);
   }
-  assert.deepEqual(dead.map((r) => spb.decodePayload(r.value).metrics?.[0]?.value), [0, 1, 2, 3, 4], 'with its original payload');
+  // a message the state feed had not passed yet waited a little: the order of dead letters may differ
+  assert.deepEqual(dead.map((r) => spb.decodePayload(r.value).metrics?.[0]?.value).sort(), [0, 1, 2, 3, 4], 'with its original payload');
   await waitFor('a rebirth request', () => commands.length >= 1, 10_000);
   assert.equal(commands.length, 1, 'one request per edge node per rebirthIntervalMs');
   const metrics = await sluice.metrics();
   assert.equal(total(metrics, 'sluice_sparkplug_rebirth_requests_total'), 1);
-  assert.equal(total(metrics, 'sluice_sparkplug_alias_waits_total'), 5);
+  assert.ok(total(metrics, 'sluice_sparkplug_alias_waits_total') <= 5, 'data the state feed has passed are not held');
   assert.equal(total(metrics, 'sluice_messages_acked_total'), 5);
 });
 

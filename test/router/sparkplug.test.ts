@@ -113,6 +113,17 @@ test('the same NBIRTH twice (the feed\'s copy and the share group\'s) keeps the 
     'sparkplug-unknown-alias', 'a new birth (new bdSeq) forgets the devices: they must be born again');
 });
 
+test('STATE (a host\'s) is no edge node data: the route does not take it; NCMD writes no point but goes to Kafka', () => {
+  const rules = compileRules(rulesFile.parse({ ...rulesSpec, unmatched: 'drop' }));
+  const state = new SparkplugState();
+  const message: Message = { topic: 'spBv1.0/STATE/scada-1', payload: Buffer.from('{"online":true,"timestamp":1}'), qos: 1, retain: true, properties: {}, receivedAt: t0 };
+  assert.equal(rules.route(message, t0, { sparkplug: state }).outcome, 'unmatched-dropped');
+  const cmd = route(rules, 'spBv1.0/plant1/NCMD/gw1', { timestamp: t0, metrics: [{ name: 'Setpoint', type: 'Double', value: 5 }] }, state);
+  assert.deepEqual(cmd.refusals, []);
+  assert.deepEqual(cmd.influx, []);
+  assert.equal(cmd.kafka.length, 1);
+});
+
 test('seq gaps are counted per edge node, across the 255 -> 0 wrap', () => {
   const rules = compileRules(rulesFile.parse(rulesSpec));
   const gaps: Array<[number, number]> = [];

@@ -82,18 +82,20 @@ export function decodeSparkplug(bytes: Uint8Array): SparkplugPayload {
 }
 
 /**
- * Only the payload's seq (field 3), skipping the metrics unread: what the state feed needs of a
- * data message (a full decode would double the work of every message).
+ * Only the payload's timestamp (field 1) and seq (field 3), the metrics skipped unread: what the
+ * state feed needs of a data message (a full decode would double the work of every message).
  */
-export function decodeSparkplugSeq(bytes: Uint8Array): number | undefined {
+export function decodeSparkplugHead(bytes: Uint8Array): { timestamp: number | undefined; seq: number | undefined } {
   const r = protobuf.Reader.create(bytes);
   let seq: number | undefined;
+  let timestamp: number | undefined;
   while (r.pos < r.len) {
     const tag = r.uint32();
-    if (tag >>> 3 === 3 && (tag & 7) === 0) seq = Number(r.uint64().toString());
+    if (tag >>> 3 === 1 && (tag & 7) === 0) timestamp = Number(r.uint64().toString());
+    else if (tag >>> 3 === 3 && (tag & 7) === 0) seq = Number(r.uint64().toString());
     else r.skipType(tag & 7);
   }
-  return seq;
+  return { timestamp, seq };
 }
 
 function metricOf(m: TahuMetric): SparkplugMetric {

@@ -43,6 +43,8 @@ export class SparkplugState {
   private readonly nodes = new Map<string, NodeState>();
   /** The last seq seen per edge node (kept apart from births: data move it). */
   private readonly seqs = new Map<string, number>();
+  /** The latest message of each edge node the state feed took (payload time, seq). */
+  private readonly fed = new Map<string, { timestamp: number; seq: number | undefined }>();
   private readonly options: SparkplugStateOptions;
   private saveTimer: NodeJS.Timeout | undefined;
 
@@ -113,6 +115,21 @@ export class SparkplugState {
   /** A data message's seq, followed (the state feed reads only that of NDATA/DDATA). */
   followData(topic: SparkplugTopic, seq: number | undefined): void {
     if (seq !== undefined) this.followSeq(topic, nodeKey(topic), seq);
+  }
+
+  /** The state feed took this message of the edge node (its latest, by payload time and seq). */
+  fedTo(topic: SparkplugTopic, head: { timestamp: number | undefined; seq: number | undefined }): void {
+    if (head.timestamp !== undefined) this.fed.set(nodeKey(topic), { timestamp: head.timestamp, seq: head.seq });
+  }
+
+  /**
+   * Whether the state feed has passed this message (so a birth before it would be known): then
+   * an unknown alias is unknown for good; otherwise the feed may still bring the birth.
+   */
+  feedPassed(topic: SparkplugTopic, head: { timestamp: number | undefined; seq: number | undefined }): boolean {
+    const last = this.fed.get(nodeKey(topic));
+    if (!last || head.timestamp === undefined) return false;
+    return last.timestamp > head.timestamp || (last.timestamp === head.timestamp && last.seq === head.seq);
   }
 
   /**

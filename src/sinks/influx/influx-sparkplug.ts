@@ -2,7 +2,7 @@
 // type its Sparkplug datatype maps to (64-bit integers written with all their digits), grouped
 // into points by measurement, tags and time. Measurement, tags and the field name are templates
 // over the topic's levels (group, edgeNode, device, ...) and the metric name's own levels
-// (metricLevels). What line protocol cannot hold (a DataSet, bytes, an unsigned value past
+// (metricLevels). Commands (NCMD, DCMD) write no point. What line protocol cannot hold (a DataSet, bytes, an unsigned value past
 // int64) is refused with the metric's name: the message is dead-lettered, never half-written.
 import { Point } from '@influxdata/influxdb-client';
 import type { Refusal } from '../../outcome.ts';
@@ -68,6 +68,8 @@ export class InfluxSparkplugMapping {
 
   encode(input: MatchInput): Encoded<string> {
     const m = input.payload as SparkplugMessage;
+    // NCMD/DCMD are a host's requests to an edge node, not measurements (Kafka still gets them)
+    if (m.topic.messageType === 'NCMD' || m.topic.messageType === 'DCMD') return { skip: true };
     const fail = (error: string, reason = 'mapping'): { refusal: Refusal } => ({ refusal: { reason, stage: 'map', route: this.route, sink: 'influx', error } });
     const points = new Map<string | number, Point>();
     const fallbackMs = m.payload.timestamp ?? input.message.receivedAt;

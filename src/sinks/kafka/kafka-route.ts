@@ -91,7 +91,8 @@ class KafkaRouteOutput implements RouteOutput<KafkaRecord> {
       try {
         this.schema = new ValueSchema({ format: part.value.format, file, subject: part.value.subject ?? `${part.topic}-value`, message: part.value.message });
       } catch (err) {
-        throw new RuleError(at('value', 'schema'), `${file}: ${(err as Error).message}`);
+        const code = (err as NodeJS.ErrnoException).code;
+        throw new RuleError(at('value', 'schema'), code ? `cannot read the schema file ${file} (${code})` : `${file}: ${(err as Error).message}`);
       }
       this.requires = ['schemaRegistry'];
     }

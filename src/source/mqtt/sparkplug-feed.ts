@@ -6,7 +6,7 @@
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import sparkplug from 'sparkplug-payload';
-import { decodeSparkplug, decodeSparkplugSeq } from '../../router/sparkplug/sparkplug-payload.ts';
+import { decodeSparkplug, decodeSparkplugHead } from '../../router/sparkplug/sparkplug-payload.ts';
 import type { SparkplugState } from '../../router/sparkplug/sparkplug-state.ts';
 import { parseSparkplugTopic, sparkplugNamespace, type SparkplugTopic } from '../../router/sparkplug/sparkplug-topic.ts';
 import { credentialOptions, type MqttSessionOptions } from './mqtt-session.ts';
@@ -81,8 +81,16 @@ export class SparkplugFeed {
     if (typeof topic === 'string') return; // STATE and the like: not about edge nodes
     if (topic.messageType === 'NCMD' || topic.messageType === 'DCMD') return; // hosts' commands carry no seq of the node
     try {
-      if (topic.messageType === 'NDATA' || topic.messageType === 'DDATA') this.options.state.followData(topic, decodeSparkplugSeq(payload));
-      else this.options.state.observe(topic, decodeSparkplug(payload), true);
+      const state = this.options.state;
+      if (topic.messageType === 'NDATA' || topic.messageType === 'DDATA') {
+        const head = decodeSparkplugHead(payload);
+        state.followData(topic, head.seq);
+        state.fedTo(topic, head);
+      } else {
+        const decoded = decodeSparkplug(payload);
+        state.observe(topic, decoded, true);
+        state.fedTo(topic, decoded);
+      }
     } catch (err) {
       this.options.onInvalid?.();
       const now = Date.now();
