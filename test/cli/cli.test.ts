@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import sparkplug from 'sparkplug-payload';
 
 const root = join(import.meta.dirname, '../..');
 const cli = (...args: string[]) => spawnSync(join(root, 'scripts/node'), [join(root, 'src/cli.ts'), ...args], { encoding: 'utf8', cwd: root });
@@ -44,4 +45,21 @@ test('rules test shows what each sink would write, and the dead letters', () => 
   const bad = JSON.parse(cli('rules', 'test', 'acme/s/z/t/d/telemetry', '{"temperature":', '--qos', '1').stdout) as { deadLetters: Array<{ reason: string }> };
   assert.deepEqual(bad.deadLetters.map((d) => d.reason), ['invalid-json']);
   assert.equal(cli('rules', 'test', 'a/b', '{}', '--qos', '7').status, 2);
+});
+
+test('rules test takes a base64 Sparkplug payload, and births that name its aliases', () => {
+  const spb = sparkplug.get('spBv1.0') as { encodePayload(p: unknown): Uint8Array };
+  const b64 = (p: unknown) => Buffer.from(spb.encodePayload(p)).toString('base64');
+  const birth = b64({ timestamp: 1700000000000, seq: 1, metrics: [{ name: 'Counters/Cycles', alias: 7, type: 'Int64', value: '9007199254740993' }] });
+  const data = b64({ timestamp: 1700000000005, seq: 2, metrics: [{ alias: 7, type: 'Int64', value: '9007199254740995' }] });
+  const topic = 'spBv1.0/plant-1/DDATA/gw-01/press-01';
+  const named = cli('rules', 'test', '--config', 'config/sluice.yaml', '--base64', '--birth', `spBv1.0/plant-1/DBIRTH/gw-01/press-01=${birth}`, topic, data);
+  assert.equal(named.status, 0, named.stderr);
+  const out = JSON.parse(named.stdout) as { routes: string[]; outputs: Array<{ sink: string; item: unknown }>; deadLetters: unknown[] };
+  assert.deepEqual(out.routes, ['sparkplug']);
+  assert.deepEqual(out.deadLetters, []);
+  assert.equal(out.outputs.find((o) => o.sink === 'influx')?.item, 'plant-1,device=press-01,edgeNode=gw-01 Counters/Cycles=9007199254740995i 1700000000005000000');
+  const unnamed = JSON.parse(cli('rules', 'test', '--config', 'config/sluice.yaml', '--base64', topic, data).stdout) as { deadLetters: Array<{ reason: string; error: string }> };
+  assert.deepEqual(unnamed.deadLetters.map((d) => d.reason), ['sparkplug-unknown-alias']);
+  assert.equal(cli('rules', 'test', '--base64', topic, 'not base64!').status, 2);
 });

@@ -31,10 +31,13 @@ test('npm pack → npm install -g from the tarball → sluice --version, rules c
   const version = (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
   assert.equal(run(sluice, ['--version'], work).trim(), version);
   const rules = join(prefix, 'lib', 'node_modules', 'sluice', 'config', 'rules.yaml');
-  assert.match(run(sluice, ['rules', 'check', '--rules', rules], work), /^ok: 2 route\(s\)/);
+  assert.match(run(sluice, ['rules', 'check', '--rules', rules], work), /^ok: 3 route\(s\) \(telemetry, commands, sparkplug\)/);
   const out = run(sluice, ['rules', 'test', '--rules', rules, 'acme/malta-factory/floor-03/temperature-sensor/ts-4427/telemetry', '{"temperature":21.5,"humidity":40,"ts":1700000000000}'], work);
   assert.match(out, /telemetry/);
   assert.match(out, /kafka/);
+  // the compiled Sparkplug decoder (Tahu's generated protobuf code, imported by path) works from the tarball
+  const ndata = 'CIDQlf+8MRIRCgRUZW1wIAppAAAAAAAANUAYAQ==';
+  assert.match(run(sluice, ['rules', 'test', '--rules', rules, '--base64', 'spBv1.0/plant-1/NDATA/gw-01', ndata], work), /plant-1,edgeNode=gw-01 Temp=21 1700000000000000000/);
   assert.ok(readdirSync(join(prefix, 'lib', 'node_modules', 'sluice', 'dist')).includes('cli.js'));
   console.log(`# packed, installed and ran in ${((Date.now() - started) / 1000).toFixed(1)} s (${files.length} files in the tarball)`);
 });
