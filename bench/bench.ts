@@ -342,7 +342,7 @@ async function latencyAt(rate: number, withInflux: boolean, client: KafkaClientK
 }
 
 /**
- * (e) Sparkplug B: a backlog of alias-only DDATA (10 edge nodes x 10 devices, 6 metrics each,
+ * (f) Sparkplug B: a backlog of alias-only DDATA (10 edge nodes x 10 devices, 6 metrics each,
  * births queued first) drained into InfluxDB (a field per metric) and Kafka (JSON, names
  * resolved), one worker, state feed on: msg/s and metrics/s, against (b)'s JSON drain in the
  * same round. Every data message must be acked, none dead-lettered, every point in InfluxDB.
@@ -391,7 +391,7 @@ async function drainSparkplug(client: KafkaClientKind): Promise<DrainResult & { 
   return { rate, seconds, peakRssMiB, cpuPer100k: (cpu / total) * 100_000, durable, metricsPerSecond: rate * (loaded.metricsPerMessage as number), points };
 }
 
-/** (f) Kafka stopped for 30 s under a steady load: memory while ~100k wait at the broker, recovery, loss. */
+/** (e) Kafka stopped for 30 s under a steady load: memory while ~100k wait at the broker, recovery, loss. */
 async function kafkaPause(stack: LocalStack): Promise<Record<string, number>> {
   const prefix = unique('pause');
   const topic = `${prefix}.telemetry`;
@@ -447,7 +447,7 @@ const a = new Map<KafkaClientKind, DrainResult[]>(clients.map((k) => [k, []]));
 const b = new Map<KafkaClientKind, DrainResult[]>(clients.map((k) => [k, []]));
 const d: DrainResult[] = [];
 const c: AuditDrain[] = [];
-const e: Array<Awaited<ReturnType<typeof drainSparkplug>>> = [];
+const f: Array<Awaited<ReturnType<typeof drainSparkplug>>> = [];
 const ceilingQos2: number[] = [];
 const fsyncRaw: Array<ReturnType<typeof rawFsyncMs>> = [];
 const profiled = clients.includes(defaultClient) ? defaultClient : clients[0] as KafkaClientKind;
@@ -470,11 +470,11 @@ try {
       c.push(await drainCommands());
     }
     if (scenarios.has('d')) d.push(await drainSluice(3, false, defaultClient));
-    if (scenarios.has('e')) e.push(await drainSparkplug(defaultClient));
+    if (scenarios.has('f')) f.push(await drainSparkplug(defaultClient));
     const last = (m: Map<KafkaClientKind, DrainResult[]>) => clients.map((k) => `${k} ${m.get(k)?.at(-1)?.rate ?? '-'}/s`).join(', ');
     say(`round ${round}: ceiling ${ceilingJs.at(-1)}/s (MQTT.js) ${ceilingSub.at(-1) ?? '-'}/s (mosquitto_sub); ` +
       `a ${last(a)}; b ${last(b)}; c ${c.at(-1)?.rate ?? '-'}/s (mosquitto_sub QoS 2 ${ceilingQos2.at(-1) ?? '-'}/s), d ${d.at(-1)?.rate ?? '-'}/s, ` +
-      `e ${e.at(-1)?.rate ?? '-'} msg/s (${e.at(-1)?.metricsPerSecond ?? '-'} metrics/s)`);
+      `f ${f.at(-1)?.rate ?? '-'} msg/s (${f.at(-1)?.metricsPerSecond ?? '-'} metrics/s)`);
   }
   const ceiling = spread(ceilingJs);
   const summarize = (rs: DrainResult[] | undefined) => !rs || rs.length === 0 ? undefined : {
@@ -493,7 +493,7 @@ try {
       ...(sb ? { b: { ...sb, endToEndAtHalfRate: await latencyAt(Math.round(sb.rate.median / 2), true, k) } } : {}),
     };
   }
-  const pause = scenarios.has('f') ? await kafkaPause(stack) : undefined;
+  const pause = scenarios.has('e') ? await kafkaPause(stack) : undefined;
   let profile: string | undefined;
   if (profileDir) {
     // the largest: the drain itself (the short session-setup run writes one too)
@@ -526,15 +526,15 @@ try {
         peakRssMiB: spread(c.map((x) => Math.round(x.peakRssMiB))),
       },
       d_three_workers: summarize(d),
-      e_sparkplug: e.length === 0 ? undefined : {
+      e_kafka_paused_30s: pause,
+      f_sparkplug: f.length === 0 ? undefined : {
         method: { dataMessages: count, edgeNodes: 10, devicesPerNode: 10, metricsPerMessage: 6, aliasOnly: true, sinks: 'influx (a field per metric) + kafka (JSON, names resolved)', client: defaultClient },
-        rate: spread(e.map((x) => x.rate)),
-        metricsPerSecond: spread(e.map((x) => x.metricsPerSecond)),
-        vsJsonDrainB: b.get(defaultClient)?.length ? Number((spread(e.map((x) => x.rate)).median / spread((b.get(defaultClient) ?? []).map((x) => x.rate)).median).toFixed(2)) : undefined,
-        peakRssMiB: spread(e.map((x) => Math.round(x.peakRssMiB))),
-        cpuSecondsPer100k: spread(e.map((x) => Number(x.cpuPer100k.toFixed(2)))),
+        rate: spread(f.map((x) => x.rate)),
+        metricsPerSecond: spread(f.map((x) => x.metricsPerSecond)),
+        vsJsonDrainB: b.get(defaultClient)?.length ? Number((spread(f.map((x) => x.rate)).median / spread((b.get(defaultClient) ?? []).map((x) => x.rate)).median).toFixed(2)) : undefined,
+        peakRssMiB: spread(f.map((x) => Math.round(x.peakRssMiB))),
+        cpuSecondsPer100k: spread(f.map((x) => Number(x.cpuPer100k.toFixed(2)))),
       },
-      f_kafka_paused_30s: pause,
     },
   };
   const file = join(resultsDir, `bench-${result.when.replace(/[:.]/g, '-')}.json`);
@@ -559,7 +559,7 @@ function verdicts(perClient: PerClient, pause: Record<string, number> | undefine
       if (r.a.endToEndAtHalfRate) v['a p99 ms at half rate'] = { value: r.a.endToEndAtHalfRate.p99, target: `< ${targets.p99Ms}`, met: r.a.endToEndAtHalfRate.p99 < targets.p99Ms };
     }
     if (r.b?.endToEndAtHalfRate) v['b p99 ms at half rate'] = { value: r.b.endToEndAtHalfRate.p99, target: `< ${targets.p99Ms}`, met: r.b.endToEndAtHalfRate.p99 < targets.p99Ms };
-    if (pause && k === defaultClient) v['f peak RSS MiB (catch-up after a Kafka outage)'] = { value: pause.peakRssMiB as number, target: `<= ${targets.peakRssMiB}`, met: (pause.peakRssMiB as number) <= targets.peakRssMiB };
+    if (pause && k === defaultClient) v['e peak RSS MiB (catch-up after a Kafka outage)'] = { value: pause.peakRssMiB as number, target: `<= ${targets.peakRssMiB}`, met: (pause.peakRssMiB as number) <= targets.peakRssMiB };
     out[k] = v;
   }
   return out;
@@ -594,8 +594,8 @@ function table(r: {
   for (const [k, v] of Object.entries(r.verdicts)) {
     for (const [what, x] of Object.entries(v)) lines.push(`  ${k.padEnd(12)} ${what.padEnd(48)} ${String(x.value).padStart(8)}  target ${x.target.padEnd(26)} ${x.met ? 'met' : 'MISSED'}`);
   }
-  if (r.scenarios.e_sparkplug) lines.push('', `(e) Sparkplug B (${defaultClient}): ${JSON.stringify(r.scenarios.e_sparkplug)}`);
-  if (r.scenarios.f_kafka_paused_30s) lines.push('', `(f) Kafka paused (${defaultClient}): ${JSON.stringify(r.scenarios.f_kafka_paused_30s)}`);
+  if (r.scenarios.e_kafka_paused_30s) lines.push('', `(e) Kafka paused (${defaultClient}): ${JSON.stringify(r.scenarios.e_kafka_paused_30s)}`);
+  if (r.scenarios.f_sparkplug) lines.push('', `(f) Sparkplug B (${defaultClient}): ${JSON.stringify(r.scenarios.f_sparkplug)}`);
   const cAudit = r.scenarios.c_audit as undefined | {
     rate: Spread; baselineMosquittoSubQos2?: Spread; groupCommitGain: number; fsyncMsMean: Spread; fsyncMsP99AtMost: Spread;
     recordsPerFsync: Spread; rawFsyncMs: Spread; oneFsyncPerRecordRate: number; peakRssMiB: Spread;
