@@ -80,6 +80,8 @@ export async function startWorker(config: LoadedConfig, log: Logger, options: Wo
   let pipeline: Pipeline | undefined;
   let source: MqttSession | undefined;
   let commandSource: MqttSession | undefined;
+  // declared before /readyz can first be asked (problems() reads it while sinks are awaited)
+  let sparkplugFeed: SparkplugFeed | undefined;
   let http: Server;
   const liveness = new Liveness(s.http.liveness, metrics.eventLoopWorstLag,
     (ms) => log.warn({ stalledMs: ms, limitMs: s.http.liveness.maxStallMs }, 'the event loop stalled: /healthz fails for a while'));
@@ -181,7 +183,6 @@ export async function startWorker(config: LoadedConfig, log: Logger, options: Wo
     onFileError: (err, action) => sparkplugLog.error({ err: err.message, action }, `could not ${action} the Sparkplug state file (the state still works in memory)`),
   });
   if (sparkplugState) metrics.sparkplugEdgeNodes.set(sparkplugState.nodeCount);
-  let sparkplugFeed: SparkplugFeed | undefined;
   pipeline = new Pipeline({
     rules: () => rules,
     queues: new Map([...sinks].map(([name, x]) => [name, x.queue])),
@@ -236,6 +237,9 @@ export async function startWorker(config: LoadedConfig, log: Logger, options: Wo
       url: s.mqtt.url, username: connection.username, password: connection.password, tls: s.mqtt.tls,
       keepalive: s.mqtt.keepalive, connectTimeoutMs: s.mqtt.connectTimeoutMs,
       clientId: `${config.clientId}-sparkplug`, state: sparkplugState, rebirthIntervalMs: sp.rebirthIntervalMs,
+      rebirthSavedNodes: !sp.rebirth ? undefined : (topic) => {
+        if (sparkplugFeed?.requestRebirth(topic)) metrics.sparkplugRebirthRequests.inc();
+      },
     }, sparkplugLog);
   }
   if (sp.rebirth && sparkplugState && !sp.stateFeed) sparkplugLog.warn('sparkplug.rebirth needs sparkplug.stateFeed (its connection sends the requests): no rebirth will be asked');

@@ -5,6 +5,7 @@ import { jsonText, rulesJsonSchema } from '../config/reference.ts';
 import type { Message } from '../message.ts';
 import { encodeAll } from '../pipeline/encode.ts';
 import type { RuleSet } from '../router/rule-set.ts';
+import { ValueSchema } from '../sinks/kafka/schema-registry/value-schema.ts';
 import { configFileOf, configHelp, configOptions, rulesOverrideOf, UsageError, type Command, type Parsed } from './command.ts';
 
 function rulesOf(values: Parsed['values']): RuleSet {
@@ -83,6 +84,11 @@ function base64Of(text: string, what: string): Buffer {
 
 /** A Kafka value as text; the audit item as its record's fields. */
 function printable(item: unknown): unknown {
+  if (item && typeof item === 'object' && 'schema' in item && item.schema instanceof ValueSchema) {
+    // a schema-encoded body (the registry's header comes at write time): bytes, as base64
+    const { schema, value } = item as unknown as { schema: ValueSchema; value: Buffer };
+    return { ...item, value: value.toString('base64'), schema: { format: schema.format, subject: schema.subject } };
+  }
   if (item && typeof item === 'object' && 'value' in item && Buffer.isBuffer((item as { value: unknown }).value)) {
     return { ...item, value: (item as { value: Buffer }).value.toString('utf8') };
   }

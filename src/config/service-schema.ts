@@ -63,7 +63,7 @@ export const serviceConfig = z.strictObject({
     aliasWaitMs: z.int().min(0).max(60_000).default(1000)
       .describe('data naming an alias no birth defined wait, at most this long, while the state feed has not yet passed them (their birth may be on its way there); then, or at once when the feed has passed them, they are dead-lettered (sparkplug-unknown-alias). A wait holds the acks behind it (they leave in order)'),
     rebirth: z.boolean().default(false)
-      .describe('on an unknown alias, ask the edge node to publish its births again (NCMD Node Control/Rebirth); off by default: it publishes to your edge nodes'),
+      .describe('on an unknown alias, ask the edge node to publish its births again (NCMD Node Control/Rebirth), and at start ask every edge node of the saved state (it may have been born again, with other aliases, while this worker was down); off by default: it publishes to your edge nodes'),
     rebirthIntervalMs: z.int().min(1000).default(30_000).describe('at most one rebirth request per edge node this often'),
   }).prefault({}).describe('Sparkplug B routes (payload: sparkplug): alias state, the state feed, rebirth requests'),
   ...sinkSections,

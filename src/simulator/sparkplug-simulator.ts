@@ -43,6 +43,8 @@ interface EdgeNode {
   bdSeq: number;
   seq: number;
   tick: number;
+  /** Dead (restarting): publishes nothing until its new connection has published its births. */
+  down: boolean;
 }
 
 export class SparkplugSimulator {
@@ -77,7 +79,7 @@ export class SparkplugSimulator {
   async stop(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
     // a clean stop publishes the death itself (a will is only for a lost connection)
-    for (const n of this.nodes) this.publishDeath(n);
+    for (const n of this.nodes) if (!n.down) this.publishDeath(n);
     await Promise.allSettled(this.nodes.map((n) => n.client.endAsync()));
   }
 
@@ -89,7 +91,7 @@ export class SparkplugSimulator {
       reconnectPeriod: 1000,
       will: { topic: `spBv1.0/${o.group}/NDEATH/${name}`, payload: Buffer.from(death(bdSeq)), qos: 1, retain: false },
     });
-    const node: EdgeNode = { name, client, bdSeq, seq: 0, tick: 0 };
+    const node: EdgeNode = { name, client, bdSeq, seq: 0, tick: 0, down: false };
     await client.subscribeAsync(`spBv1.0/${o.group}/NCMD/${name}`, { qos: 0 });
     client.on('message', (_topic, payload) => {
       const cmd = encoder.decodePayload(payload);
@@ -104,7 +106,9 @@ export class SparkplugSimulator {
 
   private async restart(i: number): Promise<void> {
     const old = this.nodes[i] as EdgeNode;
+    if (old.down) return;
     this.publishDeath(old);
+    old.down = true;
     await old.client.endAsync();
     this.nodes[i] = await this.connect(old.name, (old.bdSeq + 1) % 256);
   }
@@ -127,6 +131,7 @@ export class SparkplugSimulator {
   }
 
   private publishData(n: EdgeNode, d: number): void {
+    if (n.down) return;
     const now = Date.now();
     n.tick++;
     // alias only, no name, no datatype: the receiver must know the birth

@@ -179,7 +179,9 @@ test('a rolling restart of all three brokers under load: 0 lost, order per key k
   const longestStallMs = await stall.stop();
   const { records, held: inCluster } = await readAll(t, topic);
   const a = audit(records, n);
-  t.diagnostic(`${client}: restarted ${took.join(', ')}; longest ack stall ${longestStallMs} ms; ${records.length} records read of ${inCluster} held, for ${n}: lost ${a.lost}, duplicates ${a.duplicates}, out of order ${a.outOfOrder}`);
+  t.diagnostic(`${client}: restarted ${took.join(', ')}; longest ack stall ${longestStallMs} ms; ${records.length} records read of ${inCluster} held, for ${n}: lost ${a.lost}, duplicates ${a.duplicates}, out of order ${a.outOfOrder}` +
+    (a.lost > 0 ? `; missing ${a.missing.join(',')}` : ''));
+  assert.equal(records.length, inCluster, 'the reader read every record the cluster holds');
   assert.equal(a.lost, 0);
   assert.equal(a.outOfOrder, 0);
   assert.equal(a.keysOnSeveralPartitions, 0);

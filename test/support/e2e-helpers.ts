@@ -65,6 +65,11 @@ export async function readTopic(
   t.after(() => consumer.disconnect());
   await consumer.subscribe({ topic, fromBeginning: true });
   const records: KafkaRecordSeen[] = [];
+  // a record fetched again (the group rebalanced, a fetch was retried) is the reader's repeat,
+  // not a duplicate in the topic: one partition and offset is one record. Counting repeats let
+  // a reader stop at "as many records as the cluster holds" with some never read (a rolling
+  // restart run: 66,395 read of 60,422 held, 3,100 seqs "lost")
+  const offsets = new Set<string>();
   const finished = Promise.withResolvers<void>();
   // idleness counts from the group join: joining a new group took over 10 s on a busy machine
   let idle: NodeJS.Timeout | undefined;
@@ -81,6 +86,9 @@ export async function readTopic(
     eachBatchAutoResolve: true,
     eachBatch: async ({ batch }) => {
       for (const m of batch.messages) {
+        const at = `${batch.partition}:${m.offset}`;
+        if (offsets.has(at)) continue;
+        offsets.add(at);
         const headers: Record<string, string> = {};
         for (const [k, v] of Object.entries(m.headers ?? {})) headers[k] = Buffer.isBuffer(v) ? v.toString() : String(v);
         records.push({ topic: batch.topic, key: m.key?.toString() ?? null, value: m.value ?? Buffer.alloc(0), headers, partition: batch.partition, timestamp: m.timestamp });

@@ -8,10 +8,6 @@ export interface SparkplugMessage {
   readonly payload: SparkplugPayload;
 }
 
-export function isSparkplugMessage(v: unknown): v is SparkplugMessage {
-  return v !== null && typeof v === 'object' && 'topic' in v && 'payload' in v && typeof (v as SparkplugMessage).topic === 'object';
-}
-
 /**
  * The message as JSON for a Kafka value: names resolved, 64-bit integers written with all their
  * digits. Written as text directly: JSON.stringify with JSON.rawJSON for the bigints was a tenth

@@ -58,6 +58,14 @@ export class SparkplugState {
     return this.nodes.size;
   }
 
+  /** The edge nodes on record, as group and edge node id. */
+  edgeNodes(): Array<{ readonly group: string; readonly edgeNode: string }> {
+    return [...this.nodes.keys()].map((key) => {
+      const slash = key.indexOf('/');
+      return { group: key.slice(0, slash), edgeNode: key.slice(slash + 1) };
+    });
+  }
+
   /**
    * Takes in what a message says about the state: births, deaths, and (when `followSeq`) its
    * seq. Idempotent for births and deaths: the same birth from two subscriptions is one birth.

@@ -18,6 +18,11 @@ export interface SparkplugFeedOptions extends Pick<MqttSessionOptions, 'url' | '
   readonly rebirthIntervalMs: number;
   /** A message on the feed that is not Sparkplug B (counted, never fatal). */
   readonly onInvalid?: () => void;
+  /**
+   * Once subscribed the first time, ask every edge node of the saved state for its births: it
+   * may have been born again, with other aliases, while this worker was down (sparkplug.rebirth).
+   */
+  readonly rebirthSavedNodes?: ((topic: SparkplugTopic) => void) | undefined;
 }
 
 const encoder = sparkplug.get(sparkplugNamespace) as { encodePayload(p: unknown): Uint8Array };
@@ -28,6 +33,7 @@ export class SparkplugFeed {
   private readonly log: Logger;
   private readonly asked = new Map<string, number>();
   private invalidLoggedAt = 0;
+  private askedSaved = false;
 
   constructor(options: SparkplugFeedOptions, log: Logger) {
     this.options = options;
@@ -50,6 +56,10 @@ export class SparkplugFeed {
       this.client.subscribe(`${sparkplugNamespace}/#`, { qos: 1 }, (err) => {
         if (err) this.log.error({ err: err.message }, 'sparkplug state feed: subscribe failed');
         else this.log.info({ topic: `${sparkplugNamespace}/#` }, 'sparkplug state feed subscribed');
+        if (!err && !this.askedSaved && this.options.rebirthSavedNodes) {
+          this.askedSaved = true;
+          for (const n of this.options.state.edgeNodes()) this.options.rebirthSavedNodes({ ...n, messageType: 'NCMD', device: '' });
+        }
       });
     });
     this.client.on('error', (err) => this.log.warn({ err: err.message }, 'sparkplug state feed: connection error'));
