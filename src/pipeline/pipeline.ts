@@ -63,8 +63,10 @@ export class Pipeline implements DeliverySteps {
     this.log = options.log;
   }
 
-  /** `worker`: the client id of the connection that took the message (audit records name it). */
-  /** `waitedMs`: how long it waited for a birth already (routed again). */
+  /**
+   * `worker`: the client id of the connection that took the message (audit records name it);
+   * `waitedMs`: how long it has waited for a Sparkplug birth (>= 0: routed again).
+   */
   dispatch(message: Message, slot: AckSlot, worker = '', waitedMs = -1): void {
     const again = waitedMs >= 0;
     let routed: Routed;

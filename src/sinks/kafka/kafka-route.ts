@@ -1,5 +1,6 @@
 // A route's kafka part: topic, key and header templates over the named levels, compiled once.
-// A record carries the payload as it came and the message's MQTT side as headers
+// A record carries the payload as it came (or, per `value`, a Sparkplug message as JSON, or a
+// body encoded with a registry schema) and the message's MQTT side as headers
 // (kafka-headers.ts); annotations of phase 0 (the audit record's sequence number) join them.
 import { resolve } from 'node:path';
 import { z } from 'zod';
@@ -127,8 +128,10 @@ class KafkaRouteOutput implements RouteOutput<KafkaRecord> {
     if (this.sparkplug) {
       const m = input.payload as SparkplugMessage;
       if (this.sparkplugJson) value = Buffer.from(sparkplugJson(m));
-      if (m.payload.timestamp !== undefined) timestamp = eventTimeMs = m.payload.timestamp;
-      headers['sluice-timestamp'] = m.payload.timestamp === undefined ? 'received' : 'payload';
+      // a device clock at 0 (unset) is no time: the receive time then
+      const own = m.payload.timestamp !== undefined && m.payload.timestamp > 0;
+      if (own) timestamp = eventTimeMs = m.payload.timestamp as number;
+      headers['sluice-timestamp'] = own ? 'payload' : 'received';
     } else if (this.timestamp !== undefined) {
       const raw = this.timestamp.get(input.payload);
       const nanos = raw === undefined || raw === null ? undefined : toNanos(raw, this.timestampUnit);
