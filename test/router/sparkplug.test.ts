@@ -124,6 +124,15 @@ test('STATE (a host\'s) is no edge node data: the route does not take it; NCMD w
   assert.equal(cmd.kafka.length, 1);
 });
 
+test('a transient metric is not historized in InfluxDB; Kafka has it, marked', () => {
+  const rules = compileRules(rulesFile.parse(rulesSpec));
+  const r = route(rules, 'spBv1.0/g/NDATA/n', { timestamp: t0, seq: 1, metrics: [
+    { name: 'Kept', type: 'Double', value: 1 }, { name: 'Live', type: 'Double', value: 2, isTransient: true },
+  ] }, new SparkplugState());
+  assert.deepEqual(r.influx, ['g,edgeNode=n Kept=1 1700000000000000000']);
+  assert.match(r.kafka[0]!.value.toString(), /"name":"Live","type":"Double","value":2,"transient":true/);
+});
+
 test('seq gaps are counted per edge node, across the 255 -> 0 wrap', () => {
   const rules = compileRules(rulesFile.parse(rulesSpec));
   const gaps: Array<[number, number]> = [];

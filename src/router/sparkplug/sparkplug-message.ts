@@ -32,6 +32,7 @@ function metricsJson(metrics: readonly SparkplugMetric[]): string {
     out += `,"type":"${m.type}","value":${valueJson(m.value)}`;
     if (m.timestamp !== undefined) out += `,"timestamp":${m.timestamp}`;
     if (m.isHistorical) out += ',"historical":true';
+    if (m.isTransient) out += ',"transient":true';
     out += '}';
   }
   return `${out}]`;

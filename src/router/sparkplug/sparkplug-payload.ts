@@ -41,6 +41,8 @@ export interface SparkplugMetric {
   readonly timestamp: number | undefined;
   readonly isNull: boolean;
   readonly isHistorical: boolean;
+  /** The spec's is_transient: a value not to be historized (InfluxDB leaves it out; Kafka has it, marked). */
+  readonly isTransient: boolean;
   /** The decoded protobuf metric, kept to re-read the value with the birth's datatype. */
   readonly raw: TahuMetric;
 }
@@ -55,7 +57,7 @@ export interface SparkplugPayload {
 interface Long { readonly low: number; readonly high: number; readonly unsigned: boolean }
 export interface TahuMetric {
   readonly name: string; readonly alias: Long | number; readonly timestamp: Long | number; readonly datatype: number;
-  readonly isNull: boolean; readonly isHistorical: boolean;
+  readonly isNull: boolean; readonly isHistorical: boolean; readonly isTransient: boolean;
   readonly intValue: number | null; readonly longValue: Long | number | null; readonly floatValue: number | null;
   readonly doubleValue: number | null; readonly booleanValue: boolean | null; readonly stringValue: string | null;
   readonly bytesValue: Uint8Array | null; readonly datasetValue: TahuDataSet | null; readonly templateValue: TahuTemplate | null;
@@ -108,6 +110,7 @@ function metricOf(m: TahuMetric): SparkplugMetric {
     timestamp: Object.hasOwn(m, 'timestamp') ? Number(u64(m.timestamp)) : undefined,
     isNull: m.isNull === true,
     isHistorical: m.isHistorical === true,
+    isTransient: m.isTransient === true,
     raw: m,
   };
 }
@@ -165,7 +168,7 @@ function dataSetOf(d: TahuDataSet): SparkplugDataSet {
 }
 
 const emptyMetric: TahuMetric = {
-  name: '', alias: 0, timestamp: 0, datatype: 0, isNull: false, isHistorical: false, intValue: null, longValue: null,
+  name: '', alias: 0, timestamp: 0, datatype: 0, isNull: false, isHistorical: false, isTransient: false, intValue: null, longValue: null,
   floatValue: null, doubleValue: null, booleanValue: null, stringValue: null, bytesValue: null, datasetValue: null, templateValue: null,
 };
 

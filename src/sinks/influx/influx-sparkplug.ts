@@ -78,7 +78,8 @@ export class InfluxSparkplugMapping {
     // without metric levels in measurement and tags, every metric of the message shares them
     let shared: { measurement: string; tags: Array<readonly [string, string]> } | { refusal: Refusal } | undefined;
     for (const { name, metric } of flat) {
-      if (metric.isNull || metric.value === null || this.skip.some((s) => s(name))) continue;
+      // transient: the spec says not to historize it
+      if (metric.isNull || metric.isTransient || metric.value === null || this.skip.some((s) => s(name))) continue;
       const levels = this.perMetric || !this.fieldIsName ? this.levelsOf(input.levels, name) : input.levels;
       const head = this.perMetric ? this.head(levels, name) : (shared ??= this.head(input.levels, name));
       if ('refusal' in head) return head;
