@@ -6,6 +6,7 @@
 import { parseArgs } from 'node:util';
 import mqtt, { type MqttClient } from 'mqtt';
 import sparkplug from 'sparkplug-payload';
+import { alias, deviceMetrics } from '../src/simulator/sparkplug-simulator.ts';
 
 const { values } = parseArgs({
   options: {
@@ -21,15 +22,8 @@ const edgeNodes = Number(values['edge-nodes']);
 const devices = Number(values.devices);
 const group = values.group as string;
 const spb = sparkplug.get('spBv1.0') as { encodePayload(p: unknown): Uint8Array };
-const metrics = [
-  { name: 'Process/Temperature', type: 'Double', value: (i: number) => 20 + (i % 100) / 10 },
-  { name: 'Process/Pressure', type: 'Float', value: (i: number) => 1 + (i % 50) / 100 },
-  { name: 'Counters/Cycles', type: 'Int64', value: (i: number) => (2n ** 53n + BigInt(i)).toString() },
-  { name: 'Counters/Rejects', type: 'UInt32', value: (i: number) => i % 1000 },
-  { name: 'Status/Running', type: 'Boolean', value: (i: number) => i % 20 !== 0 },
-  { name: 'Status/Mode', type: 'String', value: (i: number) => (i % 100 < 90 ? 'auto' : 'manual') },
-];
-const alias = (d: number, k: number) => 100 + d * 100 + k;
+// the simulator's device metrics (a Double, a Float, an Int64 past 2^53, a UInt32, a Boolean, a String)
+const metrics = deviceMetrics;
 
 const clients: MqttClient[] = await Promise.all(Array.from({ length: edgeNodes }, (_, n) =>
   mqtt.connectAsync(values.url as string, { protocolVersion: 5, clientId: `bench-spb-${process.pid}-${n}`, properties: { receiveMaximum: 65535 } })));
@@ -46,7 +40,7 @@ for (let n = 0; n < edgeNodes; n++) {
   births++;
   for (let d = 0; d < devices; d++) {
     seqs[n] = ((seqs[n] as number) + 1) % 256;
-    await publish(n, `spBv1.0/${group}/DBIRTH/${node(n)}/dev-${d}`, { timestamp: now, seq: seqs[n], metrics: metrics.map((m, k) => ({ name: m.name, alias: alias(d, k), type: m.type, value: m.value(0) })) });
+    await publish(n, `spBv1.0/${group}/DBIRTH/${node(n)}/dev-${d}`, { timestamp: now, seq: seqs[n], metrics: metrics.map((m, k) => ({ name: m.name, alias: alias(d, k), type: m.type, value: m.value(0, d) })) });
     births++;
   }
 }
@@ -62,7 +56,7 @@ for (let i = 0; i < count; i++) {
   inflight++;
   void publish(n, `spBv1.0/${group}/DDATA/${node(n)}/dev-${d}`, {
     timestamp: started + i, seq: seqs[n],
-    metrics: metrics.map((m, k) => ({ alias: alias(d, k), type: m.type, value: m.value(i) })),
+    metrics: metrics.map((m, k) => ({ alias: alias(d, k), type: m.type, value: m.value(i, d) })),
   }).then(() => {
     inflight--;
     done++;

@@ -200,7 +200,7 @@ export async function startWorker(config: LoadedConfig, log: Logger, options: Wo
       },
       onUnknownAlias: !sp.rebirth ? undefined : (topicName) => {
         const topic = parseSparkplugTopic(topicName);
-        if (typeof topic !== 'string' && sparkplugFeed?.requestRebirth(topic)) metrics.sparkplugRebirthRequests.inc();
+        if (typeof topic !== 'string') sparkplugFeed?.requestRebirth(topic);
       },
     },
   });
@@ -237,9 +237,7 @@ export async function startWorker(config: LoadedConfig, log: Logger, options: Wo
       url: s.mqtt.url, username: connection.username, password: connection.password, tls: s.mqtt.tls,
       keepalive: s.mqtt.keepalive, connectTimeoutMs: s.mqtt.connectTimeoutMs,
       clientId: `${config.clientId}-sparkplug`, state: sparkplugState, rebirthIntervalMs: sp.rebirthIntervalMs,
-      rebirthSavedNodes: !sp.rebirth ? undefined : (topic) => {
-        if (sparkplugFeed?.requestRebirth(topic)) metrics.sparkplugRebirthRequests.inc();
-      },
+      rebirth: sp.rebirth, onRebirthRequested: () => metrics.sparkplugRebirthRequests.inc(),
     }, sparkplugLog);
   }
   if (sp.rebirth && sparkplugState && !sp.stateFeed) sparkplugLog.warn('sparkplug.rebirth needs sparkplug.stateFeed (its connection sends the requests): no rebirth will be asked');

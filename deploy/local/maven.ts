@@ -1,5 +1,6 @@
 // Jars from Maven Central for the stack's Java servers (Kafka, HiveMQ): resolved by Maven once
-// per pom content into the cache, then run with `java -cp '<dir>/*'`.
+// per pom content into the cache, then run with `java -cp '<dir>/*'`; and Apicurio Registry's
+// distribution, unpacked once.
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,24 +13,42 @@ export function mavenJarsDir(cacheDir: string, name: string, pom: string): strin
 }
 
 /** The pom's runtime jars in the cache, fetched with `mvn dependency:copy-dependencies` the first time. */
-export async function mavenJars(cacheDir: string, name: string, pom: string, what: string): Promise<string> {
-  const libs = mavenJarsDir(cacheDir, name, pom);
-  if (existsSync(join(libs, '.complete'))) return libs;
-  const mvn = requireExecutable('mvn', `${what}'s jars come from Maven Central: \`apt-get install maven\``);
-  const tmp = `${libs}.tmp-${process.pid}`;
+export function mavenJars(cacheDir: string, name: string, pom: string, what: string): Promise<string> {
+  return intoCache(mavenJarsDir(cacheDir, name, pom), `${what} jars`,
+    ['-f', pom, 'dependency:copy-dependencies', '-DincludeScope=runtime']);
+}
+
+/**
+ * An artifact (`group:artifact:version:type:classifier`, e.g. a tar.gz distribution) unpacked
+ * into `dir`, the first time. Without a pom, the unpack goal keeps its "already unpacked"
+ * markers under a literal `${project.basedir}/target` of the working directory (and then
+ * unpacks nothing a second time): it runs inside the temporary directory, markers removed.
+ */
+export function mavenUnpacked(dir: string, artifact: string, what: string): Promise<string> {
+  return intoCache(dir, what, ['dependency:unpack', `-Dartifact=${artifact}`], { inTmp: true });
+}
+
+/**
+ * Runs a Maven goal that writes into -DoutputDirectory, into a temporary directory renamed to
+ * `dir` once it succeeded (marked .complete): an interrupted fetch is never taken for a done one.
+ */
+async function intoCache(dir: string, what: string, goal: readonly string[], options: { inTmp?: boolean } = {}): Promise<string> {
+  if (existsSync(join(dir, '.complete'))) return dir;
+  const mvn = requireExecutable('mvn', `${what} come${what.endsWith('s') ? '' : 's'} from Maven Central: \`apt-get install maven\``);
+  const tmp = `${dir}.tmp-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
-  process.stderr.write(`stack: fetching ${what} jars from Maven Central into ${libs} (once)\n`);
-  const out = await runCommand(mvn, ['-q', '-B', '-f', pom, 'dependency:copy-dependencies', `-DoutputDirectory=${tmp}`,
-    '-DincludeScope=runtime']);
+  process.stderr.write(`stack: fetching ${what} from Maven Central into ${dir} (once)\n`);
+  const out = await runCommand(mvn, ['-q', '-B', ...goal, `-DoutputDirectory=${tmp}`], process.env, options.inTmp ? tmp : undefined);
+  if (options.inTmp) rmSync(join(tmp, '${project.basedir}'), { recursive: true, force: true });
   if (out.status !== 0) {
     rmSync(tmp, { recursive: true, force: true });
     const why = out.output.trim().split('\n').slice(-8).join('\n');
-    throw new PrerequisiteError(`could not fetch ${what}'s jars with Maven (is Maven Central reachable?):\n${why}`);
+    throw new PrerequisiteError(`could not fetch ${what} with Maven (is Maven Central reachable?):\n${why}`);
   }
   writeFileSync(join(tmp, '.complete'), '');
-  rmSync(libs, { recursive: true, force: true });
-  mkdirSync(join(libs, '..'), { recursive: true });
-  renameSync(tmp, libs);
-  return libs;
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(join(dir, '..'), { recursive: true });
+  renameSync(tmp, dir);
+  return dir;
 }

@@ -70,13 +70,18 @@ export function ensureDebianPackages(wanted: ReadonlyArray<{ executable: string;
 /** Java's major version (17 for "17.0.15"), or an error naming what to install. */
 export function requireJava(minMajor: number, who = 'Kafka'): string {
   const java = requireExecutable('java', `${who} needs Java ${minMajor}+: \`apt-get install openjdk-${minMajor}-jre-headless\``);
-  const out = spawnSync(java, ['-version'], { encoding: 'utf8' });
-  const match = /version "(\d+)(?:\.(\d+))?/.exec(`${out.stderr}${out.stdout}`);
-  const major = match ? Number(match[1] === '1' ? match[2] : match[1]) : NaN;
+  const { major, version } = javaVersion(java);
   if (!(major >= minMajor)) {
-    throw new PrerequisiteError(`${who} needs Java ${minMajor}+, found ${match ? match[0] : 'an unknown java'} at ${java}`);
+    throw new PrerequisiteError(`${who} needs Java ${minMajor}+, found ${version ?? 'an unknown java'} at ${java}`);
   }
   return java;
+}
+
+/** What `java -version` says: the major version (17 for "17.0.15", 8 for "1.8.0"), NaN if it says nothing usable. */
+function javaVersion(java: string): { major: number; version: string | undefined } {
+  const out = spawnSync(java, ['-version'], { encoding: 'utf8' });
+  const match = /version "(\d+)(?:\.(\d+))?/.exec(`${out.stderr}${out.stdout}`);
+  return { major: match ? Number(match[1] === '1' ? match[2] : match[1]) : NaN, version: match?.[0] };
 }
 
 /**
@@ -89,10 +94,7 @@ export function findJava(minMajor: number, who: string): string {
   for (const java of candidates) {
     if (!java || !existsSync(java) || seen.includes(java)) continue;
     seen.push(java);
-    const out = spawnSync(java, ['-version'], { encoding: 'utf8' });
-    const match = /version "(\d+)(?:\.(\d+))?/.exec(`${out.stderr}${out.stdout}`);
-    const major = match ? Number(match[1] === '1' ? match[2] : match[1]) : NaN;
-    if (major >= minMajor) return java;
+    if (javaVersion(java).major >= minMajor) return java;
   }
   throw new PrerequisiteError(`${who} needs Java ${minMajor}+; found none (looked at ${seen.join(', ') || 'PATH, JAVA_HOME, /usr/lib/jvm'}): install openjdk-${minMajor}-jre-headless or a Temurin ${minMajor}+, or set JAVA_HOME`);
 }
@@ -127,9 +129,10 @@ export function runCommand(
   cmd: string,
   args: readonly string[],
   env: NodeJS.ProcessEnv = process.env,
+  cwd?: string,
 ): Promise<{ status: number | null; output: string }> {
   return new Promise((resolve) => {
-    const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     const chunks: Buffer[] = [];
     child.stdout.on('data', (c: Buffer) => chunks.push(c));
     child.stderr.on('data', (c: Buffer) => chunks.push(c));

@@ -7,7 +7,7 @@ import type { Message } from '../message.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Annotations, Outcome, Refusal } from '../outcome.ts';
 import type { MatchInput, RouteOutput } from '../router/route-output.ts';
-import type { Match, Routed, RuleSet } from '../router/rule-set.ts';
+import type { Match, RouteOptions, Routed, RuleSet } from '../router/rule-set.ts';
 import type { SparkplugState } from '../router/sparkplug/sparkplug-state.ts';
 import type { BatchQueue } from '../sinks/batch-queue.ts';
 import type { DeadLetterItem } from '../sinks/dead-letter/dead-letter-sink.ts';
@@ -51,6 +51,9 @@ export class Pipeline implements DeliverySteps {
   /** Held dead letters are logged at most every 10 s, with how many since. */
   private heldLoggedAt = 0;
   private heldSinceLog = 0;
+  /** What routing gets on a Sparkplug worker: the first time, and again after a wait (made once, not per message). */
+  private readonly routeFirst: RouteOptions | undefined;
+  private readonly routeAgain: RouteOptions | undefined;
   /** Per route, its messages not yet acknowledged, oldest first (a Set keeps insertion order). */
   private readonly unacked = new Map<string, Set<Delivery>>();
 
@@ -61,6 +64,11 @@ export class Pipeline implements DeliverySteps {
     this.deadLetters = deadLetters as BatchQueue<DeadLetterItem>;
     this.metrics = options.metrics;
     this.log = options.log;
+    const sp = options.sparkplug;
+    if (sp) {
+      this.routeFirst = { sparkplug: sp.state, followSeq: sp.followSeq, again: false };
+      this.routeAgain = { ...this.routeFirst, again: true };
+    }
   }
 
   /**
@@ -72,7 +80,7 @@ export class Pipeline implements DeliverySteps {
     let routed: Routed;
     const sparkplug = this.options.sparkplug;
     try {
-      routed = this.options.rules().route(message, Date.now(), sparkplug && { sparkplug: sparkplug.state, followSeq: sparkplug.followSeq, again });
+      routed = this.options.rules().route(message, Date.now(), again ? this.routeAgain : this.routeFirst);
     } catch (err) {
       // a bug, not bad input: still never a crash or a silent drop
       this.log.error({ err, topic: message.topic }, 'routing threw; dead-lettering the message');

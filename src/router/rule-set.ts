@@ -70,6 +70,7 @@ export interface Routed {
 }
 
 const noMatches: readonly Match[] = Object.freeze([]);
+const noOptions: RouteOptions = Object.freeze({});
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 export class RuleSet {
@@ -121,7 +122,7 @@ export class RuleSet {
     return this.sinksUsed.has(sink);
   }
 
-  route(message: Message, now = Date.now(), options: RouteOptions = {}): Routed {
+  route(message: Message, now = Date.now(), options: RouteOptions = noOptions): Routed {
     const expiry = message.properties.messageExpiryInterval;
     if (expiry !== undefined && message.receivedAt + expiry * 1000 < now) {
       return { outcome: 'expired', matches: noMatches, refusals: [] };

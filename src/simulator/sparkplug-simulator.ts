@@ -27,8 +27,8 @@ export interface SparkplugSimulatorStats {
 
 const encoder = sparkplug.get('spBv1.0') as { encodePayload(p: unknown): Uint8Array; decodePayload(b: Uint8Array): { metrics?: Array<{ name?: string; value?: unknown }> } };
 
-/** The device metrics: name, alias offset, Sparkplug datatype, and a value per tick. */
-const deviceMetrics: ReadonlyArray<{ name: string; type: string; value: (tick: number, device: number) => unknown }> = [
+/** The device metrics: name, Sparkplug datatype, and a value per tick (the benchmark's load uses them too). */
+export const deviceMetrics: ReadonlyArray<{ name: string; type: string; value: (tick: number, device: number) => unknown }> = [
   { name: 'Process/Temperature', type: 'Double', value: (t, d) => Math.round((20 + d + Math.sin(t / 10) * 5) * 100) / 100 },
   { name: 'Process/Pressure', type: 'Float', value: (t) => 1 + (t % 50) / 100 },
   { name: 'Counters/Cycles', type: 'Int64', value: (t, d) => (2n ** 53n + BigInt(d * 1_000_000 + t)).toString() },
@@ -167,6 +167,6 @@ function deviceName(d: number): string {
 }
 
 /** Aliases unique across the edge node (the spec's rule): 100 per device. */
-function alias(device: number, metric: number): number {
+export function alias(device: number, metric: number): number {
   return 100 + device * 100 + metric;
 }

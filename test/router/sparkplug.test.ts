@@ -133,6 +133,14 @@ test('a transient metric is not historized in InfluxDB; Kafka has it, marked', (
   assert.match(r.kafka[0]!.value.toString(), /"name":"Live","type":"Double","value":2,"transient":true/);
 });
 
+test('a metric name is the device\'s: one that would break the line (a trailing backslash, a control character) is refused', () => {
+  const rules = compileRules(rulesFile.parse(rulesSpec));
+  const errors = (name: string) => route(rules, 'spBv1.0/g/NDATA/n', { timestamp: t0, seq: 1, metrics: [{ name, type: 'Double', value: 1 }] }, new SparkplugState()).refusals.map((r) => r.error);
+  assert.deepEqual(errors('Temp\\'), ['metric "Temp\\\\": field name "Temp\\\\" is empty or unsafe']);
+  assert.deepEqual(errors('a\nb'), ['metric "a\\nb": field name "a\\nb" is empty or unsafe']);
+  assert.deepEqual(errors('ok name, = too'), []);
+});
+
 test('seq gaps are counted per edge node, across the 255 -> 0 wrap', () => {
   const rules = compileRules(rulesFile.parse(rulesSpec));
   const gaps: Array<[number, number]> = [];

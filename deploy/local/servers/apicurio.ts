@@ -2,9 +2,10 @@
 // tar.gz "all"), the stack's schema registry: it serves the Confluent-compatible API under
 // /apis/ccompat/v7, in-memory storage, loopback only. It needs Java 21+ (found on PATH, in
 // JAVA_HOME or under /usr/lib/jvm).
-import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { findJava, PrerequisiteError, requireExecutable, runCommand } from '../prerequisites.ts';
+import { mavenUnpacked } from '../maven.ts';
+import { findJava, PrerequisiteError } from '../prerequisites.ts';
 import type { StackConfig } from '../stack-config.ts';
 import type { LocalServer } from './local-server.ts';
 
@@ -25,20 +26,8 @@ export function apicurioServer(config: StackConfig): LocalServer {
     async prepare() {
       findJava(21, 'Apicurio Registry 3');
       mkdirSync(dir, { recursive: true });
-      if (existsSync(join(home, '.complete'))) return;
-      const mvn = requireExecutable('mvn', 'Apicurio Registry comes from Maven Central: `apt-get install maven`');
-      const tmp = `${home}.tmp-${process.pid}`;
-      rmSync(tmp, { recursive: true, force: true });
-      mkdirSync(tmp, { recursive: true });
-      process.stderr.write(`stack: fetching Apicurio Registry ${apicurioVersion} from Maven Central into ${home} (once)\n`);
-      const out = await runCommand(mvn, ['-q', '-B', 'dependency:unpack', `-Dartifact=${artifact}`, `-DoutputDirectory=${tmp}`]);
-      if (out.status !== 0 || !existsSync(join(tmp, 'quarkus-run.jar'))) {
-        rmSync(tmp, { recursive: true, force: true });
-        throw new PrerequisiteError(`could not fetch ${artifact} with Maven (is Maven Central reachable?):\n${out.output.trim().split('\n').slice(-8).join('\n')}`);
-      }
-      writeFileSync(join(tmp, '.complete'), '');
-      rmSync(home, { recursive: true, force: true });
-      renameSync(tmp, home);
+      await mavenUnpacked(home, artifact, `Apicurio Registry ${apicurioVersion}`);
+      if (!existsSync(join(home, 'quarkus-run.jar'))) throw new PrerequisiteError(`${artifact} unpacked into ${home} without quarkus-run.jar: remove the directory and try again`);
     },
 
     launchSpec() {

@@ -13,6 +13,7 @@ import { compileTemplate, type Levels, type Template } from '../../router/templa
 import type { Message } from '../../message.ts';
 import type { Refusal } from '../../outcome.ts';
 import { InfluxSparkplugMapping } from './influx-sparkplug.ts';
+import { maxInt64, minInt64, unsafeIdentifier, unsafeString } from './line-protocol.ts';
 
 const fieldType = z.enum(['float', 'integer', 'boolean', 'string']);
 
@@ -72,9 +73,6 @@ function outerPath(source: string): { source: string; outer: boolean } {
   return source.startsWith('$$') ? { source: source.slice(1), outer: true } : { source, outer: false };
 }
 
-/** Control characters break line protocol; a trailing backslash escapes the next separator. */
-const unsafeIdentifier = /[\x00-\x1f\x7f]|\\$/;
-const unsafeString = /[\n\r]/;
 
 class InfluxRouteOutput implements RouteOutput<string> {
   readonly sink = 'influx';
@@ -144,7 +142,7 @@ class InfluxRouteOutput implements RouteOutput<string> {
     const f = this.compiled as CompiledInflux;
     const { payload, message, levels } = input;
     if (!f.each) {
-      const r = buildLine(f, this.route, levels, payload, payload, message, (path) => sourceText(message.payload, path));
+      const r = buildLine(f, this.route, levels, payload, payload, message, -1);
       return 'line' in r ? { item: r.line, eventTimeMs: r.eventTimeMs } : { refusal: r.refusal };
     }
     const array = f.each.get(payload);
@@ -155,9 +153,7 @@ class InfluxRouteOutput implements RouteOutput<string> {
     let lines = '';
     let eventTimeMs: number | undefined;
     for (let i = 0; i < array.length; i++) {
-      const element = f.each.source === '$' ? `$[${i}]` : `${f.each.source}[${i}]`;
-      const r = buildLine(f, this.route, levels, array[i], payload, message,
-        (path, outer) => sourceText(message.payload, outer ? path : compileJsonPath(`${element}${path.source.slice(1)}`)));
+      const r = buildLine(f, this.route, levels, array[i], payload, message, i);
       if ('refusal' in r) return { refusal: { ...r.refusal, error: `element ${i} of ${f.each.source}: ${r.refusal.error}` } };
       lines += (i === 0 ? '' : '\n') + r.line;
       eventTimeMs ??= r.eventTimeMs;
@@ -171,9 +167,9 @@ export const influxRouteCompiler: OutputCompiler = {
   compile: (part, context) => new InfluxRouteOutput(part as InfluxRoute, context),
 };
 
-/** One point from `payload` (the element under each; `whole` is the message's payload). */
+/** One point from `payload` (element `element` of `each`, -1 without it; `whole` is the message's payload). */
 function buildLine(f: CompiledInflux, route: string, levels: Levels, payload: unknown, whole: unknown, message: Message,
-  sourceOf: (path: JsonPath, outer: boolean) => string | undefined): { line: string; eventTimeMs: number | undefined } | { refusal: Refusal } {
+  element: number): { line: string; eventTimeMs: number | undefined } | { refusal: Refusal } {
   const fail = (error: string): { refusal: Refusal } => ({ refusal: { reason: 'mapping', stage: 'map', route, sink: 'influx', error } });
 
   const measurement = f.measurement.render(levels);
@@ -197,7 +193,7 @@ function buildLine(f: CompiledInflux, route: string, levels: Levels, payload: un
       case 'float': {
         const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
         if (n === Infinity || n === -Infinity) {
-          const written = typeof v === 'string' ? JSON.stringify(v) : sourceOf(field.path, field.outer) ?? String(v);
+          const written = typeof v === 'string' ? JSON.stringify(v) : fieldSource(f, field, message, element) ?? String(v);
           return fail(`field ${field.name}: ${written} is out of range for a float field`);
         }
         if (!Number.isFinite(n)) return fail(`field ${field.name}: ${JSON.stringify(v)} is not a finite number`);
@@ -213,7 +209,7 @@ function buildLine(f: CompiledInflux, route: string, levels: Levels, payload: un
         if (!Number.isInteger(n) && Number.isFinite(n)) return fail(`field ${field.name}: ${JSON.stringify(v)} is not an integer`);
         if (typeof v !== 'number' && typeof v !== 'string') return fail(`field ${field.name}: ${JSON.stringify(v)} is not an integer`);
         // beyond 2^53 a double has lost digits: write the payload's own digits, exactly, or say why not
-        const digits = typeof v === 'string' ? v : sourceOf(field.path, field.outer) ?? String(v);
+        const digits = typeof v === 'string' ? v : fieldSource(f, field, message, element) ?? String(v);
         if (!/^-?\d+$/.test(digits)) return fail(`field ${field.name}: ${digits} is beyond 2^53 and not written as plain digits, so it cannot be written exactly`);
         const big = BigInt(digits);
         if (big < minInt64 || big > maxInt64) return fail(`field ${field.name}: ${digits} is out of range for an integer field (int64)`);
@@ -245,8 +241,6 @@ function buildLine(f: CompiledInflux, route: string, levels: Levels, payload: un
   return { line: point.toLineProtocol() as string, eventTimeMs: raw === undefined || raw === null ? undefined : Number(time / 1_000_000n) };
 }
 
-const minInt64 = -(2n ** 63n);
-const maxInt64 = 2n ** 63n - 1n;
 
 /** A number as the payload wrote it, where a double cannot hold it. */
 class SourceText {
@@ -254,6 +248,12 @@ class SourceText {
   constructor(text: string) {
     this.text = text;
   }
+}
+
+/** How the payload wrote a field's number, under each at its element (only on the rare paths that need it). */
+function fieldSource(f: CompiledInflux, field: CompiledField, message: Message, element: number): string | undefined {
+  const path = field.outer || element < 0 ? field.path : compileJsonPath(`${(f.each as JsonPath).source}[${element}]${field.path.source.slice(1)}`);
+  return sourceText(message.payload, path);
 }
 
 /**

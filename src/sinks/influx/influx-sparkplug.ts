@@ -11,6 +11,7 @@ import type { Encoded, MatchInput, RouteContext } from '../../router/route-outpu
 import type { SparkplugMessage } from '../../router/sparkplug/sparkplug-message.ts';
 import type { SparkplugMetric } from '../../router/sparkplug/sparkplug-payload.ts';
 import { compileTemplate, type Levels, type Template } from '../../router/template.ts';
+import { maxInt64, minInt64, unsafeIdentifier, unsafeString } from './line-protocol.ts';
 
 export interface InfluxSparkplugPart {
   readonly measurement: string;
@@ -20,9 +21,6 @@ export interface InfluxSparkplugPart {
   readonly skipMetrics: readonly string[];
 }
 
-const unsafeIdentifier = /[\x00-\x1f\x7f]|\\$/;
-const minInt64 = -(2n ** 63n);
-const maxInt64 = 2n ** 63n - 1n;
 
 export class InfluxSparkplugMapping {
   private readonly route: string;
@@ -79,12 +77,13 @@ export class InfluxSparkplugMapping {
     let shared: { measurement: string; tags: Array<readonly [string, string]> } | { refusal: Refusal } | undefined;
     for (const { name, metric } of flat) {
       // transient: the spec says not to historize it
-      if (metric.isNull || metric.isTransient || metric.value === null || this.skip.some((s) => s(name))) continue;
+      if (metric.isNull || metric.isTransient || metric.value === null || this.skipped(name)) continue;
       const levels = this.perMetric || !this.fieldIsName ? this.levelsOf(input.levels, name) : input.levels;
       const head = this.perMetric ? this.head(levels, name) : (shared ??= this.head(input.levels, name));
       if ('refusal' in head) return head;
       const field = this.fieldIsName ? name : this.field.render(levels);
-      if (field === '' || /[\x00-\x1f\x7f]/.test(field)) return fail(`metric ${JSON.stringify(name)}: field name ${JSON.stringify(field)} is empty or unsafe`);
+      // the field name comes from the device: a trailing backslash would escape the "="
+      if (field === '' || unsafeIdentifier.test(field) || !field.isWellFormed()) return fail(`metric ${JSON.stringify(name)}: field name ${JSON.stringify(field)} is empty or unsafe`);
       const timeMs = metric.timestamp ?? fallbackMs;
       const key = this.perMetric ? `${head.measurement}\0${head.tags.map((t) => t.join('=')).join('\0')}\0${timeMs}` : timeMs;
       let point = points.get(key);
@@ -103,6 +102,11 @@ export class InfluxSparkplugMapping {
     return { item: lines, eventTimeMs: m.payload.timestamp };
   }
 
+  private skipped(name: string): boolean {
+    for (const s of this.skip) if (s(name)) return true;
+    return false;
+  }
+
   /** Measurement and tags for these levels, or why they cannot be written. */
   private head(levels: Levels, metric: string): { measurement: string; tags: Array<readonly [string, string]> } | { refusal: Refusal } {
     const fail = (error: string): { refusal: Refusal } => ({ refusal: { reason: 'mapping', stage: 'map', route: this.route, sink: 'influx', error } });
@@ -112,7 +116,7 @@ export class InfluxSparkplugMapping {
     for (const [tag, t] of this.tags) {
       const value = t.render(levels);
       if (value === '') continue;
-      if (unsafeIdentifier.test(value)) return fail(`metric ${metric}: tag ${tag} has a control character or a trailing backslash`);
+      if (unsafeIdentifier.test(value) || !value.isWellFormed()) return fail(`metric ${metric}: tag ${tag} has a control character, a trailing backslash or a lone UTF-16 surrogate`);
       tags.push([tag, value]);
     }
     return { measurement, tags };
@@ -165,7 +169,7 @@ function setField(point: Point, field: string, metric: SparkplugMetric): string 
       return undefined;
     case 'String': case 'Text': case 'UUID':
       if (typeof v !== 'string') return `value ${String(v)} is not a string`;
-      if (/[\n\r]/.test(v)) return 'a line break in a string value';
+      if (unsafeString.test(v)) return 'a line break in a string value';
       if (!v.isWellFormed()) return 'a lone UTF-16 surrogate in a string value';
       point.stringField(field, v);
       return undefined;

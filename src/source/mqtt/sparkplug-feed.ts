@@ -19,10 +19,13 @@ export interface SparkplugFeedOptions extends Pick<MqttSessionOptions, 'url' | '
   /** A message on the feed that is not Sparkplug B (counted, never fatal). */
   readonly onInvalid?: () => void;
   /**
-   * Once subscribed the first time, ask every edge node of the saved state for its births: it
-   * may have been born again, with other aliases, while this worker was down (sparkplug.rebirth).
+   * sparkplug.rebirth: rebirth requests may be sent, and once subscribed the first time every
+   * edge node of the saved state is asked (it may have been born again, with other aliases,
+   * while this worker was down).
    */
-  readonly rebirthSavedNodes?: ((topic: SparkplugTopic) => void) | undefined;
+  readonly rebirth: boolean;
+  /** A rebirth request was sent (counted). */
+  readonly onRebirthRequested?: (() => void) | undefined;
 }
 
 const encoder = sparkplug.get(sparkplugNamespace) as { encodePayload(p: unknown): Uint8Array };
@@ -56,9 +59,9 @@ export class SparkplugFeed {
       this.client.subscribe(`${sparkplugNamespace}/#`, { qos: 1 }, (err) => {
         if (err) this.log.error({ err: err.message }, 'sparkplug state feed: subscribe failed');
         else this.log.info({ topic: `${sparkplugNamespace}/#` }, 'sparkplug state feed subscribed');
-        if (!err && !this.askedSaved && this.options.rebirthSavedNodes) {
+        if (!err && !this.askedSaved && this.options.rebirth) {
           this.askedSaved = true;
-          for (const n of this.options.state.edgeNodes()) this.options.rebirthSavedNodes({ ...n, messageType: 'NCMD', device: '' });
+          for (const n of this.options.state.edgeNodes()) this.requestRebirth({ ...n, messageType: 'NCMD', device: '' });
         }
       });
     });
@@ -70,14 +73,16 @@ export class SparkplugFeed {
     return this.client.connected;
   }
 
-  /** Asks the edge node to publish its births again (at most once per rebirthIntervalMs). */
+  /** Asks the edge node to publish its births again (sparkplug.rebirth only, at most once per rebirthIntervalMs). */
   requestRebirth(topic: SparkplugTopic, now = Date.now()): boolean {
+    if (!this.options.rebirth) return false;
     const key = `${topic.group}/${topic.edgeNode}`;
     const last = this.asked.get(key);
     if (last !== undefined && now - last < this.options.rebirthIntervalMs) return false;
     this.asked.set(key, now);
     const payload = encoder.encodePayload({ timestamp: now, metrics: [{ name: 'Node Control/Rebirth', type: 'Boolean', value: true }] });
     this.client.publish(`${sparkplugNamespace}/${topic.group}/NCMD/${topic.edgeNode}`, Buffer.from(payload), { qos: 0 });
+    this.options.onRebirthRequested?.();
     this.log.info({ group: topic.group, edgeNode: topic.edgeNode }, 'asked an edge node for a rebirth (NCMD Node Control/Rebirth)');
     return true;
   }

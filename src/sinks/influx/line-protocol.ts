@@ -1,0 +1,9 @@
+// What line protocol cannot carry, for every influx mapping (json routes, fan-out, Sparkplug):
+// a value that would change the structure of a line is refused before a Point is built.
+
+/** Control characters break a line; a trailing backslash escapes the next separator (measurement, tag, field name). */
+export const unsafeIdentifier = /[\x00-\x1f\x7f]|\\$/;
+/** A line break inside a string field value. */
+export const unsafeString = /[\n\r]/;
+export const minInt64 = -(2n ** 63n);
+export const maxInt64 = 2n ** 63n - 1n;
