@@ -97,7 +97,9 @@ test('an unknown alias is refused with its reason; a rebirth defines it; a death
   const death = route(rules, 'spBv1.0/plant1/NDEATH/gw1', { timestamp: t0 + 7, metrics: [{ name: 'bdSeq', type: 'UInt64', value: 3 }] }, state);
   assert.deepEqual(death.refusals, []);
   assert.deepEqual(death.influx, [], 'a death with only bdSeq writes no point, and is not dead-lettered');
-  assert.equal(route(rules, 'spBv1.0/plant1/DDATA/gw1/press', ddata, state).refusals[0]?.reason, 'sparkplug-unknown-alias');
+  // data published after the death name nothing; data published before it still have their birth
+  assert.equal(route(rules, 'spBv1.0/plant1/DDATA/gw1/press', { ...ddata, timestamp: t0 + 9 }, state).refusals[0]?.reason, 'sparkplug-unknown-alias');
+  assert.deepEqual(route(rules, 'spBv1.0/plant1/DDATA/gw1/press', ddata, state).refusals, []);
 });
 
 test('the same NBIRTH twice (the feed\'s copy and the share group\'s) keeps the devices born between', () => {
@@ -139,6 +141,24 @@ test('a metric name is the device\'s: one that would break the line (a trailing 
   assert.deepEqual(errors('Temp\\'), ['metric "Temp\\\\": field name "Temp\\\\" is empty or unsafe']);
   assert.deepEqual(errors('a\nb'), ['metric "a\\nb": field name "a\\nb" is empty or unsafe']);
   assert.deepEqual(errors('ok name, = too'), []);
+});
+
+test('data published before a rebirth but routed after it (the feed ran ahead) are named from the birth they were published under', () => {
+  const rules = compileRules(rulesFile.parse(rulesSpec));
+  const state = new SparkplugState();
+  route(rules, 'spBv1.0/plant1/NBIRTH/gw1', nbirth(0), state);
+  route(rules, 'spBv1.0/plant1/DBIRTH/gw1/press', dbirth(1), state); // alias 10: Temperature
+  const old = { timestamp: t0 + 5, seq: 2, metrics: [{ alias: 10, type: 'Double', value: 1.5 }] };
+  // the rebirth, taken in first: a new bdSeq, the device not born again yet
+  route(rules, 'spBv1.0/plant1/NDEATH/gw1', { timestamp: t0 + 8, metrics: [{ name: 'bdSeq', type: 'UInt64', value: 0 }] }, state);
+  assert.deepEqual(route(rules, 'spBv1.0/plant1/DDATA/gw1/press', old, state).influx, ['plant1,device=press,edgeNode=gw1 Temperature=1.5 1700000000005000000'], 'after the death');
+  route(rules, 'spBv1.0/plant1/NBIRTH/gw1', { ...nbirth(1), timestamp: t0 + 10 }, state);
+  assert.deepEqual(route(rules, 'spBv1.0/plant1/DDATA/gw1/press', old, state).influx, ['plant1,device=press,edgeNode=gw1 Temperature=1.5 1700000000005000000'], 'after the new NBIRTH');
+  // the device born again with alias 10 meaning another metric: old data keep their old name, new data take the new one
+  route(rules, 'spBv1.0/plant1/DBIRTH/gw1/press', { timestamp: t0 + 11, seq: 1, metrics: [{ name: 'Pressure', alias: 10, type: 'Double', value: 0 }] }, state);
+  assert.deepEqual(route(rules, 'spBv1.0/plant1/DDATA/gw1/press', old, state).influx, ['plant1,device=press,edgeNode=gw1 Temperature=1.5 1700000000005000000']);
+  assert.deepEqual(route(rules, 'spBv1.0/plant1/DDATA/gw1/press', { timestamp: t0 + 12, seq: 2, metrics: [{ alias: 10, type: 'Double', value: 2 }] }, state).influx,
+    ['plant1,device=press,edgeNode=gw1 Pressure=2 1700000000012000000']);
 });
 
 test('seq gaps are counted per edge node, across the 255 -> 0 wrap', () => {

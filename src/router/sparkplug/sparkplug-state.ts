@@ -16,11 +16,18 @@ interface Born {
   readonly bornAt: number;
   readonly byAlias: Map<string, Definition>;
   readonly byName: Map<string, SparkplugType>;
+  /**
+   * The birth this one replaced (one generation back, in memory only): data published before
+   * the rebirth but routed after it (the state feed runs ahead of a worker's backlog) are named
+   * from the birth they were published under, by their payload time.
+   */
+  readonly previous?: Born | undefined;
 }
 
 interface NodeState extends Born {
   readonly bdSeq: string | undefined;
   readonly devices: Map<string, Born>;
+  readonly previous?: NodeState | undefined;
 }
 
 export interface SparkplugStateOptions {
@@ -43,6 +50,8 @@ export class SparkplugState {
   private readonly nodes = new Map<string, NodeState>();
   /** The last seq seen per edge node (kept apart from births: data move it). */
   private readonly seqs = new Map<string, number>();
+  /** The last birth of each edge node that died (one per node, in memory only). */
+  private readonly dead = new Map<string, NodeState & { readonly diedAt: number }>();
   /** The latest message of each edge node the state feed took (payload time, seq). */
   private readonly fed = new Map<string, { timestamp: number; seq: number | undefined }>();
   private readonly options: SparkplugStateOptions;
@@ -82,7 +91,9 @@ export class SparkplugState {
         if (current && current.bornAt > bornAt) return;
         // the same birth again (from the feed and from the share group): keep the devices born since
         if (current && current.bornAt === bornAt && current.bdSeq === bdSeq) return;
-        this.nodes.set(key, { ...born(payload, bornAt), bdSeq, devices: new Map() });
+        const before = current ?? this.dead.get(key);
+        this.dead.delete(key);
+        this.nodes.set(key, { ...born(payload, bornAt), bdSeq, devices: new Map(), previous: before && { ...before, previous: undefined } });
         this.changed();
         return;
       }
@@ -95,7 +106,7 @@ export class SparkplugState {
         } else {
           const current = node.devices.get(topic.device);
           if (current && current.bornAt > bornAt) return;
-          node.devices.set(topic.device, born(payload, bornAt));
+          node.devices.set(topic.device, { ...born(payload, bornAt), previous: current && { ...current, previous: undefined } });
         }
         this.changed();
         return;
@@ -107,6 +118,8 @@ export class SparkplugState {
         // the will of an older connection, arriving after the new birth, must not erase it
         if (node.bdSeq !== undefined && bdSeq !== undefined && bdSeq !== null && String(bdSeq) !== node.bdSeq) return;
         this.nodes.delete(key);
+        // kept in memory: its data still in flight (published before the death) can be named
+        this.dead.set(key, { ...node, previous: undefined, diedAt: payload.timestamp ?? 0 });
         this.seqs.delete(key);
         this.changed();
         return;
@@ -146,8 +159,12 @@ export class SparkplugState {
    * cannot name is an error listing the aliases.
    */
   resolve(topic: SparkplugTopic, payload: SparkplugPayload): Resolution {
-    const node = this.nodes.get(nodeKey(topic));
-    const device = topic.device === '' ? undefined : node?.devices.get(topic.device);
+    const key = nodeKey(topic);
+    const at = payload.timestamp;
+    const dead = this.dead.get(key);
+    // a dead node names only what was published before its death
+    const node = bornBy(this.nodes.get(key), at) ?? (dead && at !== undefined && at <= dead.diedAt ? bornBy(dead, at) : undefined);
+    const device = topic.device === '' ? undefined : bornBy(node?.devices.get(topic.device), at);
     let unknown: string[] | undefined;
     for (const m of payload.metrics) {
       if (m.name === undefined && m.alias !== undefined) {
@@ -224,7 +241,7 @@ export class SparkplugState {
       const saved = JSON.parse(text) as SavedFile;
       if (saved.version !== fileVersion) throw new Error(`version ${String(saved.version)}, expected ${fileVersion}`);
       for (const n of saved.nodes) {
-        this.nodes.set(n.key, { ...bornOfJson(n), bdSeq: n.bdSeq, devices: new Map(n.devices.map((d) => [d.device, bornOfJson(d)])) });
+        this.nodes.set(n.key, { ...bornOfJson(n), bdSeq: n.bdSeq, devices: new Map(n.devices.map((d) => [d.device, bornOfJson(d)])), previous: undefined });
       }
     } catch (err) {
       this.options.onFileError?.(new Error(`${file}: ${(err as Error).message}`), 'read');
@@ -236,6 +253,15 @@ interface SavedBorn { readonly bornAt: number; readonly metrics: ReadonlyArray<r
 interface SavedFile {
   readonly version: number;
   readonly nodes: ReadonlyArray<SavedBorn & { readonly key: string; readonly bdSeq: string | undefined; readonly devices: ReadonlyArray<SavedBorn & { readonly device: string }> }>;
+}
+
+/**
+ * The birth `at` (a payload time) was published under: this one, or the one it replaced when
+ * `at` is older than this birth. Without a time: this one.
+ */
+function bornBy<B extends Born>(b: B | undefined, at: number | undefined): B | undefined {
+  if (!b || at === undefined || at >= b.bornAt) return b;
+  return (b.previous && at >= b.previous.bornAt ? b.previous : b) as B;
 }
 
 function nodeKey(topic: SparkplugTopic): string {
