@@ -161,6 +161,25 @@ test('data published before a rebirth but routed after it (the feed ran ahead) a
     ['plant1,device=press,edgeNode=gw1 Pressure=2 1700000000012000000']);
 });
 
+test('a device\'s data published before its DDEATH but routed after it are named from its last birth; later data and a stale death are not', () => {
+  const rules = compileRules(rulesFile.parse(rulesSpec));
+  const state = new SparkplugState();
+  route(rules, 'spBv1.0/plant1/NBIRTH/gw1', nbirth(0), state);
+  route(rules, 'spBv1.0/plant1/DBIRTH/gw1/press', dbirth(1), state); // alias 10: Temperature
+  const late = { timestamp: t0 + 5, seq: 2, metrics: [{ alias: 10, type: 'Double', value: 1.5 }] };
+  route(rules, 'spBv1.0/plant1/DDEATH/gw1/press', { timestamp: t0 + 8, seq: 3, metrics: [] }, state);
+  assert.deepEqual(route(rules, 'spBv1.0/plant1/DDATA/gw1/press', late, state).influx, ['plant1,device=press,edgeNode=gw1 Temperature=1.5 1700000000005000000'], 'published before the death');
+  const after = route(rules, 'spBv1.0/plant1/DDATA/gw1/press', { timestamp: t0 + 9, seq: 4, metrics: [{ alias: 10, type: 'Double', value: 2 }] }, state);
+  assert.deepEqual(after.refusals.map((r) => r.reason), ['sparkplug-unknown-alias'], 'published after the death');
+  // born again with alias 10 moved: late data keep the old name, new data take the new one
+  route(rules, 'spBv1.0/plant1/DBIRTH/gw1/press', { timestamp: t0 + 10, seq: 5, metrics: [{ name: 'Pressure', alias: 10, type: 'Double', value: 0 }] }, state);
+  assert.deepEqual(route(rules, 'spBv1.0/plant1/DDATA/gw1/press', late, state).influx, ['plant1,device=press,edgeNode=gw1 Temperature=1.5 1700000000005000000']);
+  // the old session's death, arriving after the new birth, does not erase it
+  route(rules, 'spBv1.0/plant1/DDEATH/gw1/press', { timestamp: t0 + 8, seq: 3, metrics: [] }, state);
+  assert.deepEqual(route(rules, 'spBv1.0/plant1/DDATA/gw1/press', { timestamp: t0 + 12, seq: 6, metrics: [{ alias: 10, type: 'Double', value: 3 }] }, state).influx,
+    ['plant1,device=press,edgeNode=gw1 Pressure=3 1700000000012000000']);
+});
+
 test('seq gaps are counted per edge node, across the 255 -> 0 wrap', () => {
   const rules = compileRules(rulesFile.parse(rulesSpec));
   const gaps: Array<[number, number]> = [];

@@ -1,7 +1,7 @@
 // What births said, per edge node and device: each metric's alias, name and datatype, so data
 // that carry only aliases can be named. NBIRTH rebuilds a node (and forgets its devices), DBIRTH
 // a device; NDEATH drops the node when its bdSeq is the birth's (a stale death is ignored),
-// DDEATH the device. seq (0-255) is followed per edge node and its gaps counted. The state is
+// DDEATH the device (each keeps its last birth in memory, for its data still in flight). seq (0-255) is followed per edge node and its gaps counted. The state is
 // saved to a file (write then rename) shortly after every change and at close, so a restarted
 // worker still names the data of edge nodes that were born before.
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -52,6 +52,8 @@ export class SparkplugState {
   private readonly seqs = new Map<string, number>();
   /** The last birth of each edge node that died (one per node, in memory only). */
   private readonly dead = new Map<string, NodeState & { readonly diedAt: number }>();
+  /** The last birth of each device that died (by `group/edgeNode/device`, in memory only). */
+  private readonly deadDevices = new Map<string, Born & { readonly diedAt: number }>();
   /** The latest message of each edge node the state feed took (payload time, seq). */
   private readonly fed = new Map<string, { timestamp: number; seq: number | undefined }>();
   private readonly options: SparkplugStateOptions;
@@ -93,6 +95,7 @@ export class SparkplugState {
         if (current && current.bornAt === bornAt && current.bdSeq === bdSeq) return;
         const before = current ?? this.dead.get(key);
         this.dead.delete(key);
+        // the node's devices died with its old session: its previous birth still names their late data
         this.nodes.set(key, { ...born(payload, bornAt), bdSeq, devices: new Map(), previous: before && { ...before, previous: undefined } });
         this.changed();
         return;
@@ -100,13 +103,17 @@ export class SparkplugState {
       case 'DBIRTH': {
         const node = this.nodes.get(key);
         const bornAt = payload.timestamp ?? 0;
+        const deviceKey = `${key}/${topic.device}`;
+        const died = this.deadDevices.get(deviceKey);
+        this.deadDevices.delete(deviceKey);
         if (!node) {
           // a device born before we saw its node: keep it under a node with no definitions
           this.nodes.set(key, { bornAt: 0, byAlias: new Map(), byName: new Map(), bdSeq: undefined, devices: new Map([[topic.device, born(payload, bornAt)]]) });
         } else {
           const current = node.devices.get(topic.device);
           if (current && current.bornAt > bornAt) return;
-          node.devices.set(topic.device, { ...born(payload, bornAt), previous: current && { ...current, previous: undefined } });
+          const before = current ?? died;
+          node.devices.set(topic.device, { ...born(payload, bornAt), previous: before && { ...before, previous: undefined } });
         }
         this.changed();
         return;
@@ -119,14 +126,21 @@ export class SparkplugState {
         if (node.bdSeq !== undefined && bdSeq !== undefined && bdSeq !== null && String(bdSeq) !== node.bdSeq) return;
         this.nodes.delete(key);
         // kept in memory: its data still in flight (published before the death) can be named
-        this.dead.set(key, { ...node, previous: undefined, diedAt: payload.timestamp ?? 0 });
+        remember(this.dead, key, { ...node, previous: undefined, diedAt: payload.timestamp ?? 0 });
         this.seqs.delete(key);
         this.changed();
         return;
       }
       case 'DDEATH': {
         const node = this.nodes.get(key);
-        if (node?.devices.delete(topic.device)) this.changed();
+        const device = node?.devices.get(topic.device);
+        if (!node || !device) return;
+        // a stale death (published before the device's current birth) changes nothing
+        if (payload.timestamp !== undefined && payload.timestamp < device.bornAt) return;
+        node.devices.delete(topic.device);
+        // kept in memory: its data still in flight (published before the death) can be named
+        remember(this.deadDevices, `${key}/${topic.device}`, { ...device, previous: undefined, diedAt: payload.timestamp ?? 0 });
+        this.changed();
         return;
       }
       default:
@@ -164,7 +178,10 @@ export class SparkplugState {
     const dead = this.dead.get(key);
     // a dead node names only what was published before its death
     const node = bornBy(this.nodes.get(key), at) ?? (dead && at !== undefined && at <= dead.diedAt ? bornBy(dead, at) : undefined);
-    const device = topic.device === '' ? undefined : bornBy(node?.devices.get(topic.device), at);
+    const deadDevice = topic.device === '' ? undefined : this.deadDevices.get(`${key}/${topic.device}`);
+    // a dead device, like a dead node, names only what was published before its death
+    const device = topic.device === '' ? undefined
+      : bornBy(node?.devices.get(topic.device), at) ?? (deadDevice && at !== undefined && at <= deadDevice.diedAt ? bornBy(deadDevice, at) : undefined);
     let unknown: string[] | undefined;
     for (const m of payload.metrics) {
       if (m.name === undefined && m.alias !== undefined) {
@@ -262,6 +279,19 @@ interface SavedFile {
 function bornBy<B extends Born>(b: B | undefined, at: number | undefined): B | undefined {
   if (!b || at === undefined || at >= b.bornAt) return b;
   return (b.previous && at >= b.previous.bornAt ? b.previous : b) as B;
+}
+
+/**
+ * The deaths kept for late data are bounded: a fleet whose device ids churn (a new id per
+ * boot) must not grow them for ever. The oldest death goes first; its late data, if any still
+ * come, are dead-lettered as unknown aliases, never misnamed.
+ */
+const deathsKept = 10_000;
+
+function remember<V>(deaths: Map<string, V>, key: string, value: V): void {
+  deaths.delete(key);
+  deaths.set(key, value);
+  if (deaths.size > deathsKept) deaths.delete(deaths.keys().next().value as string);
 }
 
 function nodeKey(topic: SparkplugTopic): string {
