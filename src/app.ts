@@ -177,9 +177,21 @@ export async function startWorker(config: LoadedConfig, log: Logger, options: Wo
   // shows every worker every birth, whichever worker the share group gives the data to
   const sp = s.sparkplug;
   const sparkplugLog = log.child({ component: 'sparkplug' });
+  const gapsLogged = new Map<string, { at: number; since: number }>();
   const sparkplugState = !rules.usesSparkplug ? undefined : new SparkplugState({
     file: join(sp.stateDir, `sparkplug-${config.clientId}.json`),
-    onGap: () => metrics.sparkplugSeqGaps.inc(),
+    onGap: (topic, expected, got) => {
+      metrics.sparkplugSeqGaps.inc();
+      // the metric has no edge node label (cardinality): the log names it, once a minute per node
+      const key = `${topic.group}/${topic.edgeNode}`;
+      const seen = gapsLogged.get(key) ?? { at: 0, since: 0 };
+      seen.since++;
+      gapsLogged.set(key, seen);
+      if (Date.now() - seen.at < 60_000) return;
+      sparkplugLog.warn({ group: topic.group, edgeNode: topic.edgeNode, expected, got, gaps: seen.since }, 'Sparkplug seq gap: messages of this edge node were lost or reordered on the way (gaps: since the last such line)');
+      seen.at = Date.now();
+      seen.since = 0;
+    },
     onFileError: (err, action) => sparkplugLog.error({ err: err.message, action }, `could not ${action} the Sparkplug state file (the state still works in memory)`),
   });
   if (sparkplugState) metrics.sparkplugEdgeNodes.set(sparkplugState.nodeCount);
