@@ -5,6 +5,7 @@ import { jsonText, rulesJsonSchema } from '../config/reference.ts';
 import type { Message } from '../message.ts';
 import { encodeAll } from '../pipeline/encode.ts';
 import type { RuleSet } from '../router/rule-set.ts';
+import type { KafkaRecord } from '../sinks/kafka/kafka-record.ts';
 import { ValueSchema } from '../sinks/kafka/schema-registry/value-schema.ts';
 import { configFileOf, configHelp, configOptions, rulesOverrideOf, UsageError, type Command, type Parsed } from './command.ts';
 
@@ -82,15 +83,17 @@ function base64Of(text: string, what: string): Buffer {
   return Buffer.from(clean, 'base64');
 }
 
-/** A Kafka value as text; the audit item as its record's fields. */
+/** A Kafka value as text (a fanned-out message's other elements too); the audit item as its record's fields. */
 function printable(item: unknown): unknown {
-  if (item && typeof item === 'object' && 'schema' in item && item.schema instanceof ValueSchema) {
-    // a schema-encoded body (the registry's header comes at write time): bytes, as base64
-    const { schema, value } = item as unknown as { schema: ValueSchema; value: Buffer };
-    return { ...item, value: value.toString('base64'), schema: { format: schema.format, subject: schema.subject } };
-  }
   if (item && typeof item === 'object' && 'value' in item && Buffer.isBuffer((item as { value: unknown }).value)) {
-    return { ...item, value: (item as { value: Buffer }).value.toString('utf8') };
+    const r = item as KafkaRecord;
+    // a schema-encoded body (the registry's header comes at write time): bytes, as base64
+    const text = (value: Buffer) => r.schema instanceof ValueSchema ? value.toString('base64') : value.toString('utf8');
+    return {
+      ...r, value: text(r.value),
+      ...(r.schema instanceof ValueSchema ? { schema: { format: r.schema.format, subject: r.schema.subject } } : {}),
+      ...(r.more ? { more: r.more.map((e) => ({ ...e, value: text(e.value) })) } : {}),
+    };
   }
   if (item && typeof item === 'object' && 'message' in item) {
     const { message, levels } = item as { message: Message; levels: unknown };

@@ -201,24 +201,36 @@ test('an unknown alias is dead-lettered with its reason, a rebirth is asked for 
   await waitFor('a rebirth request at start', () => commands.length >= 2, 10_000);
 });
 
-test('array fan-out: one JSON message with N readings writes N points, each at its own time', { timeout: 60_000 }, async (t) => {
+test('array fan-out: one JSON message with N readings writes N points and N Kafka records, each at its own time', { timeout: 60_000 }, async (t) => {
   printLogsOnFailure(t);
   const prefix = unique('fan');
+  const topic = `${prefix}.readings`;
   const sluice = sluiceFor(t, { rules: {
     subscriptions: [{ filter: `${prefix}/+/batch`, qos: 1 }],
     routes: [{ name: 'batch', match: `${prefix}/{deviceId}/batch`, influx: {
       measurement: prefix, tags: { deviceId: '{deviceId}', site: '$$.site' }, each: '$.readings[*]', fields: { v: '$.v' }, time: '$.t',
-    } }],
+    }, kafka: { topic, each: '$.readings[*]', timestamp: '$.t' } }],
   } });
   await sluice.start();
   const pub = await mqttClient(t);
   const readings = Array.from({ length: 25 }, (_, i) => ({ v: i, t: t0 + i * 1000 }));
-  await pub.publishAsync(`${prefix}/d7/batch`, JSON.stringify({ site: 's1', readings }), { qos: 1 });
+  // each element carries an int64 past 2^53, written as digits a double cannot hold
+  const text = (r: { v: number; t: number }) => `{"v":${r.v},"t":${r.t},"n":900719925474099${r.v % 10}}`;
+  await pub.publishAsync(`${prefix}/d7/batch`, `{"site":"s1","readings":[${readings.map(text).join(',')}]}`, { qos: 1 });
+  // a second message: its records come after the first's, in the same partition (key d7)
+  await pub.publishAsync(`${prefix}/d7/batch`, `{"site":"s1","readings":[${text({ v: 99, t: t0 + 99_000 })}]}`, { qos: 1 });
   let got: Array<Record<string, unknown>> = [];
-  await waitFor('25 points', async () => (got = await rows(`SELECT "v", "site", "deviceId" FROM "${prefix}"`)).length === 25, 30_000);
-  assert.deepEqual(got.map((r) => r.v), readings.map((r) => r.v));
-  assert.deepEqual(got.map((r) => Date.parse(r.time as string)), readings.map((r) => r.t), 'each point at its element\'s time');
+  await waitFor('26 points', async () => (got = await rows(`SELECT "v", "site", "deviceId" FROM "${prefix}"`)).length === 26, 30_000);
+  assert.deepEqual(got.map((r) => r.v), [...readings.map((r) => r.v), 99]);
+  assert.deepEqual(got.map((r) => Date.parse(r.time as string)), [...readings.map((r) => r.t), t0 + 99_000], 'each point at its element\'s time');
   assert.ok(got.every((r) => r.site === 's1' && r.deviceId === 'd7'));
+  const records = await readTopic(t, topic, (r) => r.length >= 26, 45_000, 10_000);
+  assert.equal(records.length, 26, 'one record per element, none twice');
+  assert.equal(new Set(records.map((r) => r.partition)).size, 1, 'one key, one partition');
+  assert.deepEqual(records.map((r) => r.value.toString()), [...readings, { v: 99, t: t0 + 99_000 }].map(text), 'the elements in order, digits exact');
+  assert.deepEqual(records.map((r) => r.headers['sluice-element']), [...readings.map((_, i) => String(i)), '0']);
+  assert.deepEqual(records.map((r) => Number(r.timestamp)), [...readings.map((r) => r.t), t0 + 99_000], 'each record at its element\'s time');
+  assert.ok(records.every((r) => r.key === 'd7' && r.headers['mqtt-topic'] === `${prefix}/d7/batch`));
 });
 
 test('sluice simulate --sparkplug: births, alias-only data past seq 255, a gateway restarting; all named, no gap', { timeout: 90_000 }, async (t) => {

@@ -3,7 +3,7 @@
 // counted, the state comes back from its file, and what line protocol cannot hold is refused
 // with the metric's name.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -12,6 +12,8 @@ import { compileRules } from '../../src/config/load.ts';
 import { rulesFile } from '../../src/config/rules-schema.ts';
 import type { Message } from '../../src/message.ts';
 import { encodeAll } from '../../src/pipeline/encode.ts';
+import type { KafkaRecord } from '../../src/sinks/kafka/kafka-record.ts';
+import type { RuleError } from '../../src/router/rule-error.ts';
 import type { RuleSet } from '../../src/router/rule-set.ts';
 import { SparkplugState } from '../../src/router/sparkplug/sparkplug-state.ts';
 
@@ -260,4 +262,61 @@ test('array fan-out: one point per element, each with its own time; $$ reads the
   assert.deepEqual(run('{"readings":[]}').refusals, [], '...and is not dead-lettered');
   assert.deepEqual(run('{"readings":{}}').refusals.map((x) => x.error), ['each $.readings[*]: not an array']);
   assert.deepEqual(run('{"readings":[{"v":1,"t":1},{"v":2,"t":"soon"}]}').refusals.map((x) => x.error), ['element 1 of $.readings: time $.t: "soon" is not a timestamp']);
+});
+
+test('array fan-out into Kafka: one record per element, the element as it was written, all in one item', () => {
+  const rules = compileRules(rulesFile.parse({
+    subscriptions: [{ filter: '#', qos: 1 }],
+    routes: [{ name: 'batch', match: 'b/{deviceId}', kafka: { topic: 'readings', each: '$.readings[*]', timestamp: '$.t', timestampUnit: 'ms' } }],
+  }));
+  const message = (payload: Buffer): Message => ({ topic: 'b/d1', payload, qos: 1, retain: false, properties: {}, receivedAt: t0 });
+  const run = (payload: string | Buffer) => { const m = message(Buffer.isBuffer(payload) ? payload : Buffer.from(payload)); return encodeAll(rules.route(m, t0), m, 'w'); };
+  const records = (r: ReturnType<typeof run>) => r.outputs.flatMap((o) => {
+    const k = o.item as KafkaRecord;
+    return [k, ...(k.more ?? [])].map((e) => ({ key: k.key, topic: k.topic, value: e.value.toString(), timestamp: e.timestamp, element: e.headers['sluice-element'], time: e.headers['sluice-timestamp'] }));
+  });
+  // the int64 and the 1.50 keep the payload's digits; a BOM is dropped as the router drops it
+  const r = run(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"readings":[{"n":9007199254740993,"v":1.50,"t":1700000000001},{"v":"x","t":"soon"},3]}')]));
+  assert.deepEqual(r.refusals, []);
+  assert.equal(r.outputs.length, 1, 'one item: the records are written together or not at all');
+  assert.deepEqual(records(r), [
+    { key: 'd1', topic: 'readings', value: '{"n":9007199254740993,"v":1.50,"t":1700000000001}', timestamp: 1700000000001, element: '0', time: 'payload' },
+    { key: 'd1', topic: 'readings', value: '{"v":"x","t":"soon"}', timestamp: t0, element: '1', time: 'received' },
+    { key: 'd1', topic: 'readings', value: '3', timestamp: t0, element: '2', time: 'received' },
+  ]);
+  assert.deepEqual(run('{"readings":[]}').outputs, [], 'an empty array writes nothing');
+  assert.deepEqual(run('{"readings":[]}').refusals, [], '...and is not dead-lettered');
+  assert.deepEqual(run('{"other":1}').refusals.map((x) => [x.reason, x.error]), [['mapping', 'each $.readings[*]: not in the payload']]);
+  // $$ reads the whole payload; and without each it is refused at load, naming the key
+  const outer = compileRules(rulesFile.parse({
+    subscriptions: [{ filter: '#', qos: 1 }],
+    routes: [{ name: 'batch', match: 'b/{deviceId}', kafka: { topic: 'readings', each: '$[*]', timestamp: '$$[0].t' } }],
+  }));
+  const m = message(Buffer.from('[{"t":1700000000009},{"t":5}]'));
+  assert.deepEqual(encodeAll(outer.route(m, t0), m, 'w').outputs.map((o) => [(o.item as KafkaRecord).timestamp, ...((o.item as KafkaRecord).more ?? []).map((e) => e.timestamp)]), [[1700000000009, 1700000000009]]);
+  assert.throws(() => compileRules(rulesFile.parse({
+    subscriptions: [{ filter: '#', qos: 1 }],
+    routes: [{ name: 'batch', match: 'b/{deviceId}', kafka: { topic: 'readings', timestamp: '$$.t' } }],
+  })), (err: RuleError) => err.path.join('.') === 'routes.0.kafka.timestamp' && /"\$\$\." reads the whole payload under each/.test(err.message));
+  assert.throws(() => compileRules(rulesFile.parse({
+    subscriptions: [{ filter: '#', qos: 1 }],
+    routes: [{ name: 'raw', match: 'b/{deviceId}', payload: 'raw', kafka: { topic: 'readings', each: '$.r[*]' } }],
+  })), (err: RuleError) => err.path.join('.') === 'routes.0.kafka.each' && /needs payload: json/.test(err.message));
+  // with a value schema each element is encoded alone; one that does not fit refuses the message
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-fan-'));
+  try {
+    writeFileSync(join(dir, 'r.avsc'), JSON.stringify({ type: 'record', name: 'R', fields: [{ name: 'v', type: 'double' }] }));
+    const avro = compileRules(rulesFile.parse({
+      subscriptions: [{ filter: '#', qos: 1 }],
+      routes: [{ name: 'batch', match: 'b/{deviceId}', kafka: { topic: 'readings', each: '$.r[*]', value: { format: 'avro', schema: 'r.avsc' } } }],
+    }), dir);
+    const a = message(Buffer.from('{"r":[{"v":1.5},{"v":2}]}'));
+    const k = encodeAll(avro.route(a, t0), a, 'w').outputs[0]?.item as KafkaRecord;
+    assert.deepEqual([k.value, ...(k.more ?? []).map((e) => e.value)], [Buffer.from([0, 0, 0, 0, 0, 0, 248, 63]), Buffer.from([0, 0, 0, 0, 0, 0, 0, 64])]);
+    const bad = message(Buffer.from('{"r":[{"v":1.5},{"v":"x"}]}'));
+    assert.deepEqual(encodeAll(avro.route(bad, t0), bad, 'w').refusals.map((x) => [x.reason, x.error]),
+      [['schema-mismatch', 'element 1 of $.r: does not fit Avro schema R (readings-value): v: "x" is not a double']]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -12,7 +12,7 @@ import { toNanos } from '../../router/timestamp.ts';
 import { sparkplugJson, type SparkplugMessage } from '../../router/sparkplug/sparkplug-message.ts';
 import { mqttHeaders, reservedHeader } from './kafka-headers.ts';
 import { ValueSchema, valueFormats } from './schema-registry/value-schema.ts';
-import { kafkaTopicRe, type KafkaRecord } from './kafka-record.ts';
+import { kafkaTopicRe, type KafkaElement, type KafkaHeaderValue, type KafkaRecord } from './kafka-record.ts';
 
 export const kafkaRoute = z.strictObject({
   topic: z.string().min(1).describe('Kafka topic template, e.g. "telemetry.{site}"'),
@@ -21,7 +21,9 @@ export const kafkaRoute = z.strictObject({
   headers: z.record(z.string().min(1), z.string()).default({})
     .describe('extra headers: name -> template over levels'),
   timestamp: z.string().optional()
-    .describe('JSON path to the record timestamp in the payload, e.g. "$.ts" (json routes); absent, missing or not a timestamp: the time sluice received the message, and the header sluice-timestamp says which'),
+    .describe('JSON path to the record timestamp in the payload, e.g. "$.ts" (json routes; under each, in the element, "$$." the whole payload); absent, missing or not a timestamp: the time sluice received the message, and the header sluice-timestamp says which'),
+  each: z.string().regex(/\[\*\]$/, 'a JSON path to an array, ending in [*], e.g. "$.readings[*]"').optional()
+    .describe('array fan-out (json routes): one record per element of this array, the element as its value (numbers with the digits the payload wrote), header sluice-element its index; the records of one message are written together or dead-lettered together'),
   timestampUnit: z.enum(['auto', 's', 'ms', 'us', 'ns']).default('auto')
     .describe('unit of a numeric payload timestamp; auto guesses from its magnitude. ISO-8601 strings are always accepted'),
   value: z.union([
@@ -50,6 +52,10 @@ class KafkaRouteOutput implements RouteOutput<KafkaRecord> {
   /** The topic template when it names levels (its topics share a budget), else undefined. */
   private readonly template: string | undefined;
   private readonly timestamp: JsonPath | undefined;
+  /** Under each, "$$." reads the timestamp from the whole payload, not the element. */
+  private readonly timestampOuter: boolean = false;
+  /** The array fanned out (the path without its [*]). */
+  private readonly each: JsonPath | undefined;
   private readonly timestampUnit: KafkaRoute['timestampUnit'];
   /** Sparkplug as JSON (names resolved), else the payload as it came. */
   private readonly sparkplugJson: boolean;
@@ -97,10 +103,20 @@ class KafkaRouteOutput implements RouteOutput<KafkaRecord> {
       }
       this.requires = ['schemaRegistry'];
     }
+    if (part.each !== undefined) {
+      if (context.payload !== 'json') throw new RuleError(at('each'), 'array fan-out reads a JSON payload: it needs payload: json');
+      try {
+        this.each = compileJsonPath(part.each.slice(0, -3));
+      } catch (err) {
+        throw new RuleError(at('each'), (err as Error).message);
+      }
+    }
     if (part.timestamp !== undefined) {
       if (context.payload !== 'json') throw new RuleError(at('timestamp'), 'a payload timestamp needs payload: json');
+      this.timestampOuter = part.timestamp.startsWith('$$');
+      if (this.timestampOuter && !this.each) throw new RuleError(at('timestamp'), '"$$." reads the whole payload under each; without each, write "$."');
       try {
-        this.timestamp = compileJsonPath(part.timestamp);
+        this.timestamp = compileJsonPath(this.timestampOuter ? part.timestamp.slice(1) : part.timestamp);
       } catch (err) {
         throw new RuleError(at('timestamp'), (err as Error).message);
       }
@@ -117,6 +133,7 @@ class KafkaRouteOutput implements RouteOutput<KafkaRecord> {
     for (const [name, t] of this.headers) headers[name] = t.render(levels);
     if (input.annotations) Object.assign(headers, input.annotations);
     const key = this.key === null ? null : this.key.render(levels);
+    if (this.each) return this.fanOut(input, topic, key, headers);
     let timestamp = message.receivedAt;
     let eventTimeMs: number | undefined;
     let value = message.payload;
@@ -133,17 +150,77 @@ class KafkaRouteOutput implements RouteOutput<KafkaRecord> {
       if (own) timestamp = eventTimeMs = m.payload.timestamp as number;
       headers['sluice-timestamp'] = own ? 'payload' : 'received';
     } else if (this.timestamp !== undefined) {
-      const raw = this.timestamp.get(input.payload);
-      const nanos = raw === undefined || raw === null ? undefined : toNanos(raw, this.timestampUnit);
-      if (nanos !== undefined) timestamp = eventTimeMs = Number(nanos / 1_000_000n);
-      headers['sluice-timestamp'] = nanos === undefined ? 'received' : 'payload';
+      eventTimeMs = this.payloadTime(input.payload);
+      if (eventTimeMs !== undefined) timestamp = eventTimeMs;
+      headers['sluice-timestamp'] = eventTimeMs === undefined ? 'received' : 'payload';
     }
+    const item = this.record(topic, key, value, headers, timestamp, undefined);
+    return eventTimeMs === undefined ? { item } : { item, eventTimeMs };
+  }
+
+  /** The payload's time at the timestamp path, epoch ms, or undefined. */
+  private payloadTime(from: unknown): number | undefined {
+    const raw = (this.timestamp as JsonPath).get(from);
+    const nanos = raw === undefined || raw === null ? undefined : toNanos(raw, this.timestampUnit);
+    return nanos === undefined ? undefined : Number(nanos / 1_000_000n);
+  }
+
+  private record(topic: string, key: string | null, value: Buffer, headers: Record<string, KafkaHeaderValue>, timestamp: number, more: readonly KafkaElement[] | undefined): KafkaRecord {
     // only a templated topic carries its template (its topic budget)
     const item: KafkaRecord = this.template === undefined
       ? (this.schema ? { topic, key, value, headers, timestamp, schema: this.schema } : { topic, key, value, headers, timestamp })
       : (this.schema ? { topic, key, value, headers, timestamp, template: this.template, schema: this.schema } : { topic, key, value, headers, timestamp, template: this.template });
+    return more === undefined ? item : { ...item, more };
+  }
+
+  /** kafka.each: one record per element, all in one item; one element that cannot be written refuses the message whole. */
+  private fanOut(input: MatchInput, topic: string, key: string | null, headers: Record<string, KafkaHeaderValue>): Encoded<KafkaRecord> {
+    const each = this.each as JsonPath;
+    const array = each.get(input.payload);
+    if (!Array.isArray(array)) {
+      return { refusal: { reason: 'mapping', stage: 'map', route: this.route, sink: 'kafka', error: `each ${each.source}[*]: ${array === undefined ? 'not in the payload' : 'not an array'}` } };
+    }
+    if (array.length === 0) return { skip: true };
+    // Avro and Protobuf encode the decoded element; the others take its JSON text, digits kept
+    const texts = this.schema && this.schema.format !== 'json-schema' ? undefined : elementTexts(input.message.payload, each);
+    const elements: KafkaElement[] = new Array(array.length);
+    let eventTimeMs: number | undefined;
+    for (let i = 0; i < array.length; i++) {
+      let value: Buffer = texts ? Buffer.from(texts[i] as string) : Buffer.alloc(0);
+      if (this.schema) {
+        const encoded = this.schema.encode(array[i], value);
+        if ('error' in encoded) return { refusal: { reason: 'schema-mismatch', stage: 'map', route: this.route, sink: 'kafka', error: `element ${i} of ${each.source}: ${encoded.error}` } };
+        value = encoded.body;
+      }
+      const own: Record<string, KafkaHeaderValue> = { ...headers, 'sluice-element': String(i) };
+      let timestamp = input.message.receivedAt;
+      if (this.timestamp !== undefined) {
+        const t = this.payloadTime(this.timestampOuter ? input.payload : array[i]);
+        if (t !== undefined) timestamp = t;
+        eventTimeMs ??= t;
+        own['sluice-timestamp'] = t === undefined ? 'received' : 'payload';
+      }
+      elements[i] = { value, timestamp, headers: own };
+    }
+    const first = elements[0] as KafkaElement;
+    const item = this.record(topic, key, first.value, first.headers, first.timestamp, elements.length > 1 ? elements.slice(1) : undefined);
     return eventTimeMs === undefined ? { item } : { item, eventTimeMs };
   }
+}
+
+const rawJSON = (JSON as unknown as { rawJSON(text: string): unknown }).rawJSON;
+/** As the router decodes the payload (a BOM dropped): it parsed, so this parses too. */
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Each element of the array at `each` as JSON text, its numbers as the payload wrote them: a
+ * double would round an int64 past 2^53 (JSON.parse's source text, only on fan-out routes).
+ */
+function elementTexts(payload: Buffer, each: JsonPath): string[] {
+  const reviver = (_key: string, value: unknown, context?: { source?: string }) =>
+    typeof value === 'number' && context?.source !== undefined && String(value) !== context.source ? rawJSON(context.source) : value;
+  const array = each.get(JSON.parse(utf8.decode(payload), reviver as (key: string, value: unknown) => unknown)) as unknown[];
+  return array.map((e) => JSON.stringify(e));
 }
 
 export const kafkaRouteCompiler: OutputCompiler = {

@@ -251,11 +251,14 @@ export class KafkaSink implements Sink<KafkaRecord> {
   private async send(via: ProducerSession, batch: readonly KafkaRecord[], byTopic: ReadonlyMap<string, readonly number[]>): Promise<void> {
     const batches: TopicBatch[] = [];
     for (const [topic, indexes] of byTopic) {
-      const records: KafkaRecord[] = new Array(indexes.length);
-      for (let j = 0; j < indexes.length; j++) {
-        const r = batch[indexes[j] as number] as KafkaRecord;
+      const records: KafkaRecord[] = [];
+      for (const i of indexes) {
+        const r = batch[i] as KafkaRecord;
         // the Confluent wire format: magic byte, schema id (and Protobuf's message indexes), then the body
-        records[j] = r.schema?.header ? { ...r, value: Buffer.concat([r.schema.header, r.value]) } : r;
+        const header = r.schema?.header;
+        records.push(header ? { ...r, value: Buffer.concat([header, r.value]), more: undefined } : r.more ? { ...r, more: undefined } : r);
+        // a fanned-out message's other elements, right behind its first (same key: same partition, in order)
+        if (r.more) for (const e of r.more) records.push({ ...r, ...e, value: header ? Buffer.concat([header, e.value]) : e.value, more: undefined });
       }
       batches.push({ topic, records });
     }
