@@ -5,6 +5,7 @@
 // no route) is data, never an exception.
 import type { Message } from '../message.ts';
 import type { Refusal } from '../outcome.ts';
+import { payloadText } from './payload-text.ts';
 import { RuleError } from './rule-error.ts';
 import type { OutputCompiler, RouteOutput } from './route-output.ts';
 import { decodeSparkplug } from './sparkplug/sparkplug-payload.ts';
@@ -71,7 +72,6 @@ export interface Routed {
 
 const noMatches: readonly Match[] = Object.freeze([]);
 const noOptions: RouteOptions = Object.freeze({});
-const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 export class RuleSet {
   readonly subscriptions: RulesSpec['subscriptions'];
@@ -235,7 +235,7 @@ function compileRoute(r: RouteSpec, i: number, compilers: readonly OutputCompile
 function decodeJson(payload: Buffer): { ok: true; value: unknown } | { ok: false; refusal: Refusal } {
   let text: string;
   try {
-    text = utf8.decode(payload);
+    text = payloadText(payload);
   } catch {
     return { ok: false, refusal: { reason: 'invalid-utf8', stage: 'decode', error: 'payload is not valid UTF-8' } };
   }

@@ -26,6 +26,10 @@ test('keys come from a user property, the correlation data or a JSON path; none 
   const byPath = keyReader({ jsonPath: '$.command.id' });
   assert.equal(byPath(message('{"command":{"id":"abc"}}')), 'abc');
   assert.equal(byPath(message('{"command":{"id":42}}')), '42');
+  // ids past 2^53 stay apart: a double would make them one key, the second command a "redelivery"
+  assert.equal(byPath(message('{"command":{"id":12345678901234567890}}')), '12345678901234567890');
+  assert.equal(byPath(message('{"command":{"id":12345678901234567891}}')), '12345678901234567891');
+  assert.equal(byPath(message('\ufeff{"command":{"id":"abc"}}')), 'abc', 'a byte order mark, as the router takes it');
   assert.equal(byPath(message('{"command":{"id":{"nested":1}}}')), undefined, 'an object is not a key');
   assert.equal(byPath(message('not json')), undefined);
   assert.throws(() => keyReader({ jsonPath: 'command.id' }), /starts with "\$"/);

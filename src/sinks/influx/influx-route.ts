@@ -6,6 +6,7 @@
 import { Point } from '@influxdata/influxdb-client';
 import { z } from 'zod';
 import { compileJsonPath, type JsonPath } from '../../router/json-path.ts';
+import { payloadText } from '../../router/payload-text.ts';
 import { toNanos } from '../../router/timestamp.ts';
 import { RuleError } from '../../router/rule-error.ts';
 import type { Encoded, MatchInput, OutputCompiler, RouteContext, RouteOutput } from '../../router/route-output.ts';
@@ -265,7 +266,7 @@ function sourceText(payload: Buffer, path: JsonPath): string | undefined {
     typeof value === 'number' && !Number.isSafeInteger(value) && context?.source !== undefined ? new SourceText(context.source) : value;
   let again: unknown;
   try {
-    again = JSON.parse(payload.toString('utf8'), reviver as (key: string, value: unknown) => unknown);
+    again = JSON.parse(payloadText(payload), reviver as (key: string, value: unknown) => unknown);
   } catch {
     return undefined;
   }

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { RuleError } from '../../router/rule-error.ts';
 import type { Encoded, MatchInput, OutputCompiler, RouteContext, RouteOutput } from '../../router/route-output.ts';
 import { compileJsonPath, type JsonPath } from '../../router/json-path.ts';
+import { payloadText } from '../../router/payload-text.ts';
 import { compileTemplate, type Template } from '../../router/template.ts';
 import { toNanos } from '../../router/timestamp.ts';
 import { sparkplugJson, type SparkplugMessage } from '../../router/sparkplug/sparkplug-message.ts';
@@ -209,8 +210,6 @@ class KafkaRouteOutput implements RouteOutput<KafkaRecord> {
 }
 
 const rawJSON = (JSON as unknown as { rawJSON(text: string): unknown }).rawJSON;
-/** As the router decodes the payload (a BOM dropped): it parsed, so this parses too. */
-const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
  * Each element of the array at `each` as JSON text, its numbers as the payload wrote them: a
@@ -219,7 +218,7 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 function elementTexts(payload: Buffer, each: JsonPath): string[] {
   const reviver = (_key: string, value: unknown, context?: { source?: string }) =>
     typeof value === 'number' && context?.source !== undefined && String(value) !== context.source ? rawJSON(context.source) : value;
-  const array = each.get(JSON.parse(utf8.decode(payload), reviver as (key: string, value: unknown) => unknown)) as unknown[];
+  const array = each.get(JSON.parse(payloadText(payload), reviver as (key: string, value: unknown) => unknown)) as unknown[];
   return array.map((e) => JSON.stringify(e));
 }
 
