@@ -33,7 +33,32 @@ async function clusterTopic(t: TestContext, partitions: number): Promise<string>
   const topic = unique('cluster');
   const admin = kafka(undefined, brokers).admin();
   await admin.connect();
-  await admin.createTopics({ topics: [{ topic, numPartitions: partitions, replicationFactor: 3 }], waitForLeaders: true });
+  await admin.createTopics({ topics: [{ topic, numPartitions: partitions, replicationFactor: 3 }] });
+  // every node's metadata has it, with a leader and three replicas in sync: a node of a cluster
+  // just started may answer UNKNOWN_TOPIC_OR_PARTITION for a moment after the create (seen on
+  // CI: kafkajs' waitForLeaders gives up on that answer instead of asking again)
+  for (const broker of brokers) {
+    const one = kafka(undefined, [broker]).admin();
+    await one.connect();
+    try {
+      let last = '';
+      await waitFor(`topic ${topic} on ${broker}`, async () => {
+        try {
+          const meta = await one.fetchTopicMetadata({ topics: [topic] });
+          const parts = meta.topics[0]?.partitions ?? [];
+          last = `${parts.length} partitions, leaders ${parts.map((p) => p.leader).join(',')}, in sync ${parts.map((p) => p.isr.length).join(',')}`;
+          return parts.length === partitions && parts.every((p) => p.leader >= 0 && p.isr.length === 3);
+        } catch (err) {
+          last = (err as Error).message;
+          return false;
+        }
+      }, 30_000).catch((err: Error) => {
+        throw new Error(`${err.message}: last answer ${last}`);
+      });
+    } finally {
+      await one.disconnect();
+    }
+  }
   t.after(async () => {
     await admin.deleteTopics({ topics: [topic] }).catch(() => {});
     await admin.disconnect();
