@@ -52,3 +52,13 @@ export function compileJsonPath(source: string): JsonPath {
     },
   };
 }
+
+/** An `each` path, "$.readings[*]": the array's path, without its [*] (the rules schema checked the [*]). */
+export function compileEachPath(source: string): JsonPath {
+  return compileJsonPath(source.endsWith('[*]') ? source.slice(0, -3) : source);
+}
+
+/** "$$.x" under each: the whole payload's x. */
+export function outerPath(source: string): { source: string; outer: boolean } {
+  return source.startsWith('$$') ? { source: source.slice(1), outer: true } : { source, outer: false };
+}

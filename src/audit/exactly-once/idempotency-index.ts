@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { compileJsonPath } from '../../router/json-path.ts';
-import { payloadText } from '../../router/payload-text.ts';
+import { numberText, parseKeepingNumbers } from '../../router/payload-text.ts';
 import type { Message } from '../../message.ts';
 import { readFrames, segmentFiles, segmentMagic, type AuditRecord } from '../log/format.ts';
 import { RecentMap } from './recent-map.ts';
@@ -33,10 +33,6 @@ export const defaultIdempotency = { windowMs: 24 * 3_600_000, maxKeys: 1_000_000
 export const maxKeyLength = 1024;
 
 /** Compiles a key source into the function that reads a message's key (undefined: it has none). */
-/** A JSON.parse reviver: every number as the text the payload wrote it with. */
-const numberAsWritten = (_key: string, value: unknown, context?: { source?: string }) =>
-  typeof value === 'number' && context?.source !== undefined ? context.source : value;
-
 export function keyReader(source: KeySource): (message: Message) => string | undefined {
   const fit = (key: string | undefined) => (key === undefined || key === '' || key.length > maxKeyLength ? undefined : key);
   if ('userProperty' in source) {
@@ -52,12 +48,12 @@ export function keyReader(source: KeySource): (message: Message) => string | und
     try {
       // a number is the key as written: a double would make two ids past 2^53 one key, and the
       // second command a "redelivery" of the first
-      body = JSON.parse(payloadText(m.payload), numberAsWritten as (key: string, value: unknown) => unknown);
+      body = parseKeepingNumbers(m.payload);
     } catch {
       return undefined;
     }
     const v = path.get(body);
-    return fit(typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'bigint' ? String(v) : undefined);
+    return fit(typeof v === 'string' ? v : typeof v === 'number' ? String(v) : numberText(v));
   };
 }
 

@@ -5,8 +5,8 @@
 // break) is refused, never written.
 import { Point } from '@influxdata/influxdb-client';
 import { z } from 'zod';
-import { compileJsonPath, type JsonPath } from '../../router/json-path.ts';
-import { payloadText } from '../../router/payload-text.ts';
+import { compileEachPath, compileJsonPath, outerPath, type JsonPath } from '../../router/json-path.ts';
+import { numberText, parseKeepingNumbers } from '../../router/payload-text.ts';
 import { toNanos } from '../../router/timestamp.ts';
 import { RuleError } from '../../router/rule-error.ts';
 import type { Encoded, MatchInput, OutputCompiler, RouteContext, RouteOutput } from '../../router/route-output.ts';
@@ -69,10 +69,6 @@ interface CompiledInflux {
   readonly each: JsonPath | undefined;
 }
 
-/** "$$.x" under each: the whole payload's x. */
-function outerPath(source: string): { source: string; outer: boolean } {
-  return source.startsWith('$$') ? { source: source.slice(1), outer: true } : { source, outer: false };
-}
 
 
 class InfluxRouteOutput implements RouteOutput<string> {
@@ -107,7 +103,7 @@ class InfluxRouteOutput implements RouteOutput<string> {
     }
     if (f.fields === undefined) throw new RuleError(context.path, 'fields: at least one field (name -> JSON path)');
     const known = context.levels;
-    const each = f.each === undefined ? undefined : wrap(at('each'), () => compileJsonPath((f.each as string).slice(0, -3)));
+    const each = f.each === undefined ? undefined : wrap(at('each'), () => compileEachPath(f.each as string));
     const path = (at: Array<string | number>, source: string) => {
       const o = outerPath(source);
       if (o.outer && !each) throw new RuleError(at, '"$$." reads the whole payload under each; without each, write "$."');
@@ -242,35 +238,18 @@ function buildLine(f: CompiledInflux, route: string, levels: Levels, payload: un
   return { line: point.toLineProtocol() as string, eventTimeMs: raw === undefined || raw === null ? undefined : Number(time / 1_000_000n) };
 }
 
-
-/** A number as the payload wrote it, where a double cannot hold it. */
-class SourceText {
-  readonly text: string;
-  constructor(text: string) {
-    this.text = text;
-  }
-}
-
 /** How the payload wrote a field's number, under each at its element (only on the rare paths that need it). */
 function fieldSource(f: CompiledInflux, field: CompiledField, message: Message, element: number): string | undefined {
   const path = field.outer || element < 0 ? field.path : compileJsonPath(`${(f.each as JsonPath).source}[${element}]${field.path.source.slice(1)}`);
   return sourceText(message.payload, path);
 }
 
-/**
- * How the payload wrote the number at `path`, read again with JSON.parse's source text (only on
- * this rare path: a reviver on every parse would cost the hot path).
- */
+/** How the payload wrote the number at `path`, read again (only on the rare paths that need it: it costs a second parse). */
 function sourceText(payload: Buffer, path: JsonPath): string | undefined {
-  const reviver = (_key: string, value: unknown, context?: { source?: string }) =>
-    typeof value === 'number' && !Number.isSafeInteger(value) && context?.source !== undefined ? new SourceText(context.source) : value;
-  let again: unknown;
   try {
-    again = JSON.parse(payloadText(payload), reviver as (key: string, value: unknown) => unknown);
+    return numberText(path.get(parseKeepingNumbers(payload)));
   } catch {
     return undefined;
   }
-  const found = path.get(again);
-  return found instanceof SourceText ? found.text : undefined;
 }
 

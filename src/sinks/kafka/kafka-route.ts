@@ -6,8 +6,8 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { RuleError } from '../../router/rule-error.ts';
 import type { Encoded, MatchInput, OutputCompiler, RouteContext, RouteOutput } from '../../router/route-output.ts';
-import { compileJsonPath, type JsonPath } from '../../router/json-path.ts';
-import { payloadText } from '../../router/payload-text.ts';
+import { compileEachPath, compileJsonPath, outerPath, type JsonPath } from '../../router/json-path.ts';
+import { parseKeepingNumbers } from '../../router/payload-text.ts';
 import { compileTemplate, type Template } from '../../router/template.ts';
 import { toNanos } from '../../router/timestamp.ts';
 import { sparkplugJson, type SparkplugMessage } from '../../router/sparkplug/sparkplug-message.ts';
@@ -107,17 +107,18 @@ class KafkaRouteOutput implements RouteOutput<KafkaRecord> {
     if (part.each !== undefined) {
       if (context.payload !== 'json') throw new RuleError(at('each'), 'array fan-out reads a JSON payload: it needs payload: json');
       try {
-        this.each = compileJsonPath(part.each.slice(0, -3));
+        this.each = compileEachPath(part.each);
       } catch (err) {
         throw new RuleError(at('each'), (err as Error).message);
       }
     }
     if (part.timestamp !== undefined) {
       if (context.payload !== 'json') throw new RuleError(at('timestamp'), 'a payload timestamp needs payload: json');
-      this.timestampOuter = part.timestamp.startsWith('$$');
-      if (this.timestampOuter && !this.each) throw new RuleError(at('timestamp'), '"$$." reads the whole payload under each; without each, write "$."');
+      const o = outerPath(part.timestamp);
+      this.timestampOuter = o.outer;
+      if (o.outer && !this.each) throw new RuleError(at('timestamp'), '"$$." reads the whole payload under each; without each, write "$."');
       try {
-        this.timestamp = compileJsonPath(this.timestampOuter ? part.timestamp.slice(1) : part.timestamp);
+        this.timestamp = compileJsonPath(o.source);
       } catch (err) {
         throw new RuleError(at('timestamp'), (err as Error).message);
       }
@@ -209,17 +210,9 @@ class KafkaRouteOutput implements RouteOutput<KafkaRecord> {
   }
 }
 
-const rawJSON = (JSON as unknown as { rawJSON(text: string): unknown }).rawJSON;
-
-/**
- * Each element of the array at `each` as JSON text, its numbers as the payload wrote them: a
- * double would round an int64 past 2^53 (JSON.parse's source text, only on fan-out routes).
- */
+/** Each element of the array at `each` as JSON text, its numbers as the payload wrote them (a double would round an int64 past 2^53). */
 function elementTexts(payload: Buffer, each: JsonPath): string[] {
-  const reviver = (_key: string, value: unknown, context?: { source?: string }) =>
-    typeof value === 'number' && context?.source !== undefined && String(value) !== context.source ? rawJSON(context.source) : value;
-  const array = each.get(JSON.parse(payloadText(payload), reviver as (key: string, value: unknown) => unknown)) as unknown[];
-  return array.map((e) => JSON.stringify(e));
+  return (each.get(parseKeepingNumbers(payload)) as unknown[]).map((e) => JSON.stringify(e));
 }
 
 export const kafkaRouteCompiler: OutputCompiler = {
