@@ -104,7 +104,7 @@ export const auditReplayCommand: Command = {
     if (kafkaTopic !== undefined) {
       const k = kafkaConfig.parse((service() as Record<string, unknown>).kafka);
       const brokers = str(values, 'brokers')?.split(',') ?? k.brokers;
-      target = await kafkaTarget(createKafkaClient(k, { clientId: 'sluice-replay', brokers }), kafkaTopic);
+      target = await kafkaTarget(await createKafkaClient(k, { clientId: 'sluice-replay', brokers }), kafkaTopic);
       where = `Kafka topic ${kafkaTopic}`;
     } else if (mqttPrefix !== undefined) {
       const m = service().mqtt;

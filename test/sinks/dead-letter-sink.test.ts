@@ -14,8 +14,8 @@ import { conformance, freeze } from './conformance.ts';
 let context: { t: TestContext; topic: string } | undefined;
 
 /** On the default client: the conformance of both adapters is kafka-sink.test.ts's. */
-function sinkFor(t: TestContext, brokers: string[], topic: string): DeadLetterSink {
-  const sink = new DeadLetterSink(testKafkaSink(t, kafkaConfig.parse({}).client, { name: 'dead-letter', brokers }), topic);
+async function sinkFor(t: TestContext, brokers: string[], topic: string): Promise<DeadLetterSink> {
+  const sink = new DeadLetterSink(await testKafkaSink(t, kafkaConfig.parse({}).client, { name: 'dead-letter', brokers }), topic);
   t.after(() => sink.close());
   return sink;
 }
@@ -29,7 +29,7 @@ conformance<DeadLetterItem>({
   name: 'dead-letter',
   async create(t) {
     context = { t, topic: await kafkaTopic(t, 1) };
-    const sink = sinkFor(t, [endpoints.kafka], context.topic);
+    const sink = await sinkFor(t, [endpoints.kafka], context.topic);
     await sink.start();
     return sink;
   },
@@ -49,7 +49,7 @@ conformance<DeadLetterItem>({
 test('dead-letter: a letter too large for Kafka, even without its payload, is written shrunk, keeping reason, topic, sizes and the payload\'s SHA-256', { timeout: 60_000 }, async (t) => {
   printLogsOnFailure(t);
   const topic = await kafkaTopic(t, 1);
-  const sink = sinkFor(t, [endpoints.kafka], topic);
+  const sink = await sinkFor(t, [endpoints.kafka], topic);
   await sink.start();
   const payload = Buffer.alloc(1_500_000, 0x62);
   const big = letter(1, payload);

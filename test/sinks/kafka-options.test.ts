@@ -39,7 +39,7 @@ async function highWater(topic: string): Promise<number> {
 /** Writes 20 records through a sink with these settings: all durable, or the write's error. */
 async function writeThrough(t: TestContext, client: KafkaClientKind, brokers: string[], section: Record<string, unknown>): Promise<{ topic: string; error?: SinkError }> {
   const topic = await kafkaTopic(t, 1);
-  const sink = testKafkaSink(t, client, { brokers, section: { connectTimeoutMs: 2_000, ...section } });
+  const sink = await testKafkaSink(t, client, { brokers, section: { connectTimeoutMs: 2_000, ...section } });
   try {
     const result = await sink.write(records(topic, 20));
     assert.deepEqual(result.rejected, []);
@@ -159,7 +159,7 @@ for (const client of testedKafkaClients) {
   test(`${client}: the record timestamp is the one the record carries (a payload's time), not the write time`, { timeout: 60_000 }, async (t) => {
     printLogsOnFailure(t);
     const topic = await kafkaTopic(t, 1);
-    const sink = testKafkaSink(t, client);
+    const sink = await testKafkaSink(t, client);
     const at = Date.parse('2026-11-30T08:00:00.123Z');
     const batch = records(topic, 3).map((r, i) => ({ ...r, timestamp: at + i }));
     assert.deepEqual((await sink.write(batch)).rejected, []);

@@ -27,7 +27,7 @@ conformance<KafkaRecord>({
   name: `kafka (${client})`,
   async create(t) {
     context = { t, topic: await kafkaTopic(t, 1) };
-    return testKafkaSink(t, client);
+    return await testKafkaSink(t, client);
   },
   good: (n, from = 0) => Array.from({ length: n }, (_, i) => ({
     topic: context?.topic ?? 'unused', key: `d-${from + i}`, value: Buffer.from(JSON.stringify({ n: from + i })), headers: { 'mqtt-qos': '1' }, timestamp: Date.now(),

@@ -11,8 +11,8 @@ import { testedKafkaClients, testKafkaClient } from '../support/kafka-clients.ts
 import { kafka, printLogsOnFailure, unique } from '../support/stack.ts';
 
 /** The sink's topic admin on one client's adapter, as the sink makes it. */
-function topicAdmin(t: import('node:test').TestContext, client: KafkaClientKind, maxTopics: number): TopicAdmin {
-  const c = testKafkaClient(client);
+async function topicAdmin(t: import('node:test').TestContext, client: KafkaClientKind, maxTopics: number): Promise<TopicAdmin> {
+  const c = await testKafkaClient(client);
   const port = c.admin();
   t.after(() => port.disconnect());
   return new TopicAdmin(port, { createTopics: { enabled: true, partitions: 1, replicationFactor: 1 }, maxTopics }, pino({ level: 'silent' }), (err) => c.reason(err));
@@ -38,7 +38,7 @@ test(`${client}: a colliding topic name is refused with Kafka's own reason; a te
     await admin.disconnect();
   });
   await admin.createTopics({ topics: [{ topic: `c_${u}_x`, numPartitions: 1 }], waitForLeaders: true });
-  const topics = topicAdmin(t, client, 2);
+  const topics = await topicAdmin(t, client, 2);
   await topics.load();
 
   const collided = await topics.settle(`c.${u}.x`);
@@ -59,7 +59,7 @@ test(`${client}: a colliding topic name is refused with Kafka's own reason; a te
   created.push(`other.${u}`);
 
   // a new admin (a restarted worker) counts the same budget from the cluster's topics
-  const again = topicAdmin(t, client, 2);
+  const again = await topicAdmin(t, client, 2);
   await again.load();
   assert.equal(again.state(`b.${u}.d4`, template).state, 'missing');
 });
@@ -75,7 +75,7 @@ test(`${client}: two topics of one template checked at once cannot both take its
     await admin.deleteTopics({ topics: mine }).catch(() => {});
     await admin.disconnect();
   });
-  const topics = topicAdmin(t, client, 1);
+  const topics = await topicAdmin(t, client, 1);
   await topics.load();
   assert.deepEqual([topics.state(`r.${u}.a`, template), topics.state(`r.${u}.b`, template)], [{ state: 'pending' }, { state: 'pending' }]);
   // asked again while both checks run (a deferred record retried): still waiting, not refused

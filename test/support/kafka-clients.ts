@@ -22,17 +22,17 @@ export function kafkaSection(client: KafkaClientKind, section: Record<string, un
   return kafkaConfig.parse({ client, brokers: [endpoints.kafka], requestTimeoutMs: 3_000, ...section });
 }
 
-export function testKafkaClient(client: KafkaClientKind, section: Record<string, unknown> = {}): KafkaClient {
+export function testKafkaClient(client: KafkaClientKind, section: Record<string, unknown> = {}): Promise<KafkaClient> {
   return createKafkaClient(kafkaSection(client, section));
 }
 
 /** A Kafka sink on the given client, made as the plugin makes it (creation off, 100 topics per template), closed after the test. */
-export function testKafkaSink(t: TestContext, client: KafkaClientKind, options: { name?: string; brokers?: string[]; section?: Record<string, unknown>; isolate?: boolean } = {}): KafkaSink {
+export async function testKafkaSink(t: TestContext, client: KafkaClientKind, options: { name?: string; brokers?: string[]; section?: Record<string, unknown>; isolate?: boolean } = {}): Promise<KafkaSink> {
   const k = kafkaSection(client, {
     clientId: `test-${options.name ?? 'kafka'}`, createTopics: { enabled: false, partitions: 1, replicationFactor: 1 }, maxTopics: 100,
     ...(options.brokers ? { brokers: options.brokers } : {}), ...options.section,
   });
-  const sink = new KafkaSink({ ...kafkaSinkOptions(k, options.name ?? 'kafka'), ...(options.isolate === undefined ? {} : { isolate: options.isolate }) }, pino({ level: 'silent' }));
+  const sink = new KafkaSink({ ...(await kafkaSinkOptions(k, options.name ?? 'kafka')), ...(options.isolate === undefined ? {} : { isolate: options.isolate }) }, pino({ level: 'silent' }));
   t.after(() => sink.close());
   return sink;
 }

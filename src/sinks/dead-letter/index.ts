@@ -11,10 +11,10 @@ import { DeadLetterSink } from './dead-letter-sink.ts';
 export const deadLetterPlugin: SinkPlugin = {
   name: 'dead-letter',
   always: true,
-  create({ sections, log }) {
+  async create({ sections, log }) {
     const k = (sections.kafka ?? kafkaConfig.parse(undefined)) as KafkaConfig;
     return {
-      sink: new DeadLetterSink(new KafkaSink(kafkaSinkOptions(k, 'dead-letter'), log), k.deadLetterTopic),
+      sink: new DeadLetterSink(new KafkaSink(await kafkaSinkOptions(k, 'dead-letter'), log), k.deadLetterTopic),
       batch: { maxItems: k.batch.maxMessages, maxBytes: k.batch.maxBytes, lingerMs: k.batch.lingerMs },
     };
   },

@@ -10,11 +10,11 @@ import { KafkaSink } from './kafka-sink.ts';
 import { SchemaRegistryClient } from './schema-registry/registry.ts';
 
 /** The producer settings of a kafka section (the dead-letter sink connects with the same). */
-export function kafkaSinkOptions(k: KafkaConfig, name: string): ConstructorParameters<typeof KafkaSink>[0] {
+export async function kafkaSinkOptions(k: KafkaConfig, name: string): Promise<ConstructorParameters<typeof KafkaSink>[0]> {
   return {
     name,
     brokers: k.brokers,
-    client: createKafkaClient(k),
+    client: await createKafkaClient(k),
     createTopics: k.createTopics,
     maxTopics: k.maxTopics,
   };
@@ -24,14 +24,14 @@ export const kafkaPlugin: SinkPlugin = {
   name: 'kafka',
   route: { schema: kafkaRoute.optional().describe('write this route\'s messages to Kafka as records'), compiler: kafkaRouteCompiler },
   config: kafkaConfig,
-  create({ section, log }) {
+  async create({ section, log }) {
     const k = section as KafkaConfig;
     const r = k.schemaRegistry;
     const schemaRegistry = r && new SchemaRegistryClient({
       url: r.url, username: r.username, password: r.password && resolveSecret(r.password, 'kafka.schemaRegistry.password'), timeoutMs: r.timeoutMs, register: r.register,
     });
     return {
-      sink: new KafkaSink({ ...kafkaSinkOptions(k, 'kafka'), isolate: true, schemaRegistry }, log),
+      sink: new KafkaSink({ ...(await kafkaSinkOptions(k, 'kafka')), isolate: true, schemaRegistry }, log),
       batch: { maxItems: k.batch.maxMessages, maxBytes: k.batch.maxBytes, lingerMs: k.batch.lingerMs, stuckAfterMs: k.stuckAfterMs },
     };
   },
