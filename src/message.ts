@@ -23,7 +23,7 @@ export interface Message {
   /** Epoch milliseconds at which sluice read it off the socket. */
   readonly receivedAt: number;
   /** The packet id it arrived with (QoS 1 and 2): the audit log records it; its exactly-once ledger keys on it. */
-  readonly packetId?: number;
+  readonly packetId?: number | undefined;
   /** The broker set DUP: it sent this PUBLISH before (a redelivery, perhaps from a rolled-back state). */
-  readonly dup?: boolean;
+  readonly dup?: boolean | undefined;
 }

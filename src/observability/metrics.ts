@@ -1,17 +1,21 @@
 // The worker's metrics (source, pipeline, the generic per-sink ones), on a registry that is
 // passed in (no global); a sink adds its own beside its code (sinks/audit/audit-metrics.ts).
 // Labels are low-cardinality by rule: qos, route, sink, reason; never a topic or a device id.
+// What every message touches is a HotCounter or HotHistogram (a number add, rendered at scrape
+// time); the rest, counted per batch, per fault or per connection, is prom-client's own.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { HotCounter, HotHistogram } from './hot-metrics.ts';
 
 export function createMetrics(registry = new Registry(), options: { defaultMetrics?: boolean } = {}) {
   if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'sluice_' });
   const registers = [registry];
-  const latencyBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+  // from 1 ms, fine where a healthy worker's latency is (a few ms to a linger of 50-100 ms)
+  const latencyBuckets = [0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
   return {
     registry,
-    received: new Counter({ name: 'sluice_messages_received_total', help: 'Messages read from the broker', labelNames: ['qos'], registers }),
-    routed: new Counter({ name: 'sluice_messages_routed_total', help: 'Outputs handed to a sink, by route and sink', labelNames: ['route', 'sink'], registers }),
-    acked: new Counter({ name: 'sluice_messages_acked_total', help: 'Messages settled (acknowledged to the broker for QoS >= 1)', registers }),
+    received: new HotCounter({ name: 'sluice_messages_received_total', help: 'Messages read from the broker', labelNames: ['qos'], registers }),
+    routed: new HotCounter({ name: 'sluice_messages_routed_total', help: 'Outputs handed to a sink, by route and sink', labelNames: ['route', 'sink'], registers }),
+    acked: new HotCounter({ name: 'sluice_messages_acked_total', help: 'Messages settled (acknowledged to the broker for QoS >= 1)', registers }),
     deadLettered: new Counter({ name: 'sluice_dead_letters_total', help: 'Messages written to the dead-letter topic, by reason', labelNames: ['reason'], registers }),
     expired: new Counter({ name: 'sluice_messages_expired_total', help: 'Messages past their Message Expiry Interval: acked, not forwarded', registers }),
     unmatchedDropped: new Counter({ name: 'sluice_messages_unmatched_dropped_total', help: 'Messages no route matched, acked and dropped (unmatched: drop)', registers }),
@@ -27,8 +31,8 @@ export function createMetrics(registry = new Registry(), options: { defaultMetri
     sinkWriteErrors: new Counter({ name: 'sluice_sink_write_errors_total', help: 'Failed sink writes (retried)', labelNames: ['sink'], registers }),
     sinkDeferred: new Gauge({ name: 'sluice_sink_deferred_items', help: 'Items a sink deferred (their destination failing on its own), waiting in their own lane', labelNames: ['sink'], registers }),
     sinkHealthy: new Gauge({ name: 'sluice_sink_healthy', help: '1 when the last write to the sink succeeded', labelNames: ['sink'], registers }),
-    ackLatency: new Histogram({ name: 'sluice_ack_latency_seconds', help: 'From reading a message to settling its ack', buckets: latencyBuckets, registers }),
-    endToEnd: new Histogram({ name: 'sluice_end_to_end_seconds', help: 'From the payload timestamp to durable in every sink (routes with a time field)', buckets: latencyBuckets, registers }),
+    ackLatency: new HotHistogram({ name: 'sluice_ack_latency_seconds', help: 'From reading a message to settling its ack', buckets: latencyBuckets, registers }),
+    endToEnd: new HotHistogram({ name: 'sluice_end_to_end_seconds', help: 'From the payload timestamp to durable in every sink (routes with a time field)', buckets: latencyBuckets, registers }),
     ready: new Gauge({ name: 'sluice_ready', help: '1 while /readyz answers 200 (connected, every sink healthy, no route held too long)', registers }),
     rulesReloads: new Counter({ name: 'sluice_rules_reloads_total', help: 'Rules reloads (SIGHUP or --watch) that took effect', registers }),
     rulesReloadFailures: new Counter({ name: 'sluice_rules_reload_failures_total', help: 'Rules reloads refused (a bad file, or rules this worker cannot take without a restart): the old rules stay', registers }),

@@ -72,7 +72,7 @@ export class MqttSession implements Session {
       accepting: () => this.accepting,
       onMessage: (packet, slot) => {
         (receivedByQos[packet.qos] ??= metrics.received.labels(String(packet.qos))).inc();
-        this.onMessage(toMessage(packet), slot);
+        this.onMessage(messageOf(packet), slot);
       },
       onStall: () => metrics.stalls.inc(),
       ...(options.exactlyOnce ? { onRelease: options.exactlyOnce.release, gate: options.exactlyOnce.gate } : {}),
@@ -263,15 +263,18 @@ export function credentialOptions(o: Pick<MqttSessionOptions, 'username' | 'pass
 /** Errors of a socket that is going away (a close follows). */
 const socketErrorCodes = new Set(['EPIPE', 'ECONNRESET', 'ETIMEDOUT', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH']);
 
-function toMessage(packet: IPublishPacket): Message {
+const noProperties: MqttProperties = Object.freeze({});
+
+/** A PUBLISH as sluice's message: one object shape for every message (the hot path stays monomorphic). */
+export function messageOf(packet: IPublishPacket): Message {
   return {
     topic: packet.topic,
     payload: Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload),
     qos: packet.qos,
     retain: packet.retain,
-    properties: (packet.properties ?? {}) as MqttProperties,
+    properties: (packet.properties ?? noProperties) as MqttProperties,
     receivedAt: Date.now(),
-    ...(packet.messageId === undefined ? {} : { packetId: packet.messageId }),
-    ...(packet.dup ? { dup: true } : {}),
+    packetId: packet.messageId,
+    dup: packet.dup === true,
   };
 }
