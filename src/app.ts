@@ -13,6 +13,7 @@ import { secretOf, type LoadedConfig } from './config/load.ts';
 import { ConfigError } from './config/yaml-file.ts';
 import { addressOf, startHttpServer } from './observability/http-server.ts';
 import { Liveness } from './observability/liveness.ts';
+import { memoryBudget } from './observability/memory-budget.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
 import { Pipeline } from './pipeline/pipeline.ts';
 import { BatchQueue } from './sinks/batch-queue.ts';
@@ -221,6 +222,7 @@ export async function startWorker(config: LoadedConfig, log: Logger, options: Wo
     group: s.mqtt.group,
     sessionExpiryInterval: s.mqtt.sessionExpiryInterval,
     keepalive: s.mqtt.keepalive,
+    maxInFlightBytes: s.mqtt.maxInFlightBytes,
     connectTimeoutMs: s.mqtt.connectTimeoutMs,
     reconnect: s.mqtt.reconnect,
     username: s.mqtt.username,
@@ -258,6 +260,7 @@ export async function startWorker(config: LoadedConfig, log: Logger, options: Wo
     metrics.ready.set(problems().length === 0 ? 1 : 0);
     if (source) {
       metrics.inFlight.set(source.window.inFlight);
+      metrics.inFlightBytes.set(source.window.inFlightBytes);
       metrics.inFlightMax.set(source.window.highWater);
     }
     if (commandSource) {
@@ -276,6 +279,11 @@ export async function startWorker(config: LoadedConfig, log: Logger, options: Wo
     clientId: config.clientId, http: httpUrl, receiveMaximum: s.mqtt.receiveMaximum, routes: rules.routeNames, sinks: [...sinks.keys()],
     ...(commandSource ? { commandsClientId, commandsReceiveMaximum: s.mqtt.commands.receiveMaximum } : {}),
   }, 'sluice started');
+  const budget = memoryBudget(s.mqtt.maxInFlightBytes, sessions.length);
+  if (!budget.ok) {
+    log.warn({ heapLimitMiB: budget.heapLimitMiB, neededMiB: budget.neededMiB, maxInFlightBytes: s.mqtt.maxInFlightBytes, connections: sessions.length },
+      'the heap limit is below what the messages in flight may need (mqtt.maxInFlightBytes per connection): raise --max-old-space-size (NODE_OPTIONS) or lower mqtt.maxInFlightBytes (docs/operations.md, Memory)');
+  }
 
   return {
     metrics,

@@ -31,6 +31,8 @@ export const serviceConfig = z.strictObject({
       .describe('seconds the broker keeps the session (and queues messages) while the worker is away'),
     receiveMaximum: z.int().min(1).max(65535).default(1000)
       .describe('messages in flight at most: advertised to the broker and enforced by sluice'),
+    maxInFlightBytes: z.int().min(1024).default(16 * 1024 * 1024)
+      .describe('payload bytes in flight at most, per connection: past it the socket is not read until acks free room (the message that crosses it is still taken). With receiveMaximum it bounds a worker\'s memory whatever the payloads\' sizes (docs/operations.md, Memory)'),
     keepalive: z.int().min(1).max(65535).default(30).describe('seconds'),
     connectTimeoutMs: z.int().min(100).default(10_000).describe('a CONNECT not answered within this is an attempt failed'),
     reconnect: z.strictObject({

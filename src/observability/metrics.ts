@@ -20,6 +20,7 @@ export function createMetrics(registry = new Registry(), options: { defaultMetri
     expired: new Counter({ name: 'sluice_messages_expired_total', help: 'Messages past their Message Expiry Interval: acked, not forwarded', registers }),
     unmatchedDropped: new Counter({ name: 'sluice_messages_unmatched_dropped_total', help: 'Messages no route matched, acked and dropped (unmatched: drop)', registers }),
     inFlight: new Gauge({ name: 'sluice_inflight_messages', help: 'Messages handed to the sinks and not yet acknowledged', registers }),
+    inFlightBytes: new Gauge({ name: 'sluice_inflight_bytes', help: 'Payload bytes of the messages in flight (never above mqtt.maxInFlightBytes but for the message that crossed it)', registers }),
     inFlightMax: new Gauge({ name: 'sluice_inflight_messages_max', help: 'Most messages in flight at once since start (never above Receive Maximum)', registers }),
     receiveMaximum: new Gauge({ name: 'sluice_receive_maximum', help: 'In-flight limit (advertised Receive Maximum)', registers }),
     stalls: new Counter({ name: 'sluice_pump_stalls_total', help: 'Times reading from the broker paused because the in-flight window was full', registers }),

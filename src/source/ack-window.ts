@@ -23,10 +23,13 @@ class Slot implements AckSlot {
   readonly window: AckWindow;
   readonly generation: number;
   readonly openedAt: number;
-  constructor(window: AckWindow, generation: number, openedAt: number) {
+  /** The payload's bytes, counted against the window's byte capacity until released. */
+  readonly bytes: number;
+  constructor(window: AckWindow, generation: number, openedAt: number, bytes: number) {
     this.window = window;
     this.generation = generation;
     this.openedAt = openedAt;
+    this.bytes = bytes;
   }
   settle(): void {
     if (this.settled) return;
@@ -37,7 +40,10 @@ class Slot implements AckSlot {
 
 export class AckWindow {
   readonly capacity: number;
+  /** Payload bytes in flight at most (the message that crosses it is still taken). */
+  readonly byteCapacity: number;
   private readonly events: AckWindowEvents;
+  private bytes = 0;
   private readonly queue: Slot[] = [];
   private head = 0;
   private generation = 0;
@@ -48,9 +54,11 @@ export class AckWindow {
   /** The most messages ever in flight at once: the bound the tests hold us to. */
   highWater = 0;
 
-  constructor(capacity: number, events: AckWindowEvents) {
+  constructor(capacity: number, events: AckWindowEvents, byteCapacity = Infinity) {
     if (!Number.isInteger(capacity) || capacity < 1) throw new Error(`ack window capacity must be >= 1, got ${capacity}`);
+    if (!(byteCapacity >= 1)) throw new Error(`ack window byte capacity must be >= 1, got ${byteCapacity}`);
     this.capacity = capacity;
+    this.byteCapacity = byteCapacity;
     this.events = events;
   }
 
@@ -64,8 +72,13 @@ export class AckWindow {
     return this.queue.length - this.head;
   }
 
+  /** Payload bytes of the messages in flight. */
+  get inFlightBytes(): number {
+    return this.bytes;
+  }
+
   get full(): boolean {
-    return this.inFlight >= this.capacity;
+    return this.inFlight >= this.capacity || this.bytes >= this.byteCapacity;
   }
 
   /** No room is given now: full, or closed (paused, shutting down). */
@@ -78,9 +91,10 @@ export class AckWindow {
     return this.stalledSinceMs !== undefined || now - this.lastStallEndMs < withinMs;
   }
 
-  /** A slot for a message that just arrived. */
-  open(now = Date.now()): Slot {
-    const slot = new Slot(this, this.generation, now);
+  /** A slot for a message that just arrived, with its payload's size. */
+  open(now = Date.now(), bytes = 0): Slot {
+    const slot = new Slot(this, this.generation, now, bytes);
+    this.bytes += bytes;
     this.queue.push(slot);
     if (this.inFlight > this.highWater) this.highWater = this.inFlight;
     return slot;
@@ -141,6 +155,7 @@ export class AckWindow {
       const slot = this.queue[this.head] as Slot;
       if (!slot.settled) break;
       this.head++;
+      this.bytes -= slot.bytes;
       released = true;
       if (slot.generation !== this.generation) this.events.dropped?.();
       else if (slot.ack !== null) this.events.release(slot.ack);

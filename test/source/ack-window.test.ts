@@ -79,3 +79,22 @@ test('a closed window gives no more room; drained() waits for the last slot', as
   assert.equal(w.inFlight, 0);
   assert.equal(resumed, false, 'no new message is taken while shutting down');
 });
+
+test('payload bytes hold the pump too: past byteCapacity (the crossing message taken), room again once released', () => {
+  const w = new AckWindow(100, { release: () => {} }, 1000);
+  const a = w.open(Date.now(), 600);
+  w.attach(a, 'a');
+  assert.equal(w.full, false);
+  const b = w.open(Date.now(), 600);
+  w.attach(b, 'b');
+  assert.equal(w.inFlightBytes, 1200);
+  assert.equal(w.full, true, 'full by bytes with 2 of 100 messages');
+  let resumed = false;
+  w.whenRoom(() => (resumed = true));
+  b.settle();
+  assert.equal(resumed, false, 'b waits behind a: its bytes still count');
+  a.settle();
+  assert.equal(resumed, true);
+  assert.equal(w.inFlightBytes, 0);
+  assert.throws(() => new AckWindow(10, { release: () => {} }, 0), /byte capacity/);
+});

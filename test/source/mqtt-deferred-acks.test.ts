@@ -16,7 +16,7 @@ test('mqtt is the version the hook was written and tested for', async () => {
 
 async function hookedClient(
   t: import('node:test').TestContext, receiveMaximum: number, clientId = unique('hooked'),
-  onRelease?: (messageId: number) => Promise<void>,
+  onRelease?: (messageId: number) => Promise<void>, maxInFlightBytes = Infinity,
 ) {
   const taken: Array<{ packet: IPublishPacket; slot: AckSlot }> = [];
   const pubacks: number[] = [];
@@ -24,7 +24,7 @@ async function hookedClient(
   const pubcomps: number[] = [];
   const closes: number[] = [];
   let sendAck: (a: unknown) => void = () => {};
-  const window = new AckWindow(receiveMaximum, { release: (a) => sendAck(a) });
+  const window = new AckWindow(receiveMaximum, { release: (a) => sendAck(a) }, maxInFlightBytes);
   const client = mqtt.connect(endpoints.mqtt, {
     protocolVersion: 5, clientId, clean: false, manualConnect: true, reconnectPeriod: 100,
     properties: { receiveMaximum, sessionExpiryInterval: 60 },
@@ -76,6 +76,33 @@ test('never more than Receive Maximum taken while nothing settles', async (t) =>
   for (const x of taken.splice(0)) x.slot.settle();
   await sleep(300);
   assert.ok(taken.length > 0 && taken.length <= 5, 'room given, and again no more than 5');
+});
+
+test('large payloads: the bytes in flight stay under maxInFlightBytes (but for the message that crosses it), none lost', async (t) => {
+  printLogsOnFailure(t);
+  const topic = unique('bytes');
+  // 30 payloads of 100 KB with room for 1,000 messages but 350 KB: four taken at a time
+  const { client, taken, window } = await hookedClient(t, 1000, unique('hooked'), undefined, 350_000);
+  await client.subscribeAsync(topic, { qos: 1 });
+  const publisher = await mqttClient(t);
+  const payload = Buffer.alloc(100_000, 0x61);
+  for (let i = 0; i < 30; i++) void publisher.publishAsync(topic, Buffer.concat([Buffer.from(`${i};`), payload]), { qos: 1 });
+  await sleep(1_000);
+  assert.equal(taken.length, 4, 'held once 350 KB are in flight: the fourth crossed it');
+  assert.ok(window.inFlightBytes > 350_000 && window.inFlightBytes < 450_000, `${window.inFlightBytes} bytes in flight`);
+  const seen: number[] = [];
+  let mostBytes = 0;
+  for (let i = 0; i < 200 && seen.length < 30; i++) {
+    mostBytes = Math.max(mostBytes, window.inFlightBytes);
+    for (const x of taken.splice(0)) {
+      seen.push(Number(x.packet.payload.toString('latin1', 0, 8).split(';')[0]));
+      x.slot.settle();
+    }
+    await sleep(20);
+  }
+  assert.deepEqual(seen, Array.from({ length: 30 }, (_, i) => i), 'every message, once, in order');
+  assert.ok(mostBytes < 450_000, `at most ${mostBytes} bytes in flight`);
+  assert.equal(window.inFlightBytes, 0);
 });
 
 test('after a dropped connection, the old acks are never sent; the broker redelivers', async (t) => {

@@ -86,7 +86,7 @@ export function installDeferredAcks(client: MqttClient, window: AckWindow, hooks
       // (MQTT.js would queue the PUBACK and send it on the next connection, where its packet id
       // can name another message). The broker redelivers it; the dead pump is dropped.
       if (!hooks.accepting() || window.connection !== connection) return;
-      const slot = window.open();
+      const slot = window.open(Date.now(), packet.payload.length);
       if (packet.qos > 0 && packet.messageId !== undefined) awaitingAck.set(packet.messageId, slot);
       hooks.onMessage(packet, slot);
       callback(); // QoS 1/2: MQTT.js now asks _sendPacket for the PUBACK/PUBREC (below); QoS 0: the pump moves on

@@ -25,6 +25,8 @@ export interface MqttSessionOptions {
   readonly subscriptions: ReadonlyArray<{ readonly filter: string; readonly qos: 0 | 1 | 2 }>;
   readonly sessionExpiryInterval: number;
   readonly receiveMaximum: number;
+  /** Payload bytes in flight at most (the ack window holds the socket past it). */
+  readonly maxInFlightBytes?: number | undefined;
   readonly keepalive: number;
   readonly connectTimeoutMs: number;
   readonly reconnect: { readonly fastMs: number; readonly fastForMs: number; readonly minMs: number; readonly maxMs: number };
@@ -63,7 +65,7 @@ export class MqttSession implements Session {
     this.window = new AckWindow(options.receiveMaximum, {
       release: (ack) => sendAck(ack),
       dropped: () => metrics.staleAcksDropped.inc(),
-    });
+    }, options.maxInFlightBytes ?? Infinity);
     const gauges = options.gauges ?? { connected: metrics.connected, receiveMaximum: metrics.receiveMaximum };
     gauges.receiveMaximum.set(options.receiveMaximum);
 
