@@ -21,6 +21,8 @@ RUN mkdir -p /var/lib/sluice/audit && chown node:node /var/lib/sluice/audit
 USER node
 # /metrics, /healthz, /readyz (set http.host to 0.0.0.0 in the config, as config/sluice.compose.yaml does)
 EXPOSE 9464
-# kafkajs 2.2.4 sets a negative timeout in its request queue (harmless, clamped to 1 ms)
-ENTRYPOINT ["node", "--enable-source-maps", "--disable-warning=TimeoutNegativeWarning", "dist/cli.js"]
+# --max-semi-space-size: the young generation bounded as by the `sluice` command's first line
+# (docs/operations.md, Memory); kafkajs 2.2.4 sets a negative timeout in its request queue
+# (harmless, clamped to 1 ms)
+ENTRYPOINT ["node", "--max-semi-space-size=8", "--enable-source-maps", "--disable-warning=TimeoutNegativeWarning", "dist/cli.js"]
 CMD ["run", "--config", "config/sluice.yaml"]

@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { LocalStack } from '../deploy/local/local-stack.ts';
 import { repoRoot, stackConfig } from '../deploy/local/stack-config.ts';
 import { histogramQuantile, parseSamples, type Samples } from '../src/observability/prometheus-text.ts';
+import { sluiceNodeFlags } from './sluice-node-flags.ts';
 
 const { values } = parseArgs({
   options: {
@@ -30,7 +31,7 @@ const startedServers = await stack.up();
 
 const children: ChildProcess[] = [];
 function child(name: string, args: string[], logToFile: boolean): ChildProcess {
-  const c = spawn(node, [cli, ...args], { cwd: repoRoot, stdio: ['ignore', logToFile ? 'pipe' : 'inherit', 'pipe'] });
+  const c = spawn(node, [...sluiceNodeFlags, cli, ...args], { cwd: repoRoot, stdio: ['ignore', logToFile ? 'pipe' : 'inherit', 'pipe'] });
   children.push(c);
   const lines: string[] = [];
   const keep = (chunk: Buffer) => {

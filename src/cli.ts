@@ -1,7 +1,8 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=8
 // The sluice command line: finds the command by its words (src/cli/<command>.ts), parses that
 // command's own options (an option it does not declare is an error), runs it, and turns the
 // errors users make into one line and an exit code.
+import './source/mqtt/quiet-debug.ts'; // first: before anything loads mqtt-packet
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { auditKeygenCommand, auditReplayCommand, auditVerifyCommand } from './cli/audit.ts';

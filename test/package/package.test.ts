@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { repoRoot } from '../../deploy/local/stack-config.ts';
+import { sluiceNodeFlags } from '../../scripts/sluice-node-flags.ts';
 
 test('npm pack → npm install -g from the tarball → sluice --version, rules check, rules test', { timeout: 300_000 }, () => {
   const work = mkdtempSync(join(tmpdir(), 'sluice-pack-'));
@@ -39,5 +40,17 @@ test('npm pack → npm install -g from the tarball → sluice --version, rules c
   const ndata = 'CIDQlf+8MRIRCgRUZW1wIAppAAAAAAAANUAYAQ==';
   assert.match(run(sluice, ['rules', 'test', '--rules', rules, '--base64', 'spBv1.0/plant-1/NDATA/gw-01', ndata], work), /plant-1,edgeNode=gw-01 Temp=21 1700000000000000000/);
   assert.ok(readdirSync(join(prefix, 'lib', 'node_modules', 'sluice', 'dist')).includes('cli.js'));
+  const installedFirstLine = readFileSync(join(prefix, 'lib', 'node_modules', 'sluice', 'dist', 'cli.js'), 'utf8').split('\n', 1)[0];
+  assert.equal(installedFirstLine, `#!/usr/bin/env -S node ${sluiceNodeFlags.join(' ')}`, 'the installed command runs with sluice\'s node flags');
   console.log(`# packed, installed and ran in ${((Date.now() - started) / 1000).toFixed(1)} s (${files.length} files in the tarball)`);
+});
+
+test('every launcher users run gives sluice the same node flags as the installed command (the young generation bounded)', () => {
+  assert.ok(sluiceNodeFlags.some((f) => f.startsWith('--max-semi-space-size=')), `src/cli.ts's first line bounds the young generation: ${sluiceNodeFlags.join(' ')}`);
+  const entrypoint = /^ENTRYPOINT (\[.*\])$/m.exec(readFileSync(join(repoRoot, 'Dockerfile'), 'utf8'))?.[1];
+  assert.ok(entrypoint, 'the Dockerfile has an exec-form ENTRYPOINT');
+  const argv = JSON.parse(entrypoint) as string[];
+  for (const flag of sluiceNodeFlags) assert.ok(argv.includes(flag), `the image's ENTRYPOINT gives ${flag}: ${entrypoint}`);
+  const scripts = (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
+  for (const flag of sluiceNodeFlags) assert.ok(scripts['sluice']?.split(' ').includes(flag), `npm run sluice gives ${flag}: ${scripts['sluice']}`);
 });

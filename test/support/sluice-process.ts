@@ -9,6 +9,7 @@ import type { TestContext } from 'node:test';
 import { stringify } from 'yaml';
 import { repoRoot } from '../../deploy/local/stack-config.ts';
 import { parseSamples, type Samples } from '../../src/observability/prometheus-text.ts';
+import { sluiceNodeFlags } from '../../scripts/sluice-node-flags.ts';
 import { endpoints, unique } from './stack.ts';
 
 export interface SluiceOptions {
@@ -22,7 +23,11 @@ export interface SluiceOptions {
   readonly nodeArgs?: readonly string[];
   /** Extra `sluice run` options (--watch). */
   readonly args?: readonly string[];
+  /** Which build runs: the sources (default), or dist/ as users run it (the benchmark; `npm run build` first). */
+  readonly build?: 'src' | 'dist';
 }
+
+export { sluiceNodeFlags };
 
 export class SluiceProcess {
   readonly dir: string;
@@ -35,6 +40,7 @@ export class SluiceProcess {
   private readonly env: NodeJS.ProcessEnv;
   private readonly nodeArgs: readonly string[];
   private readonly args: readonly string[];
+  private readonly entry: string;
   /** Exit codes of the runs so far (null when killed by a signal). */
   readonly exits: Array<number | null> = [];
   /** Filters in the current rules: start() waits until each is subscribed. */
@@ -47,6 +53,7 @@ export class SluiceProcess {
     this.env = options.env ?? {};
     this.nodeArgs = options.nodeArgs ?? [];
     this.args = options.args ?? [];
+    this.entry = join(repoRoot, options.build === 'dist' ? 'dist/cli.js' : 'src/cli.ts');
     const config = merge({
       rules: 'rules.yaml',
       mqtt: { url: endpoints.mqtt, group: options.group, clientId: this.clientId, keepalive: 10, reconnect: { minMs: 200, maxMs: 2000 } },
@@ -78,7 +85,7 @@ export class SluiceProcess {
    * so a message published next is delivered.
    */
   async start(timeoutMs = 30_000): Promise<void> {
-    const child = spawn(join(repoRoot, 'scripts/node'), [...this.nodeArgs, join(repoRoot, 'src/cli.ts'), 'run', '--config', join(this.dir, 'sluice.yaml'), ...this.args], {
+    const child = spawn(join(repoRoot, 'scripts/node'), [...sluiceNodeFlags, ...this.nodeArgs, this.entry, 'run', '--config', join(this.dir, 'sluice.yaml'), ...this.args], {
       cwd: this.dir,
       env: { ...process.env, ...this.env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -116,8 +123,10 @@ export class SluiceProcess {
     return (await this.exited) ?? null;
   }
 
-  async metrics(): Promise<Samples> {
-    return parseSamples(await (await fetch(`${this.httpUrl}/metrics`)).text());
+  /** Its metrics; only the named ones when names are given (a cheap poll: the rest is not rendered). */
+  async metrics(names: readonly string[] = []): Promise<Samples> {
+    const query = names.length === 0 ? '' : `?${names.map((n) => `name=${encodeURIComponent(n)}`).join('&')}`;
+    return parseSamples(await (await fetch(`${this.httpUrl}/metrics${query}`)).text());
   }
 
   /** /healthz's URL (for a probe with its own timeout). */
