@@ -1,4 +1,4 @@
-// /metrics (Prometheus), /healthz (the process serves and its event loop has not stalled past
+// /metrics (Prometheus; `?name=NAME` repeated renders only those metrics, for a cheap poll), /healthz (the process serves and its event loop has not stalled past
 // the limit lately: liveness.ts), /readyz (connected to the broker and
 // every sink's last write succeeded): for Kubernetes probes and load balancers.
 import { createServer, type Server } from 'node:http';
@@ -17,13 +17,15 @@ export interface Health {
 
 export async function startHttpServer(host: string, port: number, registry: Registry, readiness: Readiness, health?: Health): Promise<Server> {
   const server = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
+    const [path, query] = (req.url ?? '/').split('?', 2);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405).end();
       return;
     }
     if (path === '/metrics') {
-      registry.metrics().then(
+      const names = query ? new URLSearchParams(query).getAll('name') : [];
+      const text = names.length === 0 ? registry.metrics() : metricsNamed(registry, names);
+      text.then(
         (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
         (err: Error) => res.writeHead(500).end(err.message),
       );
@@ -43,6 +45,12 @@ export async function startHttpServer(host: string, port: number, registry: Regi
     server.listen(port, host, () => resolve());
   });
   return server;
+}
+
+/** Only the named metrics (unknown names are left out): a poller pays for what it reads. */
+async function metricsNamed(registry: Registry, names: readonly string[]): Promise<string> {
+  const parts = await Promise.all(names.filter((n) => registry.getSingleMetric(n)).map((n) => registry.getSingleMetricAsString(n)));
+  return parts.length === 0 ? '' : `${parts.join('\n')}\n`;
 }
 
 export function addressOf(server: Server): string {

@@ -2,7 +2,7 @@
 // PLAIN/SCRAM/OAUTHBEARER, and produce requests to several brokers at once. Keys go to the same
 // partitions as with kafkajs and the Java client (murmur2, positive-masked); keyless records go
 // round robin. Its idempotent producer keeps one request in flight per connection.
-import { Admin, compatibilityPartitioner, Producer, type ProducerOptions, type SASLOptions } from '@platformatic/kafka';
+import { Admin, compatibilityPartitioner, Producer, type MessageToProduce, type ProducerOptions, type SASLOptions } from '@platformatic/kafka';
 import type { BrokerFault, KafkaAdminPort, KafkaClient, KafkaConnection, ProducerSession, ProducerTuning, TopicBatch } from './kafka-client.ts';
 
 type Options = ProducerOptions<Buffer, Buffer, Buffer, Buffer>;
@@ -107,23 +107,7 @@ class PlatformaticSession implements ProducerSession {
   }
 
   async send(batches: readonly TopicBatch[]): Promise<void> {
-    let n = 0;
-    for (const b of batches) n += b.records.length;
-    const messages = new Array(n);
-    let i = 0;
-    for (const { topic, records } of batches) {
-      for (const r of records) {
-        const headers = new Map<Buffer, Buffer>();
-        for (const name in r.headers) {
-          const v = r.headers[name] as string | Buffer | Array<string | Buffer>;
-          // a repeated header (an MQTT user property given twice) is one Kafka header per value
-          if (Array.isArray(v)) for (const one of v) headers.set(Buffer.from(name), toBuffer(one));
-          else headers.set(headerName(name), toBuffer(v));
-        }
-        messages[i++] = { topic, key: r.key === null ? undefined : Buffer.from(r.key), value: r.value, headers, timestamp: BigInt(r.timestamp) };
-      }
-    }
-    await this.producer.send({ messages });
+    await this.producer.send({ messages: producerMessages(batches) });
   }
 
   async reset(reconnect = true): Promise<void> {
@@ -217,6 +201,30 @@ function walk(err: unknown, visit: (e: Walked) => void, depth = 0): void {
   visit(e);
   if (Array.isArray(e.errors)) for (const inner of e.errors) walk(inner, visit, depth + 1);
   if (e.cause) walk(e.cause, visit, depth + 1);
+}
+
+type ProducerMessage = MessageToProduce<Buffer, Buffer, Buffer, Buffer>;
+
+/** The library's messages for a send (the benchmark's stage table measures this with the library's encoder). */
+export function producerMessages(batches: readonly TopicBatch[]): ProducerMessage[] {
+  let n = 0;
+  for (const b of batches) n += b.records.length;
+  const messages = new Array<ProducerMessage>(n);
+  let i = 0;
+  for (const { topic, records } of batches) {
+    for (const r of records) {
+      const headers = new Map<Buffer, Buffer>();
+      for (const name in r.headers) {
+        const v = r.headers[name] as string | Buffer | Array<string | Buffer>;
+        // a repeated header (an MQTT user property given twice) is one Kafka header per value
+        if (Array.isArray(v)) for (const one of v) headers.set(Buffer.from(name), toBuffer(one));
+        else headers.set(headerName(name), toBuffer(v));
+      }
+      // one shape for every record (the library reads a missing key as undefined)
+      messages[i++] = { topic, key: r.key === null ? undefined : Buffer.from(r.key), value: r.value, headers, timestamp: BigInt(r.timestamp) } as ProducerMessage;
+    }
+  }
+  return messages;
 }
 
 /** Header names as bytes, made once: sluice's and the rules' names repeat on every record. */

@@ -1,0 +1,318 @@
+// `npm run bench -- --stages`: the per-stage cost budget. The bench's traffic (1,000 devices,
+// ~200-byte JSON telemetry, the (b) route to Kafka and InfluxDB) is replayed through each stage
+// of the message path alone, in this process, with no server: CPU µs per message (all threads,
+// GC included), the GC's share of it, and bytes allocated per message (heap and buffers, measured
+// in slices with no GC in between). A regression shows in the stage that caused it. Stages:
+//   mqtt          MQTT.js parsing PUBLISH packets off a stream, sluice's deferred acks and
+//                 message, PUBACKs written back (the socket itself is not in it)
+//   route         topic match, level names, JSON decode (RuleSet.route)
+//   kafka-record  the route's Kafka output: topic, key, headers, value (sluice)
+//   influx-line   the route's InfluxDB output: one line of line protocol (sluice)
+//   kafka-batch   the client's records: the adapter's messages and @platformatic/kafka's
+//                 RecordBatch v2 encoder with its CRC-32C, 1,000 records a batch
+//   pipeline      the whole of sluice between the source and the sinks' writes: route, both
+//                 encodings, batch queues, fan-out, settle, metrics and the ack window's release
+import '../src/source/mqtt/quiet-debug.ts'; // as src/cli.ts: first, before mqtt-packet loads
+import { cpuUsage } from 'node:process';
+import { PassThrough, Duplex } from 'node:stream';
+import { setImmediate as immediate } from 'node:timers/promises';
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import { createRecordsBatch, type MessageRecord } from '@platformatic/kafka';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import mqttPacket from 'mqtt-packet';
+import pino from 'pino';
+import { Registry } from 'prom-client';
+import { compileRules } from '../src/config/load.ts';
+import { rulesFile } from '../src/config/rules-schema.ts';
+import type { Message } from '../src/message.ts';
+import { createMetrics } from '../src/observability/metrics.ts';
+import { Pipeline } from '../src/pipeline/pipeline.ts';
+import type { MatchInput, RouteOutput } from '../src/router/route-output.ts';
+import { BatchQueue } from '../src/sinks/batch-queue.ts';
+import { producerMessages } from '../src/sinks/kafka/client/platformatic-client.ts';
+import type { KafkaRecord } from '../src/sinks/kafka/kafka-record.ts';
+import type { Sink, WriteResult } from '../src/sinks/sink.ts';
+import { AckWindow, type AckSlot } from '../src/source/ack-window.ts';
+import { installDeferredAcks } from '../src/source/mqtt/deferred-acks.ts';
+import { messageOf } from '../src/source/mqtt/mqtt-session.ts';
+
+export interface StageResult {
+  stage: string;
+  /** CPU µs per message, all threads, GC included (median of the rounds). */
+  usPerMessage: number;
+  /** Of that, the share V8's GC took (its pauses, from v8.GCProfiler). */
+  gcShare: number;
+  /** Bytes allocated per message: V8 heap and ArrayBuffers (median of slices without a GC). */
+  bytesPerMessage: number;
+}
+
+const gc = (() => {
+  const exposed = (globalThis as { gc?: () => void }).gc;
+  if (exposed) return exposed;
+  v8.setFlagsFromString('--expose-gc');
+  return vm.runInNewContext('gc') as () => void;
+})();
+
+// ------------------------------------------------------------------------------------------
+// the traffic: the bench's load generator's topics and payloads
+
+const sites = ['malta-factory', 'lisbon-dc', 'gdansk-plant', 'porto-warehouse'];
+const padding = 'x'.repeat(60);
+const prefix = 'stage';
+function topicOf(i: number): string {
+  const d = i % 1000;
+  return `${prefix}/${sites[d % 4]}/floor-${String(d % 8).padStart(2, '0')}/temperature-sensor/ts-${10000 + d}/telemetry`;
+}
+function payloadOf(seq: number): Buffer {
+  return Buffer.from(JSON.stringify({ seq, ts: 1_764_700_000_000 + seq, temperature: 20 + (seq % 100) / 10, humidity: 40 + (seq % 30), battery: 97.5, status: 'ok', fw: '2.4.1', note: padding }));
+}
+
+const rules = compileRules(rulesFile.parse({
+  subscriptions: [{ filter: `${prefix}/+/+/+/+/telemetry`, qos: 1 }],
+  routes: [{
+    name: 'telemetry',
+    match: `${prefix}/{site}/{zone}/{deviceType}/{deviceId}/telemetry`,
+    kafka: { topic: `${prefix}.telemetry`, key: '{deviceId}' },
+    influx: { measurement: prefix, tags: ['site', 'zone', 'deviceId'], fields: { temperature: '$.temperature', humidity: '$.humidity', battery: '$.battery' }, time: '$.ts' },
+  }],
+}));
+
+function messages(n: number): Message[] {
+  return Array.from({ length: n }, (_, i) => ({
+    topic: topicOf(i), payload: payloadOf(i), qos: 1, retain: false, properties: {}, receivedAt: Date.now(), packetId: (i % 65535) + 1, dup: false,
+  }));
+}
+
+function inputs(ms: readonly Message[]): Array<{ input: MatchInput; kafka: RouteOutput<KafkaRecord>; influx: RouteOutput<string> }> {
+  return ms.map((message) => {
+    const routed = rules.route(message);
+    const match = routed.matches[0];
+    if (!match) throw new Error(`the stage traffic did not route: ${message.topic}`);
+    const kafka = match.outputs.find((o) => o.sink === 'kafka') as RouteOutput<KafkaRecord>;
+    const influx = match.outputs.find((o) => o.sink === 'influx') as RouteOutput<string>;
+    return { input: { message, route: match.route, levels: match.levels, payload: match.payload, worker: 'stage', annotations: undefined }, kafka, influx };
+  });
+}
+
+// ------------------------------------------------------------------------------------------
+// measuring
+
+/** Runs messages [from, to) through the stage; resolves when they are through. */
+type Run = (from: number, to: number) => void | Promise<void>;
+
+async function measure(stage: string, n: number, run: Run, rounds: number): Promise<StageResult> {
+  await run(0, Math.min(n, 5_000)); // warm up: JIT, caches, pools
+  const us: number[] = [];
+  const gcShares: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    gc();
+    const profiler = new v8.GCProfiler();
+    profiler.start();
+    const cpu0 = cpuUsage();
+    await run(0, n);
+    const cpu = cpuUsage(cpu0);
+    const gcUs = profiler.stop().statistics.reduce((a, s) => a + s.cost, 0);
+    const total = cpu.user + cpu.system;
+    us.push(total / n);
+    gcShares.push(total > 0 ? gcUs / total : 0);
+  }
+  // allocation: small slices with a GC before each; a slice during which a GC ran is not counted
+  const slice = 200;
+  const perMessage: number[] = [];
+  for (let from = 0; from + slice <= Math.min(n, 40 * slice); from += slice) {
+    gc();
+    const before = process.memoryUsage();
+    const profiler = new v8.GCProfiler();
+    profiler.start();
+    await run(from, from + slice);
+    const gcs = profiler.stop().statistics.length;
+    const after = process.memoryUsage();
+    if (gcs === 0) perMessage.push((after.heapUsed - before.heapUsed + after.arrayBuffers - before.arrayBuffers) / slice);
+  }
+  return { stage, usPerMessage: round(median(us), 2), gcShare: round(median(gcShares), 3), bytesPerMessage: Math.round(median(perMessage)) };
+}
+
+function median(xs: number[]): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
+
+function round(x: number, digits: number): number {
+  return Number(x.toFixed(digits));
+}
+
+// ------------------------------------------------------------------------------------------
+// the stages
+
+/** MQTT.js on an in-memory stream carrying the PUBLISH packets; the slots settle a tick later, as a sink would. */
+async function mqttStage(n: number): Promise<Run> {
+  const options = { protocolVersion: 5 } as const;
+  const connack = mqttPacket.generate({ cmd: 'connack', returnCode: 0, reasonCode: 0, sessionPresent: true, properties: {} }, options);
+  // PUBLISH packets as a broker sends them, cut into 64 KiB reads as a socket gives them
+  const publishes = Array.from({ length: Math.min(n, 65_535) }, (_, i) => mqttPacket.generate({
+    cmd: 'publish', topic: topicOf(i), payload: payloadOf(i), qos: 1, messageId: i + 1, retain: false, dup: false,
+  }, options));
+  let delivered = 0;
+  let target = 0;
+  let done: (() => void) | undefined;
+  let pending: AckSlot[] = [];
+  const settleLater = async () => {
+    await immediate();
+    const slots = pending;
+    pending = [];
+    for (const s of slots) s.settle();
+  };
+  let stream: Duplex | undefined;
+  let written = 0;
+  const client: MqttClient = new mqtt.MqttClient(() => {
+    stream = new Duplex({
+      read() {},
+      write(chunk: Buffer, _enc, cb) {
+        written += chunk.length; // CONNECT, then the PUBACKs
+        cb();
+      },
+    });
+    stream.push(connack);
+    return stream as unknown as PassThrough;
+  }, { protocolVersion: 5, clientId: 'stage', clean: false, keepalive: 0, reconnectPeriod: 0, manualConnect: true, log: () => {}, properties: { receiveMaximum: 1000 } } as IClientOptions);
+  const window = new AckWindow(1000, { release: (ack) => sendAck(ack) });
+  const metrics = createMetrics(new Registry(), { defaultMetrics: false });
+  const received = metrics.received.labels('1');
+  const { sendAck } = installDeferredAcks(client, window, {
+    accepting: () => true,
+    onMessage: (packet, slot) => {
+      received.inc();
+      const message = messageOf(packet);
+      if (message.payload.length === 0) throw new Error('empty');
+      if (pending.push(slot) === 1) void settleLater();
+      if (++delivered === target) done?.();
+    },
+  });
+  const connected = new Promise<void>((resolve) => client.once('connect', () => resolve()));
+  client.connect();
+  await connected;
+  return async (from, to) => {
+    target = delivered + (to - from);
+    const finished = new Promise<void>((resolve) => (done = resolve));
+    let chunk: Buffer[] = [];
+    let bytes = 0;
+    for (let i = from; i < to; i++) {
+      const p = publishes[i % publishes.length] as Buffer;
+      chunk.push(p);
+      bytes += p.length;
+      if (bytes >= 65_536) {
+        stream?.push(Buffer.concat(chunk, bytes));
+        chunk = [];
+        bytes = 0;
+      }
+    }
+    if (bytes > 0) stream?.push(Buffer.concat(chunk, bytes));
+    await finished;
+    if (written === 0) throw new Error('no PUBACK was written');
+  };
+}
+
+function routeStage(ms: readonly Message[]): Run {
+  return (from, to) => {
+    for (let i = from; i < to; i++) if (rules.route(ms[i] as Message).matches.length !== 1) throw new Error('unrouted');
+  };
+}
+
+function encodeStage(ins: ReturnType<typeof inputs>, sink: 'kafka' | 'influx'): Run {
+  return (from, to) => {
+    for (let i = from; i < to; i++) {
+      const x = ins[i] as (typeof ins)[number];
+      const encoded = (sink === 'kafka' ? x.kafka : x.influx).encode(x.input);
+      if (!('item' in encoded)) throw new Error(`${sink} refused the stage traffic`);
+    }
+  };
+}
+
+function kafkaBatchStage(ins: ReturnType<typeof inputs>): Run {
+  const records = ins.map((x) => (x.kafka.encode(x.input) as { item: KafkaRecord }).item);
+  return (from, to) => {
+    for (let start = from; start < to; start += 1000) {
+      const batch = records.slice(start, Math.min(to, start + 1000));
+      const messages = producerMessages([{ topic: `${prefix}.telemetry`, records: batch }]);
+      const encoded = createRecordsBatch(messages as MessageRecord[], { producerId: 1000n, producerEpoch: 0 });
+      if (encoded.length === 0) throw new Error('empty batch');
+    }
+  };
+}
+
+/** Sinks that are durable at once: what remains is sluice's own work. */
+class InstantSink<T> implements Sink<T> {
+  readonly name: string;
+  constructor(name: string) {
+    this.name = name;
+  }
+  sizeOf(): number {
+    return 200;
+  }
+  async write(): Promise<WriteResult> {
+    return { rejected: [] };
+  }
+  async close(): Promise<void> {}
+}
+
+function pipelineStage(ms: readonly Message[]): Run {
+  const log = pino({ level: 'silent' });
+  const metrics = createMetrics(new Registry(), { defaultMetrics: false });
+  const queues = new Map<string, BatchQueue<unknown>>(['kafka', 'influx', 'dead-letter'].map((name) => [
+    name, new BatchQueue<unknown>(new InstantSink(name), { maxItems: 1000, maxBytes: 1 << 20, lingerMs: 5, concurrency: 2 }, { minMs: 10, maxMs: 100 }, log, metrics),
+  ]));
+  const pipeline = new Pipeline({ rules: () => rules, queues, metrics, log });
+  let released = 0;
+  let target = 0;
+  let done: (() => void) | undefined;
+  const window = new AckWindow(1000, {
+    release: () => {
+      if (++released === target) done?.();
+    },
+  });
+  return async (from, to) => {
+    target = released + (to - from);
+    const finished = new Promise<void>((resolve) => (done = resolve));
+    for (let i = from; i < to; i++) {
+      while (window.full) await new Promise<void>((resume) => window.whenRoom(resume));
+      const slot = window.open();
+      window.attach(slot, 'puback');
+      pipeline.dispatch(ms[i] as Message, slot, 'stage');
+    }
+    await finished;
+  };
+}
+
+/** Every stage, `n` messages each, `rounds` times. */
+export async function runStages(n = 50_000, rounds = 5, say: (s: string) => void = () => {}, only?: ReadonlySet<string>): Promise<StageResult[]> {
+  const ms = messages(n);
+  const ins = inputs(ms);
+  const stages: Array<[string, () => Run | Promise<Run>]> = [
+    ['mqtt', () => mqttStage(n)],
+    ['route', () => routeStage(ms)],
+    ['kafka-record', () => encodeStage(ins, 'kafka')],
+    ['influx-line', () => encodeStage(ins, 'influx')],
+    ['kafka-batch', () => kafkaBatchStage(ins)],
+    ['pipeline', () => pipelineStage(ms)],
+  ];
+  const out: StageResult[] = [];
+  for (const [name, make] of stages) {
+    if (only && !only.has(name)) continue;
+    const r = await measure(name, n, await make(), rounds);
+    say(`stage ${name}: ${r.usPerMessage} µs, ${r.bytesPerMessage} B per message, GC ${(r.gcShare * 100).toFixed(1)}%`);
+    out.push(r);
+  }
+  return out;
+}
+
+export function stageTable(results: readonly StageResult[]): string {
+  const rows = [['stage', 'CPU µs / msg', 'of which GC', 'bytes allocated / msg']];
+  for (const r of results) rows.push([r.stage, r.usPerMessage.toFixed(2), `${(r.gcShare * 100).toFixed(1)}%`, r.bytesPerMessage.toLocaleString('en-US')]);
+  const widths = (rows[0] as string[]).map((_, i) => Math.max(...rows.map((x) => (x[i] ?? '').length)));
+  const lines = rows.map((x) => `| ${x.map((c, i) => c.padEnd(widths[i] as number)).join(' | ')} |`);
+  lines.splice(1, 0, `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
+  return lines.join('\n');
+}
