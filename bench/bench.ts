@@ -45,6 +45,8 @@ const { values: args } = parseArgs({
     'stage-only': { type: 'string' },
     'steady-rates': { type: 'string', default: '1000,10000' },
     'steady-seconds': { type: 'string', default: '30' },
+    'soak-minutes': { type: 'string', default: '30' },
+    'soak-rate': { type: 'string', default: '5000' },
   },
 });
 const smoke = args.smoke;
@@ -459,6 +461,94 @@ async function drainSparkplug(client: KafkaClientKind): Promise<DrainResult & { 
   return { rate, seconds, peakRssMiB, cpuPer100k: (cpu / total) * 100_000, durable, metricsPerSecond: rate * (loaded.metricsPerMessage as number), points };
 }
 
+/** The live V8 heap of a sluice process: a heap snapshot (taken after a full GC) on SIGUSR2, its nodes' sizes summed, the largest constructors named. */
+async function liveHeap(sluice: SluiceProcess): Promise<{ liveMiB: number; top: Array<[string, number]> }> {
+  const before = new Set(readdirSync(sluice.dir));
+  process.kill(sluice.pid as number, 'SIGUSR2');
+  let file: string | undefined;
+  for (let waited = 0; waited < 120_000 && !file; waited += 500) {
+    await sleep(500);
+    file = readdirSync(sluice.dir).find((f) => f.endsWith('.heapsnapshot') && !before.has(f));
+    // written in full once its size stops changing
+    if (file) {
+      const size = statSync(join(sluice.dir, file)).size;
+      await sleep(1_000);
+      if (statSync(join(sluice.dir, file)).size !== size || size === 0) file = undefined;
+    }
+  }
+  if (!file) throw new Error('no heap snapshot within 2 minutes of SIGUSR2');
+  const snapshot = JSON.parse(readFileSync(join(sluice.dir, file), 'utf8')) as {
+    snapshot: { meta: { node_fields: string[]; node_types: [string[]] } }; nodes: number[]; strings: string[];
+  };
+  rmSync(join(sluice.dir, file));
+  const fields = snapshot.snapshot.meta.node_fields;
+  const stride = fields.length;
+  const [typeAt, nameAt, sizeAt] = [fields.indexOf('type'), fields.indexOf('name'), fields.indexOf('self_size')];
+  const types = snapshot.snapshot.meta.node_types[0];
+  let total = 0;
+  const byName = new Map<string, number>();
+  for (let i = 0; i < snapshot.nodes.length; i += stride) {
+    const size = snapshot.nodes[i + sizeAt] as number;
+    total += size;
+    const type = types[snapshot.nodes[i + typeAt] as number];
+    const name = type === 'object' || type === 'closure' ? snapshot.strings[snapshot.nodes[i + nameAt] as number] ?? '?' : `(${type})`;
+    byName.set(name, (byName.get(name) ?? 0) + size);
+  }
+  const top = [...byName].sort((x, y) => y[1] - x[1]).slice(0, 8).map(([n, b]) => [n, Number((b / 2 ** 20).toFixed(1))] as [string, number]);
+  return { liveMiB: Number((total / 2 ** 20).toFixed(1)), top };
+}
+
+/**
+ * (g) Soak: (b)'s route at a steady rate for many minutes; RSS sampled every 10 s (reported per
+ * minute, the largest sample of each), and the live heap after a full GC at the end (a heap
+ * snapshot, taken after the samples since it takes memory itself). Flat means no growth after
+ * the warm-up: the slope of RSS over the run's second half.
+ */
+async function soak(minutes: number, rate: number): Promise<Record<string, unknown>> {
+  const prefix = unique('soak');
+  const topic = `${prefix}.telemetry`;
+  await createTopic(topic);
+  const sluice = sluiceProcess({
+    rules: rules(prefix, topic, true), config: { mqtt: { receiveMaximum } },
+    nodeArgs: [...sluiceNodeArgs, '--heapsnapshot-signal=SIGUSR2'], build,
+  });
+  await sluice.start();
+  const total = Math.round(rate * minutes * 60);
+  const started = Date.now();
+  const cpu0 = cpuSeconds(sluice.pid as number);
+  const samples: Array<{ minute: number; rssMiB: number }> = [];
+  const sampler = setInterval(() => samples.push({ minute: (Date.now() - started) / 60_000, rssMiB: rssMiB(sluice.pid as number) }), 10_000);
+  await load(prefix, total, rate);
+  for (let waited = 0; waited < 60_000; waited += 200) {
+    if (((await sluice.metrics(polled)).get('sluice_messages_acked_total') ?? 0) >= total) break;
+    await sleep(200);
+  }
+  clearInterval(sampler);
+  const cpuPer100k = ((cpuSeconds(sluice.pid as number) - cpu0) / total) * 100_000;
+  const peakRssMiB = sluice.peakRssMiB();
+  // after the RSS samples: a heap snapshot itself takes memory
+  const heapEnd = await liveHeap(sluice);
+  const acked = (await sluice.metrics(polled)).get('sluice_messages_acked_total') ?? 0;
+  await sluice.stop('SIGTERM');
+  const durable = await topicCount(topic);
+  if (durable < total) throw new Error(`soak: only ${durable} of ${total} in Kafka after every ack: a broken guarantee`);
+  const perMinute: Array<{ minute: number; rssMiB: number }> = [];
+  for (let m = 1; m <= Math.ceil(minutes); m++) {
+    const inMinute = samples.filter((x) => x.minute > m - 1 && x.minute <= m);
+    if (inMinute.length > 0) perMinute.push({ minute: m, rssMiB: Math.round(Math.max(...inMinute.map((x) => x.rssMiB))) });
+  }
+  // least-squares slope of RSS over the second half, in MiB per 10 minutes
+  const late = samples.filter((x) => x.minute >= minutes / 2);
+  const mx = late.reduce((a, x) => a + x.minute, 0) / late.length;
+  const my = late.reduce((a, x) => a + x.rssMiB, 0) / late.length;
+  const slope = late.reduce((a, x) => a + (x.minute - mx) * (x.rssMiB - my), 0) / late.reduce((a, x) => a + (x.minute - mx) ** 2, 0);
+  return {
+    minutes, rate, messages: total, acked, durable, cpuSecondsPer100k: Number(cpuPer100k.toFixed(2)), peakRssMiB: Math.round(peakRssMiB),
+    rssMiBPerMinute: perMinute, rssSlopeMiBPer10MinSecondHalf: Number((slope * 10).toFixed(2)),
+    liveHeapMiBAtEnd: heapEnd.liveMiB, liveHeapTopAtEnd: heapEnd.top,
+  };
+}
+
 /** (e) Kafka stopped for 30 s under a steady load: memory while ~100k wait at the broker, recovery, loss. */
 async function kafkaPause(stack: LocalStack): Promise<Record<string, number>> {
   const prefix = unique('pause');
@@ -580,6 +670,7 @@ try {
     };
   }
   const pause = scenarios.has('e') ? await kafkaPause(stack) : undefined;
+  const soaked = scenarios.has('g') ? await soak(Number(args['soak-minutes']), Number(args['soak-rate'])) : undefined;
   const steady: Array<Awaited<ReturnType<typeof latencyAt>>> = [];
   if (scenarios.has('s')) {
     for (const rate of steadyRates) {
@@ -621,6 +712,7 @@ try {
       d_three_workers: summarize(d),
       e_kafka_paused_30s: pause,
       s_steady: steady.length === 0 ? undefined : steady,
+      g_soak: soaked,
       f_sparkplug: f.length === 0 ? undefined : {
         method: { dataMessages: count, edgeNodes: 10, devicesPerNode: 10, metricsPerMessage: 6, aliasOnly: true, sinks: 'influx (a field per metric) + kafka (JSON, names resolved)', client: defaultClient },
         rate: spread(f.map((x) => x.rate)),
@@ -712,6 +804,7 @@ function table(r: {
     for (const [what, x] of Object.entries(v)) lines.push(`  ${k.padEnd(12)} ${what.padEnd(48)} ${String(x.value).padStart(8)}  target ${x.target.padEnd(26)} ${x.met ? 'met' : 'MISSED'}`);
   }
   if (r.scenarios.e_kafka_paused_30s) lines.push('', `(e) Kafka paused (${defaultClient}): ${JSON.stringify(r.scenarios.e_kafka_paused_30s)}`);
+  if (r.scenarios.g_soak) lines.push('', `(g) soak (${defaultClient}, Kafka + InfluxDB): ${JSON.stringify(r.scenarios.g_soak)}`);
   if (r.scenarios.f_sparkplug) lines.push('', `(f) Sparkplug B (${defaultClient}): ${JSON.stringify(r.scenarios.f_sparkplug)}`);
   const cAudit = r.scenarios.c_audit as undefined | {
     rate: Spread; baselineMosquittoSubQos2?: Spread; groupCommitGain: number; fsyncMsMean: Spread; fsyncMsP99AtMost: Spread;
