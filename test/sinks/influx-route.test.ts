@@ -47,3 +47,37 @@ test('a lone UTF-16 surrogate in a tag or a string field is dead-lettered, never
   assert.deepEqual(errors('{"count": 1, "note": "x\\udfff"}'), [['mapping', 'influx', 'field note: "x\\udfff" has a lone UTF-16 surrogate (it would be written as U+FFFD)']]);
   assert.equal(route('{"count": 1, "note": "\\ud83d\\ude00"}').outputs.length, 1, 'a well-formed pair is fine');
 });
+
+test('each line is what the client\'s Point writes for the same point: tags and fields sorted, names and values escaped', async () => {
+  const { Point } = await import('@influxdata/influxdb-client');
+  const wide = compileRules(rulesFile.parse({
+    subscriptions: [{ filter: '#', qos: 1 }],
+    routes: [{
+      name: 'wide', match: 'w/{site}/{deviceId}',
+      influx: {
+        measurement: 'm {site},x', tags: { zeta: '$.z', 'a b': '{site}', 'c=d': '$.t', deviceId: '{deviceId}' },
+        fields: { z: '$.f', 'x,y': '$.s', b: '$.b', 'a=b': { path: '$.i', type: 'integer' }, q: '$.q' }, time: '$.ts',
+      },
+    }],
+  }));
+  const cases = [
+    { site: 'malta', device: 'd-1', payload: { z: 'zz', t: 'T', f: 1.5, s: 'plain', b: true, i: 7, q: 'x', ts: 1_700_000_000_000 } },
+    { site: 'a,b c', device: 'x=y', payload: { z: 'a b,c=d', t: '', f: -0.25, s: 'say "hi" \\ there', b: false, i: -3, ts: 1_700_000_000_001 } },
+    { site: 'ü', device: 'd"2', payload: { f: 1e21, s: 'tab\tin', ts: 1_700_000_000_002 } },
+  ];
+  for (const c of cases) {
+    const message: Message = { topic: `w/${c.site}/${c.device}`, payload: Buffer.from(JSON.stringify(c.payload)), qos: 1, retain: false, properties: {}, receivedAt: 1 };
+    const written = encodeAll(wide.route(message, 1), message, 'w');
+    assert.deepEqual(written.refusals, []);
+    const p = c.payload as Record<string, unknown>;
+    const point = new Point(`m ${c.site},x`);
+    for (const [name, value] of [['zeta', p.z], ['a b', c.site], ['c=d', p.t], ['deviceId', c.device]] as const) if (value) point.tag(name, String(value));
+    if (p.f !== undefined) point.floatField('z', p.f as number);
+    if (p.s !== undefined) point.stringField('x,y', p.s as string);
+    if (p.b !== undefined) point.booleanField('b', p.b as boolean);
+    if (p.i !== undefined) point.intField('a=b', p.i as number);
+    if (p.q !== undefined) point.stringField('q', p.q as string);
+    point.timestamp(`${p.ts as number}000000`);
+    assert.equal(written.outputs[0]?.item, point.toLineProtocol());
+  }
+});

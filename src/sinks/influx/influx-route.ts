@@ -1,9 +1,10 @@
 // A route's influx part: measurement and tags from the levels (or JSON paths), fields from JSON
-// paths, the time from the payload or the receive time; encoded as one line-protocol point
-// with the client's Point (which escapes). Levels and payloads are untrusted: a value that
+// paths, the time from the payload or the receive time; encoded as one line of line protocol,
+// escaped by the client's own escapers, in the order its Point writes (tags and fields sorted by
+// name), with the names escaped and sorted once at compile time. Levels and payloads are untrusted: a value that
 // could change the structure of the line (a control character, a trailing backslash, a line
 // break) is refused, never written.
-import { Point } from '@influxdata/influxdb-client';
+import { escape } from '@influxdata/influxdb-client';
 import { z } from 'zod';
 import { compileEachPath, compileJsonPath, outerPath, type JsonPath } from '../../router/json-path.ts';
 import { numberText, parseKeepingNumbers } from '../../router/payload-text.ts';
@@ -60,8 +61,13 @@ interface CompiledField {
 
 interface CompiledInflux {
   readonly measurement: Template;
-  readonly tags: ReadonlyArray<readonly [string, ValueSource]>;
+  /** Sorted by name (as the client's Point writes them), each with its escaped ",name=". */
+  readonly tags: ReadonlyArray<readonly [string, ValueSource, string]>;
+  /** In the rules' order (the first bad one is the one reported). */
   readonly fields: readonly CompiledField[];
+  /** The fields' indexes sorted by name, and each field's escaped "name=". */
+  readonly fieldOrder: readonly number[];
+  readonly fieldPrefixes: readonly string[];
   readonly time: JsonPath | undefined;
   readonly timeOuter: boolean;
   readonly timeUnit: 'auto' | 's' | 'ms' | 'us' | 'ns';
@@ -112,21 +118,27 @@ class InfluxRouteOutput implements RouteOutput<string> {
     const valueSource = (at: Array<string | number>, s: string): ValueSource =>
       s.startsWith('$') ? { kind: 'path', ...path(at, s) }
         : { kind: 'template', template: wrap(at, () => compileTemplate(s, known)) };
-    const tags: Array<readonly [string, ValueSource]> = Array.isArray(f.tags)
+    const tagList: Array<readonly [string, ValueSource]> = Array.isArray(f.tags)
       ? f.tags.map((name, j) => {
           if (!known.includes(name)) throw new RuleError(at('tags', j), `unknown level ${name}; known: ${known.join(', ')}`);
           return [name, { kind: 'template', template: compileTemplate(`{${name}}`, known) }] as const;
         })
       : Object.entries(f.tags).map(([name, s]) => [name, valueSource(at('tags', name), s)] as const);
+    // a name given twice is one tag (the later), as it was on a Point
+    const tags = [...new Map(tagList).entries()].sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))
+      .map(([name, source]) => [name, source, `,${escape.tag(name)}=`] as const);
     const time = f.time === undefined ? undefined : path(at('time'), f.time);
+    const fields = Object.entries(f.fields).map(([name, spec]) => {
+      const source = typeof spec === 'string' ? spec : spec.path;
+      const p = path(typeof spec === 'string' ? at('fields', name) : at('fields', name, 'path'), source);
+      return { name, path: p.path, outer: p.outer, type: typeof spec === 'string' ? undefined : spec.type };
+    });
     this.compiled = {
       measurement: wrap(at('measurement'), () => compileTemplate(f.measurement, known)),
       tags,
-      fields: Object.entries(f.fields).map(([name, spec]) => {
-        const source = typeof spec === 'string' ? spec : spec.path;
-        const p = path(typeof spec === 'string' ? at('fields', name) : at('fields', name, 'path'), source);
-        return { name, path: p.path, outer: p.outer, type: typeof spec === 'string' ? undefined : spec.type };
-      }),
+      fields,
+      fieldOrder: fields.map((_, i) => i).sort((x, y) => ((fields[x] as CompiledField).name < (fields[y] as CompiledField).name ? -1 : 1)),
+      fieldPrefixes: fields.map((x) => `${escape.tag(x.name)}=`),
       time: time?.path,
       timeOuter: time?.outer ?? false,
       timeUnit: f.timeUnit,
@@ -171,18 +183,21 @@ function buildLine(f: CompiledInflux, route: string, levels: Levels, payload: un
 
   const measurement = f.measurement.render(levels);
   if (measurement === '' || unsafeIdentifier.test(measurement)) return fail(`measurement ${JSON.stringify(measurement)} is empty or unsafe`);
-  const point = new Point(measurement);
-  for (const [name, source] of f.tags) {
+  let line = escape.measurement(measurement);
+  for (const [name, source, prefix] of f.tags) {
     const raw = source.kind === 'template' ? source.template.render(levels) : source.path.get(source.outer ? whole : payload);
     if (raw === undefined || raw === null || raw === '') continue; // line protocol has no empty tags
     if (typeof raw === 'object') return fail(`tag ${name} is an object or array`);
     const value = String(raw);
     if (unsafeIdentifier.test(value)) return fail(`tag ${name} has a control character or a trailing backslash`);
     if (!value.isWellFormed()) return fail(`tag ${name}: ${JSON.stringify(value)} has a lone UTF-16 surrogate (it would be written as U+FFFD)`);
-    point.tag(name, value);
+    line += prefix + escape.tag(value);
   }
   let fields = 0;
-  for (const field of f.fields) {
+  // each field's written value, in the rules' order; written below in the names' order
+  const values = new Array<string | undefined>(f.fields.length);
+  for (let i = 0; i < f.fields.length; i++) {
+    const field = f.fields[i] as CompiledField;
     const v = field.path.get(field.outer ? whole : payload);
     if (v === undefined || v === null) continue;
     const type = field.type ?? (typeof v === 'number' ? 'float' : typeof v === 'boolean' ? 'boolean' : typeof v === 'string' ? 'string' : undefined);
@@ -194,13 +209,13 @@ function buildLine(f: CompiledInflux, route: string, levels: Levels, payload: un
           return fail(`field ${field.name}: ${written} is out of range for a float field`);
         }
         if (!Number.isFinite(n)) return fail(`field ${field.name}: ${JSON.stringify(v)} is not a finite number`);
-        point.floatField(field.name, n);
+        values[i] = String(n);
         break;
       }
       case 'integer': {
         const n = typeof v === 'number' ? v : typeof v === 'string' && /^-?\d+$/.test(v) ? Number(v) : NaN;
         if (Number.isSafeInteger(n)) {
-          point.intField(field.name, n);
+          values[i] = `${n}i`;
           break;
         }
         if (!Number.isInteger(n) && Number.isFinite(n)) return fail(`field ${field.name}: ${JSON.stringify(v)} is not an integer`);
@@ -210,18 +225,18 @@ function buildLine(f: CompiledInflux, route: string, levels: Levels, payload: un
         if (!/^-?\d+$/.test(digits)) return fail(`field ${field.name}: ${digits} is beyond 2^53 and not written as plain digits, so it cannot be written exactly`);
         const big = BigInt(digits);
         if (big < minInt64 || big > maxInt64) return fail(`field ${field.name}: ${digits} is out of range for an integer field (int64)`);
-        point.fields[field.name] = `${big}i`;
+        values[i] = `${big}i`;
         break;
       }
       case 'boolean':
         if (typeof v !== 'boolean') return fail(`field ${field.name}: ${JSON.stringify(v)} is not a boolean`);
-        point.booleanField(field.name, v);
+        values[i] = v ? 'T' : 'F';
         break;
       case 'string': {
         if (typeof v !== 'string') return fail(`field ${field.name}: ${JSON.stringify(v)} is not a string`);
         if (unsafeString.test(v)) return fail(`field ${field.name}: a line break in a string value`);
         if (!v.isWellFormed()) return fail(`field ${field.name}: ${JSON.stringify(v)} has a lone UTF-16 surrogate (it would be written as U+FFFD)`);
-        point.stringField(field.name, v);
+        values[i] = escape.quoted(v);
         break;
       }
       default:
@@ -230,12 +245,19 @@ function buildLine(f: CompiledInflux, route: string, levels: Levels, payload: un
     fields++;
   }
   if (fields === 0) return fail('none of the fields is in the payload');
+  let sep = ' ';
+  for (const i of f.fieldOrder) {
+    const value = values[i];
+    if (value === undefined) continue;
+    line += sep + (f.fieldPrefixes[i] as string) + value;
+    sep = ',';
+  }
   const raw = f.time?.get(f.timeOuter ? whole : payload);
   // absent: the receive time; present but not a timestamp: dead-lettered, never guessed
   const time = raw === undefined || raw === null ? BigInt(message.receivedAt) * 1_000_000n : toNanos(raw, f.timeUnit);
   if (time === undefined) return fail(`time ${f.time?.source}: ${JSON.stringify(raw)} is not a timestamp`);
-  point.timestamp(time.toString());
-  return { line: point.toLineProtocol() as string, eventTimeMs: raw === undefined || raw === null ? undefined : Number(time / 1_000_000n) };
+  line += ` ${time}`;
+  return { line, eventTimeMs: raw === undefined || raw === null ? undefined : Number(time / 1_000_000n) };
 }
 
 /** How the payload wrote a field's number, under each at its element (only on the rare paths that need it). */
