@@ -35,6 +35,7 @@ const { values: args } = parseArgs({
     'commands-receive-maximum': { type: 'string', default: '100' },
     smoke: { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
+    'profile-scenario': { type: 'string', default: 'a' },
     'sluice-node-args': { type: 'string', default: '' },
     'kafka-client': { type: 'string', default: kafkaClients.join(',') },
     'poll-ms': { type: 'string', default: '50' },
@@ -633,8 +634,9 @@ try {
     // the clients alternate their order by round, so neither always runs on a warmer machine
     const order = round % 2 === 1 ? clients : [...clients].reverse();
     for (const k of order) {
-      if (scenarios.has('a')) a.get(k)?.push(await drainSluice(1, false, k, round === 1 && k === profiled ? profileDir : undefined));
-      if (scenarios.has('b')) b.get(k)?.push(await drainSluice(1, true, k));
+      const profileHere = (scenario: string) => (round === 1 && k === profiled && args['profile-scenario'] === scenario ? profileDir : undefined);
+      if (scenarios.has('a')) a.get(k)?.push(await drainSluice(1, false, k, profileHere('a')));
+      if (scenarios.has('b')) b.get(k)?.push(await drainSluice(1, true, k, profileHere('b')));
     }
     if (scenarios.has('c')) {
       const q2 = await baselineMosquittoSubQos2();
@@ -726,7 +728,7 @@ try {
   const file = join(resultsDir, `bench-${result.when.replace(/[:.]/g, '-')}.json`);
   writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
   process.stdout.write(`${table(result)}\n\nJSON: ${file}\n`);
-  if (profile) process.stdout.write(`\nCPU profile of scenario (a) on ${profiled}, top self time:\n${profile}\n`);
+  if (profile) process.stdout.write(`\nCPU profile of scenario (${args['profile-scenario']}) on ${profiled}, top self time:\n${profile}\n`);
 } finally {
   if (started.length > 0 && process.env.SLUICE_KEEP_STACK !== '1') await stack.down(started);
 }
