@@ -1,6 +1,6 @@
 // sluice audit verify | replay | keygen: the audit log's offline tools (src/audit/tools/).
 import { createPublicKey, generateKeyPairSync } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { secretOf } from '../config/load.ts';
@@ -9,13 +9,40 @@ import { loadYamlFile } from '../config/yaml-file.ts';
 import { liveWriter } from '../audit/log/writer-lock.ts';
 import { writeAuditMetrics } from '../audit/tools/metrics-file.ts';
 import { jsonLinesTarget, kafkaTarget, mqttTarget, parseBound, replay, ReplayRefusedError, type ReplayTarget } from '../audit/tools/replay.ts';
+import { segmentFiles } from '../audit/log/format.ts';
 import { exitCodes as auditExitCodes, repairTail, verifyAuditLog } from '../audit/tools/verify.ts';
 import { createKafkaClient } from '../sinks/kafka/client/create-client.ts';
 import { kafkaConfig } from '../sinks/kafka/config.ts';
 import { credentialOptions } from '../source/mqtt/mqtt-session.ts';
 import { configFileOf, configHelp, flag, str, UsageError, type Command } from './command.ts';
 
-const exitNotes = 'exit codes: 0 ok, 3 torn tail, 4 corrupt frame, 5 chain/sequence broken (missing, inserted, reordered, edited), 6 signature';
+const exitNotes = 'exit codes: 0 ok, 3 torn tail, 4 corrupt frame, 5 chain/sequence broken (missing, inserted, reordered, edited), 6 signature, 7 no audit log there';
+
+/** Exit code of a directory that holds no audit log: an empty log never verifies as ok. */
+const noLogExit = 7;
+
+/** Why DIR holds no log to check, or undefined when it has segments. A path that is not a directory is a usage error. */
+function noLogThere(dir: string): string | undefined {
+  if (!existsSync(dir)) return `${dir} does not exist`;
+  if (!statSync(dir).isDirectory()) throw new UsageError(`${dir} is not a directory: give the audit log's directory (audit.dir)`);
+  return segmentFiles(dir).length === 0 ? `${dir} holds no audit log segments (a deleted log, or not the log's directory)` : undefined;
+}
+
+/** An Ed25519 public key file, or a usage error naming it. */
+function publicKeyOf(file: string | undefined) {
+  if (file === undefined) return undefined;
+  let pem: Buffer;
+  try {
+    pem = readFileSync(file);
+  } catch (err) {
+    throw new UsageError(`--public-key ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  try {
+    return createPublicKey(pem);
+  } catch {
+    throw new UsageError(`--public-key ${file}: not a public key in PEM (sluice audit keygen writes audit-signing.pub)`);
+  }
+}
 
 export const auditVerifyCommand: Command = {
   name: 'audit verify',
@@ -33,7 +60,12 @@ export const auditVerifyCommand: Command = {
     if (dir === undefined) throw new UsageError('audit verify needs the log directory');
     const keyFile = str(values, 'public-key');
     const metricsFile = str(values, 'metrics-file');
-    const publicKey = keyFile === undefined ? undefined : createPublicKey(readFileSync(keyFile));
+    const publicKey = publicKeyOf(keyFile);
+    const none = noLogThere(dir);
+    if (none !== undefined) {
+      process.stdout.write(`FAIL no-log: ${none}\n`);
+      return noLogExit;
+    }
     const writer = liveWriter(dir);
     let result = verifyAuditLog(dir, { publicKey });
     if (result.problem?.kind === 'torn-tail' && flag(values, 'repair-tail')) {
@@ -97,7 +129,12 @@ export const auditReplayCommand: Command = {
       }
     };
     const selection = { from: bound(str(values, 'from'), '--from'), to: bound(str(values, 'to'), '--to'), topic: str(values, 'topic') };
-    const publicKey = keyFile === undefined ? undefined : createPublicKey(readFileSync(keyFile));
+    const publicKey = publicKeyOf(keyFile);
+    const none = noLogThere(dir);
+    if (none !== undefined) {
+      process.stderr.write(`sluice: nothing to replay: ${none}\n`);
+      return noLogExit;
+    }
     const service = () => loadYamlFile(configFile, serviceConfig).value;
     let target: ReplayTarget;
     let where: string;
@@ -162,10 +199,18 @@ export const auditKeygenCommand: Command = {
   async run({ positionals }) {
     const [dir] = positionals;
     if (dir === undefined) throw new UsageError('audit keygen needs a directory for the key files');
+    const keyFile = join(dir, 'audit-signing.key');
+    const pubFile = join(dir, 'audit-signing.pub');
+    // never replace a key: checkpoints already signed would no longer verify against the new one
+    for (const f of [keyFile, pubFile]) {
+      if (existsSync(f)) throw new UsageError(`${f} exists: refusing to replace a signing key pair (checkpoints signed with it verify only against its public key); move both files away first`);
+    }
+    if (existsSync(dir) && !statSync(dir).isDirectory()) throw new UsageError(`${dir} is not a directory`);
     const { privateKey, publicKey } = generateKeyPairSync('ed25519');
     mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, 'audit-signing.key'), privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
-    writeFileSync(join(dir, 'audit-signing.pub'), publicKey.export({ type: 'spki', format: 'pem' }));
+    // wx: fails rather than overwrite, if another keygen wrote the file meanwhile
+    writeFileSync(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600, flag: 'wx' });
+    writeFileSync(pubFile, publicKey.export({ type: 'spki', format: 'pem' }), { flag: 'wx' });
     process.stdout.write(`wrote ${join(dir, 'audit-signing.key')} (keep it secret) and ${join(dir, 'audit-signing.pub')} (for verify --public-key)\n`);
     return 0;
   },

@@ -16,11 +16,15 @@ function rulesOf(values: Parsed['values']): RuleSet {
 
 export const rulesCheckCommand: Command = {
   name: 'rules check',
-  summary: 'validate a rules file (exit 1 with file:line on error)',
+  args: '[RULES_FILE]',
+  summary: 'validate a rules file: the one named, else the config\'s (exit 1 with file:line on error)',
   options: configOptions,
   help: configHelp,
-  async run({ values }) {
-    const rules = rulesOf(values);
+  async run({ values, positionals }) {
+    if (positionals.length > 1) throw new UsageError(`rules check takes one rules file, got ${positionals.length}: ${positionals.join(' ')}`);
+    const [file] = positionals;
+    if (file !== undefined && values.rules !== undefined) throw new UsageError('name the rules file as the argument or with --rules, not both');
+    const rules = rulesOf(file === undefined ? values : { ...values, rules: file });
     process.stdout.write(`ok: ${rules.routeNames.length} route(s) (${rules.routeNames.join(', ')}), ${rules.subscriptions.length} subscription(s)\n`);
     return 0;
   },

@@ -3,6 +3,8 @@
 // silently ignored.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import sparkplug from 'sparkplug-payload';
@@ -62,4 +64,43 @@ test('rules test takes a base64 Sparkplug payload, and births that name its alia
   const unnamed = JSON.parse(cli('rules', 'test', '--config', 'config/sluice.yaml', '--base64', topic, data).stdout) as { deadLetters: Array<{ reason: string; error: string }> };
   assert.deepEqual(unnamed.deadLetters.map((d) => d.reason), ['sparkplug-unknown-alias']);
   assert.equal(cli('rules', 'test', '--base64', topic, 'not base64!').status, 2);
+});
+
+test('rules check FILE checks that file: a missing one is an error naming it, a good one is named by its routes', () => {
+  const missing = cli('rules', 'check', '/does/not/exist.yaml');
+  assert.notEqual(missing.status, 0, 'never "ok" for a file that is not there');
+  assert.match(missing.stderr, /\/does\/not\/exist\.yaml/);
+  assert.doesNotMatch(missing.stderr, /\n\s+at /, 'one line, no stack trace');
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-rules-'));
+  const file = join(dir, 'one.yaml');
+  writeFileSync(file, 'subscriptions: [{ filter: "a/#", qos: 1 }]\nroutes:\n  - { name: only-this, match: "a/{x}", file: true }\n');
+  const ok = cli('rules', 'check', file);
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.match(ok.stdout, /^ok: 1 route\(s\) \(only-this\)/);
+  assert.equal(cli('rules', 'check', file, file).status, 2, 'one file at most');
+  assert.equal(cli('rules', 'check', file, '--rules', file).status, 2, 'the argument or --rules, not both');
+});
+
+test('audit keygen never replaces a key pair; audit verify of no log is a failure, never "ok: 0 records"', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-keys-'));
+  assert.equal(cli('audit', 'keygen', dir).status, 0);
+  const key = readFileSync(join(dir, 'audit-signing.key'), 'utf8');
+  const again = cli('audit', 'keygen', dir);
+  assert.equal(again.status, 2);
+  assert.match(again.stderr, /audit-signing\.key exists: refusing to replace a signing key pair/);
+  assert.equal(readFileSync(join(dir, 'audit-signing.key'), 'utf8'), key, 'the private key is untouched');
+  const empty = mkdtempSync(join(tmpdir(), 'sluice-empty-'));
+  for (const [where, why] of [[empty, /holds no audit log segments/], [join(empty, 'nope'), /does not exist/]] as const) {
+    const r = cli('audit', 'verify', where, '--public-key', join(dir, 'audit-signing.pub'));
+    assert.equal(r.status, 7, `${where}: ${r.stdout}${r.stderr}`);
+    assert.match(r.stdout, why);
+    assert.doesNotMatch(r.stdout, /ok|signatures valid/);
+  }
+  const file = cli('audit', 'verify', join(dir, 'audit-signing.key'));
+  assert.equal(file.status, 2);
+  assert.match(file.stderr, /is not a directory/);
+  const noKey = cli('audit', 'verify', empty, '--public-key', join(empty, 'missing.pub'));
+  assert.equal(noKey.status, 2);
+  assert.match(noKey.stderr, /--public-key .*missing\.pub: cannot read it \(ENOENT\)/);
+  assert.doesNotMatch(noKey.stderr, /\n\s+at /, 'one line, no stack trace');
 });
