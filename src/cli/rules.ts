@@ -1,10 +1,12 @@
 // sluice rules check | test | schema: validate a rules file, show where a message would go
 // (the items each sink would write, without writing them), print the JSON schema.
+import { isUtf8 } from 'node:buffer';
 import { loadConfig, loadRules } from '../config/load.ts';
 import { jsonText, rulesJsonSchema } from '../config/reference.ts';
 import type { Message } from '../message.ts';
 import { encodeAll } from '../pipeline/encode.ts';
 import type { RuleSet } from '../router/rule-set.ts';
+import { filterMatches } from '../router/topic-pattern.ts';
 import type { KafkaRecord } from '../sinks/kafka/kafka-record.ts';
 import { ValueSchema } from '../sinks/kafka/schema-registry/value-schema.ts';
 import { configFileOf, configHelp, configOptions, rulesOverrideOf, UsageError, type Command, type Parsed } from './command.ts';
@@ -34,6 +36,7 @@ export const rulesTestCommand: Command = {
   name: 'rules test',
   args: 'TOPIC PAYLOAD',
   summary: 'show where a message would go, and what each sink would write, without sending it',
+  notes: 'outcome: routed, dead-lettered, unmatched-dead-lettered, unmatched-dropped or expired; a warning when no subscription covers the topic.\nexit codes: 0 routed (written, no dead letter), 1 anything else (dead-lettered, dropped, or never received), 2 usage',
   options: { ...configOptions, qos: { type: 'string' }, property: { type: 'string', multiple: true }, base64: { type: 'boolean' }, birth: { type: 'string', multiple: true } },
   help: {
     ...configHelp, qos: 'the QoS it arrives with (default 1)', property: 'a user property, K=V',
@@ -70,16 +73,26 @@ export const rulesTestCommand: Command = {
     };
     const routed = rules.route(message);
     const { outputs, refusals } = encodeAll(routed, message, 'rules-test');
+    const subscribed = rules.subscriptions.filter((s) => filterMatches(s.filter, topic));
     const report = {
-      outcome: routed.outcome,
+      outcome: outcomeOf(routed.outcome, routed.matches.length, refusals.length),
       routes: routed.matches.map((m) => m.route),
       outputs: outputs.map((o) => ({ route: o.route, sink: o.sink, item: printable(o.item) })),
       deadLetters: refusals,
+      ...(subscribed.length === 0 ? { warning: `no subscription covers ${topic}: sluice would never receive it (subscriptions: ${rules.subscriptions.map((s) => s.filter).join(', ')})` } : {}),
     };
     process.stdout.write(`${JSON.stringify(report, (_k, v: unknown) => (Buffer.isBuffer(v) ? v.toString('base64') : v), 2)}\n`);
-    return 0;
+    // a script can ask "would this message be written?": only a clean route answers yes
+    return report.outcome === 'routed' && subscribed.length > 0 ? 0 : 1;
   },
 };
+
+/** What happens to the message, in one word: routed (written), dead-lettered, unmatched-dropped, expired. */
+function outcomeOf(outcome: string, matched: number, refused: number): string {
+  if (outcome !== 'routed') return outcome;
+  if (refused > 0) return matched === 0 ? 'unmatched-dead-lettered' : 'dead-lettered';
+  return 'routed';
+}
 
 function base64Of(text: string, what: string): Buffer {
   const clean = text.replace(/\s+/g, '');
@@ -101,7 +114,8 @@ function printable(item: unknown): unknown {
   }
   if (item && typeof item === 'object' && 'message' in item) {
     const { message, levels } = item as { message: Message; levels: unknown };
-    return { topic: message.topic, qos: message.qos, levels, payload: message.payload };
+    // the payload as text when it is UTF-8, else base64 (JSON.stringify would spell a Buffer out byte by byte)
+    return { topic: message.topic, qos: message.qos, levels, ...(isUtf8(message.payload) ? { payload: message.payload.toString('utf8') } : { payloadBase64: message.payload.toString('base64') }) };
   }
   return item;
 }

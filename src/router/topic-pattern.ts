@@ -45,6 +45,19 @@ export function compilePattern(source: string): CompiledPattern {
   return { source, levels, captures };
 }
 
+/** Whether an MQTT subscription filter covers a topic, as a broker decides: `+` one level, `#` the rest (the parent too), no leading wildcard on a `$`-topic. */
+export function filterMatches(filter: string, topic: string): boolean {
+  if (topic.startsWith('$') && (filter.startsWith('+') || filter.startsWith('#'))) return false;
+  const f = filter.split('/');
+  const t = topic.split('/');
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === '#') return true;
+    if (i >= t.length) return false;
+    if (f[i] !== '+' && f[i] !== t[i]) return false;
+  }
+  return f.length === t.length;
+}
+
 /** An MQTT subscription filter (`a/+/b/#`), validated like a broker would. */
 export function validateFilter(filter: string): void {
   if (filter.includes('{') || filter.includes('}')) {

@@ -104,3 +104,33 @@ test('audit keygen never replaces a key pair; audit verify of no log is a failur
   assert.match(noKey.stderr, /--public-key .*missing\.pub: cannot read it \(ENOENT\)/);
   assert.doesNotMatch(noKey.stderr, /\n\s+at /, 'one line, no stack trace');
 });
+
+test('rules test says what happens in one word, warns when no subscription covers the topic, and exits 1 unless the message is written', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-rules-'));
+  const file = join(dir, 'rules.yaml');
+  writeFileSync(file, [
+    'subscriptions: [{ filter: "t/+", qos: 1 }, { filter: "c/+", qos: 2 }]',
+    'unmatched: dead-letter',
+    'routes:',
+    '  - { name: t, match: "t/{id}", kafka: { topic: "t" } }',
+    '  - { name: other, match: "elsewhere/{id}", kafka: { topic: "e" } }',
+    '  - { name: cmd, match: "c/{id}", payload: raw, audit: true }',
+    '',
+  ].join('\n'));
+  const run = (...args: string[]) => {
+    const r = cli('rules', 'test', '--rules', file, ...args);
+    return { status: r.status, out: JSON.parse(r.stdout) as { outcome: string; warning?: string; outputs: Array<{ item: Record<string, unknown> }> } };
+  };
+  const ok = run('t/1', '{"v":1}');
+  assert.deepEqual([ok.status, ok.out.outcome, ok.out.warning], [0, 'routed', undefined]);
+  const bad = run('t/1', '{"v":');
+  assert.deepEqual([bad.status, bad.out.outcome], [1, 'dead-lettered']);
+  const unmatched = run('t/1/2', '{}');
+  assert.deepEqual([unmatched.status, unmatched.out.outcome], [1, 'unmatched-dead-lettered']);
+  const unsubscribed = run('elsewhere/1', '{"v":1}');
+  assert.equal(unsubscribed.status, 1, 'routed, but sluice never receives it');
+  assert.match(unsubscribed.out.warning ?? '', /no subscription covers elsewhere\/1: sluice would never receive it \(subscriptions: t\/\+, c\/\+\)/);
+  const command = run('c/1', 'open valve', '--qos', '2');
+  assert.equal(command.status, 0);
+  assert.equal(command.out.outputs[0]?.item.payload, 'open valve', 'the audit item\'s payload as text, not a Buffer spelled out');
+});

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { compilePattern, PatternTrie, validateFilter } from '../../src/router/topic-pattern.ts';
+import { compilePattern, filterMatches, PatternTrie, validateFilter } from '../../src/router/topic-pattern.ts';
 
 function trieOf(...patterns: string[]): PatternTrie {
   const trie = new PatternTrie();
@@ -52,4 +52,14 @@ test('bad patterns say what is wrong', () => {
   assert.throws(() => compilePattern('{x-y}/a'), /not a valid \{name\} capture/);
   assert.throws(() => validateFilter('a/{x}'), /takes \+ and #/);
   assert.doesNotThrow(() => validateFilter('acme/+/+/#'));
+});
+
+test('filterMatches: what a broker delivers for a subscription filter', () => {
+  const cases: Array<[string, string, boolean]> = [
+    ['a/+/c', 'a/b/c', true], ['a/+/c', 'a/b/d', false], ['a/+/c', 'a/b/c/d', false],
+    ['a/#', 'a', true], ['a/#', 'a/b/c', true], ['#', 'x/y', true], ['+/+', 'x/y', true], ['+', 'x/y', false],
+    ['#', '$SYS/broker', false], ['+/broker', '$SYS/broker', false], ['$SYS/#', '$SYS/broker', true],
+    ['a/b', 'a/b', true], ['a/b', 'a/b/', false], ['a/+', 'a/', true],
+  ];
+  for (const [filter, topic, covered] of cases) assert.equal(filterMatches(filter, topic), covered, `${filter} ~ ${topic}`);
 });
