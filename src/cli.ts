@@ -35,11 +35,23 @@ async function main(argv: string[]): Promise<number> {
   const words = argv.slice(0, 2);
   const command = commands.find((c) => c.name === words.join(' ')) ?? commands.find((c) => c.name === words[0]);
   if (!command) {
+    // `sluice help rules test` is `sluice rules test --help`; `sluice help` the overview
+    if (argv[0] === 'help' && argv.length > 1) return main([...argv.slice(1), '--help']);
     if (argv.length === 0 || argv[0] === 'help' || argv[0] === '--help' || argv[0] === '-h') {
       process.stdout.write(`${help}\n`);
       return argv.length === 0 ? 2 : 0;
     }
-    if (argv[0] === '--version' || argv[0] === '-v') {
+    // a group's word alone (`sluice audit --help`, `sluice rules`): its commands
+    const group = commands.filter((c) => c.name.startsWith(`${argv[0]} `));
+    if (group.length > 0) {
+      if (!(argv.length === 1 || argv.slice(1).every((a) => a === '--help' || a === '-h'))) {
+        throw new UsageError(`unknown command "${argv.filter((a) => !a.startsWith('-')).slice(0, 2).join(' ')}" (sluice ${argv[0]} --help lists them)`);
+      }
+      process.stdout.write(`usage: sluice ${argv[0]} COMMAND [options]     (sluice ${argv[0]} COMMAND --help: its options)\n\n` +
+        `${group.map((c) => `  ${`${c.name}${c.args ? ` ${c.args}` : ''}`.padEnd(26)} ${c.summary}`).join('\n')}\n`);
+      return argv.length === 1 ? 2 : 0;
+    }
+    if (argv[0] === '--version' || argv[0] === '-v' || argv[0] === '-V') {
       process.stdout.write(`${version}\n`);
       return 0;
     }

@@ -134,3 +134,20 @@ test('rules test says what happens in one word, warns when no subscription cover
   assert.equal(command.status, 0);
   assert.equal(command.out.outputs[0]?.item.payload, 'open valve', 'the audit item\'s payload as text, not a Buffer spelled out');
 });
+
+test('-V prints the version; help COMMAND and a group\'s word with --help show what users expect', () => {
+  assert.match(cli('-V').stdout, /^\d+\.\d+\.\d+\n$/);
+  const help = cli('help', 'rules', 'check');
+  assert.equal(help.status, 0);
+  assert.match(help.stdout, /^usage: sluice rules check \[RULES_FILE\] \[options\]/);
+  for (const group of ['audit', 'rules']) {
+    const r = cli(group, '--help');
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`^usage: sluice ${group} COMMAND`));
+    assert.match(r.stdout, new RegExp(`^  ${group} \\w+`, 'm'));
+  }
+  assert.equal(cli('rules').status, 2, 'the word alone lists the commands, as a usage error');
+  const unknown = cli('rules', 'frob');
+  assert.equal(unknown.status, 2);
+  assert.match(unknown.stderr, /unknown command "rules frob" \(sluice rules --help lists them\)/);
+});
