@@ -97,7 +97,28 @@ main(process.argv.slice(2)).then(
       process.stderr.write(`sluice: ${(err as Error).message}\ntry sluice --help\n`);
       process.exit(2);
     }
+    const unreachable = connectionFailure(err);
+    if (unreachable) {
+      // a server that is not there is the user's setting, not a bug: one line, no stack
+      process.stderr.write(`sluice: cannot connect: ${unreachable}\n`);
+      process.exit(1);
+    }
     process.stderr.write(`sluice: ${(err as Error).stack ?? String(err)}\n`);
     process.exit(1);
   },
 );
+
+/** "ADDRESS:PORT: CODE" when the error (or one it aggregates or wraps) is a connection that failed. */
+function connectionFailure(err: unknown, depth = 0): string | undefined {
+  if (!err || typeof err !== 'object' || depth > 4) return undefined;
+  const e = err as { code?: unknown; address?: unknown; port?: unknown; hostname?: unknown; errors?: unknown; cause?: unknown };
+  if (typeof e.code === 'string' && /^(ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ECONNRESET)$/.test(e.code)) {
+    const where = typeof e.address === 'string' ? `${e.address}${e.port === undefined ? '' : `:${String(e.port)}`}` : typeof e.hostname === 'string' ? e.hostname : '';
+    return `${where ? `${where}: ` : ''}${e.code}`;
+  }
+  for (const inner of [...(Array.isArray(e.errors) ? e.errors : []), e.cause]) {
+    const found = connectionFailure(inner, depth + 1);
+    if (found) return found;
+  }
+  return undefined;
+}

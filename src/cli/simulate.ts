@@ -1,7 +1,7 @@
 // sluice simulate: a fleet of simulated devices publishing to a broker until SIGINT/SIGTERM.
 import { DeviceSimulator } from '../simulator/device-simulator.ts';
 import { SparkplugSimulator } from '../simulator/sparkplug-simulator.ts';
-import { numberOption, type Command } from './command.ts';
+import { numberOption, UsageError, type Command } from './command.ts';
 
 export const simulateCommand: Command = {
   name: 'simulate',
@@ -20,6 +20,7 @@ export const simulateCommand: Command = {
   },
   async run({ values }) {
     const url = (values.url as string | undefined) ?? 'mqtt://127.0.0.1:21883';
+    if (!/^(mqtts?|wss?):\/\/[^/]/.test(url)) throw new UsageError(`--url ${url}: an mqtt://, mqtts://, ws:// or wss:// URL of the broker`);
     const sim = values.sparkplug ? new SparkplugSimulator({
       url,
       group: (values.group as string | undefined) ?? 'plant-1',

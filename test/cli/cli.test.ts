@@ -151,3 +151,12 @@ test('-V prints the version; help COMMAND and a group\'s word with --help show w
   assert.equal(unknown.status, 2);
   assert.match(unknown.stderr, /unknown command "rules frob" \(sluice rules --help lists them\)/);
 });
+
+test('a broker that is not there, or a URL of another scheme, is one line, not a stack trace', () => {
+  const scheme = cli('simulate', '--url', 'http://x');
+  assert.equal(scheme.status, 2);
+  assert.match(scheme.stderr, /^sluice: --url http:\/\/x: an mqtt:\/\/, mqtts:\/\/, ws:\/\/ or wss:\/\/ URL of the broker/);
+  const refused = cli('simulate', '--url', 'mqtt://127.0.0.1:1');
+  assert.equal(refused.status, 1);
+  assert.equal(refused.stderr.trim(), 'sluice: cannot connect: 127.0.0.1:1: ECONNREFUSED');
+});
