@@ -45,8 +45,9 @@ export function loadConfig(configFile: string, options: { rulesFile?: string | u
   for (const plugin of sinkPlugins) {
     const section = sections[plugin.name] as Record<string, unknown> | undefined;
     if (plugin.config && section === undefined && rules.uses(plugin.name)) {
+      const routes = [...rules.sinksByRoute].filter(([, sinks]) => sinks.includes(plugin.name)).map(([route]) => `"${route}"`);
       const what = plugin.name === 'audit' ? 'has audit: true' : `writes to ${plugin.name}`;
-      throw loaded.error([], `a route in ${rulesPath} ${what} but this file has no ${plugin.name} section${plugin.paths ? ` (${plugin.name}.${plugin.paths[0]})` : ''}`);
+      throw loaded.error([], `route${routes.length > 1 ? 's' : ''} ${routes.join(', ')} in ${rulesPath} ${routes.length > 1 ? what.replace('has', 'have').replace('writes', 'write') : what} but this file has no ${plugin.name} section${plugin.paths ? ` (${plugin.name}.${plugin.paths[0]})` : ''}`);
     }
     for (const key of plugin.paths ?? []) {
       if (section && typeof section[key] === 'string') section[key] = resolve(dirname(configFile), section[key]);

@@ -20,7 +20,7 @@ export const route = z.strictObject({
 export const rulesFile = z.strictObject({
   subscriptions: z.array(z.strictObject({
     filter: z.string().min(1).describe('MQTT filter, subscribed as $share/<group>/<filter>'),
-    qos: z.union([z.literal(0), z.literal(1), z.literal(2)]).default(1)
+    qos: z.union([z.literal(0), z.literal(1), z.literal(2)], { error: 'qos is 0, 1 or 2' }).default(1)
       .describe('0, 1 or 2; QoS 2 filters are taken on a command connection of their own, exactly once into the audit log'),
   })).min(1).describe('what the workers subscribe to, each as a shared subscription'),
   unmatched: z.enum(['dead-letter', 'drop']).default('dead-letter')

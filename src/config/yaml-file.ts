@@ -57,6 +57,7 @@ export function parseYaml<S extends z.ZodType>(file: string, text: string, schem
     throw new ConfigError(`${file}: ${(err as Error).message.split('\n')[0]}`);
   }
   const result = schema.safeParse(value ?? {});
+  if (!result.success && (value === null || value === undefined)) throw new ConfigError(`${file}:1: the file is empty`);
   if (!result.success) {
     const issues = result.error.issues.slice(0, 5).map((issue) => {
       if (issue.code === 'unrecognized_keys') {

@@ -88,7 +88,7 @@ test('a value schema is read relative to the rules file, and needs kafka.schemaR
 test('an audit route without an audit section is refused, naming both files; audit.dir is relative to the config', () => {
   const auditRules = goodRules.replace('    kafka:\n', '    audit: true\n    kafka:\n');
   const dir = files({ 'rules.yaml': auditRules, 'sluice.yaml': 'rules: rules.yaml\n' });
-  assert.throws(() => loadConfig(join(dir, 'sluice.yaml')), /sluice\.yaml:1: a route in .*rules\.yaml has audit: true but this file has no audit section/);
+  assert.throws(() => loadConfig(join(dir, 'sluice.yaml')), /sluice\.yaml:1: route "telemetry" in .*rules\.yaml has audit: true but this file has no audit section/);
   writeFileSync(join(dir, 'sluice.yaml'), 'rules: rules.yaml\naudit:\n  dir: data/audit\n  signing:\n    privateKey: { env: SLUICE_TEST_NO_SUCH_KEY }\n');
   assert.throws(() => loadConfig(join(dir, 'sluice.yaml'), { env: {} }), /audit\.signing\.privateKey: environment variable SLUICE_TEST_NO_SUCH_KEY is not set/);
   writeFileSync(join(dir, 'sluice.yaml'), 'rules: rules.yaml\naudit:\n  dir: data/audit\n');
@@ -130,4 +130,28 @@ test('a YAML alias bomb and an oversized file are one line naming the file, not 
     assert.equal(err.message, `${join(dir, 'huge.yaml')}: 5242883 bytes is more than a config file may be (4194304 bytes)`);
     return true;
   });
+});
+
+test('errors users meet first say what to write: qos, an inline secret, an empty file, the route that needs a section', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-errors-'));
+  const write = (name: string, text: string) => {
+    writeFileSync(join(dir, name), text);
+    return join(dir, name);
+  };
+  const rules = write('r.yaml', 'subscriptions: [{ filter: "a/#", qos: 1 }]\nroutes:\n  - { name: cmdroute, match: "a/{x}", audit: true }\n');
+  const message = (fn: () => unknown) => {
+    try {
+      fn();
+    } catch (err) {
+      return (err as Error).message;
+    }
+    return 'no error';
+  };
+  assert.match(message(() => loadRules(write('q.yaml', 'subscriptions: [{ filter: "a/#", qos: "x" }]\nroutes:\n  - { name: r, match: "a/{x}", file: true }\n'))), /q\.yaml:1: subscriptions\[0\]\.qos: qos is 0, 1 or 2$/);
+  assert.equal(message(() => loadRules(write('empty.yaml', ''))), `${join(dir, 'empty.yaml')}:1: the file is empty`);
+  const inline = message(() => loadConfig(write('inline.yaml', 'rules: r.yaml\naudit: { dir: a }\nmqtt: { password: hunter2 }\n')));
+  assert.match(inline, /inline\.yaml:3: mqtt\.password: a secret is never written in the file: give \{ env: VARIABLE \} or \{ file: PATH \}/);
+  assert.doesNotMatch(inline, /hunter2/, 'the value is never repeated');
+  assert.match(message(() => loadConfig(write('noaudit.yaml', 'rules: r.yaml\n'))), /route "cmdroute" in .*r\.yaml has audit: true but this file has no audit section/);
+  assert.ok(rules);
 });
