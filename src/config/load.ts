@@ -60,10 +60,12 @@ export function loadConfig(configFile: string, options: { rulesFile?: string | u
   service.sparkplug.stateDir = resolve(dirname(configFile), service.sparkplug.stateDir);
   // Fail at start, not at first connect, when a secret is missing.
   for (const [path, ref] of secretRefs(service)) {
+    const where = formatPath(path);
     try {
-      resolveSecret(ref, `${configFile}: ${formatPath(path)}`, env);
+      resolveSecret(ref, where, env);
     } catch (err) {
-      if (err instanceof SecretError) throw new ConfigError(err.message);
+      // file:line: path: what is missing (resolveSecret's message starts with `where: `)
+      if (err instanceof SecretError) throw loaded.error(path, err.message.slice(where.length + 2));
       throw err;
     }
   }

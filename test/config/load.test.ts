@@ -155,3 +155,10 @@ test('errors users meet first say what to write: qos, an inline secret, an empty
   assert.match(message(() => loadConfig(write('noaudit.yaml', 'rules: r.yaml\n'))), /route "cmdroute" in .*r\.yaml has audit: true but this file has no audit section/);
   assert.ok(rules);
 });
+
+test('a missing secret names its file and line', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-secret-line-'));
+  writeFileSync(join(dir, 'r.yaml'), 'subscriptions: [{ filter: "a/#", qos: 1 }]\nroutes:\n  - { name: r, match: "a/{x}", file: true }\n');
+  writeFileSync(join(dir, 'c.yaml'), 'rules: r.yaml\nfile: { path: out.jsonl }\nmqtt:\n  url: mqtt://127.0.0.1:1883\n  password: { env: SLUICE_TEST_UNSET_PW }\n');
+  assert.throws(() => loadConfig(join(dir, 'c.yaml'), { env: {} }), (err: Error) => err.message === `${join(dir, 'c.yaml')}:5: mqtt.password: environment variable SLUICE_TEST_UNSET_PW is not set`);
+});
