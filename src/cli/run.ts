@@ -41,7 +41,7 @@ export const runCommand: Command = {
     try {
       worker = await startWorker(config, log, {
         signal: aborted.signal,
-        // a failed audit (or file) write or fsync: stop at once, ack nothing more (DESIGN.md: never retried)
+        // a failed audit (or file) write or fsync: stop at once, ack nothing more (never retried: the page cache may have dropped the data)
         onFatal: () => {
           log.flush();
           process.exit(70);

@@ -1,7 +1,7 @@
 // Group commit for an fsync'd file: items submitted while a commit runs wait and share the next
 // one, so N concurrent callers cost one write + fdatasync, not N. A failed commit is fatal and
 // never retried (after a failed fsync the page cache may have dropped the data, and a retry
-// could falsely succeed: DESIGN.md): every waiting caller is rejected, later ones too.
+// could falsely succeed): every waiting caller is rejected, later ones too.
 import type { FileHandle } from 'node:fs/promises';
 
 export class AuditFatalError extends Error {

@@ -12,7 +12,7 @@
 //    still sees us alive); a dead peer shows as a socket error on those writes.
 // QoS 2 (the command path): MQTT.js would store the PUBLISH, send PUBREC at once and deliver
 // at PUBREL, and it drops the connection when more than Receive Maximum wait for PUBREL, which
-// Mosquitto provokes by over-sending (DESIGN.md). Here a QoS 2 message is taken on arrival
+// Mosquitto 2.0.11 provokes by over-sending (src/source/README.md). Here a QoS 2 message is taken on arrival
 // like QoS 1 and its PUBREC is held like a PUBACK; the window counts arrival -> PUBREC only
 // (that is what holds payloads in memory), so a held pump never waits for a PUBREL queued
 // behind it: no deadlock. Waiting for PUBREL costs a packet id, not a payload; MQTT.js's

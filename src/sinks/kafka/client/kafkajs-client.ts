@@ -1,4 +1,4 @@
-// The kafkajs adapter (the design card's client, unmaintained since 2023). Its idempotent
+// The kafkajs adapter (sluice's first client, unmaintained since 2023). Its idempotent
 // producer is only safe with one request in flight, and it compresses with gzip only: the
 // config refuses other settings for it, naming the client (config.ts).
 import { CompressionTypes, Kafka, logLevel, Partitioners, type Admin, type Message, type PartitionMetadata, type Producer, type SASLOptions } from 'kafkajs';
