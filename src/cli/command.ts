@@ -44,7 +44,7 @@ export function configFileOf(values: Parsed['values']): string {
 }
 
 export function rulesOverrideOf(values: Parsed['values']): string | undefined {
-  return (values.rules as string | undefined) ?? process.env.SLUICE_RULES;
+  return (values.rules as string | undefined) ?? (process.env.SLUICE_RULES || undefined); // set but empty: unset
 }
 
 /** A number option: a clear usage error when it is not one. */

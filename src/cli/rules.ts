@@ -13,7 +13,8 @@ import { configFileOf, configHelp, configOptions, rulesOverrideOf, UsageError, t
 
 function rulesOf(values: Parsed['values']): RuleSet {
   const override = rulesOverrideOf(values);
-  return override !== undefined && values.config === undefined ? loadRules(override) : loadConfig(configFileOf(values), { rulesFile: override }).rules;
+  // the secrets' shape is checked, their values not read: a production config is checked where its secrets are not
+  return override !== undefined && values.config === undefined ? loadRules(override) : loadConfig(configFileOf(values), { rulesFile: override, resolveSecrets: false }).rules;
 }
 
 export const rulesCheckCommand: Command = {

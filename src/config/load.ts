@@ -35,7 +35,11 @@ export function loadRules(file: string, env: NodeJS.ProcessEnv = process.env): R
   }
 }
 
-export function loadConfig(configFile: string, options: { rulesFile?: string | undefined; env?: NodeJS.ProcessEnv } = {}): LoadedConfig {
+/**
+ * `resolveSecrets: false` checks the secret references' shape only, without reading them (the
+ * offline checks: a production config linted where its secrets are not).
+ */
+export function loadConfig(configFile: string, options: { rulesFile?: string | undefined; env?: NodeJS.ProcessEnv; resolveSecrets?: boolean } = {}): LoadedConfig {
   const env = options.env ?? process.env;
   const loaded = loadYamlFile(configFile, serviceConfig, env);
   const service = loaded.value as ServiceConfig;
@@ -59,7 +63,7 @@ export function loadConfig(configFile: string, options: { rulesFile?: string | u
   }
   service.sparkplug.stateDir = resolve(dirname(configFile), service.sparkplug.stateDir);
   // Fail at start, not at first connect, when a secret is missing.
-  for (const [path, ref] of secretRefs(service)) {
+  for (const [path, ref] of options.resolveSecrets === false ? [] : secretRefs(service)) {
     const where = formatPath(path);
     try {
       resolveSecret(ref, where, env);

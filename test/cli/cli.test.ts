@@ -160,3 +160,15 @@ test('a broker that is not there, or a URL of another scheme, is one line, not a
   assert.equal(refused.status, 1);
   assert.equal(refused.stderr.trim(), 'sluice: cannot connect: 127.0.0.1:1: ECONNREFUSED');
 });
+
+test('rules check --config lints a production config without its secrets: their shape is checked, their values not read', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-lint-'));
+  writeFileSync(join(dir, 'rules.yaml'), 'subscriptions: [{ filter: "a/#", qos: 1 }]\nroutes:\n  - { name: r, match: "a/{x}", file: true }\n');
+  writeFileSync(join(dir, 'prod.yaml'), 'rules: rules.yaml\nfile: { path: out.jsonl }\nmqtt:\n  url: mqtts://broker.example:8883\n  password: { file: /run/secrets/does-not-exist-here }\n');
+  const ok = spawnSync(join(root, 'scripts/node'), [join(root, 'src/cli.ts'), 'rules', 'check', '--config', join(dir, 'prod.yaml')], { encoding: 'utf8', env: { ...process.env, SLUICE_RULES: '' } });
+  assert.equal(ok.status, 0, ok.stderr);
+  writeFileSync(join(dir, 'inline.yaml'), 'rules: rules.yaml\nfile: { path: out.jsonl }\nmqtt:\n  password: hunter2\n');
+  const inline = cli('rules', 'check', '--config', join(dir, 'inline.yaml'));
+  assert.equal(inline.status, 1);
+  assert.match(inline.stderr, /inline\.yaml:4: mqtt\.password: a secret is never written in the file/);
+});
