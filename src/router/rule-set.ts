@@ -13,7 +13,7 @@ import { SparkplugState } from './sparkplug/sparkplug-state.ts';
 import { parseSparkplugTopic, sparkplugLevels, type SparkplugTopic } from './sparkplug/sparkplug-topic.ts';
 import type { SparkplugMessage } from './sparkplug/sparkplug-message.ts';
 import type { Levels } from './template.ts';
-import { compilePattern, PatternTrie, validateFilter, type CompiledPattern } from './topic-pattern.ts';
+import { compilePattern, PatternTrie, patternsOverlap, validateFilter, type CompiledPattern } from './topic-pattern.ts';
 
 export { RuleError };
 
@@ -120,6 +120,13 @@ export class RuleSet {
 
   uses(sink: string): boolean {
     return this.sinksUsed.has(sink);
+  }
+
+  /** Routes whose match no subscription filter can deliver a topic for: they never receive a message. */
+  uncoveredRoutes(): Array<{ readonly route: string; readonly match: string }> {
+    return this.routes
+      .filter((r) => !this.subscriptions.some((s) => patternsOverlap(r.pattern.source, s.filter)))
+      .map((r) => ({ route: r.name, match: r.pattern.source }));
   }
 
   route(message: Message, now = Date.now(), options: RouteOptions = noOptions): Routed {

@@ -58,6 +58,24 @@ export function filterMatches(filter: string, topic: string): boolean {
   return f.length === t.length;
 }
 
+/**
+ * Whether some topic matches both a route pattern ({name} captures a level) and a subscription
+ * filter: level by level a literal must equal a literal, a capture or + takes any level, # takes
+ * the rest (the parent too); a filter starting with a wildcard never reaches a $-topic.
+ */
+export function patternsOverlap(pattern: string, filter: string): boolean {
+  const p = pattern.split('/').map((l) => (/^\{.*\}$/.test(l) ? '+' : l));
+  const f = filter.split('/');
+  if ((f[0] === '+' || f[0] === '#') && p[0]?.startsWith('$')) return false;
+  for (let i = 0; ; i++) {
+    const a = p[i];
+    const b = f[i];
+    if (a === '#' || b === '#') return true;
+    if (a === undefined || b === undefined) return a === b;
+    if (a !== '+' && b !== '+' && a !== b) return false;
+  }
+}
+
 /** An MQTT subscription filter (`a/+/b/#`), validated like a broker would. */
 export function validateFilter(filter: string): void {
   if (filter.includes('{') || filter.includes('}')) {

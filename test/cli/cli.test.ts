@@ -172,3 +172,15 @@ test('rules check --config lints a production config without its secrets: their 
   assert.equal(inline.status, 1);
   assert.match(inline.stderr, /inline\.yaml:4: mqtt\.password: a secret is never written in the file/);
 });
+
+test('rules check warns about a route no subscription covers; --strict makes it fail', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-uncovered-'));
+  const file = join(dir, 'rules.yaml');
+  writeFileSync(file, 'subscriptions: [{ filter: "t/+", qos: 1 }]\nroutes:\n  - { name: t, match: "t/{id}", file: true }\n  - { name: lost, match: "elsewhere/{id}", file: true }\n');
+  const r = cli('rules', 'check', file);
+  assert.equal(r.status, 0);
+  assert.match(r.stdout, /^ok: 2 route\(s\) \(t, lost\), 1 subscription\(s\), 1 warning\(s\)/);
+  assert.equal(r.stderr.trim(), 'warning: route "lost" (match elsewhere/{id}) is covered by no subscription: it never receives a message (subscriptions: t/+)');
+  assert.equal(cli('rules', 'check', file, '--strict').status, 1);
+  assert.equal(cli('rules', 'check', '--strict', '--rules', join(root, 'config/rules.yaml')).status, 0, 'the example rules have no warning');
+});

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { compilePattern, filterMatches, PatternTrie, validateFilter } from '../../src/router/topic-pattern.ts';
+import { compilePattern, filterMatches, PatternTrie, patternsOverlap, validateFilter } from '../../src/router/topic-pattern.ts';
 
 function trieOf(...patterns: string[]): PatternTrie {
   const trie = new PatternTrie();
@@ -62,4 +62,15 @@ test('filterMatches: what a broker delivers for a subscription filter', () => {
     ['a/b', 'a/b', true], ['a/b', 'a/b/', false], ['a/+', 'a/', true],
   ];
   for (const [filter, topic, covered] of cases) assert.equal(filterMatches(filter, topic), covered, `${filter} ~ ${topic}`);
+});
+
+test('patternsOverlap: a route pattern and a filter share a topic, or not', () => {
+  const cases: Array<[string, string, boolean]> = [
+    ['acme/{site}/{zone}/{type}/{id}/telemetry', 'acme/+/+/+/+/telemetry', true],
+    ['acme/{site}/{zone}/{type}/{id}/telemetry', 'acme/+/+/+/+/command', false],
+    ['acme/{site}/#', 'acme/malta/+', true], ['acme/{site}', 'acme/#', true], ['acme', 'acme/#', true],
+    ['other/{x}', 'acme/#', false], ['a/{x}/c', 'a/b', false], ['a/b', 'a/b/c', false],
+    ['$SYS/{x}', '#', false], ['$SYS/{x}', '$SYS/+', true], ['spBv1.0/{group}/#', 'spBv1.0/+/+/+', true],
+  ];
+  for (const [pattern, filter, overlap] of cases) assert.equal(patternsOverlap(pattern, filter), overlap, `${pattern} ~ ${filter}`);
 });
