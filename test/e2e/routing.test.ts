@@ -62,7 +62,17 @@ test('routing table: exact Kafka records and InfluxDB points; bad input dead-let
 
   // the two "mapping" messages are valid JSON: their Kafka delivery stands, only their
   // InfluxDB delivery is dead-lettered
-  const all = await readTopic(t, `${prefix}.telemetry.malta`, (r) => r.length >= 8);
+  const read = await readTopic(t, `${prefix}.telemetry.malta`, (r) => r.length >= 8);
+  // At least once: a produce request that fails for one topic (here: one just created, whose
+  // leader the broker does not know yet, NOT_LEADER_OR_FOLLOWER) is sent again per topic on a new
+  // session, so the records of a topic written by the failed request can arrive twice. Copies
+  // are counted, never new content.
+  const seen = new Set<string>();
+  const all = read.filter((r) => {
+    const id = `${r.key}\0${r.headers['mqtt-topic']}\0${r.value.toString('base64')}`;
+    return seen.has(id) ? false : (seen.add(id), true);
+  });
+  if (read.length > all.length) t.diagnostic(`${read.length - all.length} records arrived twice (a produce retried after another topic's fault)`);
   assert.equal(all.length, 8, 'the good messages and the two whose Influx mapping failed, nothing else');
   const telemetry = all.filter((r) => r.key === 'ts-1');
   assert.deepEqual(all.filter((r) => r.key === 'ts-2').map((r) => r.value.toString()),
