@@ -19,6 +19,11 @@ const commands: readonly Command[] = [
   auditVerifyCommand, auditReplayCommand, auditKeygenCommand,
 ];
 
+/** One command's line in a listing: its words and arguments, then what it does. */
+function commandLine(c: Command): string {
+  return `  ${`${c.name}${c.args ? ` ${c.args}` : ''}`.padEnd(26)} ${c.summary}`;
+}
+
 const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 const help = `sluice ${version}: drains an MQTT 5 broker into Kafka, InfluxDB, a file and an audit log, acking only what is durable
@@ -26,7 +31,7 @@ const help = `sluice ${version}: drains an MQTT 5 broker into Kafka, InfluxDB, a
 usage: sluice COMMAND [options]     (sluice COMMAND --help: that command's options)
 
 commands:
-${commands.map((c) => `  ${`${c.name}${c.args ? ` ${c.args}` : ''}`.padEnd(26)} ${c.summary}`).join('\n')}
+${commands.map(commandLine).join('\n')}
 
 environment: SLUICE_CONFIG, SLUICE_RULES, SLUICE_CLIENT_ID (stable per worker), SLUICE_LOG_LEVEL,
 and the variables your config names for secrets ({ env: NAME }). Docs: docs/configuration.md, docs/rules.md.`;
@@ -48,7 +53,7 @@ async function main(argv: string[]): Promise<number> {
         throw new UsageError(`unknown command "${argv.filter((a) => !a.startsWith('-')).slice(0, 2).join(' ')}" (sluice ${argv[0]} --help lists them)`);
       }
       process.stdout.write(`usage: sluice ${argv[0]} COMMAND [options]     (sluice ${argv[0]} COMMAND --help: its options)\n\n` +
-        `${group.map((c) => `  ${`${c.name}${c.args ? ` ${c.args}` : ''}`.padEnd(26)} ${c.summary}`).join('\n')}\n`);
+        `${group.map(commandLine).join('\n')}\n`);
       return argv.length === 1 ? 2 : 0;
     }
     if (argv[0] === '--version' || argv[0] === '-v' || argv[0] === '-V') {

@@ -47,25 +47,19 @@ export function compilePattern(source: string): CompiledPattern {
 
 /** Whether an MQTT subscription filter covers a topic, as a broker decides: `+` one level, `#` the rest (the parent too), no leading wildcard on a `$`-topic. */
 export function filterMatches(filter: string, topic: string): boolean {
-  if (topic.startsWith('$') && (filter.startsWith('+') || filter.startsWith('#'))) return false;
-  const f = filter.split('/');
-  const t = topic.split('/');
-  for (let i = 0; i < f.length; i++) {
-    if (f[i] === '#') return true;
-    if (i >= t.length) return false;
-    if (f[i] !== '+' && f[i] !== t[i]) return false;
-  }
-  return f.length === t.length;
+  return levelsOverlap(topic.split('/'), filter.split('/'));
 }
 
 /**
  * Whether some topic matches both a route pattern ({name} captures a level) and a subscription
- * filter: level by level a literal must equal a literal, a capture or + takes any level, # takes
- * the rest (the parent too); a filter starting with a wildcard never reaches a $-topic.
+ * filter: the same walk, a capture taking any level as + does.
  */
 export function patternsOverlap(pattern: string, filter: string): boolean {
-  const p = pattern.split('/').map((l) => (/^\{.*\}$/.test(l) ? '+' : l));
-  const f = filter.split('/');
+  return levelsOverlap(pattern.split('/').map((l) => (/^\{.*\}$/.test(l) ? '+' : l)), filter.split('/'));
+}
+
+/** Level by level: a literal must equal a literal, + takes any level, # the rest; a wildcard-led filter never reaches a $-topic. */
+function levelsOverlap(p: readonly string[], f: readonly string[]): boolean {
   if ((f[0] === '+' || f[0] === '#') && p[0]?.startsWith('$')) return false;
   for (let i = 0; ; i++) {
     const a = p[i];

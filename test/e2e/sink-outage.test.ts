@@ -57,7 +57,7 @@ test('Kafka stopped for 20 s mid-stream: 0 lost, not ready meanwhile, resumes by
 });
 
 test('sink outage longer than twice the keepalive while the broker over-sends: no reconnect loop, 0 lost', { timeout: 180_000 }, async (t) => {
-  // The trap (DESIGN.md): once a backlog has queued, Mosquitto sends past Receive Maximum; the
+  // The trap (docs/operations.md, Per broker; src/source/README.md): once a backlog has queued, Mosquitto sends past Receive Maximum; the
   // held pump then leaves the broker's PINGRESP unread behind those PUBLISHes, and MQTT.js
   // would declare the connection dead every 1.5 keepalives. Shape: Kafka frozen (a backlog
   // queues at the broker), a short thaw (acks free the window, the broker over-sends into the

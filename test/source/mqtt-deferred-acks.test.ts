@@ -154,7 +154,7 @@ test('QoS 2: taken at PUBLISH, PUBREC waits for settle() in arrival order, PUBCO
 });
 
 test('QoS 2 over-sent by Mosquitto past Receive Maximum: no disconnect, at most R taken, all delivered once', { timeout: 60_000 }, async (t) => {
-  // DESIGN.md, the QoS 2 trap: with a queue at the broker, Mosquitto 2.0.11 sends QoS 2 past
+  // The QoS 2 trap (src/source/README.md, QoS 2): with a queue at the broker, Mosquitto 2.0.11 sends QoS 2 past
   // Receive Maximum; stock MQTT.js then drops the connection. Here the hook must hold the
   // socket instead, and the PUBRELs queued behind the over-sent PUBLISHes must not deadlock it.
   printLogsOnFailure(t);

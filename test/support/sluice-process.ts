@@ -27,8 +27,6 @@ export interface SluiceOptions {
   readonly build?: 'src' | 'dist';
 }
 
-export { sluiceNodeFlags };
-
 export class SluiceProcess {
   readonly dir: string;
   readonly clientId: string;
