@@ -37,7 +37,16 @@ test(`${client}: a colliding topic name is refused with Kafka's own reason; a te
     await admin.deleteTopics({ topics: created }).catch(() => {});
     await admin.disconnect();
   });
-  await admin.createTopics({ topics: [{ topic: `c_${u}_x`, numPartitions: 1 }], waitForLeaders: true });
+  // kafkajs' waitForLeaders gives up when a broker answers UNKNOWN_TOPIC_OR_PARTITION right
+  // after the create (seen in CI); the topic exists then: wait for its leader ourselves
+  await admin.createTopics({ topics: [{ topic: `c_${u}_x`, numPartitions: 1 }], waitForLeaders: true })
+    .catch((err: { type?: string }) => { if (err.type !== 'UNKNOWN_TOPIC_OR_PARTITION') throw err; });
+  for (let tries = 0; ; tries++) {
+    const meta = await admin.fetchTopicMetadata({ topics: [`c_${u}_x`] }).catch(() => undefined);
+    if (meta?.topics[0]?.partitions.every((p) => p.leader >= 0)) break;
+    if (tries >= 100) throw new Error(`topic c_${u}_x has no leader after 10 s`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
   const topics = await topicAdmin(t, client, 2);
   await topics.load();
 
