@@ -17,7 +17,7 @@ import { memoryBudget } from './observability/memory-budget.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
 import { Pipeline } from './pipeline/pipeline.ts';
 import { BatchQueue } from './sinks/batch-queue.ts';
-import type { BuiltSink } from './sinks/plugin.ts';
+import { sectionKey, type BuiltSink } from './sinks/plugin.ts';
 import { sinkPlugins } from './sinks/registry.ts';
 import { SinkError } from './sinks/sink.ts';
 import type { RuleSet } from './router/rule-set.ts';
@@ -137,7 +137,7 @@ export async function startWorker(config: LoadedConfig, log: Logger, options: Wo
       if (!plugin.always && !rules.uses(plugin.name)) continue;
       const sinkLog = log.child({ sink: plugin.name });
       const built = await plugin.create({
-        section: (s as Record<string, unknown>)[plugin.name],
+        section: (s as Record<string, unknown>)[sectionKey(plugin)],
         sections: s as Record<string, unknown>,
         clientIds: { telemetry: config.clientId, commands: commandsClientId },
         log: sinkLog,
@@ -153,12 +153,14 @@ export async function startWorker(config: LoadedConfig, log: Logger, options: Wo
   }
   // A sink that is down at start (Kafka, the dead-letter topic): wait for it, not ready
   // meanwhile, rather than crash-loop.
+  for (const [name, { built }] of sinks) if (built.sink.start) metrics.sinkHealthy.set({ sink: name }, 0); // not started: cannot write
   for (const [name, { built }] of sinks) {
     if (!built.sink.start) continue;
     for (let attempt = 0; ; attempt++) {
       try {
         await built.sink.start();
         starting.delete(name);
+        metrics.sinkHealthy.set({ sink: name }, 1);
         break;
       } catch (err) {
         if (options.signal?.aborted) {
@@ -168,6 +170,7 @@ export async function startWorker(config: LoadedConfig, log: Logger, options: Wo
         }
         const wait = backoffMs(attempt, 500, 10_000);
         starting.set(name, (err as Error).message);
+        metrics.sinkHealthy.set({ sink: name }, 0); // it cannot write: SluiceSinkDown may fire
         log.error({ sink: name, err: (err as Error).message, retryInMs: wait }, 'sink not usable yet');
         await new Promise((r) => setTimeout(r, wait));
       }

@@ -5,6 +5,7 @@ import { hostname } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { RuleError, RuleSet, type RulesSpec } from '../router/rule-set.ts';
 import { resolveSecret, SecretError, type SecretRef } from '../secrets.ts';
+import { sectionKey } from '../sinks/plugin.ts';
 import { sinkPlugins } from '../sinks/registry.ts';
 import { rulesFile, type RulesFile } from './rules-schema.ts';
 import { serviceConfig, type ServiceConfig } from './service-schema.ts';
@@ -47,7 +48,7 @@ export function loadConfig(configFile: string, options: { rulesFile?: string | u
   const rules = loadRules(rulesPath, env);
   const sections = service as Record<string, unknown>;
   for (const plugin of sinkPlugins) {
-    const section = sections[plugin.name] as Record<string, unknown> | undefined;
+    const section = sections[sectionKey(plugin)] as Record<string, unknown> | undefined;
     if (plugin.config && section === undefined && rules.uses(plugin.name)) {
       const routes = [...rules.sinksByRoute].filter(([, sinks]) => sinks.includes(plugin.name)).map(([route]) => `"${route}"`);
       const what = plugin.name === 'audit' ? 'has audit: true' : `writes to ${plugin.name}`;

@@ -4,10 +4,11 @@
 import { z } from 'zod';
 import { secretRef } from '../secrets.ts';
 import { urlProblem } from '../addresses.ts';
+import { sectionKey } from '../sinks/plugin.ts';
 import { sinkPlugins } from '../sinks/registry.ts';
 
 /** Each sink's section under its name; its own schema validates it (and says when it may be absent). */
-const sinkSections: Record<string, z.ZodType> = Object.fromEntries(sinkPlugins.flatMap((p) => (p.config ? [[p.name, p.config]] : [])));
+const sinkSections: Record<string, z.ZodType> = Object.fromEntries(sinkPlugins.flatMap((p) => (p.config ? [[sectionKey(p), p.config]] : [])));
 
 const backoff = z.strictObject({
   minMs: z.int().min(1).default(200).describe('the first wait'),

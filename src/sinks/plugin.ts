@@ -43,11 +43,17 @@ export interface SinkPlugin {
   readonly title?: string;
   /** Its part of a route: the key, the schema fragment (rules-schema.ts puts it in), the compiler. */
   readonly route?: { readonly schema: z.ZodType; readonly compiler: OutputCompiler } | undefined;
-  /** Its section of the service config: the key is the plugin's name. */
+  /** Its section of the service config, under `section` (default: the plugin's name). */
   readonly config?: z.ZodType | undefined;
+  readonly section?: string;
   /** Keys of its section that are paths, relative to the config file's directory (resolved at load). */
   readonly paths?: readonly string[];
   /** Built only when a route uses it, unless always (the dead letter). */
   readonly always?: boolean;
   create(context: SinkContext): Promise<BuiltSink> | BuiltSink;
+}
+
+/** The key of a plugin's section in the service config. */
+export function sectionKey(plugin: SinkPlugin): string {
+  return plugin.section ?? plugin.name;
 }

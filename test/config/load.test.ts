@@ -162,3 +162,14 @@ test('a missing secret names its file and line', () => {
   writeFileSync(join(dir, 'c.yaml'), 'rules: r.yaml\nfile: { path: out.jsonl }\nmqtt:\n  url: mqtt://127.0.0.1:1883\n  password: { env: SLUICE_TEST_UNSET_PW }\n');
   assert.throws(() => loadConfig(join(dir, 'c.yaml'), { env: {} }), (err: Error) => err.message === `${join(dir, 'c.yaml')}:5: mqtt.password: environment variable SLUICE_TEST_UNSET_PW is not set`);
 });
+
+test('deadLetter: to file needs a path (relative to the config), a path is for to: file only, kafka by default', () => {
+  const dir = files({ 'rules.yaml': goodRules, 'sluice.yaml': 'rules: rules.yaml\ndeadLetter:\n  to: file\n' });
+  assert.throws(() => loadConfig(join(dir, 'sluice.yaml')), /sluice\.yaml:2: deadLetter\.path: to: file needs a path/);
+  writeFileSync(join(dir, 'sluice.yaml'), 'rules: rules.yaml\ndeadLetter:\n  to: hold\n  path: x.jsonl\n');
+  assert.throws(() => loadConfig(join(dir, 'sluice.yaml')), /deadLetter\.path: path is for to: file \(to is hold\)/);
+  writeFileSync(join(dir, 'sluice.yaml'), 'rules: rules.yaml\ndeadLetter:\n  to: file\n  path: dead/letters.jsonl\n');
+  assert.equal((loadConfig(join(dir, 'sluice.yaml')).service.deadLetter as { path: string }).path, join(dir, 'dead/letters.jsonl'));
+  writeFileSync(join(dir, 'sluice.yaml'), 'rules: rules.yaml\n');
+  assert.equal((loadConfig(join(dir, 'sluice.yaml')).service.deadLetter as { to: string }).to, 'kafka');
+});

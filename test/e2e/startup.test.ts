@@ -22,4 +22,8 @@ test('/healthz answers from the very start; /readyz names the sink sluice is wai
   const health = await sluice.healthz();
   assert.equal(health, 200, 'alive while waiting');
   assert.match(ready.body, /^starting: kafka: /m);
+  assert.match(ready.body, /^starting: kafka: cannot connect to Kafka at 127\.0\.0\.1:1: /m, 'the address it tries, not only the client\'s words');
+  const m = await sluice.metrics(['sluice_sink_healthy']);
+  assert.equal(m.get('sluice_sink_healthy{sink="kafka"}'), 0, 'a sink that cannot start is not healthy');
+  assert.equal(m.get('sluice_sink_healthy{sink="dead-letter"}'), 0, 'nor is the dead letter waiting behind it on the same Kafka');
 });

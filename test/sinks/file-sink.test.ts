@@ -2,7 +2,9 @@
 // that fails for good (ENOSPC), no fault injection.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { FileDeadLetterSink } from '../../src/sinks/dead-letter/dead-letter-file.ts';
+import type { DeadLetterItem } from '../../src/sinks/dead-letter/dead-letter-sink.ts';
 import { FileSink } from '../../src/sinks/file/file-sink.ts';
 import { conformance } from './conformance.ts';
 
@@ -41,6 +43,46 @@ conformance<string>({
     },
     async end() {
       rmSync(join(dir, 'sub'));
+    },
+  },
+});
+
+// the dead letter as a file (deadLetter.to: file): the same writer, each dead letter one line
+let deadPath = '';
+const letter = (n: number): DeadLetterItem => ({
+  message: { topic: `acme/s/z/t/d-${n}/telemetry`, payload: Buffer.from(`bad-${n}`), qos: 1, retain: false, properties: {}, receivedAt: Date.now() },
+  refusals: [{ reason: 'invalid-json', stage: 'decode', route: 'telemetry', error: 'Unexpected token' }],
+});
+
+conformance<DeadLetterItem>({
+  name: 'dead-letter (file)',
+  async create(t) {
+    deadPath = join(mkdtempSync(join(tmpdir(), 'sluice-dead-letter-')), 'dead', 'letters.jsonl');
+    const sink = new FileDeadLetterSink(deadPath);
+    t.after(() => sink.close());
+    return sink;
+  },
+  good: (n, from = 0) => Array.from({ length: n }, (_, i) => letter(from + i)),
+  async readBack(items) {
+    const topics = new Set(readFileSync(deadPath, 'utf8').split('\n').filter((l) => l !== '').map((l) => (JSON.parse(l) as { topic: string }).topic));
+    return items.filter((x) => topics.has(x.message.topic)).length;
+  },
+  bad: { none: 'a dead letter is always one JSON line: nothing is refused' },
+  unreachable: {
+    async sink() {
+      const d = mkdtempSync(join(tmpdir(), 'sluice-dead-letter-'));
+      writeFileSync(join(d, 'blocked'), '');
+      return new FileDeadLetterSink(join(d, 'blocked', 'letters.jsonl'));
+    },
+  },
+  fatal: { sink: async () => new FileDeadLetterSink('/dev/full') },
+  outage: {
+    async begin() {
+      mkdirSync(dirname(dirname(deadPath)), { recursive: true });
+      writeFileSync(dirname(deadPath), '');
+    },
+    async end() {
+      rmSync(dirname(deadPath));
     },
   },
 });

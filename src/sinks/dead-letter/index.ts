@@ -1,17 +1,29 @@
 // The dead-letter sink as a plugin: always built (every worker must be able to refuse a
-// message without losing it), fed by the pipeline rather than by a route, writing to
-// kafka.deadLetterTopic with the kafka section's connection settings. README.md beside this
-// file is its documentation.
+// message without losing it), fed by the pipeline rather than by a route. Its deadLetter
+// section chooses where: the Kafka topic kafka.deadLetterTopic (with the kafka section's
+// connection settings), a JSON-lines file, or hold. README.md beside this file is its
+// documentation.
 import { kafkaConfig, type KafkaConfig } from '../kafka/config.ts';
 import { kafkaSinkOptions } from '../kafka/index.ts';
 import { KafkaSink } from '../kafka/kafka-sink.ts';
 import type { SinkPlugin } from '../plugin.ts';
+import { deadLetterConfig, type DeadLetterConfig } from './config.ts';
+import { FileDeadLetterSink } from './dead-letter-file.ts';
+import { HoldDeadLetters } from './dead-letter-hold.ts';
 import { DeadLetterSink } from './dead-letter-sink.ts';
 
 export const deadLetterPlugin: SinkPlugin = {
   name: 'dead-letter',
+  section: 'deadLetter',
+  config: deadLetterConfig,
+  paths: ['path'],
   always: true,
-  async create({ sections, log }) {
+  async create({ section, sections, log }) {
+    const d = (section ?? deadLetterConfig.parse(undefined)) as DeadLetterConfig;
+    if (d.to === 'file') {
+      return { sink: new FileDeadLetterSink(d.path as string), batch: { maxItems: d.batch.maxLines, maxBytes: 8_000_000, lingerMs: d.batch.lingerMs } };
+    }
+    if (d.to === 'hold') return { sink: new HoldDeadLetters(), batch: { maxItems: 100, maxBytes: 8_000_000, lingerMs: 0 } };
     const k = (sections.kafka ?? kafkaConfig.parse(undefined)) as KafkaConfig;
     return {
       sink: new DeadLetterSink(new KafkaSink(await kafkaSinkOptions(k, 'dead-letter'), log), k.deadLetterTopic),

@@ -78,12 +78,17 @@ export class KafkaSink implements Sink<KafkaRecord> {
   }
 
   async start(): Promise<void> {
-    await this.connect();
+    try {
+      await this.connect();
+    } catch (err) {
+      // the client's own words rarely say where it tried ("metadata failed 2 times")
+      throw new Error(`cannot connect to Kafka at ${this.options.brokers.join(',')}: ${(err as Error).message}`, { cause: err });
+    }
   }
 
   /** Whether the topic exists (creating it when allowed), waiting for the answer: the dead-letter topic at start. */
   async hasTopic(topic: string): Promise<{ ok: true } | { ok: false; reason: string }> {
-    await this.connect();
+    await this.start();
     const s = await this.topics.settle(topic);
     return s.state === 'ready' ? { ok: true } : { ok: false, reason: s.state === 'missing' ? s.reason : `topic "${topic}" is not ready` };
   }
