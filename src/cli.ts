@@ -6,6 +6,7 @@ import './source/mqtt/quiet-debug.ts'; // first: before anything loads mqtt-pack
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { auditKeygenCommand, auditReplayCommand, auditVerifyCommand } from './cli/audit.ts';
+import { checkCommand, configPrintCommand } from './cli/check.ts';
 import { UsageError, usageOf, type Command } from './cli/command.ts';
 import { configSchemaCommand } from './cli/config-schema.ts';
 import { rulesCheckCommand, rulesSchemaCommand, rulesTestCommand } from './cli/rules.ts';
@@ -15,7 +16,7 @@ import { ConfigError } from './config/yaml-file.ts';
 import { SecretError } from './secrets.ts';
 
 const commands: readonly Command[] = [
-  runCommand, rulesCheckCommand, rulesTestCommand, rulesSchemaCommand, simulateCommand, configSchemaCommand,
+  runCommand, checkCommand, configPrintCommand, rulesCheckCommand, rulesTestCommand, rulesSchemaCommand, simulateCommand, configSchemaCommand,
   auditVerifyCommand, auditReplayCommand, auditKeygenCommand,
 ];
 

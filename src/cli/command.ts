@@ -40,7 +40,7 @@ export const configHelp = {
 };
 
 export function configFileOf(values: Parsed['values']): string {
-  return (values.config as string | undefined) ?? process.env.SLUICE_CONFIG ?? 'config/sluice.yaml';
+  return (values.config as string | undefined) ?? (process.env.SLUICE_CONFIG || 'config/sluice.yaml'); // set but empty: unset
 }
 
 export function rulesOverrideOf(values: Parsed['values']): string | undefined {

@@ -22,19 +22,28 @@ export const rulesCheckCommand: Command = {
   args: '[RULES_FILE]',
   summary: 'validate a rules file: the one named, else the config\'s (exit 1 with file:line on error)',
   options: { ...configOptions, strict: { type: 'boolean' } },
-  help: { ...configHelp, strict: 'exit 1 on a warning too (a route no subscription covers)' },
+  help: { ...configHelp, strict: 'exit 1 on a warning too (a route no subscription covers, a route an earlier one shadows)' },
   async run({ values, positionals }) {
     if (positionals.length > 1) throw new UsageError(`rules check takes one rules file, got ${positionals.length}: ${positionals.join(' ')}`);
     const [file] = positionals;
     if (file !== undefined && values.rules !== undefined) throw new UsageError('name the rules file as the argument or with --rules, not both');
     const rules = rulesOf(file === undefined ? values : { ...values, rules: file });
-    const warnings = rules.uncoveredRoutes().map((r) =>
-      `warning: route "${r.route}" (match ${r.match}) is covered by no subscription: it never receives a message (subscriptions: ${rules.subscriptions.map((s) => s.filter).join(', ')})`);
-    for (const w of warnings) process.stderr.write(`${w}\n`);
+    const warnings = ruleWarnings(rules);
+    for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
     process.stdout.write(`ok: ${rules.routeNames.length} route(s) (${rules.routeNames.join(', ')}), ${rules.subscriptions.length} subscription(s)${warnings.length ? `, ${warnings.length} warning(s)` : ''}\n`);
     return warnings.length > 0 && values.strict ? 1 : 0;
   },
 };
+
+/** What a rules file allows but its author surely did not mean: routes that can never receive a message. */
+export function ruleWarnings(rules: RuleSet): string[] {
+  return [
+    ...rules.uncoveredRoutes().map((r) =>
+      `route "${r.route}" (match ${r.match}) is covered by no subscription: it never receives a message (subscriptions: ${rules.subscriptions.map((s) => s.filter).join(', ')})`),
+    ...rules.shadowedRoutes().map((r) =>
+      `route "${r.route}" (match ${r.match}) is shadowed by route "${r.by}" before it, which takes every topic it matches (continue: false): it never receives a message`),
+  ];
+}
 
 export const rulesTestCommand: Command = {
   name: 'rules test',

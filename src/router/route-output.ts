@@ -38,6 +38,8 @@ export interface RouteOutput<Item = unknown> {
   readonly phase: 0 | 1;
   /** Keys its sink's config section must have for it (kafka.schemaRegistry): the config load says so, naming the route. */
   readonly requires?: readonly string[] | undefined;
+  /** Where it writes, as the rules name it (a Kafka topic or topic template): `sluice check --connect` looks for it. */
+  readonly destination?: string | undefined;
   encode(input: MatchInput): Encoded<Item>;
 }
 

@@ -13,7 +13,7 @@ import { SparkplugState } from './sparkplug/sparkplug-state.ts';
 import { parseSparkplugTopic, sparkplugLevels, type SparkplugTopic } from './sparkplug/sparkplug-topic.ts';
 import type { SparkplugMessage } from './sparkplug/sparkplug-message.ts';
 import type { Levels } from './template.ts';
-import { compilePattern, PatternTrie, patternsOverlap, validateFilter, type CompiledPattern } from './topic-pattern.ts';
+import { compilePattern, patternCovers, PatternTrie, patternsOverlap, validateFilter, type CompiledPattern } from './topic-pattern.ts';
 
 export { RuleError };
 
@@ -120,6 +120,24 @@ export class RuleSet {
 
   uses(sink: string): boolean {
     return this.sinksUsed.has(sink);
+  }
+
+  /** What the routes name for a sink to write to (Kafka topics and templates), each once. */
+  destinations(sink: string): string[] {
+    return [...new Set(this.routes.flatMap((r) => r.outputs.filter((o) => o.sink === sink && o.destination !== undefined).map((o) => o.destination as string)))];
+  }
+
+  /**
+   * Routes an earlier route always takes first: it matches every topic they match and does not
+   * continue, so they never see a message (a Sparkplug route skips STATE topics: never counted).
+   */
+  shadowedRoutes(): Array<{ readonly route: string; readonly match: string; readonly by: string }> {
+    const shadowed: Array<{ route: string; match: string; by: string }> = [];
+    for (const [i, r] of this.routes.entries()) {
+      const by = this.routes.slice(0, i).find((earlier) => !earlier.continue && !earlier.sparkplug && patternCovers(earlier.pattern.source, r.pattern.source));
+      if (by) shadowed.push({ route: r.name, match: r.pattern.source, by: by.name });
+    }
+    return shadowed;
   }
 
   /** Routes whose match no subscription filter can deliver a topic for: they never receive a message. */

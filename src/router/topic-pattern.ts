@@ -55,7 +55,26 @@ export function filterMatches(filter: string, topic: string): boolean {
  * filter: the same walk, a capture taking any level as + does.
  */
 export function patternsOverlap(pattern: string, filter: string): boolean {
-  return levelsOverlap(pattern.split('/').map((l) => (/^\{.*\}$/.test(l) ? '+' : l)), filter.split('/'));
+  return levelsOverlap(wildcards(pattern), filter.split('/'));
+}
+
+/** Whether every topic the route pattern `inner` matches, `outer` matches too ({name} as +). */
+export function patternCovers(outer: string, inner: string): boolean {
+  const o = wildcards(outer);
+  const n = wildcards(inner);
+  if ((o[0] === '+' || o[0] === '#') && n[0]?.startsWith('$')) return false; // a wildcard-led pattern never takes a $-topic
+  for (let i = 0; ; i++) {
+    const a = o[i];
+    const b = n[i];
+    if (a === '#') return true; // the parent level too, as the trie matches it
+    if (b === '#') return false;
+    if (a === undefined || b === undefined) return a === b;
+    if (a !== '+' && (b === '+' || a !== b)) return false;
+  }
+}
+
+function wildcards(pattern: string): string[] {
+  return pattern.split('/').map((l) => (/^\{.*\}$/.test(l) ? '+' : l));
 }
 
 /** Level by level: a literal must equal a literal, + takes any level, # the rest; a wildcard-led filter never reaches a $-topic. */

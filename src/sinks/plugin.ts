@@ -51,6 +51,22 @@ export interface SinkPlugin {
   /** Built only when a route uses it, unless always (the dead letter). */
   readonly always?: boolean;
   create(context: SinkContext): Promise<BuiltSink> | BuiltSink;
+  /** `sluice check --connect`: reach its server with the config's credentials, write nothing, say what was found. */
+  probe?(context: ProbeContext): Promise<Probe>;
+}
+
+export interface ProbeContext {
+  readonly section: unknown;
+  readonly sections: Readonly<Record<string, unknown>>;
+  /** What the routes name for it to write to (Kafka topics and topic templates). */
+  readonly destinations: readonly string[];
+  readonly timeoutMs: number;
+}
+
+/** One line of `sluice check --connect`: ok, or not, and what was found. */
+export interface Probe {
+  readonly ok: boolean;
+  readonly detail: string;
 }
 
 /** The key of a plugin's section in the service config. */

@@ -29,7 +29,7 @@ test('each command has its own help; the top-level help lists every command', ()
   assert.doesNotMatch(verify.stdout, /--brokers/, 'only its own options');
   const top = cli('--help');
   assert.equal(top.status, 0);
-  for (const c of ['run', 'rules check', 'rules test', 'rules schema', 'simulate', 'config schema', 'audit verify', 'audit replay', 'audit keygen']) {
+  for (const c of ['run', 'check', 'config print', 'rules check', 'rules test', 'rules schema', 'simulate', 'config schema', 'audit verify', 'audit replay', 'audit keygen']) {
     assert.match(top.stdout, new RegExp(`^  ${c}\\b`, 'm'), c);
   }
   const unknown = cli('frobnicate');

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { compilePattern, filterMatches, PatternTrie, patternsOverlap, validateFilter } from '../../src/router/topic-pattern.ts';
+import { compilePattern, filterMatches, PatternTrie, patternCovers, patternsOverlap, validateFilter } from '../../src/router/topic-pattern.ts';
 
 function trieOf(...patterns: string[]): PatternTrie {
   const trie = new PatternTrie();
@@ -73,4 +73,22 @@ test('patternsOverlap: a route pattern and a filter share a topic, or not', () =
     ['$SYS/{x}', '#', false], ['$SYS/{x}', '$SYS/+', true], ['spBv1.0/{group}/#', 'spBv1.0/+/+/+', true],
   ];
   for (const [pattern, filter, overlap] of cases) assert.equal(patternsOverlap(pattern, filter), overlap, `${pattern} ~ ${filter}`);
+});
+
+test('patternCovers: every topic the inner pattern matches, the outer matches too', () => {
+  const covers: Array<[string, string, boolean]> = [
+    ['#', 'acme/+/t', true],
+    ['acme/#', 'acme', true], // the trie gives a/# its parent
+    ['acme/{site}/#', 'acme/malta/z1/t', true],
+    ['{org}/{site}/{zone}/{type}/{id}/telemetry', 'acme/malta/+/sensor/{id}/telemetry', true],
+    ['acme/+/t', 'acme/{site}/t', true],
+    ['acme/malta/t', 'acme/{site}/t', false],
+    ['acme/+/t', 'acme/+/t/x', false],
+    ['acme/+/t', 'acme/#', false],
+    ['acme/+', 'acme', false],
+    ['+/status', '$SYS/status', false],
+    ['$SYS/+', '$SYS/status', true],
+    ['{a}/{b}', '{x}/{y}', true],
+  ];
+  for (const [outer, inner, want] of covers) assert.equal(patternCovers(outer, inner), want, `${outer} covers ${inner}`);
 });

@@ -11,6 +11,7 @@ import { RuleError } from '../../router/rule-error.ts';
 import type { OutputCompiler, RouteOutput } from '../../router/route-output.ts';
 import { resolveSecret } from '../../secrets.ts';
 import type { SinkPlugin } from '../plugin.ts';
+import { directoryProbe } from '../probe.ts';
 import { createAuditMetrics } from './audit-metrics.ts';
 import { AuditSink, type AuditItem } from './audit-sink.ts';
 import { auditConfig, type AuditConfig } from './config.ts';
@@ -121,5 +122,11 @@ export const auditPlugin: SinkPlugin = {
         },
       } : {}),
     };
+  },
+  async probe({ section }) {
+    const a = section as AuditConfig;
+    const p = await directoryProbe(a.dir);
+    // the signing key was read with the config (a missing one fails the load): say whether there is one
+    return { ok: p.ok, detail: `${p.detail}${a.signing ? ', checkpoints signed' : ', checkpoints unsigned (no audit.signing)'}` };
   },
 };

@@ -3,10 +3,12 @@
 // section chooses where: the Kafka topic kafka.deadLetterTopic (with the kafka section's
 // connection settings), a JSON-lines file, or hold. README.md beside this file is its
 // documentation.
+import { dirname } from 'node:path';
 import { kafkaConfig, type KafkaConfig } from '../kafka/config.ts';
-import { kafkaSinkOptions } from '../kafka/index.ts';
+import { kafkaSinkOptions, probeKafka } from '../kafka/index.ts';
 import { KafkaSink } from '../kafka/kafka-sink.ts';
 import type { SinkPlugin } from '../plugin.ts';
+import { directoryProbe } from '../probe.ts';
 import { deadLetterConfig, type DeadLetterConfig } from './config.ts';
 import { FileDeadLetterSink } from './dead-letter-file.ts';
 import { HoldDeadLetters } from './dead-letter-hold.ts';
@@ -29,5 +31,16 @@ export const deadLetterPlugin: SinkPlugin = {
       sink: new DeadLetterSink(new KafkaSink(await kafkaSinkOptions(k, 'dead-letter'), log), k.deadLetterTopic),
       batch: { maxItems: k.batch.maxMessages, maxBytes: k.batch.maxBytes, lingerMs: k.batch.lingerMs },
     };
+  },
+  async probe({ section, sections, timeoutMs }) {
+    const d = (section ?? deadLetterConfig.parse(undefined)) as DeadLetterConfig;
+    if (d.to === 'hold') return { ok: true, detail: 'to: hold (nothing to reach: a refused message stays unacknowledged)' };
+    if (d.to === 'file') {
+      const p = await directoryProbe(dirname(d.path as string));
+      return { ok: p.ok, detail: `to: file ${d.path}: ${p.detail}` };
+    }
+    const k = (sections.kafka ?? kafkaConfig.parse(undefined)) as KafkaConfig;
+    const p = await probeKafka(k, [k.deadLetterTopic], timeoutMs);
+    return { ok: p.ok, detail: `to: kafka ${p.detail}` };
   },
 };

@@ -1,8 +1,10 @@
 // The file sink as a plugin: a route's `file: true`, the `file:` config section, one JSON line
 // per message. README.md beside this file is its documentation.
+import { dirname } from 'node:path';
 import { z } from 'zod';
 import type { Encoded, MatchInput, OutputCompiler, RouteOutput } from '../../router/route-output.ts';
 import type { SinkPlugin } from '../plugin.ts';
+import { directoryProbe } from '../probe.ts';
 import { FileSink } from './file-sink.ts';
 
 export const fileConfig = z.strictObject({
@@ -59,5 +61,10 @@ export const filePlugin: SinkPlugin = {
       sink: new FileSink(f.path), // resolved against the config's directory at load
       batch: { maxItems: f.batch.maxLines, maxBytes: 8_000_000, lingerMs: f.batch.lingerMs },
     };
+  },
+  async probe({ section }) {
+    const f = section as FileConfig;
+    const p = await directoryProbe(dirname(f.path));
+    return { ok: p.ok, detail: `${f.path}: ${p.detail}` };
   },
 };

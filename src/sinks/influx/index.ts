@@ -14,14 +14,13 @@ export const influxPlugin: SinkPlugin = {
   create({ section }) {
     const i = section as InfluxConfig;
     return {
-      sink: new InfluxSink({
-        url: i.url,
-        token: i.token && resolveSecret(i.token, 'influx.token'),
-        org: i.org,
-        bucket: i.bucket,
-        timeoutMs: i.timeoutMs,
-      }),
+      sink: sinkOf(i),
       batch: { maxItems: i.batch.maxPoints, maxBytes: 4_000_000, lingerMs: i.batch.lingerMs, concurrency: i.batch.concurrency },
     };
   },
+  probe: ({ section, timeoutMs }) => sinkOf({ ...(section as InfluxConfig), timeoutMs }).probe(),
 };
+
+function sinkOf(i: InfluxConfig): InfluxSink {
+  return new InfluxSink({ url: i.url, token: i.token && resolveSecret(i.token, 'influx.token'), org: i.org, bucket: i.bucket, timeoutMs: i.timeoutMs });
+}

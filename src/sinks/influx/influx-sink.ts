@@ -43,6 +43,17 @@ export class InfluxSink implements Sink<string> {
 
   async close(): Promise<void> {}
 
+  /** An empty write: the server, the credentials and the bucket, checked without a point written. */
+  async probe(): Promise<{ ok: boolean; detail: string }> {
+    const where = `${this.options.url} bucket ${this.options.bucket}`;
+    try {
+      await this.post('');
+      return { ok: true, detail: `${where}: writable` };
+    } catch (err) {
+      return { ok: false, detail: describe(err, where) };
+    }
+  }
+
   private async writeIndexes(batch: readonly string[], indexes: readonly number[], rejected: ItemRejection[]): Promise<void> {
     if (indexes.length === 0) return;
     try {

@@ -2,7 +2,8 @@
 // idempotent producer behind a batch queue (one batch in flight per sink, the next filling).
 // README.md beside this file is its documentation.
 import { resolveSecret } from '../../secrets.ts';
-import type { SinkPlugin } from '../plugin.ts';
+import type { Probe, SinkPlugin } from '../plugin.ts';
+import { within } from '../probe.ts';
 import { createKafkaClient } from './client/create-client.ts';
 import { kafkaConfig, type KafkaConfig } from './config.ts';
 import { kafkaRoute, kafkaRouteCompiler } from './kafka-route.ts';
@@ -20,6 +21,38 @@ export async function kafkaSinkOptions(k: KafkaConfig, name: string): Promise<Co
   };
 }
 
+/**
+ * `sluice check --connect`: connects an admin client with the section's settings (TLS, SASL),
+ * lists the topics, and says for each topic the rules name whether it is there. A missing
+ * topic fails the check unless createTopics makes it; a template's topics cannot be listed.
+ */
+export async function probeKafka(k: KafkaConfig, topics: readonly string[], timeoutMs: number): Promise<Probe> {
+  const where = `${k.brokers.join(',')}${k.tls ? ' (TLS)' : ''}${k.sasl ? ` (SASL ${k.sasl.mechanism})` : ''}`;
+  let client: Awaited<ReturnType<typeof createKafkaClient>> | undefined;
+  const admin = await (async () => {
+    client = await createKafkaClient(k, { clientId: `${k.clientId}-check` });
+    return client.admin();
+  })().catch((err: unknown) => err as Error);
+  if (admin instanceof Error) return { ok: false, detail: `${where}: ${admin.message}` };
+  try {
+    await within(admin.connect(), timeoutMs, 'connect');
+    const existing = new Set(await within(admin.listTopics(), timeoutMs, 'list topics'));
+    let ok = true;
+    const found = topics.map((t) => {
+      if (t.includes('{')) return `${t}: a template (${k.createTopics.enabled ? 'its topics are created on first use' : 'each of its topics must exist'})`;
+      if (existing.has(t)) return `${t} present`;
+      if (k.createTopics.enabled) return `${t} absent (created on first use)`;
+      ok = false;
+      return `${t} ABSENT (createTopics off: create it)`;
+    });
+    return { ok, detail: `${where}: connected, ${existing.size} topic(s)${found.length ? `; ${found.join('; ')}` : ''}` };
+  } catch (err) {
+    return { ok: false, detail: `${where}: ${client?.reason(err) ?? (err as Error).message}` };
+  } finally {
+    await within(admin.disconnect(), 2_000, 'disconnect').catch(() => {});
+  }
+}
+
 export const kafkaPlugin: SinkPlugin = {
   name: 'kafka',
   route: { schema: kafkaRoute.optional().describe('write this route\'s messages to Kafka as records'), compiler: kafkaRouteCompiler },
@@ -35,4 +68,5 @@ export const kafkaPlugin: SinkPlugin = {
       batch: { maxItems: k.batch.maxMessages, maxBytes: k.batch.maxBytes, lingerMs: k.batch.lingerMs, stuckAfterMs: k.stuckAfterMs },
     };
   },
+  probe: ({ section, destinations, timeoutMs }) => probeKafka(section as KafkaConfig, destinations, timeoutMs),
 };

@@ -48,6 +48,7 @@ class KafkaRouteOutput implements RouteOutput<KafkaRecord> {
   readonly phase = 1;
   private readonly route: string;
   private readonly topic: Template;
+  readonly destination: string;
   private readonly key: Template | null;
   private readonly headers: ReadonlyArray<readonly [string, Template]>;
   /** The topic template when it names levels (its topics share a budget), else undefined. */
@@ -82,6 +83,7 @@ class KafkaRouteOutput implements RouteOutput<KafkaRecord> {
       if (reservedHeader.test(name)) throw new RuleError(at('headers', name), `header names starting with mqtt- or sluice- are sluice's own`);
     }
     this.topic = compile(at('topic'), part.topic);
+    this.destination = part.topic;
     if (this.topic.uses.length === 0 && !kafkaTopicRe.test(part.topic)) {
       throw new RuleError(at('topic'), `"${part.topic}" is not a legal Kafka topic name ([A-Za-z0-9._-], at most 249)`);
     }
