@@ -76,7 +76,7 @@ export async function startWorker(config: LoadedConfig, log: Logger, options: Wo
   };
 
   // /healthz from the very start (also while sinks are waited for); a port in use is one line, before anything connects
-  const starting = new Map<string, string>();
+  const starting = new Map<string, string>([['mqtt', 'not connected yet (the sinks start first)']]);
   const sinks = new Map<string, RunningSink>();
   let pipeline: Pipeline | undefined;
   let source: MqttSession | undefined;
@@ -100,8 +100,8 @@ export async function startWorker(config: LoadedConfig, log: Logger, options: Wo
     const p: string[] = [];
     if (fatal) p.push(`fatal: ${fatal.message} (stopping)`);
     for (const [name, why] of starting) p.push(`starting: ${name}: ${why}`);
-    if (source && !source.connected) p.push('mqtt: not connected');
-    if (commandSource && !commandSource.connected) p.push('mqtt commands: not connected');
+    if (source && !source.subscribed) p.push(source.connected ? 'mqtt: connected, subscribing' : 'mqtt: not connected');
+    if (commandSource && !commandSource.subscribed) p.push(commandSource.connected ? 'mqtt commands: connected, subscribing' : 'mqtt commands: not connected');
     if (sparkplugFeed && !sparkplugFeed.connected) p.push('mqtt sparkplug state feed: not connected');
     const sinkProblems = new Map<string, string[]>();
     for (const [name, { built, queue }] of sinks) {
@@ -276,6 +276,7 @@ export async function startWorker(config: LoadedConfig, log: Logger, options: Wo
   inFlightTimer.unref();
 
   const telemetryId = config.clientId;
+  starting.delete('mqtt'); // from now on the sessions say whether they are connected and subscribed
   source?.start((message, slot) => running.dispatch(message, slot, telemetryId));
   if (commandSource && commandsClientId !== undefined) commandSource.start((message, slot) => running.dispatch(message, slot, commandsClientId));
   log.info({

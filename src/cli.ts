@@ -12,11 +12,12 @@ import { configSchemaCommand } from './cli/config-schema.ts';
 import { rulesCheckCommand, rulesSchemaCommand, rulesTestCommand } from './cli/rules.ts';
 import { runCommand } from './cli/run.ts';
 import { simulateCommand } from './cli/simulate.ts';
+import { tapCommand } from './cli/tap.ts';
 import { ConfigError } from './config/yaml-file.ts';
 import { SecretError } from './secrets.ts';
 
 const commands: readonly Command[] = [
-  runCommand, checkCommand, configPrintCommand, rulesCheckCommand, rulesTestCommand, rulesSchemaCommand, simulateCommand, configSchemaCommand,
+  runCommand, checkCommand, tapCommand, configPrintCommand, rulesCheckCommand, rulesTestCommand, rulesSchemaCommand, simulateCommand, configSchemaCommand,
   auditVerifyCommand, auditReplayCommand, auditKeygenCommand,
 ];
 

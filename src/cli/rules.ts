@@ -1,14 +1,11 @@
 // sluice rules check | test | schema: validate a rules file, show where a message would go
 // (the items each sink would write, without writing them), print the JSON schema.
-import { isUtf8 } from 'node:buffer';
 import { loadConfig, loadRules } from '../config/load.ts';
 import { jsonText, rulesJsonSchema } from '../config/reference.ts';
 import type { Message } from '../message.ts';
-import { encodeAll } from '../pipeline/encode.ts';
 import type { RuleSet } from '../router/rule-set.ts';
-import { filterMatches } from '../router/topic-pattern.ts';
-import type { KafkaRecord } from '../sinks/kafka/kafka-record.ts';
-import { ValueSchema } from '../sinks/kafka/schema-registry/value-schema.ts';
+import { runCases } from './rules-cases.ts';
+import { base64Of, evaluate, routeBirth } from './rules-evaluate.ts';
 import { configFileOf, configHelp, configOptions, rulesOverrideOf, UsageError, type Command, type Parsed } from './command.ts';
 
 function rulesOf(values: Parsed['values']): RuleSet {
@@ -47,18 +44,25 @@ export function ruleWarnings(rules: RuleSet): string[] {
 
 export const rulesTestCommand: Command = {
   name: 'rules test',
-  args: 'TOPIC PAYLOAD',
+  args: 'TOPIC PAYLOAD | --cases FILE',
   summary: 'show where a message would go, and what each sink would write, without sending it',
-  notes: 'outcome: routed, dead-lettered, unmatched-dead-lettered, unmatched-dropped or expired; a warning when no subscription covers the topic.\nexit codes: 0 routed (written, no dead letter), 1 anything else (dead-lettered, dropped, or never received), 2 usage',
-  options: { ...configOptions, qos: { type: 'string' }, property: { type: 'string', multiple: true }, base64: { type: 'boolean' }, birth: { type: 'string', multiple: true } },
+  notes: 'outcome: routed, dead-lettered, unmatched-dead-lettered, unmatched-dropped or expired; a warning when no subscription covers the topic.\n' +
+    '--cases FILE: every case of a test file (docs/rules.md, Testing rules), a diff for each that fails.\n' +
+    'exit codes: 0 routed (written, no dead letter) or every case passed, 1 anything else (dead-lettered, dropped, never received, a case failed), 2 usage',
+  options: { ...configOptions, cases: { type: 'string' }, qos: { type: 'string' }, property: { type: 'string', multiple: true }, base64: { type: 'boolean' }, birth: { type: 'string', multiple: true } },
   help: {
-    ...configHelp, qos: 'the QoS it arrives with (default 1)', property: 'a user property, K=V',
+    ...configHelp, cases: 'a test file of messages and the outputs they must give', qos: 'the QoS it arrives with (default 1)', property: 'a user property, K=V',
     base64: 'PAYLOAD is base64 (a Sparkplug B payload, any binary)',
     birth: 'TOPIC=BASE64: a Sparkplug birth routed first, so alias-only data can be named (repeatable)',
   },
   async run({ values, positionals }) {
+    const cases = values.cases as string | undefined;
+    if (cases !== undefined) {
+      if (positionals.length > 0) throw new UsageError('rules test --cases FILE takes no TOPIC or PAYLOAD (the cases name them)');
+      return runCaseFile(rulesOf(values), cases);
+    }
     const [topic, payload] = positionals;
-    if (topic === undefined || payload === undefined) throw new UsageError('rules test needs TOPIC and PAYLOAD');
+    if (topic === undefined || payload === undefined) throw new UsageError('rules test needs TOPIC and PAYLOAD, or --cases FILE');
     const bytes = values.base64 ? base64Of(payload, 'PAYLOAD') : Buffer.from(payload);
     const userProperties: Record<string, string> = {};
     for (const p of (values.property as string[] | undefined) ?? []) {
@@ -72,9 +76,8 @@ export const rulesTestCommand: Command = {
     for (const b of (values.birth as string[] | undefined) ?? []) {
       const eq = b.indexOf('=');
       if (eq < 1) throw new UsageError(`--birth takes TOPIC=BASE64, got "${b.slice(0, 80)}"`);
-      const birth: Message = { topic: b.slice(0, eq), payload: base64Of(b.slice(eq + 1), `--birth ${b.slice(0, eq)}`), qos: 1, retain: false, properties: {}, receivedAt: Date.now() };
-      const r = encodeAll(rules.route(birth), birth, 'rules-test');
-      if (r.refusals.length > 0) throw new UsageError(`--birth ${birth.topic}: ${r.refusals.map((x) => `${x.reason}: ${x.error}`).join('; ')}`);
+      const problem = routeBirth(rules, b.slice(0, eq), base64Of(b.slice(eq + 1), `--birth ${b.slice(0, eq)}`));
+      if (problem) throw new UsageError(`--birth ${b.slice(0, eq)}: ${problem}`);
     }
     const message: Message = {
       topic,
@@ -84,53 +87,22 @@ export const rulesTestCommand: Command = {
       properties: Object.keys(userProperties).length ? { userProperties } : {},
       receivedAt: Date.now(),
     };
-    const routed = rules.route(message);
-    const { outputs, refusals } = encodeAll(routed, message, 'rules-test');
-    const subscribed = rules.subscriptions.filter((s) => filterMatches(s.filter, topic));
-    const report = {
-      outcome: outcomeOf(routed.outcome, routed.matches.length, refusals.length),
-      routes: routed.matches.map((m) => m.route),
-      outputs: outputs.map((o) => ({ route: o.route, sink: o.sink, item: printable(o.item) })),
-      deadLetters: refusals,
-      ...(subscribed.length === 0 ? { warning: `no subscription covers ${topic}: sluice would never receive it (subscriptions: ${rules.subscriptions.map((s) => s.filter).join(', ')})` } : {}),
-    };
+    const report = evaluate(rules, message);
     process.stdout.write(`${JSON.stringify(report, (_k, v: unknown) => (Buffer.isBuffer(v) ? v.toString('base64') : v), 2)}\n`);
     // a script can ask "would this message be written?": only a clean route answers yes
-    return report.outcome === 'routed' && subscribed.length > 0 ? 0 : 1;
+    return report.outcome === 'routed' && report.warning === undefined ? 0 : 1;
   },
 };
 
-/** What happens to the message, in one word: routed (written), dead-lettered, unmatched-dropped, expired. */
-function outcomeOf(outcome: string, matched: number, refused: number): string {
-  if (outcome !== 'routed') return outcome;
-  if (refused > 0) return matched === 0 ? 'unmatched-dead-lettered' : 'dead-lettered';
-  return 'routed';
-}
-
-function base64Of(text: string, what: string): Buffer {
-  const clean = text.replace(/\s+/g, '');
-  if (!/^[A-Za-z0-9+/_-]*={0,2}$/.test(clean)) throw new UsageError(`${what} is not base64`);
-  return Buffer.from(clean, 'base64');
-}
-
-/** A Kafka value as text (a fanned-out message's other elements too); the audit item as its record's fields. */
-function printable(item: unknown): unknown {
-  if (item && typeof item === 'object' && 'value' in item && Buffer.isBuffer((item as { value: unknown }).value)) {
-    const r = item as KafkaRecord;
-    // a schema-encoded body (the registry's header comes at write time): bytes, as base64
-    const text = (value: Buffer) => r.schema instanceof ValueSchema ? value.toString('base64') : value.toString('utf8');
-    return {
-      ...r, value: text(r.value),
-      ...(r.schema instanceof ValueSchema ? { schema: { format: r.schema.format, subject: r.schema.subject } } : {}),
-      ...(r.more ? { more: r.more.map((e) => ({ ...e, value: text(e.value) })) } : {}),
-    };
+function runCaseFile(rules: RuleSet, file: string): number {
+  const results = runCases(rules, file);
+  for (const r of results) {
+    process.stdout.write(`${r.problems.length ? 'FAIL' : 'ok  '}  ${r.name}  (${r.where})\n`);
+    for (const p of r.problems) process.stdout.write(`        ${p}\n`);
   }
-  if (item && typeof item === 'object' && 'message' in item) {
-    const { message, levels } = item as { message: Message; levels: unknown };
-    // the payload as text when it is UTF-8, else base64 (JSON.stringify would spell a Buffer out byte by byte)
-    return { topic: message.topic, qos: message.qos, levels, ...(isUtf8(message.payload) ? { payload: message.payload.toString('utf8') } : { payloadBase64: message.payload.toString('base64') }) };
-  }
-  return item;
+  const failed = results.filter((r) => r.problems.length > 0).length;
+  process.stdout.write(`${results.length} case(s): ${results.length - failed} passed, ${failed} failed\n`);
+  return failed > 0 ? 1 : 0;
 }
 
 export const rulesSchemaCommand: Command = {

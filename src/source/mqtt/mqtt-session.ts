@@ -49,6 +49,9 @@ export class MqttSession implements Session {
   private outage: { since: number; attempts: number; lastError?: string; remindedAt: number } | undefined;
   /** A socket error just before the connection closed: told in the lost-connection line. */
   private socketError: string | undefined;
+  /** Connections made so far, and the last of them whose SUBSCRIBE the broker answered. */
+  private connectedAt = 0;
+  private subscribedAt = 0;
   /** Filters the broker granted a lower QoS than asked (warned once each). */
   private readonly downgraded = new Set<string>();
   /** The filters subscribed on every CONNACK; a rules reload changes them on the live connection. */
@@ -86,6 +89,7 @@ export class MqttSession implements Session {
 
     this.client.on('connect', (connack) => {
       gauges.connected.set(1);
+      this.connectedAt++;
       const present = connack.sessionPresent;
       metrics.sessionsResumed.inc({ present: String(present) });
       if (!present) options.exactlyOnce?.sessionLost();
@@ -161,6 +165,11 @@ export class MqttSession implements Session {
     return this.client.connected;
   }
 
+  /** Connected and the broker answered this connection's SUBSCRIBE: messages published now reach the share group through it. */
+  get subscribed(): boolean {
+    return this.client.connected && this.subscribedAt === this.connectedAt;
+  }
+
   pause(): void {
     this.window.close();
   }
@@ -206,7 +215,11 @@ export class MqttSession implements Session {
   }
 
   private subscribe(which: ReadonlyArray<{ readonly filter: string; readonly qos: 0 | 1 | 2 }> = this.subscriptions): void {
-    if (which.length === 0) return;
+    const connection = this.connectedAt;
+    if (which.length === 0) {
+      this.subscribedAt = connection;
+      return;
+    }
     const topics = Object.fromEntries(
       which.map((s) => [`$share/${this.options.group}/${s.filter}`, { qos: s.qos }]),
     );
@@ -215,6 +228,7 @@ export class MqttSession implements Session {
         this.log.error({ err: err.message }, 'subscribe failed');
         return;
       }
+      this.subscribedAt = Math.max(this.subscribedAt, connection);
       for (const g of granted ?? []) {
         if (g.qos >= 0x80) this.log.error({ topic: g.topic, reasonCode: g.qos }, 'the broker refused a subscription');
         else this.log.info({ topic: g.topic, qos: g.qos }, 'subscribed');
