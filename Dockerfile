@@ -16,13 +16,16 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 COPY --from=build /build/dist ./dist
 COPY config ./config
-# the audit log's directory (mount a volume here: see docker-compose.yml)
-RUN mkdir -p /var/lib/sluice/audit && chown node:node /var/lib/sluice/audit
+# everything sluice writes (the audit log, the Sparkplug state, a file sink's file): mount a
+# persistent volume here (docker-compose.yml does)
+RUN mkdir -p /var/lib/sluice && chown node:node /var/lib/sluice
+VOLUME /var/lib/sluice
 USER node
-# /metrics, /healthz, /readyz (set http.host to 0.0.0.0 in the config, as config/sluice.compose.yaml does)
+# /metrics, /healthz, /readyz (config/sluice.container.yaml listens on every interface)
 EXPOSE 9464
 # --max-semi-space-size: the young generation bounded as by the `sluice` command's first line
 # (docs/operations.md, Memory); kafkajs 2.2.4 sets a negative timeout in its request queue
 # (harmless, clamped to 1 ms)
 ENTRYPOINT ["node", "--max-semi-space-size=8", "--enable-source-maps", "--disable-warning=TimeoutNegativeWarning", "dist/cli.js"]
-CMD ["run", "--config", "config/sluice.yaml"]
+# the servers' addresses from SLUICE_MQTT_URL, SLUICE_KAFKA_BROKERS, SLUICE_INFLUX_URL (see the file)
+CMD ["run", "--config", "config/sluice.container.yaml"]

@@ -28,6 +28,56 @@ export function rulesJsonSchema(): JsonSchema {
   return z.toJSONSchema(rulesFile, { io: 'input' }) as JsonSchema;
 }
 
+/**
+ * The Helm chart's values.schema.json: helm lint, template and install check the values with it,
+ * so a mistyped key in `config` or `rules` fails before a pod starts (the two files' own schemas,
+ * embedded).
+ */
+export function helmValuesSchema(): JsonSchema {
+  const embedded = (schema: JsonSchema) => {
+    const { $schema: _, ...rest } = schema;
+    return rest;
+  };
+  const obj = (description: string, properties: Record<string, JsonSchema>) => ({ type: 'object', description, additionalProperties: false, properties });
+  const free = (description: string) => ({ type: 'object', description });
+  const list = (description: string) => ({ type: 'array', description, items: { type: 'object' } });
+  return {
+    $schema: 'https://json-schema.org/draft/2020-12/schema',
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      replicaCount: { type: 'integer', minimum: 0, description: 'workers (pods), each with its own client id and volume' },
+      image: obj('the sluice image', {
+        repository: { type: 'string' }, tag: { type: 'string' }, pullPolicy: { enum: ['Always', 'IfNotPresent', 'Never'] },
+      }),
+      config: { ...embedded(serviceJsonSchema()), description: 'the service config, sluice.yaml (docs/configuration.md)' },
+      rules: { ...embedded(rulesJsonSchema()), description: 'the routing rules, rules.yaml (docs/rules.md)' },
+      secrets: obj('files mounted at /var/run/secrets/sluice/<key>', {
+        existingSecret: { type: 'string', description: 'an existing Secret to mount' },
+        data: { type: 'object', additionalProperties: { type: 'string' }, description: 'key: value, made into a Secret by the chart' },
+      }),
+      dataVolume: obj('the persistent volume of each pod, at /var/lib/sluice', {
+        size: { type: 'string' }, storageClassName: { type: 'string' },
+      }),
+      extraEnv: list('more environment variables (Kubernetes EnvVar)'),
+      envFrom: list('more environment from ConfigMaps or Secrets (Kubernetes EnvFromSource)'),
+      extraVolumes: list('more volumes (Kubernetes Volume)'),
+      extraVolumeMounts: list('where to mount them (Kubernetes VolumeMount)'),
+      serviceAccount: obj('the pods\' ServiceAccount (no token is mounted)', { create: { type: 'boolean' }, name: { type: 'string' } }),
+      resources: free('requests and limits (Kubernetes ResourceRequirements)'),
+      heapMiB: { type: 'integer', minimum: 64, description: 'V8\'s old generation, --max-old-space-size (docs/operations.md, Memory)' },
+      terminationGracePeriodSeconds: { type: 'integer', minimum: 1, description: 'above config.shutdown.deadlineMs' },
+      podDisruptionBudget: obj('a PodDisruptionBudget', { enabled: { type: 'boolean' }, maxUnavailable: { type: ['integer', 'string'] } }),
+      serviceMonitor: obj('a Prometheus Operator ServiceMonitor', { enabled: { type: 'boolean' }, interval: { type: 'string' }, labels: { type: 'object' } }),
+      podSecurityContext: free('the pod\'s security context'),
+      securityContext: free('the container\'s security context'),
+      nodeSelector: free('Kubernetes nodeSelector'),
+      tolerations: list('Kubernetes tolerations'),
+      affinity: free('Kubernetes affinity'),
+    },
+  };
+}
+
 export interface ReferenceRow {
   readonly path: string;
   readonly type: string;

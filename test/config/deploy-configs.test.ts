@@ -11,8 +11,8 @@ import { serviceConfig } from '../../src/config/service-schema.ts';
 
 const root = join(import.meta.dirname, '../..');
 
-test('config/sluice.yaml and config/sluice.compose.yaml load, with the audit log for the command route', () => {
-  for (const file of ['config/sluice.yaml', 'config/sluice.compose.yaml']) {
+test('config/sluice.yaml, config/sluice.compose.yaml and the image\'s config/sluice.container.yaml load, with the audit log for the command route', () => {
+  for (const file of ['config/sluice.yaml', 'config/sluice.compose.yaml', 'config/sluice.container.yaml']) {
     const c = loadConfig(join(root, file), { env: { INFLUX_TOKEN: 'x' } });
     assert.equal(c.rules.uses('audit'), true, file);
     assert.ok((c.service.audit as { dir?: string } | undefined)?.dir, file);
@@ -29,5 +29,17 @@ test("the Kubernetes manifest (rendered from the chart) holds a valid service co
   assert.equal(rules.uses('audit'), true);
   assert.equal((service as { audit?: { dir: string } }).audit?.dir, '/var/lib/sluice/audit');
   const statefulSet = docs.find((d) => d.kind === 'StatefulSet') as { spec: { volumeClaimTemplates: Array<{ metadata: { name: string } }> } };
-  assert.ok(statefulSet.spec.volumeClaimTemplates.some((v) => v.metadata.name === 'audit'), 'the audit log lives on a persistent volume');
+  assert.ok(statefulSet.spec.volumeClaimTemplates.some((v) => v.metadata.name === 'data'), 'the audit log lives on a persistent volume');
+});
+
+test('the image\'s default config listens on every interface and writes only under its volume, /var/lib/sluice; the Dockerfile runs it', () => {
+  const c = loadConfig(join(root, 'config/sluice.container.yaml'), { env: { SLUICE_MQTT_URL: 'mqtt://broker.example:1883' } });
+  const s = c.service as Record<string, any>;
+  assert.equal(s.http.host, '0.0.0.0');
+  assert.equal(s.mqtt.url, 'mqtt://broker.example:1883', 'addresses from the environment');
+  assert.equal(loadConfig(join(root, 'config/sluice.container.yaml'), { env: {} }).service.mqtt.url, 'mqtt://mosquitto:1883', 'with a default');
+  for (const p of [s.audit.dir, s.sparkplug.stateDir]) assert.match(p, /^\/var\/lib\/sluice\//);
+  const dockerfile = readFileSync(join(root, 'Dockerfile'), 'utf8');
+  assert.match(dockerfile, /^VOLUME \/var\/lib\/sluice$/m);
+  assert.match(dockerfile, /^CMD \["run", "--config", "config\/sluice.container.yaml"\]$/m);
 });

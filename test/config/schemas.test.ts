@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { repoRoot } from '../../deploy/local/stack-config.ts';
-import { jsonText, referenceMarkdown, referenceRows, rulesJsonSchema, serviceJsonSchema, undescribed } from '../../src/config/reference.ts';
+import { helmValuesSchema, jsonText, referenceMarkdown, referenceRows, rulesJsonSchema, serviceJsonSchema, undescribed } from '../../src/config/reference.ts';
 
 const read = (f: string) => readFileSync(join(repoRoot, f), 'utf8');
 const stale = (f: string) => `${f} is not what the code makes: run \`npm run schemas\` and commit the result`;
@@ -14,6 +14,7 @@ const stale = (f: string) => `${f} is not what the code makes: run \`npm run sch
 test('the committed JSON schemas and docs/reference.md are current', () => {
   assert.equal(read('schemas/sluice.schema.json'), jsonText(serviceJsonSchema()), stale('schemas/sluice.schema.json'));
   assert.equal(read('schemas/rules.schema.json'), jsonText(rulesJsonSchema()), stale('schemas/rules.schema.json'));
+  assert.equal(read('deploy/helm/sluice/values.schema.json'), jsonText(helmValuesSchema()), stale('deploy/helm/sluice/values.schema.json'));
   assert.equal(read('docs/reference.md'), referenceMarkdown(), stale('docs/reference.md'));
 });
 

@@ -26,16 +26,24 @@ test('helm lint passes; helm template renders what sluice needs', { timeout: 900
   t.diagnostic(`helm ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   const lint = spawnSync(helm, ['lint', '--strict', chart], { encoding: 'utf8' });
   assert.equal(lint.status, 0, `helm lint:\n${lint.stdout}${lint.stderr}`);
+  const lintAll = spawnSync(helm, ['lint', '--strict', chart, '-f', join(chart, 'ci/all-features-values.yaml')], { encoding: 'utf8' });
+  assert.equal(lintAll.status, 0, `helm lint with every feature:\n${lintAll.stdout}${lintAll.stderr}`);
+  // values.schema.json: a mistyped key in the embedded config fails before a pod starts
+  const typo = spawnSync(helm, ['template', 'sluice', chart, '--set', 'config.mqtt.recieveMaximum=10'], { encoding: 'utf8' });
+  assert.notEqual(typo.status, 0);
+  assert.match(typo.stderr, /at '\/config\/mqtt': additional properties 'recieveMaximum' not allowed/);
 
   const docs = docsOf(renderChart(helm));
   const kinds = docs.map((d) => d.kind).sort();
-  assert.deepEqual(kinds, ['ConfigMap', 'PodDisruptionBudget', 'Service', 'StatefulSet'], 'no Secret or ServiceMonitor by default');
+  assert.deepEqual(kinds, ['ConfigMap', 'PodDisruptionBudget', 'Service', 'ServiceAccount', 'StatefulSet'], 'no Secret or ServiceMonitor by default');
   const sts = docs.find((d) => d.kind === 'StatefulSet') as Doc;
   const pod = sts.spec.template.spec;
   const c = pod.containers[0];
   assert.deepEqual(c.env.find((e: { name: string }) => e.name === 'SLUICE_CLIENT_ID').valueFrom, { fieldRef: { fieldPath: 'metadata.name' } }, 'client id = pod name');
-  assert.equal(sts.spec.volumeClaimTemplates[0].metadata.name, 'audit');
-  assert.ok(c.volumeMounts.some((m: { name: string; mountPath: string }) => m.name === 'audit' && m.mountPath === '/var/lib/sluice/audit'));
+  assert.equal(sts.spec.volumeClaimTemplates[0].metadata.name, 'data');
+  assert.ok(c.volumeMounts.some((m: { name: string; mountPath: string }) => m.name === 'data' && m.mountPath === '/var/lib/sluice'), 'everything sluice writes on the volume');
+  assert.equal(pod.automountServiceAccountToken, false, 'no Kubernetes API token in the pod');
+  assert.equal(c.volumeMounts.some((m: { name: string }) => m.name === 'secrets'), false, 'no Secret mounted when none is given');
   assert.equal(c.livenessProbe.httpGet.path, '/healthz');
   assert.equal(c.livenessProbe.timeoutSeconds, 2);
   assert.equal(c.readinessProbe.httpGet.path, '/readyz');

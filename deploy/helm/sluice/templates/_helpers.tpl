@@ -10,3 +10,5 @@ app.kubernetes.io/name: sluice
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 {{- define "sluice.secretName" -}}{{ .Values.secrets.existingSecret | default (printf "%s-secrets" (include "sluice.name" .)) }}{{- end -}}
+{{- define "sluice.hasSecret" -}}{{ if or .Values.secrets.existingSecret .Values.secrets.data }}true{{ end }}{{- end -}}
+{{- define "sluice.serviceAccountName" -}}{{ if .Values.serviceAccount.create }}{{ .Values.serviceAccount.name | default (include "sluice.name" .) }}{{ else }}{{ .Values.serviceAccount.name | default "default" }}{{ end }}{{- end -}}
