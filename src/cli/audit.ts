@@ -18,9 +18,6 @@ import { configFileOf, configHelp, flag, str, UsageError, type Command } from '.
 
 const exitNotes = 'exit codes: 0 ok, 3 torn tail, 4 corrupt frame, 5 chain/sequence broken (missing, inserted, reordered, edited), 6 signature, 7 no audit log there';
 
-/** Exit code of a directory that holds no audit log: an empty log never verifies as ok. */
-const noLogExit = 7;
-
 /** Why DIR holds no log to check, or undefined when it has segments. A path that is not a directory is a usage error. */
 function noLogThere(dir: string): string | undefined {
   if (!existsSync(dir)) return `${dir} does not exist`;
@@ -64,7 +61,14 @@ export const auditVerifyCommand: Command = {
     const none = noLogThere(dir);
     if (none !== undefined) {
       process.stdout.write(`FAIL no-log: ${none}\n`);
-      return noLogExit;
+      // a scheduled check of a deleted log must raise its alert, not fall silent
+      if (metricsFile) {
+        await writeAuditMetrics(metricsFile, 'verify', dir, {
+          ok: false, segments: 0, records: 0, commands: 0, checkpoints: 0, lastSeq: 0, head: '',
+          problem: { kind: 'no-log', segment: '', offset: 0, seq: 0, message: none },
+        });
+      }
+      return auditExitCodes['no-log'];
     }
     const writer = liveWriter(dir);
     let result = verifyAuditLog(dir, { publicKey });
@@ -133,7 +137,7 @@ export const auditReplayCommand: Command = {
     const none = noLogThere(dir);
     if (none !== undefined) {
       process.stderr.write(`sluice: nothing to replay: ${none}\n`);
-      return noLogExit;
+      return auditExitCodes['no-log'];
     }
     const service = () => loadYamlFile(configFile, serviceConfig).value;
     let target: ReplayTarget;

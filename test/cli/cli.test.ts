@@ -184,3 +184,13 @@ test('rules check warns about a route no subscription covers; --strict makes it 
   assert.equal(cli('rules', 'check', file, '--strict').status, 1);
   assert.equal(cli('rules', 'check', '--strict', '--rules', join(root, 'config/rules.yaml')).status, 0, 'the example rules have no warning');
 });
+
+test('audit verify --metrics-file of a directory with no log writes a failed check (kind no-log), never nothing', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-nolog-'));
+  const file = join(dir, 'check.prom');
+  const r = cli('audit', 'verify', dir, '--metrics-file', file);
+  assert.equal(r.status, 7);
+  const text = readFileSync(file, 'utf8');
+  assert.match(text, /^sluice_audit_check_ok\{command="verify",dir="[^"]+"\} 0$/m);
+  assert.match(text, /^sluice_audit_check_problem\{command="verify",dir="[^"]+",kind="no-log"\} 1$/m);
+});

@@ -5,7 +5,9 @@
 // rules load healthy.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -37,11 +39,11 @@ function alertExpressions(): string[] {
 
 function dashboardExpressions(): string[] {
   const d = JSON.parse(readFileSync(dashboardFile, 'utf8')) as { panels: Panel[] };
-  return d.panels.flatMap((p) => p.targets.map((t) => t.expr.replaceAll('$__rate_interval', '1m')));
+  return d.panels.flatMap((p) => p.targets.map((t) => t.expr.replaceAll('$__rate_interval', '1m').replaceAll('$job', 'sluice').replaceAll('$instance', '.*')));
 }
 
 test('alert rules: promtool check rules and promtool test rules pass', () => {
-  assert.match(promtool('check', 'rules', 'sluice-alerts.yaml'), /SUCCESS: 7 rules found/);
+  assert.match(promtool('check', 'rules', 'sluice-alerts.yaml'), /SUCCESS: 11 rules found/);
   assert.match(promtool('test', 'rules', 'sluice-alerts.test.yaml'), /SUCCESS/);
 });
 
@@ -51,12 +53,19 @@ test('the dashboard is a well-formed Grafana JSON model', () => {
   assert.equal(d.title, 'sluice');
   assert.ok(Number.isInteger(d.schemaVersion) && d.schemaVersion >= 36);
   assert.ok(d.templating.list.some((v) => v.name === 'datasource' && v.type === 'datasource'));
+  assert.ok(d.templating.list.some((v) => v.name === 'job' && v.type === 'query'), 'a job variable');
+  assert.ok(d.templating.list.some((v) => v.name === 'instance' && v.type === 'query'), 'an instance variable');
   assert.equal(new Set(d.panels.map((p) => p.id)).size, d.panels.length, 'unique panel ids');
   for (const p of d.panels) {
     assert.ok(p.title && p.type === 'timeseries', `panel ${p.id}`);
     assert.ok(p.gridPos.w > 0 && p.gridPos.w <= 24 && p.gridPos.x + p.gridPos.w <= 24 && p.gridPos.h > 0, `panel ${p.id} grid`);
     assert.deepEqual(p.datasource, { type: 'prometheus', uid: '${datasource}' });
     assert.ok(p.targets.length > 0 && p.targets.every((t) => /^[A-Z]$/.test(t.refId) && t.expr.length > 0), `panel ${p.id} targets`);
+    for (const t of p.targets) {
+      for (const [, metric, selector] of t.expr.matchAll(/\b(sluice_[a-z0-9_]+)(\{[^}]*\})?/g)) {
+        assert.equal(selector, '{job="$job", instance=~"$instance"}', `panel ${p.id}: ${metric} follows the job and instance variables`);
+      }
+    }
   }
 });
 
@@ -78,12 +87,23 @@ test('a real Prometheus scrapes a running sluice: every dashboard query and aler
   const target = new URL(await sluice.healthUrl()).host;
   const dir = mkdtempSync(join(tmpdir(), 'sluice-prometheus-'));
   const port = await freePort();
+  // node_exporter's textfile collector, as a scheduled `sluice audit verify --metrics-file` feeds it
+  const textfile = join(dir, 'sluice-audit.prom');
+  const textfileServer = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+    res.end(existsSync(textfile) ? readFileSync(textfile) : '');
+  });
+  await new Promise<void>((resolve) => textfileServer.listen(0, config.host, resolve));
+  t.after(() => textfileServer.close());
+  const textfileTarget = `${config.host}:${(textfileServer.address() as AddressInfo).port}`;
   writeFileSync(join(dir, 'prometheus.yml'), [
     'global: { scrape_interval: 1s, evaluation_interval: 1s }',
     `rule_files: ["${alertsFile}"]`,
     'scrape_configs:',
     `  - job_name: sluice`,
     `    static_configs: [{ targets: ["${target}"] }]`,
+    `  - job_name: node`,
+    `    static_configs: [{ targets: ["${textfileTarget}"] }]`,
     '',
   ].join('\n'));
   const prometheus = spawn(requireExecutable('prometheus', '`apt-get install prometheus`'), [
@@ -103,6 +123,8 @@ test('a real Prometheus scrapes a running sluice: every dashboard query and aler
     await pub.publishAsync(`${prefix}/s/z/sensor/d-1/telemetry`, 'not json', { qos: 1 });
     await sleep(1_000);
   }
+  const verify = spawnSync(join(repoRoot, 'scripts/node'), [join(repoRoot, 'src/cli.ts'), 'audit', 'verify', join(sluice.dir, 'audit'), '--metrics-file', textfile], { encoding: 'utf8' });
+  assert.equal(verify.status, 0, verify.stdout + verify.stderr);
   const query = async (q: string) => {
     const body = await (await fetch(`${api}/query?${new URLSearchParams({ query: q })}`)).json() as { status: string; data?: { result: unknown[] }; error?: string };
     return body;
@@ -122,6 +144,6 @@ test('a real Prometheus scrapes a running sluice: every dashboard query and aler
   assert.deepEqual(empty, [], `expressions returning no data (Prometheus log: ${promLog.slice(-500)})`);
   const rules = await (await fetch(`${api}/rules`)).json() as { data: { groups: Array<{ rules: Array<{ name: string; health: string; lastError?: string }> }> } };
   const loaded = rules.data.groups.flatMap((g) => g.rules);
-  assert.equal(loaded.length, 7);
+  assert.equal(loaded.length, 11);
   assert.deepEqual(loaded.filter((r) => r.health !== 'ok').map((r) => `${r.name}: ${r.health} ${r.lastError ?? ''}`), []);
 });

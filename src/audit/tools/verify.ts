@@ -12,11 +12,11 @@ import {
   type AuditRecord, type CheckpointRecord,
 } from '../log/format.ts';
 
-export type ProblemKind = 'torn-tail' | 'corrupt' | 'missing' | 'inserted' | 'reordered' | 'chain' | 'signature';
+export type ProblemKind = 'torn-tail' | 'corrupt' | 'missing' | 'inserted' | 'reordered' | 'chain' | 'signature' | 'no-log';
 
 /** Exit codes of `sluice audit verify`, one per kind of finding. */
 export const exitCodes: Record<ProblemKind | 'ok', number> = {
-  ok: 0, 'torn-tail': 3, corrupt: 4, missing: 5, inserted: 5, reordered: 5, chain: 5, signature: 6,
+  ok: 0, 'torn-tail': 3, corrupt: 4, missing: 5, inserted: 5, reordered: 5, chain: 5, signature: 6, 'no-log': 7,
 };
 
 export interface Problem {
