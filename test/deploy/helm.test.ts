@@ -70,6 +70,11 @@ test('helm lint passes; helm template renders what sluice needs', { timeout: 900
   assert.equal(existing.some((d) => d.kind === 'Secret'), false, 'an existing Secret is used, not made');
   assert.equal((existing.find((d) => d.kind === 'StatefulSet') as Doc).spec.template.spec.volumes.find((v: { name: string }) => v.name === 'secrets').secret.secretName, 'mine');
 
+  // NOTES: the image has no kill binary; signals go through node itself
+  const notes = readFileSync(join(chart, 'templates/NOTES.txt'), 'utf8');
+  assert.doesNotMatch(notes, /--\s*kill\b/, 'no `kubectl exec ... -- kill`: the slim image has no kill binary');
+  assert.match(notes, /-- node -e "process\.kill\(1, 'SIGHUP'\)"/);
+
   // one source: the plain manifest is the chart's default rendering
   assert.equal(readFileSync(join(repoRoot, 'deploy/kubernetes/sluice.yaml'), 'utf8'), renderChart(helm),
     'deploy/kubernetes/sluice.yaml is not the chart\'s rendering: run `npm run kubernetes` and commit it');
