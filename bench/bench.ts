@@ -15,7 +15,7 @@ import { LocalStack } from '../deploy/local/local-stack.ts';
 import { findExecutable } from '../deploy/local/prerequisites.ts';
 import { kafkaVersion } from '../deploy/local/servers/kafka.ts';
 import { repoRoot, stackConfig } from '../deploy/local/stack-config.ts';
-import { histogramQuantile } from '../src/observability/prometheus-text.ts';
+import { histogramQuantile } from '../scripts/prometheus-text.ts';
 import { verifyAuditLog } from '../src/audit/tools/verify.ts';
 import { kafkaClients, type KafkaClientKind } from '../src/sinks/kafka/client/kafka-client.ts';
 import { kafkaConfig } from '../src/sinks/kafka/config.ts';

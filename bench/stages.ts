@@ -29,10 +29,10 @@ import type { Message } from '../src/message.ts';
 import { createMetrics } from '../src/observability/metrics.ts';
 import { Pipeline } from '../src/pipeline/pipeline.ts';
 import type { MatchInput, RouteOutput } from '../src/router/route-output.ts';
-import { BatchQueue } from '../src/sinks/batch-queue.ts';
+import { BatchQueue } from '../src/pipeline/batch-queue.ts';
 import { producerMessages } from '../src/sinks/kafka/client/platformatic-client.ts';
 import type { KafkaRecord } from '../src/sinks/kafka/kafka-record.ts';
-import type { Sink, WriteResult } from '../src/sinks/sink.ts';
+import type { DeadLetterItem, Sink, WriteResult } from '../src/sinks/sink.ts';
 import { AckWindow, type AckSlot } from '../src/source/ack-window.ts';
 import { installDeferredAcks } from '../src/source/mqtt/deferred-acks.ts';
 import { messageOf } from '../src/source/mqtt/mqtt-session.ts';
@@ -264,7 +264,7 @@ function pipelineStage(ms: readonly Message[]): Run {
   const queues = new Map<string, BatchQueue<unknown>>(['kafka', 'influx', 'dead-letter'].map((name) => [
     name, new BatchQueue<unknown>(new InstantSink(name), { maxItems: 1000, maxBytes: 1 << 20, lingerMs: 5, concurrency: 2 }, { minMs: 10, maxMs: 100 }, log, metrics),
   ]));
-  const pipeline = new Pipeline({ rules: () => rules, queues, metrics, log });
+  const pipeline = new Pipeline({ rules: () => rules, queues, deadLetters: queues.get('dead-letter') as BatchQueue<DeadLetterItem>, metrics, log });
   let released = 0;
   let target = 0;
   let done: (() => void) | undefined;

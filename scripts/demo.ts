@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { LocalStack } from '../deploy/local/local-stack.ts';
 import { repoRoot, stackConfig } from '../deploy/local/stack-config.ts';
-import { histogramQuantile, parseSamples, type Samples } from '../src/observability/prometheus-text.ts';
+import { histogramQuantile, parseSamples, type Samples } from './prometheus-text.ts';
 import { sluiceNodeFlags } from './sluice-node-flags.ts';
 
 const { values } = parseArgs({

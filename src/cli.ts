@@ -5,6 +5,7 @@
 import './source/mqtt/quiet-debug.ts'; // first: before anything loads mqtt-packet
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { AuditFatalError } from './audit/log/audit-log.ts';
 import { auditKeygenCommand, auditReplayCommand, auditVerifyCommand } from './cli/audit.ts';
 import { checkCommand, configPrintCommand } from './cli/check.ts';
 import { UsageError, usageOf, type Command } from './cli/command.ts';
@@ -91,7 +92,7 @@ main(process.argv.slice(2)).then(
     setTimeout(() => process.exit(code), 200).unref();
   },
   (err: unknown) => {
-    if (err instanceof Error && err.name === 'AuditFatalError') {
+    if (err instanceof AuditFatalError) {
       // a log that cannot be written (damaged, locked by another writer, a failed fsync)
       process.stderr.write(`sluice: audit log: ${err.message}\n`);
       process.exit(70);

@@ -4,17 +4,18 @@ import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { secretOf } from '../config/load.ts';
+import { credentialOptions } from '../mqtt-credentials.ts';
 import { serviceConfig } from '../config/service-schema.ts';
 import { loadYamlFile } from '../config/yaml-file.ts';
 import { liveWriter } from '../audit/log/writer-lock.ts';
 import { writeAuditMetrics } from '../audit/tools/metrics-file.ts';
-import { jsonLinesTarget, kafkaTarget, mqttTarget, parseBound, replay, ReplayRefusedError, type ReplayTarget } from '../audit/tools/replay.ts';
+import { parseBound, replay, ReplayRefusedError, type ReplayTarget } from '../audit/tools/replay.ts';
 import { segmentFiles } from '../audit/log/format.ts';
 import { exitCodes as auditExitCodes, repairTail, verifyAuditLog } from '../audit/tools/verify.ts';
 import { createKafkaClient } from '../sinks/kafka/client/create-client.ts';
 import { kafkaConfig } from '../sinks/kafka/config.ts';
-import { credentialOptions } from '../source/mqtt/mqtt-session.ts';
 import { configFileOf, configHelp, flag, str, UsageError, type Command } from './command.ts';
+import { jsonLinesTarget, kafkaTarget, mqttTarget } from './replay-targets.ts';
 
 const exitNotes = 'exit codes: 0 ok, 3 torn tail, 4 corrupt frame, 5 chain/sequence broken (missing, inserted, reordered, edited), 6 signature, 7 no audit log there';
 

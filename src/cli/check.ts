@@ -5,7 +5,7 @@
 import mqtt from 'mqtt';
 import { stringify } from 'yaml';
 import { loadConfig, secretOf, type LoadedConfig } from '../config/load.ts';
-import { credentialOptions } from '../source/mqtt/mqtt-session.ts';
+import { credentialOptions } from '../mqtt-credentials.ts';
 import { sectionKey, type Probe } from '../sinks/plugin.ts';
 import { sinkPlugins } from '../sinks/registry.ts';
 import { configFileOf, configHelp, configOptions, flag, numberOption, rulesOverrideOf, UsageError, type Command, type Parsed } from './command.ts';

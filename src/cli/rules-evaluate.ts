@@ -5,7 +5,7 @@ import type { Message } from '../message.ts';
 import type { Refusal } from '../outcome.ts';
 import { encodeAll } from '../pipeline/encode.ts';
 import type { RuleSet } from '../router/rule-set.ts';
-import { filterMatches } from '../router/topic-pattern.ts';
+import { filterMatches } from '../mapping/topic-pattern.ts';
 import type { KafkaRecord } from '../sinks/kafka/kafka-record.ts';
 import { ValueSchema } from '../sinks/kafka/schema-registry/value-schema.ts';
 import { UsageError } from './command.ts';

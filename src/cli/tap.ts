@@ -6,8 +6,9 @@
 import { randomBytes } from 'node:crypto';
 import mqtt from 'mqtt';
 import { loadConfig, secretOf } from '../config/load.ts';
-import { credentialOptions, messageOf } from '../source/mqtt/mqtt-session.ts';
-import { validateFilter } from '../router/topic-pattern.ts';
+import { validateFilter } from '../mapping/topic-pattern.ts';
+import { credentialOptions } from '../mqtt-credentials.ts';
+import { messageOf } from '../source/mqtt/mqtt-session.ts';
 import { configFileOf, configHelp, configOptions, flag, numberOption, rulesOverrideOf, UsageError, type Command } from './command.ts';
 import { evaluate, type Report } from './rules-evaluate.ts';
 

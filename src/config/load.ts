@@ -51,7 +51,7 @@ export function loadConfig(configFile: string, options: { rulesFile?: string | u
     const section = sections[sectionKey(plugin)] as Record<string, unknown> | undefined;
     if (plugin.config && section === undefined && rules.uses(plugin.name)) {
       const routes = [...rules.sinksByRoute].filter(([, sinks]) => sinks.includes(plugin.name)).map(([route]) => `"${route}"`);
-      const what = plugin.name === 'audit' ? 'has audit: true' : `writes to ${plugin.name}`;
+      const what = plugin.route?.uses ?? `writes to ${plugin.name}`;
       throw loaded.error([], `route${routes.length > 1 ? 's' : ''} ${routes.join(', ')} in ${rulesPath} ${routes.length > 1 ? what.replace('has', 'have').replace('writes', 'write') : what} but this file has no ${plugin.name} section${plugin.paths ? ` (${plugin.name}.${plugin.paths[0]})` : ''}`);
     }
     for (const key of plugin.paths ?? []) {

@@ -9,7 +9,7 @@
 import type { Message } from '../message.ts';
 import type { Match } from '../router/rule-set.ts';
 import type { Annotations, Outcome, OutcomeListener, Refusal } from '../outcome.ts';
-import type { BatchQueue } from '../sinks/batch-queue.ts';
+import type { BatchQueue } from './batch-queue.ts';
 import type { AckSlot } from '../source/ack-window.ts';
 
 export interface DeliverySteps {

@@ -8,9 +8,8 @@ import type { Metrics } from '../observability/metrics.ts';
 import type { Annotations, Outcome, Refusal } from '../outcome.ts';
 import type { MatchInput, RouteOutput } from '../router/route-output.ts';
 import type { Match, RouteOptions, Routed, RuleSet } from '../router/rule-set.ts';
-import type { SparkplugState } from '../router/sparkplug/sparkplug-state.ts';
-import type { BatchQueue } from '../sinks/batch-queue.ts';
-import type { DeadLetterItem } from '../sinks/dead-letter/dead-letter-sink.ts';
+import type { BatchQueue } from './batch-queue.ts';
+import type { DeadLetterItem } from '../sinks/sink.ts';
 import type { AckSlot } from '../source/ack-window.ts';
 import { Delivery, type DeliverySteps } from './delivery.ts';
 import { encodes } from './encode.ts';
@@ -18,26 +17,32 @@ import { encodes } from './encode.ts';
 export interface PipelineOptions {
   /** The rules in force (read per message). */
   readonly rules: () => RuleSet;
-  /** Every built sink's queue by sink name; `dead-letter` must be among them. */
+  /** The queue of every sink a route writes to, by sink name. */
   readonly queues: ReadonlyMap<string, BatchQueue<unknown>>;
+  /** Where refused messages go: every worker has one (docs/rules.md, the dead letter). */
+  readonly deadLetters: BatchQueue<DeadLetterItem>;
   readonly metrics: Metrics;
   readonly log: Logger;
   /** A sink turned fatal: the worker must stop, acking nothing more. */
   readonly onFatal?: (err: Error) => void;
-  readonly sparkplug?: PipelineSparkplug | undefined;
+  /** What routing needs from outside the rules (Sparkplug's alias state): absent, the rules alone. */
+  readonly hook?: RoutingHook | undefined;
 }
 
-/** Sparkplug routes: the worker's alias state, and what to do with data naming an unknown alias. */
-export interface PipelineSparkplug {
-  readonly state: SparkplugState;
-  /** false when the state feed follows seq on the whole stream. */
-  readonly followSeq: boolean;
-  /** How long data naming an unknown alias may wait for a birth the state feed may still bring. */
-  readonly aliasWaitMs: number;
-  /** Whether the birth may still come (the state feed has not passed this message yet). */
-  readonly birthMayCome: (message: Message) => boolean;
-  /** Still unknown after the wait: it is dead-lettered; ask for a rebirth when configured. */
-  readonly onUnknownAlias?: ((topic: string) => void) | undefined;
+/**
+ * A protocol's state that routing reads (Sparkplug: the aliases its births defined), and a wait
+ * it may ask for: a message whose refusal may still resolve (a birth on its way) is routed
+ * again later, holding the acks behind it (they leave in arrival order).
+ */
+export interface RoutingHook {
+  /** The options of the first routing of a message, and of a routing again after a wait (made once). */
+  readonly first: RouteOptions;
+  readonly again: RouteOptions;
+  /**
+   * How long to hold the message before routing it again, or undefined to go on with what it
+   * has (its refusals stand). `waitedMs` is -1 on the first routing.
+   */
+  holdFor(message: Message, matches: Routed['matches'], waitedMs: number): number | undefined;
 }
 
 export class Pipeline implements DeliverySteps {
@@ -51,36 +56,25 @@ export class Pipeline implements DeliverySteps {
   /** Held dead letters are logged at most every 10 s, with how many since. */
   private heldLoggedAt = 0;
   private heldSinceLog = 0;
-  /** What routing gets on a Sparkplug worker: the first time, and again after a wait (made once, not per message). */
-  private readonly routeFirst: RouteOptions | undefined;
-  private readonly routeAgain: RouteOptions | undefined;
   /** Per route, its messages not yet acknowledged, oldest first (a Set keeps insertion order). */
   private readonly unacked = new Map<string, Set<Delivery>>();
 
   constructor(options: PipelineOptions) {
-    const deadLetters = options.queues.get('dead-letter');
-    if (!deadLetters) throw new Error('a pipeline needs the dead-letter sink');
     this.options = options;
-    this.deadLetters = deadLetters as BatchQueue<DeadLetterItem>;
+    this.deadLetters = options.deadLetters;
     this.metrics = options.metrics;
     this.log = options.log;
-    const sp = options.sparkplug;
-    if (sp) {
-      this.routeFirst = { sparkplug: sp.state, followSeq: sp.followSeq, again: false };
-      this.routeAgain = { ...this.routeFirst, again: true };
-    }
   }
 
   /**
    * `worker`: the client id of the connection that took the message (audit records name it);
-   * `waitedMs`: how long it has waited for a Sparkplug birth (>= 0: routed again).
+   * `waitedMs`: how long the hook has held it (>= 0: routed again).
    */
   dispatch(message: Message, slot: AckSlot, worker = '', waitedMs = -1): void {
-    const again = waitedMs >= 0;
     let routed: Routed;
-    const sparkplug = this.options.sparkplug;
+    const hook = this.options.hook;
     try {
-      routed = this.options.rules().route(message, Date.now(), again ? this.routeAgain : this.routeFirst);
+      routed = this.options.rules().route(message, Date.now(), hook && (waitedMs >= 0 ? hook.again : hook.first));
     } catch (err) {
       // a bug, not bad input: still never a crash or a silent drop
       this.log.error({ err, topic: message.topic }, 'routing threw; dead-lettering the message');
@@ -92,16 +86,10 @@ export class Pipeline implements DeliverySteps {
       slot.settle();
       return;
     }
-    if (sparkplug && routed.matches.some((m) => m.problem?.reason === 'sparkplug-unknown-alias')) {
-      // wait only while the state feed may still bring the birth (it has not passed this
-      // message yet): acks leave in arrival order, so a wait holds every ack behind it
-      if (Math.max(waitedMs, 0) < sparkplug.aliasWaitMs && sparkplug.birthMayCome(message)) {
-        if (!again) this.metrics.sparkplugAliasWaits.inc();
-        const step = Math.min(20, sparkplug.aliasWaitMs);
-        setTimeout(() => this.dispatch(message, slot, worker, Math.max(waitedMs, 0) + step), step);
-        return;
-      }
-      sparkplug.onUnknownAlias?.(message.topic);
+    const hold = hook?.holdFor(message, routed.matches, waitedMs);
+    if (hold !== undefined) {
+      setTimeout(() => this.dispatch(message, slot, worker, Math.max(waitedMs, 0) + hold), hold);
+      return;
     }
     let refusals: Refusal[] | undefined = routed.refusals.length > 0 ? [...routed.refusals] : undefined;
     for (const m of routed.matches) if (m.problem) (refusals ??= []).push(m.problem);

@@ -4,7 +4,7 @@
 // the compilers are handed to it (sinks/registry.ts, wired in config/load.ts).
 import type { Message } from '../message.ts';
 import type { Annotations, Refusal } from '../outcome.ts';
-import type { Levels } from './template.ts';
+import type { Levels } from '../mapping/template.ts';
 
 /** What one route made of one message: the input of every output's encoder. */
 export interface MatchInput {

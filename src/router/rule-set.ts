@@ -5,15 +5,15 @@
 // no route) is data, never an exception.
 import type { Message } from '../message.ts';
 import type { Refusal } from '../outcome.ts';
-import { payloadText } from './payload-text.ts';
-import { RuleError } from './rule-error.ts';
+import { payloadText } from '../mapping/payload-text.ts';
+import { RuleError } from '../mapping/rule-error.ts';
 import type { OutputCompiler, RouteOutput } from './route-output.ts';
-import { decodeSparkplug } from './sparkplug/sparkplug-payload.ts';
-import { SparkplugState } from './sparkplug/sparkplug-state.ts';
-import { parseSparkplugTopic, sparkplugLevels, type SparkplugTopic } from './sparkplug/sparkplug-topic.ts';
-import type { SparkplugMessage } from './sparkplug/sparkplug-message.ts';
-import type { Levels } from './template.ts';
-import { compilePattern, patternCovers, PatternTrie, patternsOverlap, validateFilter, type CompiledPattern } from './topic-pattern.ts';
+import { decodeSparkplug } from '../sparkplug/sparkplug-payload.ts';
+import { SparkplugState } from '../sparkplug/sparkplug-state.ts';
+import { parseSparkplugTopic, sparkplugLevels, type SparkplugTopic } from '../sparkplug/sparkplug-topic.ts';
+import type { SparkplugMessage } from '../sparkplug/sparkplug-message.ts';
+import type { Levels } from '../mapping/template.ts';
+import { compilePattern, patternCovers, PatternTrie, patternsOverlap, validateFilter, type CompiledPattern } from '../mapping/topic-pattern.ts';
 
 export { RuleError };
 

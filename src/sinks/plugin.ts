@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { z } from 'zod';
 import type { OutputCompiler } from '../router/route-output.ts';
-import type { BatchLimits } from './batch-queue.ts';
+import type { BatchLimits } from './sink.ts';
 import type { Sink } from './sink.ts';
 
 export interface SinkContext {
@@ -42,7 +42,12 @@ export interface SinkPlugin {
   /** How logs name it ("audit log"); default its name. */
   readonly title?: string;
   /** Its part of a route: the key, the schema fragment (rules-schema.ts puts it in), the compiler. */
-  readonly route?: { readonly schema: z.ZodType; readonly compiler: OutputCompiler } | undefined;
+  readonly route?: {
+    readonly schema: z.ZodType;
+    readonly compiler: OutputCompiler;
+    /** How errors say a route uses it ("has audit: true"); default "writes to <name>". */
+    readonly uses?: string;
+  } | undefined;
   /** Its section of the service config, under `section` (default: the plugin's name). */
   readonly config?: z.ZodType | undefined;
   readonly section?: string;

@@ -3,6 +3,8 @@
 // it rejects with a SinkError that says whether trying again can help (the server is down or
 // busy: retriable, and nothing is acknowledged meanwhile) or not (the sink can no longer be
 // trusted, e.g. a failed fsync: fatal, the worker stops). That call is made once, inside each sink.
+import type { Message } from '../message.ts';
+import type { Refusal } from '../outcome.ts';
 
 export interface ItemRejection {
   readonly index: number;
@@ -21,6 +23,23 @@ export interface WriteResult {
   readonly deferred?: readonly number[];
   /** Per item, handed on to the outputs that follow (only phase-0 sinks: the audit record's sequence number). */
   readonly annotations?: ReadonlyArray<Readonly<Record<string, string>> | undefined>;
+}
+
+/** How a sink's items are batched: its queue fills a batch up to these, then writes it. */
+export interface BatchLimits {
+  readonly maxItems: number;
+  readonly maxBytes: number;
+  readonly lingerMs: number;
+  /** Batches written at once (default 1). */
+  readonly concurrency?: number;
+  /** A deferred item waits this long at most, then it is rejected (destination-unavailable). */
+  readonly stuckAfterMs?: number;
+}
+
+/** What the dead letter takes: the message and every reason it was refused (the first is the metric label). */
+export interface DeadLetterItem {
+  readonly message: Message;
+  readonly refusals: readonly Refusal[];
 }
 
 export const allDurable: WriteResult = Object.freeze({ rejected: Object.freeze([]) });

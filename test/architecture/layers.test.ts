@@ -10,15 +10,20 @@ import { test } from 'node:test';
 
 const src = join(import.meta.dirname, '../../src');
 
-/** Lower first. A module may import from its own layer or any below it. */
+/**
+ * Lower first. A module may import from its own layer or any below it. Each folder sits in
+ * one layer, whole: the mapping toolkit (topic patterns, templates, JSON paths, timestamps)
+ * under the router, the sinks and the audit library that all use it; the audit library beside
+ * the router; the engine (pipeline, batch queues) above the plugins it drives.
+ */
 const layers: ReadonlyArray<readonly string[]> = [
-  ['message.ts', 'outcome.ts', 'backoff.ts', 'secrets.ts', 'addresses.ts'],
-  ['observability/'],
-  ['router/', 'audit/log/', 'audit/exactly-once/'],
+  ['message.ts', 'outcome.ts', 'backoff.ts', 'secrets.ts', 'addresses.ts', 'write-fully.ts', 'mqtt-credentials.ts'],
+  ['observability/', 'mapping/', 'sparkplug/'],
+  ['router/', 'audit/'],
   ['source/', 'sinks/'],
   ['pipeline/'],
-  ['config/', 'audit/tools/', 'simulator/'],
-  ['app.ts', 'cli/', 'cli.ts'],
+  ['config/', 'simulator/'],
+  ['app.ts', 'worker/', 'cli/', 'cli.ts'],
 ];
 
 function layerOf(file: string): number {
@@ -79,4 +84,22 @@ test('a sink folder imports only the sink contract, its own files, and what it d
   const naming = files.filter((f) => !f.startsWith('sinks/')).flatMap((f) => importsOf(join(src, f))
     .filter((t) => /^sinks\/(kafka|influx|file|audit)\/(index|kafka-route|influx-route)\.ts$/.test(t)).map((t) => `${f} -> ${t}`));
   assert.deepEqual(naming, [], 'plugins are reached through the registry');
+});
+
+test('no import circles: the modules form a tree of dependencies, not a loop', () => {
+  const graph = new Map(files.map((f) => [f, importsOf(join(src, f)).filter((t) => !t.startsWith('..'))]));
+  const state = new Map<string, 'open' | 'done'>();
+  const circles: string[] = [];
+  const visit = (file: string, path: string[]) => {
+    if (state.get(file) === 'done') return;
+    if (state.get(file) === 'open') {
+      circles.push([...path.slice(path.indexOf(file)), file].join(' -> '));
+      return;
+    }
+    state.set(file, 'open');
+    for (const next of graph.get(file) ?? []) visit(next, [...path, file]);
+    state.set(file, 'done');
+  };
+  for (const f of files) visit(f, []);
+  assert.deepEqual(circles, []);
 });

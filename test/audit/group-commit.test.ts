@@ -3,7 +3,8 @@
 import assert from 'node:assert/strict';
 import type { FileHandle } from 'node:fs/promises';
 import { test } from 'node:test';
-import { AuditFatalError, GroupCommit, writeFully } from '../../src/audit/log/group-commit.ts';
+import { AuditFatalError, GroupCommit } from '../../src/audit/log/group-commit.ts';
+import { writeFully } from '../../src/write-fully.ts';
 
 test('submissions made while a commit runs share the next one, in order', async () => {
   const batches: number[][] = [];

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { parse } from 'yaml';
-import { config as stackConfig, endpoints, unique } from '../support/stack.ts';
+import { config as stackConfig, endpoints, kafkaTopic, unique } from '../support/stack.ts';
 
 const root = join(import.meta.dirname, '../..');
 const cli = (args: string[], env: NodeJS.ProcessEnv = {}) =>
@@ -66,13 +66,14 @@ test('check --strict passes on the example config; config print shows every defa
   assert.equal(printed.rules, join(dir, 'rules.yaml'));
 });
 
-test('check --connect: broker, Kafka, InfluxDB and the dead letter each in one line on the real stack; one that is not there fails (exit 3)', { timeout: 60_000 }, () => {
+test('check --connect: broker, Kafka, InfluxDB and the dead letter each in one line on the real stack; one that is not there fails (exit 3)', { timeout: 60_000 }, async (t) => {
   const prefix = unique('check');
+  const deadLetterTopic = await kafkaTopic(t, 1);
   const good = dirWith({
     'rules.yaml': rules(prefix),
     'sluice.yaml': `rules: rules.yaml
 mqtt: { url: "${endpoints.mqttAuth}", username: "${stackConfig.mqtt.username}", password: { env: SLUICE_TEST_MQTT_PASSWORD } }
-kafka: { brokers: ["${endpoints.kafka}"], createTopics: { enabled: false } }
+kafka: { brokers: ["${endpoints.kafka}"], createTopics: { enabled: false }, deadLetterTopic: ${deadLetterTopic} }
 influx: { url: "${endpoints.influxdb}", bucket: "${endpoints.influxBucket}" }
 file: { path: out/telemetry.jsonl }
 `,
@@ -84,7 +85,7 @@ file: { path: out/telemetry.jsonl }
   assert.match(lines('kafka'), new RegExp(`^kafka +FAIL +${endpoints.kafka}: connected, \\d+ topic\\(s\\); ${prefix}\\.telemetry ABSENT \\(createTopics off: create it\\)$`));
   assert.match(lines('influx'), /^influx +ok +http:\/\/.* bucket .*: writable$/);
   assert.match(lines('file'), /^file +ok +.*out\/telemetry\.jsonl: .*out absent, made at start/);
-  assert.match(lines('dead-letter'), /^dead-letter +ok +to: kafka .*sluice\.dead-letter present$/);
+  assert.match(lines('dead-letter'), new RegExp(`^dead-letter +ok +to: kafka .*; ${deadLetterTopic} present$`));
   assert.equal(r.status, 3, 'a topic the rules write to is missing and will not be created');
   assert.ok(!r.stdout.includes(stackConfig.mqtt.password) && !r.stderr.includes(stackConfig.mqtt.password), 'the password is never printed');
 

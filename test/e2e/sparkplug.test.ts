@@ -8,7 +8,7 @@ import { test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { MqttClient } from 'mqtt';
 import sparkplug from 'sparkplug-payload';
-import type { Samples } from '../../src/observability/prometheus-text.ts';
+import type { Samples } from '../../scripts/prometheus-text.ts';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { readTopic, waitFor } from '../support/e2e-helpers.ts';

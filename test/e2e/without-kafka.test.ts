@@ -81,7 +81,9 @@ test('deadLetter.to hold: a refused message stays unacknowledged and /readyz say
   const m = await holding.metrics(['sluice_sink_healthy', 'sluice_dead_letters_total']);
   assert.equal(m.get('sluice_sink_healthy{sink="dead-letter"}'), 0, 'SluiceSinkDown fires on it');
   assert.equal(m.get('sluice_dead_letters_total{reason="invalid-json"}') ?? 0, 0, 'nothing was written anywhere');
-  const archived = jsonLines(join(holding.dir, 'archive/telemetry.jsonl')).length;
+  const archive = join(holding.dir, 'archive/telemetry.jsonl');
+  await waitFor('the good messages in the file', () => jsonLines(archive).length >= 100, 10_000).catch(() => {});
+  const archived = jsonLines(archive).length;
   assert.ok(archived >= 100, `the good messages were written (${archived} lines): only the acks wait`);
   await sleep(500);
   assert.equal(await holding.stop('SIGTERM'), 1, 'exit 1: acks left unsettled at the shutdown deadline (the held one and those behind it)');

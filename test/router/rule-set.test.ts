@@ -7,7 +7,7 @@ import { rulesFile } from '../../src/config/rules-schema.ts';
 import type { Message, MqttProperties } from '../../src/message.ts';
 import { encodeAll } from '../../src/pipeline/encode.ts';
 import { RuleSet, type RulesSpec } from '../../src/router/rule-set.ts';
-import { toNanos } from '../../src/router/timestamp.ts';
+import { toNanos } from '../../src/mapping/timestamp.ts';
 import { sinkPlugins } from '../../src/sinks/registry.ts';
 
 const compilers = sinkPlugins.flatMap((p) => (p.route ? [p.route.compiler] : []));

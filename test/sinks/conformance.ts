@@ -13,7 +13,7 @@ import pino from 'pino';
 import { Registry } from 'prom-client';
 import { createMetrics } from '../../src/observability/metrics.ts';
 import type { Outcome } from '../../src/outcome.ts';
-import { BatchQueue } from '../../src/sinks/batch-queue.ts';
+import { BatchQueue } from '../../src/pipeline/batch-queue.ts';
 import { SinkError, type Sink } from '../../src/sinks/sink.ts';
 import { waitFor } from '../support/e2e-helpers.ts';
 import { printLogsOnFailure } from '../support/stack.ts';

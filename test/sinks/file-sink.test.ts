@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { FileDeadLetterSink } from '../../src/sinks/dead-letter/dead-letter-file.ts';
-import type { DeadLetterItem } from '../../src/sinks/dead-letter/dead-letter-sink.ts';
+import type { DeadLetterItem } from '../../src/sinks/sink.ts';
 import { FileSink } from '../../src/sinks/file/file-sink.ts';
 import { conformance } from './conformance.ts';
 

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { stringify } from 'yaml';
 import { repoRoot } from '../../deploy/local/stack-config.ts';
-import { parseSamples, type Samples } from '../../src/observability/prometheus-text.ts';
+import { parseSamples, type Samples } from '../../scripts/prometheus-text.ts';
 import { sluiceNodeFlags } from '../../scripts/sluice-node-flags.ts';
 import { endpoints, unique } from './stack.ts';
 

@@ -14,7 +14,8 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { encodeFrame, readFrames, segmentFiles, segmentMagic, type AuditRecord } from '../log/format.ts';
-import { AuditFatalError, GroupCommit, writeFully } from '../log/group-commit.ts';
+import { writeFully } from '../../write-fully.ts';
+import { AuditFatalError, GroupCommit } from '../log/group-commit.ts';
 import { RecentMap } from './recent-map.ts';
 
 /** What identifies a message's content: redelivery keeps the topic and payload. */

@@ -7,8 +7,8 @@
 // message; keys are not shared between workers (each has its own log).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { compileJsonPath } from '../../router/json-path.ts';
-import { numberText, parseKeepingNumbers } from '../../router/payload-text.ts';
+import { compileJsonPath } from '../../mapping/json-path.ts';
+import { numberText, parseKeepingNumbers } from '../../mapping/payload-text.ts';
 import type { Message } from '../../message.ts';
 import { readFrames, segmentFiles, segmentMagic, type AuditRecord } from '../log/format.ts';
 import { RecentMap } from './recent-map.ts';

@@ -12,7 +12,8 @@ import {
   type CheckpointRecord, type CommandRecord, type NewCommand,
 } from './format.ts';
 
-import { AuditFatalError, GroupCommit, writeFully } from './group-commit.ts';
+import { writeFully } from '../../write-fully.ts';
+import { AuditFatalError, GroupCommit } from './group-commit.ts';
 import { lockDir, unlockDir } from './writer-lock.ts';
 
 export interface AuditLogOptions {

@@ -2,7 +2,6 @@
 // one, so N concurrent callers cost one write + fdatasync, not N. A failed commit is fatal and
 // never retried (after a failed fsync the page cache may have dropped the data, and a retry
 // could falsely succeed): every waiting caller is rejected, later ones too.
-import type { FileHandle } from 'node:fs/promises';
 
 export class AuditFatalError extends Error {
   override readonly name = 'AuditFatalError';
@@ -78,15 +77,3 @@ export class GroupCommit<T, R> {
   }
 }
 
-/**
- * Writes all of `data`: FileHandle.write() is one write(2), which may write part of it and
- * succeed (a nearly full disk). Looping makes the short write surface as the error it is (ENOSPC)
- * instead of a record acknowledged half on disk.
- */
-export async function writeFully(handle: FileHandle, data: Uint8Array): Promise<void> {
-  for (let offset = 0; offset < data.length;) {
-    const { bytesWritten } = await handle.write(data, offset, data.length - offset);
-    if (bytesWritten <= 0) throw new Error(`a write made no progress at byte ${offset} of ${data.length}`);
-    offset += bytesWritten;
-  }
-}

@@ -1,15 +1,11 @@
 // Replays commands from an audit log, checking it as it reads: the whole log is verified first
-// and tampered input is refused (unless forced); then the records in range go, in order, to
-// JSON lines, a Kafka topic or an MQTT broker under a prefix, with their payload bytes and
-// properties as recorded.
+// and tampered input is refused (unless forced); then the records in range go, in order, to a
+// ReplayTarget (the CLI's: JSON lines, a Kafka topic, an MQTT broker under a prefix) with their
+// payload bytes and properties as recorded.
 import type { KeyObject } from 'node:crypto';
-import type { MqttClient } from 'mqtt';
-import { fromRecord, type CommandRecord } from '../log/format.ts';
+import { compilePattern, PatternTrie, validateFilter } from '../../mapping/topic-pattern.ts';
+import type { CommandRecord } from '../log/format.ts';
 import { readAuditLog, verifyAuditLog, type Problem, type VerifyResult } from './verify.ts';
-import { compilePattern, PatternTrie, validateFilter } from '../../router/topic-pattern.ts';
-import type { KafkaClient } from '../../sinks/kafka/client/kafka-client.ts';
-import { mqttHeaders } from '../../sinks/kafka/kafka-headers.ts';
-import type { KafkaRecord } from '../../sinks/kafka/kafka-record.ts';
 
 export type Bound = { readonly seq: number } | { readonly time: number };
 
@@ -100,69 +96,4 @@ function inside(r: CommandRecord, bound: Bound | undefined, side: 'from' | 'to')
   const value = 'seq' in bound ? r.seq : Date.parse(r.receivedAt);
   const limit = 'seq' in bound ? bound.seq : bound.time;
   return side === 'from' ? value >= limit : value <= limit;
-}
-
-/** JSON lines: each record's body exactly as stored (it is one line of JSON). */
-export function jsonLinesTarget(out: NodeJS.WritableStream): ReplayTarget {
-  return {
-    async send(_record, body) {
-      if (!out.write(Buffer.concat([body, Buffer.from('\n')]))) await new Promise((r) => out.once('drain', r));
-    },
-    async flush() {},
-    async close() {},
-  };
-}
-
-/** The Kafka record of a replayed command: the headers sluice writes live, plus its audit seq. */
-export function kafkaRecordOf(record: CommandRecord, topic: string): KafkaRecord {
-  const message = fromRecord(record);
-  const headers = mqttHeaders(message);
-  headers['sluice-audit-seq'] = String(record.seq);
-  headers['sluice-received-at'] = record.receivedAt;
-  headers['sluice-replayed'] = 'true';
-  return { topic, key: record.levels.deviceId ?? null, value: message.payload, headers, timestamp: message.receivedAt };
-}
-
-/** A Kafka topic, through the configured client: its producer settings (idempotent, acks -1 by default), batches of 500 in order. */
-export async function kafkaTarget(client: KafkaClient, topic: string): Promise<ReplayTarget> {
-  const producer = client.session('main');
-  await producer.connect();
-  let batch: KafkaRecord[] = [];
-  const flush = async () => {
-    if (batch.length === 0) return;
-    const records = batch;
-    batch = [];
-    await producer.send([{ topic, records }]);
-  };
-  return {
-    async send(record) {
-      batch.push(kafkaRecordOf(record, topic));
-      if (batch.length >= 500) await flush();
-    },
-    flush,
-    close: () => producer.close(),
-  };
-}
-
-/** An MQTT broker: each command republished under `prefix/`, at its recorded QoS, with its properties. */
-export function mqttTarget(client: MqttClient, prefix: string): ReplayTarget {
-  const inFlight = new Set<Promise<unknown>>();
-  return {
-    async send(record) {
-      // the recorded properties; not the expiry, which counted down from when it was received
-      const message = fromRecord(record);
-      const { messageExpiryInterval: _expired, ...properties } = message.properties;
-      const sent = client.publishAsync(`${prefix.replace(/\/$/, '')}/${record.topic}`, message.payload, {
-        qos: record.qos as 0 | 1 | 2, retain: false, properties,
-      });
-      inFlight.add(sent);
-      void sent.finally(() => inFlight.delete(sent)).catch(() => {});
-      // a few in flight keep order (one connection, in sequence) and stay under broker quotas
-      if (inFlight.size >= 10) await Promise.race(inFlight);
-    },
-    async flush() {
-      await Promise.all(inFlight);
-    },
-    close: () => client.endAsync(),
-  };
 }

@@ -7,10 +7,11 @@ import { z } from 'zod';
 import { AuditLog } from '../../audit/log/audit-log.ts';
 import { ExactlyOnceLedger } from '../../audit/exactly-once/exactly-once-ledger.ts';
 import { IdempotencyIndex, keyReader } from '../../audit/exactly-once/idempotency-index.ts';
-import { RuleError } from '../../router/rule-error.ts';
+import { RuleError } from '../../mapping/rule-error.ts';
 import type { OutputCompiler, RouteOutput } from '../../router/route-output.ts';
 import { resolveSecret } from '../../secrets.ts';
 import type { SinkPlugin } from '../plugin.ts';
+import { SinkError } from '../sink.ts';
 import { directoryProbe } from '../probe.ts';
 import { createAuditMetrics } from './audit-metrics.ts';
 import { AuditSink, type AuditItem } from './audit-sink.ts';
@@ -60,11 +61,14 @@ export const auditPlugin: SinkPlugin = {
     schema: auditRoute.default(false)
       .describe('record every message of this route in the audit log (exactly once for QoS 2 subscriptions), before any other output; true, or an object naming the idempotency key'),
     compiler: auditRouteCompiler,
+    uses: 'has audit: true',
   },
   config: auditConfig,
   paths: ['dir'],
-  async create({ section, clientIds, log, registry, onFatal }) {
+  async create({ section, clientIds, log, registry, onFatal: fatalOf }) {
     const a = section as AuditConfig;
+    // the log's own fatal errors, as every sink reports one: a SinkError that is never retried
+    const onFatal = (err: Error) => fatalOf(new SinkError('audit', err.message, { cause: err, retriable: false }));
     const dir = a.dir; // resolved against the config's directory at load
     const metrics = createAuditMetrics(registry);
     const signing = a.signing && (() => {

@@ -5,7 +5,7 @@
 import type { Refusal } from '../../outcome.ts';
 import { FileSink } from '../file/file-sink.ts';
 import type { Sink, WriteResult } from '../sink.ts';
-import type { DeadLetterItem } from './dead-letter-sink.ts';
+import type { DeadLetterItem } from '../sink.ts';
 
 export class FileDeadLetterSink implements Sink<DeadLetterItem> {
   readonly name = 'dead-letter';

@@ -4,7 +4,7 @@
 // messages behind it: the worker stops taking more once Receive Maximum is reached. Nothing is
 // lost; an operator fixes the cause or restarts with a dead-letter destination.
 import { SinkError, type Sink, type WriteResult } from '../sink.ts';
-import type { DeadLetterItem } from './dead-letter-sink.ts';
+import type { DeadLetterItem } from '../sink.ts';
 
 export class HoldDeadLetters implements Sink<DeadLetterItem> {
   readonly name = 'dead-letter';

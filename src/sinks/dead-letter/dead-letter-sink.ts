@@ -6,19 +6,11 @@
 // topic, the sizes and the payload's SHA-256. Only if even that is refused is it rejected, and
 // the pipeline then holds the message's ack: never "acknowledged and lost".
 import { createHash } from 'node:crypto';
-import type { Message } from '../../message.ts';
 import type { Refusal } from '../../outcome.ts';
-import { recordRejected, type KafkaSink } from '../kafka/kafka-sink.ts';
 import { mqttHeaders } from '../kafka/kafka-headers.ts';
 import type { KafkaHeaderValue, KafkaRecord } from '../kafka/kafka-record.ts';
-
-import { SinkError, type ItemRejection, type Sink, type WriteResult } from '../sink.ts';
-
-export interface DeadLetterItem {
-  readonly message: Message;
-  /** Why; the first is the reason (a metric label), every error goes into sluice-error. */
-  readonly refusals: readonly Refusal[];
-}
+import { recordRejected, type KafkaSink } from '../kafka/kafka-sink.ts';
+import { SinkError, type DeadLetterItem, type ItemRejection, type Sink, type WriteResult } from '../sink.ts';
 
 /** How far a dead letter was shrunk to fit. */
 export type Shrink = 'none' | 'payload' | 'headers';

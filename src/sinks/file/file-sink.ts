@@ -7,6 +7,7 @@
 // except that one.
 import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { writeFully } from '../../write-fully.ts';
 import { allDurable, SinkError, type Sink, type WriteResult } from '../sink.ts';
 
 export class FileSink implements Sink<string> {
@@ -49,10 +50,7 @@ export class FileSink implements Sink<string> {
     const handle = this.handle as FileHandle;
     const data = Buffer.from(`${batch.join('\n')}\n`);
     try {
-      for (let off = 0; off < data.length;) {
-        const { bytesWritten } = await handle.write(data, off, data.length - off);
-        off += bytesWritten; // a short write on a nearly full disk is not a whole one
-      }
+      await writeFully(handle, data); // a short write on a nearly full disk is not a whole one
       await handle.datasync();
     } catch (err) {
       this.fatal = new Error(`write or fsync of ${this.path} failed: ${(err as Error).message}; stopping (never retried)`);

@@ -6,12 +6,12 @@
 // break) is refused, never written.
 import { escape } from '@influxdata/influxdb-client';
 import { z } from 'zod';
-import { compileEachPath, compileJsonPath, outerPath, type JsonPath } from '../../router/json-path.ts';
-import { numberText, parseKeepingNumbers } from '../../router/payload-text.ts';
-import { toNanos } from '../../router/timestamp.ts';
-import { RuleError } from '../../router/rule-error.ts';
+import { compileEachPath, compileJsonPath, outerPath, type JsonPath } from '../../mapping/json-path.ts';
+import { numberText, parseKeepingNumbers } from '../../mapping/payload-text.ts';
+import { toNanos } from '../../mapping/timestamp.ts';
+import { RuleError } from '../../mapping/rule-error.ts';
 import type { Encoded, MatchInput, OutputCompiler, RouteContext, RouteOutput } from '../../router/route-output.ts';
-import { compileTemplate, type Levels, type Template } from '../../router/template.ts';
+import { compileTemplate, type Levels, type Template } from '../../mapping/template.ts';
 import type { Message } from '../../message.ts';
 import type { Refusal } from '../../outcome.ts';
 import { InfluxSparkplugMapping } from './influx-sparkplug.ts';

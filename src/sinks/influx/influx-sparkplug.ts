@@ -6,11 +6,11 @@
 // int64) is refused with the metric's name: the message is dead-lettered, never half-written.
 import { Point } from '@influxdata/influxdb-client';
 import type { Refusal } from '../../outcome.ts';
-import { RuleError } from '../../router/rule-error.ts';
+import { RuleError } from '../../mapping/rule-error.ts';
 import type { Encoded, MatchInput, RouteContext } from '../../router/route-output.ts';
-import type { SparkplugMessage } from '../../router/sparkplug/sparkplug-message.ts';
-import type { SparkplugMetric } from '../../router/sparkplug/sparkplug-payload.ts';
-import { compileTemplate, type Levels, type Template } from '../../router/template.ts';
+import type { SparkplugMessage } from '../../sparkplug/sparkplug-message.ts';
+import type { SparkplugMetric } from '../../sparkplug/sparkplug-payload.ts';
+import { compileTemplate, type Levels, type Template } from '../../mapping/template.ts';
 import { maxInt64, minInt64, unsafeIdentifier, unsafeString } from './line-protocol.ts';
 
 export interface InfluxSparkplugPart {

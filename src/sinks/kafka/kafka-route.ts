@@ -4,13 +4,13 @@
 // (kafka-headers.ts); annotations of phase 0 (the audit record's sequence number) join them.
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import { RuleError } from '../../router/rule-error.ts';
+import { RuleError } from '../../mapping/rule-error.ts';
 import type { Encoded, MatchInput, OutputCompiler, RouteContext, RouteOutput } from '../../router/route-output.ts';
-import { compileEachPath, compileJsonPath, outerPath, type JsonPath } from '../../router/json-path.ts';
-import { parseKeepingNumbers } from '../../router/payload-text.ts';
-import { compileTemplate, type Template } from '../../router/template.ts';
-import { toNanos } from '../../router/timestamp.ts';
-import { sparkplugJson, type SparkplugMessage } from '../../router/sparkplug/sparkplug-message.ts';
+import { compileEachPath, compileJsonPath, outerPath, type JsonPath } from '../../mapping/json-path.ts';
+import { parseKeepingNumbers } from '../../mapping/payload-text.ts';
+import { compileTemplate, type Template } from '../../mapping/template.ts';
+import { toNanos } from '../../mapping/timestamp.ts';
+import { sparkplugJson, type SparkplugMessage } from '../../sparkplug/sparkplug-message.ts';
 import { mqttHeaders, reservedHeader } from './kafka-headers.ts';
 import { ValueSchema, valueFormats } from './schema-registry/value-schema.ts';
 import { kafkaTopicRe, type KafkaElement, type KafkaHeaderValue, type KafkaRecord } from './kafka-record.ts';

@@ -107,11 +107,6 @@ export class TopicAdmin {
     if (this.known.delete(topic)) this.log.warn({ topic }, 'kafka says the topic is unknown: looking for it again (recreating it if createTopics allows)');
   }
 
-  /** How many topics are being checked or created now. */
-  get busy(): number {
-    return this.queue.size + this.queue.pending;
-  }
-
   /** The cluster's topic list, asked at most every 500 ms (one answer serves every check waiting). */
   private async refresh(): Promise<void> {
     if (Date.now() - this.listedAt < 500) return;

@@ -8,11 +8,11 @@
 // logs one warning when it starts, a reminder a minute and one line when it ends.
 // QoS 2 subscriptions get a session of their own (the command connection, see app.ts) whose
 // releases and session losses are reported to its Qos2Hooks (the exactly-once ledger).
-import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import { backoffMs } from '../../backoff.ts';
 import type { Message, MqttProperties } from '../../message.ts';
+import { credentialOptions, type MqttCredentials } from '../../mqtt-credentials.ts';
 import type { Metrics } from '../../observability/metrics.ts';
 import { AckWindow } from '../ack-window.ts';
 import type { MessageHandler, Qos2Hooks, Session } from '../session.ts';
@@ -30,9 +30,9 @@ export interface MqttSessionOptions {
   readonly keepalive: number;
   readonly connectTimeoutMs: number;
   readonly reconnect: { readonly fastMs: number; readonly fastForMs: number; readonly minMs: number; readonly maxMs: number };
-  readonly username?: string | undefined;
-  readonly password?: string | undefined;
-  readonly tls?: { readonly ca?: string | undefined; readonly cert?: string | undefined; readonly key?: string | undefined; readonly rejectUnauthorized: boolean } | undefined;
+  readonly username?: MqttCredentials['username'];
+  readonly password?: MqttCredentials['password'];
+  readonly tls?: MqttCredentials['tls'];
   /** QoS 2 state kept durably by the owner (the audit log's exactly-once ledger). */
   readonly exactlyOnce?: Qos2Hooks | undefined;
   /** The gauges of this connection (the command connection has its own). */
@@ -262,19 +262,6 @@ export class MqttSession implements Session {
   }
 }
 
-/** Username, password and TLS files as MQTT.js takes them (also for `sluice audit replay --mqtt-prefix`). */
-export function credentialOptions(o: Pick<MqttSessionOptions, 'username' | 'password' | 'tls'>): IClientOptions {
-  const options: IClientOptions = {};
-  if (o.username !== undefined) options.username = o.username;
-  if (o.password !== undefined) options.password = o.password;
-  if (o.tls) {
-    if (o.tls.ca) options.ca = readFileSync(o.tls.ca);
-    if (o.tls.cert) options.cert = readFileSync(o.tls.cert);
-    if (o.tls.key) options.key = readFileSync(o.tls.key);
-    options.rejectUnauthorized = o.tls.rejectUnauthorized;
-  }
-  return options;
-}
 
 /** Errors of a socket that is going away (a close follows). */
 const socketErrorCodes = new Set(['EPIPE', 'ECONNRESET', 'ETIMEDOUT', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH']);

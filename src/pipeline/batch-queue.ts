@@ -12,17 +12,7 @@ import type { Logger } from 'pino';
 import { backoffMs } from '../backoff.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { delivered, type Outcome, type OutcomeListener } from '../outcome.ts';
-import { SinkError, type Sink, type WriteResult } from './sink.ts';
-
-export interface BatchLimits {
-  readonly maxItems: number;
-  readonly maxBytes: number;
-  readonly lingerMs: number;
-  /** Batches written at once (default 1). */
-  readonly concurrency?: number;
-  /** A deferred item waits this long at most, then it is rejected (destination-unavailable). */
-  readonly stuckAfterMs?: number;
-}
+import { SinkError, type BatchLimits, type Sink, type WriteResult } from '../sinks/sink.ts';
 
 interface Deferred<T> {
   readonly item: T;
@@ -66,20 +56,6 @@ export class BatchQueue<T> {
     this.writes = new PQueue({ concurrency: this.concurrency });
     this.labels = { sink: sink.name };
     metrics.sinkHealthy.set(this.labels, 1);
-  }
-
-  get name(): string {
-    return this.sink.name;
-  }
-
-  /** Items waiting for a write (not those being written). */
-  get pending(): number {
-    return this.items.length;
-  }
-
-  /** Items deferred by the sink, waiting in their own lane. */
-  get deferred(): number {
-    return this.lane.length;
   }
 
   /** false while writes to the sink fail (retried) or after a fatal failure: /readyz reports it. */

@@ -13,9 +13,9 @@ import { rulesFile } from '../../src/config/rules-schema.ts';
 import type { Message } from '../../src/message.ts';
 import { encodeAll } from '../../src/pipeline/encode.ts';
 import type { KafkaRecord } from '../../src/sinks/kafka/kafka-record.ts';
-import type { RuleError } from '../../src/router/rule-error.ts';
+import type { RuleError } from '../../src/mapping/rule-error.ts';
 import type { RuleSet } from '../../src/router/rule-set.ts';
-import { SparkplugState } from '../../src/router/sparkplug/sparkplug-state.ts';
+import { SparkplugState } from '../../src/sparkplug/sparkplug-state.ts';
 
 const spb = sparkplug.get('spBv1.0') as { encodePayload(p: unknown): Uint8Array };
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { compilePattern, filterMatches, PatternTrie, patternCovers, patternsOverlap, validateFilter } from '../../src/router/topic-pattern.ts';
+import { compilePattern, filterMatches, PatternTrie, patternCovers, patternsOverlap, validateFilter } from '../../src/mapping/topic-pattern.ts';
 
 function trieOf(...patterns: string[]): PatternTrie {
   const trie = new PatternTrie();

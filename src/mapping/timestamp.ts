@@ -1,8 +1,6 @@
 // A timestamp read from a payload (a route's `time:` for InfluxDB, `timestamp:` for Kafka):
 // a number in a unit (or guessed from its magnitude), a digit string, or ISO-8601.
 
-export type TimeUnit = 'auto' | 's' | 'ms' | 'us' | 'ns';
-
 const unitNanos = { s: 1_000_000_000n, ms: 1_000_000n, us: 1_000n, ns: 1n } as const;
 
 /** A payload timestamp in nanoseconds: a number (or digit string) in `unit`, or ISO-8601. */

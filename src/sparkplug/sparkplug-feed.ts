@@ -6,18 +6,19 @@
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import sparkplug from 'sparkplug-payload';
-import { decodeSparkplug, decodeSparkplugHead } from '../../router/sparkplug/sparkplug-payload.ts';
-import type { SparkplugState } from '../../router/sparkplug/sparkplug-state.ts';
-import { parseSparkplugTopic, sparkplugNamespace, type SparkplugTopic } from '../../router/sparkplug/sparkplug-topic.ts';
-import { credentialOptions, type MqttSessionOptions } from './mqtt-session.ts';
+import { credentialOptions, type MqttCredentials } from '../mqtt-credentials.ts';
+import { decodeSparkplug, decodeSparkplugHead } from './sparkplug-payload.ts';
+import type { SparkplugState } from './sparkplug-state.ts';
+import { parseSparkplugTopic, sparkplugNamespace, type SparkplugTopic } from './sparkplug-topic.ts';
 
-export interface SparkplugFeedOptions extends Pick<MqttSessionOptions, 'url' | 'username' | 'password' | 'tls' | 'keepalive' | 'connectTimeoutMs'> {
+export interface SparkplugFeedOptions extends MqttCredentials {
+  readonly url: string;
+  readonly keepalive: number;
+  readonly connectTimeoutMs: number;
   readonly clientId: string;
   readonly state: SparkplugState;
   /** Minimum time between two rebirth requests to one edge node. */
   readonly rebirthIntervalMs: number;
-  /** A message on the feed that is not Sparkplug B (counted, never fatal). */
-  readonly onInvalid?: () => void;
   /**
    * sparkplug.rebirth: rebirth requests may be sent, and once subscribed the first time every
    * edge node of the saved state is asked (it may have been born again, with other aliases,
@@ -107,7 +108,6 @@ export class SparkplugFeed {
         state.fedTo(topic, decoded);
       }
     } catch (err) {
-      this.options.onInvalid?.();
       const now = Date.now();
       if (now - this.invalidLoggedAt >= 10_000) {
         this.invalidLoggedAt = now;
