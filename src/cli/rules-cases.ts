@@ -81,7 +81,7 @@ function compare(expect: Record<string, unknown>, report: Report): string[] {
       problems.push(`${sink}: expected ${want.length} item(s), got ${got.length}${got.length ? `: ${got.map(json).join(' | ').slice(0, 600)}` : ''}`);
       continue;
     }
-    want.forEach((w, i) => problems.push(...differences(w, got[i], `${sink}[${i}]`)));
+    for (const [i, w] of want.entries()) problems.push(...differences(w, got[i], `${sink}[${i}]`));
   }
   const letter = report.deadLetters[0];
   if (expect.deadLetter === undefined) {

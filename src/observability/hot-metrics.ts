@@ -56,7 +56,7 @@ export class HotCounter<L extends string = never> {
     let cell = this.cells.get(key);
     if (!cell) {
       const labels: Record<string, string> = {};
-      this.labelNames.forEach((n, i) => (labels[n] = values[i] as string));
+      for (const [i, n] of this.labelNames.entries()) labels[n] = values[i] as string;
       this.cells.set(key, (cell = new CounterCell(labels)));
     }
     return cell;

@@ -8,7 +8,7 @@ import type { Refusal } from '../outcome.ts';
 import { payloadText } from '../mapping/payload-text.ts';
 import { RuleError } from '../mapping/rule-error.ts';
 import type { OutputCompiler, RouteOutput } from './route-output.ts';
-import { decodeSparkplug } from '../sparkplug/sparkplug-payload.ts';
+import { decodeSparkplug, type SparkplugPayload } from '../sparkplug/sparkplug-payload.ts';
 import { SparkplugState } from '../sparkplug/sparkplug-state.ts';
 import { parseSparkplugTopic, sparkplugLevels, type SparkplugTopic } from '../sparkplug/sparkplug-topic.ts';
 import type { SparkplugMessage } from '../sparkplug/sparkplug-message.ts';
@@ -203,7 +203,7 @@ export class RuleSet {
   private decodeSparkplug(message: Message, options: RouteOptions): { ok: true; value: SparkplugMessage } | { ok: false; refusal: Refusal } {
     const topic = parseSparkplugTopic(message.topic);
     if (typeof topic === 'string') return { ok: false, refusal: { reason: 'sparkplug-invalid', stage: 'decode', error: topic } };
-    let payload;
+    let payload: SparkplugPayload;
     try {
       payload = decodeSparkplug(message.payload);
     } catch (err) {

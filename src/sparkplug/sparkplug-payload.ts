@@ -106,7 +106,7 @@ function metricOf(m: TahuMetric): SparkplugMetric {
     name: Object.hasOwn(m, 'name') ? m.name : undefined,
     alias: Object.hasOwn(m, 'alias') ? u64(m.alias) : undefined,
     type,
-    value: m.isNull ? null : valueOf(m, type),
+    value: m.isNull ? null : metricValue(m, type),
     timestamp: Object.hasOwn(m, 'timestamp') ? Number(u64(m.timestamp)) : undefined,
     isNull: m.isNull === true,
     isHistorical: m.isHistorical === true,
@@ -116,7 +116,7 @@ function metricOf(m: TahuMetric): SparkplugMetric {
 }
 
 /** The value of a metric read as `type` (the birth's type, for data that left theirs out). */
-export function valueOf(m: TahuMetric, type: SparkplugType): SparkplugValue {
+export function metricValue(m: TahuMetric, type: SparkplugType): SparkplugValue {
   if (m.isNull) return null;
   switch (type) {
     case 'Int8': case 'Int16': case 'Int32':
@@ -163,7 +163,7 @@ function dataSetOf(d: TahuDataSet): SparkplugDataSet {
   return {
     columns: [...d.columns],
     types,
-    rows: d.rows.map((r) => r.elements.map((e, i) => valueOf({ ...emptyMetric, ...pickSet(e) }, types[i] ?? 'Unknown'))),
+    rows: d.rows.map((r) => r.elements.map((e, i) => metricValue({ ...emptyMetric, ...pickSet(e) }, types[i] ?? 'Unknown'))),
   };
 }
 

@@ -6,7 +6,7 @@
 // worker still names the data of edge nodes that were born before.
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { sparkplugTypes, valueOf, type SparkplugMetric, type SparkplugPayload, type SparkplugType } from './sparkplug-payload.ts';
+import { sparkplugTypes, metricValue, type SparkplugMetric, type SparkplugPayload, type SparkplugType } from './sparkplug-payload.ts';
 import type { SparkplugTopic } from './sparkplug-topic.ts';
 
 interface Definition { readonly name: string; readonly type: SparkplugType }
@@ -327,5 +327,5 @@ function bornOfJson(s: SavedBorn): Born {
 
 function retype(m: SparkplugMetric, type: SparkplugType): void {
   m.type = type;
-  m.value = valueOf(m.raw, type);
+  m.value = metricValue(m.raw, type);
 }

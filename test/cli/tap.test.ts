@@ -48,7 +48,7 @@ routes:
     [`${prefix}/d1/telemetry`, 1, 'routed'], [`${prefix}/d2/telemetry`, 1, 'routed'], [`${prefix}/d3/telemetry`, 1, 'dead-lettered'],
   ]);
   assert.deepEqual(seen[0]?.outputs.map((o) => o.sink), ['kafka', 'file']);
-  assert.equal((seen[0]?.outputs[0]?.item as Record<string, unknown>).key, 'd1');
+  assert.equal((seen[0]?.outputs[0]?.item as Record<string, unknown> | undefined)?.key, 'd1');
   assert.equal(seen[2]?.deadLetters[0]?.reason, 'invalid-json');
   assert.match(err, /tap: 3 message\(s\)/);
 

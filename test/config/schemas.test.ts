@@ -40,14 +40,17 @@ test("docs/configuration.md's table names only keys the schema has, with the sch
     const parent = (keys[0] as string).split('.').slice(0, -1).join('.');
     const paths = keys.map((k, i) => (i === 0 || k.includes('.') ? k : `${parent}.${k}`));
     const defaults = [...(m[2] as string).matchAll(/`([^`]*)`/g)].map((d) => d[1] as string);
-    paths.forEach((path, i) => {
+    for (const [i, path] of paths.entries()) {
       const row = rows.get(path);
-      if (!row) return problems.push(`${path}: not in the schema`);
+      if (!row) {
+        problems.push(`${path}: not in the schema`);
+        continue;
+      }
       const documented = defaults.length === paths.length ? defaults[i] : undefined;
       if (documented !== undefined && row.default !== '' && JSON.stringify(JSON.parse(row.default)) !== JSON.stringify(parseDefault(documented))) {
         problems.push(`${path}: documented default ${documented}, the schema says ${row.default}`);
       }
-    });
+    }
   }
   assert.deepEqual(problems, []);
 });

@@ -70,7 +70,9 @@ test('routing table: exact Kafka records and InfluxDB points; bad input dead-let
   const seen = new Set<string>();
   const all = read.filter((r) => {
     const id = `${r.key}\0${r.headers['mqtt-topic']}\0${r.value.toString('base64')}`;
-    return seen.has(id) ? false : (seen.add(id), true);
+    if (seen.has(id)) return false;
+    seen.add(id);
+    return true;
   });
   if (read.length > all.length) t.diagnostic(`${read.length - all.length} records arrived twice (a produce retried after another topic's fault)`);
   assert.equal(all.length, 8, 'the good messages and the two whose Influx mapping failed, nothing else');

@@ -193,7 +193,7 @@ export class ExactlyOnceLedger {
   }
 
   /** One group commit of journal entries (fatal on failure, never retried: group-commit.ts). */
-  private async commit(batch: readonly JournalEntry[]): Promise<void[]> {
+  private async commit(batch: readonly JournalEntry[]): Promise<undefined[]> {
     const data = Buffer.concat(batch.map((entry) => encodeFrame(Buffer.from(JSON.stringify(entry)))));
     try {
       await writeFully(this.handle, data);

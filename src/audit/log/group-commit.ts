@@ -62,7 +62,7 @@ export class GroupCommit<T, R> {
         batch = this.pending;
         this.pending = [];
         const results = await this.commit(batch.map((w) => w.item));
-        batch.forEach((w, i) => w.resolve(results[i] as R));
+        for (const [i, w] of batch.entries()) w.resolve(results[i] as R);
         batch = [];
       }
     } catch (err) {

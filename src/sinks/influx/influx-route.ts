@@ -4,7 +4,7 @@
 // name), with the names escaped and sorted once at compile time. Levels and payloads are untrusted: a value that
 // could change the structure of the line (a control character, a trailing backslash, a line
 // break) is refused, never written.
-import { escape } from '@influxdata/influxdb-client';
+import { escape as lineEscape } from '@influxdata/influxdb-client';
 import { z } from 'zod';
 import { compileEachPath, compileJsonPath, outerPath, type JsonPath } from '../../mapping/json-path.ts';
 import { numberText, parseKeepingNumbers } from '../../mapping/payload-text.ts';
@@ -126,7 +126,7 @@ class InfluxRouteOutput implements RouteOutput<string> {
       : Object.entries(f.tags).map(([name, s]) => [name, valueSource(at('tags', name), s)] as const);
     // a name given twice is one tag (the later), as it was on a Point
     const tags = [...new Map(tagList).entries()].sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))
-      .map(([name, source]) => [name, source, `,${escape.tag(name)}=`] as const);
+      .map(([name, source]) => [name, source, `,${lineEscape.tag(name)}=`] as const);
     const time = f.time === undefined ? undefined : path(at('time'), f.time);
     const fields = Object.entries(f.fields).map(([name, spec]) => {
       const source = typeof spec === 'string' ? spec : spec.path;
@@ -138,7 +138,7 @@ class InfluxRouteOutput implements RouteOutput<string> {
       tags,
       fields,
       fieldOrder: fields.map((_, i) => i).sort((x, y) => ((fields[x] as CompiledField).name < (fields[y] as CompiledField).name ? -1 : 1)),
-      fieldPrefixes: fields.map((x) => `${escape.tag(x.name)}=`),
+      fieldPrefixes: fields.map((x) => `${lineEscape.tag(x.name)}=`),
       time: time?.path,
       timeOuter: time?.outer ?? false,
       timeUnit: f.timeUnit,
@@ -183,7 +183,7 @@ function buildLine(f: CompiledInflux, route: string, levels: Levels, payload: un
 
   const measurement = f.measurement.render(levels);
   if (measurement === '' || unsafeIdentifier.test(measurement)) return fail(`measurement ${JSON.stringify(measurement)} is empty or unsafe`);
-  let line = escape.measurement(measurement);
+  let line = lineEscape.measurement(measurement);
   for (const [name, source, prefix] of f.tags) {
     const raw = source.kind === 'template' ? source.template.render(levels) : source.path.get(source.outer ? whole : payload);
     if (raw === undefined || raw === null || raw === '') continue; // line protocol has no empty tags
@@ -191,7 +191,7 @@ function buildLine(f: CompiledInflux, route: string, levels: Levels, payload: un
     const value = String(raw);
     if (unsafeIdentifier.test(value)) return fail(`tag ${name} has a control character or a trailing backslash`);
     if (!value.isWellFormed()) return fail(`tag ${name}: ${JSON.stringify(value)} has a lone UTF-16 surrogate (it would be written as U+FFFD)`);
-    line += prefix + escape.tag(value);
+    line += prefix + lineEscape.tag(value);
   }
   let fields = 0;
   // each field's written value, in the rules' order; written below in the names' order
@@ -236,7 +236,7 @@ function buildLine(f: CompiledInflux, route: string, levels: Levels, payload: un
         if (typeof v !== 'string') return fail(`field ${field.name}: ${JSON.stringify(v)} is not a string`);
         if (unsafeString.test(v)) return fail(`field ${field.name}: a line break in a string value`);
         if (!v.isWellFormed()) return fail(`field ${field.name}: ${JSON.stringify(v)} has a lone UTF-16 surrogate (it would be written as U+FFFD)`);
-        values[i] = escape.quoted(v);
+        values[i] = lineEscape.quoted(v);
         break;
       }
       default:

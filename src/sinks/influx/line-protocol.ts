@@ -2,6 +2,7 @@
 // a value that would change the structure of a line is refused before a Point is built.
 
 /** Control characters break a line; a trailing backslash escapes the next separator (measurement, tag, field name). */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it looks for
 export const unsafeIdentifier = /[\x00-\x1f\x7f]|\\$/;
 /** A line break inside a string field value. */
 export const unsafeString = /[\n\r]/;
