@@ -6,7 +6,7 @@
 // once, and mosquitto_sub) and sluice. Several rounds; medians and spreads; JSON and a table.
 import '../src/source/mqtt/quiet-debug.ts'; // as src/cli.ts does: first, before mqtt-packet loads (the stage table)
 import { execFileSync, spawn } from 'node:child_process';
-import { closeSync, fdatasyncSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, fdatasyncSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -16,15 +16,15 @@ import { findExecutable } from '../deploy/local/prerequisites.ts';
 import { kafkaVersion } from '../deploy/local/servers/kafka.ts';
 import { repoRoot, stackConfig } from '../deploy/local/stack-config.ts';
 import { histogramQuantile } from '../scripts/prometheus-text.ts';
-import { verifyAuditLog } from '../src/audit/tools/verify.ts';
-import { kafkaClients, type KafkaClientKind } from '../src/sinks/kafka/client/kafka-client.ts';
-import { kafkaConfig } from '../src/sinks/kafka/config.ts';
 import { sluiceNodeFlags } from '../scripts/sluice-node-flags.ts';
-import { sluiceProcess, type SluiceProcess } from '../test/support/sluice-process.ts';
+import { verifyAuditLog } from '../src/audit/tools/verify.ts';
+import { type KafkaClientKind, kafkaClients } from '../src/sinks/kafka/client/kafka-client.ts';
+import { kafkaConfig } from '../src/sinks/kafka/config.ts';
+import { type SluiceProcess, sluiceProcess } from '../test/support/sluice-process.ts';
 import { endpoints, kafka, unique } from '../test/support/stack.ts';
 import { summarizeProfile } from './profile-summary.ts';
 import { runStages, stageTable } from './stages.ts';
-import { percentile, spread, type Spread } from './stats.ts';
+import { percentile, type Spread, spread } from './stats.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -57,7 +57,10 @@ const count = smoke ? 5_000 : Number(args.count);
 const receiveMaximum = Number(args['receive-maximum']);
 const scenarios = new Set((smoke ? 'a,b,c,s' : args.scenarios).split(','));
 /** (s) steady rates: sluice at each rate for steady-seconds, one after the other. */
-const steadyRates = args['steady-rates'].split(',').map(Number).filter((x) => x > 0);
+const steadyRates = args['steady-rates']
+  .split(',')
+  .map(Number)
+  .filter((x) => x > 0);
 const steadySeconds = Number(args['steady-seconds']);
 const commandCount = smoke ? 2_000 : Number(args['command-count']);
 const commandsReceiveMaximum = Number(args['commands-receive-maximum']);
@@ -65,8 +68,12 @@ const node = join(repoRoot, 'scripts/node');
 /** Extra node flags for every sluice process, for experiments (e.g. V8 heap sizes). */
 const sluiceNodeArgs = args['sluice-node-args'].split(' ').filter(Boolean);
 /** The Kafka clients measured side by side in (a) and (b); the others run on the default. */
-const clients = args['kafka-client'].split(',').map((c) => c.trim()).filter(Boolean) as KafkaClientKind[];
-for (const c of clients) if (!(kafkaClients as readonly string[]).includes(c)) throw new Error(`--kafka-client: unknown client ${c} (${kafkaClients.join(', ')})`);
+const clients = args['kafka-client']
+  .split(',')
+  .map((c) => c.trim())
+  .filter(Boolean) as KafkaClientKind[];
+for (const c of clients)
+  if (!(kafkaClients as readonly string[]).includes(c)) throw new Error(`--kafka-client: unknown client ${c} (${kafkaClients.join(', ')})`);
 const defaultClient = kafkaConfig.parse({}).client;
 /** sluice as users run it (dist/, built below) unless --build src. */
 const build = args.build === 'src' ? 'src' : 'dist';
@@ -76,10 +83,15 @@ const build = args.build === 'src' ? 'src' : 'dist';
  * against the named poll in docs/benchmarks.md).
  */
 const pollMs = Number(args['poll-ms']);
-const polled = args['full-poll'] ? [] : [
-  'sluice_messages_received_total', 'sluice_messages_acked_total',
-  'sluice_nodejs_heap_size_total_bytes', 'sluice_nodejs_heap_size_used_bytes', 'sluice_nodejs_external_memory_bytes',
-];
+const polled = args['full-poll']
+  ? []
+  : [
+      'sluice_messages_received_total',
+      'sluice_messages_acked_total',
+      'sluice_nodejs_heap_size_total_bytes',
+      'sluice_nodejs_heap_size_used_bytes',
+      'sluice_nodejs_external_memory_bytes',
+    ];
 
 /**
  * The tool our users would run instead, measured on this machine with the same method beside a
@@ -88,7 +100,13 @@ const polled = args['full-poll'] ? [] : [
  * 127,389 msg/s), and the targets set against it: rates as a share of the ceiling measured in the
  * same run, since the machine's speed moves from run to run.
  */
-const telegraf = { rate: 38_405, ofCeiling: 0.30, peakRssMiB: 36.9, cpuSecondsPer100k: 2.57, steady: { 1000: { p99Ms: 102, rssMiB: 31 }, 10000: { p99Ms: 106, rssMiB: 34 } } };
+const telegraf = {
+  rate: 38_405,
+  ofCeiling: 0.3,
+  peakRssMiB: 36.9,
+  cpuSecondsPer100k: 2.57,
+  steady: { 1000: { p99Ms: 102, rssMiB: 31 }, 10000: { p99Ms: 106, rssMiB: 34 } },
+};
 const targets = {
   /** (a) drain rate, as a share of the bare MQTT.js ceiling of the same run (1.5x Telegraf's share). */
   ofCeiling: 0.43,
@@ -123,7 +141,19 @@ function runJson(script: string, scriptArgs: string[]): Promise<Record<string, n
 }
 
 function load(prefix: string, n: number, rate = 0, devices = 1000, extra: string[] = []) {
-  return runJson('bench/load-generator.ts', ['--url', endpoints.mqtt, '--prefix', prefix, '--count', String(n), '--rate', String(rate), '--devices', String(devices), ...extra]);
+  return runJson('bench/load-generator.ts', [
+    '--url',
+    endpoints.mqtt,
+    '--prefix',
+    prefix,
+    '--count',
+    String(n),
+    '--rate',
+    String(rate),
+    '--devices',
+    String(devices),
+    ...extra,
+  ]);
 }
 
 /** QoS 2 commands: 8 publishers, each within Mosquitto's QoS 2 quota. */
@@ -138,14 +168,23 @@ function filterOf(prefix: string) {
 function rules(prefix: string, topic: string, withInflux: boolean) {
   return {
     subscriptions: [{ filter: filterOf(prefix), qos: 1 }],
-    routes: [{
-      name: 'telemetry',
-      match: `${prefix}/{site}/{zone}/{deviceType}/{deviceId}/telemetry`,
-      kafka: { topic, key: '{deviceId}' },
-      ...(withInflux ? {
-        influx: { measurement: prefix.replace(/-/g, '_'), tags: ['site', 'zone', 'deviceId'], fields: { temperature: '$.temperature', humidity: '$.humidity', battery: '$.battery' }, time: '$.ts' },
-      } : {}),
-    }],
+    routes: [
+      {
+        name: 'telemetry',
+        match: `${prefix}/{site}/{zone}/{deviceType}/{deviceId}/telemetry`,
+        kafka: { topic, key: '{deviceId}' },
+        ...(withInflux
+          ? {
+              influx: {
+                measurement: prefix.replace(/-/g, '_'),
+                tags: ['site', 'zone', 'deviceId'],
+                fields: { temperature: '$.temperature', humidity: '$.humidity', battery: '$.battery' },
+                time: '$.ts',
+              },
+            }
+          : {}),
+      },
+    ],
   };
 }
 
@@ -211,8 +250,27 @@ async function ceilingMosquittoSub(): Promise<number | undefined> {
 async function drainWithMosquittoSub(qos: 1 | 2, filter: string, receiveMax: number, queue: () => Promise<unknown>, n: number): Promise<number | undefined> {
   const sub = findExecutable('mosquitto_sub');
   if (!sub) return undefined;
-  const common = ['-h', '127.0.0.1', '-p', String(stackConfig().mqtt.port), '-V', 'mqttv5', '-q', String(qos), '-c', '-i', unique('msub'), '-x', '3600',
-    '-D', 'connect', 'receive-maximum', String(receiveMax), '-t', `$share/${unique('g')}/${filter}`];
+  const common = [
+    '-h',
+    '127.0.0.1',
+    '-p',
+    String(stackConfig().mqtt.port),
+    '-V',
+    'mqttv5',
+    '-q',
+    String(qos),
+    '-c',
+    '-i',
+    unique('msub'),
+    '-x',
+    '3600',
+    '-D',
+    'connect',
+    'receive-maximum',
+    String(receiveMax),
+    '-t',
+    `$share/${unique('g')}/${filter}`,
+  ];
   execFileSync(sub, [...common, '-E']);
   await queue();
   const started = process.hrtime.bigint();
@@ -228,13 +286,15 @@ async function drainSluice(workers: number, withInflux: boolean, client: KafkaCl
   const topic = `${prefix}.telemetry`;
   await createTopic(topic);
   const group = unique('group');
-  const procs: SluiceProcess[] = Array.from({ length: workers }, () => sluiceProcess({
-    rules: rules(prefix, topic, withInflux),
-    group,
-    config: { mqtt: { receiveMaximum }, kafka: { client } },
-    nodeArgs: [...sluiceNodeArgs, ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [])],
-    build,
-  }));
+  const procs: SluiceProcess[] = Array.from({ length: workers }, () =>
+    sluiceProcess({
+      rules: rules(prefix, topic, withInflux),
+      group,
+      config: { mqtt: { receiveMaximum }, kafka: { client } },
+      nodeArgs: [...sluiceNodeArgs, ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [])],
+      build,
+    }),
+  );
   // make the sessions, then queue the backlog while the workers are away
   await Promise.all(procs.map((p) => p.start()));
   await Promise.all(procs.map((p) => p.stop('SIGTERM')));
@@ -267,8 +327,14 @@ async function drainSluice(workers: number, withInflux: boolean, client: KafkaCl
   const durable = await topicCount(topic);
   if (durable < count) throw new Error(`only ${durable} of ${count} in Kafka after every ack: a broken guarantee`);
   return {
-    rate: Math.round(count / seconds), seconds, peakRssMiB, cpuPer100k: (cpu / count) * 100_000, durable,
-    peakHeapTotalMiB: Math.round(heap.totalMiB), peakHeapUsedMiB: Math.round(heap.usedMiB), peakExternalMiB: Math.round(heap.externalMiB),
+    rate: Math.round(count / seconds),
+    seconds,
+    peakRssMiB,
+    cpuPer100k: (cpu / count) * 100_000,
+    durable,
+    peakHeapTotalMiB: Math.round(heap.totalMiB),
+    peakHeapUsedMiB: Math.round(heap.usedMiB),
+    peakExternalMiB: Math.round(heap.externalMiB),
   };
 }
 
@@ -363,7 +429,12 @@ async function latencyAt(rate: number, withInflux: boolean, client: KafkaClientK
   const prefix = unique('lat');
   const topic = `${prefix}.telemetry`;
   await createTopic(topic, [{ name: 'message.timestamp.type', value: 'LogAppendTime' }]);
-  const sluice = sluiceProcess({ rules: rules(prefix, topic, withInflux), config: { mqtt: { receiveMaximum }, kafka: { client } }, nodeArgs: sluiceNodeArgs, build });
+  const sluice = sluiceProcess({
+    rules: rules(prefix, topic, withInflux),
+    config: { mqtt: { receiveMaximum }, kafka: { client } },
+    nodeArgs: sluiceNodeArgs,
+    build,
+  });
   await sluice.start();
   const n = Math.round(rate * seconds);
   // RSS once a second while the load runs, and the CPU the whole run took
@@ -403,12 +474,22 @@ async function latencyAt(rate: number, withInflux: boolean, client: KafkaClientK
   const sorted = latencies.sort((a, b) => a - b);
   const rssSorted = rss.sort((x, y) => x - y);
   return {
-    rate, client, seconds,
-    p50: percentile(sorted, 50), p95: percentile(sorted, 95), p99: percentile(sorted, 99), max: sorted.at(-1) ?? NaN, samples: sorted.length,
+    rate,
+    client,
+    seconds,
+    p50: percentile(sorted, 50),
+    p95: percentile(sorted, 95),
+    p99: percentile(sorted, 99),
+    max: sorted.at(-1) ?? NaN,
+    samples: sorted.length,
     peakRssMiB: Math.round(peakRssMiB),
-    rssMiBMedian: Math.round(percentile(rssSorted, 50)), rssMiBMax: Math.round(rssSorted.at(-1) ?? NaN),
+    rssMiBMedian: Math.round(percentile(rssSorted, 50)),
+    rssMiBMax: Math.round(rssSorted.at(-1) ?? NaN),
     cpuSecondsPer100k: Number(cpuPer100k.toFixed(2)),
-    sluiceAckLatencyMsAtMost: { p50: (histogramQuantile(m, 'sluice_ack_latency_seconds', 0.5) ?? NaN) * 1000, p99: (histogramQuantile(m, 'sluice_ack_latency_seconds', 0.99) ?? NaN) * 1000 },
+    sluiceAckLatencyMsAtMost: {
+      p50: (histogramQuantile(m, 'sluice_ack_latency_seconds', 0.5) ?? NaN) * 1000,
+      p99: (histogramQuantile(m, 'sluice_ack_latency_seconds', 0.99) ?? NaN) * 1000,
+    },
   };
 }
 
@@ -425,7 +506,15 @@ async function drainSparkplug(client: KafkaClientKind): Promise<DrainResult & { 
   const sluice = sluiceProcess({
     rules: {
       subscriptions: [{ filter: `spBv1.0/${group}/+/#`, qos: 1 }],
-      routes: [{ name: 'sparkplug', match: `spBv1.0/${group}/#`, payload: 'sparkplug', influx: { measurement: group.replace(/-/g, '_'), tags: ['edgeNode', 'device'] }, kafka: { topic } }],
+      routes: [
+        {
+          name: 'sparkplug',
+          match: `spBv1.0/${group}/#`,
+          payload: 'sparkplug',
+          influx: { measurement: group.replace(/-/g, '_'), tags: ['edgeNode', 'device'] },
+          kafka: { topic },
+        },
+      ],
     },
     config: { mqtt: { receiveMaximum }, kafka: { client } },
     nodeArgs: sluiceNodeArgs,
@@ -457,7 +546,8 @@ async function drainSparkplug(client: KafkaClientKind): Promise<DrainResult & { 
   const durable = await topicCount(topic);
   if (durable < total) throw new Error(`only ${durable} of ${total} Sparkplug records in Kafka after every ack: a broken guarantee`);
   const url = `${endpoints.influxdb}/query?${new URLSearchParams({ db: stackConfig().influxdb.database, q: `SELECT count("Process/Temperature") FROM "${group.replace(/-/g, '_')}"` })}`;
-  const points = ((await (await fetch(url)).json()) as { results: Array<{ series?: Array<{ values: number[][] }> }> }).results[0]?.series?.[0]?.values[0]?.[1] ?? 0;
+  const points =
+    ((await (await fetch(url)).json()) as { results: Array<{ series?: Array<{ values: number[][] }> }> }).results[0]?.series?.[0]?.values[0]?.[1] ?? 0;
   if (points < count) throw new Error(`only ${points} of ${count} Sparkplug points in InfluxDB after every ack: a broken guarantee`);
   const rate = Math.round(total / seconds);
   return { rate, seconds, peakRssMiB, cpuPer100k: (cpu / total) * 100_000, durable, metricsPerSecond: rate * (loaded.metricsPerMessage as number), points };
@@ -480,7 +570,9 @@ async function liveHeap(sluice: SluiceProcess): Promise<{ liveMiB: number; top: 
   }
   if (!file) throw new Error('no heap snapshot within 2 minutes of SIGUSR2');
   const snapshot = JSON.parse(readFileSync(join(sluice.dir, file), 'utf8')) as {
-    snapshot: { meta: { node_fields: string[]; node_types: [string[]] } }; nodes: number[]; strings: string[];
+    snapshot: { meta: { node_fields: string[]; node_types: [string[]] } };
+    nodes: number[];
+    strings: string[];
   };
   rmSync(join(sluice.dir, file));
   const fields = snapshot.snapshot.meta.node_fields;
@@ -493,10 +585,13 @@ async function liveHeap(sluice: SluiceProcess): Promise<{ liveMiB: number; top: 
     const size = snapshot.nodes[i + sizeAt] as number;
     total += size;
     const type = types[snapshot.nodes[i + typeAt] as number];
-    const name = type === 'object' || type === 'closure' ? snapshot.strings[snapshot.nodes[i + nameAt] as number] ?? '?' : `(${type})`;
+    const name = type === 'object' || type === 'closure' ? (snapshot.strings[snapshot.nodes[i + nameAt] as number] ?? '?') : `(${type})`;
     byName.set(name, (byName.get(name) ?? 0) + size);
   }
-  const top = [...byName].sort((x, y) => y[1] - x[1]).slice(0, 8).map(([n, b]) => [n, Number((b / 2 ** 20).toFixed(1))] as [string, number]);
+  const top = [...byName]
+    .sort((x, y) => y[1] - x[1])
+    .slice(0, 8)
+    .map(([n, b]) => [n, Number((b / 2 ** 20).toFixed(1))] as [string, number]);
   return { liveMiB: Number((total / 2 ** 20).toFixed(1)), top };
 }
 
@@ -511,8 +606,10 @@ async function soak(minutes: number, rate: number): Promise<Record<string, unkno
   const topic = `${prefix}.telemetry`;
   await createTopic(topic);
   const sluice = sluiceProcess({
-    rules: rules(prefix, topic, true), config: { mqtt: { receiveMaximum } },
-    nodeArgs: [...sluiceNodeArgs, '--heapsnapshot-signal=SIGUSR2'], build,
+    rules: rules(prefix, topic, true),
+    config: { mqtt: { receiveMaximum } },
+    nodeArgs: [...sluiceNodeArgs, '--heapsnapshot-signal=SIGUSR2'],
+    build,
   });
   await sluice.start();
   const total = Math.round(rate * minutes * 60);
@@ -545,9 +642,17 @@ async function soak(minutes: number, rate: number): Promise<Record<string, unkno
   const my = late.reduce((a, x) => a + x.rssMiB, 0) / late.length;
   const slope = late.reduce((a, x) => a + (x.minute - mx) * (x.rssMiB - my), 0) / late.reduce((a, x) => a + (x.minute - mx) ** 2, 0);
   return {
-    minutes, rate, messages: total, acked, durable, cpuSecondsPer100k: Number(cpuPer100k.toFixed(2)), peakRssMiB: Math.round(peakRssMiB),
-    rssMiBPerMinute: perMinute, rssSlopeMiBPer10MinSecondHalf: Number((slope * 10).toFixed(2)),
-    liveHeapMiBAtEnd: heapEnd.liveMiB, liveHeapTopAtEnd: heapEnd.top,
+    minutes,
+    rate,
+    messages: total,
+    acked,
+    durable,
+    cpuSecondsPer100k: Number(cpuPer100k.toFixed(2)),
+    peakRssMiB: Math.round(peakRssMiB),
+    rssMiBPerMinute: perMinute,
+    rssSlopeMiBPer10MinSecondHalf: Number((slope * 10).toFixed(2)),
+    liveHeapMiBAtEnd: heapEnd.liveMiB,
+    liveHeapTopAtEnd: heapEnd.top,
   };
 }
 
@@ -625,7 +730,7 @@ const c: AuditDrain[] = [];
 const f: Array<Awaited<ReturnType<typeof drainSparkplug>>> = [];
 const ceilingQos2: number[] = [];
 const fsyncRaw: Array<ReturnType<typeof rawFsyncMs>> = [];
-const profiled = clients.includes(defaultClient) ? defaultClient : clients[0] as KafkaClientKind;
+const profiled = clients.includes(defaultClient) ? defaultClient : (clients[0] as KafkaClientKind);
 try {
   for (let round = 1; round <= rounds; round++) {
     say(`round ${round}/${rounds}: ${count} messages, Receive Maximum ${receiveMaximum}, Kafka clients ${clients.join(', ')}`);
@@ -648,22 +753,33 @@ try {
     if (scenarios.has('d')) d.push(await drainSluice(3, false, defaultClient));
     if (scenarios.has('f')) f.push(await drainSparkplug(defaultClient));
     const last = (m: Map<KafkaClientKind, DrainResult[]>) => clients.map((k) => `${k} ${m.get(k)?.at(-1)?.rate ?? '-'}/s`).join(', ');
-    say(`round ${round}: ceiling ${ceilingJs.at(-1)}/s (MQTT.js) ${ceilingSub.at(-1) ?? '-'}/s (mosquitto_sub); ` +
-      `a ${last(a)}; b ${last(b)}; c ${c.at(-1)?.rate ?? '-'}/s (mosquitto_sub QoS 2 ${ceilingQos2.at(-1) ?? '-'}/s), d ${d.at(-1)?.rate ?? '-'}/s, ` +
-      `f ${f.at(-1)?.rate ?? '-'} msg/s (${f.at(-1)?.metricsPerSecond ?? '-'} metrics/s)`);
+    say(
+      `round ${round}: ceiling ${ceilingJs.at(-1)}/s (MQTT.js) ${ceilingSub.at(-1) ?? '-'}/s (mosquitto_sub); ` +
+        `a ${last(a)}; b ${last(b)}; c ${c.at(-1)?.rate ?? '-'}/s (mosquitto_sub QoS 2 ${ceilingQos2.at(-1) ?? '-'}/s), d ${d.at(-1)?.rate ?? '-'}/s, ` +
+        `f ${f.at(-1)?.rate ?? '-'} msg/s (${f.at(-1)?.metricsPerSecond ?? '-'} metrics/s)`,
+    );
   }
   const ceiling = spread(ceilingJs);
-  const summarize = (rs: DrainResult[] | undefined) => !rs || rs.length === 0 ? undefined : {
-    rate: spread(rs.map((r) => r.rate)),
-    ratioToCeiling: Number((spread(rs.map((r) => r.rate)).median / ceiling.median).toFixed(3)),
-    peakRssMiB: spread(rs.map((r) => Math.round(r.peakRssMiB))),
-    cpuSecondsPer100k: spread(rs.map((r) => Number(r.cpuPer100k.toFixed(2)))),
-    peakHeapTotalMiB: spread(rs.map((r) => r.peakHeapTotalMiB ?? NaN)),
-    peakHeapUsedMiB: spread(rs.map((r) => r.peakHeapUsedMiB ?? NaN)),
-    peakExternalMiB: spread(rs.map((r) => r.peakExternalMiB ?? NaN)),
-  };
+  const summarize = (rs: DrainResult[] | undefined) =>
+    !rs || rs.length === 0
+      ? undefined
+      : {
+          rate: spread(rs.map((r) => r.rate)),
+          ratioToCeiling: Number((spread(rs.map((r) => r.rate)).median / ceiling.median).toFixed(3)),
+          peakRssMiB: spread(rs.map((r) => Math.round(r.peakRssMiB))),
+          cpuSecondsPer100k: spread(rs.map((r) => Number(r.cpuPer100k.toFixed(2)))),
+          peakHeapTotalMiB: spread(rs.map((r) => r.peakHeapTotalMiB ?? NaN)),
+          peakHeapUsedMiB: spread(rs.map((r) => r.peakHeapUsedMiB ?? NaN)),
+          peakExternalMiB: spread(rs.map((r) => r.peakExternalMiB ?? NaN)),
+        };
   type Summary = NonNullable<ReturnType<typeof summarize>>;
-  const perClient: Record<string, { a?: Summary & { endToEndAtHalfRate?: Awaited<ReturnType<typeof latencyAt>> }; b?: Summary & { endToEndAtHalfRate?: Awaited<ReturnType<typeof latencyAt>> } }> = {};
+  const perClient: Record<
+    string,
+    {
+      a?: Summary & { endToEndAtHalfRate?: Awaited<ReturnType<typeof latencyAt>> };
+      b?: Summary & { endToEndAtHalfRate?: Awaited<ReturnType<typeof latencyAt>> };
+    }
+  > = {};
   for (const k of clients) {
     const sa = summarize(a.get(k));
     const sb = summarize(b.get(k));
@@ -684,8 +800,10 @@ try {
   let profile: string | undefined;
   if (profileDir) {
     // the largest: the drain itself (the short session-setup run writes one too)
-    const file = readdirSync(profileDir).filter((f) => f.endsWith('.cpuprofile'))
-      .map((f) => ({ f, size: statSync(join(profileDir, f)).size })).sort((x, y) => y.size - x.size)[0]?.f;
+    const file = readdirSync(profileDir)
+      .filter((f) => f.endsWith('.cpuprofile'))
+      .map((f) => ({ f, size: statSync(join(profileDir, f)).size }))
+      .sort((x, y) => y.size - x.size)[0]?.f;
     if (file) profile = summarizeProfile(join(profileDir, file), 15);
   }
 
@@ -693,37 +811,67 @@ try {
     when: new Date().toISOString(),
     machine: { cpus: cpus().length, cpu: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
     servers: { mosquitto: '2.0.11 (Debian)', kafka: kafkaVersion(join(repoRoot, 'deploy/local/kafka/pom.xml')), influxdb: '1.8.10' },
-    method: { messages: count, rounds, receiveMaximum, payloadBytes: 200, devices: 1000, qos: 1, kafkaClients: clients, defaultClient, build, nodeFlags: [...sluiceNodeFlags, ...sluiceNodeArgs], pollMs, fullPoll: args['full-poll'] },
+    method: {
+      messages: count,
+      rounds,
+      receiveMaximum,
+      payloadBytes: 200,
+      devices: 1000,
+      qos: 1,
+      kafkaClients: clients,
+      defaultClient,
+      build,
+      nodeFlags: [...sluiceNodeFlags, ...sluiceNodeArgs],
+      pollMs,
+      fullPoll: args['full-poll'],
+    },
     ceiling: { mqttjsBareSubscriber: ceiling, mosquittoSub: ceilingSub.length ? spread(ceilingSub) : undefined },
-    telegraf, targets,
+    telegraf,
+    targets,
     kafkaClients: perClient,
     verdicts: verdicts(perClient, pause, steady, spread(ceilingJs).median),
     scenarios: {
-      c_audit: c.length === 0 ? undefined : {
-        method: { commands: commandCount, qos: 2, receiveMaximum: commandsReceiveMaximum, route: 'audit only (no Kafka)', publishers: 8 },
-        rate: spread(c.map((x) => x.rate)),
-        baselineMosquittoSubQos2: ceilingQos2.length ? spread(ceilingQos2) : undefined,
-        groupCommitGain: Number((spread(c.map((x) => x.rate)).median / Math.round(1000 / spread(fsyncRaw.map((x) => x.median)).median)).toFixed(2)),
-        fsyncMsMean: spread(c.map((x) => x.fsyncMsMean)),
-        fsyncMsP99AtMost: spread(c.map((x) => x.fsyncMsP99AtMost)),
-        recordsPerFsync: spread(c.map((x) => x.recordsPerFsync)),
-        rawFsyncMs: spread(fsyncRaw.map((x) => x.median)),
-        rawFsyncMsP99: spread(fsyncRaw.map((x) => x.p99)),
-        oneFsyncPerRecordRate: Math.round(1000 / spread(fsyncRaw.map((x) => x.median)).median),
-        peakRssMiB: spread(c.map((x) => Math.round(x.peakRssMiB))),
-      },
+      c_audit:
+        c.length === 0
+          ? undefined
+          : {
+              method: { commands: commandCount, qos: 2, receiveMaximum: commandsReceiveMaximum, route: 'audit only (no Kafka)', publishers: 8 },
+              rate: spread(c.map((x) => x.rate)),
+              baselineMosquittoSubQos2: ceilingQos2.length ? spread(ceilingQos2) : undefined,
+              groupCommitGain: Number((spread(c.map((x) => x.rate)).median / Math.round(1000 / spread(fsyncRaw.map((x) => x.median)).median)).toFixed(2)),
+              fsyncMsMean: spread(c.map((x) => x.fsyncMsMean)),
+              fsyncMsP99AtMost: spread(c.map((x) => x.fsyncMsP99AtMost)),
+              recordsPerFsync: spread(c.map((x) => x.recordsPerFsync)),
+              rawFsyncMs: spread(fsyncRaw.map((x) => x.median)),
+              rawFsyncMsP99: spread(fsyncRaw.map((x) => x.p99)),
+              oneFsyncPerRecordRate: Math.round(1000 / spread(fsyncRaw.map((x) => x.median)).median),
+              peakRssMiB: spread(c.map((x) => Math.round(x.peakRssMiB))),
+            },
       d_three_workers: summarize(d),
       e_kafka_paused_30s: pause,
       s_steady: steady.length === 0 ? undefined : steady,
       g_soak: soaked,
-      f_sparkplug: f.length === 0 ? undefined : {
-        method: { dataMessages: count, edgeNodes: 10, devicesPerNode: 10, metricsPerMessage: 6, aliasOnly: true, sinks: 'influx (a field per metric) + kafka (JSON, names resolved)', client: defaultClient },
-        rate: spread(f.map((x) => x.rate)),
-        metricsPerSecond: spread(f.map((x) => x.metricsPerSecond)),
-        vsJsonDrainB: b.get(defaultClient)?.length ? Number((spread(f.map((x) => x.rate)).median / spread((b.get(defaultClient) ?? []).map((x) => x.rate)).median).toFixed(2)) : undefined,
-        peakRssMiB: spread(f.map((x) => Math.round(x.peakRssMiB))),
-        cpuSecondsPer100k: spread(f.map((x) => Number(x.cpuPer100k.toFixed(2)))),
-      },
+      f_sparkplug:
+        f.length === 0
+          ? undefined
+          : {
+              method: {
+                dataMessages: count,
+                edgeNodes: 10,
+                devicesPerNode: 10,
+                metricsPerMessage: 6,
+                aliasOnly: true,
+                sinks: 'influx (a field per metric) + kafka (JSON, names resolved)',
+                client: defaultClient,
+              },
+              rate: spread(f.map((x) => x.rate)),
+              metricsPerSecond: spread(f.map((x) => x.metricsPerSecond)),
+              vsJsonDrainB: b.get(defaultClient)?.length
+                ? Number((spread(f.map((x) => x.rate)).median / spread((b.get(defaultClient) ?? []).map((x) => x.rate)).median).toFixed(2))
+                : undefined,
+              peakRssMiB: spread(f.map((x) => Math.round(x.peakRssMiB))),
+              cpuSecondsPer100k: spread(f.map((x) => Number(x.cpuPer100k.toFixed(2)))),
+            },
     },
   };
   const file = join(resultsDir, `bench-${result.when.replace(/[:.]/g, '-')}.json`);
@@ -734,10 +882,13 @@ try {
   if (started.length > 0 && process.env.SLUICE_KEEP_STACK !== '1') await stack.down(started);
 }
 
-type PerClient = Record<string, {
-  a?: { rate: Spread; peakRssMiB: Spread; cpuSecondsPer100k: Spread; endToEndAtHalfRate?: { p99: number; rate: number } };
-  b?: { rate: Spread; endToEndAtHalfRate?: { p99: number; rate: number } };
-}>;
+type PerClient = Record<
+  string,
+  {
+    a?: { rate: Spread; peakRssMiB: Spread; cpuSecondsPer100k: Spread; endToEndAtHalfRate?: { p99: number; rate: number } };
+    b?: { rate: Spread; endToEndAtHalfRate?: { p99: number; rate: number } };
+  }
+>;
 type Steady = { rate: number; p99: number; rssMiBMedian: number; cpuSecondsPer100k: number };
 
 /** Each client against each target: met or missed, and the figure beside the target. */
@@ -749,7 +900,11 @@ function verdicts(perClient: PerClient, pause: Record<string, number> | undefine
     const v: Record<string, Verdict> = {};
     if (r.a) {
       const share = Number((r.a.rate.median / ceiling).toFixed(3));
-      v['a rate, share of the MQTT.js ceiling'] = { value: share, target: `>= ${targets.ofCeiling} (Telegraf ${telegraf.ofCeiling})`, met: share >= targets.ofCeiling };
+      v['a rate, share of the MQTT.js ceiling'] = {
+        value: share,
+        target: `>= ${targets.ofCeiling} (Telegraf ${telegraf.ofCeiling})`,
+        met: share >= targets.ofCeiling,
+      };
       v['a CPU s per 100k'] = atMost(r.a.cpuSecondsPer100k.median, targets.cpuSecondsPer100k, ` (Telegraf ${telegraf.cpuSecondsPer100k})`);
       v['a peak RSS MiB (drain)'] = atMost(r.a.peakRssMiB.median, targets.peakRssMiB, ` (Telegraf ${telegraf.peakRssMiB})`);
       if (r.a.endToEndAtHalfRate) v['a p99 ms at half rate'] = atMost(r.a.endToEndAtHalfRate.p99, targets.halfRateP99Ms);
@@ -773,19 +928,47 @@ function verdicts(perClient: PerClient, pause: Record<string, number> | undefine
 }
 
 function table(r: {
-  ceiling: { mqttjsBareSubscriber: Spread; mosquittoSub: Spread | undefined }; kafkaClients: PerClient & Record<string, { a?: { ratioToCeiling: number }; b?: { rate: Spread; ratioToCeiling: number; peakRssMiB: Spread; cpuSecondsPer100k: Spread } }>;
-  verdicts: ReturnType<typeof verdicts>; scenarios: Record<string, unknown>;
+  ceiling: { mqttjsBareSubscriber: Spread; mosquittoSub: Spread | undefined };
+  kafkaClients: PerClient &
+    Record<string, { a?: { ratioToCeiling: number }; b?: { rate: Spread; ratioToCeiling: number; peakRssMiB: Spread; cpuSecondsPer100k: Spread } }>;
+  verdicts: ReturnType<typeof verdicts>;
+  scenarios: Record<string, unknown>;
 }): string {
   const fmt = (s: Spread) => `${s.median.toLocaleString('en-US')} (${s.min.toLocaleString('en-US')}-${s.max.toLocaleString('en-US')})`;
-  const rows: string[][] = [['scenario', 'msg/s median (min-max)', 'of ceiling', 'vs Telegraf', 'peak RSS MiB (V8 heap, external)', 'CPU s / 100k msg', 'p99 ms at half rate']];
+  const rows: string[][] = [
+    ['scenario', 'msg/s median (min-max)', 'of ceiling', 'vs Telegraf', 'peak RSS MiB (V8 heap, external)', 'CPU s / 100k msg', 'p99 ms at half rate'],
+  ];
   rows.push(['ceiling: bare MQTT.js subscriber', fmt(r.ceiling.mqttjsBareSubscriber), '1.00', '', '', '', '']);
   if (r.ceiling.mosquittoSub) rows.push(['ceiling: mosquitto_sub', fmt(r.ceiling.mosquittoSub), '', '', '', '', '']);
-  rows.push(['Telegraf 1.37.2 (2026-12-03, same method)', telegraf.rate.toLocaleString('en-US'), telegraf.ofCeiling.toFixed(2), '1.00', String(telegraf.peakRssMiB), String(telegraf.cpuSecondsPer100k), '']);
-  type Row = { rate: Spread; ratioToCeiling: number; peakRssMiB: Spread; cpuSecondsPer100k: Spread; endToEndAtHalfRate?: { p99: number; rate: number }; peakHeapTotalMiB?: Spread; peakExternalMiB?: Spread };
+  rows.push([
+    'Telegraf 1.37.2 (2026-12-03, same method)',
+    telegraf.rate.toLocaleString('en-US'),
+    telegraf.ofCeiling.toFixed(2),
+    '1.00',
+    String(telegraf.peakRssMiB),
+    String(telegraf.cpuSecondsPer100k),
+    '',
+  ]);
+  type Row = {
+    rate: Spread;
+    ratioToCeiling: number;
+    peakRssMiB: Spread;
+    cpuSecondsPer100k: Spread;
+    endToEndAtHalfRate?: { p99: number; rate: number };
+    peakHeapTotalMiB?: Spread;
+    peakExternalMiB?: Spread;
+  };
   const row = (label: string, x: Row | undefined) => {
     if (!x) return;
-    rows.push([label, fmt(x.rate), x.ratioToCeiling.toFixed(2), (x.ratioToCeiling / telegraf.ofCeiling).toFixed(2), `${x.peakRssMiB.median}${x.peakHeapTotalMiB ? ` (heap ${x.peakHeapTotalMiB.median}, ext ${x.peakExternalMiB?.median})` : ''}`, String(x.cpuSecondsPer100k.median),
-      x.endToEndAtHalfRate ? `${x.endToEndAtHalfRate.p99} (at ${x.endToEndAtHalfRate.rate}/s)` : '']);
+    rows.push([
+      label,
+      fmt(x.rate),
+      x.ratioToCeiling.toFixed(2),
+      (x.ratioToCeiling / telegraf.ofCeiling).toFixed(2),
+      `${x.peakRssMiB.median}${x.peakHeapTotalMiB ? ` (heap ${x.peakHeapTotalMiB.median}, ext ${x.peakExternalMiB?.median})` : ''}`,
+      String(x.cpuSecondsPer100k.median),
+      x.endToEndAtHalfRate ? `${x.endToEndAtHalfRate.p99} (at ${x.endToEndAtHalfRate.rate}/s)` : '',
+    ]);
   };
   for (const [k, x] of Object.entries(r.kafkaClients)) {
     row(`(a) QoS 1 -> Kafka, ${k}${k === defaultClient ? ' (default)' : ''}`, x.a as Row | undefined);
@@ -797,27 +980,48 @@ function table(r: {
   const lines = rows.map((x) => `| ${x.map((cell, i) => cell.padEnd(widths[i]!)).join(' | ')} |`);
   lines.splice(1, 0, `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
   lines.push('', 'End to end = Kafka LogAppendTime - payload publish time (no consumer in the loop), first 10% left out.');
-  const steady = r.scenarios.s_steady as Array<{ rate: number; p50: number; p99: number; rssMiBMedian: number; rssMiBMax: number; cpuSecondsPer100k: number; seconds: number }> | undefined;
+  const steady = r.scenarios.s_steady as
+    | Array<{ rate: number; p50: number; p99: number; rssMiBMedian: number; rssMiBMax: number; cpuSecondsPer100k: number; seconds: number }>
+    | undefined;
   if (steady) {
-    lines.push('', `(s) steady rates, ${defaultClient}: end to end p50 / p99 ms, RSS median / max MiB, CPU s per 100k (Telegraf at 1k and 10k: p99 ${telegraf.steady[1000].p99Ms} / ${telegraf.steady[10000].p99Ms} ms, ${telegraf.steady[1000].rssMiB} / ${telegraf.steady[10000].rssMiB} MiB)`);
-    for (const x of steady) lines.push(`  ${String(x.rate).padStart(6)}/s for ${x.seconds} s: ${x.p50} / ${x.p99} ms, ${x.rssMiBMedian} / ${x.rssMiBMax} MiB, ${x.cpuSecondsPer100k} CPU s`);
+    lines.push(
+      '',
+      `(s) steady rates, ${defaultClient}: end to end p50 / p99 ms, RSS median / max MiB, CPU s per 100k (Telegraf at 1k and 10k: p99 ${telegraf.steady[1000].p99Ms} / ${telegraf.steady[10000].p99Ms} ms, ${telegraf.steady[1000].rssMiB} / ${telegraf.steady[10000].rssMiB} MiB)`,
+    );
+    for (const x of steady)
+      lines.push(
+        `  ${String(x.rate).padStart(6)}/s for ${x.seconds} s: ${x.p50} / ${x.p99} ms, ${x.rssMiBMedian} / ${x.rssMiBMax} MiB, ${x.cpuSecondsPer100k} CPU s`,
+      );
   }
   lines.push('', 'Targets and verdicts:');
   for (const [k, v] of Object.entries(r.verdicts)) {
-    for (const [what, x] of Object.entries(v)) lines.push(`  ${k.padEnd(12)} ${what.padEnd(48)} ${String(x.value).padStart(8)}  target ${x.target.padEnd(26)} ${x.met ? 'met' : 'MISSED'}`);
+    for (const [what, x] of Object.entries(v))
+      lines.push(`  ${k.padEnd(12)} ${what.padEnd(48)} ${String(x.value).padStart(8)}  target ${x.target.padEnd(26)} ${x.met ? 'met' : 'MISSED'}`);
   }
   if (r.scenarios.e_kafka_paused_30s) lines.push('', `(e) Kafka paused (${defaultClient}): ${JSON.stringify(r.scenarios.e_kafka_paused_30s)}`);
   if (r.scenarios.g_soak) lines.push('', `(g) soak (${defaultClient}, Kafka + InfluxDB): ${JSON.stringify(r.scenarios.g_soak)}`);
   if (r.scenarios.f_sparkplug) lines.push('', `(f) Sparkplug B (${defaultClient}): ${JSON.stringify(r.scenarios.f_sparkplug)}`);
-  const cAudit = r.scenarios.c_audit as undefined | {
-    rate: Spread; baselineMosquittoSubQos2?: Spread; groupCommitGain: number; fsyncMsMean: Spread; fsyncMsP99AtMost: Spread;
-    recordsPerFsync: Spread; rawFsyncMs: Spread; oneFsyncPerRecordRate: number; peakRssMiB: Spread;
-  };
+  const cAudit = r.scenarios.c_audit as
+    | undefined
+    | {
+        rate: Spread;
+        baselineMosquittoSubQos2?: Spread;
+        groupCommitGain: number;
+        fsyncMsMean: Spread;
+        fsyncMsP99AtMost: Spread;
+        recordsPerFsync: Spread;
+        rawFsyncMs: Spread;
+        oneFsyncPerRecordRate: number;
+        peakRssMiB: Spread;
+      };
   if (cAudit) {
-    lines.push('', `(c) QoS 2 commands -> audit log (fsync before PUBREC, group commit): ${fmt(cAudit.rate)} commands/s` +
-      `${cAudit.baselineMosquittoSubQos2 ? `; mosquitto_sub QoS 2 on the same backlog ${fmt(cAudit.baselineMosquittoSubQos2)}/s (Receive Maximum 65,535: not comparable, see docs/benchmarks.md)` : ''}; ` +
-      `fsync mean ${cAudit.fsyncMsMean.median} ms, p99 <= ${cAudit.fsyncMsP99AtMost.median} ms, ${cAudit.recordsPerFsync.median} records per fsync; ` +
-      `this disk's bare write+fdatasync ${cAudit.rawFsyncMs.median} ms (one fsync per record would cap at ~${cAudit.oneFsyncPerRecordRate}/s: group commit gives ${cAudit.groupCommitGain}x); peak RSS ${cAudit.peakRssMiB.median} MiB`);
+    lines.push(
+      '',
+      `(c) QoS 2 commands -> audit log (fsync before PUBREC, group commit): ${fmt(cAudit.rate)} commands/s` +
+        `${cAudit.baselineMosquittoSubQos2 ? `; mosquitto_sub QoS 2 on the same backlog ${fmt(cAudit.baselineMosquittoSubQos2)}/s (Receive Maximum 65,535: not comparable, see docs/benchmarks.md)` : ''}; ` +
+        `fsync mean ${cAudit.fsyncMsMean.median} ms, p99 <= ${cAudit.fsyncMsP99AtMost.median} ms, ${cAudit.recordsPerFsync.median} records per fsync; ` +
+        `this disk's bare write+fdatasync ${cAudit.rawFsyncMs.median} ms (one fsync per record would cap at ~${cAudit.oneFsyncPerRecordRate}/s: group commit gives ${cAudit.groupCommitGain}x); peak RSS ${cAudit.peakRssMiB.median} MiB`,
+    );
   }
   return lines.join('\n');
 }

@@ -24,17 +24,31 @@ const rate = Number(values.rate);
 const qos = Number(values.qos) as 1 | 2;
 const connections = Number(values.connections);
 
-const clients: MqttClient[] = await Promise.all(Array.from({ length: connections }, (_, i) =>
-  mqtt.connectAsync(values.url, { protocolVersion: 5, clientId: `bench-load-${process.pid}-${i}`, properties: { receiveMaximum: 65535 } })));
+const clients: MqttClient[] = await Promise.all(
+  Array.from({ length: connections }, (_, i) =>
+    mqtt.connectAsync(values.url, { protocolVersion: 5, clientId: `bench-load-${process.pid}-${i}`, properties: { receiveMaximum: 65535 } }),
+  ),
+);
 
 const sites = ['malta-factory', 'lisbon-dc', 'gdansk-plant', 'porto-warehouse'];
-const topics = Array.from({ length: devices }, (_, d) =>
-  `${values.prefix}/${sites[d % 4]}/floor-${String(d % 8).padStart(2, '0')}/temperature-sensor/ts-${10000 + d}/${values.kind}`);
+const topics = Array.from(
+  { length: devices },
+  (_, d) => `${values.prefix}/${sites[d % 4]}/floor-${String(d % 8).padStart(2, '0')}/temperature-sensor/ts-${10000 + d}/${values.kind}`,
+);
 const padding = 'x'.repeat(60);
 
 function payload(seq: number): string {
   // ~200 bytes, like a real sensor reading
-  return JSON.stringify({ seq, ts: Date.now(), temperature: 20 + (seq % 100) / 10, humidity: 40 + (seq % 30), battery: 97.5, status: 'ok', fw: '2.4.1', note: padding });
+  return JSON.stringify({
+    seq,
+    ts: Date.now(),
+    temperature: 20 + (seq % 100) / 10,
+    humidity: 40 + (seq % 30),
+    battery: 97.5,
+    status: 'ok',
+    fw: '2.4.1',
+    note: padding,
+  });
 }
 
 const started = Date.now();

@@ -16,6 +16,9 @@ export function summarizeProfile(file: string, top = 15): string {
     const name = `${n.callFrame.functionName || '(anonymous)'} ${url ? `${url}:${n.callFrame.lineNumber + 1}` : ''}`.trim();
     byName.set(name, (byName.get(name) ?? 0) + (n.hitCount ?? 0));
   }
-  return [...byName].sort((a, b) => b[1] - a[1]).slice(0, top)
-    .map(([name, hits]) => `${((hits / total) * 100).toFixed(1).padStart(5)}%  ${name}`).join('\n');
+  return [...byName]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, top)
+    .map(([name, hits]) => `${((hits / total) * 100).toFixed(1).padStart(5)}%  ${name}`)
+    .join('\n');
 }

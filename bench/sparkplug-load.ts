@@ -25,8 +25,11 @@ const spb = sparkplug.get('spBv1.0') as { encodePayload(p: unknown): Uint8Array 
 // the simulator's device metrics (a Double, a Float, an Int64 past 2^53, a UInt32, a Boolean, a String)
 const metrics = deviceMetrics;
 
-const clients: MqttClient[] = await Promise.all(Array.from({ length: edgeNodes }, (_, n) =>
-  mqtt.connectAsync(values.url as string, { protocolVersion: 5, clientId: `bench-spb-${process.pid}-${n}`, properties: { receiveMaximum: 65535 } })));
+const clients: MqttClient[] = await Promise.all(
+  Array.from({ length: edgeNodes }, (_, n) =>
+    mqtt.connectAsync(values.url as string, { protocolVersion: 5, clientId: `bench-spb-${process.pid}-${n}`, properties: { receiveMaximum: 65535 } }),
+  ),
+);
 const seqs = new Array<number>(edgeNodes).fill(0);
 const node = (n: number) => `gw-${String(n).padStart(2, '0')}`;
 const started = Date.now();
@@ -36,11 +39,22 @@ const publish = (n: number, topic: string, payload: unknown) =>
 let births = 0;
 for (let n = 0; n < edgeNodes; n++) {
   const now = Date.now();
-  await publish(n, `spBv1.0/${group}/NBIRTH/${node(n)}`, { timestamp: now, seq: 0, metrics: [{ name: 'bdSeq', type: 'UInt64', value: 0 }, { name: 'Node Control/Rebirth', type: 'Boolean', value: false }] });
+  await publish(n, `spBv1.0/${group}/NBIRTH/${node(n)}`, {
+    timestamp: now,
+    seq: 0,
+    metrics: [
+      { name: 'bdSeq', type: 'UInt64', value: 0 },
+      { name: 'Node Control/Rebirth', type: 'Boolean', value: false },
+    ],
+  });
   births++;
   for (let d = 0; d < devices; d++) {
     seqs[n] = ((seqs[n] as number) + 1) % 256;
-    await publish(n, `spBv1.0/${group}/DBIRTH/${node(n)}/dev-${d}`, { timestamp: now, seq: seqs[n], metrics: metrics.map((m, k) => ({ name: m.name, alias: alias(d, k), type: m.type, value: m.value(0, d) })) });
+    await publish(n, `spBv1.0/${group}/DBIRTH/${node(n)}/dev-${d}`, {
+      timestamp: now,
+      seq: seqs[n],
+      metrics: metrics.map((m, k) => ({ name: m.name, alias: alias(d, k), type: m.type, value: m.value(0, d) })),
+    });
     births++;
   }
 }
@@ -55,7 +69,8 @@ for (let i = 0; i < count; i++) {
   seqs[n] = ((seqs[n] as number) + 1) % 256;
   inflight++;
   void publish(n, `spBv1.0/${group}/DDATA/${node(n)}/dev-${d}`, {
-    timestamp: started + i, seq: seqs[n],
+    timestamp: started + i,
+    seq: seqs[n],
     metrics: metrics.map((m, k) => ({ alias: alias(d, k), type: m.type, value: m.value(i, d) })),
   }).then(() => {
     inflight--;

@@ -14,7 +14,7 @@
 //                 encodings, batch queues, fan-out, settle, metrics and the ack window's release
 import '../src/source/mqtt/quiet-debug.ts'; // as src/cli.ts: first, before mqtt-packet loads
 import { cpuUsage } from 'node:process';
-import { PassThrough, Duplex } from 'node:stream';
+import { Duplex, type PassThrough } from 'node:stream';
 import { setImmediate as immediate } from 'node:timers/promises';
 import v8 from 'node:v8';
 import vm from 'node:vm';
@@ -27,13 +27,13 @@ import { compileRules } from '../src/config/load.ts';
 import { rulesFile } from '../src/config/rules-schema.ts';
 import type { Message } from '../src/message.ts';
 import { createMetrics } from '../src/observability/metrics.ts';
+import { BatchQueue } from '../src/pipeline/batch-queue.ts';
 import { Pipeline } from '../src/pipeline/pipeline.ts';
 import type { MatchInput, RouteOutput } from '../src/router/route-output.ts';
-import { BatchQueue } from '../src/pipeline/batch-queue.ts';
 import { producerMessages } from '../src/sinks/kafka/client/platformatic-client.ts';
 import type { KafkaRecord } from '../src/sinks/kafka/kafka-record.ts';
 import type { DeadLetterItem, Sink, WriteResult } from '../src/sinks/sink.ts';
-import { AckWindow, type AckSlot } from '../src/source/ack-window.ts';
+import { type AckSlot, AckWindow } from '../src/source/ack-window.ts';
 import { installDeferredAcks } from '../src/source/mqtt/deferred-acks.ts';
 import { messageOf } from '../src/source/mqtt/mqtt-session.ts';
 
@@ -65,22 +65,49 @@ function topicOf(i: number): string {
   return `${prefix}/${sites[d % 4]}/floor-${String(d % 8).padStart(2, '0')}/temperature-sensor/ts-${10000 + d}/telemetry`;
 }
 function payloadOf(seq: number): Buffer {
-  return Buffer.from(JSON.stringify({ seq, ts: 1_764_700_000_000 + seq, temperature: 20 + (seq % 100) / 10, humidity: 40 + (seq % 30), battery: 97.5, status: 'ok', fw: '2.4.1', note: padding }));
+  return Buffer.from(
+    JSON.stringify({
+      seq,
+      ts: 1_764_700_000_000 + seq,
+      temperature: 20 + (seq % 100) / 10,
+      humidity: 40 + (seq % 30),
+      battery: 97.5,
+      status: 'ok',
+      fw: '2.4.1',
+      note: padding,
+    }),
+  );
 }
 
-const rules = compileRules(rulesFile.parse({
-  subscriptions: [{ filter: `${prefix}/+/+/+/+/telemetry`, qos: 1 }],
-  routes: [{
-    name: 'telemetry',
-    match: `${prefix}/{site}/{zone}/{deviceType}/{deviceId}/telemetry`,
-    kafka: { topic: `${prefix}.telemetry`, key: '{deviceId}' },
-    influx: { measurement: prefix, tags: ['site', 'zone', 'deviceId'], fields: { temperature: '$.temperature', humidity: '$.humidity', battery: '$.battery' }, time: '$.ts' },
-  }],
-}));
+const rules = compileRules(
+  rulesFile.parse({
+    subscriptions: [{ filter: `${prefix}/+/+/+/+/telemetry`, qos: 1 }],
+    routes: [
+      {
+        name: 'telemetry',
+        match: `${prefix}/{site}/{zone}/{deviceType}/{deviceId}/telemetry`,
+        kafka: { topic: `${prefix}.telemetry`, key: '{deviceId}' },
+        influx: {
+          measurement: prefix,
+          tags: ['site', 'zone', 'deviceId'],
+          fields: { temperature: '$.temperature', humidity: '$.humidity', battery: '$.battery' },
+          time: '$.ts',
+        },
+      },
+    ],
+  }),
+);
 
 function messages(n: number): Message[] {
   return Array.from({ length: n }, (_, i) => ({
-    topic: topicOf(i), payload: payloadOf(i), qos: 1, retain: false, properties: {}, receivedAt: Date.now(), packetId: (i % 65535) + 1, dup: false,
+    topic: topicOf(i),
+    payload: payloadOf(i),
+    qos: 1,
+    retain: false,
+    properties: {},
+    receivedAt: Date.now(),
+    packetId: (i % 65535) + 1,
+    dup: false,
   }));
 }
 
@@ -152,9 +179,20 @@ async function mqttStage(n: number): Promise<Run> {
   const options = { protocolVersion: 5 } as const;
   const connack = mqttPacket.generate({ cmd: 'connack', returnCode: 0, reasonCode: 0, sessionPresent: true, properties: {} }, options);
   // PUBLISH packets as a broker sends them, cut into 64 KiB reads as a socket gives them
-  const publishes = Array.from({ length: Math.min(n, 65_535) }, (_, i) => mqttPacket.generate({
-    cmd: 'publish', topic: topicOf(i), payload: payloadOf(i), qos: 1, messageId: i + 1, retain: false, dup: false,
-  }, options));
+  const publishes = Array.from({ length: Math.min(n, 65_535) }, (_, i) =>
+    mqttPacket.generate(
+      {
+        cmd: 'publish',
+        topic: topicOf(i),
+        payload: payloadOf(i),
+        qos: 1,
+        messageId: i + 1,
+        retain: false,
+        dup: false,
+      },
+      options,
+    ),
+  );
   let delivered = 0;
   let target = 0;
   let done: (() => void) | undefined;
@@ -167,17 +205,29 @@ async function mqttStage(n: number): Promise<Run> {
   };
   let stream: Duplex | undefined;
   let written = 0;
-  const client: MqttClient = new mqtt.MqttClient(() => {
-    stream = new Duplex({
-      read() {},
-      write(chunk: Buffer, _enc, cb) {
-        written += chunk.length; // CONNECT, then the PUBACKs
-        cb();
-      },
-    });
-    stream.push(connack);
-    return stream as unknown as PassThrough;
-  }, { protocolVersion: 5, clientId: 'stage', clean: false, keepalive: 0, reconnectPeriod: 0, manualConnect: true, log: () => {}, properties: { receiveMaximum: 1000 } } as IClientOptions);
+  const client: MqttClient = new mqtt.MqttClient(
+    () => {
+      stream = new Duplex({
+        read() {},
+        write(chunk: Buffer, _enc, cb) {
+          written += chunk.length; // CONNECT, then the PUBACKs
+          cb();
+        },
+      });
+      stream.push(connack);
+      return stream as unknown as PassThrough;
+    },
+    {
+      protocolVersion: 5,
+      clientId: 'stage',
+      clean: false,
+      keepalive: 0,
+      reconnectPeriod: 0,
+      manualConnect: true,
+      log: () => {},
+      properties: { receiveMaximum: 1000 },
+    } as IClientOptions,
+  );
   const window = new AckWindow(1000, { release: (ack) => sendAck(ack) });
   const metrics = createMetrics(new Registry(), { defaultMetrics: false });
   const received = metrics.received.labels('1');
@@ -261,9 +311,18 @@ class InstantSink<T> implements Sink<T> {
 function pipelineStage(ms: readonly Message[]): Run {
   const log = pino({ level: 'silent' });
   const metrics = createMetrics(new Registry(), { defaultMetrics: false });
-  const queues = new Map<string, BatchQueue<unknown>>(['kafka', 'influx', 'dead-letter'].map((name) => [
-    name, new BatchQueue<unknown>(new InstantSink(name), { maxItems: 1000, maxBytes: 1 << 20, lingerMs: 5, concurrency: 2 }, { minMs: 10, maxMs: 100 }, log, metrics),
-  ]));
+  const queues = new Map<string, BatchQueue<unknown>>(
+    ['kafka', 'influx', 'dead-letter'].map((name) => [
+      name,
+      new BatchQueue<unknown>(
+        new InstantSink(name),
+        { maxItems: 1000, maxBytes: 1 << 20, lingerMs: 5, concurrency: 2 },
+        { minMs: 10, maxMs: 100 },
+        log,
+        metrics,
+      ),
+    ]),
+  );
   const pipeline = new Pipeline({ rules: () => rules, queues, deadLetters: queues.get('dead-letter') as BatchQueue<DeadLetterItem>, metrics, log });
   let released = 0;
   let target = 0;

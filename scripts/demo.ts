@@ -4,7 +4,7 @@
 // then), and shows a live one-screen summary from sluice's own /metrics. Ctrl-C (or
 // --duration S) stops everything cleanly: simulator, sluice (drains and acks), the servers the
 // demo started.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { LocalStack } from '../deploy/local/local-stack.ts';
@@ -60,7 +60,11 @@ sluice.stdout?.on('data', (chunk: Buffer) => {
   if (m) metricsUrl = `${m[1]}/metrics`;
   subscribed += text.split(/"msg":"(?:subscribed|sparkplug state feed subscribed)"/).length - 1;
 });
-const simulator = child('simulator', ['simulate', '--rate', String(values.rate), '--devices', String(values.devices), '--command-rate', '2', '--bad-ratio', '0.001'], true);
+const simulator = child(
+  'simulator',
+  ['simulate', '--rate', String(values.rate), '--devices', String(values.devices), '--command-rate', '2', '--bad-ratio', '0.001'],
+  true,
+);
 const sparkplugRate = Number(values['sparkplug-rate']);
 // the edge nodes come up once sluice has subscribed (its 4 filters and the state feed), so their
 // births are not missed (births missed: sparkplug.rebirth: true would ask them again)
@@ -69,11 +73,18 @@ const fleetTimer = setInterval(() => {
   if (subscribed < 5 || stopping) return;
   clearInterval(fleetTimer);
   if (sparkplugRate > 0) {
-    sparkplugFleet = child('sparkplug', ['simulate', '--sparkplug', '--edge-nodes', '3', '--devices', '4', '--rate', String(sparkplugRate), '--rebirth-every', '20'], true);
+    sparkplugFleet = child(
+      'sparkplug',
+      ['simulate', '--sparkplug', '--edge-nodes', '3', '--devices', '4', '--rate', String(sparkplugRate), '--rebirth-every', '20'],
+      true,
+    );
   }
 }, 200);
 
-interface Sample { at: number; m: Samples }
+interface Sample {
+  at: number;
+  m: Samples;
+}
 let previous: Sample | undefined;
 const started = Date.now();
 
@@ -94,13 +105,24 @@ function render(m: Samples): string {
   const rate = (key: string) => (previous && dt > 0 ? (sum(m, key) - sum(previous.m, key)) / dt : 0);
   const fmt = (n: number) => n.toLocaleString('en-US', { maximumFractionDigits: 0 });
   const ms = (s: number | undefined) => (s === undefined ? '-' : s === Infinity ? '>60 s' : `<= ${s * 1000} ms`);
-  const routes = [...m].filter(([k]) => k.startsWith('sluice_messages_routed_total{'))
-    .map(([k]) => k).sort()
-    .map((k) => `  ${/route="([^"]+)"/.exec(k)?.[1]?.padEnd(12)} -> ${/sink="([^"]+)"/.exec(k)?.[1]?.padEnd(11)} ${fmt(rate(k)).padStart(7)}/s  total ${fmt(m.get(k) ?? 0)}`);
-  const dead = [...m].filter(([k, v]) => k.startsWith('sluice_dead_letters_total{') && v > 0)
-    .map(([k, v]) => `${/reason="([^"]+)"/.exec(k)?.[1]} ${fmt(v)}`).join(', ') || 'none';
-  const sinks = [...m].filter(([k]) => k.startsWith('sluice_sink_healthy{'))
-    .map(([k, v]) => `${/sink="([^"]+)"/.exec(k)?.[1]} ${v === 0 ? 'FAILING (retrying)' : 'ok'}`).sort().join('   ');
+  const routes = [...m]
+    .filter(([k]) => k.startsWith('sluice_messages_routed_total{'))
+    .map(([k]) => k)
+    .sort()
+    .map(
+      (k) =>
+        `  ${/route="([^"]+)"/.exec(k)?.[1]?.padEnd(12)} -> ${/sink="([^"]+)"/.exec(k)?.[1]?.padEnd(11)} ${fmt(rate(k)).padStart(7)}/s  total ${fmt(m.get(k) ?? 0)}`,
+    );
+  const dead =
+    [...m]
+      .filter(([k, v]) => k.startsWith('sluice_dead_letters_total{') && v > 0)
+      .map(([k, v]) => `${/reason="([^"]+)"/.exec(k)?.[1]} ${fmt(v)}`)
+      .join(', ') || 'none';
+  const sinks = [...m]
+    .filter(([k]) => k.startsWith('sluice_sink_healthy{'))
+    .map(([k, v]) => `${/sink="([^"]+)"/.exec(k)?.[1]} ${v === 0 ? 'FAILING (retrying)' : 'ok'}`)
+    .sort()
+    .join('   ');
   return [
     `sluice demo: ${((now - started) / 1000).toFixed(0)} s   (Ctrl-C stops everything cleanly)`,
     '',

@@ -4,8 +4,8 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureHelm } from '../deploy/local/helm.ts';
-import { repoRoot, stackConfig } from '../deploy/local/stack-config.ts';
 import { renderChart } from '../deploy/local/render-chart.ts';
+import { repoRoot, stackConfig } from '../deploy/local/stack-config.ts';
 
 const helm = await ensureHelm(stackConfig().cacheDir);
 writeFileSync(join(repoRoot, 'deploy/kubernetes/sluice.yaml'), renderChart(helm));

@@ -5,7 +5,7 @@
 // module-level state: a test can run several workers in one process.
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
-import { secretOf, type LoadedConfig } from './config/load.ts';
+import { type LoadedConfig, secretOf } from './config/load.ts';
 import { ConfigError } from './config/yaml-file.ts';
 import { addressOf, startHttpServer } from './observability/http-server.ts';
 import { Liveness } from './observability/liveness.ts';
@@ -18,8 +18,8 @@ import { SinkError } from './sinks/sink.ts';
 import type { Session } from './source/session.ts';
 import { startSparkplug } from './sparkplug/index.ts';
 import { WorkerHealth } from './worker/health.ts';
-import { WorkerSinks } from './worker/sinks.ts';
 import { checkReload, commandsClientIdOf, createSessions } from './worker/sessions.ts';
+import { WorkerSinks } from './worker/sinks.ts';
 
 export interface Worker {
   readonly metrics: Metrics;
@@ -60,12 +60,15 @@ export async function startWorker(config: LoadedConfig, log: Logger, options: Wo
   };
 
   // /healthz from the very start (also while sinks are waited for); a port in use is one line, before anything connects
-  const liveness = new Liveness(s.http.liveness, metrics.eventLoopWorstLag,
-    (ms) => log.warn({ stalledMs: ms, limitMs: s.http.liveness.maxStallMs }, 'the event loop stalled: /healthz fails for a while'));
+  const liveness = new Liveness(s.http.liveness, metrics.eventLoopWorstLag, (ms) =>
+    log.warn({ stalledMs: ms, limitMs: s.http.liveness.maxStallMs }, 'the event loop stalled: /healthz fails for a while'),
+  );
   const http = await startHttpServer(s.http.host, s.http.port, metrics.registry, { problems: () => health.problems() }, liveness).catch((err: unknown) => {
     liveness.stop();
     if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
-      throw new ConfigError(`${config.configFile}: http.port ${s.http.port} on ${s.http.host} is in use (another sluice?): stop it, or set http.port (0 picks a free port)`);
+      throw new ConfigError(
+        `${config.configFile}: http.port ${s.http.port} on ${s.http.host} is in use (another sluice?): stop it, or set http.port (0 picks a free port)`,
+      );
     }
     throw err;
   });
@@ -87,16 +90,31 @@ export async function startWorker(config: LoadedConfig, log: Logger, options: Wo
     throw err;
   }
 
-  const sparkplug = health.sparkplug = !rules.usesSparkplug ? undefined : startSparkplug({
-    settings: s.sparkplug, clientId: config.clientId, metrics, log,
-    connection: {
-      url: s.mqtt.url, username: s.mqtt.username, password: s.mqtt.password && secretOf(s.mqtt.password, 'mqtt.password'), tls: s.mqtt.tls,
-      keepalive: s.mqtt.keepalive, connectTimeoutMs: s.mqtt.connectTimeoutMs,
-    },
-  });
-  const pipeline = health.pipeline = new Pipeline({
-    rules: () => rules, queues: sinks.queues(), deadLetters: sinks.deadLetters(), metrics, log, onFatal, hook: sparkplug?.hook,
-  });
+  const sparkplug = (health.sparkplug = !rules.usesSparkplug
+    ? undefined
+    : startSparkplug({
+        settings: s.sparkplug,
+        clientId: config.clientId,
+        metrics,
+        log,
+        connection: {
+          url: s.mqtt.url,
+          username: s.mqtt.username,
+          password: s.mqtt.password && secretOf(s.mqtt.password, 'mqtt.password'),
+          tls: s.mqtt.tls,
+          keepalive: s.mqtt.keepalive,
+          connectTimeoutMs: s.mqtt.connectTimeoutMs,
+        },
+      }));
+  const pipeline = (health.pipeline = new Pipeline({
+    rules: () => rules,
+    queues: sinks.queues(),
+    deadLetters: sinks.deadLetters(),
+    metrics,
+    log,
+    onFatal,
+    hook: sparkplug?.hook,
+  }));
   const { source, commandSource } = createSessions(config, metrics, log, sinks.qos2());
   health.source = source;
   health.commandSource = commandSource;
@@ -105,14 +123,23 @@ export async function startWorker(config: LoadedConfig, log: Logger, options: Wo
   health.starting.delete('mqtt'); // from now on the sessions say whether they are connected and subscribed
   source?.start((message, slot) => pipeline.dispatch(message, slot, config.clientId));
   if (commandSource && commandsClientId !== undefined) commandSource.start((message, slot) => pipeline.dispatch(message, slot, commandsClientId));
-  log.info({
-    clientId: config.clientId, http: httpUrl, receiveMaximum: s.mqtt.receiveMaximum, routes: rules.routeNames, sinks: sinks.names,
-    ...(commandSource ? { commandsClientId, commandsReceiveMaximum: s.mqtt.commands.receiveMaximum } : {}),
-  }, 'sluice started');
+  log.info(
+    {
+      clientId: config.clientId,
+      http: httpUrl,
+      receiveMaximum: s.mqtt.receiveMaximum,
+      routes: rules.routeNames,
+      sinks: sinks.names,
+      ...(commandSource ? { commandsClientId, commandsReceiveMaximum: s.mqtt.commands.receiveMaximum } : {}),
+    },
+    'sluice started',
+  );
   const budget = memoryBudget(s.mqtt.maxInFlightBytes, sessions.length);
   if (!budget.ok) {
-    log.warn({ heapLimitMiB: budget.heapLimitMiB, neededMiB: budget.neededMiB, maxInFlightBytes: s.mqtt.maxInFlightBytes, connections: sessions.length },
-      'the heap limit is below what the messages in flight may need (mqtt.maxInFlightBytes per connection): raise --max-old-space-size (NODE_OPTIONS) or lower mqtt.maxInFlightBytes (docs/operations.md, Memory)');
+    log.warn(
+      { heapLimitMiB: budget.heapLimitMiB, neededMiB: budget.neededMiB, maxInFlightBytes: s.mqtt.maxInFlightBytes, connections: sessions.length },
+      'the heap limit is below what the messages in flight may need (mqtt.maxInFlightBytes per connection): raise --max-old-space-size (NODE_OPTIONS) or lower mqtt.maxInFlightBytes (docs/operations.md, Memory)',
+    );
   }
 
   return {
@@ -135,8 +162,10 @@ export async function startWorker(config: LoadedConfig, log: Logger, options: Wo
       const unsettled = left.reduce((a, b) => a + b, 0);
       if (unsettled > 0) {
         metrics.unsettledAtShutdown.inc(unsettled);
-        log.error({ unsettled, oldestMs: Math.max(...sessions.map((x) => x.window.oldestAgeMs())) },
-          'shutdown deadline passed with messages not yet durable: they stay unacked and the broker redelivers them');
+        log.error(
+          { unsettled, oldestMs: Math.max(...sessions.map((x) => x.window.oldestAgeMs())) },
+          'shutdown deadline passed with messages not yet durable: they stay unacked and the broker redelivers them',
+        );
       }
       health.stop();
       await sparkplug?.stop();

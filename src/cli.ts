@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { AuditFatalError } from './audit/log/audit-log.ts';
 import { auditKeygenCommand, auditReplayCommand, auditVerifyCommand } from './cli/audit.ts';
 import { checkCommand, configPrintCommand } from './cli/check.ts';
-import { UsageError, usageOf, type Command } from './cli/command.ts';
+import { type Command, UsageError, usageOf } from './cli/command.ts';
 import { configSchemaCommand } from './cli/config-schema.ts';
 import { rulesCheckCommand, rulesSchemaCommand, rulesTestCommand } from './cli/rules.ts';
 import { runCommand } from './cli/run.ts';
@@ -18,8 +18,18 @@ import { ConfigError } from './config/yaml-file.ts';
 import { SecretError } from './secrets.ts';
 
 const commands: readonly Command[] = [
-  runCommand, checkCommand, tapCommand, configPrintCommand, rulesCheckCommand, rulesTestCommand, rulesSchemaCommand, simulateCommand, configSchemaCommand,
-  auditVerifyCommand, auditReplayCommand, auditKeygenCommand,
+  runCommand,
+  checkCommand,
+  tapCommand,
+  configPrintCommand,
+  rulesCheckCommand,
+  rulesTestCommand,
+  rulesSchemaCommand,
+  simulateCommand,
+  configSchemaCommand,
+  auditVerifyCommand,
+  auditReplayCommand,
+  auditKeygenCommand,
 ];
 
 /** One command's line in a listing: its words and arguments, then what it does. */
@@ -53,17 +63,28 @@ async function main(argv: string[]): Promise<number> {
     const group = commands.filter((c) => c.name.startsWith(`${argv[0]} `));
     if (group.length > 0) {
       if (!(argv.length === 1 || argv.slice(1).every((a) => a === '--help' || a === '-h'))) {
-        throw new UsageError(`unknown command "${argv.filter((a) => !a.startsWith('-')).slice(0, 2).join(' ')}" (sluice ${argv[0]} --help lists them)`);
+        throw new UsageError(
+          `unknown command "${argv
+            .filter((a) => !a.startsWith('-'))
+            .slice(0, 2)
+            .join(' ')}" (sluice ${argv[0]} --help lists them)`,
+        );
       }
-      process.stdout.write(`usage: sluice ${argv[0]} COMMAND [options]     (sluice ${argv[0]} COMMAND --help: its options)\n\n` +
-        `${group.map(commandLine).join('\n')}\n`);
+      process.stdout.write(
+        `usage: sluice ${argv[0]} COMMAND [options]     (sluice ${argv[0]} COMMAND --help: its options)\n\n` + `${group.map(commandLine).join('\n')}\n`,
+      );
       return argv.length === 1 ? 2 : 0;
     }
     if (argv[0] === '--version' || argv[0] === '-v' || argv[0] === '-V') {
       process.stdout.write(`${version}\n`);
       return 0;
     }
-    throw new UsageError(`unknown command "${argv.filter((a) => !a.startsWith('-')).slice(0, 2).join(' ')}"`);
+    throw new UsageError(
+      `unknown command "${argv
+        .filter((a) => !a.startsWith('-'))
+        .slice(0, 2)
+        .join(' ')}"`,
+    );
   }
   const rest = argv.slice(command.name.split(' ').length);
   let parsed: ReturnType<typeof parseArgs>;
@@ -121,7 +142,8 @@ function connectionFailure(err: unknown, depth = 0): string | undefined {
   if (!err || typeof err !== 'object' || depth > 4) return undefined;
   const e = err as { code?: unknown; address?: unknown; port?: unknown; hostname?: unknown; errors?: unknown; cause?: unknown };
   if (typeof e.code === 'string' && /^(ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ECONNRESET)$/.test(e.code)) {
-    const where = typeof e.address === 'string' ? `${e.address}${e.port === undefined ? '' : `:${String(e.port)}`}` : typeof e.hostname === 'string' ? e.hostname : '';
+    const where =
+      typeof e.address === 'string' ? `${e.address}${e.port === undefined ? '' : `:${String(e.port)}`}` : typeof e.hostname === 'string' ? e.hostname : '';
     return `${where ? `${where}: ` : ''}${e.code}`;
   }
   for (const inner of [...(Array.isArray(e.errors) ? e.errors : []), e.cause]) {

@@ -7,7 +7,9 @@ import type { IClientOptions } from 'mqtt';
 export interface MqttCredentials {
   readonly username?: string | undefined;
   readonly password?: string | undefined;
-  readonly tls?: { readonly ca?: string | undefined; readonly cert?: string | undefined; readonly key?: string | undefined; readonly rejectUnauthorized: boolean } | undefined;
+  readonly tls?:
+    | { readonly ca?: string | undefined; readonly cert?: string | undefined; readonly key?: string | undefined; readonly rejectUnauthorized: boolean }
+    | undefined;
 }
 
 /** Username, password and TLS files as MQTT.js takes them (the files read now). */

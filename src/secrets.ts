@@ -3,11 +3,14 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 
-export const secretRef = z.union([
-  z.strictObject({ env: z.string().min(1).describe('environment variable holding the secret') }),
-  z.strictObject({ file: z.string().min(1).describe('file holding the secret (trailing newline ignored)') }),
-// the value itself is never repeated: it may be the secret
-], { error: 'a secret is never written in the file: give { env: VARIABLE } or { file: PATH } (docs/configuration.md)' });
+export const secretRef = z.union(
+  [
+    z.strictObject({ env: z.string().min(1).describe('environment variable holding the secret') }),
+    z.strictObject({ file: z.string().min(1).describe('file holding the secret (trailing newline ignored)') }),
+    // the value itself is never repeated: it may be the secret
+  ],
+  { error: 'a secret is never written in the file: give { env: VARIABLE } or { file: PATH } (docs/configuration.md)' },
+);
 
 export type SecretRef = z.infer<typeof secretRef>;
 

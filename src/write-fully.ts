@@ -8,7 +8,7 @@ import type { FileHandle } from 'node:fs/promises';
  * instead of a record acknowledged half on disk.
  */
 export async function writeFully(handle: FileHandle, data: Uint8Array): Promise<void> {
-  for (let offset = 0; offset < data.length;) {
+  for (let offset = 0; offset < data.length; ) {
     const { bytesWritten } = await handle.write(data, offset, data.length - offset);
     if (bytesWritten <= 0) throw new Error(`a write made no progress at byte ${offset} of ${data.length}`);
     offset += bytesWritten;

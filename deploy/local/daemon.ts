@@ -83,12 +83,7 @@ export async function terminate(files: DaemonFiles, graceMs = 15_000): Promise<b
  * Polls `probe` until it resolves. Fails early, with the log's tail, if the process exits,
  * and after `timeoutMs` with the last probe error and the log's tail.
  */
-export async function waitUntilReady(
-  what: string,
-  files: DaemonFiles,
-  probe: () => Promise<void>,
-  timeoutMs: number,
-): Promise<void> {
+export async function waitUntilReady(what: string, files: DaemonFiles, probe: () => Promise<void>, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {
@@ -103,9 +98,7 @@ export async function waitUntilReady(
     }
     if (Date.now() > deadline) {
       const reason = lastError instanceof Error ? lastError.message : String(lastError);
-      throw new Error(
-        `${what} not ready after ${timeoutMs / 1000}s (${reason}); last lines of ${files.logFile}:\n${tail(files.logFile)}`,
-      );
+      throw new Error(`${what} not ready after ${timeoutMs / 1000}s (${reason}); last lines of ${files.logFile}:\n${tail(files.logFile)}`);
     }
     await sleep(250);
   }
@@ -114,7 +107,10 @@ export async function waitUntilReady(
 export function tail(file: string, lines = 30): string {
   if (!existsSync(file)) return '(no log yet)';
   const text = readFileSync(file, 'utf8');
-  return text.split('\n').slice(-lines - 1).join('\n');
+  return text
+    .split('\n')
+    .slice(-lines - 1)
+    .join('\n');
 }
 
 function isAlive(pid: number): boolean {

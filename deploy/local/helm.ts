@@ -17,12 +17,17 @@ export async function ensureHelm(cacheDir: string): Promise<string> {
   mkdirSync(tmp, { recursive: true });
   process.stderr.write(`helm: building helm ${helmVersion} with go install (once per machine, a few minutes)\n`);
   const out = await runCommand(go, ['install', `helm.sh/helm/v3/cmd/helm@${helmVersion}`], {
-    ...process.env, CGO_ENABLED: '0', GOBIN: tmp, GOFLAGS: '-mod=mod',
+    ...process.env,
+    CGO_ENABLED: '0',
+    GOBIN: tmp,
+    GOFLAGS: '-mod=mod',
   });
   writeFileSync(`${outDir}.build.log`, out.output);
   if (out.status !== 0 || !existsSync(join(tmp, 'helm'))) {
     rmSync(tmp, { recursive: true, force: true });
-    throw new PrerequisiteError(`go install helm@${helmVersion} failed (is the Go module proxy reachable?), log ${outDir}.build.log:\n${out.output.trim().split('\n').slice(-10).join('\n')}`);
+    throw new PrerequisiteError(
+      `go install helm@${helmVersion} failed (is the Go module proxy reachable?), log ${outDir}.build.log:\n${out.output.trim().split('\n').slice(-10).join('\n')}`,
+    );
   }
   rmSync(outDir, { recursive: true, force: true });
   renameSync(tmp, outDir);

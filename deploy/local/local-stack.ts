@@ -2,6 +2,7 @@
 // bring it down. Used by `npm run stack:*`, the test suite's global setup, the demo and the bench.
 import { launch, runningPid, tail, terminate, waitUntilReady } from './daemon.ts';
 import { assertPortFree, ensureDebianPackages } from './prerequisites.ts';
+import { apicurioServer } from './servers/apicurio.ts';
 import { hivemqServer } from './servers/hivemq.ts';
 import { influxdbServer } from './servers/influxdb.ts';
 import { kafkaServer } from './servers/kafka.ts';
@@ -9,7 +10,6 @@ import { kafkaClusterNodes } from './servers/kafka-cluster.ts';
 import type { LocalServer } from './servers/local-server.ts';
 import { mosquittoServer } from './servers/mosquitto.ts';
 import { victoriaMetricsServer } from './servers/victoria-metrics.ts';
-import { apicurioServer } from './servers/apicurio.ts';
 import type { StackConfig } from './stack-config.ts';
 
 export interface ServerStatus {
@@ -27,7 +27,15 @@ export class LocalStack {
 
   constructor(config: StackConfig, log: (line: string) => void = (l) => process.stderr.write(`stack: ${l}\n`)) {
     this.config = config;
-    this.servers = [mosquittoServer(config), hivemqServer(config), kafkaServer(config), influxdbServer(config), victoriaMetricsServer(config), apicurioServer(config), ...kafkaClusterNodes(config)];
+    this.servers = [
+      mosquittoServer(config),
+      hivemqServer(config),
+      kafkaServer(config),
+      influxdbServer(config),
+      victoriaMetricsServer(config),
+      apicurioServer(config),
+      ...kafkaClusterNodes(config),
+    ];
     this.log = log;
   }
 
@@ -73,22 +81,26 @@ export class LocalStack {
   async status(): Promise<ServerStatus[]> {
     // an optional server is reported only while it runs
     return Promise.all(
-      this.servers.filter((s) => !s.optional || runningPid(s.files) !== undefined).map(async (s) => {
-        const pid = runningPid(s.files);
-        if (pid === undefined) return { name: s.name, pid, ready: false, detail: 'not running', endpoints: s.endpoints() };
-        try {
-          await s.probe();
-          return { name: s.name, pid, ready: true, detail: 'ready', endpoints: s.endpoints() };
-        } catch (err) {
-          return { name: s.name, pid, ready: false, detail: `not ready: ${(err as Error).message}`, endpoints: s.endpoints() };
-        }
-      }),
+      this.servers
+        .filter((s) => !s.optional || runningPid(s.files) !== undefined)
+        .map(async (s) => {
+          const pid = runningPid(s.files);
+          if (pid === undefined) return { name: s.name, pid, ready: false, detail: 'not running', endpoints: s.endpoints() };
+          try {
+            await s.probe();
+            return { name: s.name, pid, ready: true, detail: 'ready', endpoints: s.endpoints() };
+          } catch (err) {
+            return { name: s.name, pid, ready: false, detail: `not ready: ${(err as Error).message}`, endpoints: s.endpoints() };
+          }
+        }),
     );
   }
 
   /** The last lines of every server's log, for a failing test's report. */
   logTails(lines = 20): string {
-    return this.servers.filter((s) => !s.optional || runningPid(s.files) !== undefined)
-      .map((s) => `==> ${s.files.logFile} <==\n${tail(s.files.logFile, lines)}`).join('\n');
+    return this.servers
+      .filter((s) => !s.optional || runningPid(s.files) !== undefined)
+      .map((s) => `==> ${s.files.logFile} <==\n${tail(s.files.logFile, lines)}`)
+      .join('\n');
   }
 }

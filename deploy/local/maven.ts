@@ -14,8 +14,7 @@ export function mavenJarsDir(cacheDir: string, name: string, pom: string): strin
 
 /** The pom's runtime jars in the cache, fetched with `mvn dependency:copy-dependencies` the first time. */
 export function mavenJars(cacheDir: string, name: string, pom: string, what: string): Promise<string> {
-  return intoCache(mavenJarsDir(cacheDir, name, pom), `${what} jars`,
-    ['-f', pom, 'dependency:copy-dependencies', '-DincludeScope=runtime']);
+  return intoCache(mavenJarsDir(cacheDir, name, pom), `${what} jars`, ['-f', pom, 'dependency:copy-dependencies', '-DincludeScope=runtime']);
 }
 
 /**

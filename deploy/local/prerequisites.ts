@@ -40,17 +40,13 @@ export function ensureDebianPackages(wanted: ReadonlyArray<{ executable: string;
   if (missing.length === 0) return;
   const pkgs = [...new Set(missing.map((m) => m.pkg))];
   const names = missing.map((m) => m.executable).join(', ');
-  const canInstall =
-    process.getuid?.() === 0 && findExecutable('apt-get') !== undefined && process.env.SLUICE_NO_INSTALL !== '1';
+  const canInstall = process.getuid?.() === 0 && findExecutable('apt-get') !== undefined && process.env.SLUICE_NO_INSTALL !== '1';
   if (!canInstall) {
-    throw new PrerequisiteError(
-      `${names} not found: install the Debian package(s) with \`sudo apt-get install ${pkgs.join(' ')}\``,
-    );
+    throw new PrerequisiteError(`${names} not found: install the Debian package(s) with \`sudo apt-get install ${pkgs.join(' ')}\``);
   }
   process.stderr.write(`stack: installing ${pkgs.join(' ')} with apt-get (missing: ${names})\n`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  const install = () =>
-    spawnSync('apt-get', ['install', '-y', '-q', '--no-install-recommends', ...pkgs], { env, encoding: 'utf8' });
+  const install = () => spawnSync('apt-get', ['install', '-y', '-q', '--no-install-recommends', ...pkgs], { env, encoding: 'utf8' });
   let result = install();
   if (result.status !== 0) {
     // a fresh machine has no package lists yet
@@ -96,12 +92,17 @@ export function findJava(minMajor: number, who: string): string {
     seen.push(java);
     if (javaVersion(java).major >= minMajor) return java;
   }
-  throw new PrerequisiteError(`${who} needs Java ${minMajor}+; found none (looked at ${seen.join(', ') || 'PATH, JAVA_HOME, /usr/lib/jvm'}): install openjdk-${minMajor}-jre-headless or a Temurin ${minMajor}+, or set JAVA_HOME`);
+  throw new PrerequisiteError(
+    `${who} needs Java ${minMajor}+; found none (looked at ${seen.join(', ') || 'PATH, JAVA_HOME, /usr/lib/jvm'}): install openjdk-${minMajor}-jre-headless or a Temurin ${minMajor}+, or set JAVA_HOME`,
+  );
 }
 
 function jvmJavas(): string[] {
   try {
-    return readdirSync('/usr/lib/jvm').sort().reverse().map((d) => join('/usr/lib/jvm', d, 'bin', 'java'));
+    return readdirSync('/usr/lib/jvm')
+      .sort()
+      .reverse()
+      .map((d) => join('/usr/lib/jvm', d, 'bin', 'java'));
   } catch {
     return [];
   }
@@ -114,9 +115,7 @@ export async function assertPortFree(host: string, port: number, who: string, va
     server.once('error', (err: NodeJS.ErrnoException) => {
       reject(
         err.code === 'EADDRINUSE'
-          ? new PrerequisiteError(
-              `port ${port} (${who}) on ${host} is in use by another process: stop it or set ${variable} to a free port`,
-            )
+          ? new PrerequisiteError(`port ${port} (${who}) on ${host} is in use by another process: stop it or set ${variable} to a free port`)
           : err,
       );
     });

@@ -16,10 +16,13 @@ export interface StackConfig {
   readonly mqtt: { readonly port: number; readonly tlsPort: number; readonly authPort: number; readonly username: string; readonly password: string };
   readonly hivemq: { readonly port: number };
   readonly kafka: {
-    readonly port: number; readonly controllerPort: number;
+    readonly port: number;
+    readonly controllerPort: number;
     /** mTLS (the stack's CA, a client certificate required) and SASL (PLAIN, SCRAM-SHA-256/512, unsecured OAUTHBEARER) listeners. */
-    readonly tlsPort: number; readonly saslPort: number;
-    readonly saslUsername: string; readonly saslPassword: string;
+    readonly tlsPort: number;
+    readonly saslPort: number;
+    readonly saslUsername: string;
+    readonly saslPassword: string;
     readonly heap: string;
   };
   /** The optional 3-node cluster: node i listens on port + i - 1 and controllerPort + i - 1. */

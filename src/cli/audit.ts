@@ -3,21 +3,22 @@ import { createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
-import { secretOf } from '../config/load.ts';
-import { credentialOptions } from '../mqtt-credentials.ts';
-import { serviceConfig } from '../config/service-schema.ts';
-import { loadYamlFile } from '../config/yaml-file.ts';
+import { segmentFiles } from '../audit/log/format.ts';
 import { liveWriter } from '../audit/log/writer-lock.ts';
 import { writeAuditMetrics } from '../audit/tools/metrics-file.ts';
-import { parseBound, replay, ReplayRefusedError, type ReplayTarget } from '../audit/tools/replay.ts';
-import { segmentFiles } from '../audit/log/format.ts';
+import { parseBound, ReplayRefusedError, type ReplayTarget, replay } from '../audit/tools/replay.ts';
 import { exitCodes as auditExitCodes, repairTail, verifyAuditLog } from '../audit/tools/verify.ts';
+import { secretOf } from '../config/load.ts';
+import { serviceConfig } from '../config/service-schema.ts';
+import { loadYamlFile } from '../config/yaml-file.ts';
+import { credentialOptions } from '../mqtt-credentials.ts';
 import { createKafkaClient } from '../sinks/kafka/client/create-client.ts';
 import { kafkaConfig } from '../sinks/kafka/config.ts';
-import { configFileOf, configHelp, flag, str, UsageError, type Command } from './command.ts';
+import { type Command, configFileOf, configHelp, flag, str, UsageError } from './command.ts';
 import { jsonLinesTarget, kafkaTarget, mqttTarget } from './replay-targets.ts';
 
-const exitNotes = 'exit codes: 0 ok, 3 torn tail, 4 corrupt frame, 5 chain/sequence broken (missing, inserted, reordered, edited), 6 signature, 7 no audit log there';
+const exitNotes =
+  'exit codes: 0 ok, 3 torn tail, 4 corrupt frame, 5 chain/sequence broken (missing, inserted, reordered, edited), 6 signature, 7 no audit log there';
 
 /** Why DIR holds no log to check, or undefined when it has segments. A path that is not a directory is a usage error. */
 function noLogThere(dir: string): string | undefined {
@@ -65,7 +66,13 @@ export const auditVerifyCommand: Command = {
       // a scheduled check of a deleted log must raise its alert, not fall silent
       if (metricsFile) {
         await writeAuditMetrics(metricsFile, 'verify', dir, {
-          ok: false, segments: 0, records: 0, commands: 0, checkpoints: 0, lastSeq: 0, head: '',
+          ok: false,
+          segments: 0,
+          records: 0,
+          commands: 0,
+          checkpoints: 0,
+          lastSeq: 0,
+          head: '',
           problem: { kind: 'no-log', segment: '', offset: 0, seq: 0, message: none },
         });
       }
@@ -86,10 +93,16 @@ export const auditVerifyCommand: Command = {
     const summary = `${result.records} records (${result.commands} commands, ${result.checkpoints} checkpoints) in ${result.segments} segments; last seq ${result.lastSeq}; head ${result.head}`;
     if (result.problem) {
       const p = result.problem;
-      process.stdout.write(`FAIL ${p.kind}: ${p.segment} offset ${p.offset}, at seq ${p.seq}: ${p.message}\n` +
-        `${p.kind === 'torn-tail' ? (writer !== undefined
-          ? `process ${writer} is writing this log: the last record may be a write in progress, not a crash; verify again, or stop the writer first\n`
-          : 'a crash cut the last record short; --repair-tail removes exactly that record\n') : ''}checked before it: ${summary}\n`);
+      process.stdout.write(
+        `FAIL ${p.kind}: ${p.segment} offset ${p.offset}, at seq ${p.seq}: ${p.message}\n` +
+          `${
+            p.kind === 'torn-tail'
+              ? writer !== undefined
+                ? `process ${writer} is writing this log: the last record may be a write in progress, not a crash; verify again, or stop the writer first\n`
+                : 'a crash cut the last record short; --repair-tail removes exactly that record\n'
+              : ''
+          }checked before it: ${summary}\n`,
+      );
       return auditExitCodes[p.kind];
     }
     const unsigned = result.unsignedTail ? `; ${result.unsignedTail} records after the last signed checkpoint` : '';
@@ -101,18 +114,32 @@ export const auditVerifyCommand: Command = {
 export const auditReplayCommand: Command = {
   name: 'audit replay',
   args: 'DIR',
-  summary: 'replay recorded commands in order: JSON lines on stdout (default), a Kafka topic, or republished under an MQTT prefix; verifies first and refuses a log that fails unless --force',
+  summary:
+    'replay recorded commands in order: JSON lines on stdout (default), a Kafka topic, or republished under an MQTT prefix; verifies first and refuses a log that fails unless --force',
   options: {
-    config: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' }, topic: { type: 'string' }, 'public-key': { type: 'string' },
-    force: { type: 'boolean' }, kafka: { type: 'string' }, brokers: { type: 'string' }, 'mqtt-prefix': { type: 'string' }, url: { type: 'string' },
+    config: { type: 'string' },
+    from: { type: 'string' },
+    to: { type: 'string' },
+    topic: { type: 'string' },
+    'public-key': { type: 'string' },
+    force: { type: 'boolean' },
+    kafka: { type: 'string' },
+    brokers: { type: 'string' },
+    'mqtt-prefix': { type: 'string' },
+    url: { type: 'string' },
     'metrics-file': { type: 'string' },
   },
   help: {
     config: `${configHelp.config}: Kafka and MQTT connection settings`,
-    from: 'first sequence number or ISO-8601 time', to: 'last sequence number or ISO-8601 time', topic: 'only commands whose topic matches this MQTT filter',
-    'public-key': 'Ed25519 public key (PEM): check the signed checkpoints first', force: 'replay what can be read from a log that fails verification',
-    kafka: 'replay to this Kafka topic', brokers: 'HOST:PORT,... (default: the config\'s kafka.brokers)',
-    'mqtt-prefix': 'republish under PREFIX/<topic>', url: 'broker URL (default: the config\'s mqtt.url)',
+    from: 'first sequence number or ISO-8601 time',
+    to: 'last sequence number or ISO-8601 time',
+    topic: 'only commands whose topic matches this MQTT filter',
+    'public-key': 'Ed25519 public key (PEM): check the signed checkpoints first',
+    force: 'replay what can be read from a log that fails verification',
+    kafka: 'replay to this Kafka topic',
+    brokers: "HOST:PORT,... (default: the config's kafka.brokers)",
+    'mqtt-prefix': 'republish under PREFIX/<topic>',
+    url: "broker URL (default: the config's mqtt.url)",
     'metrics-file': "write the results for node_exporter's textfile collector",
   },
   notes: exitNotes,
@@ -152,7 +179,9 @@ export const auditReplayCommand: Command = {
       const m = service().mqtt;
       const url = str(values, 'url') ?? m.url;
       const client = await mqtt.connectAsync(url, {
-        protocolVersion: 5, clientId: `sluice-replay-${process.pid}`, reconnectPeriod: 0,
+        protocolVersion: 5,
+        clientId: `sluice-replay-${process.pid}`,
+        reconnectPeriod: 0,
         ...credentialOptions({ username: m.username, password: m.password && secretOf(m.password, 'mqtt.password'), tls: m.tls }),
       });
       target = mqttTarget(client, mqttPrefix);
@@ -171,7 +200,9 @@ export const auditReplayCommand: Command = {
       const rate = read / Math.max(0.001, (now - started) / 1000);
       const width = 30;
       const filled = Math.min(width, Math.round((width * read) / Math.max(1, total)));
-      process.stderr.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${read}/${total} commands read, ${replayed} replayed, ${rate.toFixed(0)}/s `);
+      process.stderr.write(
+        `\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${read}/${total} commands read, ${replayed} replayed, ${rate.toFixed(0)}/s `,
+      );
     };
     try {
       const r = await replay(dir, target, { ...selection, publicKey, force: flag(values, 'force'), onProgress: progress });
@@ -179,8 +210,11 @@ export const auditReplayCommand: Command = {
       progress(r.replayed + r.skipped, r.replayed, r.replayed + r.skipped, true);
       if (tty) process.stderr.write('\n');
       const secs = (Date.now() - started) / 1000;
-      const forced = r.forcedPast ? `; FORCED past ${r.forcedPast.kind} at ${r.forcedPast.segment} offset ${r.forcedPast.offset}, seq ${r.forcedPast.seq}: ${r.forcedPast.message}` : '';
-      if (tty || where !== 'stdout') process.stderr.write(`replayed ${r.replayed} commands to ${where} (${r.skipped} outside the selection) in ${secs.toFixed(1)} s${forced}\n`);
+      const forced = r.forcedPast
+        ? `; FORCED past ${r.forcedPast.kind} at ${r.forcedPast.segment} offset ${r.forcedPast.offset}, seq ${r.forcedPast.seq}: ${r.forcedPast.message}`
+        : '';
+      if (tty || where !== 'stdout')
+        process.stderr.write(`replayed ${r.replayed} commands to ${where} (${r.skipped} outside the selection) in ${secs.toFixed(1)} s${forced}\n`);
       return r.forcedPast ? auditExitCodes[r.forcedPast.kind] : 0;
     } catch (err) {
       if (err instanceof ReplayRefusedError) {
@@ -208,7 +242,10 @@ export const auditKeygenCommand: Command = {
     const pubFile = join(dir, 'audit-signing.pub');
     // never replace a key: checkpoints already signed would no longer verify against the new one
     for (const f of [keyFile, pubFile]) {
-      if (existsSync(f)) throw new UsageError(`${f} exists: refusing to replace a signing key pair (checkpoints signed with it verify only against its public key); move both files away first`);
+      if (existsSync(f))
+        throw new UsageError(
+          `${f} exists: refusing to replace a signing key pair (checkpoints signed with it verify only against its public key); move both files away first`,
+        );
     }
     if (existsSync(dir) && !statSync(dir).isDirectory()) throw new UsageError(`${dir} is not a directory`);
     const { privateKey, publicKey } = generateKeyPairSync('ed25519');

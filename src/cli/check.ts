@@ -4,11 +4,11 @@
 // sluice config print: the effective config, defaults filled in.
 import mqtt from 'mqtt';
 import { stringify } from 'yaml';
-import { loadConfig, secretOf, type LoadedConfig } from '../config/load.ts';
+import { type LoadedConfig, loadConfig, secretOf } from '../config/load.ts';
 import { credentialOptions } from '../mqtt-credentials.ts';
-import { sectionKey, type Probe } from '../sinks/plugin.ts';
+import { type Probe, sectionKey } from '../sinks/plugin.ts';
 import { sinkPlugins } from '../sinks/registry.ts';
-import { configFileOf, configHelp, configOptions, flag, numberOption, rulesOverrideOf, UsageError, type Command, type Parsed } from './command.ts';
+import { type Command, configFileOf, configHelp, configOptions, flag, numberOption, type Parsed, rulesOverrideOf, UsageError } from './command.ts';
 import { ruleWarnings } from './rules.ts';
 
 function loaded(values: Parsed['values'], positionals: readonly string[], resolveSecrets: boolean): LoadedConfig {
@@ -28,13 +28,14 @@ export const checkCommand: Command = {
   name: 'check',
   args: '[CONFIG [RULES]]',
   summary: 'validate the config and its rules together, offline; --connect also tries each server',
-  notes: 'Without --connect no secret is read (their references are checked for shape): a production config can be checked in CI.\n' +
+  notes:
+    'Without --connect no secret is read (their references are checked for shape): a production config can be checked in CI.\n' +
     'exit codes: 0 valid, 1 invalid (file:line) or a warning with --strict, 3 --connect: a server unreachable or refusing, 2 usage',
   options: { ...configOptions, strict: { type: 'boolean' }, connect: { type: 'boolean' }, timeout: { type: 'string' } },
   help: {
     ...configHelp,
     strict: 'exit 1 on a warning too (a route no subscription covers, a route an earlier one shadows)',
-    connect: 'also connect to the broker, Kafka and InfluxDB with the config\'s credentials (reads the secrets; writes nothing, joins no share group)',
+    connect: "also connect to the broker, Kafka and InfluxDB with the config's credentials (reads the secrets; writes nothing, joins no share group)",
     timeout: 'milliseconds each server has to answer with --connect (default 10000)',
   },
   async run({ values, positionals }) {
@@ -45,8 +46,10 @@ export const checkCommand: Command = {
     const plugins = builtPlugins(c);
     const out = process.stdout;
     out.write(`config  ${c.configFile}\n`);
-    out.write(`rules   ${c.rulesFile}: ${c.rules.routeNames.length} route(s) (${c.rules.routeNames.join(', ')}), ${c.rules.subscriptions.length} subscription(s)\n`);
-    out.write(`sinks   ${plugins.map((p) => p.name === 'dead-letter' ? `dead letter (${deadLetterTo(c)})` : p.name).join(', ')}\n`);
+    out.write(
+      `rules   ${c.rulesFile}: ${c.rules.routeNames.length} route(s) (${c.rules.routeNames.join(', ')}), ${c.rules.subscriptions.length} subscription(s)\n`,
+    );
+    out.write(`sinks   ${plugins.map((p) => (p.name === 'dead-letter' ? `dead letter (${deadLetterTo(c)})` : p.name)).join(', ')}\n`);
     for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
     let failed = 0;
     if (connect) {
@@ -54,8 +57,12 @@ export const checkCommand: Command = {
       const sections = c.service as Record<string, unknown>;
       for (const p of plugins) {
         if (!p.probe) continue;
-        probes.push([p.name, p.probe({ section: sections[sectionKey(p)], sections, destinations: c.rules.destinations(p.name), timeoutMs })
-          .catch((err: unknown) => ({ ok: false, detail: (err as Error).message }))]);
+        probes.push([
+          p.name,
+          p
+            .probe({ section: sections[sectionKey(p)], sections, destinations: c.rules.destinations(p.name), timeoutMs })
+            .catch((err: unknown) => ({ ok: false, detail: (err as Error).message })),
+        ]);
       }
       for (const [name, probe] of probes) {
         const r = await probe;
@@ -86,17 +93,36 @@ async function probeMqtt(c: LoadedConfig, timeoutMs: number): Promise<Probe> {
   const clientId = `${c.clientId}-check`;
   let client: mqtt.MqttClient | undefined;
   try {
-    client = await mqtt.connectAsync(m.url, {
-      protocolVersion: 5, clientId, clean: true, reconnectPeriod: 0, connectTimeout: timeoutMs, manualConnect: false,
-      properties: { sessionExpiryInterval: 0 },
-      ...credentialOptions({ username: m.username, password: m.password && secretOf(m.password, 'mqtt.password'), tls: m.tls }),
-    }, false);
+    client = await mqtt.connectAsync(
+      m.url,
+      {
+        protocolVersion: 5,
+        clientId,
+        clean: true,
+        reconnectPeriod: 0,
+        connectTimeout: timeoutMs,
+        manualConnect: false,
+        properties: { sessionExpiryInterval: 0 },
+        ...credentialOptions({ username: m.username, password: m.password && secretOf(m.password, 'mqtt.password'), tls: m.tls }),
+      },
+      false,
+    );
     const filters = c.rules.subscriptions;
-    const granted = filters.length === 0 ? [] : await client.subscribeAsync(filters.map((s) => s.filter), { qos: 0, rh: 2 });
+    const granted =
+      filters.length === 0
+        ? []
+        : await client.subscribeAsync(
+            filters.map((s) => s.filter),
+            { qos: 0, rh: 2 },
+          );
     const refused = granted.filter((g) => g.qos >= 0x80);
     if (filters.length > 0) await client.unsubscribeAsync(filters.map((s) => s.filter)).catch(() => {});
     const detail = `${m.url}: connected as ${clientId} (a clean session outside the share group)`;
-    if (refused.length > 0) return { ok: false, detail: `${detail}; subscribing refused (not authorised?): ${refused.map((g) => `${g.topic} (reason 0x${g.qos.toString(16)})`).join(', ')}` };
+    if (refused.length > 0)
+      return {
+        ok: false,
+        detail: `${detail}; subscribing refused (not authorised?): ${refused.map((g) => `${g.topic} (reason 0x${g.qos.toString(16)})`).join(', ')}`,
+      };
     return { ok: true, detail: `${detail}; may subscribe to ${filters.map((s) => s.filter).join(', ') || 'nothing (no subscriptions)'}` };
   } catch (err) {
     const e = err as Error & { code?: string | number };
@@ -114,8 +140,10 @@ export const configPrintCommand: Command = {
   help: { ...configHelp },
   async run({ values, positionals }) {
     const c = loaded(values, positionals, false);
-    process.stdout.write(`# effective config of ${c.configFile} (rules: ${c.rulesFile}; client id: ${c.clientId})\n` +
-      '# secrets appear as their references ({ env } or { file }), never their values\n');
+    process.stdout.write(
+      `# effective config of ${c.configFile} (rules: ${c.rulesFile}; client id: ${c.clientId})\n` +
+        '# secrets appear as their references ({ env } or { file }), never their values\n',
+    );
     process.stdout.write(stringify({ ...c.service, rules: c.rulesFile }, { lineWidth: 0 }));
     return 0;
   },

@@ -36,7 +36,7 @@ export const configOptions = {
 
 export const configHelp = {
   config: 'service config (default: $SLUICE_CONFIG, else config/sluice.yaml)',
-  rules: "rules file (default: $SLUICE_RULES, else the config's \"rules\" entry, relative to the config)",
+  rules: 'rules file (default: $SLUICE_RULES, else the config\'s "rules" entry, relative to the config)',
 };
 
 export function configFileOf(values: Parsed['values']): string {
@@ -60,8 +60,16 @@ export function usageOf(command: Command): string {
     const flag = `${o.short ? `-${o.short}, ` : ''}--${name}${o.type === 'string' ? ` ${name === 'config' || name === 'rules' || name.endsWith('file') || name.endsWith('key') ? 'FILE' : 'VALUE'}` : ''}`;
     return `  ${flag.padEnd(28)} ${command.help[name] ?? ''}${o.multiple ? ' (repeatable)' : ''}`;
   });
-  return [`usage: sluice ${command.name}${command.args ? ` ${command.args}` : ''} [options]`, '', command.summary, '',
-    'options:', ...flags, '  -h, --help                   this text', ...(command.notes ? ['', command.notes] : [])].join('\n');
+  return [
+    `usage: sluice ${command.name}${command.args ? ` ${command.args}` : ''} [options]`,
+    '',
+    command.summary,
+    '',
+    'options:',
+    ...flags,
+    '  -h, --help                   this text',
+    ...(command.notes ? ['', command.notes] : []),
+  ].join('\n');
 }
 
 /** A string option's value. */

@@ -2,7 +2,7 @@
 // headers sluice writes live), or an MQTT broker under a prefix. Each is a ReplayTarget, the
 // port of the audit library's replay.
 import type { MqttClient } from 'mqtt';
-import { fromRecord, type CommandRecord } from '../audit/log/format.ts';
+import { type CommandRecord, fromRecord } from '../audit/log/format.ts';
 import type { ReplayTarget } from '../audit/tools/replay.ts';
 import type { KafkaClient } from '../sinks/kafka/client/kafka-client.ts';
 import { mqttHeaders } from '../sinks/kafka/kafka-headers.ts';
@@ -59,7 +59,9 @@ export function mqttTarget(client: MqttClient, prefix: string): ReplayTarget {
       const message = fromRecord(record);
       const { messageExpiryInterval: _expired, ...properties } = message.properties;
       const sent = client.publishAsync(`${prefix.replace(/\/$/, '')}/${record.topic}`, message.payload, {
-        qos: record.qos as 0 | 1 | 2, retain: false, properties,
+        qos: record.qos as 0 | 1 | 2,
+        retain: false,
+        properties,
       });
       inFlight.add(sent);
       void sent.finally(() => inFlight.delete(sent)).catch(() => {});

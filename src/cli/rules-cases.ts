@@ -5,10 +5,10 @@
 // regular expression, and a sink the case does not name must write nothing.
 import { isDeepStrictEqual } from 'node:util';
 import { z } from 'zod';
-import type { Message } from '../message.ts';
 import { loadYamlFile } from '../config/yaml-file.ts';
+import type { Message } from '../message.ts';
 import type { RuleSet } from '../router/rule-set.ts';
-import { base64Of, evaluate, routeBirth, type Report } from './rules-evaluate.ts';
+import { base64Of, evaluate, type Report, routeBirth } from './rules-evaluate.ts';
 
 const outcomes = ['routed', 'dead-lettered', 'unmatched-dead-lettered', 'unmatched-dropped', 'expired'] as const;
 
@@ -18,22 +18,32 @@ const payloadOf = {
 };
 
 export const casesFile = z.strictObject({
-  cases: z.array(z.strictObject({
-    name: z.string().min(1).describe('what the case shows'),
-    topic: z.string().min(1),
-    ...payloadOf,
-    qos: z.union([z.literal(0), z.literal(1), z.literal(2)]).default(1),
-    retain: z.boolean().default(false),
-    properties: z.record(z.string(), z.string()).optional().describe('MQTT user properties'),
-    receivedAt: z.string().default('2026-01-01T00:00:00.000Z').describe('the receive time (ISO 8601): fixed, so items timed by it compare'),
-    births: z.array(z.strictObject({ topic: z.string().min(1), payloadBase64: z.string() })).default([])
-      .describe('Sparkplug births routed first, so alias-only data can be named'),
-    expect: z.record(z.string(), z.unknown()).describe('outcome, one list per sink (kafka, influx, audit, file...), deadLetter: { reason, route, ... }'),
-  }).superRefine((c, ctx) => {
-    if ((c.payload === undefined) === (c.payloadBase64 === undefined)) ctx.addIssue({ code: 'custom', message: 'give payload or payloadBase64 (one of them)' });
-    const outcome = c.expect.outcome;
-    if (outcome !== undefined && !outcomes.includes(outcome as never)) ctx.addIssue({ code: 'custom', path: ['expect', 'outcome'], message: `one of ${outcomes.join(', ')}` });
-  })).min(1),
+  cases: z
+    .array(
+      z
+        .strictObject({
+          name: z.string().min(1).describe('what the case shows'),
+          topic: z.string().min(1),
+          ...payloadOf,
+          qos: z.union([z.literal(0), z.literal(1), z.literal(2)]).default(1),
+          retain: z.boolean().default(false),
+          properties: z.record(z.string(), z.string()).optional().describe('MQTT user properties'),
+          receivedAt: z.string().default('2026-01-01T00:00:00.000Z').describe('the receive time (ISO 8601): fixed, so items timed by it compare'),
+          births: z
+            .array(z.strictObject({ topic: z.string().min(1), payloadBase64: z.string() }))
+            .default([])
+            .describe('Sparkplug births routed first, so alias-only data can be named'),
+          expect: z.record(z.string(), z.unknown()).describe('outcome, one list per sink (kafka, influx, audit, file...), deadLetter: { reason, route, ... }'),
+        })
+        .superRefine((c, ctx) => {
+          if ((c.payload === undefined) === (c.payloadBase64 === undefined))
+            ctx.addIssue({ code: 'custom', message: 'give payload or payloadBase64 (one of them)' });
+          const outcome = c.expect.outcome;
+          if (outcome !== undefined && !outcomes.includes(outcome as never))
+            ctx.addIssue({ code: 'custom', path: ['expect', 'outcome'], message: `one of ${outcomes.join(', ')}` });
+        }),
+    )
+    .min(1),
 });
 
 export interface CaseResult {

@@ -1,11 +1,11 @@
 // What the rules do with one message, as `rules test` prints it and its cases compare it: the
 // outcome in one word, the routes, each sink's items in a printable form, the dead letter.
 import { isUtf8 } from 'node:buffer';
+import { filterMatches } from '../mapping/topic-pattern.ts';
 import type { Message } from '../message.ts';
 import type { Refusal } from '../outcome.ts';
 import { encodeAll } from '../pipeline/encode.ts';
 import type { RuleSet } from '../router/rule-set.ts';
-import { filterMatches } from '../mapping/topic-pattern.ts';
 import type { KafkaRecord } from '../sinks/kafka/kafka-record.ts';
 import { ValueSchema } from '../sinks/kafka/schema-registry/value-schema.ts';
 import { UsageError } from './command.ts';
@@ -20,7 +20,11 @@ export function evaluate(rules: RuleSet, message: Message): Report {
     routes: routed.matches.map((m) => m.route),
     outputs: outputs.map((o) => ({ route: o.route, sink: o.sink, item: printable(o.item) })),
     deadLetters: refusals,
-    ...(subscribed.length === 0 ? { warning: `no subscription covers ${message.topic}: sluice would never receive it (subscriptions: ${rules.subscriptions.map((s) => s.filter).join(', ')})` } : {}),
+    ...(subscribed.length === 0
+      ? {
+          warning: `no subscription covers ${message.topic}: sluice would never receive it (subscriptions: ${rules.subscriptions.map((s) => s.filter).join(', ')})`,
+        }
+      : {}),
   };
 }
 
@@ -57,9 +61,10 @@ export function printable(item: unknown): unknown {
   if (item && typeof item === 'object' && 'value' in item && Buffer.isBuffer((item as { value: unknown }).value)) {
     const r = item as KafkaRecord;
     // a schema-encoded body (the registry's header comes at write time): bytes, as base64
-    const text = (value: Buffer) => r.schema instanceof ValueSchema ? value.toString('base64') : value.toString('utf8');
+    const text = (value: Buffer) => (r.schema instanceof ValueSchema ? value.toString('base64') : value.toString('utf8'));
     return {
-      ...r, value: text(r.value),
+      ...r,
+      value: text(r.value),
       ...(r.schema instanceof ValueSchema ? { schema: { format: r.schema.format, subject: r.schema.subject } } : {}),
       ...(r.more ? { more: r.more.map((e) => ({ ...e, value: text(e.value) })) } : {}),
     };
@@ -67,7 +72,12 @@ export function printable(item: unknown): unknown {
   if (item && typeof item === 'object' && 'message' in item) {
     const { message, levels } = item as { message: Message; levels: unknown };
     // the payload as text when it is UTF-8, else base64 (JSON.stringify would spell a Buffer out byte by byte)
-    return { topic: message.topic, qos: message.qos, levels, ...(isUtf8(message.payload) ? { payload: message.payload.toString('utf8') } : { payloadBase64: message.payload.toString('base64') }) };
+    return {
+      topic: message.topic,
+      qos: message.qos,
+      levels,
+      ...(isUtf8(message.payload) ? { payload: message.payload.toString('utf8') } : { payloadBase64: message.payload.toString('base64') }),
+    };
   }
   return item;
 }

@@ -4,20 +4,22 @@ import { loadConfig, loadRules } from '../config/load.ts';
 import { jsonText, rulesJsonSchema } from '../config/reference.ts';
 import type { Message } from '../message.ts';
 import type { RuleSet } from '../router/rule-set.ts';
+import { type Command, configFileOf, configHelp, configOptions, type Parsed, rulesOverrideOf, UsageError } from './command.ts';
 import { runCases } from './rules-cases.ts';
 import { base64Of, evaluate, routeBirth } from './rules-evaluate.ts';
-import { configFileOf, configHelp, configOptions, rulesOverrideOf, UsageError, type Command, type Parsed } from './command.ts';
 
 function rulesOf(values: Parsed['values']): RuleSet {
   const override = rulesOverrideOf(values);
   // the secrets' shape is checked, their values not read: a production config is checked where its secrets are not
-  return override !== undefined && values.config === undefined ? loadRules(override) : loadConfig(configFileOf(values), { rulesFile: override, resolveSecrets: false }).rules;
+  return override !== undefined && values.config === undefined
+    ? loadRules(override)
+    : loadConfig(configFileOf(values), { rulesFile: override, resolveSecrets: false }).rules;
 }
 
 export const rulesCheckCommand: Command = {
   name: 'rules check',
   args: '[RULES_FILE]',
-  summary: 'validate a rules file: the one named, else the config\'s (exit 1 with file:line on error)',
+  summary: "validate a rules file: the one named, else the config's (exit 1 with file:line on error)",
   options: { ...configOptions, strict: { type: 'boolean' } },
   help: { ...configHelp, strict: 'exit 1 on a warning too (a route no subscription covers, a route an earlier one shadows)' },
   async run({ values, positionals }) {
@@ -27,7 +29,9 @@ export const rulesCheckCommand: Command = {
     const rules = rulesOf(file === undefined ? values : { ...values, rules: file });
     const warnings = ruleWarnings(rules);
     for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
-    process.stdout.write(`ok: ${rules.routeNames.length} route(s) (${rules.routeNames.join(', ')}), ${rules.subscriptions.length} subscription(s)${warnings.length ? `, ${warnings.length} warning(s)` : ''}\n`);
+    process.stdout.write(
+      `ok: ${rules.routeNames.length} route(s) (${rules.routeNames.join(', ')}), ${rules.subscriptions.length} subscription(s)${warnings.length ? `, ${warnings.length} warning(s)` : ''}\n`,
+    );
     return warnings.length > 0 && values.strict ? 1 : 0;
   },
 };
@@ -35,10 +39,18 @@ export const rulesCheckCommand: Command = {
 /** What a rules file allows but its author surely did not mean: routes that can never receive a message. */
 export function ruleWarnings(rules: RuleSet): string[] {
   return [
-    ...rules.uncoveredRoutes().map((r) =>
-      `route "${r.route}" (match ${r.match}) is covered by no subscription: it never receives a message (subscriptions: ${rules.subscriptions.map((s) => s.filter).join(', ')})`),
-    ...rules.shadowedRoutes().map((r) =>
-      `route "${r.route}" (match ${r.match}) is shadowed by route "${r.by}" before it, which takes every topic it matches (continue: false): it never receives a message`),
+    ...rules
+      .uncoveredRoutes()
+      .map(
+        (r) =>
+          `route "${r.route}" (match ${r.match}) is covered by no subscription: it never receives a message (subscriptions: ${rules.subscriptions.map((s) => s.filter).join(', ')})`,
+      ),
+    ...rules
+      .shadowedRoutes()
+      .map(
+        (r) =>
+          `route "${r.route}" (match ${r.match}) is shadowed by route "${r.by}" before it, which takes every topic it matches (continue: false): it never receives a message`,
+      ),
   ];
 }
 
@@ -46,12 +58,23 @@ export const rulesTestCommand: Command = {
   name: 'rules test',
   args: 'TOPIC PAYLOAD | --cases FILE',
   summary: 'show where a message would go, and what each sink would write, without sending it',
-  notes: 'outcome: routed, dead-lettered, unmatched-dead-lettered, unmatched-dropped or expired; a warning when no subscription covers the topic.\n' +
+  notes:
+    'outcome: routed, dead-lettered, unmatched-dead-lettered, unmatched-dropped or expired; a warning when no subscription covers the topic.\n' +
     '--cases FILE: every case of a test file (docs/rules.md, Testing rules), a diff for each that fails.\n' +
     'exit codes: 0 routed (written, no dead letter) or every case passed, 1 anything else (dead-lettered, dropped, never received, a case failed), 2 usage',
-  options: { ...configOptions, cases: { type: 'string' }, qos: { type: 'string' }, property: { type: 'string', multiple: true }, base64: { type: 'boolean' }, birth: { type: 'string', multiple: true } },
+  options: {
+    ...configOptions,
+    cases: { type: 'string' },
+    qos: { type: 'string' },
+    property: { type: 'string', multiple: true },
+    base64: { type: 'boolean' },
+    birth: { type: 'string', multiple: true },
+  },
   help: {
-    ...configHelp, cases: 'a test file of messages and the outputs they must give', qos: 'the QoS it arrives with (default 1)', property: 'a user property, K=V',
+    ...configHelp,
+    cases: 'a test file of messages and the outputs they must give',
+    qos: 'the QoS it arrives with (default 1)',
+    property: 'a user property, K=V',
     base64: 'PAYLOAD is base64 (a Sparkplug B payload, any binary)',
     birth: 'TOPIC=BASE64: a Sparkplug birth routed first, so alias-only data can be named (repeatable)',
   },

@@ -5,10 +5,10 @@
 import { watch } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { startWorker, type Worker } from '../app.ts';
-import { loadRules, loadConfig } from '../config/load.ts';
+import { loadConfig, loadRules } from '../config/load.ts';
 import { ConfigError } from '../config/yaml-file.ts';
 import { createLogger } from '../observability/logger.ts';
-import { configFileOf, configHelp, configOptions, rulesOverrideOf, type Command } from './command.ts';
+import { type Command, configFileOf, configHelp, configOptions, rulesOverrideOf } from './command.ts';
 
 export const runCommand: Command = {
   name: 'run',

@@ -9,21 +9,26 @@ import { loadConfig, secretOf } from '../config/load.ts';
 import { validateFilter } from '../mapping/topic-pattern.ts';
 import { credentialOptions } from '../mqtt-credentials.ts';
 import { messageOf } from '../source/mqtt/mqtt-session.ts';
-import { configFileOf, configHelp, configOptions, flag, numberOption, rulesOverrideOf, UsageError, type Command } from './command.ts';
+import { type Command, configFileOf, configHelp, configOptions, flag, numberOption, rulesOverrideOf, UsageError } from './command.ts';
 import { evaluate, type Report } from './rules-evaluate.ts';
 
 export const tapCommand: Command = {
   name: 'tap',
   summary: 'watch live messages through the rules: where each would go and what each sink would write, writing nothing',
-  notes: 'It joins no share group: a clean session of its own sees copies of the messages, the workers still get every one.\n' +
+  notes:
+    'It joins no share group: a clean session of its own sees copies of the messages, the workers still get every one.\n' +
     'exit codes: 0 stopped (--limit, --for, Ctrl-C), 1 the broker refused or could not be reached, 2 usage',
   options: {
-    ...configOptions, filter: { type: 'string', multiple: true }, limit: { type: 'string' }, for: { type: 'string' },
-    json: { type: 'boolean' }, timeout: { type: 'string' },
+    ...configOptions,
+    filter: { type: 'string', multiple: true },
+    limit: { type: 'string' },
+    for: { type: 'string' },
+    json: { type: 'boolean' },
+    timeout: { type: 'string' },
   },
   help: {
     ...configHelp,
-    filter: 'an MQTT filter to watch instead of the rules\' subscriptions',
+    filter: "an MQTT filter to watch instead of the rules' subscriptions",
     limit: 'stop after this many messages (default: none)',
     for: 'stop after this many seconds (default: none)',
     json: 'one JSON object per message (default: a table)',
@@ -44,11 +49,16 @@ export const tapCommand: Command = {
     }
     const c = loadConfig(configFileOf(values), { rulesFile: rulesOverrideOf(values) });
     const m = c.service.mqtt;
-    const subscriptions = filters.length > 0 ? filters.map((filter) => ({ filter, qos: 2 as const })) : c.rules.subscriptions.map((s) => ({ filter: s.filter, qos: s.qos }));
+    const subscriptions =
+      filters.length > 0 ? filters.map((filter) => ({ filter, qos: 2 as const })) : c.rules.subscriptions.map((s) => ({ filter: s.filter, qos: s.qos }));
     if (subscriptions.length === 0) throw new UsageError('nothing to watch: the rules subscribe to nothing (--filter F)');
     const clientId = `${c.clientId}-tap-${randomBytes(3).toString('hex')}`;
     const client = await mqtt.connectAsync(m.url, {
-      protocolVersion: 5, clientId, clean: true, reconnectPeriod: 0, connectTimeout: timeoutMs,
+      protocolVersion: 5,
+      clientId,
+      clean: true,
+      reconnectPeriod: 0,
+      connectTimeout: timeoutMs,
       properties: { sessionExpiryInterval: 0 },
       ...credentialOptions({ username: m.username, password: m.password && secretOf(m.password, 'mqtt.password'), tls: m.tls }),
     });
@@ -60,9 +70,11 @@ export const tapCommand: Command = {
       seen++;
       const message = { ...messageOf(packet), receivedAt: Date.now() };
       const report = evaluate(c.rules, message);
-      process.stdout.write(json
-        ? `${JSON.stringify({ receivedAt: new Date(message.receivedAt).toISOString(), topic: message.topic, qos: message.qos, retain: message.retain, bytes: message.payload.length, ...report })}\n`
-        : table(message.receivedAt, message.topic, message.qos, message.retain, message.payload.length, report));
+      process.stdout.write(
+        json
+          ? `${JSON.stringify({ receivedAt: new Date(message.receivedAt).toISOString(), topic: message.topic, qos: message.qos, retain: message.retain, bytes: message.payload.length, ...report })}\n`
+          : table(message.receivedAt, message.topic, message.qos, message.retain, message.payload.length, report),
+      );
       if (seen >= limit) done.resolve();
     });
     client.on('close', () => done.resolve());
@@ -75,7 +87,9 @@ export const tapCommand: Command = {
       return 1;
     }
     for (const g of refused) process.stderr.write(`tap: the broker refused ${g.topic} (reason 0x${g.qos.toString(16)})\n`);
-    process.stderr.write(`tap: watching ${subscriptions.map((s) => s.filter).join(', ')} on ${m.url} as ${clientId} (not in the share group; nothing is written)\n`);
+    process.stderr.write(
+      `tap: watching ${subscriptions.map((s) => s.filter).join(', ')} on ${m.url} as ${clientId} (not in the share group; nothing is written)\n`,
+    );
     const timer = Number.isFinite(seconds) ? setTimeout(() => done.resolve(), seconds * 1000) : undefined;
     const stop = () => done.resolve();
     process.once('SIGINT', stop);
@@ -92,9 +106,12 @@ export const tapCommand: Command = {
 
 /** A message and what the rules make of it, for a terminal. */
 function table(at: number, topic: string, qos: number, retain: boolean, bytes: number, r: Report): string {
-  const lines = [`${new Date(at).toISOString().slice(11, 23)}  ${topic}  qos ${qos}${retain ? ' retained' : ''}  ${bytes} B  -> ${r.outcome}${r.routes.length ? ` (${r.routes.join(', ')})` : ''}`];
+  const lines = [
+    `${new Date(at).toISOString().slice(11, 23)}  ${topic}  qos ${qos}${retain ? ' retained' : ''}  ${bytes} B  -> ${r.outcome}${r.routes.length ? ` (${r.routes.join(', ')})` : ''}`,
+  ];
   for (const o of r.outputs) lines.push(`    ${o.sink.padEnd(7)} ${describe(o.item)}`);
-  for (const d of r.deadLetters) lines.push(`    dead letter: ${d.reason}${d.route ? ` (route ${d.route}${d.sink ? `, ${d.sink}` : ''})` : ''}: ${d.error.slice(0, 200)}`);
+  for (const d of r.deadLetters)
+    lines.push(`    dead letter: ${d.reason}${d.route ? ` (route ${d.route}${d.sink ? `, ${d.sink}` : ''})` : ''}: ${d.error.slice(0, 200)}`);
   if (r.warning) lines.push(`    warning: ${r.warning}`);
   return `${lines.join('\n')}\n`;
 }

@@ -7,8 +7,8 @@ import { RuleError, RuleSet, type RulesSpec } from '../router/rule-set.ts';
 import { resolveSecret, SecretError, type SecretRef } from '../secrets.ts';
 import { sectionKey } from '../sinks/plugin.ts';
 import { sinkPlugins } from '../sinks/registry.ts';
-import { rulesFile, type RulesFile } from './rules-schema.ts';
-import { serviceConfig, type ServiceConfig } from './service-schema.ts';
+import { type RulesFile, rulesFile } from './rules-schema.ts';
+import { type ServiceConfig, serviceConfig } from './service-schema.ts';
 import { ConfigError, formatPath, loadYamlFile } from './yaml-file.ts';
 
 export interface LoadedConfig {
@@ -40,7 +40,10 @@ export function loadRules(file: string, env: NodeJS.ProcessEnv = process.env): R
  * `resolveSecrets: false` checks the secret references' shape only, without reading them (the
  * offline checks: a production config linted where its secrets are not).
  */
-export function loadConfig(configFile: string, options: { rulesFile?: string | undefined; env?: NodeJS.ProcessEnv; resolveSecrets?: boolean } = {}): LoadedConfig {
+export function loadConfig(
+  configFile: string,
+  options: { rulesFile?: string | undefined; env?: NodeJS.ProcessEnv; resolveSecrets?: boolean } = {},
+): LoadedConfig {
   const env = options.env ?? process.env;
   const loaded = loadYamlFile(configFile, serviceConfig, env);
   const service = loaded.value as ServiceConfig;
@@ -52,7 +55,10 @@ export function loadConfig(configFile: string, options: { rulesFile?: string | u
     if (plugin.config && section === undefined && rules.uses(plugin.name)) {
       const routes = [...rules.sinksByRoute].filter(([, sinks]) => sinks.includes(plugin.name)).map(([route]) => `"${route}"`);
       const what = plugin.route?.uses ?? `writes to ${plugin.name}`;
-      throw loaded.error([], `route${routes.length > 1 ? 's' : ''} ${routes.join(', ')} in ${rulesPath} ${routes.length > 1 ? what.replace('has', 'have').replace('writes', 'write') : what} but this file has no ${plugin.name} section${plugin.paths ? ` (${plugin.name}.${plugin.paths[0]})` : ''}`);
+      throw loaded.error(
+        [],
+        `route${routes.length > 1 ? 's' : ''} ${routes.join(', ')} in ${rulesPath} ${routes.length > 1 ? what.replace('has', 'have').replace('writes', 'write') : what} but this file has no ${plugin.name} section${plugin.paths ? ` (${plugin.name}.${plugin.paths[0]})` : ''}`,
+      );
     }
     for (const key of plugin.paths ?? []) {
       if (section && typeof section[key] === 'string') section[key] = resolve(dirname(configFile), section[key]);

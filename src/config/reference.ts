@@ -48,7 +48,9 @@ export function helmValuesSchema(): JsonSchema {
     properties: {
       replicaCount: { type: 'integer', minimum: 0, description: 'workers (pods), each with its own client id and volume' },
       image: obj('the sluice image', {
-        repository: { type: 'string' }, tag: { type: 'string' }, pullPolicy: { enum: ['Always', 'IfNotPresent', 'Never'] },
+        repository: { type: 'string' },
+        tag: { type: 'string' },
+        pullPolicy: { enum: ['Always', 'IfNotPresent', 'Never'] },
       }),
       config: { ...embedded(serviceJsonSchema()), description: 'the service config, sluice.yaml (docs/configuration.md)' },
       rules: { ...embedded(rulesJsonSchema()), description: 'the routing rules, rules.yaml (docs/rules.md)' },
@@ -57,20 +59,21 @@ export function helmValuesSchema(): JsonSchema {
         data: { type: 'object', additionalProperties: { type: 'string' }, description: 'key: value, made into a Secret by the chart' },
       }),
       dataVolume: obj('the persistent volume of each pod, at /var/lib/sluice', {
-        size: { type: 'string' }, storageClassName: { type: 'string' },
+        size: { type: 'string' },
+        storageClassName: { type: 'string' },
       }),
       extraEnv: list('more environment variables (Kubernetes EnvVar)'),
       envFrom: list('more environment from ConfigMaps or Secrets (Kubernetes EnvFromSource)'),
       extraVolumes: list('more volumes (Kubernetes Volume)'),
       extraVolumeMounts: list('where to mount them (Kubernetes VolumeMount)'),
-      serviceAccount: obj('the pods\' ServiceAccount (no token is mounted)', { create: { type: 'boolean' }, name: { type: 'string' } }),
+      serviceAccount: obj("the pods' ServiceAccount (no token is mounted)", { create: { type: 'boolean' }, name: { type: 'string' } }),
       resources: free('requests and limits (Kubernetes ResourceRequirements)'),
-      heapMiB: { type: 'integer', minimum: 64, description: 'V8\'s old generation, --max-old-space-size (docs/operations.md, Memory)' },
+      heapMiB: { type: 'integer', minimum: 64, description: "V8's old generation, --max-old-space-size (docs/operations.md, Memory)" },
       terminationGracePeriodSeconds: { type: 'integer', minimum: 1, description: 'above config.shutdown.deadlineMs' },
       podDisruptionBudget: obj('a PodDisruptionBudget', { enabled: { type: 'boolean' }, maxUnavailable: { type: ['integer', 'string'] } }),
       serviceMonitor: obj('a Prometheus Operator ServiceMonitor', { enabled: { type: 'boolean' }, interval: { type: 'string' }, labels: { type: 'object' } }),
-      podSecurityContext: free('the pod\'s security context'),
-      securityContext: free('the container\'s security context'),
+      podSecurityContext: free("the pod's security context"),
+      securityContext: free("the container's security context"),
       nodeSelector: free('Kubernetes nodeSelector'),
       tolerations: list('Kubernetes tolerations'),
       affinity: free('Kubernetes affinity'),
@@ -91,7 +94,12 @@ export function referenceRows(schema: JsonSchema): ReferenceRow[] {
   const walk = (s: JsonSchema, path: string) => {
     for (const [key, child] of Object.entries(s.properties ?? {})) {
       const at = path ? `${path}.${key}` : key;
-      rows.push({ path: at, type: typeOf(child), default: child.default === undefined ? '' : JSON.stringify(child.default), description: child.description ?? '' });
+      rows.push({
+        path: at,
+        type: typeOf(child),
+        default: child.default === undefined ? '' : JSON.stringify(child.default),
+        description: child.description ?? '',
+      });
       for (const variant of nested(child)) walk(variant.s, `${at}${variant.suffix}`);
     }
   };
@@ -101,16 +109,19 @@ export function referenceRows(schema: JsonSchema): ReferenceRow[] {
 
 /** Properties without a description: each field must say what it is. */
 export function undescribed(schema: JsonSchema): string[] {
-  return referenceRows(schema).filter((r) => r.description === '').map((r) => r.path);
+  return referenceRows(schema)
+    .filter((r) => r.description === '')
+    .map((r) => r.path);
 }
 
 /** docs/reference.md: one table per file, generated. */
 export function referenceMarkdown(): string {
-  const table = (rows: ReferenceRow[]) => [
-    '| key | type | default | description |',
-    '|---|---|---|---|',
-    ...rows.map((r) => `| \`${r.path}\` | ${cell(r.type)} | ${r.default ? `\`${cell(r.default)}\`` : ''} | ${cell(r.description)} |`),
-  ].join('\n');
+  const table = (rows: ReferenceRow[]) =>
+    [
+      '| key | type | default | description |',
+      '|---|---|---|---|',
+      ...rows.map((r) => `| \`${r.path}\` | ${cell(r.type)} | ${r.default ? `\`${cell(r.default)}\`` : ''} | ${cell(r.description)} |`),
+    ].join('\n');
   return [
     '# Reference (generated)',
     '',

@@ -2,7 +2,7 @@
 // ("routes.yaml:14: routes[0].kafka.key: unknown level {devId}; ..."), because an operator
 // fixing a config at 3 a.m. should not have to count lines.
 import { readFileSync, statSync } from 'node:fs';
-import { isMap, isPair, isScalar, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import { type Document, isMap, isPair, isScalar, LineCounter, type Node, parseDocument } from 'yaml';
 import type { z } from 'zod';
 
 export class ConfigError extends Error {
@@ -84,20 +84,24 @@ const variable = /\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
  */
 export function substituteVariables(file: string, text: string, env: NodeJS.ProcessEnv): string {
   if (!text.includes('${')) return text;
-  return text.split('\n').map((line, index) => {
-    if (!line.includes('${')) return line;
-    const cut = commentStart(line);
-    const body = line.slice(0, cut);
-    const replaced = body.replace(variable, (whole: string, escaped: string, name: string, fallback: string | undefined) => {
-      if (escaped) return whole.slice(1);
-      const value = env[name];
-      const chosen = value !== undefined && value !== '' ? value : fallback;
-      if (chosen === undefined) throw new ConfigError(`${file}:${index + 1}: \${${name}} is not set and has no default (write \${${name}:-default})`);
-      if (/[\r\n]/.test(chosen)) throw new ConfigError(`${file}:${index + 1}: \${${name}} holds a line break: not substituted (use a { file } secret or a YAML block)`);
-      return chosen;
-    });
-    return replaced + line.slice(cut);
-  }).join('\n');
+  return text
+    .split('\n')
+    .map((line, index) => {
+      if (!line.includes('${')) return line;
+      const cut = commentStart(line);
+      const body = line.slice(0, cut);
+      const replaced = body.replace(variable, (whole: string, escaped: string, name: string, fallback: string | undefined) => {
+        if (escaped) return whole.slice(1);
+        const value = env[name];
+        const chosen = value !== undefined && value !== '' ? value : fallback;
+        if (chosen === undefined) throw new ConfigError(`${file}:${index + 1}: \${${name}} is not set and has no default (write \${${name}:-default})`);
+        if (/[\r\n]/.test(chosen))
+          throw new ConfigError(`${file}:${index + 1}: \${${name}} holds a line break: not substituted (use a { file } secret or a YAML block)`);
+        return chosen;
+      });
+      return replaced + line.slice(cut);
+    })
+    .join('\n');
 }
 
 /** Where a line's comment starts (a # at the start or after a space, outside quotes), or its length. */

@@ -15,5 +15,5 @@ export function toNanos(v: unknown, unit: 'auto' | 's' | 'ms' | 'us' | 'ns'): bi
   if (Number.isInteger(n) && typeof v === 'string') return BigInt(v) * unitNanos[u];
   if (Number.isInteger(n) && Number.isSafeInteger(n)) return BigInt(n) * unitNanos[u];
   // fractional (e.g. 1700000000.123 s): microsecond resolution is what a double holds here
-  return (BigInt(Math.round(n * Number(unitNanos[u]) / 1000)) * 1000n);
+  return BigInt(Math.round((n * Number(unitNanos[u])) / 1000)) * 1000n;
 }

@@ -34,8 +34,7 @@ export async function startHttpServer(host: string, port: number, registry: Regi
       res.writeHead(problem ? 503 : 200, { 'content-type': 'text/plain' }).end(problem ? `${problem}\n` : 'ok\n');
     } else if (path === '/readyz') {
       const problems = readiness.problems();
-      res.writeHead(problems.length === 0 ? 200 : 503, { 'content-type': 'text/plain' })
-        .end(problems.length === 0 ? 'ready\n' : `${problems.join('\n')}\n`);
+      res.writeHead(problems.length === 0 ? 200 : 503, { 'content-type': 'text/plain' }).end(problems.length === 0 ? 'ready\n' : `${problems.join('\n')}\n`);
     } else {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics, /healthz, /readyz\n');
     }

@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import { backoffMs } from '../backoff.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { delivered, type Outcome, type OutcomeListener } from '../outcome.ts';
-import { SinkError, type BatchLimits, type Sink, type WriteResult } from '../sinks/sink.ts';
+import { type BatchLimits, type Sink, SinkError, type WriteResult } from '../sinks/sink.ts';
 
 interface Deferred<T> {
   readonly item: T;
@@ -106,10 +106,12 @@ export class BatchQueue<T> {
     }
     while (this.items.length > 0 && !this.closed && this.writes.pending + this.writes.size < this.concurrency) {
       const { items, listeners } = this.takeBatch();
-      void this.writes.add(() => this.writeUntilDurable(items, listeners)).then(() => {
-        // items that arrived while the write ran go next, without waiting for a linger
-        if (this.items.length > 0) this.startWrites(true);
-      });
+      void this.writes
+        .add(() => this.writeUntilDurable(items, listeners))
+        .then(() => {
+          // items that arrived while the write ran go next, without waiting for a linger
+          if (this.items.length > 0) this.startWrites(true);
+        });
     }
   }
 
@@ -143,9 +145,7 @@ export class BatchQueue<T> {
           this.becameFatal(err, listeners);
           return;
         }
-        const wait = err instanceof SinkError && err.retryAfterMs !== undefined
-          ? err.retryAfterMs
-          : backoffMs(attempt, this.retry.minMs, this.retry.maxMs);
+        const wait = err instanceof SinkError && err.retryAfterMs !== undefined ? err.retryAfterMs : backoffMs(attempt, this.retry.minMs, this.retry.maxMs);
         this.lastError = (err as Error).message;
         if (!wasFailing) {
           wasFailing = true;
@@ -189,8 +189,11 @@ export class BatchQueue<T> {
       }
       const r = rejected?.get(i);
       const a = annotations?.[i];
-      const outcome: Outcome = r ? { kind: 'rejected', refusal: { reason: r.reason, stage: 'write', sink, error: r.error } }
-        : a ? { kind: 'delivered', annotations: a } : delivered;
+      const outcome: Outcome = r
+        ? { kind: 'rejected', refusal: { reason: r.reason, stage: 'write', sink, error: r.error } }
+        : a
+          ? { kind: 'delivered', annotations: a }
+          : delivered;
       (listeners[i] as OutcomeListener).settled(outcome);
     }
     if (deferred) {
@@ -231,7 +234,14 @@ export class BatchQueue<T> {
     const take = this.lane.splice(0, this.limits.maxItems);
     this.metrics.sinkDeferred.set(this.labels, this.lane.length);
     if (take.length === 0) return;
-    void this.writes.add(() => this.writeUntilDurable(take.map((d) => d.item), take.map((d) => d.listener), take.map((d) => d.since)))
+    void this.writes
+      .add(() =>
+        this.writeUntilDurable(
+          take.map((d) => d.item),
+          take.map((d) => d.listener),
+          take.map((d) => d.since),
+        ),
+      )
       .then(() => this.scheduleLane());
   }
 

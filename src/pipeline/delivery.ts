@@ -7,10 +7,10 @@
 //    broker keeps the message (a fatal sink stops the worker).
 // A delivery acts only through the steps it is given (DeliverySteps): it knows no pipeline.
 import type { Message } from '../message.ts';
-import type { Match } from '../router/rule-set.ts';
 import type { Annotations, Outcome, OutcomeListener, Refusal } from '../outcome.ts';
-import type { BatchQueue } from './batch-queue.ts';
+import type { Match } from '../router/rule-set.ts';
 import type { AckSlot } from '../source/ack-window.ts';
+import type { BatchQueue } from './batch-queue.ts';
 
 export interface DeliverySteps {
   /** Encodes the phase-1 outputs with phase 0's annotations and sends them (Delivery.send). */
@@ -40,7 +40,7 @@ export class Delivery implements OutcomeListener {
   private waiting = 1;
   private refusals: Refusal[] | undefined;
   private annotations: Record<string, string> | undefined;
-  private fatal: Outcome & { kind: 'fatal' } | undefined;
+  private fatal: (Outcome & { kind: 'fatal' }) | undefined;
 
   /** `refusals`: made while routing. */
   constructor(message: Message, slot: AckSlot, worker: string, matches: readonly Match[], refusals: Refusal[] | undefined, steps: DeliverySteps) {

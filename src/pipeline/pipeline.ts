@@ -7,10 +7,10 @@ import type { Message } from '../message.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Annotations, Outcome, Refusal } from '../outcome.ts';
 import type { MatchInput, RouteOutput } from '../router/route-output.ts';
-import type { Match, RouteOptions, Routed, RuleSet } from '../router/rule-set.ts';
-import type { BatchQueue } from './batch-queue.ts';
+import type { Match, Routed, RouteOptions, RuleSet } from '../router/rule-set.ts';
 import type { DeadLetterItem } from '../sinks/sink.ts';
 import type { AckSlot } from '../source/ack-window.ts';
+import type { BatchQueue } from './batch-queue.ts';
 import { Delivery, type DeliverySteps } from './delivery.ts';
 import { encodes } from './encode.ts';
 
@@ -130,8 +130,10 @@ export class Pipeline implements DeliverySteps {
     this.heldSinceLog++;
     const now = Date.now();
     if (now - this.heldLoggedAt >= 10_000) {
-      this.log.error({ topic: delivery.message.topic, error: why.refusal.error, messages: this.heldSinceLog },
-        'the dead-letter topic refused a record even shrunk; the message stays unacknowledged (the broker keeps it)');
+      this.log.error(
+        { topic: delivery.message.topic, error: why.refusal.error, messages: this.heldSinceLog },
+        'the dead-letter topic refused a record even shrunk; the message stays unacknowledged (the broker keeps it)',
+      );
       this.heldLoggedAt = now;
       this.heldSinceLog = 0;
     }

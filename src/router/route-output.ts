@@ -2,9 +2,10 @@
 // each sink compiles its own part of a route (what the rules file says under its key) into a
 // RouteOutput, and encodes the neutral match into the item it writes. The router knows no sink:
 // the compilers are handed to it (sinks/registry.ts, wired in config/load.ts).
+
+import type { Levels } from '../mapping/template.ts';
 import type { Message } from '../message.ts';
 import type { Annotations, Refusal } from '../outcome.ts';
-import type { Levels } from '../mapping/template.ts';
 
 /** What one route made of one message: the input of every output's encoder. */
 export interface MatchInput {

@@ -3,17 +3,18 @@
 // routes, names the topic's levels and decodes the payload once; what each sink writes is the
 // sink's business. Topic levels and payloads are untrusted: a refusal (empty level, bad JSON,
 // no route) is data, never an exception.
-import type { Message } from '../message.ts';
-import type { Refusal } from '../outcome.ts';
+
 import { payloadText } from '../mapping/payload-text.ts';
 import { RuleError } from '../mapping/rule-error.ts';
-import type { OutputCompiler, RouteOutput } from './route-output.ts';
+import type { Levels } from '../mapping/template.ts';
+import { type CompiledPattern, compilePattern, PatternTrie, patternCovers, patternsOverlap, validateFilter } from '../mapping/topic-pattern.ts';
+import type { Message } from '../message.ts';
+import type { Refusal } from '../outcome.ts';
+import type { SparkplugMessage } from '../sparkplug/sparkplug-message.ts';
 import { decodeSparkplug, type SparkplugPayload } from '../sparkplug/sparkplug-payload.ts';
 import { SparkplugState } from '../sparkplug/sparkplug-state.ts';
-import { parseSparkplugTopic, sparkplugLevels, type SparkplugTopic } from '../sparkplug/sparkplug-topic.ts';
-import type { SparkplugMessage } from '../sparkplug/sparkplug-message.ts';
-import type { Levels } from '../mapping/template.ts';
-import { compilePattern, patternCovers, PatternTrie, patternsOverlap, validateFilter, type CompiledPattern } from '../mapping/topic-pattern.ts';
+import { parseSparkplugTopic, type SparkplugTopic, sparkplugLevels } from '../sparkplug/sparkplug-topic.ts';
+import type { OutputCompiler, RouteOutput } from './route-output.ts';
 
 export { RuleError };
 
@@ -124,7 +125,9 @@ export class RuleSet {
 
   /** What the routes name for a sink to write to (Kafka topics and templates), each once. */
   destinations(sink: string): string[] {
-    return [...new Set(this.routes.flatMap((r) => r.outputs.filter((o) => o.sink === sink && o.destination !== undefined).map((o) => o.destination as string)))];
+    return [
+      ...new Set(this.routes.flatMap((r) => r.outputs.filter((o) => o.sink === sink && o.destination !== undefined).map((o) => o.destination as string))),
+    ];
   }
 
   /**

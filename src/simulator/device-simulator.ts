@@ -54,7 +54,8 @@ export class DeviceSimulator {
     const o = this.options;
     this.clients = await Promise.all(
       Array.from({ length: o.connections }, (_, i) =>
-        mqtt.connectAsync(o.url, { protocolVersion: 5, clientId: `sluice-sim-${process.pid}-${i}`, reconnectPeriod: 1_000 })),
+        mqtt.connectAsync(o.url, { protocolVersion: 5, clientId: `sluice-sim-${process.pid}-${i}`, reconnectPeriod: 1_000 }),
+      ),
     );
     this.running = true;
     const tickMs = 50;
@@ -103,12 +104,17 @@ export class DeviceSimulator {
   private publishCommand(device: number): void {
     if (!this.running) return;
     const payload = JSON.stringify({ command: 'set-point', value: 21 + (device % 4), issuedBy: 'operator-7', ts: Date.now() });
-    this.client(device).publish(deviceTopic(this.options.org, device, 'command'), payload, {
-      qos: 2,
-      properties: { correlationData: Buffer.from(`cmd-${Date.now()}-${device}`), userProperties: { issuedBy: 'operator-7' } },
-    }, (err) => {
-      if (err) this.stats.errors++;
-    });
+    this.client(device).publish(
+      deviceTopic(this.options.org, device, 'command'),
+      payload,
+      {
+        qos: 2,
+        properties: { correlationData: Buffer.from(`cmd-${Date.now()}-${device}`), userProperties: { issuedBy: 'operator-7' } },
+      },
+      (err) => {
+        if (err) this.stats.errors++;
+      },
+    );
     this.stats.commands++;
   }
 }

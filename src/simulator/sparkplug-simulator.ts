@@ -25,7 +25,10 @@ export interface SparkplugSimulatorStats {
   rebirthRequests: number;
 }
 
-const encoder = sparkplug.get('spBv1.0') as { encodePayload(p: unknown): Uint8Array; decodePayload(b: Uint8Array): { metrics?: Array<{ name?: string; value?: unknown }> } };
+const encoder = sparkplug.get('spBv1.0') as {
+  encodePayload(p: unknown): Uint8Array;
+  decodePayload(b: Uint8Array): { metrics?: Array<{ name?: string; value?: unknown }> };
+};
 
 /** The device metrics: name, Sparkplug datatype, and a value per tick (the benchmark's load uses them too). */
 export const deviceMetrics: ReadonlyArray<{ name: string; type: string; value: (tick: number, device: number) => unknown }> = [
@@ -64,12 +67,14 @@ export class SparkplugSimulator {
     let debt = 0;
     let next = 0;
     const devices = o.edgeNodes * o.devicesPerNode;
-    this.timers.push(setInterval(() => {
-      for (debt += (o.rate * tickMs) / 1000; debt >= 1; debt--) {
-        const d = next++ % devices;
-        this.publishData(this.nodes[Math.floor(d / o.devicesPerNode)] as EdgeNode, d % o.devicesPerNode);
-      }
-    }, tickMs));
+    this.timers.push(
+      setInterval(() => {
+        for (debt += (o.rate * tickMs) / 1000; debt >= 1; debt--) {
+          const d = next++ % devices;
+          this.publishData(this.nodes[Math.floor(d / o.devicesPerNode)] as EdgeNode, d % o.devicesPerNode);
+        }
+      }, tickMs),
+    );
     if (o.rebirthEverySec > 0) {
       let which = 0;
       this.timers.push(setInterval(() => void this.restart(which++ % this.nodes.length), o.rebirthEverySec * 1000));
@@ -117,16 +122,31 @@ export class SparkplugSimulator {
     const o = this.options;
     const now = Date.now();
     n.seq = 0;
-    this.publish(n, `spBv1.0/${o.group}/NBIRTH/${n.name}`, { timestamp: now, seq: 0, metrics: [
-      { name: 'bdSeq', type: 'UInt64', value: n.bdSeq },
-      { name: 'Node Control/Rebirth', type: 'Boolean', value: false },
-      { name: 'Properties/Firmware', type: 'String', value: '3.1.4' },
-    ] }, 'birth');
+    this.publish(
+      n,
+      `spBv1.0/${o.group}/NBIRTH/${n.name}`,
+      {
+        timestamp: now,
+        seq: 0,
+        metrics: [
+          { name: 'bdSeq', type: 'UInt64', value: n.bdSeq },
+          { name: 'Node Control/Rebirth', type: 'Boolean', value: false },
+          { name: 'Properties/Firmware', type: 'String', value: '3.1.4' },
+        ],
+      },
+      'birth',
+    );
     for (let d = 0; d < o.devicesPerNode; d++) {
-      this.publish(n, `spBv1.0/${o.group}/DBIRTH/${n.name}/${deviceName(d)}`, {
-        timestamp: now, seq: this.nextSeq(n),
-        metrics: deviceMetrics.map((m, k) => ({ name: m.name, alias: alias(d, k), type: m.type, value: m.value(n.tick, d), timestamp: now })),
-      }, 'birth');
+      this.publish(
+        n,
+        `spBv1.0/${o.group}/DBIRTH/${n.name}/${deviceName(d)}`,
+        {
+          timestamp: now,
+          seq: this.nextSeq(n),
+          metrics: deviceMetrics.map((m, k) => ({ name: m.name, alias: alias(d, k), type: m.type, value: m.value(n.tick, d), timestamp: now })),
+        },
+        'birth',
+      );
     }
   }
 
@@ -143,7 +163,13 @@ export class SparkplugSimulator {
     this.publish(n, `spBv1.0/${this.options.group}/NDEATH/${n.name}`, null, 'death', Buffer.from(death(n.bdSeq)));
   }
 
-  private publish(n: EdgeNode, topic: string, payload: { timestamp: number; seq: number; metrics: unknown[] } | null, kind: 'birth' | 'data' | 'death', bytes?: Buffer): void {
+  private publish(
+    n: EdgeNode,
+    topic: string,
+    payload: { timestamp: number; seq: number; metrics: unknown[] } | null,
+    kind: 'birth' | 'data' | 'death',
+    bytes?: Buffer,
+  ): void {
     const body = bytes ?? Buffer.from(encoder.encodePayload(payload));
     n.client.publish(topic, body, { qos: 1 });
     if (kind === 'birth') this.stats.births++;

@@ -6,8 +6,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { z } from 'zod';
 import type { OutputCompiler } from '../router/route-output.ts';
-import type { BatchLimits } from './sink.ts';
-import type { Sink } from './sink.ts';
+import type { BatchLimits, Sink } from './sink.ts';
 
 export interface SinkContext {
   /** Its own config section, validated by its schema (undefined when the section is absent). */
@@ -30,11 +29,13 @@ export interface BuiltSink<Item = unknown> {
    * QoS 2 state the sink keeps durably for the command connection (the audit log's
    * exactly-once ledger): PUBREL is made durable before PUBCOMP, a lost session voids the ids.
    */
-  readonly qos2?: {
-    release(packetId: number): Promise<void>;
-    sessionLost(): void;
-    gate(): Promise<void> | undefined;
-  } | undefined;
+  readonly qos2?:
+    | {
+        release(packetId: number): Promise<void>;
+        sessionLost(): void;
+        gate(): Promise<void> | undefined;
+      }
+    | undefined;
 }
 
 export interface SinkPlugin {
@@ -42,12 +43,14 @@ export interface SinkPlugin {
   /** How logs name it ("audit log"); default its name. */
   readonly title?: string;
   /** Its part of a route: the key, the schema fragment (rules-schema.ts puts it in), the compiler. */
-  readonly route?: {
-    readonly schema: z.ZodType;
-    readonly compiler: OutputCompiler;
-    /** How errors say a route uses it ("has audit: true"); default "writes to <name>". */
-    readonly uses?: string;
-  } | undefined;
+  readonly route?:
+    | {
+        readonly schema: z.ZodType;
+        readonly compiler: OutputCompiler;
+        /** How errors say a route uses it ("has audit: true"); default "writes to <name>". */
+        readonly uses?: string;
+      }
+    | undefined;
   /** Its section of the service config, under `section` (default: the plugin's name). */
   readonly config?: z.ZodType | undefined;
   readonly section?: string;

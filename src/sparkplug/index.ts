@@ -4,8 +4,8 @@
 // pipeline routes with (the state, and a short wait for a birth the feed may still bring).
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { Metrics } from '../observability/metrics.ts';
 import type { MqttCredentials } from '../mqtt-credentials.ts';
+import type { Metrics } from '../observability/metrics.ts';
 import { SparkplugFeed } from './sparkplug-feed.ts';
 import { decodeSparkplugHead } from './sparkplug-payload.ts';
 import { SparkplugState } from './sparkplug-state.ts';
@@ -35,7 +35,11 @@ export interface SparkplugWorker {
   readonly hook: {
     readonly first: { readonly sparkplug: SparkplugState; readonly followSeq: boolean; readonly again: false };
     readonly again: { readonly sparkplug: SparkplugState; readonly followSeq: boolean; readonly again: true };
-    holdFor(message: { readonly topic: string; readonly payload: Buffer }, matches: ReadonlyArray<{ readonly problem?: { readonly reason: string } | undefined }>, waitedMs: number): number | undefined;
+    holdFor(
+      message: { readonly topic: string; readonly payload: Buffer },
+      matches: ReadonlyArray<{ readonly problem?: { readonly reason: string } | undefined }>,
+      waitedMs: number,
+    ): number | undefined;
   };
   /** undefined without a state feed. */
   readonly feedConnected: boolean | undefined;
@@ -57,18 +61,29 @@ export function startSparkplug(options: SparkplugWorkerOptions): SparkplugWorker
       seen.since++;
       gapsLogged.set(key, seen);
       if (Date.now() - seen.at < 60_000) return;
-      log.warn({ group: topic.group, edgeNode: topic.edgeNode, expected, got, gaps: seen.since }, 'Sparkplug seq gap: messages of this edge node were lost or reordered on the way (gaps: since the last such line)');
+      log.warn(
+        { group: topic.group, edgeNode: topic.edgeNode, expected, got, gaps: seen.since },
+        'Sparkplug seq gap: messages of this edge node were lost or reordered on the way (gaps: since the last such line)',
+      );
       seen.at = Date.now();
       seen.since = 0;
     },
     onFileError: (err, action) => log.error({ err: err.message, action }, `could not ${action} the Sparkplug state file (the state still works in memory)`),
   });
   metrics.sparkplugEdgeNodes.set(state.nodeCount);
-  const feed = !sp.stateFeed ? undefined : new SparkplugFeed({
-    ...connection,
-    clientId: `${options.clientId}-sparkplug`, state, rebirthIntervalMs: sp.rebirthIntervalMs,
-    rebirth: sp.rebirth, onRebirthRequested: () => metrics.sparkplugRebirthRequests.inc(),
-  }, log);
+  const feed = !sp.stateFeed
+    ? undefined
+    : new SparkplugFeed(
+        {
+          ...connection,
+          clientId: `${options.clientId}-sparkplug`,
+          state,
+          rebirthIntervalMs: sp.rebirthIntervalMs,
+          rebirth: sp.rebirth,
+          onRebirthRequested: () => metrics.sparkplugRebirthRequests.inc(),
+        },
+        log,
+      );
   if (sp.rebirth && !feed) log.warn('sparkplug.rebirth needs sparkplug.stateFeed (its connection sends the requests): no rebirth will be asked');
 
   const first = { sparkplug: state, followSeq: !feed, again: false } as const;

@@ -9,7 +9,7 @@ import sparkplug from 'sparkplug-payload';
 import { credentialOptions, type MqttCredentials } from '../mqtt-credentials.ts';
 import { decodeSparkplug, decodeSparkplugHead } from './sparkplug-payload.ts';
 import type { SparkplugState } from './sparkplug-state.ts';
-import { parseSparkplugTopic, sparkplugNamespace, type SparkplugTopic } from './sparkplug-topic.ts';
+import { parseSparkplugTopic, type SparkplugTopic, sparkplugNamespace } from './sparkplug-topic.ts';
 
 export interface SparkplugFeedOptions extends MqttCredentials {
   readonly url: string;

@@ -40,14 +40,19 @@ function metricsJson(metrics: readonly SparkplugMetric[]): string {
 
 function valueJson(v: SparkplugValue): string {
   switch (typeof v) {
-    case 'number': return Number.isFinite(v) ? String(v) : JSON.stringify(String(v)); // NaN, Infinity: JSON has none
-    case 'bigint': return v.toString();
-    case 'boolean': return v ? 'true' : 'false';
-    case 'string': return JSON.stringify(v);
+    case 'number':
+      return Number.isFinite(v) ? String(v) : JSON.stringify(String(v)); // NaN, Infinity: JSON has none
+    case 'bigint':
+      return v.toString();
+    case 'boolean':
+      return v ? 'true' : 'false';
+    case 'string':
+      return JSON.stringify(v);
     default:
   }
   if (v === null) return 'null';
   if (Buffer.isBuffer(v)) return `{"base64":"${v.toString('base64')}"}`;
-  if ('columns' in v) return `{"columns":${JSON.stringify(v.columns)},"types":${JSON.stringify(v.types)},"rows":[${v.rows.map((r) => `[${r.map(valueJson).join(',')}]`).join(',')}]}`;
+  if ('columns' in v)
+    return `{"columns":${JSON.stringify(v.columns)},"types":${JSON.stringify(v.types)},"rows":[${v.rows.map((r) => `[${r.map(valueJson).join(',')}]`).join(',')}]}`;
   return `{"templateRef":${v.templateRef === undefined ? 'null' : JSON.stringify(v.templateRef)},"isDefinition":${v.isDefinition},"metrics":${metricsJson(v.metrics)}}`;
 }

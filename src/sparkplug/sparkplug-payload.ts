@@ -8,10 +8,41 @@ import tahu from 'sparkplug-payload/lib/sparkplugPayloadProto.js';
 
 /** The Sparkplug B datatypes, by their number in the spec. */
 export const sparkplugTypes = [
-  'Unknown', 'Int8', 'Int16', 'Int32', 'Int64', 'UInt8', 'UInt16', 'UInt32', 'UInt64', 'Float', 'Double',
-  'Boolean', 'String', 'DateTime', 'Text', 'UUID', 'DataSet', 'Bytes', 'File', 'Template', 'PropertySet',
-  'PropertySetList', 'Int8Array', 'Int16Array', 'Int32Array', 'Int64Array', 'UInt8Array', 'UInt16Array',
-  'UInt32Array', 'UInt64Array', 'FloatArray', 'DoubleArray', 'BooleanArray', 'StringArray', 'DateTimeArray',
+  'Unknown',
+  'Int8',
+  'Int16',
+  'Int32',
+  'Int64',
+  'UInt8',
+  'UInt16',
+  'UInt32',
+  'UInt64',
+  'Float',
+  'Double',
+  'Boolean',
+  'String',
+  'DateTime',
+  'Text',
+  'UUID',
+  'DataSet',
+  'Bytes',
+  'File',
+  'Template',
+  'PropertySet',
+  'PropertySetList',
+  'Int8Array',
+  'Int16Array',
+  'Int32Array',
+  'Int64Array',
+  'UInt8Array',
+  'UInt16Array',
+  'UInt32Array',
+  'UInt64Array',
+  'FloatArray',
+  'DoubleArray',
+  'BooleanArray',
+  'StringArray',
+  'DateTimeArray',
 ] as const;
 export type SparkplugType = (typeof sparkplugTypes)[number];
 
@@ -54,24 +85,55 @@ export interface SparkplugPayload {
   readonly metrics: SparkplugMetric[];
 }
 
-interface Long { readonly low: number; readonly high: number; readonly unsigned: boolean }
+interface Long {
+  readonly low: number;
+  readonly high: number;
+  readonly unsigned: boolean;
+}
 export interface TahuMetric {
-  readonly name: string; readonly alias: Long | number; readonly timestamp: Long | number; readonly datatype: number;
-  readonly isNull: boolean; readonly isHistorical: boolean; readonly isTransient: boolean;
-  readonly intValue: number | null; readonly longValue: Long | number | null; readonly floatValue: number | null;
-  readonly doubleValue: number | null; readonly booleanValue: boolean | null; readonly stringValue: string | null;
-  readonly bytesValue: Uint8Array | null; readonly datasetValue: TahuDataSet | null; readonly templateValue: TahuTemplate | null;
+  readonly name: string;
+  readonly alias: Long | number;
+  readonly timestamp: Long | number;
+  readonly datatype: number;
+  readonly isNull: boolean;
+  readonly isHistorical: boolean;
+  readonly isTransient: boolean;
+  readonly intValue: number | null;
+  readonly longValue: Long | number | null;
+  readonly floatValue: number | null;
+  readonly doubleValue: number | null;
+  readonly booleanValue: boolean | null;
+  readonly stringValue: string | null;
+  readonly bytesValue: Uint8Array | null;
+  readonly datasetValue: TahuDataSet | null;
+  readonly templateValue: TahuTemplate | null;
 }
 interface TahuDataSetValue {
-  readonly intValue: number | null; readonly longValue: Long | number | null; readonly floatValue: number | null;
-  readonly doubleValue: number | null; readonly booleanValue: boolean | null; readonly stringValue: string | null;
+  readonly intValue: number | null;
+  readonly longValue: Long | number | null;
+  readonly floatValue: number | null;
+  readonly doubleValue: number | null;
+  readonly booleanValue: boolean | null;
+  readonly stringValue: string | null;
 }
-interface TahuDataSet { readonly columns: string[]; readonly types: number[]; readonly rows: Array<{ elements: TahuDataSetValue[] }> }
-interface TahuTemplate { readonly templateRef: string; readonly isDefinition: boolean; readonly metrics: TahuMetric[] }
-interface TahuPayload { readonly timestamp: Long | number; readonly seq: Long | number; readonly metrics: TahuMetric[] }
+interface TahuDataSet {
+  readonly columns: string[];
+  readonly types: number[];
+  readonly rows: Array<{ elements: TahuDataSetValue[] }>;
+}
+interface TahuTemplate {
+  readonly templateRef: string;
+  readonly isDefinition: boolean;
+  readonly metrics: TahuMetric[];
+}
+interface TahuPayload {
+  readonly timestamp: Long | number;
+  readonly seq: Long | number;
+  readonly metrics: TahuMetric[];
+}
 
-const Payload = (tahu as unknown as { org: { eclipse: { tahu: { protobuf: { Payload: { decode(b: Uint8Array): TahuPayload } } } } } })
-  .org.eclipse.tahu.protobuf.Payload;
+const Payload = (tahu as unknown as { org: { eclipse: { tahu: { protobuf: { Payload: { decode(b: Uint8Array): TahuPayload } } } } } }).org.eclipse.tahu.protobuf
+  .Payload;
 
 /** Decodes a Sparkplug B payload; throws on bytes that are not one (the caller dead-letters them). */
 export function decodeSparkplug(bytes: Uint8Array): SparkplugPayload {
@@ -119,9 +181,13 @@ function metricOf(m: TahuMetric): SparkplugMetric {
 export function metricValue(m: TahuMetric, type: SparkplugType): SparkplugValue {
   if (m.isNull) return null;
   switch (type) {
-    case 'Int8': case 'Int16': case 'Int32':
+    case 'Int8':
+    case 'Int16':
+    case 'Int32':
       return m.longValue !== null ? Number(BigInt.asIntN(32, u64(m.longValue))) : m.intValue === null ? null : m.intValue | 0;
-    case 'UInt8': case 'UInt16': case 'UInt32':
+    case 'UInt8':
+    case 'UInt16':
+    case 'UInt32':
       // v3 puts UInt32 in int_value; Tahu's older encoders put it in long_value
       return m.longValue !== null ? Number(u64(m.longValue)) : m.intValue === null ? null : m.intValue >>> 0;
     case 'Int64':
@@ -136,22 +202,28 @@ export function metricValue(m: TahuMetric, type: SparkplugType): SparkplugValue 
       return m.doubleValue;
     case 'Boolean':
       return m.booleanValue;
-    case 'String': case 'Text': case 'UUID':
+    case 'String':
+    case 'Text':
+    case 'UUID':
       return m.stringValue;
-    case 'Bytes': case 'File':
+    case 'Bytes':
+    case 'File':
       return m.bytesValue === null ? null : Buffer.from(m.bytesValue);
     case 'DataSet':
       return m.datasetValue === null ? null : dataSetOf(m.datasetValue);
     case 'Template':
-      return m.templateValue === null ? null : {
-        templateRef: m.templateValue.templateRef || undefined,
-        isDefinition: m.templateValue.isDefinition === true,
-        metrics: m.templateValue.metrics.map(metricOf),
-      };
+      return m.templateValue === null
+        ? null
+        : {
+            templateRef: m.templateValue.templateRef || undefined,
+            isDefinition: m.templateValue.isDefinition === true,
+            metrics: m.templateValue.metrics.map(metricOf),
+          };
     case 'Unknown':
       // data without a datatype: whichever value field is set, read as the birth will say
-      return m.longValue !== null ? u64(m.longValue) : m.intValue ?? m.floatValue ?? m.doubleValue ?? m.booleanValue ?? m.stringValue
-        ?? (m.bytesValue === null ? null : Buffer.from(m.bytesValue));
+      return m.longValue !== null
+        ? u64(m.longValue)
+        : (m.intValue ?? m.floatValue ?? m.doubleValue ?? m.booleanValue ?? m.stringValue ?? (m.bytesValue === null ? null : Buffer.from(m.bytesValue)));
     default:
       // PropertySet(List) and the array types: kept as bytes, refused by the influx mapping
       return m.bytesValue === null ? null : Buffer.from(m.bytesValue);
@@ -168,8 +240,22 @@ function dataSetOf(d: TahuDataSet): SparkplugDataSet {
 }
 
 const emptyMetric: TahuMetric = {
-  name: '', alias: 0, timestamp: 0, datatype: 0, isNull: false, isHistorical: false, isTransient: false, intValue: null, longValue: null,
-  floatValue: null, doubleValue: null, booleanValue: null, stringValue: null, bytesValue: null, datasetValue: null, templateValue: null,
+  name: '',
+  alias: 0,
+  timestamp: 0,
+  datatype: 0,
+  isNull: false,
+  isHistorical: false,
+  isTransient: false,
+  intValue: null,
+  longValue: null,
+  floatValue: null,
+  doubleValue: null,
+  booleanValue: null,
+  stringValue: null,
+  bytesValue: null,
+  datasetValue: null,
+  templateValue: null,
 };
 
 function pickSet(e: TahuDataSetValue): Partial<TahuMetric> {

@@ -6,10 +6,13 @@
 // worker still names the data of edge nodes that were born before.
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { sparkplugTypes, metricValue, type SparkplugMetric, type SparkplugPayload, type SparkplugType } from './sparkplug-payload.ts';
+import { metricValue, type SparkplugMetric, type SparkplugPayload, type SparkplugType, sparkplugTypes } from './sparkplug-payload.ts';
 import type { SparkplugTopic } from './sparkplug-topic.ts';
 
-interface Definition { readonly name: string; readonly type: SparkplugType }
+interface Definition {
+  readonly name: string;
+  readonly type: SparkplugType;
+}
 
 interface Born {
   /** The birth's payload timestamp (ms): an older birth arriving late changes nothing. */
@@ -108,7 +111,13 @@ export class SparkplugState {
         this.deadDevices.delete(deviceKey);
         if (!node) {
           // a device born before we saw its node: keep it under a node with no definitions
-          this.nodes.set(key, { bornAt: 0, byAlias: new Map(), byName: new Map(), bdSeq: undefined, devices: new Map([[topic.device, born(payload, bornAt)]]) });
+          this.nodes.set(key, {
+            bornAt: 0,
+            byAlias: new Map(),
+            byName: new Map(),
+            bdSeq: undefined,
+            devices: new Map([[topic.device, born(payload, bornAt)]]),
+          });
         } else {
           const current = node.devices.get(topic.device);
           if (current && current.bornAt > bornAt) return;
@@ -180,8 +189,10 @@ export class SparkplugState {
     const node = bornBy(this.nodes.get(key), at) ?? (dead && at !== undefined && at <= dead.diedAt ? bornBy(dead, at) : undefined);
     const deadDevice = topic.device === '' ? undefined : this.deadDevices.get(`${key}/${topic.device}`);
     // a dead device, like a dead node, names only what was published before its death
-    const device = topic.device === '' ? undefined
-      : bornBy(node?.devices.get(topic.device), at) ?? (deadDevice && at !== undefined && at <= deadDevice.diedAt ? bornBy(deadDevice, at) : undefined);
+    const device =
+      topic.device === ''
+        ? undefined
+        : (bornBy(node?.devices.get(topic.device), at) ?? (deadDevice && at !== undefined && at <= deadDevice.diedAt ? bornBy(deadDevice, at) : undefined));
     let unknown: string[] | undefined;
     for (const m of payload.metrics) {
       if (m.name === undefined && m.alias !== undefined) {
@@ -235,7 +246,10 @@ export class SparkplugState {
 
   private save(file: string): void {
     const nodes = [...this.nodes].map(([key, n]) => ({
-      key, bdSeq: n.bdSeq, ...bornJson(n), devices: [...n.devices].map(([device, d]) => ({ device, ...bornJson(d) })),
+      key,
+      bdSeq: n.bdSeq,
+      ...bornJson(n),
+      devices: [...n.devices].map(([device, d]) => ({ device, ...bornJson(d) })),
     }));
     try {
       mkdirSync(dirname(file), { recursive: true });
@@ -266,10 +280,15 @@ export class SparkplugState {
   }
 }
 
-interface SavedBorn { readonly bornAt: number; readonly metrics: ReadonlyArray<readonly [string | null, string, SparkplugType]> }
+interface SavedBorn {
+  readonly bornAt: number;
+  readonly metrics: ReadonlyArray<readonly [string | null, string, SparkplugType]>;
+}
 interface SavedFile {
   readonly version: number;
-  readonly nodes: ReadonlyArray<SavedBorn & { readonly key: string; readonly bdSeq: string | undefined; readonly devices: ReadonlyArray<SavedBorn & { readonly device: string }> }>;
+  readonly nodes: ReadonlyArray<
+    SavedBorn & { readonly key: string; readonly bdSeq: string | undefined; readonly devices: ReadonlyArray<SavedBorn & { readonly device: string }> }
+  >;
 }
 
 /**

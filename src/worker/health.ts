@@ -58,7 +58,9 @@ export class WorkerHealth {
     for (const [route, ageMs] of this.pipeline?.oldestUnacked() ?? []) {
       if (ageMs < this.maxUnackedAgeMs) continue;
       const where = (rules.sinksByRoute.get(route) ?? []).map((x) => (sinkProblems.get(x)?.length ? `${x} (failing)` : x)).join(', ');
-      p.push(`route ${route}: oldest unacknowledged message is ${Math.round(ageMs / 1000)} s old (http.maxUnackedAgeMs ${this.maxUnackedAgeMs}); it writes to ${where}`);
+      p.push(
+        `route ${route}: oldest unacknowledged message is ${Math.round(ageMs / 1000)} s old (http.maxUnackedAgeMs ${this.maxUnackedAgeMs}); it writes to ${where}`,
+      );
     }
     return p;
   }

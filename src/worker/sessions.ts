@@ -2,13 +2,13 @@
 // commands (QoS 2 filters) on a connection of their own, so its window, broker session and
 // exactly-once state stand apart. And what a rules reload may change on them without a restart.
 import type { Logger } from 'pino';
-import { secretOf, type LoadedConfig } from '../config/load.ts';
+import { type LoadedConfig, secretOf } from '../config/load.ts';
 import { ConfigError } from '../config/yaml-file.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { RuleSet } from '../router/rule-set.ts';
-import { MqttSession, type MqttSessionOptions } from '../source/mqtt/mqtt-session.ts';
 import type { BuiltSink } from '../sinks/plugin.ts';
 import { sinkPlugins } from '../sinks/registry.ts';
+import { MqttSession, type MqttSessionOptions } from '../source/mqtt/mqtt-session.ts';
 
 export interface WorkerSessions {
   readonly source: MqttSession | undefined;
@@ -39,20 +39,34 @@ export function createSessions(config: LoadedConfig, metrics: Metrics, log: Logg
   const commands = config.rules.subscriptions.filter((x) => x.qos === 2);
   const commandsClientId = commandsClientIdOf(config);
   return {
-    source: telemetry.length === 0 ? undefined : new MqttSession({
-      ...connection,
-      clientId: config.clientId,
-      subscriptions: telemetry,
-      receiveMaximum: m.receiveMaximum,
-    }, log.child({ component: 'mqtt' }), metrics),
-    commandSource: commandsClientId === undefined ? undefined : new MqttSession({
-      ...connection,
-      clientId: commandsClientId,
-      subscriptions: commands,
-      receiveMaximum: m.commands.receiveMaximum,
-      gauges: { connected: metrics.commandsConnected, receiveMaximum: metrics.commandsReceiveMaximum },
-      exactlyOnce: qos2,
-    }, log.child({ component: 'mqtt-commands' }), metrics),
+    source:
+      telemetry.length === 0
+        ? undefined
+        : new MqttSession(
+            {
+              ...connection,
+              clientId: config.clientId,
+              subscriptions: telemetry,
+              receiveMaximum: m.receiveMaximum,
+            },
+            log.child({ component: 'mqtt' }),
+            metrics,
+          ),
+    commandSource:
+      commandsClientId === undefined
+        ? undefined
+        : new MqttSession(
+            {
+              ...connection,
+              clientId: commandsClientId,
+              subscriptions: commands,
+              receiveMaximum: m.commands.receiveMaximum,
+              gauges: { connected: metrics.commandsConnected, receiveMaximum: metrics.commandsReceiveMaximum },
+              exactlyOnce: qos2,
+            },
+            log.child({ component: 'mqtt-commands' }),
+            metrics,
+          ),
   };
 }
 
@@ -61,12 +75,20 @@ export function createSessions(config: LoadedConfig, metrics: Metrics, log: Logg
  * each kind of filter, Sparkplug state for a Sparkplug route. A ConfigError says what needs a
  * restart (the old rules stay).
  */
-export function checkReload(next: RuleSet, file: string, worker: WorkerSessions & { readonly sinks: { has(name: string): boolean }; readonly sparkplug: unknown }): void {
+export function checkReload(
+  next: RuleSet,
+  file: string,
+  worker: WorkerSessions & { readonly sinks: { has(name: string): boolean }; readonly sparkplug: unknown },
+): void {
   const restart = 'restart it to use the new rules (the old rules stay)';
   for (const plugin of sinkPlugins) {
-    if (next.uses(plugin.name) && !worker.sinks.has(plugin.name)) throw new ConfigError(`${file}: a route now writes to ${plugin.name}, which this worker did not start with: ${restart}`);
+    if (next.uses(plugin.name) && !worker.sinks.has(plugin.name))
+      throw new ConfigError(`${file}: a route now writes to ${plugin.name}, which this worker did not start with: ${restart}`);
   }
-  if (next.subscriptions.some((x) => x.qos < 2) && !worker.source) throw new ConfigError(`${file}: QoS 0/1 filters added, but this worker started without a telemetry connection: ${restart}`);
-  if (next.subscriptions.some((x) => x.qos === 2) && !worker.commandSource) throw new ConfigError(`${file}: QoS 2 filters added, but this worker started without a command connection: ${restart}`);
-  if (next.usesSparkplug && !worker.sparkplug) throw new ConfigError(`${file}: a sparkplug route added, but this worker started without Sparkplug state: ${restart}`);
+  if (next.subscriptions.some((x) => x.qos < 2) && !worker.source)
+    throw new ConfigError(`${file}: QoS 0/1 filters added, but this worker started without a telemetry connection: ${restart}`);
+  if (next.subscriptions.some((x) => x.qos === 2) && !worker.commandSource)
+    throw new ConfigError(`${file}: QoS 2 filters added, but this worker started without a command connection: ${restart}`);
+  if (next.usesSparkplug && !worker.sparkplug)
+    throw new ConfigError(`${file}: a sparkplug route added, but this worker started without Sparkplug state: ${restart}`);
 }

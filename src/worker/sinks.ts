@@ -6,7 +6,7 @@ import { backoffMs } from '../backoff.ts';
 import type { LoadedConfig } from '../config/load.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { BatchQueue } from '../pipeline/batch-queue.ts';
-import { sectionKey, type BuiltSink } from '../sinks/plugin.ts';
+import { type BuiltSink, sectionKey } from '../sinks/plugin.ts';
 import { sinkPlugins } from '../sinks/registry.ts';
 import type { DeadLetterItem } from '../sinks/sink.ts';
 

@@ -42,20 +42,26 @@ function layerOf(file: string): number {
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
-    e.isDirectory() ? sourceFiles(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []);
+    e.isDirectory() ? sourceFiles(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : [],
+  );
 }
 
 /** Relative imports of a file, as paths under src/. */
 function importsOf(file: string): string[] {
   const text = readFileSync(file, 'utf8');
-  const specs = [...text.matchAll(/^\s*(?:import|export)\s[^;]*?from\s+'([^']+)'/gms), ...text.matchAll(/import\(\s*'([^']+)'\s*\)/g)].map((m) => m[1] as string);
+  const specs = [...text.matchAll(/^\s*(?:import|export)\s[^;]*?from\s+'([^']+)'/gms), ...text.matchAll(/import\(\s*'([^']+)'\s*\)/g)].map(
+    (m) => m[1] as string,
+  );
   return specs.filter((s) => s.startsWith('.')).map((s) => relative(src, resolve(dirname(file), s)));
 }
 
 const files = sourceFiles(src).map((f) => relative(src, f));
 
 test('every module of src/ has a layer', () => {
-  assert.deepEqual(files.filter((f) => layerOf(f) < 0), []);
+  assert.deepEqual(
+    files.filter((f) => layerOf(f) < 0),
+    [],
+  );
 });
 
 test('no import runs from a lower layer up to a higher one', () => {
@@ -81,8 +87,13 @@ test('a sink folder imports only the sink contract, its own files, and what it d
   }
   assert.deepEqual(crossing, []);
   // and only the registry (and those that write through) name a sink's folder
-  const naming = files.filter((f) => !f.startsWith('sinks/')).flatMap((f) => importsOf(join(src, f))
-    .filter((t) => /^sinks\/(kafka|influx|file|audit)\/(index|kafka-route|influx-route)\.ts$/.test(t)).map((t) => `${f} -> ${t}`));
+  const naming = files
+    .filter((f) => !f.startsWith('sinks/'))
+    .flatMap((f) =>
+      importsOf(join(src, f))
+        .filter((t) => /^sinks\/(kafka|influx|file|audit)\/(index|kafka-route|influx-route)\.ts$/.test(t))
+        .map((t) => `${f} -> ${t}`),
+    );
   assert.deepEqual(naming, [], 'plugins are reached through the registry');
 });
 

@@ -8,9 +8,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { AuditFatalError, AuditLog } from '../../src/audit/log/audit-log.ts';
 import { crc32c } from '../../src/audit/log/crc32c.ts';
-import { encodeFrame, frameHeaderBytes, genesis, segmentMagic, segmentName, sha256Hex } from '../../src/audit/log/format.ts';
 import type { NewCommand } from '../../src/audit/log/format.ts';
-import { segmentFiles } from '../../src/audit/log/format.ts';
+import { encodeFrame, frameHeaderBytes, genesis, segmentFiles, segmentMagic, segmentName, sha256Hex } from '../../src/audit/log/format.ts';
 import { exitCodes, repairTail, verifyAuditLog } from '../../src/audit/tools/verify.ts';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'sluice-audit-'));
@@ -40,11 +39,13 @@ async function writeLog(dir: string, n: number, options: Parameters<typeof Audit
   return { seqs, syncs };
 }
 
-interface RawFrame { body: Buffer }
+interface RawFrame {
+  body: Buffer;
+}
 function framesOf(file: string): RawFrame[] {
   const bytes = readFileSync(file);
   const out: RawFrame[] = [];
-  for (let o = segmentMagic.length; o < bytes.length;) {
+  for (let o = segmentMagic.length; o < bytes.length; ) {
     const len = bytes.readUInt32BE(o);
     out.push({ body: bytes.subarray(o + frameHeaderBytes, o + frameHeaderBytes + len) });
     o += frameHeaderBytes + len;
@@ -58,7 +59,10 @@ const onlySegment = (dir: string) => join(dir, segmentFiles(dir).find((f) => fra
 test('concurrent appends are group-committed, numbered 1..n, chained, and verify', async () => {
   const dir = tmp();
   const { seqs, syncs } = await writeLog(dir, 200);
-  assert.deepEqual(seqs, Array.from({ length: 200 }, (_, i) => i + 1));
+  assert.deepEqual(
+    seqs,
+    Array.from({ length: 200 }, (_, i) => i + 1),
+  );
   assert.ok(syncs < 200, `${syncs} fsyncs for 200 records: group commit`);
   const r = verifyAuditLog(dir);
   assert.equal(r.ok, true, r.problem?.message);
@@ -122,16 +126,40 @@ test('tampering is detected: flipped byte, deleted, inserted, swapped, edited wi
   const base = tmp();
   await writeLog(base, 10);
   const cases: Array<[string, (frames: RawFrame[], file: string) => void, string, number]> = [
-    ['flip a byte', (_f, file) => { const b = readFileSync(file); const i = b.length - 40; b[i] = (b[i] as number) ^ 0x01; writeFileSync(file, b); }, 'corrupt', 4],
-    ['delete record 5', (f, file) => writeFrames(file, f.filter((_, i) => i !== 4)), 'missing', 5],
+    [
+      'flip a byte',
+      (_f, file) => {
+        const b = readFileSync(file);
+        const i = b.length - 40;
+        b[i] = (b[i] as number) ^ 0x01;
+        writeFileSync(file, b);
+      },
+      'corrupt',
+      4,
+    ],
+    [
+      'delete record 5',
+      (f, file) =>
+        writeFrames(
+          file,
+          f.filter((_, i) => i !== 4),
+        ),
+      'missing',
+      5,
+    ],
     ['insert a copy of record 5', (f, file) => writeFrames(file, [...f.slice(0, 5), f[4] as RawFrame, ...f.slice(5)]), 'inserted', 5],
     ['swap records 4 and 5', (f, file) => writeFrames(file, [...f.slice(0, 3), f[4] as RawFrame, f[3] as RawFrame, ...f.slice(5)]), 'reordered', 5],
-    ['edit a payload and fix its CRC', (f, file) => {
-      const rec = JSON.parse((f[5] as RawFrame).body.toString());
-      rec.payload = Buffer.from('{"command":"open-all-valves"}').toString('base64');
-      f[5] = { body: Buffer.from(JSON.stringify(rec)) };
-      writeFrames(file, f); // encodeFrame computes a fresh, valid CRC
-    }, 'chain', 5],
+    [
+      'edit a payload and fix its CRC',
+      (f, file) => {
+        const rec = JSON.parse((f[5] as RawFrame).body.toString());
+        rec.payload = Buffer.from('{"command":"open-all-valves"}').toString('base64');
+        f[5] = { body: Buffer.from(JSON.stringify(rec)) };
+        writeFrames(file, f); // encodeFrame computes a fresh, valid CRC
+      },
+      'chain',
+      5,
+    ],
   ];
   for (const [what, tamper, kind, code] of cases) {
     const dir = tmp();
@@ -240,7 +268,7 @@ test('sluice audit verify: messages and exit codes; --repair-tail cuts the torn 
   assert.equal(r.status, 6, 'a key was given but nothing is signed');
 });
 
-test('one writer per directory: a live writer\'s lock refuses a second one and a tail repair; a dead one\'s is taken over', async () => {
+test("one writer per directory: a live writer's lock refuses a second one and a tail repair; a dead one's is taken over", async () => {
   const { spawn, spawnSync } = await import('node:child_process');
   const root = join(import.meta.dirname, '../..');
   const cli = (...args: string[]) => spawnSync(join(root, 'scripts/node'), [join(root, 'src/cli.ts'), ...args], { encoding: 'utf8' });

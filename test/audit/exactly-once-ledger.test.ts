@@ -6,16 +6,23 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { AuditLog } from '../../src/audit/log/audit-log.ts';
 import { contentDigest, ExactlyOnceLedger } from '../../src/audit/exactly-once/exactly-once-ledger.ts';
+import { AuditLog } from '../../src/audit/log/audit-log.ts';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'sluice-ledger-'));
 const worker = 'w-1-commands';
 
 function command(packetId: number, body: string, who = worker) {
   return {
-    receivedAt: new Date().toISOString(), topic: 'acme/s/z/valve/v-1/command', levels: {}, qos: 2, retain: false,
-    packetId, worker: who, properties: {}, payload: Buffer.from(body).toString('base64'),
+    receivedAt: new Date().toISOString(),
+    topic: 'acme/s/z/valve/v-1/command',
+    levels: {},
+    qos: 2,
+    retain: false,
+    packetId,
+    worker: who,
+    properties: {},
+    payload: Buffer.from(body).toString('base64'),
   };
 }
 const digest = (body: string) => contentDigest('acme/s/z/valve/v-1/command', Buffer.from(body));
@@ -25,10 +32,18 @@ async function start(dir: string, compactEvery?: number) {
   const log = await AuditLog.open(dir);
   const ledger = await ExactlyOnceLedger.open(dir, worker, { auditHead: () => log.lastSeq, ...(compactEvery ? { compactEvery } : {}) });
   const record = (packetId: number, body: string) => ledger.recording(packetId, digest(body), log.append(command(packetId, body)));
-  return { log, ledger, record, stop: async () => { await ledger.close(); await log.close(); } };
+  return {
+    log,
+    ledger,
+    record,
+    stop: async () => {
+      await ledger.close();
+      await log.close();
+    },
+  };
 }
 
-test('a recorded id is known until released, also after a crash; another worker\'s records are not ours', async () => {
+test("a recorded id is known until released, also after a crash; another worker's records are not ours", async () => {
   const dir = tmp();
   const a = await start(dir);
   assert.equal(await a.record(1, 'open'), 1);
@@ -74,7 +89,7 @@ test('a lost session voids every open id durably, and holds new messages until t
   assert.equal(a.ledger.size, 0);
   assert.equal(await a.record(1, 'x'), 3, 'the same id and content in the new session is a new command');
   const b = await start(dir);
-  assert.equal(b.ledger.size, 1, 'after a restart only the new session\'s id is open');
+  assert.equal(b.ledger.size, 1, "after a restart only the new session's id is open");
   assert.equal(await b.ledger.recorded(1, digest('x')), 3);
   await b.stop();
 });
@@ -90,8 +105,10 @@ test('compaction keeps every open id, including ones whose record is still being
   await a.ledger.release(1); // a no-op journal touch while 31 is being written
   await inFlight;
   const b = await start(dir);
-  assert.deepEqual([...Array(31).keys()].map((i) => i + 1).filter((id) => b.ledger.recorded(id, digest(`c${id}`)) !== undefined),
-    [3, 6, 9, 12, 15, 18, 21, 24, 27, 30, 31]);
+  assert.deepEqual(
+    [...Array(31).keys()].map((i) => i + 1).filter((id) => b.ledger.recorded(id, digest(`c${id}`)) !== undefined),
+    [3, 6, 9, 12, 15, 18, 21, 24, 27, 30, 31],
+  );
   await b.stop();
 });
 
@@ -101,10 +118,21 @@ test('released records stay in the history for a rolled-back broker: across a cr
   const open = async (compactEvery?: number) => {
     const log = await AuditLog.open(dir);
     const ledger = await ExactlyOnceLedger.open(dir, worker, {
-      auditHead: () => log.lastSeq, releasedHistory: { maxEntries: 3, maxAgeMs: 60_000 }, now: () => now, ...(compactEvery ? { compactEvery } : {}),
+      auditHead: () => log.lastSeq,
+      releasedHistory: { maxEntries: 3, maxAgeMs: 60_000 },
+      now: () => now,
+      ...(compactEvery ? { compactEvery } : {}),
     });
     const record = (packetId: number, body: string) => ledger.recording(packetId, digest(body), log.append(command(packetId, body)));
-    return { log, ledger, record, stop: async () => { await ledger.close(); await log.close(); } };
+    return {
+      log,
+      ledger,
+      record,
+      stop: async () => {
+        await ledger.close();
+        await log.close();
+      },
+    };
   };
   const a = await open();
   assert.equal(await a.record(1, 'open'), 1);
@@ -115,7 +143,11 @@ test('released records stay in the history for a rolled-back broker: across a cr
   // "crash": the next process finds the history in the journal
   const b = await open();
   assert.equal(b.ledger.releasedRecord(1, digest('open')), 1, 'the history survived the crash');
-  for (const [id, body] of [[2, 'b'], [3, 'c'], [4, 'd']] as const) {
+  for (const [id, body] of [
+    [2, 'b'],
+    [3, 'c'],
+    [4, 'd'],
+  ] as const) {
     await b.record(id, body);
     await b.ledger.release(id);
   }
@@ -128,7 +160,11 @@ test('released records stay in the history for a rolled-back broker: across a cr
   await c.ledger.release(5);
   await c.stop();
   const d = await open();
-  assert.deepEqual([3, 4, 5].map((id) => d.ledger.releasedRecord(id, digest(String.fromCharCode(96 + id)))), [3, 4, 5], 'after compaction and restart');
+  assert.deepEqual(
+    [3, 4, 5].map((id) => d.ledger.releasedRecord(id, digest(String.fromCharCode(96 + id)))),
+    [3, 4, 5],
+    'after compaction and restart',
+  );
   d.ledger.sessionLost();
   assert.equal(d.ledger.releasedSize, 0, 'a broker without our session has nothing to send again');
   await d.ledger.gate();

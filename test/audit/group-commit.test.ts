@@ -25,10 +25,13 @@ test('submissions made while a commit runs share the next one, in order', async 
 test('a failed commit is fatal: its waiters and every later submission are rejected; no retry', async () => {
   let calls = 0;
   let told: Error | undefined;
-  const commits = new GroupCommit<number, void>(async () => {
-    calls++;
-    throw new Error('EIO: fsync failed');
-  }, (err) => (told = err));
+  const commits = new GroupCommit<number, void>(
+    async () => {
+      calls++;
+      throw new Error('EIO: fsync failed');
+    },
+    (err) => (told = err),
+  );
   await assert.rejects(commits.submit(1), (err: Error) => err instanceof AuditFatalError && /never retried/.test(err.message));
   await assert.rejects(commits.submit(2), AuditFatalError);
   assert.equal(calls, 1, 'never retried');

@@ -6,13 +6,20 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { IdempotencyIndex, keyReader } from '../../src/audit/exactly-once/idempotency-index.ts';
 import { AuditLog } from '../../src/audit/log/audit-log.ts';
 import { toRecord } from '../../src/audit/log/format.ts';
-import { IdempotencyIndex, keyReader } from '../../src/audit/exactly-once/idempotency-index.ts';
 import type { Message } from '../../src/message.ts';
 
-const message = (payload: string, properties: Message['properties'] = {}, receivedAt = Date.now()): Message =>
-  ({ topic: 'acme/s/z/valve/v-1/command', payload: Buffer.from(payload), qos: 2, retain: false, properties, receivedAt, packetId: 7 });
+const message = (payload: string, properties: Message['properties'] = {}, receivedAt = Date.now()): Message => ({
+  topic: 'acme/s/z/valve/v-1/command',
+  payload: Buffer.from(payload),
+  qos: 2,
+  retain: false,
+  properties,
+  receivedAt,
+  packetId: 7,
+});
 
 test('keys come from a user property, the correlation data or a JSON path; none when absent, empty or too long', () => {
   const byProperty = keyReader({ userProperty: 'commandId' });

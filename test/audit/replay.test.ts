@@ -7,9 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { AuditLog } from '../../src/audit/log/audit-log.ts';
-import { frameHeaderBytes, segmentMagic } from '../../src/audit/log/format.ts';
+import { frameHeaderBytes, segmentFiles, segmentMagic } from '../../src/audit/log/format.ts';
 import { parseBound } from '../../src/audit/tools/replay.ts';
-import { segmentFiles } from '../../src/audit/log/format.ts';
 
 const root = join(import.meta.dirname, '../..');
 const cli = (...args: string[]) => spawnSync(join(root, 'scripts/node'), [join(root, 'src/cli.ts'), ...args], { encoding: 'utf8' });
@@ -21,15 +20,24 @@ async function logOf(n: number): Promise<string> {
     await log.append({
       receivedAt: new Date(Date.UTC(2026, 0, 1, 0, 0, i)).toISOString(),
       topic: `acme/site/z/${i % 2 === 0 ? 'valve' : 'pump'}/d-${i}/command`,
-      levels: { deviceId: `d-${i}` }, qos: 2, retain: false, packetId: i, worker: 'w',
-      properties: {}, payload: Buffer.from(`cmd ${i}`).toString('base64'),
+      levels: { deviceId: `d-${i}` },
+      qos: 2,
+      retain: false,
+      packetId: i,
+      worker: 'w',
+      properties: {},
+      payload: Buffer.from(`cmd ${i}`).toString('base64'),
     });
   }
   await log.close();
   return dir;
 }
 
-const lines = (stdout: string) => stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { seq: number; topic: string; payload: string });
+const lines = (stdout: string) =>
+  stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { seq: number; topic: string; payload: string });
 
 test('replay to JSON lines: every command, in order, each body exactly as stored', async () => {
   const dir = await logOf(20);
@@ -37,7 +45,10 @@ test('replay to JSON lines: every command, in order, each body exactly as stored
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stderr, '', 'quiet when piped');
   const out = lines(r.stdout);
-  assert.deepEqual(out.map((x) => x.seq), Array.from({ length: 20 }, (_, i) => i + 1));
+  assert.deepEqual(
+    out.map((x) => x.seq),
+    Array.from({ length: 20 }, (_, i) => i + 1),
+  );
   // the stored body, byte for byte: the first frame's body is the first line
   const seg = readFileSync(join(dir, segmentFiles(dir)[0] as string));
   const len = seg.readUInt32BE(segmentMagic.length);
@@ -47,16 +58,25 @@ test('replay to JSON lines: every command, in order, each body exactly as stored
 
 test('replay selects by sequence, by time and by topic filter', async () => {
   const dir = await logOf(20);
-  assert.deepEqual(lines(cli('audit', 'replay', dir, '--from', '5', '--to', '8').stdout).map((x) => x.seq), [5, 6, 7, 8]);
-  assert.deepEqual(lines(cli('audit', 'replay', dir, '--from', '2026-01-01T00:00:18Z').stdout).map((x) => x.seq), [18, 19, 20]);
-  assert.deepEqual(lines(cli('audit', 'replay', dir, '--topic', 'acme/+/+/valve/#', '--to', '6').stdout).map((x) => x.seq), [2, 4, 6]);
+  assert.deepEqual(
+    lines(cli('audit', 'replay', dir, '--from', '5', '--to', '8').stdout).map((x) => x.seq),
+    [5, 6, 7, 8],
+  );
+  assert.deepEqual(
+    lines(cli('audit', 'replay', dir, '--from', '2026-01-01T00:00:18Z').stdout).map((x) => x.seq),
+    [18, 19, 20],
+  );
+  assert.deepEqual(
+    lines(cli('audit', 'replay', dir, '--topic', 'acme/+/+/valve/#', '--to', '6').stdout).map((x) => x.seq),
+    [2, 4, 6],
+  );
   const bad = cli('audit', 'replay', dir, '--from', 'yesterday');
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /--from takes a sequence number or an ISO-8601 time/);
   assert.deepEqual(parseBound('42', 'x'), { seq: 42 });
 });
 
-test('a tampered log is refused with verify\'s exit code; --force replays what can be read and still says so', async () => {
+test("a tampered log is refused with verify's exit code; --force replays what can be read and still says so", async () => {
   const dir = await logOf(10);
   const file = join(dir, segmentFiles(dir)[0] as string);
   const bytes = readFileSync(file);
@@ -71,5 +91,9 @@ test('a tampered log is refused with verify\'s exit code; --force replays what c
   assert.match(refused.stderr, /refusing to replay: the log fails verification \(corrupt at \d{20}\.audit offset \d+, seq 4/);
   const forced = cli('audit', 'replay', dir, '--force');
   assert.equal(forced.status, 4, 'forced, and the exit code still tells the log is bad');
-  assert.deepEqual(lines(forced.stdout).map((x) => x.seq), [1, 2, 3, 5, 6, 7, 8, 9, 10], 'read on past the damaged record, which is not trusted');
+  assert.deepEqual(
+    lines(forced.stdout).map((x) => x.seq),
+    [1, 2, 3, 5, 6, 7, 8, 9, 10],
+    'read on past the damaged record, which is not trusted',
+  );
 });

@@ -9,11 +9,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { parse } from 'yaml';
-import { config as stackConfig, endpoints, kafkaTopic, unique } from '../support/stack.ts';
+import { endpoints, kafkaTopic, config as stackConfig, unique } from '../support/stack.ts';
 
 const root = join(import.meta.dirname, '../..');
 const cli = (args: string[], env: NodeJS.ProcessEnv = {}) =>
-  spawnSync(join(root, 'scripts/node'), [join(root, 'src/cli.ts'), ...args], { encoding: 'utf8', cwd: root, env: { ...process.env, SLUICE_RULES: '', SLUICE_CONFIG: '', ...env } });
+  spawnSync(join(root, 'scripts/node'), [join(root, 'src/cli.ts'), ...args], {
+    encoding: 'utf8',
+    cwd: root,
+    env: { ...process.env, SLUICE_RULES: '', SLUICE_CONFIG: '', ...env },
+  });
 
 function dirWith(files: Record<string, string>): string {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-check-'));
@@ -32,7 +36,8 @@ routes:
 test('check CONFIG RULES: both files, secrets not read, warnings for shadowed and uncovered routes, --strict fails on them', () => {
   const dir = dirWith({
     'rules.yaml': rules('plant'),
-    'prod.yaml': 'rules: rules.yaml\nfile: { path: out.jsonl }\nmqtt:\n  url: mqtts://broker.example:8883\n  username: sluice\n  password: { file: /run/secrets/not-here }\ninflux: { url: "http://influx.example:8086", bucket: b, token: { env: SLUICE_TEST_NO_TOKEN } }\n',
+    'prod.yaml':
+      'rules: rules.yaml\nfile: { path: out.jsonl }\nmqtt:\n  url: mqtts://broker.example:8883\n  username: sluice\n  password: { file: /run/secrets/not-here }\ninflux: { url: "http://influx.example:8086", bucket: b, token: { env: SLUICE_TEST_NO_TOKEN } }\n',
   });
   const r = cli(['check', join(dir, 'prod.yaml'), join(dir, 'rules.yaml')]);
   assert.equal(r.status, 0, r.stderr);
@@ -54,7 +59,8 @@ test('check --strict passes on the example config; config print shows every defa
   assert.equal(cli(['check', '--strict']).status, 0, 'config/sluice.yaml and its rules have no warning');
   const dir = dirWith({
     'rules.yaml': 'subscriptions: [{ filter: "a/#", qos: 1 }]\nroutes:\n  - { name: r, match: "a/{x}", file: true }\n',
-    'sluice.yaml': 'rules: rules.yaml\nfile: { path: data/out.jsonl }\ndeadLetter: { to: file, path: data/dead.jsonl }\nmqtt: { username: u, password: { env: SLUICE_TEST_SECRET } }\n',
+    'sluice.yaml':
+      'rules: rules.yaml\nfile: { path: data/out.jsonl }\ndeadLetter: { to: file, path: data/dead.jsonl }\nmqtt: { username: u, password: { env: SLUICE_TEST_SECRET } }\n',
   });
   const r = cli(['config', 'print', join(dir, 'sluice.yaml')], { SLUICE_TEST_SECRET: 'hunter2-secret-value' });
   assert.equal(r.status, 0, r.stderr);
@@ -66,7 +72,9 @@ test('check --strict passes on the example config; config print shows every defa
   assert.equal(printed.rules, join(dir, 'rules.yaml'));
 });
 
-test('check --connect: broker, Kafka, InfluxDB and the dead letter each in one line on the real stack; one that is not there fails (exit 3)', { timeout: 60_000 }, async (t) => {
+test('check --connect: broker, Kafka, InfluxDB and the dead letter each in one line on the real stack; one that is not there fails (exit 3)', {
+  timeout: 60_000,
+}, async (t) => {
   const prefix = unique('check');
   const deadLetterTopic = await kafkaTopic(t, 1);
   const good = dirWith({
@@ -81,8 +89,14 @@ file: { path: out/telemetry.jsonl }
   const env = { SLUICE_TEST_MQTT_PASSWORD: stackConfig.mqtt.password };
   const r = cli(['check', '--connect', '--config', join(good, 'sluice.yaml')], env);
   const lines = (name: string) => r.stdout.split('\n').find((l) => l.startsWith(`${name} `)) ?? '';
-  assert.match(lines('mqtt'), new RegExp(`^mqtt +ok +${endpoints.mqttAuth}: connected as .*-check \\(a clean session outside the share group\\); may subscribe to ${prefix}/\\+/\\+$`));
-  assert.match(lines('kafka'), new RegExp(`^kafka +FAIL +${endpoints.kafka}: connected, \\d+ topic\\(s\\); ${prefix}\\.telemetry ABSENT \\(createTopics off: create it\\)$`));
+  assert.match(
+    lines('mqtt'),
+    new RegExp(`^mqtt +ok +${endpoints.mqttAuth}: connected as .*-check \\(a clean session outside the share group\\); may subscribe to ${prefix}/\\+/\\+$`),
+  );
+  assert.match(
+    lines('kafka'),
+    new RegExp(`^kafka +FAIL +${endpoints.kafka}: connected, \\d+ topic\\(s\\); ${prefix}\\.telemetry ABSENT \\(createTopics off: create it\\)$`),
+  );
   assert.match(lines('influx'), /^influx +ok +http:\/\/.* bucket .*: writable$/);
   assert.match(lines('file'), /^file +ok +.*out\/telemetry\.jsonl: .*out absent, made at start/);
   assert.match(lines('dead-letter'), new RegExp(`^dead-letter +ok +to: kafka .*; ${deadLetterTopic} present$`));

@@ -29,7 +29,19 @@ test('each command has its own help; the top-level help lists every command', ()
   assert.doesNotMatch(verify.stdout, /--brokers/, 'only its own options');
   const top = cli('--help');
   assert.equal(top.status, 0);
-  for (const c of ['run', 'check', 'config print', 'rules check', 'rules test', 'rules schema', 'simulate', 'config schema', 'audit verify', 'audit replay', 'audit keygen']) {
+  for (const c of [
+    'run',
+    'check',
+    'config print',
+    'rules check',
+    'rules test',
+    'rules schema',
+    'simulate',
+    'config schema',
+    'audit verify',
+    'audit replay',
+    'audit keygen',
+  ]) {
     assert.match(top.stdout, new RegExp(`^  ${c}\\b`, 'm'), c);
   }
   const unknown = cli('frobnicate');
@@ -38,14 +50,27 @@ test('each command has its own help; the top-level help lists every command', ()
 });
 
 test('rules test shows what each sink would write, and the dead letters', () => {
-  const r = cli('rules', 'test', 'acme/malta-factory/floor-03/temperature-sensor/ts-4427/telemetry', '{"temperature":21.5,"ts":1700000000000}', '--config', 'config/sluice.yaml');
+  const r = cli(
+    'rules',
+    'test',
+    'acme/malta-factory/floor-03/temperature-sensor/ts-4427/telemetry',
+    '{"temperature":21.5,"ts":1700000000000}',
+    '--config',
+    'config/sluice.yaml',
+  );
   assert.equal(r.status, 0, r.stderr);
   const out = JSON.parse(r.stdout) as { routes: string[]; outputs: Array<{ sink: string; item: unknown }>; deadLetters: unknown[] };
   assert.deepEqual(out.routes, ['telemetry']);
-  assert.deepEqual(out.outputs.map((o) => o.sink), ['kafka', 'influx']);
+  assert.deepEqual(
+    out.outputs.map((o) => o.sink),
+    ['kafka', 'influx'],
+  );
   assert.equal(out.outputs[1]?.item, 'temperature-sensor,deviceId=ts-4427,site=malta-factory,zone=floor-03 temperature=21.5 1700000000000000000');
   const bad = JSON.parse(cli('rules', 'test', 'acme/s/z/t/d/telemetry', '{"temperature":', '--qos', '1').stdout) as { deadLetters: Array<{ reason: string }> };
-  assert.deepEqual(bad.deadLetters.map((d) => d.reason), ['invalid-json']);
+  assert.deepEqual(
+    bad.deadLetters.map((d) => d.reason),
+    ['invalid-json'],
+  );
   assert.equal(cli('rules', 'test', 'a/b', '{}', '--qos', '7').status, 2);
 });
 
@@ -60,9 +85,17 @@ test('rules test takes a base64 Sparkplug payload, and births that name its alia
   const out = JSON.parse(named.stdout) as { routes: string[]; outputs: Array<{ sink: string; item: unknown }>; deadLetters: unknown[] };
   assert.deepEqual(out.routes, ['sparkplug']);
   assert.deepEqual(out.deadLetters, []);
-  assert.equal(out.outputs.find((o) => o.sink === 'influx')?.item, 'plant-1,device=press-01,edgeNode=gw-01 Counters/Cycles=9007199254740995i 1700000000005000000');
-  const unnamed = JSON.parse(cli('rules', 'test', '--config', 'config/sluice.yaml', '--base64', topic, data).stdout) as { deadLetters: Array<{ reason: string; error: string }> };
-  assert.deepEqual(unnamed.deadLetters.map((d) => d.reason), ['sparkplug-unknown-alias']);
+  assert.equal(
+    out.outputs.find((o) => o.sink === 'influx')?.item,
+    'plant-1,device=press-01,edgeNode=gw-01 Counters/Cycles=9007199254740995i 1700000000005000000',
+  );
+  const unnamed = JSON.parse(cli('rules', 'test', '--config', 'config/sluice.yaml', '--base64', topic, data).stdout) as {
+    deadLetters: Array<{ reason: string; error: string }>;
+  };
+  assert.deepEqual(
+    unnamed.deadLetters.map((d) => d.reason),
+    ['sparkplug-unknown-alias'],
+  );
   assert.equal(cli('rules', 'test', '--base64', topic, 'not base64!').status, 2);
 });
 
@@ -90,7 +123,10 @@ test('audit keygen never replaces a key pair; audit verify of no log is a failur
   assert.match(again.stderr, /audit-signing\.key exists: refusing to replace a signing key pair/);
   assert.equal(readFileSync(join(dir, 'audit-signing.key'), 'utf8'), key, 'the private key is untouched');
   const empty = mkdtempSync(join(tmpdir(), 'sluice-empty-'));
-  for (const [where, why] of [[empty, /holds no audit log segments/], [join(empty, 'nope'), /does not exist/]] as const) {
+  for (const [where, why] of [
+    [empty, /holds no audit log segments/],
+    [join(empty, 'nope'), /does not exist/],
+  ] as const) {
     const r = cli('audit', 'verify', where, '--public-key', join(dir, 'audit-signing.pub'));
     assert.equal(r.status, 7, `${where}: ${r.stdout}${r.stderr}`);
     assert.match(r.stdout, why);
@@ -108,15 +144,18 @@ test('audit keygen never replaces a key pair; audit verify of no log is a failur
 test('rules test says what happens in one word, warns when no subscription covers the topic, and exits 1 unless the message is written', () => {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-rules-'));
   const file = join(dir, 'rules.yaml');
-  writeFileSync(file, [
-    'subscriptions: [{ filter: "t/+", qos: 1 }, { filter: "c/+", qos: 2 }]',
-    'unmatched: dead-letter',
-    'routes:',
-    '  - { name: t, match: "t/{id}", kafka: { topic: "t" } }',
-    '  - { name: other, match: "elsewhere/{id}", kafka: { topic: "e" } }',
-    '  - { name: cmd, match: "c/{id}", payload: raw, audit: true }',
-    '',
-  ].join('\n'));
+  writeFileSync(
+    file,
+    [
+      'subscriptions: [{ filter: "t/+", qos: 1 }, { filter: "c/+", qos: 2 }]',
+      'unmatched: dead-letter',
+      'routes:',
+      '  - { name: t, match: "t/{id}", kafka: { topic: "t" } }',
+      '  - { name: other, match: "elsewhere/{id}", kafka: { topic: "e" } }',
+      '  - { name: cmd, match: "c/{id}", payload: raw, audit: true }',
+      '',
+    ].join('\n'),
+  );
   const run = (...args: string[]) => {
     const r = cli('rules', 'test', '--rules', file, ...args);
     return { status: r.status, out: JSON.parse(r.stdout) as { outcome: string; warning?: string; outputs: Array<{ item: Record<string, unknown> }> } };
@@ -132,10 +171,10 @@ test('rules test says what happens in one word, warns when no subscription cover
   assert.match(unsubscribed.out.warning ?? '', /no subscription covers elsewhere\/1: sluice would never receive it \(subscriptions: t\/\+, c\/\+\)/);
   const command = run('c/1', 'open valve', '--qos', '2');
   assert.equal(command.status, 0);
-  assert.equal(command.out.outputs[0]?.item.payload, 'open valve', 'the audit item\'s payload as text, not a Buffer spelled out');
+  assert.equal(command.out.outputs[0]?.item.payload, 'open valve', "the audit item's payload as text, not a Buffer spelled out");
 });
 
-test('-V prints the version; help COMMAND and a group\'s word with --help show what users expect', () => {
+test("-V prints the version; help COMMAND and a group's word with --help show what users expect", () => {
   assert.match(cli('-V').stdout, /^\d+\.\d+\.\d+\n$/);
   const help = cli('help', 'rules', 'check');
   assert.equal(help.status, 0);
@@ -164,8 +203,14 @@ test('a broker that is not there, or a URL of another scheme, is one line, not a
 test('rules check --config lints a production config without its secrets: their shape is checked, their values not read', () => {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-lint-'));
   writeFileSync(join(dir, 'rules.yaml'), 'subscriptions: [{ filter: "a/#", qos: 1 }]\nroutes:\n  - { name: r, match: "a/{x}", file: true }\n');
-  writeFileSync(join(dir, 'prod.yaml'), 'rules: rules.yaml\nfile: { path: out.jsonl }\nmqtt:\n  url: mqtts://broker.example:8883\n  password: { file: /run/secrets/does-not-exist-here }\n');
-  const ok = spawnSync(join(root, 'scripts/node'), [join(root, 'src/cli.ts'), 'rules', 'check', '--config', join(dir, 'prod.yaml')], { encoding: 'utf8', env: { ...process.env, SLUICE_RULES: '' } });
+  writeFileSync(
+    join(dir, 'prod.yaml'),
+    'rules: rules.yaml\nfile: { path: out.jsonl }\nmqtt:\n  url: mqtts://broker.example:8883\n  password: { file: /run/secrets/does-not-exist-here }\n',
+  );
+  const ok = spawnSync(join(root, 'scripts/node'), [join(root, 'src/cli.ts'), 'rules', 'check', '--config', join(dir, 'prod.yaml')], {
+    encoding: 'utf8',
+    env: { ...process.env, SLUICE_RULES: '' },
+  });
   assert.equal(ok.status, 0, ok.stderr);
   writeFileSync(join(dir, 'inline.yaml'), 'rules: rules.yaml\nfile: { path: out.jsonl }\nmqtt:\n  password: hunter2\n');
   const inline = cli('rules', 'check', '--config', join(dir, 'inline.yaml'));
@@ -176,7 +221,10 @@ test('rules check --config lints a production config without its secrets: their 
 test('rules check warns about a route no subscription covers; --strict makes it fail', () => {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-uncovered-'));
   const file = join(dir, 'rules.yaml');
-  writeFileSync(file, 'subscriptions: [{ filter: "t/+", qos: 1 }]\nroutes:\n  - { name: t, match: "t/{id}", file: true }\n  - { name: lost, match: "elsewhere/{id}", file: true }\n');
+  writeFileSync(
+    file,
+    'subscriptions: [{ filter: "t/+", qos: 1 }]\nroutes:\n  - { name: t, match: "t/{id}", file: true }\n  - { name: lost, match: "elsewhere/{id}", file: true }\n',
+  );
   const r = cli('rules', 'check', file);
   assert.equal(r.status, 0);
   assert.match(r.stdout, /^ok: 2 route\(s\) \(t, lost\), 1 subscription\(s\), 1 warning\(s\)/);

@@ -10,7 +10,12 @@ import { test } from 'node:test';
 import { differences } from '../../src/cli/rules-cases.ts';
 
 const root = join(import.meta.dirname, '../..');
-const cli = (...args: string[]) => spawnSync(join(root, 'scripts/node'), [join(root, 'src/cli.ts'), ...args], { encoding: 'utf8', cwd: root, env: { ...process.env, SLUICE_RULES: '', SLUICE_CONFIG: '' } });
+const cli = (...args: string[]) =>
+  spawnSync(join(root, 'scripts/node'), [join(root, 'src/cli.ts'), ...args], {
+    encoding: 'utf8',
+    cwd: root,
+    env: { ...process.env, SLUICE_RULES: '', SLUICE_CONFIG: '' },
+  });
 
 test('the example rules pass their test file, config/rules.test.yaml', () => {
   const r = cli('rules', 'test', '--cases', 'config/rules.test.yaml');
@@ -22,7 +27,9 @@ test('the example rules pass their test file, config/rules.test.yaml', () => {
 test('a case that does not hold fails with each difference on its own line; a malformed file is one file:line error', () => {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-cases-'));
   const file = join(dir, 'cases.yaml');
-  writeFileSync(file, `cases:
+  writeFileSync(
+    file,
+    `cases:
   - name: wrong key and a missing InfluxDB point
     topic: acme/malta/floor-03/temperature-sensor/ts-4427/telemetry
     payload: '{"temperature": 21.5, "ts": 1767225600000}'
@@ -37,15 +44,25 @@ test('a case that does not hold fails with each difference on its own line; a ma
     topic: acme/malta/floor-03/temperature-sensor/ts-4427/telemetry
     payload: 'not json'
     expect: { outcome: dead-lettered, deadLetter: { reason: invalid-json, error: "/^Unexpected token/" } }
-`);
+`,
+  );
   const r = cli('rules', 'test', '--cases', file, '--config', 'config/sluice.yaml');
   assert.equal(r.status, 1);
   const lines = r.stdout.trimEnd().split('\n');
   assert.equal(lines[0], `FAIL  wrong key and a missing InfluxDB point  (${file}:2)`);
   assert.ok(lines.includes('        kafka[0].key: expected "ts-9999", got "ts-4427"'), r.stdout);
-  assert.ok(lines.some((l) => l.startsWith('        influx: expected 0 item(s), got 1: "temperature-sensor,deviceId=ts-4427')), r.stdout);
-  assert.ok(lines.some((l) => l.startsWith(`FAIL  a topic no subscription covers  (${file}:8)`)), r.stdout);
-  assert.ok(lines.some((l) => /^ {8}warning: no subscription covers acme\/malta\/floor-03\/temperature-sensor\/ts-4427\/status/.test(l)), r.stdout);
+  assert.ok(
+    lines.some((l) => l.startsWith('        influx: expected 0 item(s), got 1: "temperature-sensor,deviceId=ts-4427')),
+    r.stdout,
+  );
+  assert.ok(
+    lines.some((l) => l.startsWith(`FAIL  a topic no subscription covers  (${file}:8)`)),
+    r.stdout,
+  );
+  assert.ok(
+    lines.some((l) => /^ {8}warning: no subscription covers acme\/malta\/floor-03\/temperature-sensor\/ts-4427\/status/.test(l)),
+    r.stdout,
+  );
   assert.ok(lines.includes(`ok    right  (${file}:12)`), r.stdout);
   assert.equal(lines.at(-1), '3 case(s): 1 passed, 2 failed');
 

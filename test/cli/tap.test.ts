@@ -12,14 +12,22 @@ import { endpoints, mqttClient, unique } from '../support/stack.ts';
 
 const root = join(import.meta.dirname, '../..');
 
-test('tap prints where live messages go, from a session of its own: the share group still gets every message, nothing is written', { timeout: 60_000 }, async (t) => {
+test('tap prints where live messages go, from a session of its own: the share group still gets every message, nothing is written', {
+  timeout: 60_000,
+}, async (t) => {
   const prefix = unique('tap');
   const dir = mkdtempSync(join(tmpdir(), 'sluice-tap-'));
-  writeFileSync(join(dir, 'rules.yaml'), `subscriptions: [{ filter: "${prefix}/+/telemetry", qos: 1 }]
+  writeFileSync(
+    join(dir, 'rules.yaml'),
+    `subscriptions: [{ filter: "${prefix}/+/telemetry", qos: 1 }]
 routes:
   - { name: telemetry, match: "${prefix}/{device}/telemetry", file: true, kafka: { topic: "${prefix}.t", key: "{device}" } }
-`);
-  writeFileSync(join(dir, 'sluice.yaml'), `rules: rules.yaml\nmqtt: { url: "${endpoints.mqtt}", group: g }\nkafka: { brokers: ["127.0.0.1:1"] }\nfile: { path: out/lines.jsonl }\n`);
+`,
+  );
+  writeFileSync(
+    join(dir, 'sluice.yaml'),
+    `rules: rules.yaml\nmqtt: { url: "${endpoints.mqtt}", group: g }\nkafka: { brokers: ["127.0.0.1:1"] }\nfile: { path: out/lines.jsonl }\n`,
+  );
 
   // a worker of the share group, taking the same topics
   const worker = await mqttClient(t);
@@ -27,7 +35,9 @@ routes:
   worker.on('message', (topic) => taken.push(topic));
   await worker.subscribeAsync(`$share/${prefix}/${prefix}/+/telemetry`, { qos: 1 });
 
-  const tap = spawn(join(root, 'scripts/node'), [join(root, 'src/cli.ts'), 'tap', '--config', join(dir, 'sluice.yaml'), '--json', '--limit', '3'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const tap = spawn(join(root, 'scripts/node'), [join(root, 'src/cli.ts'), 'tap', '--config', join(dir, 'sluice.yaml'), '--json', '--limit', '3'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   t.after(() => tap.kill('SIGKILL'));
   let out = '';
   let err = '';
@@ -35,7 +45,10 @@ routes:
   tap.stderr.on('data', (c: Buffer) => (err += c.toString()));
   const exited = new Promise<number | null>((resolve) => tap.on('exit', resolve));
   await waitFor('tap to watch', () => err.includes('tap: watching'), 20_000);
-  assert.match(err, new RegExp(`tap: watching ${prefix}/\\+/telemetry on ${endpoints.mqtt} as .*-tap-[0-9a-f]{6} \\(not in the share group; nothing is written\\)`));
+  assert.match(
+    err,
+    new RegExp(`tap: watching ${prefix}/\\+/telemetry on ${endpoints.mqtt} as .*-tap-[0-9a-f]{6} \\(not in the share group; nothing is written\\)`),
+  );
 
   const pub = await mqttClient(t);
   await pub.publishAsync(`${prefix}/d1/telemetry`, '{"v": 1}', { qos: 1 });
@@ -43,11 +56,31 @@ routes:
   await pub.publishAsync(`${prefix}/d3/telemetry`, '{"v": ', { qos: 1 });
   assert.equal(await exited, 0, err);
 
-  const seen = out.trim().split('\n').map((l) => JSON.parse(l) as { topic: string; qos: number; outcome: string; outputs: Array<{ sink: string; item: Record<string, unknown> | string }>; deadLetters: Array<{ reason: string }> });
-  assert.deepEqual(seen.map((s) => [s.topic, s.qos, s.outcome]), [
-    [`${prefix}/d1/telemetry`, 1, 'routed'], [`${prefix}/d2/telemetry`, 1, 'routed'], [`${prefix}/d3/telemetry`, 1, 'dead-lettered'],
-  ]);
-  assert.deepEqual(seen[0]?.outputs.map((o) => o.sink), ['kafka', 'file']);
+  const seen = out
+    .trim()
+    .split('\n')
+    .map(
+      (l) =>
+        JSON.parse(l) as {
+          topic: string;
+          qos: number;
+          outcome: string;
+          outputs: Array<{ sink: string; item: Record<string, unknown> | string }>;
+          deadLetters: Array<{ reason: string }>;
+        },
+    );
+  assert.deepEqual(
+    seen.map((s) => [s.topic, s.qos, s.outcome]),
+    [
+      [`${prefix}/d1/telemetry`, 1, 'routed'],
+      [`${prefix}/d2/telemetry`, 1, 'routed'],
+      [`${prefix}/d3/telemetry`, 1, 'dead-lettered'],
+    ],
+  );
+  assert.deepEqual(
+    seen[0]?.outputs.map((o) => o.sink),
+    ['kafka', 'file'],
+  );
   assert.equal((seen[0]?.outputs[0]?.item as Record<string, unknown> | undefined)?.key, 'd1');
   assert.equal(seen[2]?.deadLetters[0]?.reason, 'invalid-json');
   assert.match(err, /tap: 3 message\(s\)/);

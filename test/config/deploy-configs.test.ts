@@ -11,17 +11,22 @@ import { serviceConfig } from '../../src/config/service-schema.ts';
 
 const root = join(import.meta.dirname, '../..');
 
-test('config/sluice.yaml, config/sluice.compose.yaml and the image\'s config/sluice.container.yaml load, with the audit log for the command route', () => {
+test("config/sluice.yaml, config/sluice.compose.yaml and the image's config/sluice.container.yaml load, with the audit log for the command route", () => {
   for (const file of ['config/sluice.yaml', 'config/sluice.compose.yaml', 'config/sluice.container.yaml']) {
     const c = loadConfig(join(root, file), { env: { INFLUX_TOKEN: 'x' } });
     assert.equal(c.rules.uses('audit'), true, file);
     assert.ok((c.service.audit as { dir?: string } | undefined)?.dir, file);
-    assert.ok(c.rules.subscriptions.some((s) => s.qos === 2), `${file}: commands at QoS 2`);
+    assert.ok(
+      c.rules.subscriptions.some((s) => s.qos === 2),
+      `${file}: commands at QoS 2`,
+    );
   }
 });
 
-test("the Kubernetes manifest (rendered from the chart) holds a valid service config and rules", () => {
-  const docs = parseAllDocuments(readFileSync(join(root, 'deploy/kubernetes/sluice.yaml'), 'utf8')).map((d) => d.toJS()).filter((d) => d !== null);
+test('the Kubernetes manifest (rendered from the chart) holds a valid service config and rules', () => {
+  const docs = parseAllDocuments(readFileSync(join(root, 'deploy/kubernetes/sluice.yaml'), 'utf8'))
+    .map((d) => d.toJS())
+    .filter((d) => d !== null);
   const configMap = docs.find((d) => d.kind === 'ConfigMap') as { data: Record<string, string> };
   const { parse } = { parse: (text: string) => parseAllDocuments(text)[0]?.toJS() };
   const service = serviceConfig.parse(parse(configMap.data['sluice.yaml'] as string));
@@ -29,10 +34,13 @@ test("the Kubernetes manifest (rendered from the chart) holds a valid service co
   assert.equal(rules.uses('audit'), true);
   assert.equal((service as { audit?: { dir: string } }).audit?.dir, '/var/lib/sluice/audit');
   const statefulSet = docs.find((d) => d.kind === 'StatefulSet') as { spec: { volumeClaimTemplates: Array<{ metadata: { name: string } }> } };
-  assert.ok(statefulSet.spec.volumeClaimTemplates.some((v) => v.metadata.name === 'data'), 'the audit log lives on a persistent volume');
+  assert.ok(
+    statefulSet.spec.volumeClaimTemplates.some((v) => v.metadata.name === 'data'),
+    'the audit log lives on a persistent volume',
+  );
 });
 
-test('the image\'s default config listens on every interface and writes only under its volume, /var/lib/sluice; the Dockerfile runs it', () => {
+test("the image's default config listens on every interface and writes only under its volume, /var/lib/sluice; the Dockerfile runs it", () => {
   const c = loadConfig(join(root, 'config/sluice.container.yaml'), { env: { SLUICE_MQTT_URL: 'mqtt://broker.example:1883' } });
   const s = c.service as Record<string, any>;
   assert.equal(s.http.host, '0.0.0.0');

@@ -29,12 +29,14 @@ const notForUsers: Array<[RegExp, string]> = [
 test('user docs name no commit, no issue and no file outside the repository', () => {
   const found: string[] = [];
   for (const file of userDocs()) {
-    readFileSync(file, 'utf8').split('\n').forEach((line, i) => {
-      for (const [re, what] of notForUsers) {
-        const m = re.exec(line);
-        if (m) found.push(`${relative(repoRoot, file)}:${i + 1}: ${what}: "${m[0]}"`);
-      }
-    });
+    readFileSync(file, 'utf8')
+      .split('\n')
+      .forEach((line, i) => {
+        for (const [re, what] of notForUsers) {
+          const m = re.exec(line);
+          if (m) found.push(`${relative(repoRoot, file)}:${i + 1}: ${what}: "${m[0]}"`);
+        }
+      });
   }
   assert.deepEqual(found, []);
 });

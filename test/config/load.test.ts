@@ -25,12 +25,14 @@ routes:
 
 test('an unknown level in a template names file, line and the known levels', () => {
   const dir = files({ 'rules.yaml': goodRules.replace('key: "{deviceId}"', 'key: "{devId}"') });
-  assert.throws(() => loadRules(join(dir, 'rules.yaml')), (err: Error) => {
-    assert.ok(err instanceof ConfigError);
-    assert.equal(err.message,
-      `${join(dir, 'rules.yaml')}:8: routes[0].kafka.key: unknown level {devId}; known: org, site, zone, deviceType, deviceId`);
-    return true;
-  });
+  assert.throws(
+    () => loadRules(join(dir, 'rules.yaml')),
+    (err: Error) => {
+      assert.ok(err instanceof ConfigError);
+      assert.equal(err.message, `${join(dir, 'rules.yaml')}:8: routes[0].kafka.key: unknown level {devId}; known: org, site, zone, deviceType, deviceId`);
+      return true;
+    },
+  );
 });
 
 test('schema errors point at the offending line, unknown keys too', () => {
@@ -55,11 +57,14 @@ test('secrets come from env or files, are checked at load, and never show in err
     'inline.yaml': 'mqtt:\n  password: hunter2\n',
     'env.yaml': 'mqtt:\n  username: u\n  password: { env: SLUICE_TEST_PW }\n',
   });
-  assert.throws(() => loadConfig(join(dir, 'inline.yaml')), (err: Error) => {
-    assert.match(err.message, /inline\.yaml:2: mqtt\.password: /);
-    assert.doesNotMatch(err.message, /hunter2/);
-    return true;
-  });
+  assert.throws(
+    () => loadConfig(join(dir, 'inline.yaml')),
+    (err: Error) => {
+      assert.match(err.message, /inline\.yaml:2: mqtt\.password: /);
+      assert.doesNotMatch(err.message, /hunter2/);
+      return true;
+    },
+  );
   assert.throws(() => loadConfig(join(dir, 'env.yaml'), { env: {} }), /mqtt\.password: environment variable SLUICE_TEST_PW is not set/);
   const ok = loadConfig(join(dir, 'env.yaml'), { env: { SLUICE_TEST_PW: 'hunter2', SLUICE_CLIENT_ID: 'w1' } });
   assert.equal(ok.clientId, 'w1');
@@ -73,13 +78,25 @@ test('the example config and rules in config/ load', () => {
 });
 
 test('a value schema is read relative to the rules file, and needs kafka.schemaRegistry, naming the route', () => {
-  const schemaRules = goodRules.replace('      key: "{deviceId}"\n', '      key: "{deviceId}"\n      value: { format: avro, schema: r.avsc, subject: telemetry-value }\n');
+  const schemaRules = goodRules.replace(
+    '      key: "{deviceId}"\n',
+    '      key: "{deviceId}"\n      value: { format: avro, schema: r.avsc, subject: telemetry-value }\n',
+  );
   const avsc = JSON.stringify({ type: 'record', name: 'R', fields: [{ name: 'v', type: 'double' }] });
   const dir = files({ 'rules.yaml': schemaRules, 'sluice.yaml': 'rules: rules.yaml\nkafka:\n  brokers: ["127.0.0.1:1"]\n' });
-  assert.throws(() => loadRules(join(dir, 'rules.yaml')), /rules\.yaml:9: routes\[0\]\.kafka\.value\.schema: cannot read the schema file .*r\.avsc \(ENOENT\)$/);
+  assert.throws(
+    () => loadRules(join(dir, 'rules.yaml')),
+    /rules\.yaml:9: routes\[0\]\.kafka\.value\.schema: cannot read the schema file .*r\.avsc \(ENOENT\)$/,
+  );
   writeFileSync(join(dir, 'r.avsc'), avsc);
-  assert.throws(() => loadConfig(join(dir, 'sluice.yaml'), { env: {} }), /sluice\.yaml:2: kafka: route "telemetry" in .*rules\.yaml needs kafka\.schemaRegistry in this file/);
-  writeFileSync(join(dir, 'sluice.yaml'), 'rules: rules.yaml\nkafka:\n  brokers: ["127.0.0.1:1"]\n  schemaRegistry: { url: "http://127.0.0.1:1/apis/ccompat/v7" }\n');
+  assert.throws(
+    () => loadConfig(join(dir, 'sluice.yaml'), { env: {} }),
+    /sluice\.yaml:2: kafka: route "telemetry" in .*rules\.yaml needs kafka\.schemaRegistry in this file/,
+  );
+  writeFileSync(
+    join(dir, 'sluice.yaml'),
+    'rules: rules.yaml\nkafka:\n  brokers: ["127.0.0.1:1"]\n  schemaRegistry: { url: "http://127.0.0.1:1/apis/ccompat/v7" }\n',
+  );
   assert.deepEqual(loadConfig(join(dir, 'sluice.yaml'), { env: {} }).rules.routeNames, ['telemetry']);
   writeFileSync(join(dir, 'r.avsc'), '{"type": "record"');
   assert.throws(() => loadRules(join(dir, 'rules.yaml')), /rules\.yaml:9: .*r\.avsc: .*JSON/);
@@ -88,7 +105,10 @@ test('a value schema is read relative to the rules file, and needs kafka.schemaR
 test('an audit route without an audit section is refused, naming both files; audit.dir is relative to the config', () => {
   const auditRules = goodRules.replace('    kafka:\n', '    audit: true\n    kafka:\n');
   const dir = files({ 'rules.yaml': auditRules, 'sluice.yaml': 'rules: rules.yaml\n' });
-  assert.throws(() => loadConfig(join(dir, 'sluice.yaml')), /sluice\.yaml:1: route "telemetry" in .*rules\.yaml has audit: true but this file has no audit section/);
+  assert.throws(
+    () => loadConfig(join(dir, 'sluice.yaml')),
+    /sluice\.yaml:1: route "telemetry" in .*rules\.yaml has audit: true but this file has no audit section/,
+  );
   writeFileSync(join(dir, 'sluice.yaml'), 'rules: rules.yaml\naudit:\n  dir: data/audit\n  signing:\n    privateKey: { env: SLUICE_TEST_NO_SUCH_KEY }\n');
   assert.throws(() => loadConfig(join(dir, 'sluice.yaml'), { env: {} }), /audit\.signing\.privateKey: environment variable SLUICE_TEST_NO_SUCH_KEY is not set/);
   writeFileSync(join(dir, 'sluice.yaml'), 'rules: rules.yaml\naudit:\n  dir: data/audit\n');
@@ -111,25 +131,44 @@ test('addresses are checked at load, each a file:line error with the exact reaso
     }
     return 'loaded';
   };
-  assert.equal(message('mqtt.yaml'), 'DIR/mqtt.yaml:2: mqtt.url: "mqtt://127.0.0.1:notaport" is not a URL (mqtt://host:port, mqtts://host:port, ws://host:port, wss://host:port)');
-  assert.equal(message('scheme.yaml'), 'DIR/scheme.yaml:2: mqtt.url: "http://broker:1883": the scheme must be mqtt, mqtts, ws, wss (mqtt://host:port, mqtts://host:port, ws://host:port, wss://host:port)');
+  assert.equal(
+    message('mqtt.yaml'),
+    'DIR/mqtt.yaml:2: mqtt.url: "mqtt://127.0.0.1:notaport" is not a URL (mqtt://host:port, mqtts://host:port, ws://host:port, wss://host:port)',
+  );
+  assert.equal(
+    message('scheme.yaml'),
+    'DIR/scheme.yaml:2: mqtt.url: "http://broker:1883": the scheme must be mqtt, mqtts, ws, wss (mqtt://host:port, mqtts://host:port, ws://host:port, wss://host:port)',
+  );
   assert.equal(message('brokers.yaml'), 'DIR/brokers.yaml:4: kafka.brokers[1]: "kafka-2:port" is not host:port with a port 1-65535');
   assert.equal(message('influx.yaml'), 'DIR/influx.yaml:2: influx.url: "influx:8086": the scheme must be http, https (http://host:port, https://host:port)');
 });
 
 test('a YAML alias bomb and an oversized file are one line naming the file, not a stack trace', () => {
   const lol = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'];
-  for (const [name, prev] of [['b', 'a'], ['c', 'b'], ['d', 'c'], ['e', 'd'], ['f', 'e']]) lol.push(`${name}: &${name} [${Array(9).fill(`*${prev}`).join(',')}]`);
+  for (const [name, prev] of [
+    ['b', 'a'],
+    ['c', 'b'],
+    ['d', 'c'],
+    ['e', 'd'],
+    ['f', 'e'],
+  ])
+    lol.push(`${name}: &${name} [${Array(9).fill(`*${prev}`).join(',')}]`);
   const dir = files({ 'bomb.yaml': `${lol.join('\n')}\n`, 'huge.yaml': `# ${'x'.repeat(5 * 1024 * 1024)}\n` });
-  assert.throws(() => loadRules(join(dir, 'bomb.yaml')), (err: Error) => {
-    assert.ok(err instanceof ConfigError);
-    assert.equal(err.message, `${join(dir, 'bomb.yaml')}: the YAML expands too many aliases (more than 1000; an alias bomb?): refused`);
-    return true;
-  });
-  assert.throws(() => loadRules(join(dir, 'huge.yaml')), (err: Error) => {
-    assert.equal(err.message, `${join(dir, 'huge.yaml')}: 5242883 bytes is more than a config file may be (4194304 bytes)`);
-    return true;
-  });
+  assert.throws(
+    () => loadRules(join(dir, 'bomb.yaml')),
+    (err: Error) => {
+      assert.ok(err instanceof ConfigError);
+      assert.equal(err.message, `${join(dir, 'bomb.yaml')}: the YAML expands too many aliases (more than 1000; an alias bomb?): refused`);
+      return true;
+    },
+  );
+  assert.throws(
+    () => loadRules(join(dir, 'huge.yaml')),
+    (err: Error) => {
+      assert.equal(err.message, `${join(dir, 'huge.yaml')}: 5242883 bytes is more than a config file may be (4194304 bytes)`);
+      return true;
+    },
+  );
 });
 
 test('errors users meet first say what to write: qos, an inline secret, an empty file, the route that needs a section', () => {
@@ -147,20 +186,35 @@ test('errors users meet first say what to write: qos, an inline secret, an empty
     }
     return 'no error';
   };
-  assert.match(message(() => loadRules(write('q.yaml', 'subscriptions: [{ filter: "a/#", qos: "x" }]\nroutes:\n  - { name: r, match: "a/{x}", file: true }\n'))), /q\.yaml:1: subscriptions\[0\]\.qos: qos is 0, 1 or 2$/);
-  assert.equal(message(() => loadRules(write('empty.yaml', ''))), `${join(dir, 'empty.yaml')}:1: the file is empty`);
+  assert.match(
+    message(() => loadRules(write('q.yaml', 'subscriptions: [{ filter: "a/#", qos: "x" }]\nroutes:\n  - { name: r, match: "a/{x}", file: true }\n'))),
+    /q\.yaml:1: subscriptions\[0\]\.qos: qos is 0, 1 or 2$/,
+  );
+  assert.equal(
+    message(() => loadRules(write('empty.yaml', ''))),
+    `${join(dir, 'empty.yaml')}:1: the file is empty`,
+  );
   const inline = message(() => loadConfig(write('inline.yaml', 'rules: r.yaml\naudit: { dir: a }\nmqtt: { password: hunter2 }\n')));
   assert.match(inline, /inline\.yaml:3: mqtt\.password: a secret is never written in the file: give \{ env: VARIABLE \} or \{ file: PATH \}/);
   assert.doesNotMatch(inline, /hunter2/, 'the value is never repeated');
-  assert.match(message(() => loadConfig(write('noaudit.yaml', 'rules: r.yaml\n'))), /route "cmdroute" in .*r\.yaml has audit: true but this file has no audit section/);
+  assert.match(
+    message(() => loadConfig(write('noaudit.yaml', 'rules: r.yaml\n'))),
+    /route "cmdroute" in .*r\.yaml has audit: true but this file has no audit section/,
+  );
   assert.ok(rules);
 });
 
 test('a missing secret names its file and line', () => {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-secret-line-'));
   writeFileSync(join(dir, 'r.yaml'), 'subscriptions: [{ filter: "a/#", qos: 1 }]\nroutes:\n  - { name: r, match: "a/{x}", file: true }\n');
-  writeFileSync(join(dir, 'c.yaml'), 'rules: r.yaml\nfile: { path: out.jsonl }\nmqtt:\n  url: mqtt://127.0.0.1:1883\n  password: { env: SLUICE_TEST_UNSET_PW }\n');
-  assert.throws(() => loadConfig(join(dir, 'c.yaml'), { env: {} }), (err: Error) => err.message === `${join(dir, 'c.yaml')}:5: mqtt.password: environment variable SLUICE_TEST_UNSET_PW is not set`);
+  writeFileSync(
+    join(dir, 'c.yaml'),
+    'rules: r.yaml\nfile: { path: out.jsonl }\nmqtt:\n  url: mqtt://127.0.0.1:1883\n  password: { env: SLUICE_TEST_UNSET_PW }\n',
+  );
+  assert.throws(
+    () => loadConfig(join(dir, 'c.yaml'), { env: {} }),
+    (err: Error) => err.message === `${join(dir, 'c.yaml')}:5: mqtt.password: environment variable SLUICE_TEST_UNSET_PW is not set`,
+  );
 });
 
 test('deadLetter: to file needs a path (relative to the config), a path is for to: file only, kafka by default', () => {

@@ -24,7 +24,11 @@ test('every field of both files carries a description', () => {
 });
 
 test('the examples name their schema for editors (yaml-language-server)', () => {
-  for (const [file, schema] of [['config/sluice.yaml', 'sluice'], ['config/sluice.compose.yaml', 'sluice'], ['config/rules.yaml', 'rules']] as const) {
+  for (const [file, schema] of [
+    ['config/sluice.yaml', 'sluice'],
+    ['config/sluice.compose.yaml', 'sluice'],
+    ['config/rules.yaml', 'rules'],
+  ] as const) {
     assert.equal(read(file).split('\n')[0], `# yaml-language-server: $schema=../schemas/${schema}.schema.json`, file);
   }
 });

@@ -17,7 +17,10 @@ import { rulesFile } from '../../src/config/rules-schema.ts';
 import { serviceConfig } from '../../src/config/service-schema.ts';
 
 type Doc = { kind: string; metadata: { name: string }; spec?: any; data?: Record<string, string>; stringData?: Record<string, string> };
-const docsOf = (text: string) => parseAllDocuments(text).map((d) => d.toJS() as Doc).filter((d) => d !== null);
+const docsOf = (text: string) =>
+  parseAllDocuments(text)
+    .map((d) => d.toJS() as Doc)
+    .filter((d) => d !== null);
 const chart = join(repoRoot, 'deploy/helm/sluice');
 
 test('helm lint passes; helm template renders what sluice needs', { timeout: 900_000 }, async (t) => {
@@ -39,18 +42,32 @@ test('helm lint passes; helm template renders what sluice needs', { timeout: 900
   const sts = docs.find((d) => d.kind === 'StatefulSet') as Doc;
   const pod = sts.spec.template.spec;
   const c = pod.containers[0];
-  assert.deepEqual(c.env.find((e: { name: string }) => e.name === 'SLUICE_CLIENT_ID').valueFrom, { fieldRef: { fieldPath: 'metadata.name' } }, 'client id = pod name');
+  assert.deepEqual(
+    c.env.find((e: { name: string }) => e.name === 'SLUICE_CLIENT_ID').valueFrom,
+    { fieldRef: { fieldPath: 'metadata.name' } },
+    'client id = pod name',
+  );
   assert.equal(sts.spec.volumeClaimTemplates[0].metadata.name, 'data');
-  assert.ok(c.volumeMounts.some((m: { name: string; mountPath: string }) => m.name === 'data' && m.mountPath === '/var/lib/sluice'), 'everything sluice writes on the volume');
+  assert.ok(
+    c.volumeMounts.some((m: { name: string; mountPath: string }) => m.name === 'data' && m.mountPath === '/var/lib/sluice'),
+    'everything sluice writes on the volume',
+  );
   assert.equal(pod.automountServiceAccountToken, false, 'no Kubernetes API token in the pod');
-  assert.equal(c.volumeMounts.some((m: { name: string }) => m.name === 'secrets'), false, 'no Secret mounted when none is given');
+  assert.equal(
+    c.volumeMounts.some((m: { name: string }) => m.name === 'secrets'),
+    false,
+    'no Secret mounted when none is given',
+  );
   assert.equal(c.livenessProbe.httpGet.path, '/healthz');
   assert.equal(c.livenessProbe.timeoutSeconds, 2);
   assert.equal(c.readinessProbe.httpGet.path, '/readyz');
   assert.equal(pod.securityContext.runAsNonRoot, true);
   assert.equal(c.securityContext.readOnlyRootFilesystem, true);
   assert.equal(c.securityContext.allowPrivilegeEscalation, false);
-  assert.ok(pod.volumes.some((v: { name: string }) => v.name === 'tmp'), 'a writable /tmp on a read-only root');
+  assert.ok(
+    pod.volumes.some((v: { name: string }) => v.name === 'tmp'),
+    'a writable /tmp on a read-only root',
+  );
   assert.ok(pod.terminationGracePeriodSeconds * 1000 > 20_000, 'grace period above the shutdown deadline');
   const pdb = docs.find((d) => d.kind === 'PodDisruptionBudget') as Doc;
   assert.equal(pdb.spec.maxUnavailable, 1);
@@ -67,8 +84,15 @@ test('helm lint passes; helm template renders what sluice needs', { timeout: 900
   assert.equal(sm.spec.endpoints[0].path, '/metrics');
   assert.equal((more.find((d) => d.kind === 'Secret') as Doc).stringData?.['influx-token'], 't0ken');
   const existing = docsOf(renderChart(helm, ['--set', 'secrets.existingSecret=mine', '--set', 'secrets.data.x=y']));
-  assert.equal(existing.some((d) => d.kind === 'Secret'), false, 'an existing Secret is used, not made');
-  assert.equal((existing.find((d) => d.kind === 'StatefulSet') as Doc).spec.template.spec.volumes.find((v: { name: string }) => v.name === 'secrets').secret.secretName, 'mine');
+  assert.equal(
+    existing.some((d) => d.kind === 'Secret'),
+    false,
+    'an existing Secret is used, not made',
+  );
+  assert.equal(
+    (existing.find((d) => d.kind === 'StatefulSet') as Doc).spec.template.spec.volumes.find((v: { name: string }) => v.name === 'secrets').secret.secretName,
+    'mine',
+  );
 
   // NOTES: the image has no kill binary; signals go through node itself
   const notes = readFileSync(join(chart, 'templates/NOTES.txt'), 'utf8');
@@ -76,6 +100,9 @@ test('helm lint passes; helm template renders what sluice needs', { timeout: 900
   assert.match(notes, /-- node -e "process\.kill\(1, 'SIGHUP'\)"/);
 
   // one source: the plain manifest is the chart's default rendering
-  assert.equal(readFileSync(join(repoRoot, 'deploy/kubernetes/sluice.yaml'), 'utf8'), renderChart(helm),
-    'deploy/kubernetes/sluice.yaml is not the chart\'s rendering: run `npm run kubernetes` and commit it');
+  assert.equal(
+    readFileSync(join(repoRoot, 'deploy/kubernetes/sluice.yaml'), 'utf8'),
+    renderChart(helm),
+    "deploy/kubernetes/sluice.yaml is not the chart's rendering: run `npm run kubernetes` and commit it",
+  );
 });

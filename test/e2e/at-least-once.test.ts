@@ -39,7 +39,9 @@ test(`at least once: ${total} QoS 1 messages, sluice SIGKILLed ${kills} times, 0
   const counts = seqCounts(records);
   const missing = Array.from({ length: total }, (_, i) => i).filter((i) => !counts.has(i));
   const duplicates = records.length - counts.size;
-  t.diagnostic(`killed at ${killTimes.map((ms) => `${(ms / 1000).toFixed(1)}s`).join(', ')}; ${records.length} records, ${duplicates} duplicates (bound ${kills * receiveMaximum})`);
+  t.diagnostic(
+    `killed at ${killTimes.map((ms) => `${(ms / 1000).toFixed(1)}s`).join(', ')}; ${records.length} records, ${duplicates} duplicates (bound ${kills * receiveMaximum})`,
+  );
   assert.equal(missing.length, 0, `${missing.length} lost, e.g. ${missing.slice(0, 10).join(', ')}`);
   assert.ok(duplicates <= kills * receiveMaximum, `${duplicates} duplicates exceed ${kills} x ${receiveMaximum}`);
   assert.deepEqual(sluice.exits, [null, null, null], 'three SIGKILLs');

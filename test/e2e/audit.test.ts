@@ -2,21 +2,21 @@
 // across SIGKILLs, the broker over-sending while the log is slowed, faithful records of odd
 // input, and replay back into Kafka byte for byte.
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
-import { test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
-import type { MqttClient } from 'mqtt';
-import type { CommandRecord } from '../../src/audit/log/format.ts';
-import { verifyAuditLog } from '../../src/audit/tools/verify.ts';
-import { readTopic, seqCounts, waitFor } from '../support/e2e-helpers.ts';
-import { sluiceFor, type SluiceProcess } from '../support/sluice-process.ts';
-import { endpoints, kafka, kafkaTopic, mqttClient, printLogsOnFailure, unique } from '../support/stack.ts';
-import { repoRoot } from '../../deploy/local/stack-config.ts';
 import { spawnSync } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { MqttClient } from 'mqtt';
 import mqttPacket from 'mqtt-packet';
+import { repoRoot } from '../../deploy/local/stack-config.ts';
+import type { CommandRecord } from '../../src/audit/log/format.ts';
+import { verifyAuditLog } from '../../src/audit/tools/verify.ts';
+import { readTopic, seqCounts, waitFor } from '../support/e2e-helpers.ts';
+import { type SluiceProcess, sluiceFor } from '../support/sluice-process.ts';
+import { endpoints, kafka, kafkaTopic, mqttClient, printLogsOnFailure, unique } from '../support/stack.ts';
 
 const cli = (...args: string[]) => spawnSync(join(repoRoot, 'scripts/node'), [join(repoRoot, 'src/cli.ts'), ...args], { encoding: 'utf8', timeout: 60_000 });
 
@@ -24,13 +24,15 @@ const cli = (...args: string[]) => spawnSync(join(repoRoot, 'scripts/node'), [jo
 function commandRules(prefix: string, topic: string) {
   return {
     subscriptions: [{ filter: `${prefix}/+/+/+/+/command`, qos: 2 }],
-    routes: [{
-      name: 'commands',
-      match: `${prefix}/{site}/{zone}/{deviceType}/{deviceId}/command`,
-      audit: true,
-      payload: 'raw',
-      kafka: { topic, key: '{deviceId}' },
-    }],
+    routes: [
+      {
+        name: 'commands',
+        match: `${prefix}/{site}/{zone}/{deviceType}/{deviceId}/command`,
+        audit: true,
+        payload: 'raw',
+        kafka: { topic, key: '{deviceId}' },
+      },
+    ],
   };
 }
 
@@ -47,7 +49,11 @@ function commandsIn(dir: string): CommandRecord[] {
 /** Commands in a log a live writer is appending to: a frame being written reads as a torn tail, not as damage. */
 function recordedSoFar(dir: string): number {
   let n = 0;
-  const result = verifyAuditLog(dir, { onFrame: (f) => { if (f.record.type === 'command') n++; } });
+  const result = verifyAuditLog(dir, {
+    onFrame: (f) => {
+      if (f.record.type === 'command') n++;
+    },
+  });
   assert.ok(result.ok || result.problem?.kind === 'torn-tail', `verify: ${result.problem?.kind} ${result.problem?.message}`);
   return n;
 }
@@ -59,13 +65,16 @@ function recordedSoFar(dir: string): number {
 async function publishCommands(client: MqttClient, prefix: string, publisher: number, count: number, ratePerSecond: number): Promise<void> {
   const started = Date.now();
   for (let i = 0; i < count; i += 10) {
-    await Promise.all(Array.from({ length: Math.min(10, count - i) }, (_, j) => {
-      const n = i + j;
-      const payload = JSON.stringify({ seq: publisher * 100_000 + n, publisher, n, command: 'set-point', value: n % 50 });
-      return client.publishAsync(`${prefix}/plant/zone-${publisher}/valve/v-${publisher}/command`, payload, {
-        qos: 2, properties: { userProperties: { issuedBy: `operator-${publisher}` }, correlationData: Buffer.from(`corr-${publisher}-${n}`) },
-      });
-    }));
+    await Promise.all(
+      Array.from({ length: Math.min(10, count - i) }, (_, j) => {
+        const n = i + j;
+        const payload = JSON.stringify({ seq: publisher * 100_000 + n, publisher, n, command: 'set-point', value: n % 50 });
+        return client.publishAsync(`${prefix}/plant/zone-${publisher}/valve/v-${publisher}/command`, payload, {
+          qos: 2,
+          properties: { userProperties: { issuedBy: `operator-${publisher}` }, correlationData: Buffer.from(`corr-${publisher}-${n}`) },
+        });
+      }),
+    );
     const due = started + ((i + 10) / ratePerSecond) * 1000;
     if (due > Date.now()) await sleep(due - Date.now());
   }
@@ -96,7 +105,9 @@ async function metric(sluice: SluiceProcess, name: string): Promise<number> {
   }
 }
 
-test('exactly once: 5,000 QoS 2 commands, sluice SIGKILLed three times, each recorded once, in order, and the log verifies', { timeout: 240_000 }, async (t) => {
+test('exactly once: 5,000 QoS 2 commands, sluice SIGKILLed three times, each recorded once, in order, and the log verifies', {
+  timeout: 240_000,
+}, async (t) => {
   printLogsOnFailure(t);
   const prefix = unique('eo');
   const topic = `${prefix}.commands`;
@@ -120,8 +131,7 @@ test('exactly once: 5,000 QoS 2 commands, sluice SIGKILLed three times, each rec
   }
   await publishing;
   let records: CommandRecord[] = [];
-  await waitFor('5,000 commands in the audit log', () => recordedSoFar(auditDir(sluice)) >= publishers * perPublisher, 90_000)
-    .catch(() => {});
+  await waitFor('5,000 commands in the audit log', () => recordedSoFar(auditDir(sluice)) >= publishers * perPublisher, 90_000).catch(() => {});
   await sleep(2_000); // anything recorded twice would show up now
   records = commandsIn(auditDir(sluice));
   redeliveries += await metric(sluice, 'sluice_audit_redeliveries_total');
@@ -164,13 +174,14 @@ test('broker over-sending QoS 2 while the audit log is slowed: no disconnect loo
   await Promise.all(clients.map((c, p) => publishCommands(c, prefix, p, perPublisher, 100_000)));
   await sluice.start();
   let records: CommandRecord[] = [];
-  await waitFor('5,000 commands in the audit log', () => recordedSoFar(auditDir(sluice)) >= publishers * perPublisher, 150_000)
-    .catch(() => {});
+  await waitFor('5,000 commands in the audit log', () => recordedSoFar(auditDir(sluice)) >= publishers * perPublisher, 150_000).catch(() => {});
   await sleep(1_000);
   records = commandsIn(auditDir(sluice));
   const m = await sluice.metrics();
-  t.diagnostic(`records ${records.length}; commands in flight max ${m.get('sluice_commands_inflight_messages_max')}, stalls ${m.get('sluice_pump_stalls_total')}, ` +
-    `reconnects ${m.get('sluice_mqtt_reconnects_total')}, fsyncs ${m.get('sluice_audit_fsync_seconds_count')} (this run)`);
+  t.diagnostic(
+    `records ${records.length}; commands in flight max ${m.get('sluice_commands_inflight_messages_max')}, stalls ${m.get('sluice_pump_stalls_total')}, ` +
+      `reconnects ${m.get('sluice_mqtt_reconnects_total')}, fsyncs ${m.get('sluice_audit_fsync_seconds_count')} (this run)`,
+  );
   assertExactlyOnceInOrder(records, publishers, perPublisher);
   assert.equal(m.get('sluice_mqtt_reconnects_total'), 0, 'the command connection was never dropped');
   assert.ok((m.get('sluice_commands_inflight_messages_max') ?? Infinity) <= receiveMaximum, 'at most Receive Maximum taken');
@@ -188,10 +199,19 @@ async function publishRawProperty(topic: string, bad: Buffer): Promise<number | 
   const outcome = new Promise<number | 'closed'>((resolve) => {
     parser.on('packet', (p) => {
       if (p.cmd === 'connack') {
-        const publish = mqttPacket.generate({
-          cmd: 'publish', topic, payload: Buffer.from('valid payload'), qos: 2, messageId: 7, dup: false, retain: false,
-          properties: { userProperties: { issuedBy: 'X'.repeat(bad.length) } },
-        }, { protocolVersion: 5 });
+        const publish = mqttPacket.generate(
+          {
+            cmd: 'publish',
+            topic,
+            payload: Buffer.from('valid payload'),
+            qos: 2,
+            messageId: 7,
+            dup: false,
+            retain: false,
+            properties: { userProperties: { issuedBy: 'X'.repeat(bad.length) } },
+          },
+          { protocolVersion: 5 },
+        );
         bad.copy(publish, publish.indexOf(Buffer.from('X'.repeat(bad.length))));
         sock.write(publish);
       }
@@ -227,10 +247,14 @@ test('odd commands are recorded byte for byte: 256 KiB, binary, every property; 
   const at = `${prefix}/plant/z/valve/v-1/command`;
   await pub.publishAsync(at, big, { qos: 2 });
   await pub.publishAsync(at, binary, {
-    qos: 2, retain: false,
+    qos: 2,
+    retain: false,
     properties: {
-      payloadFormatIndicator: false, contentType: 'application/octet-stream', responseTopic: `${prefix}/reply`,
-      correlationData: Buffer.from([0xde, 0xad, 0xbe, 0xef]), messageExpiryInterval: 3600,
+      payloadFormatIndicator: false,
+      contentType: 'application/octet-stream',
+      responseTopic: `${prefix}/reply`,
+      correlationData: Buffer.from([0xde, 0xad, 0xbe, 0xef]),
+      messageExpiryInterval: 3600,
       userProperties: { 'ünïcødé-name': '値 ✓', repeated: ['a', 'b'] },
     },
   });
@@ -256,9 +280,16 @@ test('odd commands are recorded byte for byte: 256 KiB, binary, every property; 
   assert.ok(refused === 'closed' || refused >= 0x80, 'refused, with a reason code or by disconnecting');
   // a payload marked as UTF-8 (format indicator 1) that is not: recorded as it came, or refused by the broker
   const marked = Buffer.from([0x66, 0x6f, 0xc3, 0x28]);
-  await pub.publishAsync(at, marked, { qos: 2, properties: { payloadFormatIndicator: true } }).then(() => 'taken', (e: Error) => e.message);
+  await pub.publishAsync(at, marked, { qos: 2, properties: { payloadFormatIndicator: true } }).then(
+    () => 'taken',
+    (e: Error) => e.message,
+  );
   await pub.publishAsync(at, 'after the odd ones', { qos: 2 });
-  await waitFor('the last command', () => (records = commandsIn(auditDir(sluice))).some((r) => Buffer.from(r.payload, 'base64').toString() === 'after the odd ones'), 30_000);
+  await waitFor(
+    'the last command',
+    () => (records = commandsIn(auditDir(sluice))).some((r) => Buffer.from(r.payload, 'base64').toString() === 'after the odd ones'),
+    30_000,
+  );
   const markedRecord = records.find((r) => r.properties.payloadFormatIndicator === true);
   if (markedRecord) assert.ok(Buffer.from(markedRecord.payload, 'base64').equals(marked), 'recorded byte for byte');
   t.diagnostic(`payload marked UTF-8 but not: ${markedRecord ? 'recorded byte for byte' : 'refused by the broker'}`);
@@ -266,7 +297,11 @@ test('odd commands are recorded byte for byte: 256 KiB, binary, every property; 
 
   // signed checkpoints from the config verify with the public key
   await sleep(800); // the time-based checkpoint covers the last records
-  const signed = spawnSync(join(repoRoot, 'scripts/node'), [join(repoRoot, 'src/cli.ts'), 'audit', 'verify', auditDir(sluice), '--public-key', join(sluice.dir, 'audit-signing.pub')], { encoding: 'utf8' });
+  const signed = spawnSync(
+    join(repoRoot, 'scripts/node'),
+    [join(repoRoot, 'src/cli.ts'), 'audit', 'verify', auditDir(sluice), '--public-key', join(sluice.dir, 'audit-signing.pub')],
+    { encoding: 'utf8' },
+  );
   assert.equal(signed.status, 0, signed.stdout);
   assert.match(signed.stdout, /ok: .* \d+ checkpoints\).*signatures valid/);
   assert.doesNotMatch(signed.stdout, /after the last signed checkpoint/, 'the idle tail was signed by time');
@@ -276,7 +311,9 @@ test('odd commands are recorded byte for byte: 256 KiB, binary, every property; 
   assert.ok(kafkaRecords[1]?.value.equals(binary));
 });
 
-test('replay round trip: recorded commands replayed into Kafka and onto MQTT, payloads and properties byte for byte, in order', { timeout: 120_000 }, async (t) => {
+test('replay round trip: recorded commands replayed into Kafka and onto MQTT, payloads and properties byte for byte, in order', {
+  timeout: 120_000,
+}, async (t) => {
   printLogsOnFailure(t);
   const prefix = unique('replay');
   const sluice = sluiceFor(t, { rules: commandRules(prefix, `${prefix}.commands`), config: { audit: { dir: 'audit' } } });
@@ -285,9 +322,17 @@ test('replay round trip: recorded commands replayed into Kafka and onto MQTT, pa
   const sent: Array<{ topic: string; payload: Buffer; correlation: Buffer; user: Record<string, string> }> = [];
   for (let i = 0; i < 200; i++) {
     const payload = i % 3 === 0 ? Buffer.from([i & 0xff, 0x00, 0xff, 0x80]) : Buffer.from(JSON.stringify({ n: i, command: 'open' }));
-    const item = { topic: `${prefix}/plant/z/valve/v-${i % 4}/command`, payload, correlation: Buffer.from([i >> 8, i & 0xff, 0xfe]), user: { issuedBy: `op-${i % 7}` } };
+    const item = {
+      topic: `${prefix}/plant/z/valve/v-${i % 4}/command`,
+      payload,
+      correlation: Buffer.from([i >> 8, i & 0xff, 0xfe]),
+      user: { issuedBy: `op-${i % 7}` },
+    };
     sent.push(item);
-    await pub.publishAsync(item.topic, payload, { qos: 2, properties: { correlationData: item.correlation, userProperties: item.user, contentType: 'application/x-command' } });
+    await pub.publishAsync(item.topic, payload, {
+      qos: 2,
+      properties: { correlationData: item.correlation, userProperties: item.user, contentType: 'application/x-command' },
+    });
   }
   await waitFor('200 records', () => commandsIn(auditDir(sluice)).length >= 200, 30_000);
   await sluice.stop('SIGTERM'); // replay reads a log nobody writes (it would also read a live one)
@@ -312,7 +357,9 @@ test('replay round trip: recorded commands replayed into Kafka and onto MQTT, pa
   await raw.connect();
   t.after(() => raw.disconnect());
   await raw.subscribe({ topic: target, fromBeginning: true });
-  const firstHeader = await new Promise<Buffer>((resolve) => void raw.run({ eachMessage: async ({ message }) => resolve(message.headers?.['mqtt-correlation-data'] as Buffer) }));
+  const firstHeader = await new Promise<Buffer>(
+    (resolve) => void raw.run({ eachMessage: async ({ message }) => resolve(message.headers?.['mqtt-correlation-data'] as Buffer) }),
+  );
   assert.ok(firstHeader.equals(sent[0]?.correlation as Buffer), 'correlation data bytes');
 
   // onto MQTT under a prefix, at QoS 2, with the properties
@@ -323,11 +370,17 @@ test('replay round trip: recorded commands replayed into Kafka and onto MQTT, pa
   const m = cli('audit', 'replay', auditDir(sluice), '--mqtt-prefix', 'replayed', '--url', endpoints.mqtt, '--from', '11', '--to', '20');
   assert.equal(m.status, 0, m.stderr);
   await waitFor('10 republished', () => got.length >= 10, 20_000);
-  assert.deepEqual(got.map((g) => g.topic), sent.slice(10, 20).map((s) => `replayed/${s.topic}`), 'seq 11..20, in order, under the prefix');
+  assert.deepEqual(
+    got.map((g) => g.topic),
+    sent.slice(10, 20).map((s) => `replayed/${s.topic}`),
+    'seq 11..20, in order, under the prefix',
+  );
   assert.ok(got.every((g, i) => g.payload.equals(sent[10 + i]?.payload as Buffer) && g.correlation?.equals(sent[10 + i]?.correlation as Buffer)));
 });
 
-test('a failed audit write (a full disk, for real) stops sluice with exit 70; after the fix every command is recorded once', { timeout: 120_000 }, async (t) => {
+test('a failed audit write (a full disk, for real) stops sluice with exit 70; after the fix every command is recorded once', {
+  timeout: 120_000,
+}, async (t) => {
   printLogsOnFailure(t);
   const prefix = unique('full');
   const sluice = sluiceFor(t, { rules: commandRules(prefix, `${prefix}.commands`), config: { audit: { dir: 'audit' } } });
@@ -369,7 +422,9 @@ test('a failed audit write (a full disk, for real) stops sluice with exit 70; af
   for (const p of payloads) assert.equal(recorded.filter((r) => r.equals(p)).length, 1, `${p.subarray(0, 6).toString()} recorded once, byte for byte`);
 });
 
-test('idempotency key: a command its publisher sends again (a new PUBLISH, a new packet id) is recorded once, also across a sluice restart; one without a key is recorded and counted', { timeout: 120_000 }, async (t) => {
+test('idempotency key: a command its publisher sends again (a new PUBLISH, a new packet id) is recorded once, also across a sluice restart; one without a key is recorded and counted', {
+  timeout: 120_000,
+}, async (t) => {
   printLogsOnFailure(t);
   const prefix = unique('idem');
   const topic = `${prefix}.commands`;
@@ -378,9 +433,11 @@ test('idempotency key: a command its publisher sends again (a new PUBLISH, a new
   const sluice = sluiceFor(t, { rules, config: { audit: { dir: 'audit' } } });
   await sluice.start();
   const client = await mqttClient(t);
-  const send = (n: number, key: string | undefined) => client.publishAsync(`${prefix}/plant/z/valve/v-1/command`, JSON.stringify({ seq: n, publisher: 0, n }), {
-    qos: 2, properties: key === undefined ? {} : { userProperties: { commandId: key } },
-  });
+  const send = (n: number, key: string | undefined) =>
+    client.publishAsync(`${prefix}/plant/z/valve/v-1/command`, JSON.stringify({ seq: n, publisher: 0, n }), {
+      qos: 2,
+      properties: key === undefined ? {} : { userProperties: { commandId: key } },
+    });
   for (let n = 0; n < 50; n++) await send(n, `cmd-${n}`);
   for (let n = 0; n < 50; n++) await send(n, `cmd-${n}`); // the publisher's retries
   await waitFor('50 recorded', () => recordedSoFar(auditDir(sluice)) >= 50);
@@ -394,9 +451,15 @@ test('idempotency key: a command its publisher sends again (a new PUBLISH, a new
   const records = commandsIn(auditDir(sluice));
   const second = await metric(sluice, 'sluice_audit_idempotent_duplicates_total');
   const received = (await sluice.metrics()).get('sluice_messages_received_total{qos="2"}') ?? 0;
-  t.diagnostic(`records ${records.length}; duplicates by key: ${first} before the restart, ${second} after it (of ${received} received: what the broker redelivered counts too)`);
+  t.diagnostic(
+    `records ${records.length}; duplicates by key: ${first} before the restart, ${second} after it (of ${received} received: what the broker redelivered counts too)`,
+  );
   assert.equal(records.length, 51, 'each key once, and the keyless command');
-  assert.deepEqual(records.slice(0, 50).map((r) => r.idempotencyKey), Array.from({ length: 50 }, (_, n) => `cmd-${n}`), 'each record carries its key');
+  assert.deepEqual(
+    records.slice(0, 50).map((r) => r.idempotencyKey),
+    Array.from({ length: 50 }, (_, n) => `cmd-${n}`),
+    'each record carries its key',
+  );
   assert.equal(records[50]?.idempotencyKey, undefined);
   assert.equal(first, 50);
   assert.ok(second >= 50, `the index was rebuilt from the log (${second})`);

@@ -15,7 +15,7 @@ import { verifyAuditLog } from '../../src/audit/tools/verify.ts';
 import { brokerFor, brokerKinds, type TestBroker } from '../support/broker.ts';
 import { readTopic, seqCounts, waitFor } from '../support/e2e-helpers.ts';
 import { jsonLines, linesWithDuplicateKeys } from '../support/log-lines.ts';
-import { sluiceFor, type SluiceProcess } from '../support/sluice-process.ts';
+import { type SluiceProcess, sluiceFor } from '../support/sluice-process.ts';
 import { printLogsOnFailure, unique } from '../support/stack.ts';
 
 /** Mosquitto saves its state this often: a SIGKILL rolls it back to the last save. */
@@ -84,7 +84,9 @@ function resubscribeTimes(workers: readonly SluiceProcess[], outages: readonly O
       try {
         const { time, topic } = JSON.parse(line) as { time: string | number; topic: string };
         subscribed.push({ time: typeof time === 'number' ? time : Date.parse(time), topic });
-      } catch { /* a torn line */ }
+      } catch {
+        /* a torn line */
+      }
     }
     const topics = new Set(subscribed.map((s) => s.topic));
     for (const o of outages) {
@@ -116,7 +118,9 @@ function summarize(losses: Map<string, number>): string {
 }
 
 for (const kind of brokerKinds) {
-  test(`${kind} SIGKILLed twice under load and rolled back: every message sluice took is in Kafka, every command recorded once`, { timeout: 240_000 }, async (t) => {
+  test(`${kind} SIGKILLed twice under load and rolled back: every message sluice took is in Kafka, every command recorded once`, {
+    timeout: 240_000,
+  }, async (t) => {
     printLogsOnFailure(t);
     const broker: TestBroker = await brokerFor(t, kind, { autosaveSeconds });
     const prefix = unique('bf');
@@ -124,26 +128,38 @@ for (const kind of brokerKinds) {
     const topic = `${prefix}.telemetry`;
     const commandTopic = `${prefix}.commands`;
     const rules = {
-      subscriptions: [{ filter: `${prefix}/+/+/+/+/telemetry`, qos: 1 }, { filter: `${prefix}/+/+/+/+/command`, qos: 2 }],
+      subscriptions: [
+        { filter: `${prefix}/+/+/+/+/telemetry`, qos: 1 },
+        { filter: `${prefix}/+/+/+/+/command`, qos: 2 },
+      ],
       routes: [
         { name: 'telemetry', match: `${prefix}/{site}/{zone}/{deviceType}/{deviceId}/telemetry`, kafka: { topic } },
         // HiveMQ CE grants QoS 1 for a QoS 2 shared subscription (sluice warns): there the
         // idempotency key makes the record exactly once (docs/operations.md)
-        { name: 'commands', match: `${prefix}/{site}/{zone}/{deviceType}/{deviceId}/command`, audit: kind === 'hivemq' ? { idempotencyKey: { jsonPath: '$.seq' } } : true, payload: 'raw', kafka: { topic: commandTopic } },
+        {
+          name: 'commands',
+          match: `${prefix}/{site}/{zone}/{deviceType}/{deviceId}/command`,
+          audit: kind === 'hivemq' ? { idempotencyKey: { jsonPath: '$.seq' } } : true,
+          payload: 'raw',
+          kafka: { topic: commandTopic },
+        },
       ],
     };
     // the audit fsync slowed to 150 ms: a few commands are always in flight, so every save of
     // the broker catches some, and the restarted broker sends them again after sluice released
     // them (the rollback case, forced)
-    const workers = [0, 1].map(() => sluiceFor(t, {
-      rules,
-      group,
-      config: { mqtt: { url: broker.url }, audit: { dir: 'audit' } }, // the product's reconnect schedule
-      env: { SLUICE_TEST_AUDIT_SYNC_DELAY_MS: '600' },
-    }));
+    const workers = [0, 1].map(() =>
+      sluiceFor(t, {
+        rules,
+        group,
+        config: { mqtt: { url: broker.url }, audit: { dir: 'audit' } }, // the product's reconnect schedule
+        env: { SLUICE_TEST_AUDIT_SYNC_DELAY_MS: '600' },
+      }),
+    );
     await Promise.all(workers.map((w) => w.start()));
 
-    const connectPublisher = (id: string) => mqtt.connectAsync(broker.url, { protocolVersion: 5, clientId: unique(id), reconnectPeriod: 500, connectTimeout: 5_000 });
+    const connectPublisher = (id: string) =>
+      mqtt.connectAsync(broker.url, { protocolVersion: 5, clientId: unique(id), reconnectPeriod: 500, connectTimeout: 5_000 });
     const telemetryClient = await connectPublisher('telemetry-pub');
     const commandClient = await connectPublisher('command-pub');
     t.after(async () => {
@@ -174,10 +190,14 @@ for (const kind of brokerKinds) {
     // what sluice took, per route (a message it received twice, redelivered after a restart,
     // twice), once nothing is in flight (a command's Kafka record follows its audit record)
     let samples = await Promise.all(workers.map((w) => w.metrics()));
-    await waitFor('nothing in flight', async () => {
-      samples = await Promise.all(workers.map((w) => w.metrics()));
-      return samples.every((m) => (m.get('sluice_inflight_messages') ?? 0) === 0 && (m.get('sluice_commands_inflight_messages') ?? 0) === 0);
-    }, 30_000);
+    await waitFor(
+      'nothing in flight',
+      async () => {
+        samples = await Promise.all(workers.map((w) => w.metrics()));
+        return samples.every((m) => (m.get('sluice_inflight_messages') ?? 0) === 0 && (m.get('sluice_commands_inflight_messages') ?? 0) === 0);
+      },
+      30_000,
+    );
     const sum = (pick: (name: string) => boolean) => samples.reduce((total, m) => total + [...m].filter(([k]) => pick(k)).reduce((a, [, v]) => a + v, 0), 0);
     const routed = (route: string) => sum((k) => k.startsWith('sluice_messages_routed_total{') && k.includes(`route="${route}"`) && k.includes('sink="kafka"'));
     const received = sum((k) => k.startsWith('sluice_messages_received_total{'));
@@ -220,10 +240,19 @@ for (const kind of brokerKinds) {
     const lostCommands = commandsUnexplained.length;
     const metric = async (name: string) => (await Promise.all(workers.map(async (w) => (await w.metrics()).get(name) ?? 0))).reduce((a, b) => a + b, 0);
     const rollbacks = await metric('sluice_audit_rollback_redeliveries_total');
-    t.diagnostic(`${kind}: sluice received ${received} messages and wrote ${written} Kafka records (${records.length} telemetry, ${commandRecords.length} commands)`);
+    t.diagnostic(
+      `${kind}: sluice received ${received} messages and wrote ${written} Kafka records (${records.length} telemetry, ${commandRecords.length} commands)`,
+    );
     t.diagnostic(`${kind}: telemetry acknowledged by the broker ${published.size}, in Kafka ${inKafka.size}; lost by the broker: ${summarize(losses)}`);
-    t.diagnostic(`${kind}: commands completed ${commands.ackedAt.size}, recorded ${recorded.size} (${twice.length} twice); lost by the broker: ${summarize(commandLosses)}; redeliveries after release resolved to the first record: ${rollbacks}`);
-    t.diagnostic(`${kind}: broker answering → sluice re-subscribed (ms, per worker and restart): ${resubscribed.join(', ')}; broker start → answering (ms): ${broker.starts.slice(1).map((s) => s.listening - s.spawned).join(', ')}`);
+    t.diagnostic(
+      `${kind}: commands completed ${commands.ackedAt.size}, recorded ${recorded.size} (${twice.length} twice); lost by the broker: ${summarize(commandLosses)}; redeliveries after release resolved to the first record: ${rollbacks}`,
+    );
+    t.diagnostic(
+      `${kind}: broker answering → sluice re-subscribed (ms, per worker and restart): ${resubscribed.join(', ')}; broker start → answering (ms): ${broker.starts
+        .slice(1)
+        .map((s) => s.listening - s.spawned)
+        .join(', ')}`,
+    );
 
     assert.equal(routedTelemetry + routedCommands, received, 'every message sluice received was routed');
     assert.ok(records.length >= routedTelemetry, `telemetry: ${routedTelemetry} taken, ${records.length} in Kafka`);
@@ -246,8 +275,13 @@ for (const kind of brokerKinds) {
         assert.equal(lost.length, outages.length, `${component}: one warning per lost connection (${lost.length})`);
         assert.equal(back.length, outages.length, `${component}: one line per recovery (${back.length})`);
         for (const b of back) assert.ok(typeof b.outageMs === 'number' && typeof b.attempts === 'number', JSON.stringify(b));
-        const expected = (msg: unknown) => msg === 'broker connection lost; reconnecting' || String(msg).startsWith('the broker granted QoS 1 for a QoS 2 subscription');
-        assert.deepEqual(of.filter((l) => l.level === 40 && !expected(l.msg)).map((l) => l.msg), [], `${component}: no other warnings`);
+        const expected = (msg: unknown) =>
+          msg === 'broker connection lost; reconnecting' || String(msg).startsWith('the broker granted QoS 1 for a QoS 2 subscription');
+        assert.deepEqual(
+          of.filter((l) => l.level === 40 && !expected(l.msg)).map((l) => l.msg),
+          [],
+          `${component}: no other warnings`,
+        );
       }
       assert.deepEqual(linesWithDuplicateKeys(w.logs).slice(0, 3), [], 'no key twice in a log line');
     }

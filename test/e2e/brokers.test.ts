@@ -14,7 +14,7 @@ import mqtt from 'mqtt';
 import mqttPacket from 'mqtt-packet';
 import type { CommandRecord } from '../../src/audit/log/format.ts';
 import { verifyAuditLog } from '../../src/audit/tools/verify.ts';
-import { brokerFor, brokerKinds, type BrokerKind } from '../support/broker.ts';
+import { type BrokerKind, brokerFor, brokerKinds } from '../support/broker.ts';
 import { publishNumbered, readTopic, seqCounts, telemetryToKafka, waitFor } from '../support/e2e-helpers.ts';
 import { sluiceFor } from '../support/sluice-process.ts';
 import { config, printLogsOnFailure, unique } from '../support/stack.ts';
@@ -61,7 +61,9 @@ for (const kind of brokerKinds) {
     const shares = await Promise.all(workers.map(async (w) => (await w.metrics()).get('sluice_messages_received_total{qos="1"}') ?? 0));
     shares[1] = (shares[1] ?? 0) + victimBefore;
     const missing = [...Array(total).keys()].filter((s) => !counts.has(s));
-    t.diagnostic(`${kind}: ${total} published, ${counts.size} in Kafka (${records.length - counts.size} duplicates); in flight at most ${maxInFlight.join(', ')} (Receive Maximum ${receiveMaximum}); received ${shares.join(', ')}`);
+    t.diagnostic(
+      `${kind}: ${total} published, ${counts.size} in Kafka (${records.length - counts.size} duplicates); in flight at most ${maxInFlight.join(', ')} (Receive Maximum ${receiveMaximum}); received ${shares.join(', ')}`,
+    );
     assert.deepEqual(missing.slice(0, 10), [], `${missing.length} lost`);
     assert.ok(Math.max(...maxInFlight) <= receiveMaximum, `in flight ${Math.max(...maxInFlight)} > ${receiveMaximum}`);
     assert.ok(Math.min(...shares) > 0, `each worker takes a share (${shares.join(', ')})`);
@@ -103,18 +105,24 @@ for (const kind of brokerKinds) {
     }
     await publishing;
     const records: CommandRecord[] = [];
-    await waitFor(`${total} recorded`, () => {
-      records.length = 0;
-      const r = verifyAuditLog(join(sluice.dir, 'audit'), { onFrame: (f) => f.record.type === 'command' && records.push(f.record) });
-      return (r.ok || r.problem?.kind === 'torn-tail') && records.length >= total;
-    }, 60_000).catch(() => {});
+    await waitFor(
+      `${total} recorded`,
+      () => {
+        records.length = 0;
+        const r = verifyAuditLog(join(sluice.dir, 'audit'), { onFrame: (f) => f.record.type === 'command' && records.push(f.record) });
+        return (r.ok || r.problem?.kind === 'torn-tail') && records.length >= total;
+      },
+      60_000,
+    ).catch(() => {});
     await sleep(1_500); // a second record would show now
     records.length = 0;
     const result = verifyAuditLog(join(sluice.dir, 'audit'), { onFrame: (f) => f.record.type === 'command' && records.push(f.record) });
     assert.equal(result.ok, true, `verify: ${result.problem?.message}`);
     const ns = records.map((r) => (JSON.parse(Buffer.from(r.payload, 'base64').toString()) as { n: number }).n);
     const m = await sluice.metrics();
-    t.diagnostic(`${kind}: ${records.length} records of ${total} commands; since the last start, redeliveries recognised by packet id ${m.get('sluice_audit_redeliveries_total') ?? 0}, by key ${m.get('sluice_audit_idempotent_duplicates_total') ?? 0}`);
+    t.diagnostic(
+      `${kind}: ${records.length} records of ${total} commands; since the last start, redeliveries recognised by packet id ${m.get('sluice_audit_redeliveries_total') ?? 0}, by key ${m.get('sluice_audit_idempotent_duplicates_total') ?? 0}`,
+    );
     assert.deepEqual(ns, [...Array(total).keys()], 'each once, in order');
   });
 
@@ -188,9 +196,15 @@ for (const kind of brokerKinds) {
     s2.close();
     await pub2.endAsync(true);
 
-    t.diagnostic(`${kind}: Receive Maximum 5, nothing acked: QoS 1 ${sentPastMax} PUBLISHes sent (${sentPastMax > 5 ? 'over-sent' : 'respected'}), QoS 2 ${sentPastMaxQos2} (${sentPastMaxQos2 > 5 ? 'over-sent' : 'respected'}), queued while away ${sentPastMaxQueued} (${sentPastMaxQueued > 5 ? 'over-sent' : 'respected'})`);
-    t.diagnostic(`${kind}: a member dropped holding 5 unacked: ${handedOn} handed on to the other member (${handedOn >= 5 ? 'handed on' : 'held for its session'})`);
-    t.diagnostic(`${kind}: persistent shared subscription after a SIGKILL + restart, not subscribed again: ${afterRestartWithoutSubscribe} of 200 published before the member came back, ${laterWithoutSubscribe} of 200 after (${afterRestartWithoutSubscribe + laterWithoutSubscribe === 0 ? 'matches nothing until a member subscribes again' : 'delivers'})`);
+    t.diagnostic(
+      `${kind}: Receive Maximum 5, nothing acked: QoS 1 ${sentPastMax} PUBLISHes sent (${sentPastMax > 5 ? 'over-sent' : 'respected'}), QoS 2 ${sentPastMaxQos2} (${sentPastMaxQos2 > 5 ? 'over-sent' : 'respected'}), queued while away ${sentPastMaxQueued} (${sentPastMaxQueued > 5 ? 'over-sent' : 'respected'})`,
+    );
+    t.diagnostic(
+      `${kind}: a member dropped holding 5 unacked: ${handedOn} handed on to the other member (${handedOn >= 5 ? 'handed on' : 'held for its session'})`,
+    );
+    t.diagnostic(
+      `${kind}: persistent shared subscription after a SIGKILL + restart, not subscribed again: ${afterRestartWithoutSubscribe} of 200 published before the member came back, ${laterWithoutSubscribe} of 200 after (${afterRestartWithoutSubscribe + laterWithoutSubscribe === 0 ? 'matches nothing until a member subscribes again' : 'delivers'})`,
+    );
     // the figures are the broker's, not sluice's: this test asserts only that the probes ran
     assert.ok(sentPastMax >= 1 && sentPastMaxQos2 >= 1 && sentPastMaxQueued >= 1, 'the Receive Maximum probes received messages');
   });
@@ -211,7 +225,10 @@ interface RawClient {
 }
 
 /** A bare MQTT 5 client: acks only when asked to (ack: true), so a broker's own sending shows. */
-async function rawClient(url: string, o: { clientId: string; receiveMaximum: number; clean: boolean; sessionExpiry?: number; ack?: boolean }): Promise<RawClient> {
+async function rawClient(
+  url: string,
+  o: { clientId: string; receiveMaximum: number; clean: boolean; sessionExpiry?: number; ack?: boolean },
+): Promise<RawClient> {
   const { hostname, port } = new URL(url);
   const sock: Socket = connect(Number(port), hostname);
   const parser = mqttPacket.parser({ protocolVersion: 5 });
@@ -228,10 +245,20 @@ async function rawClient(url: string, o: { clientId: string; receiveMaximum: num
   });
   sock.on('data', (d) => parser.parse(d));
   sock.on('error', () => {});
-  sock.write(mqttPacket.generate({
-    cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clean: o.clean, clientId: o.clientId, keepalive: 60,
-    properties: { receiveMaximum: o.receiveMaximum, ...(o.sessionExpiry ? { sessionExpiryInterval: o.sessionExpiry } : {}) },
-  }, v5));
+  sock.write(
+    mqttPacket.generate(
+      {
+        cmd: 'connect',
+        protocolId: 'MQTT',
+        protocolVersion: 5,
+        clean: o.clean,
+        clientId: o.clientId,
+        keepalive: 60,
+        properties: { receiveMaximum: o.receiveMaximum, ...(o.sessionExpiry ? { sessionExpiryInterval: o.sessionExpiry } : {}) },
+      },
+      v5,
+    ),
+  );
   await connack.promise;
   return {
     publishes,

@@ -3,10 +3,10 @@
 // ones. Good traffic keeps flowing and being acknowledged; nothing good is lost; the fault is
 // visible (/readyz names it) and heals by itself when its cause is gone.
 import assert from 'node:assert/strict';
-import { test, type TestContext } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { publishNumbered, readTopic, seqCounts, waitFor, type KafkaRecordSeen } from '../support/e2e-helpers.ts';
 import { ackStall } from '../support/ack-stall.ts';
+import { type KafkaRecordSeen, publishNumbered, readTopic, seqCounts, waitFor } from '../support/e2e-helpers.ts';
 import { sluiceFor } from '../support/sluice-process.ts';
 import { kafka, mqttClient, printLogsOnFailure, unique } from '../support/stack.ts';
 
@@ -27,7 +27,7 @@ async function admin(t: TestContext) {
 
 const byReason = (records: readonly KafkaRecordSeen[], reason: string) => records.filter((r) => r.headers['sluice-reason'] === reason);
 
-test('a route\'s topic deleted under load: the other topic flows, the deleted one is recreated and used again, 0 lost', { timeout: 180_000 }, async (t) => {
+test("a route's topic deleted under load: the other topic flows, the deleted one is recreated and used again, 0 lost", { timeout: 180_000 }, async (t) => {
   printLogsOnFailure(t);
   const p = unique('del');
   const stuckAfterMs = 5_000;
@@ -58,23 +58,33 @@ test('a route\'s topic deleted under load: the other topic flows, the deleted on
   const publishedAfter = 100 + Math.ceil(((Date.now() - publishStart) / 1000 + 1) * rate);
   await publishing;
   let recreatedAfterMs = -1;
-  await waitFor('the victim topic recreated', async () => {
-    const there = (await a.listTopics().catch(() => [] as string[])).includes(`${p}.victim`);
-    if (there && recreatedAfterMs < 0) recreatedAfterMs = Date.now() - deletedAt;
-    return there;
-  }, 60_000);
+  await waitFor(
+    'the victim topic recreated',
+    async () => {
+      const there = (await a.listTopics().catch(() => [] as string[])).includes(`${p}.victim`);
+      if (there && recreatedAfterMs < 0) recreatedAfterMs = Date.now() - deletedAt;
+      return there;
+    },
+    60_000,
+  );
   await waitFor('everything acknowledged', async () => ((await sluice.metrics()).get('sluice_messages_acked_total') ?? 0) >= total + 100, 90_000);
   const longestGap = await gaps.stop();
 
   const wanted = (odd: boolean) => Array.from({ length: total + 100 }, (_, s) => s).filter((s) => (s % 2 === 1) === odd);
   const good = seqCounts(await readTopic(t, `${p}.good`, (r) => seqCounts(r).size >= wanted(true).length));
-  assert.deepEqual(wanted(true).filter((s) => !good.has(s)), [], 'every good message is in its topic');
+  assert.deepEqual(
+    wanted(true).filter((s) => !good.has(s)),
+    [],
+    'every good message is in its topic',
+  );
   const victim = seqCounts(await readTopic(t, `${p}.victim`, () => false, 20_000, 4_000));
   const dead = await readTopic(t, sluice.deadLetterTopic, () => false, 20_000, 4_000);
   const deadSeqs = new Set(dead.map((r) => (JSON.parse(r.value.toString()) as { seq: number }).seq));
   const afterDeletion = wanted(false).filter((s) => s >= publishedAfter); // published once the topic was gone
   const lost = afterDeletion.filter((s) => !victim.has(s) && !deadSeqs.has(s));
-  t.diagnostic(`topic recreated ${recreatedAfterMs} ms after deletion; longest ack gap ${longestGap} ms (stuckAfterMs ${stuckAfterMs}); victim messages after deletion: ${afterDeletion.filter((s) => victim.has(s)).length} in the recreated topic, ${afterDeletion.filter((s) => deadSeqs.has(s)).length} dead-lettered (${[...new Set(dead.map((r) => r.headers['sluice-reason']))].join(', ') || 'none'})`);
+  t.diagnostic(
+    `topic recreated ${recreatedAfterMs} ms after deletion; longest ack gap ${longestGap} ms (stuckAfterMs ${stuckAfterMs}); victim messages after deletion: ${afterDeletion.filter((s) => victim.has(s)).length} in the recreated topic, ${afterDeletion.filter((s) => deadSeqs.has(s)).length} dead-lettered (${[...new Set(dead.map((r) => r.headers['sluice-reason']))].join(', ') || 'none'})`,
+  );
   assert.deepEqual(lost, [], 'a victim message published after the deletion is in the recreated topic or dead-lettered, never lost');
   assert.ok(victim.size > 0, 'the recreated topic is used again, without a restart');
   assert.ok(longestGap < stuckAfterMs + 5_000, `acks never stopped longer than the stuck bound (+5 s): ${longestGap} ms`);
@@ -109,7 +119,9 @@ test('a topic with no more traffic deleted: the other topics are not held up', {
   assert.ok(tookMs < 15_000, `not held up by the deleted topic (${tookMs} ms)`);
 });
 
-test('the dead-letter topic deleted: nothing more is acknowledged (backpressure), /readyz names it, and all flows once it is back', { timeout: 180_000 }, async (t) => {
+test('the dead-letter topic deleted: nothing more is acknowledged (backpressure), /readyz names it, and all flows once it is back', {
+  timeout: 180_000,
+}, async (t) => {
   printLogsOnFailure(t);
   const p = unique('dlqdel');
   const a = await admin(t);
@@ -117,7 +129,13 @@ test('the dead-letter topic deleted: nothing more is acknowledged (backpressure)
     rules: { subscriptions: [{ filter: `${p}/#`, qos: 1 }], routes: [{ name: 'good', match: `${p}/good/{deviceId}`, kafka: { topic: `${p}.good` } }] },
     config: { kafka: { createTopics: { enabled: false } }, http: { maxUnackedAgeMs: 2_000 } },
   });
-  await a.createTopics({ topics: [{ topic: `${p}.good`, numPartitions: 3 }, { topic: sluice.deadLetterTopic, numPartitions: 1 }], waitForLeaders: true });
+  await a.createTopics({
+    topics: [
+      { topic: `${p}.good`, numPartitions: 3 },
+      { topic: sluice.deadLetterTopic, numPartitions: 1 },
+    ],
+    waitForLeaders: true,
+  });
   a.drop([`${p}.good`, sluice.deadLetterTopic]);
   await sluice.start();
   const pub = await mqttClient(t);
@@ -126,12 +144,20 @@ test('the dead-letter topic deleted: nothing more is acknowledged (backpressure)
   for (let i = 0; i < 20; i++) await pub.publishAsync(`${p}/unrouted/x`, `{"seq": ${10_000 + i}}`, { qos: 1 });
   await publishNumbered(pub, 200, (s) => `${p}/good/d-${s % 10}`);
   let ready = { status: 200, body: '' };
-  await waitFor('/readyz to name the dead-letter topic', async () => (ready = await sluice.ready()).status === 503 && ready.body.includes(sluice.deadLetterTopic), 30_000);
+  await waitFor(
+    '/readyz to name the dead-letter topic',
+    async () => (ready = await sluice.ready()).status === 503 && ready.body.includes(sluice.deadLetterTopic),
+    30_000,
+  );
   t.diagnostic(`readyz: ${ready.body.trim().split('\n').join(' | ')}`);
   // long enough for the retries to find the topic missing (creation is off): still held, not refused
   await sleep(3_000);
   const m = await sluice.metrics();
-  assert.equal(m.get('sluice_dead_letters_total{reason="dead-letter-refused"}') ?? 0, 0, 'a missing dead-letter topic is waited for, never taken for a too-large record');
+  assert.equal(
+    m.get('sluice_dead_letters_total{reason="dead-letter-refused"}') ?? 0,
+    0,
+    'a missing dead-letter topic is waited for, never taken for a too-large record',
+  );
   assert.ok((m.get('sluice_messages_acked_total') ?? 0) < 220, 'the unwritable dead letters hold the window: not everything is acked');
   await a.createTopics({ topics: [{ topic: sluice.deadLetterTopic, numPartitions: 1 }], waitForLeaders: true });
   const recreatedAt = Date.now();
@@ -144,7 +170,9 @@ test('the dead-letter topic deleted: nothing more is acknowledged (backpressure)
   await waitFor('ready again', async () => (await sluice.ready()).status === 200, 30_000);
 });
 
-test('a device-driven topic template (5,000 distinct values): good traffic flows, the template\'s budget holds across a restart, readiness shows the route', { timeout: 240_000 }, async (t) => {
+test("a device-driven topic template (5,000 distinct values): good traffic flows, the template's budget holds across a restart, readiness shows the route", {
+  timeout: 240_000,
+}, async (t) => {
   printLogsOnFailure(t);
   const p = unique('dyn');
   const maxTopics = 40;
@@ -185,13 +213,18 @@ test('a device-driven topic template (5,000 distinct values): good traffic flows
   a.drop(dynTopics);
   const dead = await readTopic(t, sluice.deadLetterTopic, (r) => r.length >= 5_000 - maxTopics);
   const refused = byReason(dead, 'kafka-topic-missing');
-  t.diagnostic(`7,000 acked in ${tookMs} ms; longest ack gap ${longestGap} ms; ${dynTopics.length} topics created; ${refused.length} dead-lettered; readyz said: ${sawRoute || '(never 503)'}`);
+  t.diagnostic(
+    `7,000 acked in ${tookMs} ms; longest ack gap ${longestGap} ms; ${dynTopics.length} topics created; ${refused.length} dead-lettered; readyz said: ${sawRoute || '(never 503)'}`,
+  );
   assert.equal(dynTopics.length, maxTopics, 'the budget holds');
   const withTopic = new Set(dynTopics.map((x) => Number(x.split('.dev-')[1])));
   const refusedSeqs = new Set(refused.map((r) => (JSON.parse(r.value.toString()) as { seq: number }).seq));
   assert.equal(refusedSeqs.size, 5_000 - maxTopics, 'every other device value dead-lettered (at least once)');
   assert.equal(new Set([...withTopic, ...refusedSeqs]).size, 5_000, 'none lost: each value has its topic or its dead letter');
-  assert.match(refused[0]?.headers['sluice-error'] ?? '', new RegExp(`the template "${p}.dyn.\\{deviceId\\}" has used its kafka.maxTopics budget \\(${maxTopics} of ${maxTopics} topics\\)`));
+  assert.match(
+    refused[0]?.headers['sluice-error'] ?? '',
+    new RegExp(`the template "${p}.dyn.\\{deviceId\\}" has used its kafka.maxTopics budget \\(${maxTopics} of ${maxTopics} topics\\)`),
+  );
   assert.ok(longestGap < 10_000, `good traffic was never held more than 10 s (${longestGap} ms)`);
   assert.match(sawRoute, /^route dyn: oldest unacknowledged message is \d+ s old/, 'readiness named the stuck route while its topics were being made');
   assert.ok((await sluice.metrics()).has('sluice_route_oldest_unacked_seconds{route="good"}'), 'the age gauge per route');
@@ -200,12 +233,19 @@ test('a device-driven topic template (5,000 distinct values): good traffic flows
   await sluice.stop();
   await sluice.start();
   await publishNumbered(pub, 100, (s) => `${p}/dyn/late-${s}`, { payload: (s) => `{"seq": ${s}}` });
-  await waitFor('the late ones dead-lettered', async () => byReason(await readTopic(t, sluice.deadLetterTopic, () => false, 10_000, 3_000), 'kafka-topic-missing')
-    .filter((r) => r.key?.includes('/dyn/late-')).length >= 100, 60_000);
+  await waitFor(
+    'the late ones dead-lettered',
+    async () =>
+      byReason(await readTopic(t, sluice.deadLetterTopic, () => false, 10_000, 3_000), 'kafka-topic-missing').filter((r) => r.key?.includes('/dyn/late-'))
+        .length >= 100,
+    60_000,
+  );
   assert.equal((await a.listTopics()).filter((x) => x.startsWith(`${p}.dyn.`)).length, maxTopics, 'no new topic after the restart');
 });
 
-test('an oversized record amid 200 good ones for several partitions: the 200 arrive, the big one is dead-lettered, the producer keeps working', { timeout: 120_000 }, async (t) => {
+test('an oversized record amid 200 good ones for several partitions: the 200 arrive, the big one is dead-lettered, the producer keeps working', {
+  timeout: 120_000,
+}, async (t) => {
   printLogsOnFailure(t);
   const p = unique('big');
   const sluice = sluiceFor(t, {
@@ -227,12 +267,20 @@ test('an oversized record amid 200 good ones for several partitions: the 200 arr
   await waitFor('the next 50 acked', async () => ((await sluice.metrics()).get('sluice_messages_acked_total') ?? 0) >= 256, 30_000);
   const records = await readTopic(t, `${p}.raw`, (r) => seqCounts(r).size >= 255);
   const seqs = seqCounts(records);
-  assert.deepEqual(Array.from({ length: 250 }, (_, i) => 100 + i).filter((s) => !seqs.has(s)), [], 'the 200 around it and the 50 after arrive');
+  assert.deepEqual(
+    Array.from({ length: 250 }, (_, i) => 100 + i).filter((s) => !seqs.has(s)),
+    [],
+    'the 200 around it and the 50 after arrive',
+  );
   const dead = await readTopic(t, sluice.deadLetterTopic, (r) => r.length >= 1);
   assert.equal(dead.length, 1);
   assert.equal(dead[0]?.headers['sluice-reason'], 'rejected-by-kafka');
   assert.equal(dead[0]?.headers['sluice-sink'], 'kafka', 'a write-stage dead letter names its sink');
   assert.equal(dead[0]?.headers['sluice-payload-bytes'], String(big.length), 'written shrunk: too big for the dead-letter topic too');
   assert.equal((await sluice.metrics()).get('sluice_sink_healthy{sink="kafka"}'), 1);
-  await waitFor('nothing left in flight (the gauge is sampled every 250 ms)', async () => (await sluice.metrics()).get('sluice_inflight_messages') === 0, 5_000);
+  await waitFor(
+    'nothing left in flight (the gauge is sampled every 250 ms)',
+    async () => (await sluice.metrics()).get('sluice_inflight_messages') === 0,
+    5_000,
+  );
 });

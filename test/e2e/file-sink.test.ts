@@ -34,14 +34,24 @@ test('file sink: 6,000 messages into Kafka and a JSON-lines file, SIGKILLed twic
   }
   await publishing;
 
-  const lines = () => readFileSync(path, 'utf8').split('\n').filter((l) => l !== '');
-  await waitFor('every message in the file', () => new Set(lines().flatMap((l) => {
-    try {
-      return [(JSON.parse(l) as { payload: { seq: number } }).payload.seq];
-    } catch {
-      return [];
-    }
-  })).size >= total, 60_000);
+  const lines = () =>
+    readFileSync(path, 'utf8')
+      .split('\n')
+      .filter((l) => l !== '');
+  await waitFor(
+    'every message in the file',
+    () =>
+      new Set(
+        lines().flatMap((l) => {
+          try {
+            return [(JSON.parse(l) as { payload: { seq: number } }).payload.seq];
+          } catch {
+            return [];
+          }
+        }),
+      ).size >= total,
+    60_000,
+  );
   const parsed = lines().map((l) => {
     try {
       return JSON.parse(l) as { topic: string; route: string; levels: Record<string, string>; qos: number; payload: { seq: number } };
@@ -53,8 +63,11 @@ test('file sink: 6,000 messages into Kafka and a JSON-lines file, SIGKILLed twic
   t.diagnostic(`${parsed.length} lines for ${total} messages (${parsed.length - torn - total} redelivered after the SIGKILL), ${torn} torn`);
   assert.ok(torn <= 2, 'at most the one line each SIGKILL cut, ended by a newline on restart');
   const first = parsed.find((p) => p?.payload.seq === 0);
-  assert.deepEqual(first && { route: first.route, qos: first.qos, levels: first.levels },
-    { route: 'telemetry', qos: 1, levels: { site: 'malta', zone: 'z1', deviceType: 'sensor', deviceId: 'dev-0' } });
+  assert.deepEqual(first && { route: first.route, qos: first.qos, levels: first.levels }, {
+    route: 'telemetry',
+    qos: 1,
+    levels: { site: 'malta', zone: 'z1', deviceType: 'sensor', deviceId: 'dev-0' },
+  });
   const records = await readTopic(t, topic, (r) => seqCounts(r).size >= total);
   assert.equal(seqCounts(records).size, total, 'Kafka has every message too');
   const m = await sluice.metrics();

@@ -7,13 +7,16 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { readTopic, waitFor } from '../support/e2e-helpers.ts';
 import { sluiceNodeFlags } from '../../scripts/sluice-node-flags.ts';
+import { readTopic, waitFor } from '../support/e2e-helpers.ts';
 import { mqttClient, printLogsOnFailure, unique } from '../support/stack.ts';
 
 const root = join(import.meta.dirname, '../..');
 const sluice = (args: string[], env: NodeJS.ProcessEnv = {}) =>
-  spawnSync(join(root, 'scripts/node'), [join(root, 'src/cli.ts'), ...args], { encoding: 'utf8', env: { ...process.env, SLUICE_RULES: '', SLUICE_CONFIG: '', ...env } });
+  spawnSync(join(root, 'scripts/node'), [join(root, 'src/cli.ts'), ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, SLUICE_RULES: '', SLUICE_CONFIG: '', ...env },
+  });
 
 /** The page's files: each yaml block whose first line is `# my-sluice/<name>`. */
 function filesOfThePage(): Record<string, string> {
@@ -26,7 +29,9 @@ function filesOfThePage(): Record<string, string> {
   return files;
 }
 
-test('getting-started: the page\'s two files pass check and check --connect; tap shows live traffic; run gets ready and writes to Kafka', { timeout: 120_000 }, async (t) => {
+test("getting-started: the page's two files pass check and check --connect; tap shows live traffic; run gets ready and writes to Kafka", {
+  timeout: 120_000,
+}, async (t) => {
   printLogsOnFailure(t);
   const files = filesOfThePage();
   assert.deepEqual(Object.keys(files).sort(), ['rules.yaml', 'sluice.yaml'], 'the page shows both files');
@@ -52,7 +57,9 @@ test('getting-started: the page\'s two files pass check and check --connect; tap
   const site = unique('site');
   const topic = `acme/${site}/floor-03/temperature-sensor/ts-4427/telemetry`;
   const pub = await mqttClient(t);
-  const tap = spawn(join(root, 'scripts/node'), [join(root, 'src/cli.ts'), 'tap', '--config', config, '--limit', '1', '--json', '--filter', `acme/${site}/#`], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const tap = spawn(join(root, 'scripts/node'), [join(root, 'src/cli.ts'), 'tap', '--config', config, '--limit', '1', '--json', '--filter', `acme/${site}/#`], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   t.after(() => tap.kill('SIGKILL'));
   let tapOut = '';
   let tapErr = '';
@@ -64,10 +71,14 @@ test('getting-started: the page\'s two files pass check and check --connect; tap
   assert.equal(await tapExit, 0, tapErr);
   const tapped = JSON.parse(tapOut.trim()) as { outcome: string; outputs: Array<{ sink: string; item: { topic: string; key: string } }> };
   assert.equal(tapped.outcome, 'routed');
-  assert.deepEqual(tapped.outputs.map((o) => [o.sink, o.item.topic, o.item.key]), [['kafka', `telemetry.${site}`, 'ts-4427']]);
+  assert.deepEqual(
+    tapped.outputs.map((o) => [o.sink, o.item.topic, o.item.key]),
+    [['kafka', `telemetry.${site}`, 'ts-4427']],
+  );
 
   const run = spawn(join(root, 'scripts/node'), [...sluiceNodeFlags, join(root, 'src/cli.ts'), 'run', '--config', config], {
-    stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SLUICE_CLIENT_ID: unique('sluice'), SLUICE_RULES: '', SLUICE_CONFIG: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, SLUICE_CLIENT_ID: unique('sluice'), SLUICE_RULES: '', SLUICE_CONFIG: '' },
   });
   t.after(() => run.kill('SIGKILL'));
   let runLog = '';

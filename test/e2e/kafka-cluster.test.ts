@@ -4,30 +4,36 @@
 // per key within a partition holds (first occurrences in publish order); the time until acks
 // resume is reported. The cluster is the stack's optional one (kafka-1..3), started here.
 import assert from 'node:assert/strict';
-import { after, before, test, type TestContext } from 'node:test';
+import { after, before, type TestContext, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runningPid } from '../../deploy/local/daemon.ts';
 import { clusterBrokers, clusterNodeNames } from '../../deploy/local/servers/kafka-cluster.ts';
 import type { KafkaClientKind } from '../../src/sinks/kafka/client/kafka-client.ts';
-import { publishNumbered, readTopic, waitFor, type KafkaRecordSeen } from '../support/e2e-helpers.ts';
-import { testedKafkaClients } from '../support/kafka-clients.ts';
 import { ackStall } from '../support/ack-stall.ts';
-import { sluiceFor, type SluiceProcess } from '../support/sluice-process.ts';
+import { type KafkaRecordSeen, publishNumbered, readTopic, waitFor } from '../support/e2e-helpers.ts';
+import { testedKafkaClients } from '../support/kafka-clients.ts';
+import { type SluiceProcess, sluiceFor } from '../support/sluice-process.ts';
 import { config, kafka, mqttClient, printLogsOnFailure, stack, unique } from '../support/stack.ts';
 
 const brokers = clusterBrokers(config);
 let started: string[] = [];
 
-before(async () => {
-  const t0 = Date.now();
-  started = await stack.up([...clusterNodeNames]);
-  process.stderr.write(`kafka cluster up in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
-}, { timeout: 300_000 });
+before(
+  async () => {
+    const t0 = Date.now();
+    started = await stack.up([...clusterNodeNames]);
+    process.stderr.write(`kafka cluster up in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+  },
+  { timeout: 300_000 },
+);
 
-after(async () => {
-  // stopped only if this file started it (a developer's running cluster stays)
-  if (started.length > 0) await stack.down(started);
-}, { timeout: 120_000 });
+after(
+  async () => {
+    // stopped only if this file started it (a developer's running cluster stays)
+    if (started.length > 0) await stack.down(started);
+  },
+  { timeout: 120_000 },
+);
 
 async function clusterTopic(t: TestContext, partitions: number): Promise<string> {
   const topic = unique('cluster');
@@ -42,17 +48,21 @@ async function clusterTopic(t: TestContext, partitions: number): Promise<string>
     await one.connect();
     try {
       let last = '';
-      await waitFor(`topic ${topic} on ${broker}`, async () => {
-        try {
-          const meta = await one.fetchTopicMetadata({ topics: [topic] });
-          const parts = meta.topics[0]?.partitions ?? [];
-          last = `${parts.length} partitions, leaders ${parts.map((p) => p.leader).join(',')}, in sync ${parts.map((p) => p.isr.length).join(',')}`;
-          return parts.length === partitions && parts.every((p) => p.leader >= 0 && p.isr.length === 3);
-        } catch (err) {
-          last = (err as Error).message;
-          return false;
-        }
-      }, 30_000).catch((err: Error) => {
+      await waitFor(
+        `topic ${topic} on ${broker}`,
+        async () => {
+          try {
+            const meta = await one.fetchTopicMetadata({ topics: [topic] });
+            const parts = meta.topics[0]?.partitions ?? [];
+            last = `${parts.length} partitions, leaders ${parts.map((p) => p.leader).join(',')}, in sync ${parts.map((p) => p.isr.length).join(',')}`;
+            return parts.length === partitions && parts.every((p) => p.leader >= 0 && p.isr.length === 3);
+          } catch (err) {
+            last = (err as Error).message;
+            return false;
+          }
+        },
+        30_000,
+      ).catch((err: Error) => {
         throw new Error(`${err.message}: last answer ${last}`);
       });
     } finally {
@@ -140,7 +150,9 @@ const rate = 1_500;
 const total = 30_000; // 20 s of load
 
 for (const client of testedKafkaClients) {
-  test(`${client}: the leader of a partition sluice writes to is SIGKILLed under load: 0 lost, order per key kept, duplicates counted`, { timeout: 240_000 }, async (t) => {
+  test(`${client}: the leader of a partition sluice writes to is SIGKILLed under load: 0 lost, order per key kept, duplicates counted`, {
+    timeout: 240_000,
+  }, async (t) => {
     printLogsOnFailure(t);
     const prefix = unique('leader');
     const topic = await clusterTopic(t, 3);
@@ -168,10 +180,17 @@ for (const client of testedKafkaClients) {
     const m = await sluice.metrics();
     const { records, held: inCluster } = await readAll(t, topic);
     const a = audit(records, total);
-    t.diagnostic(`${client}: killed node ${leader} (leader of partition 0); acks resumed ${resumedAfterMs} ms after the kill; longest ack stall ${longestStallMs} ms; ` +
-      `${records.length} records read of ${inCluster} held, for ${total} published: lost ${a.lost}, duplicates ${a.duplicates}, first occurrences out of order per key ${a.outOfOrder}; ` +
-      `dead letters ${[...m].filter(([k]) => k.startsWith('sluice_dead_letters_total')).map(([k, v]) => `${k}=${v}`).join(' ') || 0}; node back in ${Date.now() - restartAt} ms` +
-      (a.lost > 0 ? `; missing ${a.missing.join(',')}` : ''));
+    t.diagnostic(
+      `${client}: killed node ${leader} (leader of partition 0); acks resumed ${resumedAfterMs} ms after the kill; longest ack stall ${longestStallMs} ms; ` +
+        `${records.length} records read of ${inCluster} held, for ${total} published: lost ${a.lost}, duplicates ${a.duplicates}, first occurrences out of order per key ${a.outOfOrder}; ` +
+        `dead letters ${
+          [...m]
+            .filter(([k]) => k.startsWith('sluice_dead_letters_total'))
+            .map(([k, v]) => `${k}=${v}`)
+            .join(' ') || 0
+        }; node back in ${Date.now() - restartAt} ms` +
+        (a.lost > 0 ? `; missing ${a.missing.join(',')}` : ''),
+    );
     assert.equal(records.length, inCluster, 'the reader read every record the cluster holds');
     assert.equal(a.lost, 0, 'nothing acknowledged is lost');
     assert.equal(a.outOfOrder, 0, 'the order per key holds within its partition');
@@ -204,8 +223,10 @@ test('a rolling restart of all three brokers under load: 0 lost, order per key k
   const longestStallMs = await stall.stop();
   const { records, held: inCluster } = await readAll(t, topic);
   const a = audit(records, n);
-  t.diagnostic(`${client}: restarted ${took.join(', ')}; longest ack stall ${longestStallMs} ms; ${records.length} records read of ${inCluster} held, for ${n}: lost ${a.lost}, duplicates ${a.duplicates}, out of order ${a.outOfOrder}` +
-    (a.lost > 0 ? `; missing ${a.missing.join(',')}` : ''));
+  t.diagnostic(
+    `${client}: restarted ${took.join(', ')}; longest ack stall ${longestStallMs} ms; ${records.length} records read of ${inCluster} held, for ${n}: lost ${a.lost}, duplicates ${a.duplicates}, out of order ${a.outOfOrder}` +
+      (a.lost > 0 ? `; missing ${a.missing.join(',')}` : ''),
+  );
   assert.equal(records.length, inCluster, 'the reader read every record the cluster holds');
   assert.equal(a.lost, 0);
   assert.equal(a.outOfOrder, 0);

@@ -14,12 +14,21 @@ test('a frozen worker fails /healthz: no answer while stopped, 503 naming the st
   const sluice = sluiceFor(t, { rules: telemetryToKafka(prefix, `${prefix}.t`), config: { http: { liveness: { maxStallMs: 1_000, reportForMs: 3_000 } } } });
   await sluice.start();
   assert.equal(await sluice.healthz(), 200);
-  const url = (await sluice.healthUrl());
+  const url = await sluice.healthUrl();
   process.kill(sluice.pid as number, 'SIGSTOP');
-  t.after(() => { try { process.kill(sluice.pid as number, 'SIGCONT'); } catch { /* gone */ } });
+  t.after(() => {
+    try {
+      process.kill(sluice.pid as number, 'SIGCONT');
+    } catch {
+      /* gone */
+    }
+  });
   await sleep(2_500);
   // the kubelet's httpGet with timeoutSeconds: 2
-  const frozen = await fetch(url, { signal: AbortSignal.timeout(2_000) }).then((r) => r.status, (err: Error) => err.name);
+  const frozen = await fetch(url, { signal: AbortSignal.timeout(2_000) }).then(
+    (r) => r.status,
+    (err: Error) => err.name,
+  );
   assert.equal(frozen, 'TimeoutError', 'no answer while the process is frozen');
   process.kill(sluice.pid as number, 'SIGCONT');
   const after = await fetch(url);

@@ -3,10 +3,10 @@
 // loses nothing; a bad file keeps the old rules, names its file:line and is counted; --watch
 // reloads on a change of the file.
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { publishNumbered, readTopic, seqCounts, waitFor } from '../support/e2e-helpers.ts';
 import { sluiceFor } from '../support/sluice-process.ts';
 import { mqttClient, printLogsOnFailure, unique } from '../support/stack.ts';
@@ -16,7 +16,9 @@ const route = (prefix: string, kind: string, topic: string) => ({
   route: { name: kind, match: `${prefix}/{site}/{zone}/{deviceType}/{deviceId}/${kind}`, kafka: { topic } },
 });
 
-test('SIGHUP under load: the new route takes effect, the removed filter stops, 0 lost, 0 reconnects; a bad file keeps the old rules', { timeout: 180_000 }, async (t) => {
+test('SIGHUP under load: the new route takes effect, the removed filter stops, 0 lost, 0 reconnects; a bad file keeps the old rules', {
+  timeout: 180_000,
+}, async (t) => {
   printLogsOnFailure(t);
   const prefix = unique('reload');
   const kept = route(prefix, 'telemetry', `${prefix}.telemetry`);
@@ -36,7 +38,11 @@ test('SIGHUP under load: the new route takes effect, the removed filter stops, 0
   process.kill(sluice.pid as number, 'SIGHUP');
   await waitFor('rules reloaded', () => sluice.logs.includes('"msg":"rules reloaded"'), 10_000);
   await waitFor('unsubscribed', () => sluice.logs.includes('"msg":"unsubscribed"'), 10_000);
-  await waitFor('the new filter subscribed', () => sluice.logs.includes(`"topic":"$share/`) && sluice.logs.split('\n').some((l) => l.includes('"msg":"subscribed"') && l.includes('/alarm')), 10_000);
+  await waitFor(
+    'the new filter subscribed',
+    () => sluice.logs.includes(`"topic":"$share/`) && sluice.logs.split('\n').some((l) => l.includes('"msg":"subscribed"') && l.includes('/alarm')),
+    10_000,
+  );
   await publishNumbered(pub, 300, topicOf('alarm'));
   await publishNumbered(pub, 300, topicOf('status'), { from: 1_000 }); // no route, no subscription any more
   await load;
@@ -52,7 +58,9 @@ test('SIGHUP under load: the new route takes effect, the removed filter stops, 0
   const status = seqCounts(await readTopic(t, `${prefix}.status`, () => false, 8_000, 4_000));
   const m = await sluice.metrics();
   const refused = /"err":"([^"]+)","msg":"rules reload refused/.exec(sluice.logs)?.[1];
-  t.diagnostic(`telemetry ${telemetry.size}/6000 across the reload; alarms ${alarms.size}/600; status after removal ${[...status.keys()].filter((s) => s >= 1_000).length}/300; reconnects ${m.get('sluice_mqtt_reconnects_total') ?? 0}; refused: ${refused}`);
+  t.diagnostic(
+    `telemetry ${telemetry.size}/6000 across the reload; alarms ${alarms.size}/600; status after removal ${[...status.keys()].filter((s) => s >= 1_000).length}/300; reconnects ${m.get('sluice_mqtt_reconnects_total') ?? 0}; refused: ${refused}`,
+  );
   assert.equal(telemetry.size, 6_000, 'nothing lost across the reload');
   assert.equal(alarms.size, 600, 'the new route took effect (and stayed after the refused reload)');
   assert.equal([...status.keys()].filter((s) => s < 1_000).length, 200, 'the removed route delivered before');

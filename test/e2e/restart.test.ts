@@ -42,7 +42,10 @@ test('a restarted worker resumes its session and subscribes filters added to the
   await sluice.start();
   await sluice.stop('SIGTERM');
   sluice.writeRules({
-    subscriptions: [{ filter: `${prefix}/+/telemetry`, qos: 1 }, { filter: `${prefix}/+/command`, qos: 1 }],
+    subscriptions: [
+      { filter: `${prefix}/+/telemetry`, qos: 1 },
+      { filter: `${prefix}/+/command`, qos: 1 },
+    ],
     routes: [route('telemetry'), route('command')],
   });
   await sluice.start();

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { readTopic, waitFor, type KafkaRecordSeen } from '../support/e2e-helpers.ts';
+import { type KafkaRecordSeen, readTopic, waitFor } from '../support/e2e-helpers.ts';
 import { sluiceFor } from '../support/sluice-process.ts';
 import { endpoints, influxQuery, mqttClient, printLogsOnFailure, unique } from '../support/stack.ts';
 
@@ -77,8 +77,10 @@ test('routing table: exact Kafka records and InfluxDB points; bad input dead-let
   if (read.length > all.length) t.diagnostic(`${read.length - all.length} records arrived twice (a produce retried after another topic's fault)`);
   assert.equal(all.length, 8, 'the good messages and the two whose Influx mapping failed, nothing else');
   const telemetry = all.filter((r) => r.key === 'ts-1');
-  assert.deepEqual(all.filter((r) => r.key === 'ts-2').map((r) => r.value.toString()),
-    ['{"temperature": {"c": 1}}', '{"temperature": 1, "ts": "not a time"}']);
+  assert.deepEqual(
+    all.filter((r) => r.key === 'ts-2').map((r) => r.value.toString()),
+    ['{"temperature": {"c": 1}}', '{"temperature": 1, "ts": "not a time"}'],
+  );
   const first = telemetry[0] as KafkaRecordSeen;
   assert.equal(first.key, 'ts-1');
   assert.deepEqual(JSON.parse(first.value.toString()), { temperature: 20.5, ok: true, ts });
@@ -91,7 +93,11 @@ test('routing table: exact Kafka records and InfluxDB points; bad input dead-let
     'mqtt-correlation-data': 'c-1',
     'mqtt-response-topic': 'reply/here',
   });
-  assert.deepEqual(telemetry.map((r) => (JSON.parse(r.value.toString()) as { ts: number }).ts - ts), [0, 1, 2, 3, 4, 5], 'one device, one partition, in order');
+  assert.deepEqual(
+    telemetry.map((r) => (JSON.parse(r.value.toString()) as { ts: number }).ts - ts),
+    [0, 1, 2, 3, 4, 5],
+    'one device, one partition, in order',
+  );
 
   const blobs = await readTopic(t, `${prefix}.blobs`, (r) => r.length >= 1);
   assert.equal(blobs.length, 1);
@@ -114,9 +120,15 @@ test('routing table: exact Kafka records and InfluxDB points; bad input dead-let
     rows = await influxQuery(`SELECT "temperature", "ok", "site", "deviceId" FROM "${measurement}"`);
     return rows.length >= 7;
   });
-  assert.deepEqual(rows.filter((r) => r[4] === 'ts-1').map((r) => r.slice(1)), [0, 1, 2, 3, 4, 5].map((i) => [20.5 + i, true, 'malta', 'ts-1']));
+  assert.deepEqual(
+    rows.filter((r) => r[4] === 'ts-1').map((r) => r.slice(1)),
+    [0, 1, 2, 3, 4, 5].map((i) => [20.5 + i, true, 'malta', 'ts-1']),
+  );
   // its Kafka topic was illegal (dead-lettered), but the point is legal: the tag is escaped, not split
-  assert.deepEqual(rows.filter((r) => r[4] === 'ts-2').map((r) => r.slice(1)), [[21.5, true, 'site with space', 'ts-2']]);
+  assert.deepEqual(
+    rows.filter((r) => r[4] === 'ts-2').map((r) => r.slice(1)),
+    [[21.5, true, 'site with space', 'ts-2']],
+  );
   // InfluxDB writes RFC 3339 without trailing zeros (.29Z): compare instants, not strings
   assert.equal(Date.parse(String(rows[0]?.[0])), ts, 'time from the payload');
 
@@ -150,7 +162,10 @@ test('a point InfluxDB refuses (field type conflict) is dead-lettered; the rest 
   assert.equal(JSON.parse(dead[0]?.value.toString() ?? '{}').temperature, 'hot');
   let rows: unknown[][] = [];
   await waitFor('six points', async () => (rows = await influxQuery(`SELECT "temperature" FROM "${measurement}"`)).length >= 6);
-  assert.deepEqual(rows.map((r) => r[1]), [1.5, 2.5, 3.5, 5.5, 6.5, 7.5]);
+  assert.deepEqual(
+    rows.map((r) => r[1]),
+    [1.5, 2.5, 3.5, 5.5, 6.5, 7.5],
+  );
 });
 
 test('the same rules write to VictoriaMetrics through /api/v2/write', { timeout: 60_000 }, async (t) => {
@@ -168,9 +183,15 @@ test('the same rules write to VictoriaMetrics through /api/v2/write', { timeout:
   let series: Array<{ metric: Record<string, string>; values: number[] }> = [];
   await waitFor('three series in VictoriaMetrics', async () => {
     await fetch(`${endpoints.victoriaMetrics}/internal/force_flush`);
-    series = (await (await fetch(url)).text()).split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    series = (await (await fetch(url)).text())
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l));
     return series.length >= 3;
   });
-  assert.deepEqual(series.map((s) => [s.metric.deviceId, s.metric.site, s.values]).sort(),
-    [['ts-0', 'malta', [10]], ['ts-1', 'malta', [11]], ['ts-2', 'malta', [12]]]);
+  assert.deepEqual(series.map((s) => [s.metric.deviceId, s.metric.site, s.values]).sort(), [
+    ['ts-0', 'malta', [10]],
+    ['ts-1', 'malta', [11]],
+    ['ts-2', 'malta', [12]],
+  ]);
 });

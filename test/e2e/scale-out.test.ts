@@ -24,6 +24,9 @@ test('three workers in one share group: each takes a share, the union is exactly
   assert.equal(records.length, total, 'and each once');
   const shares = await Promise.all(workers.map(async (w) => (await w.metrics()).get('sluice_messages_received_total{qos="1"}') ?? 0));
   t.diagnostic(`shares: ${shares.join(', ')}`);
-  assert.equal(shares.reduce((a, b) => a + b, 0), total);
+  assert.equal(
+    shares.reduce((a, b) => a + b, 0),
+    total,
+  );
   for (const s of shares) assert.ok(s > total / 10, `each worker takes a real share (${shares.join(', ')})`);
 });

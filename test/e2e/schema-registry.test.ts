@@ -8,21 +8,32 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import protobuf from 'protobufjs';
-import { readTopic, type KafkaRecordSeen } from '../support/e2e-helpers.ts';
+import { type KafkaRecordSeen, readTopic } from '../support/e2e-helpers.ts';
 import { sluiceFor } from '../support/sluice-process.ts';
 import { endpoints, mqttClient, printLogsOnFailure, unique } from '../support/stack.ts';
 
-const avroSchema = { type: 'record', name: 'Reading', namespace: 'sluice.test', fields: [
-  { name: 'deviceId', type: 'string' }, { name: 'temperature', type: 'double' }, { name: 'count', type: 'long' },
-] };
+const avroSchema = {
+  type: 'record',
+  name: 'Reading',
+  namespace: 'sluice.test',
+  fields: [
+    { name: 'deviceId', type: 'string' },
+    { name: 'temperature', type: 'double' },
+    { name: 'count', type: 'long' },
+  ],
+};
 // Reading is the second message: its Confluent message indexes are [1], not the single 0 byte
 const protoSchema = `syntax = "proto3";
 package sluice.test;
 message Envelope { string note = 1; }
 message Reading { string deviceId = 1; double temperature = 2; int64 count = 3; }
 `;
-const jsonSchema = { $schema: 'http://json-schema.org/draft-07/schema#', type: 'object', required: ['deviceId', 'temperature'],
-  properties: { deviceId: { type: 'string' }, temperature: { type: 'number' }, count: { type: 'integer' } } };
+const jsonSchema = {
+  $schema: 'http://json-schema.org/draft-07/schema#',
+  type: 'object',
+  required: ['deviceId', 'temperature'],
+  properties: { deviceId: { type: 'string' }, temperature: { type: 'number' }, count: { type: 'integer' } },
+};
 
 /** A Protobuf deserializer from the wire format alone: id -> the registry's schema -> message indexes -> the message. */
 async function decodeProtobuf(value: Buffer): Promise<Record<string, unknown>> {
@@ -43,16 +54,24 @@ async function decodeProtobuf(value: Buffer): Promise<Record<string, unknown>> {
   return type!.toObject(type!.decode(value.subarray(5 + reader.pos)), { longs: Number, defaults: true }) as Record<string, unknown>;
 }
 
-test('Avro, Protobuf and JSON Schema values round-trip through the registry; a value that breaks its schema is dead-lettered', { timeout: 120_000 }, async (t) => {
+test('Avro, Protobuf and JSON Schema values round-trip through the registry; a value that breaks its schema is dead-lettered', {
+  timeout: 120_000,
+}, async (t) => {
   printLogsOnFailure(t);
   const prefix = unique('sr');
   const route = (format: string, schema: string, extra: Record<string, unknown> = {}) => ({
-    name: format, match: `${prefix}/{deviceId}/${format}`, kafka: { topic: `${prefix}.${format}`, value: { format, schema, ...extra } },
+    name: format,
+    match: `${prefix}/{deviceId}/${format}`,
+    kafka: { topic: `${prefix}.${format}`, value: { format, schema, ...extra } },
   });
   const sluice = sluiceFor(t, {
     rules: {
       subscriptions: [{ filter: `${prefix}/+/+`, qos: 1 }],
-      routes: [route('avro', 'reading.avsc'), route('protobuf', 'reading.proto', { message: 'sluice.test.Reading' }), route('json-schema', 'reading.schema.json')],
+      routes: [
+        route('avro', 'reading.avsc'),
+        route('protobuf', 'reading.proto', { message: 'sluice.test.Reading' }),
+        route('json-schema', 'reading.schema.json'),
+      ],
     },
     config: { kafka: { schemaRegistry: { url: endpoints.registry } } },
   });
@@ -62,7 +81,10 @@ test('Avro, Protobuf and JSON Schema values round-trip through the registry; a v
   await sluice.start();
   const pub = await mqttClient(t);
   const good = Array.from({ length: 10 }, (_, i) => ({ deviceId: `d${i}`, temperature: 20 + i / 2, count: i * 1000 }));
-  const bad = [{ deviceId: 'd-bad', temperature: 'hot', count: 1 }, { deviceId: 7, temperature: 1 }];
+  const bad = [
+    { deviceId: 'd-bad', temperature: 'hot', count: 1 },
+    { deviceId: 7, temperature: 1 },
+  ];
   for (const format of ['avro', 'protobuf', 'json-schema']) {
     for (const [i, v] of [...good.slice(0, 5), bad[0], ...good.slice(5), bad[1]].entries()) {
       await pub.publishAsync(`${prefix}/d${i}/${format}`, JSON.stringify(v), { qos: 1 });
@@ -73,7 +95,9 @@ test('Avro, Protobuf and JSON Schema values round-trip through the registry; a v
   const [avroRecords, protoRecords, jsonRecords] = [await read('avro'), await read('protobuf'), await read('json-schema')];
   // records are keyed by device, over 3 partitions: compare in device order
   const values = async (records: KafkaRecordSeen[], decode: (b: Buffer) => Promise<unknown>) =>
-    (await Promise.all(records.map((r) => decode(r.value)))).sort((a, b) => String((a as { deviceId: string }).deviceId).localeCompare(String((b as { deviceId: string }).deviceId)));
+    (await Promise.all(records.map((r) => decode(r.value)))).sort((a, b) =>
+      String((a as { deviceId: string }).deviceId).localeCompare(String((b as { deviceId: string }).deviceId)),
+    );
   assert.deepEqual(await values(avroRecords, (b) => registry.decode(b).then((v) => ({ ...(v as object) }))), good, 'Avro read back by id from the registry');
   assert.deepEqual(await values(protoRecords, decodeProtobuf), good, 'Protobuf read back with its message indexes');
   assert.deepEqual(await values(jsonRecords, (b) => registry.decode(b)), good, 'JSON Schema read back by id');
@@ -85,9 +109,21 @@ test('Avro, Protobuf and JSON Schema values round-trip through the registry; a v
   assert.equal(dead.length, 6, 'two per format, once each');
   for (const r of dead) assert.equal(r.headers['sluice-reason'], 'schema-mismatch');
   const errors = dead.map((r) => r.headers['sluice-error']);
-  assert.ok(errors.some((e) => /Avro schema sluice\.test\.Reading .*temperature: "hot" is not a double/.test(e ?? '')), errors.join('\n'));
-  assert.ok(errors.some((e) => /Protobuf message sluice\.test\.Reading .*temperature: number expected/.test(e ?? '')), errors.join('\n'));
-  assert.ok(errors.some((e) => /JSON Schema .*\$\/deviceId must be string/.test(e ?? '')), errors.join('\n'));
-  assert.deepEqual(dead.map((r) => JSON.parse(r.value.toString())).sort((a, b) => String(a.deviceId).localeCompare(String(b.deviceId))),
-    [bad[1], bad[1], bad[1], bad[0], bad[0], bad[0]], 'the dead letters hold the original payloads');
+  assert.ok(
+    errors.some((e) => /Avro schema sluice\.test\.Reading .*temperature: "hot" is not a double/.test(e ?? '')),
+    errors.join('\n'),
+  );
+  assert.ok(
+    errors.some((e) => /Protobuf message sluice\.test\.Reading .*temperature: number expected/.test(e ?? '')),
+    errors.join('\n'),
+  );
+  assert.ok(
+    errors.some((e) => /JSON Schema .*\$\/deviceId must be string/.test(e ?? '')),
+    errors.join('\n'),
+  );
+  assert.deepEqual(
+    dead.map((r) => JSON.parse(r.value.toString())).sort((a, b) => String(a.deviceId).localeCompare(String(b.deviceId))),
+    [bad[1], bad[1], bad[1], bad[0], bad[0], bad[0]],
+    'the dead letters hold the original payloads',
+  );
 });

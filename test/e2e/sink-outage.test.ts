@@ -6,14 +6,15 @@ import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runningPid } from '../../deploy/local/daemon.ts';
 import { publishNumbered, readTopic, seqCounts, telemetryToKafka, waitFor } from '../support/e2e-helpers.ts';
-import { sluiceFor, type SluiceProcess } from '../support/sluice-process.ts';
+import { type SluiceProcess, sluiceFor } from '../support/sluice-process.ts';
 import { influxQuery, mqttClient, printLogsOnFailure, stack, unique } from '../support/stack.ts';
 
 const receiveMaximum = 200;
 
 async function report(t: { diagnostic(s: string): void }, sluice: SluiceProcess, label: string) {
   const m = await sluice.metrics();
-  const line = `${label}: peak RSS ${sluice.peakRssMiB().toFixed(0)} MiB, in-flight max ${m.get('sluice_inflight_messages_max')}, ` +
+  const line =
+    `${label}: peak RSS ${sluice.peakRssMiB().toFixed(0)} MiB, in-flight max ${m.get('sluice_inflight_messages_max')}, ` +
     `stalls ${m.get('sluice_pump_stalls_total')}, keepalive pings while held ${m.get('sluice_keepalive_pings_during_stall_total')}, ` +
     `reconnects ${m.get('sluice_mqtt_reconnects_total')}, sink write errors kafka ${m.get('sluice_sink_write_errors_total{sink="kafka"}') ?? 0} influx ${m.get('sluice_sink_write_errors_total{sink="influx"}') ?? 0}`;
   t.diagnostic(line);
@@ -104,12 +105,20 @@ test('InfluxDB stopped for 20 s mid-stream: 0 points lost, sluice resumes by its
   const sluice = sluiceFor(t, {
     rules: {
       subscriptions: [{ filter: `${prefix}/+/+/+/+/telemetry`, qos: 1 }],
-      routes: [{
-        name: 'telemetry',
-        match: `${prefix}/{site}/{zone}/{deviceType}/{deviceId}/telemetry`,
-        // the sequence number is the timestamp (s): every point has its own time, so counting them is exact
-        influx: { measurement, tags: ['deviceId'], fields: { temperature: '$.temperature', seq: { path: '$.seq', type: 'integer' } }, time: '$.seq', timeUnit: 's' },
-      }],
+      routes: [
+        {
+          name: 'telemetry',
+          match: `${prefix}/{site}/{zone}/{deviceType}/{deviceId}/telemetry`,
+          // the sequence number is the timestamp (s): every point has its own time, so counting them is exact
+          influx: {
+            measurement,
+            tags: ['deviceId'],
+            fields: { temperature: '$.temperature', seq: { path: '$.seq', type: 'integer' } },
+            time: '$.seq',
+            timeUnit: 's',
+          },
+        },
+      ],
     },
     config: { mqtt: { receiveMaximum } },
   });
@@ -124,11 +133,15 @@ test('InfluxDB stopped for 20 s mid-stream: 0 points lost, sluice resumes by its
   await publishing;
 
   let count = 0;
-  await waitFor(`${total} points in InfluxDB`, async () => {
-    const rows = await influxQuery(`SELECT count("seq") FROM "${measurement}"`);
-    count = Number(rows[0]?.[1] ?? 0);
-    return count >= total;
-  }, 90_000).catch(() => {});
+  await waitFor(
+    `${total} points in InfluxDB`,
+    async () => {
+      const rows = await influxQuery(`SELECT count("seq") FROM "${measurement}"`);
+      count = Number(rows[0]?.[1] ?? 0);
+      return count >= total;
+    },
+    90_000,
+  ).catch(() => {});
   const m = await report(t, sluice, 'InfluxDB outage');
   assert.equal(count, total, `${total - count} points lost`);
   assert.ok((m.get('sluice_sink_write_errors_total{sink="influx"}') ?? 0) > 0, 'the outage was seen');

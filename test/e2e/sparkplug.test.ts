@@ -4,28 +4,35 @@
 // unknown alias is dead-lettered with its reason (and a rebirth asked for) and nothing is lost;
 // and array fan-out writes one point per element.
 import assert from 'node:assert/strict';
-import { test, type TestContext } from 'node:test';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { type TestContext, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { MqttClient } from 'mqtt';
 import sparkplug from 'sparkplug-payload';
 import type { Samples } from '../../scripts/prometheus-text.ts';
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { readTopic, waitFor } from '../support/e2e-helpers.ts';
 import { jsonLines } from '../support/log-lines.ts';
 import { sluiceFor } from '../support/sluice-process.ts';
-import { config as stackConfig, endpoints, mqttClient, printLogsOnFailure, unique } from '../support/stack.ts';
+import { endpoints, mqttClient, printLogsOnFailure, config as stackConfig, unique } from '../support/stack.ts';
 
-const spb = sparkplug.get('spBv1.0') as { encodePayload(p: unknown): Uint8Array; decodePayload(b: Uint8Array): { metrics?: Array<{ name?: string; value?: unknown }> } };
+const spb = sparkplug.get('spBv1.0') as {
+  encodePayload(p: unknown): Uint8Array;
+  decodePayload(b: Uint8Array): { metrics?: Array<{ name?: string; value?: unknown }> };
+};
 
 function rules(group: string, topic: string) {
   return {
     subscriptions: [{ filter: `spBv1.0/${group}/+/#`, qos: 1 }],
-    routes: [{
-      name: 'sparkplug', match: `spBv1.0/${group}/#`, payload: 'sparkplug',
-      influx: { measurement: '{group}', tags: ['edgeNode', 'device'] },
-      kafka: { topic },
-    }],
+    routes: [
+      {
+        name: 'sparkplug',
+        match: `spBv1.0/${group}/#`,
+        payload: 'sparkplug',
+        influx: { measurement: '{group}', tags: ['edgeNode', 'device'] },
+        kafka: { topic },
+      },
+    ],
   };
 }
 
@@ -33,8 +40,11 @@ function rules(group: string, topic: string) {
 async function rows(q: string): Promise<Array<Record<string, unknown>>> {
   const url = `${endpoints.influxdb}/query?${new URLSearchParams({ db: stackConfig.influxdb.database, q })}`;
   const text = await (await fetch(url)).text();
-  const reviver = (_k: string, v: unknown, c?: { source?: string }) => (typeof v === 'number' && !Number.isSafeInteger(v) && Number.isInteger(v) && c?.source ? BigInt(c.source) : v);
-  const body = JSON.parse(text, reviver as (k: string, v: unknown) => unknown) as { results: Array<{ series?: Array<{ columns: string[]; values: unknown[][] }>; error?: string }> };
+  const reviver = (_k: string, v: unknown, c?: { source?: string }) =>
+    typeof v === 'number' && !Number.isSafeInteger(v) && Number.isInteger(v) && c?.source ? BigInt(c.source) : v;
+  const body = JSON.parse(text, reviver as (k: string, v: unknown) => unknown) as {
+    results: Array<{ series?: Array<{ columns: string[]; values: unknown[][] }>; error?: string }>;
+  };
   if (body.results[0]?.error) throw new Error(body.results[0].error);
   const s = body.results[0]?.series?.[0];
   return (s?.values ?? []).map((v) => Object.fromEntries(s!.columns.map((c, i) => [c, v[i]])));
@@ -56,7 +66,15 @@ class EdgeNode {
     await this.client.publishAsync(topic, Buffer.from(spb.encodePayload({ timestamp, seq, metrics })), { qos: 1 });
   }
   birth(bdSeq: number, at: number) {
-    return this.publish('NBIRTH', undefined, [{ name: 'bdSeq', type: 'UInt64', value: bdSeq }, { name: 'Node Control/Rebirth', type: 'Boolean', value: false }], at);
+    return this.publish(
+      'NBIRTH',
+      undefined,
+      [
+        { name: 'bdSeq', type: 'UInt64', value: bdSeq },
+        { name: 'Node Control/Rebirth', type: 'Boolean', value: false },
+      ],
+      at,
+    );
   }
 }
 
@@ -74,7 +92,7 @@ async function edgeNode(t: TestContext, group: string, name: string): Promise<Ed
   return new EdgeNode(await mqttClient(t, { protocolVersion: 5 }), group, name);
 }
 
-test('alias-only DDATA lands with its births\' names and types, int64 exact, across a SIGKILL restart and a rebirth', { timeout: 120_000 }, async (t) => {
+test("alias-only DDATA lands with its births' names and types, int64 exact, across a SIGKILL restart and a rebirth", { timeout: 120_000 }, async (t) => {
   printLogsOnFailure(t);
   const group = unique('spb');
   const topic = `${group}.records`;
@@ -83,15 +101,29 @@ test('alias-only DDATA lands with its births\' names and types, int64 exact, acr
   const node = await edgeNode(t, group, 'gw1');
   await node.birth(0, t0);
   // first life: alias 1 is Count (Int64), alias 2 is Temperature (Double)
-  await node.publish('DBIRTH', 'press', [
-    { name: 'Count', alias: 1, type: 'Int64', value: base.toString() },
-    { name: 'Temperature', alias: 2, type: 'Double', value: 20 },
-  ], t0 + 1);
-  const data = (from: number, n: number, at: number) => (async () => {
-    for (let i = from; i < from + n; i++) {
-      await node.publish('DDATA', 'press', [{ alias: 1, type: 'Int64', value: (base + BigInt(i)).toString() }, { alias: 2, type: 'Double', value: i / 4 }], at + i);
-    }
-  })();
+  await node.publish(
+    'DBIRTH',
+    'press',
+    [
+      { name: 'Count', alias: 1, type: 'Int64', value: base.toString() },
+      { name: 'Temperature', alias: 2, type: 'Double', value: 20 },
+    ],
+    t0 + 1,
+  );
+  const data = (from: number, n: number, at: number) =>
+    (async () => {
+      for (let i = from; i < from + n; i++) {
+        await node.publish(
+          'DDATA',
+          'press',
+          [
+            { alias: 1, type: 'Int64', value: (base + BigInt(i)).toString() },
+            { alias: 2, type: 'Double', value: i / 4 },
+          ],
+          at + i,
+        );
+      }
+    })();
   await data(1, 20, t0 + 1000);
   await waitFor('the first 20 points', async () => (await rows(`SELECT count("Count") FROM "${group}"`))[0]?.count === 21);
   assert.equal(await sluice.stop('SIGKILL'), null);
@@ -102,27 +134,49 @@ test('alias-only DDATA lands with its births\' names and types, int64 exact, acr
   // a rebirth (new bdSeq) that swaps the aliases: 1 is now Temperature, 2 is Count
   await node.publish('NDEATH', undefined, [{ name: 'bdSeq', type: 'UInt64', value: 0 }], t0 + 5000);
   await node.birth(1, t0 + 6000);
-  await node.publish('DBIRTH', 'press', [
-    { name: 'Temperature', alias: 1, type: 'Double', value: 30 },
-    { name: 'Count', alias: 2, type: 'Int64', value: (base + 100n).toString() },
-  ], t0 + 6001);
+  await node.publish(
+    'DBIRTH',
+    'press',
+    [
+      { name: 'Temperature', alias: 1, type: 'Double', value: 30 },
+      { name: 'Count', alias: 2, type: 'Int64', value: (base + 100n).toString() },
+    ],
+    t0 + 6001,
+  );
   for (let i = 101; i <= 110; i++) {
-    await node.publish('DDATA', 'press', [{ alias: 1, type: 'Double', value: i / 4 }, { alias: 2, type: 'Int64', value: (base + BigInt(i)).toString() }], t0 + 7000 + i);
+    await node.publish(
+      'DDATA',
+      'press',
+      [
+        { alias: 1, type: 'Double', value: i / 4 },
+        { alias: 2, type: 'Int64', value: (base + BigInt(i)).toString() },
+      ],
+      t0 + 7000 + i,
+    );
   }
   let all: Array<Record<string, unknown>> = [];
   await waitFor('every point', async () => (all = await rows(`SELECT "Count", "Temperature", "edgeNode", "device" FROM "${group}"`)).length === 52, 30_000);
   const counts = all.map((r) => r.Count);
   for (const c of counts) assert.equal(typeof c, 'bigint', `Count is an integer field (${String(c)})`);
-  const expected = [0n, ...Array.from({ length: 40 }, (_, i) => BigInt(i + 1)), 100n, ...Array.from({ length: 10 }, (_, i) => BigInt(101 + i))].map((x) => base + x);
+  const expected = [0n, ...Array.from({ length: 40 }, (_, i) => BigInt(i + 1)), 100n, ...Array.from({ length: 10 }, (_, i) => BigInt(101 + i))].map(
+    (x) => base + x,
+  );
   assert.deepEqual(counts, expected, 'every Count exact past 2^53, named right after the rebirth moved the aliases');
-  assert.deepEqual(all.slice(-10).map((r) => r.Temperature), Array.from({ length: 10 }, (_, i) => (101 + i) / 4));
+  assert.deepEqual(
+    all.slice(-10).map((r) => r.Temperature),
+    Array.from({ length: 10 }, (_, i) => (101 + i) / 4),
+  );
   assert.ok(all.every((r) => r.edgeNode === 'gw1'));
   const metrics = await sluice.metrics();
   assert.equal(total(metrics, 'sluice_dead_letters_total'), 0, 'nothing dead-lettered');
   assert.equal(total(metrics, 'sluice_sparkplug_seq_gaps_total'), 0, 'no seq gap on the whole stream');
   const records = await readTopic(t, topic, (r) => r.length >= 55);
   const last = JSON.parse(records.at(-1)!.value.toString()) as { metrics: Array<{ name: string; value: unknown }> };
-  assert.deepEqual(last.metrics.map((m) => m.name), ['Temperature', 'Count'], 'the Kafka record names the metrics too');
+  assert.deepEqual(
+    last.metrics.map((m) => m.name),
+    ['Temperature', 'Count'],
+    'the Kafka record names the metrics too',
+  );
 });
 
 test('births reach every worker of the share group through the state feed: no data goes unnamed', { timeout: 90_000 }, async (t) => {
@@ -147,8 +201,11 @@ test('births reach every worker of the share group through the state feed: no da
     if (i % 10 === 0) await sleep(100);
   }
   const dead = (m: Samples) => total(m, 'sluice_dead_letters_total');
-  await waitFor('153 points', async () => (await rows(`SELECT count("Level") FROM "${group}"`))[0]?.count === 153
-    || dead(await a.metrics()) + dead(await b.metrics()) > 0, 30_000);
+  await waitFor(
+    '153 points',
+    async () => (await rows(`SELECT count("Level") FROM "${group}"`))[0]?.count === 153 || dead(await a.metrics()) + dead(await b.metrics()) > 0,
+    30_000,
+  );
   const [ma, mb] = [await a.metrics(), await b.metrics()];
   assert.equal(dead(ma) + dead(mb), 0, 'no sparkplug-unknown-alias on either worker');
   assert.equal((await rows(`SELECT count("Level") FROM "${group}"`))[0]?.count, 153);
@@ -158,7 +215,9 @@ test('births reach every worker of the share group through the state feed: no da
   assert.equal(total(ma, 'sluice_sparkplug_seq_gaps_total') + total(mb, 'sluice_sparkplug_seq_gaps_total'), 0, 'the feed sees the whole stream');
 });
 
-test('an unknown alias is dead-lettered with its reason, a rebirth is asked for (and at start, for saved edge nodes), and nothing is lost', { timeout: 90_000 }, async (t) => {
+test('an unknown alias is dead-lettered with its reason, a rebirth is asked for (and at start, for saved edge nodes), and nothing is lost', {
+  timeout: 90_000,
+}, async (t) => {
   printLogsOnFailure(t);
   const group = unique('spbunknown');
   const topic = `${group}.records`;
@@ -205,12 +264,25 @@ test('array fan-out: one JSON message with N readings writes N points and N Kafk
   printLogsOnFailure(t);
   const prefix = unique('fan');
   const topic = `${prefix}.readings`;
-  const sluice = sluiceFor(t, { rules: {
-    subscriptions: [{ filter: `${prefix}/+/batch`, qos: 1 }],
-    routes: [{ name: 'batch', match: `${prefix}/{deviceId}/batch`, influx: {
-      measurement: prefix, tags: { deviceId: '{deviceId}', site: '$$.site' }, each: '$.readings[*]', fields: { v: '$.v' }, time: '$.t',
-    }, kafka: { topic, each: '$.readings[*]', timestamp: '$.t' } }],
-  } });
+  const sluice = sluiceFor(t, {
+    rules: {
+      subscriptions: [{ filter: `${prefix}/+/batch`, qos: 1 }],
+      routes: [
+        {
+          name: 'batch',
+          match: `${prefix}/{deviceId}/batch`,
+          influx: {
+            measurement: prefix,
+            tags: { deviceId: '{deviceId}', site: '$$.site' },
+            each: '$.readings[*]',
+            fields: { v: '$.v' },
+            time: '$.t',
+          },
+          kafka: { topic, each: '$.readings[*]', timestamp: '$.t' },
+        },
+      ],
+    },
+  });
   await sluice.start();
   const pub = await mqttClient(t);
   const readings = Array.from({ length: 25 }, (_, i) => ({ v: i, t: t0 + i * 1000 }));
@@ -221,15 +293,33 @@ test('array fan-out: one JSON message with N readings writes N points and N Kafk
   await pub.publishAsync(`${prefix}/d7/batch`, `{"site":"s1","readings":[${text({ v: 99, t: t0 + 99_000 })}]}`, { qos: 1 });
   let got: Array<Record<string, unknown>> = [];
   await waitFor('26 points', async () => (got = await rows(`SELECT "v", "site", "deviceId" FROM "${prefix}"`)).length === 26, 30_000);
-  assert.deepEqual(got.map((r) => r.v), [...readings.map((r) => r.v), 99]);
-  assert.deepEqual(got.map((r) => Date.parse(r.time as string)), [...readings.map((r) => r.t), t0 + 99_000], 'each point at its element\'s time');
+  assert.deepEqual(
+    got.map((r) => r.v),
+    [...readings.map((r) => r.v), 99],
+  );
+  assert.deepEqual(
+    got.map((r) => Date.parse(r.time as string)),
+    [...readings.map((r) => r.t), t0 + 99_000],
+    "each point at its element's time",
+  );
   assert.ok(got.every((r) => r.site === 's1' && r.deviceId === 'd7'));
   const records = await readTopic(t, topic, (r) => r.length >= 26, 45_000, 10_000);
   assert.equal(records.length, 26, 'one record per element, none twice');
   assert.equal(new Set(records.map((r) => r.partition)).size, 1, 'one key, one partition');
-  assert.deepEqual(records.map((r) => r.value.toString()), [...readings, { v: 99, t: t0 + 99_000 }].map(text), 'the elements in order, digits exact');
-  assert.deepEqual(records.map((r) => r.headers['sluice-element']), [...readings.map((_, i) => String(i)), '0']);
-  assert.deepEqual(records.map((r) => Number(r.timestamp)), [...readings.map((r) => r.t), t0 + 99_000], 'each record at its element\'s time');
+  assert.deepEqual(
+    records.map((r) => r.value.toString()),
+    [...readings, { v: 99, t: t0 + 99_000 }].map(text),
+    'the elements in order, digits exact',
+  );
+  assert.deepEqual(
+    records.map((r) => r.headers['sluice-element']),
+    [...readings.map((_, i) => String(i)), '0'],
+  );
+  assert.deepEqual(
+    records.map((r) => Number(r.timestamp)),
+    [...readings.map((r) => r.t), t0 + 99_000],
+    "each record at its element's time",
+  );
   assert.ok(records.every((r) => r.key === 'd7' && r.headers['mqtt-topic'] === `${prefix}/d7/batch`));
 });
 
@@ -240,8 +330,27 @@ test('sluice simulate --sparkplug: births, alias-only data past seq 255, a gatew
   await sluice.start();
   await sleep(300); // the state feed subscribed
   const root = join(import.meta.dirname, '../..');
-  const sim = spawn(join(root, 'scripts/node'), [join(root, 'src/cli.ts'), 'simulate', '--sparkplug', '--url', endpoints.mqtt, '--group', group,
-    '--edge-nodes', '2', '--devices', '3', '--rate', '200', '--rebirth-every', '3'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const sim = spawn(
+    join(root, 'scripts/node'),
+    [
+      join(root, 'src/cli.ts'),
+      'simulate',
+      '--sparkplug',
+      '--url',
+      endpoints.mqtt,
+      '--group',
+      group,
+      '--edge-nodes',
+      '2',
+      '--devices',
+      '3',
+      '--rate',
+      '200',
+      '--rebirth-every',
+      '3',
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   let simLog = '';
   sim.stderr.on('data', (c: Buffer) => (simLog += c.toString()));
   t.after(() => sim.kill('SIGKILL'));
@@ -255,8 +364,15 @@ test('sluice simulate --sparkplug: births, alias-only data past seq 255, a gatew
   await waitFor('every message acked', async () => total(await sluice.metrics(), 'sluice_messages_acked_total') >= published, 30_000);
   const m = await sluice.metrics();
   assert.equal(total(m, 'sluice_messages_acked_total'), published);
-  const deadByReason = [...m].filter(([k, v]) => k.startsWith('sluice_dead_letters_total') && v > 0).map(([k, v]) => `${k} ${v}`).join(', ');
-  assert.equal(total(m, 'sluice_dead_letters_total'), 0, `every alias named, across the restarts (${deadByReason}; alias waits ${total(m, 'sluice_sparkplug_alias_waits_total')})`);
+  const deadByReason = [...m]
+    .filter(([k, v]) => k.startsWith('sluice_dead_letters_total') && v > 0)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ');
+  assert.equal(
+    total(m, 'sluice_dead_letters_total'),
+    0,
+    `every alias named, across the restarts (${deadByReason}; alias waits ${total(m, 'sluice_sparkplug_alias_waits_total')})`,
+  );
   assert.equal(total(m, 'sluice_sparkplug_seq_gaps_total'), 0);
   // a point per DDATA and DBIRTH, fewer when two of one device share a millisecond (the same point)
   const points = Number((await rows(`SELECT count("Counters/Cycles") FROM "${group}"`))[0]?.count ?? 0);

@@ -22,7 +22,10 @@ function rulesFor(prefix: string) {
 
 function jsonLines(path: string): Array<Record<string, unknown>> {
   if (!existsSync(path)) return [];
-  return readFileSync(path, 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>);
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 test('without Kafka: telemetry to a file, refused messages to a dead-letter file, ready and healthy, 0 lost', { timeout: 90_000 }, async (t) => {
@@ -41,8 +44,11 @@ test('without Kafka: telemetry to a file, refused messages to a dead-letter file
 
   const archive = join(sluice.dir, 'archive/telemetry.jsonl');
   const dead = join(sluice.dir, 'dead/letters.jsonl');
-  await waitFor('every good message in the file, every bad one in the dead-letter file', () =>
-    new Set(jsonLines(archive).map((l) => (l.payload as { seq: number }).seq)).size >= good && jsonLines(dead).length >= bad, 30_000);
+  await waitFor(
+    'every good message in the file, every bad one in the dead-letter file',
+    () => new Set(jsonLines(archive).map((l) => (l.payload as { seq: number }).seq)).size >= good && jsonLines(dead).length >= bad,
+    30_000,
+  );
   const letters = jsonLines(dead);
   assert.equal(letters.length, bad, 'one dead letter per refused message');
   const first = letters[0] as Record<string, unknown>;
@@ -59,12 +65,19 @@ test('without Kafka: telemetry to a file, refused messages to a dead-letter file
   assert.ok(!sluice.logTail(400).includes('127.0.0.1:1'), 'Kafka was never tried');
 });
 
-test('deadLetter.to hold: a refused message stays unacknowledged and /readyz says so; restarted with a dead-letter file, the broker delivers it', { timeout: 90_000 }, async (t) => {
+test('deadLetter.to hold: a refused message stays unacknowledged and /readyz says so; restarted with a dead-letter file, the broker delivers it', {
+  timeout: 90_000,
+}, async (t) => {
   printLogsOnFailure(t);
   const prefix = unique('hold');
   const group = unique('group');
   const clientId = unique('worker');
-  const holding = sluiceFor(t, { group, clientId, rules: rulesFor(prefix), config: { shutdown: { deadlineMs: 2000 }, kafka: noKafka, file: { path: 'archive/telemetry.jsonl' }, deadLetter: { to: 'hold' } } });
+  const holding = sluiceFor(t, {
+    group,
+    clientId,
+    rules: rulesFor(prefix),
+    config: { shutdown: { deadlineMs: 2000 }, kafka: noKafka, file: { path: 'archive/telemetry.jsonl' }, deadLetter: { to: 'hold' } },
+  });
   await holding.start();
   const pub = await mqttClient(t);
   await publishNumbered(pub, 50, (seq) => `${prefix}/malta/z1/sensor/dev-${seq % 5}/telemetry`);
@@ -73,10 +86,14 @@ test('deadLetter.to hold: a refused message stays unacknowledged and /readyz say
   await publishNumbered(pub, 50, (seq) => `${prefix}/malta/z1/sensor/dev-${seq % 5}/telemetry`, { from: 50 });
 
   let ready = { status: 0, body: '' };
-  await waitFor('/readyz to name the held dead letter', async () => {
-    ready = await holding.ready();
-    return ready.status === 503 && ready.body.includes('holding');
-  }, 20_000);
+  await waitFor(
+    '/readyz to name the held dead letter',
+    async () => {
+      ready = await holding.ready();
+      return ready.status === 503 && ready.body.includes('holding');
+    },
+    20_000,
+  );
   assert.match(ready.body, /dead-letter: holding 1 refused message\(s\) unacknowledged \(deadLetter\.to: hold; first: invalid-json on /);
   const m = await holding.metrics(['sluice_sink_healthy', 'sluice_dead_letters_total']);
   assert.equal(m.get('sluice_sink_healthy{sink="dead-letter"}'), 0, 'SluiceSinkDown fires on it');
@@ -89,7 +106,12 @@ test('deadLetter.to hold: a refused message stays unacknowledged and /readyz say
   assert.equal(await holding.stop('SIGTERM'), 1, 'exit 1: acks left unsettled at the shutdown deadline (the held one and those behind it)');
 
   // the same worker (client id, share group), now with a destination: the broker redelivers
-  const fixed = sluiceFor(t, { group, clientId, rules: rulesFor(prefix), config: { kafka: noKafka, file: { path: 'archive/telemetry.jsonl' }, deadLetter: { to: 'file', path: 'dead/letters.jsonl' } } });
+  const fixed = sluiceFor(t, {
+    group,
+    clientId,
+    rules: rulesFor(prefix),
+    config: { kafka: noKafka, file: { path: 'archive/telemetry.jsonl' }, deadLetter: { to: 'file', path: 'dead/letters.jsonl' } },
+  });
   await fixed.start();
   const dead = join(fixed.dir, 'dead/letters.jsonl');
   await waitFor('the held message in the dead-letter file', () => jsonLines(dead).length >= 1, 20_000);

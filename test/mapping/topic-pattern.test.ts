@@ -56,10 +56,20 @@ test('bad patterns say what is wrong', () => {
 
 test('filterMatches: what a broker delivers for a subscription filter', () => {
   const cases: Array<[string, string, boolean]> = [
-    ['a/+/c', 'a/b/c', true], ['a/+/c', 'a/b/d', false], ['a/+/c', 'a/b/c/d', false],
-    ['a/#', 'a', true], ['a/#', 'a/b/c', true], ['#', 'x/y', true], ['+/+', 'x/y', true], ['+', 'x/y', false],
-    ['#', '$SYS/broker', false], ['+/broker', '$SYS/broker', false], ['$SYS/#', '$SYS/broker', true],
-    ['a/b', 'a/b', true], ['a/b', 'a/b/', false], ['a/+', 'a/', true],
+    ['a/+/c', 'a/b/c', true],
+    ['a/+/c', 'a/b/d', false],
+    ['a/+/c', 'a/b/c/d', false],
+    ['a/#', 'a', true],
+    ['a/#', 'a/b/c', true],
+    ['#', 'x/y', true],
+    ['+/+', 'x/y', true],
+    ['+', 'x/y', false],
+    ['#', '$SYS/broker', false],
+    ['+/broker', '$SYS/broker', false],
+    ['$SYS/#', '$SYS/broker', true],
+    ['a/b', 'a/b', true],
+    ['a/b', 'a/b/', false],
+    ['a/+', 'a/', true],
   ];
   for (const [filter, topic, covered] of cases) assert.equal(filterMatches(filter, topic), covered, `${filter} ~ ${topic}`);
 });
@@ -68,9 +78,15 @@ test('patternsOverlap: a route pattern and a filter share a topic, or not', () =
   const cases: Array<[string, string, boolean]> = [
     ['acme/{site}/{zone}/{type}/{id}/telemetry', 'acme/+/+/+/+/telemetry', true],
     ['acme/{site}/{zone}/{type}/{id}/telemetry', 'acme/+/+/+/+/command', false],
-    ['acme/{site}/#', 'acme/malta/+', true], ['acme/{site}', 'acme/#', true], ['acme', 'acme/#', true],
-    ['other/{x}', 'acme/#', false], ['a/{x}/c', 'a/b', false], ['a/b', 'a/b/c', false],
-    ['$SYS/{x}', '#', false], ['$SYS/{x}', '$SYS/+', true], ['spBv1.0/{group}/#', 'spBv1.0/+/+/+', true],
+    ['acme/{site}/#', 'acme/malta/+', true],
+    ['acme/{site}', 'acme/#', true],
+    ['acme', 'acme/#', true],
+    ['other/{x}', 'acme/#', false],
+    ['a/{x}/c', 'a/b', false],
+    ['a/b', 'a/b/c', false],
+    ['$SYS/{x}', '#', false],
+    ['$SYS/{x}', '$SYS/+', true],
+    ['spBv1.0/{group}/#', 'spBv1.0/+/+/+', true],
   ];
   for (const [pattern, filter, overlap] of cases) assert.equal(patternsOverlap(pattern, filter), overlap, `${pattern} ~ ${filter}`);
 });

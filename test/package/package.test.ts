@@ -3,7 +3,7 @@
 // a temporary prefix, and its `sluice` command answers --version, rules check and rules test.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
@@ -13,7 +13,13 @@ import { sluiceNodeFlags } from '../../scripts/sluice-node-flags.ts';
 test('npm pack → npm install -g from the tarball → sluice --version, rules check, rules test', { timeout: 300_000 }, () => {
   const work = mkdtempSync(join(tmpdir(), 'sluice-pack-'));
   // the Node running the tests (24) first on PATH: npm, and the installed command's shebang, use it
-  const env = { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`, npm_config_fund: 'false', npm_config_audit: 'false', npm_config_update_notifier: 'false' };
+  const env = {
+    ...process.env,
+    PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`,
+    npm_config_fund: 'false',
+    npm_config_audit: 'false',
+    npm_config_update_notifier: 'false',
+  };
   const npm = 'npm'; // the machine's npm (the Node 24 that scripts/node fetches is the binary alone)
   const run = (cmd: string, args: string[], cwd = repoRoot) => {
     const r = spawnSync(cmd, args, { cwd, env, encoding: 'utf8', timeout: 240_000 });
@@ -33,24 +39,41 @@ test('npm pack → npm install -g from the tarball → sluice --version, rules c
   assert.equal(run(sluice, ['--version'], work).trim(), version);
   const rules = join(prefix, 'lib', 'node_modules', 'sluice', 'config', 'rules.yaml');
   assert.match(run(sluice, ['rules', 'check', '--rules', rules], work), /^ok: 3 route\(s\) \(telemetry, commands, sparkplug\)/);
-  const out = run(sluice, ['rules', 'test', '--rules', rules, 'acme/malta-factory/floor-03/temperature-sensor/ts-4427/telemetry', '{"temperature":21.5,"humidity":40,"ts":1700000000000}'], work);
+  const out = run(
+    sluice,
+    [
+      'rules',
+      'test',
+      '--rules',
+      rules,
+      'acme/malta-factory/floor-03/temperature-sensor/ts-4427/telemetry',
+      '{"temperature":21.5,"humidity":40,"ts":1700000000000}',
+    ],
+    work,
+  );
   assert.match(out, /telemetry/);
   assert.match(out, /kafka/);
   // the compiled Sparkplug decoder (Tahu's generated protobuf code, imported by path) works from the tarball
   const ndata = 'CIDQlf+8MRIRCgRUZW1wIAppAAAAAAAANUAYAQ==';
-  assert.match(run(sluice, ['rules', 'test', '--rules', rules, '--base64', 'spBv1.0/plant-1/NDATA/gw-01', ndata], work), /plant-1,edgeNode=gw-01 Temp=21 1700000000000000000/);
+  assert.match(
+    run(sluice, ['rules', 'test', '--rules', rules, '--base64', 'spBv1.0/plant-1/NDATA/gw-01', ndata], work),
+    /plant-1,edgeNode=gw-01 Temp=21 1700000000000000000/,
+  );
   assert.ok(readdirSync(join(prefix, 'lib', 'node_modules', 'sluice', 'dist')).includes('cli.js'));
   const installedFirstLine = readFileSync(join(prefix, 'lib', 'node_modules', 'sluice', 'dist', 'cli.js'), 'utf8').split('\n', 1)[0];
-  assert.equal(installedFirstLine, `#!/usr/bin/env -S node ${sluiceNodeFlags.join(' ')}`, 'the installed command runs with sluice\'s node flags');
+  assert.equal(installedFirstLine, `#!/usr/bin/env -S node ${sluiceNodeFlags.join(' ')}`, "the installed command runs with sluice's node flags");
   console.log(`# packed, installed and ran in ${((Date.now() - started) / 1000).toFixed(1)} s (${files.length} files in the tarball)`);
 });
 
 test('every launcher users run gives sluice the same node flags as the installed command (the young generation bounded)', () => {
-  assert.ok(sluiceNodeFlags.some((f) => f.startsWith('--max-semi-space-size=')), `src/cli.ts's first line bounds the young generation: ${sluiceNodeFlags.join(' ')}`);
+  assert.ok(
+    sluiceNodeFlags.some((f) => f.startsWith('--max-semi-space-size=')),
+    `src/cli.ts's first line bounds the young generation: ${sluiceNodeFlags.join(' ')}`,
+  );
   const entrypoint = /^ENTRYPOINT (\[.*\])$/m.exec(readFileSync(join(repoRoot, 'Dockerfile'), 'utf8'))?.[1];
   assert.ok(entrypoint, 'the Dockerfile has an exec-form ENTRYPOINT');
   const argv = JSON.parse(entrypoint) as string[];
   for (const flag of sluiceNodeFlags) assert.ok(argv.includes(flag), `the image's ENTRYPOINT gives ${flag}: ${entrypoint}`);
   const scripts = (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
-  for (const flag of sluiceNodeFlags) assert.ok(scripts['sluice']?.split(' ').includes(flag), `npm run sluice gives ${flag}: ${scripts['sluice']}`);
+  for (const flag of sluiceNodeFlags) assert.ok(scripts.sluice?.split(' ').includes(flag), `npm run sluice gives ${flag}: ${scripts.sluice}`);
 });

@@ -11,22 +11,24 @@ import { Registry } from 'prom-client';
 import { compileRules } from '../../src/config/load.ts';
 import { rulesFile } from '../../src/config/rules-schema.ts';
 import { createMetrics } from '../../src/observability/metrics.ts';
-import { Pipeline } from '../../src/pipeline/pipeline.ts';
 import { BatchQueue } from '../../src/pipeline/batch-queue.ts';
-import type { DeadLetterItem } from '../../src/sinks/sink.ts';
+import { Pipeline } from '../../src/pipeline/pipeline.ts';
 import type { KafkaRecord } from '../../src/sinks/kafka/kafka-record.ts';
+import type { DeadLetterItem } from '../../src/sinks/sink.ts';
 import { FakeSession } from '../support/fake-session.ts';
 import { failForGood, failRetriably, MemorySink } from '../support/memory-sink.ts';
 
-const rules = compileRules(rulesFile.parse({
-  subscriptions: [{ filter: '#', qos: 1 }],
-  routes: [
-    { name: 'slow', match: 'slow/{deviceId}', payload: 'raw', kafka: { topic: 'slow' } },
-    { name: 'fast', match: 'fast/{deviceId}', payload: 'raw', file: true },
-    { name: 'both', match: 'both/{deviceId}', kafka: { topic: 'both' }, file: true },
-    { name: 'commands', match: 'cmd/{deviceId}', payload: 'raw', audit: true, kafka: { topic: 'commands' } },
-  ],
-}));
+const rules = compileRules(
+  rulesFile.parse({
+    subscriptions: [{ filter: '#', qos: 1 }],
+    routes: [
+      { name: 'slow', match: 'slow/{deviceId}', payload: 'raw', kafka: { topic: 'slow' } },
+      { name: 'fast', match: 'fast/{deviceId}', payload: 'raw', file: true },
+      { name: 'both', match: 'both/{deviceId}', kafka: { topic: 'both' }, file: true },
+      { name: 'commands', match: 'cmd/{deviceId}', payload: 'raw', audit: true, kafka: { topic: 'commands' } },
+    ],
+  }),
+);
 
 function build(receiveMaximum = 10) {
   const log = pino({ level: 'silent' });
@@ -37,9 +39,18 @@ function build(receiveMaximum = 10) {
     audit: new MemorySink('audit'),
     deadLetter: new MemorySink<DeadLetterItem>('dead-letter'),
   };
-  const queues = new Map(Object.values(sinks).map((s) => [s.name, new BatchQueue<unknown>(s, { maxItems: 100, maxBytes: 1e9, lingerMs: 0 }, { minMs: 1, maxMs: 5 }, log, metrics)]));
+  const queues = new Map(
+    Object.values(sinks).map((s) => [s.name, new BatchQueue<unknown>(s, { maxItems: 100, maxBytes: 1e9, lingerMs: 0 }, { minMs: 1, maxMs: 5 }, log, metrics)]),
+  );
   const fatal: Error[] = [];
-  const pipeline = new Pipeline({ rules: () => rules, queues, deadLetters: queues.get('dead-letter') as BatchQueue<DeadLetterItem>, metrics, log, onFatal: (err) => fatal.push(err) });
+  const pipeline = new Pipeline({
+    rules: () => rules,
+    queues,
+    deadLetters: queues.get('dead-letter') as BatchQueue<DeadLetterItem>,
+    metrics,
+    log,
+    onFatal: (err) => fatal.push(err),
+  });
   const session = new FakeSession(receiveMaximum);
   session.start((message, slot) => pipeline.dispatch(message, slot, session.clientId));
   const publish = (topic: string, payload = '{"v":1}') => session.publish({ topic, payload: Buffer.from(payload), qos: 1, retain: false, properties: {} });
@@ -110,7 +121,10 @@ test('what the router refuses is dead-lettered and nothing is written for the ou
   publish('nowhere/at/all');
   await settle();
   assert.deepEqual([sinks.kafka.written.length, sinks.file.written.length], [0, 0]);
-  assert.deepEqual(sinks.deadLetter.written.map((d) => d.refusals.map((r) => r.reason)), [['invalid-json'], ['unmatched']]);
+  assert.deepEqual(
+    sinks.deadLetter.written.map((d) => d.refusals.map((r) => r.reason)),
+    [['invalid-json'], ['unmatched']],
+  );
   assert.equal(session.acks.length, 2);
 });
 
@@ -152,7 +166,7 @@ test('a fatal sink holds every ack that needs it and stops the worker once', asy
   assert.equal(sinks.kafka.written.length, 1, 'other sinks still write (their acks wait in order)');
 });
 
-test('the audit record goes first and its sequence number rides on to the route\'s other outputs', async () => {
+test("the audit record goes first and its sequence number rides on to the route's other outputs", async () => {
   const { sinks, session, publish } = build();
   sinks.audit.holding = true;
   sinks.audit.behaviour = (batch) => ({ rejected: [], annotations: batch.map((_, i) => ({ 'sluice-audit-seq': String(41 + i) })) });

@@ -4,10 +4,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { rulesFile } from '../../src/config/rules-schema.ts';
+import { toNanos } from '../../src/mapping/timestamp.ts';
 import type { Message, MqttProperties } from '../../src/message.ts';
 import { encodeAll } from '../../src/pipeline/encode.ts';
 import { RuleSet, type RulesSpec } from '../../src/router/rule-set.ts';
-import { toNanos } from '../../src/mapping/timestamp.ts';
 import { sinkPlugins } from '../../src/sinks/registry.ts';
 
 const compilers = sinkPlugins.flatMap((p) => (p.route ? [p.route.compiler] : []));
@@ -47,56 +47,63 @@ function msg(topic: string, payload: unknown, properties: MqttProperties = {}, r
 
 const telemetry = rules({
   subscriptions,
-  routes: [{
-    name: 'telemetry',
-    match: '{org}/{site}/{zone}/{deviceType}/{deviceId}/telemetry',
-    kafka: { topic: 'telemetry.{site}', headers: { zone: '{zone}' } },
-    influx: {
-      measurement: '{deviceType}',
-      tags: ['site', 'deviceId'],
-      fields: { temperature: '$.temperature', ok: '$.ok', note: '$.note', count: { path: '$.n', type: 'integer' } },
-      time: '$.ts',
+  routes: [
+    {
+      name: 'telemetry',
+      match: '{org}/{site}/{zone}/{deviceType}/{deviceId}/telemetry',
+      kafka: { topic: 'telemetry.{site}', headers: { zone: '{zone}' } },
+      influx: {
+        measurement: '{deviceType}',
+        tags: ['site', 'deviceId'],
+        fields: { temperature: '$.temperature', ok: '$.ok', note: '$.note', count: { path: '$.n', type: 'integer' } },
+        time: '$.ts',
+      },
     },
-  }],
+  ],
 });
 
 test('a telemetry message becomes one Kafka record and one point', () => {
-  const m = msg('acme/malta-factory/floor-03/temperature-sensor/ts-4427/telemetry',
+  const m = msg(
+    'acme/malta-factory/floor-03/temperature-sensor/ts-4427/telemetry',
     { temperature: 21.5, ok: true, note: 'fine', n: 3, ts: 1_700_000_000_123 },
-    { userProperties: { firmware: '1.2', 'mqtt-topic': 'spoofed' }, contentType: 'application/json', correlationData: Buffer.from([1, 2]) });
+    { userProperties: { firmware: '1.2', 'mqtt-topic': 'spoofed' }, contentType: 'application/json', correlationData: Buffer.from([1, 2]) },
+  );
   const r = telemetry.route(m, m.receivedAt);
   assert.equal(r.outcome, 'routed');
   assert.deepEqual(r.deadLetters, []);
-  assert.deepEqual(r.kafka, [{
-    route: 'telemetry',
-    record: {
-      topic: 'telemetry.malta-factory',
-      key: 'ts-4427', // default key: the deviceId level
-      value: m.payload,
-      headers: {
-        firmware: '1.2', // user properties travel on; a device cannot set sluice's own mqtt-* headers
-        zone: 'floor-03',
-        'mqtt-topic': 'acme/malta-factory/floor-03/temperature-sensor/ts-4427/telemetry',
-        'mqtt-qos': '1',
-        'mqtt-content-type': 'application/json',
-        'mqtt-correlation-data': Buffer.from([1, 2]),
+  assert.deepEqual(r.kafka, [
+    {
+      route: 'telemetry',
+      record: {
+        topic: 'telemetry.malta-factory',
+        key: 'ts-4427', // default key: the deviceId level
+        value: m.payload,
+        headers: {
+          firmware: '1.2', // user properties travel on; a device cannot set sluice's own mqtt-* headers
+          zone: 'floor-03',
+          'mqtt-topic': 'acme/malta-factory/floor-03/temperature-sensor/ts-4427/telemetry',
+          'mqtt-qos': '1',
+          'mqtt-content-type': 'application/json',
+          'mqtt-correlation-data': Buffer.from([1, 2]),
+        },
+        timestamp: 1_700_000_000_000,
+        template: 'telemetry.{site}', // a templated topic: its kafka.maxTopics budget
       },
-      timestamp: 1_700_000_000_000,
-      template: 'telemetry.{site}', // a templated topic: its kafka.maxTopics budget
     },
-  }]);
-  assert.deepEqual(r.influx, [{
-    route: 'telemetry',
-    line: 'temperature-sensor,deviceId=ts-4427,site=malta-factory count=3i,note="fine",ok=T,temperature=21.5 1700000000123000000',
-  }]);
+  ]);
+  assert.deepEqual(r.influx, [
+    {
+      route: 'telemetry',
+      line: 'temperature-sensor,deviceId=ts-4427,site=malta-factory count=3i,note="fine",ok=T,temperature=21.5 1700000000123000000',
+    },
+  ]);
 });
 
 test('line protocol escaping: levels and strings cannot add a point, tag or field', () => {
   const m = msg('acme/site one,x=1/z/type a/dev"1/telemetry', { temperature: 1, note: 'say "hi" \\ bye' });
   const r = telemetry.route(m, m.receivedAt);
   assert.equal(r.influx.length, 1);
-  assert.equal(r.influx[0]?.line,
-    'type\\ a,deviceId=dev"1,site=site\\ one\\,x\\=1 note="say \\"hi\\" \\\\ bye",temperature=1 1700000000000000000');
+  assert.equal(r.influx[0]?.line, 'type\\ a,deviceId=dev"1,site=site\\ one\\,x\\=1 note="say \\"hi\\" \\\\ bye",temperature=1 1700000000000000000');
   assert.equal(r.influx[0]?.line.split('\n').length, 1);
   // a site with a comma and = is no legal Kafka topic: dead-lettered, not written
   assert.deepEqual(r.kafka, []);
@@ -126,18 +133,30 @@ test('unsafe values are dead-lettered instead of written', () => {
 
 test('decode failures: invalid UTF-8 and invalid JSON go to the dead-letter topic', () => {
   const bad = telemetry.route(msg('acme/s/z/t/d/telemetry', Buffer.from([0x7b, 0xff, 0xfe, 0x7d])));
-  assert.deepEqual(bad.deadLetters.map((d) => d.reason), ['invalid-utf8']);
+  assert.deepEqual(
+    bad.deadLetters.map((d) => d.reason),
+    ['invalid-utf8'],
+  );
   assert.deepEqual([bad.kafka.length, bad.influx.length], [0, 0]);
   const notJson = telemetry.route(msg('acme/s/z/t/d/telemetry', '{"temperature": 1'));
-  assert.deepEqual(notJson.deadLetters.map((d) => d.reason), ['invalid-json']);
+  assert.deepEqual(
+    notJson.deadLetters.map((d) => d.reason),
+    ['invalid-json'],
+  );
 });
 
 test('empty levels, unknown topics and expired messages', () => {
   assert.equal(telemetry.route(msg('acme/s//t/d/telemetry', { temperature: 1 })).deadLetters[0]?.reason, 'empty-level');
   const unknown = telemetry.route(msg('acme/s/z/t/d/other', {}));
-  assert.deepEqual(unknown.deadLetters.map((d) => d.reason), ['unmatched']);
+  assert.deepEqual(
+    unknown.deadLetters.map((d) => d.reason),
+    ['unmatched'],
+  );
   const deep = telemetry.route(msg(Array.from({ length: 20 }, (_, i) => `l${i}`).join('/'), {}));
-  assert.deepEqual(deep.deadLetters.map((d) => d.reason), ['unmatched']);
+  assert.deepEqual(
+    deep.deadLetters.map((d) => d.reason),
+    ['unmatched'],
+  );
   const dropping = rules({ subscriptions, unmatched: 'drop', routes: [{ name: 'x', match: 'x', kafka: { topic: 't' } }] });
   assert.equal(dropping.route(msg('y', {})).outcome, 'unmatched-dropped');
   const m = msg('acme/s/z/t/d/telemetry', { temperature: 1 }, { messageExpiryInterval: 5 }, 1_000_000);
@@ -156,7 +175,13 @@ test('first match by default, fan-out with continue: true', () => {
   });
   const r = set.route(msg('acme/s/z/t/d/alarm', Buffer.from([0xff])));
   assert.deepEqual(r.routes, ['alarms', 'everything']);
-  assert.deepEqual(r.kafka.map((k) => [k.record.topic, k.record.key]), [['alarms', 'd'], ['all.acme', null]]);
+  assert.deepEqual(
+    r.kafka.map((k) => [k.record.topic, k.record.key]),
+    [
+      ['alarms', 'd'],
+      ['all.acme', null],
+    ],
+  );
   assert.deepEqual(r.deadLetters, [], 'raw payloads are not decoded');
 });
 
@@ -192,18 +217,28 @@ test('an audit route records every message it matches, whatever its payload; its
   assert.equal(telemetry.route(msg('acme/s/z/t/d/telemetry', { temperature: 1 })).audit, undefined);
 });
 
-test('a Kafka record\'s timestamp from the payload per route; missing or not a timestamp: the receive time, and the header says which', () => {
+test("a Kafka record's timestamp from the payload per route; missing or not a timestamp: the receive time, and the header says which", () => {
   const r = rules({
     subscriptions,
-    routes: [{ name: 't', match: '{deviceId}/t', kafka: { topic: 't', timestamp: '$.ts' } }, { name: 'u', match: '{deviceId}/u', kafka: { topic: 'u', timestamp: '$.at', timestampUnit: 's' } }],
+    routes: [
+      { name: 't', match: '{deviceId}/t', kafka: { topic: 't', timestamp: '$.ts' } },
+      { name: 'u', match: '{deviceId}/u', kafka: { topic: 'u', timestamp: '$.at', timestampUnit: 's' } },
+    ],
   });
-  const record = (topic: string, payload: unknown) => r.route(msg(topic, payload)).kafka[0]?.record as unknown as { timestamp: number; headers: Record<string, string> };
-  assert.deepEqual([record('d/t', { ts: 1_700_000_000_123 }).timestamp, record('d/t', { ts: 1_700_000_000_123 }).headers['sluice-timestamp']], [1_700_000_000_123, 'payload']);
+  const record = (topic: string, payload: unknown) =>
+    r.route(msg(topic, payload)).kafka[0]?.record as unknown as { timestamp: number; headers: Record<string, string> };
+  assert.deepEqual(
+    [record('d/t', { ts: 1_700_000_000_123 }).timestamp, record('d/t', { ts: 1_700_000_000_123 }).headers['sluice-timestamp']],
+    [1_700_000_000_123, 'payload'],
+  );
   assert.equal(record('d/t', { ts: '2026-11-30T08:00:00.250Z' }).timestamp, Date.parse('2026-11-30T08:00:00.250Z'), 'ISO-8601');
   assert.equal(record('d/u', { at: 1_700_000_000 }).timestamp, 1_700_000_000_000, 'seconds, as the route says');
   for (const payload of [{}, { ts: 'soon' }, { ts: -5 }]) {
     const x = record('d/t', payload);
     assert.deepEqual([x.timestamp, x.headers['sluice-timestamp']], [1_700_000_000_000, 'received'], JSON.stringify(payload));
   }
-  assert.throws(() => rules({ subscriptions, routes: [{ name: 'raw', match: '#', payload: 'raw', kafka: { topic: 'r', timestamp: '$.ts' } }] }), /a payload timestamp needs payload: json/);
+  assert.throws(
+    () => rules({ subscriptions, routes: [{ name: 'raw', match: '#', payload: 'raw', kafka: { topic: 'r', timestamp: '$.ts' } }] }),
+    /a payload timestamp needs payload: json/,
+  );
 });

@@ -4,12 +4,12 @@ import { mkdtempSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
+import { defaultIdempotency, IdempotencyIndex } from '../../src/audit/exactly-once/idempotency-index.ts';
 import { AuditLog } from '../../src/audit/log/audit-log.ts';
 import { segmentName } from '../../src/audit/log/format.ts';
 import { verifyAuditLog } from '../../src/audit/tools/verify.ts';
 import { createAuditMetrics } from '../../src/sinks/audit/audit-metrics.ts';
-import { defaultIdempotency, IdempotencyIndex } from '../../src/audit/exactly-once/idempotency-index.ts';
-import { AuditSink, maxAuditPayloadBytes, type AuditItem } from '../../src/sinks/audit/audit-sink.ts';
+import { type AuditItem, AuditSink, maxAuditPayloadBytes } from '../../src/sinks/audit/audit-sink.ts';
 import { conformance } from './conformance.ts';
 
 let dir = '';
@@ -17,7 +17,10 @@ let dir = '';
 async function open(options: { segmentBytes?: number } = {}) {
   dir = mkdtempSync(join(tmpdir(), 'sluice-audit-conformance-'));
   const log = await AuditLog.open(dir, options);
-  return { log, sink: new AuditSink(log, undefined, IdempotencyIndex.open(dir, defaultIdempotency), { commandsWorker: undefined }, createAuditMetrics(new Registry())) };
+  return {
+    log,
+    sink: new AuditSink(log, undefined, IdempotencyIndex.open(dir, defaultIdempotency), { commandsWorker: undefined }, createAuditMetrics(new Registry())),
+  };
 }
 
 const item = (payload: Buffer): AuditItem => ({
@@ -36,7 +39,11 @@ conformance<AuditItem>({
   good: (n, from = 0) => Array.from({ length: n }, (_, i) => item(Buffer.from(`cmd-${from + i}`))),
   async readBack(items) {
     const recorded = new Set<string>();
-    verifyAuditLog(dir, { onFrame: (f) => { if (f.record.type === 'command') recorded.add(Buffer.from(f.record.payload, 'base64').toString()); } });
+    verifyAuditLog(dir, {
+      onFrame: (f) => {
+        if (f.record.type === 'command') recorded.add(Buffer.from(f.record.payload, 'base64').toString());
+      },
+    });
     return items.filter((x) => recorded.has(x.message.payload.toString())).length;
   },
   bad: { item: () => item(Buffer.alloc(maxAuditPayloadBytes + 1)), reason: 'audit-refused' },

@@ -7,14 +7,14 @@
 //  - the queue in front flushes on demand and the sink closes;
 //  - health goes down during an outage and comes back by itself.
 import assert from 'node:assert/strict';
-import { test, type TestContext } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { createMetrics } from '../../src/observability/metrics.ts';
 import type { Outcome } from '../../src/outcome.ts';
 import { BatchQueue } from '../../src/pipeline/batch-queue.ts';
-import { SinkError, type Sink } from '../../src/sinks/sink.ts';
+import { type Sink, SinkError } from '../../src/sinks/sink.ts';
 import { waitFor } from '../support/e2e-helpers.ts';
 import { printLogsOnFailure } from '../support/stack.ts';
 
@@ -71,7 +71,10 @@ export function conformance<Item>(h: Harness<Item>): void {
     const [a, b, c, d] = h.good(4, 100);
     const batch = [a, b, h.bad.item(), c, d] as Item[];
     const result = await sink.write(batch);
-    assert.deepEqual(result.rejected.map((r) => [r.index, r.reason]), [[2, h.bad.reason]]);
+    assert.deepEqual(
+      result.rejected.map((r) => [r.index, r.reason]),
+      [[2, h.bad.reason]],
+    );
     assert.ok(result.rejected[0]?.error, 'with an error text');
     assert.equal(await h.readBack([a, b, c, d] as Item[]), 4);
     // and the sink keeps working after it
@@ -103,11 +106,18 @@ export function conformance<Item>(h: Harness<Item>): void {
     const o = outcomes(3);
     for (const item of h.good(3)) queue.push(item, o.listener);
     await waitFor('outcomes', o.all, 20_000);
-    assert.deepEqual(o.seen.map((x) => x.kind), ['fatal', 'fatal', 'fatal']);
+    assert.deepEqual(
+      o.seen.map((x) => x.kind),
+      ['fatal', 'fatal', 'fatal'],
+    );
     assert.equal(queue.healthy, false);
     const late = outcomes(1);
     queue.push(h.good(1, 50)[0] as Item, late.listener);
-    assert.deepEqual(late.seen.map((x) => x.kind), ['fatal'], 'a fatal queue takes nothing more');
+    assert.deepEqual(
+      late.seen.map((x) => x.kind),
+      ['fatal'],
+      'a fatal queue takes nothing more',
+    );
     queue.close();
   });
 

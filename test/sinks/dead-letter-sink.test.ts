@@ -2,11 +2,11 @@
 // dead letter too large for Kafka written shrunk, keeping what identifies it.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { test, type TestContext } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { runningPid } from '../../deploy/local/daemon.ts';
 import { DeadLetterSink } from '../../src/sinks/dead-letter/dead-letter-sink.ts';
-import type { DeadLetterItem } from '../../src/sinks/sink.ts';
 import { kafkaConfig } from '../../src/sinks/kafka/config.ts';
+import type { DeadLetterItem } from '../../src/sinks/sink.ts';
 import { readTopic } from '../support/e2e-helpers.ts';
 import { testKafkaSink } from '../support/kafka-clients.ts';
 import { endpoints, kafkaTopic, printLogsOnFailure, stack } from '../support/stack.ts';
@@ -22,7 +22,14 @@ async function sinkFor(t: TestContext, brokers: string[], topic: string): Promis
 }
 
 const letter = (n: number, payload: Buffer = Buffer.from(`bad-${n}`)): DeadLetterItem => ({
-  message: { topic: `acme/s/z/t/d-${n}/telemetry`, payload, qos: 1, retain: false, properties: { userProperties: { firmware: '1.2' } }, receivedAt: Date.now() },
+  message: {
+    topic: `acme/s/z/t/d-${n}/telemetry`,
+    payload,
+    qos: 1,
+    retain: false,
+    properties: { userProperties: { firmware: '1.2' } },
+    receivedAt: Date.now(),
+  },
   refusals: [{ reason: 'invalid-json', stage: 'decode', route: 'telemetry', error: 'Unexpected token' }],
 });
 
@@ -47,7 +54,9 @@ conformance<DeadLetterItem>({
   outage: freeze(() => runningPid(stack.server('kafka').files)),
 });
 
-test('dead-letter: a letter too large for Kafka, even without its payload, is written shrunk, keeping reason, topic, sizes and the payload\'s SHA-256', { timeout: 60_000 }, async (t) => {
+test("dead-letter: a letter too large for Kafka, even without its payload, is written shrunk, keeping reason, topic, sizes and the payload's SHA-256", {
+  timeout: 60_000,
+}, async (t) => {
   printLogsOnFailure(t);
   const topic = await kafkaTopic(t, 1);
   const sink = await sinkFor(t, [endpoints.kafka], topic);
@@ -55,7 +64,10 @@ test('dead-letter: a letter too large for Kafka, even without its payload, is wr
   const payload = Buffer.alloc(1_500_000, 0x62);
   const big = letter(1, payload);
   // ~1.2 MB of user properties: too large even without the payload
-  const huge: DeadLetterItem = { ...big, message: { ...big.message, topic: 'acme/s/z/t/huge/telemetry', properties: { userProperties: { blob: 'x'.repeat(1_200_000), small: 'kept' } } } };
+  const huge: DeadLetterItem = {
+    ...big,
+    message: { ...big.message, topic: 'acme/s/z/t/huge/telemetry', properties: { userProperties: { blob: 'x'.repeat(1_200_000), small: 'kept' } } },
+  };
   const result = await sink.write([letter(0), big, huge]);
   assert.deepEqual(result.rejected, [], 'written, not rejected');
   const records = await readTopic(t, topic, (r) => r.length >= 3, 30_000, 5_000);

@@ -4,8 +4,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { FileDeadLetterSink } from '../../src/sinks/dead-letter/dead-letter-file.ts';
-import type { DeadLetterItem } from '../../src/sinks/sink.ts';
 import { FileSink } from '../../src/sinks/file/file-sink.ts';
+import type { DeadLetterItem } from '../../src/sinks/sink.ts';
 import { conformance } from './conformance.ts';
 
 let dir = '';
@@ -64,7 +64,12 @@ conformance<DeadLetterItem>({
   },
   good: (n, from = 0) => Array.from({ length: n }, (_, i) => letter(from + i)),
   async readBack(items) {
-    const topics = new Set(readFileSync(deadPath, 'utf8').split('\n').filter((l) => l !== '').map((l) => (JSON.parse(l) as { topic: string }).topic));
+    const topics = new Set(
+      readFileSync(deadPath, 'utf8')
+        .split('\n')
+        .filter((l) => l !== '')
+        .map((l) => (JSON.parse(l) as { topic: string }).topic),
+    );
     return items.filter((x) => topics.has(x.message.topic)).length;
   },
   bad: { none: 'a dead letter is always one JSON line: nothing is refused' },

@@ -9,27 +9,43 @@ import { rulesFile } from '../../src/config/rules-schema.ts';
 import type { Message } from '../../src/message.ts';
 import { encodeAll } from '../../src/pipeline/encode.ts';
 
-const rules = compileRules(rulesFile.parse({
-  subscriptions: [{ filter: '#', qos: 1 }],
-  routes: [{
-    name: 'meters', match: 'm/{deviceId}',
-    influx: { measurement: 'meter', tags: { deviceId: '{deviceId}', label: '$.label' }, fields: { count: { path: '$.count', type: 'integer' }, v: { path: '$.v', type: 'float' }, note: '$.note' }, time: '$.ts' },
-  }],
-}));
+const rules = compileRules(
+  rulesFile.parse({
+    subscriptions: [{ filter: '#', qos: 1 }],
+    routes: [
+      {
+        name: 'meters',
+        match: 'm/{deviceId}',
+        influx: {
+          measurement: 'meter',
+          tags: { deviceId: '{deviceId}', label: '$.label' },
+          fields: { count: { path: '$.count', type: 'integer' }, v: { path: '$.v', type: 'float' }, note: '$.note' },
+          time: '$.ts',
+        },
+      },
+    ],
+  }),
+);
 
 function route(payload: string) {
   const message: Message = { topic: 'm/d-1', payload: Buffer.from(payload), qos: 1, retain: false, properties: {}, receivedAt: 1_700_000_000_000 };
   return encodeAll(rules.route(message, message.receivedAt), message, 'w');
 }
 
-test('an integer beyond 2^53 is written with the payload\'s own digits', () => {
+test("an integer beyond 2^53 is written with the payload's own digits", () => {
   const r = route('{"count": 9007199254740993, "ts": 1700000000000}');
   assert.deepEqual(r.refusals, []);
   assert.equal(r.outputs[0]?.item, 'meter,deviceId=d-1 count=9007199254740993i 1700000000000000000');
-  assert.equal(route('{"count": "-9223372036854775808", "ts": 1700000000000}').outputs[0]?.item, 'meter,deviceId=d-1 count=-9223372036854775808i 1700000000000000000');
+  assert.equal(
+    route('{"count": "-9223372036854775808", "ts": 1700000000000}').outputs[0]?.item,
+    'meter,deviceId=d-1 count=-9223372036854775808i 1700000000000000000',
+  );
   // a payload led by a byte order mark parses in the router, so its digits are read back too
   // (they were not: the double's 9007199254740992 was written)
-  assert.equal(route('\ufeff{"count": 9007199254740993, "ts": 1700000000000}').outputs[0]?.item, 'meter,deviceId=d-1 count=9007199254740993i 1700000000000000000');
+  assert.equal(
+    route('\ufeff{"count": 9007199254740993, "ts": 1700000000000}').outputs[0]?.item,
+    'meter,deviceId=d-1 count=9007199254740993i 1700000000000000000',
+  );
 });
 
 test('an integer that cannot be written exactly is dead-lettered with its digits, and out of range is called that', () => {
@@ -43,35 +59,59 @@ test('an integer that cannot be written exactly is dead-lettered with its digits
 
 test('a lone UTF-16 surrogate in a tag or a string field is dead-lettered, never turned into U+FFFD', () => {
   const errors = (payload: string) => route(payload).refusals.map((x) => [x.reason, x.sink, x.error]);
-  assert.deepEqual(errors('{"count": 1, "label": "a\\ud800b"}'), [['mapping', 'influx', 'tag label: "a\\ud800b" has a lone UTF-16 surrogate (it would be written as U+FFFD)']]);
-  assert.deepEqual(errors('{"count": 1, "note": "x\\udfff"}'), [['mapping', 'influx', 'field note: "x\\udfff" has a lone UTF-16 surrogate (it would be written as U+FFFD)']]);
+  assert.deepEqual(errors('{"count": 1, "label": "a\\ud800b"}'), [
+    ['mapping', 'influx', 'tag label: "a\\ud800b" has a lone UTF-16 surrogate (it would be written as U+FFFD)'],
+  ]);
+  assert.deepEqual(errors('{"count": 1, "note": "x\\udfff"}'), [
+    ['mapping', 'influx', 'field note: "x\\udfff" has a lone UTF-16 surrogate (it would be written as U+FFFD)'],
+  ]);
   assert.equal(route('{"count": 1, "note": "\\ud83d\\ude00"}').outputs.length, 1, 'a well-formed pair is fine');
 });
 
-test('each line is what the client\'s Point writes for the same point: tags and fields sorted, names and values escaped', async () => {
+test("each line is what the client's Point writes for the same point: tags and fields sorted, names and values escaped", async () => {
   const { Point } = await import('@influxdata/influxdb-client');
-  const wide = compileRules(rulesFile.parse({
-    subscriptions: [{ filter: '#', qos: 1 }],
-    routes: [{
-      name: 'wide', match: 'w/{site}/{deviceId}',
-      influx: {
-        measurement: 'm {site},x', tags: { zeta: '$.z', 'a b': '{site}', 'c=d': '$.t', deviceId: '{deviceId}' },
-        fields: { z: '$.f', 'x,y': '$.s', b: '$.b', 'a=b': { path: '$.i', type: 'integer' }, q: '$.q' }, time: '$.ts',
-      },
-    }],
-  }));
+  const wide = compileRules(
+    rulesFile.parse({
+      subscriptions: [{ filter: '#', qos: 1 }],
+      routes: [
+        {
+          name: 'wide',
+          match: 'w/{site}/{deviceId}',
+          influx: {
+            measurement: 'm {site},x',
+            tags: { zeta: '$.z', 'a b': '{site}', 'c=d': '$.t', deviceId: '{deviceId}' },
+            fields: { z: '$.f', 'x,y': '$.s', b: '$.b', 'a=b': { path: '$.i', type: 'integer' }, q: '$.q' },
+            time: '$.ts',
+          },
+        },
+      ],
+    }),
+  );
   const cases = [
     { site: 'malta', device: 'd-1', payload: { z: 'zz', t: 'T', f: 1.5, s: 'plain', b: true, i: 7, q: 'x', ts: 1_700_000_000_000 } },
     { site: 'a,b c', device: 'x=y', payload: { z: 'a b,c=d', t: '', f: -0.25, s: 'say "hi" \\ there', b: false, i: -3, ts: 1_700_000_000_001 } },
     { site: 'ü', device: 'd"2', payload: { f: 1e21, s: 'tab\tin', ts: 1_700_000_000_002 } },
   ];
   for (const c of cases) {
-    const message: Message = { topic: `w/${c.site}/${c.device}`, payload: Buffer.from(JSON.stringify(c.payload)), qos: 1, retain: false, properties: {}, receivedAt: 1 };
+    const message: Message = {
+      topic: `w/${c.site}/${c.device}`,
+      payload: Buffer.from(JSON.stringify(c.payload)),
+      qos: 1,
+      retain: false,
+      properties: {},
+      receivedAt: 1,
+    };
     const written = encodeAll(wide.route(message, 1), message, 'w');
     assert.deepEqual(written.refusals, []);
     const p = c.payload as Record<string, unknown>;
     const point = new Point(`m ${c.site},x`);
-    for (const [name, value] of [['zeta', p.z], ['a b', c.site], ['c=d', p.t], ['deviceId', c.device]] as const) if (value) point.tag(name, String(value));
+    for (const [name, value] of [
+      ['zeta', p.z],
+      ['a b', c.site],
+      ['c=d', p.t],
+      ['deviceId', c.device],
+    ] as const)
+      if (value) point.tag(name, String(value));
     if (p.f !== undefined) point.floatField('z', p.f as number);
     if (p.s !== undefined) point.stringField('x,y', p.s as string);
     if (p.b !== undefined) point.booleanField('b', p.b as boolean);

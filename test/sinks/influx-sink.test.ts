@@ -53,14 +53,19 @@ conformance<string>({
     let found = 0;
     for (let i = 0; i < 40; i++) {
       await fetch(`${endpoints.victoriaMetrics}/internal/force_flush`);
-      const series = (await (await fetch(url)).text()).split('\n').filter(Boolean).map((l) => JSON.parse(l) as { values: number[] });
+      const series = (await (await fetch(url)).text())
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { values: number[] });
       found = new Set(series.flatMap((s) => s.values).filter((v) => wanted.has(v))).size;
       if (found >= wanted.size) break;
       await sleep(250);
     }
     return found;
   },
-  bad: { none: 'VictoriaMetrics accepts any well-formed line (no field types) and drops what it cannot parse with a 204; a 400 from it is handled as for InfluxDB' },
+  bad: {
+    none: 'VictoriaMetrics accepts any well-formed line (no field types) and drops what it cannot parse with a 204; a 400 from it is handled as for InfluxDB',
+  },
   unreachable: { sink: async () => sinkFor('http://127.0.0.1:1') },
   fatal: { none: 'the v2 write API has no fatal failure: every server failure is retried' },
   outage: freeze(() => runningPid(stack.server('victoria-metrics').files)),

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test, type TestContext } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { tlsFiles } from '../../deploy/local/tls.ts';
 import { compressions, type KafkaClientKind } from '../../src/sinks/kafka/client/kafka-client.ts';
 import { kafkaConfig } from '../../src/sinks/kafka/config.ts';
@@ -22,7 +22,11 @@ const { saslUsername: username, saslPassword: password } = config.kafka;
 
 function records(topic: string, n: number, from = 0): KafkaRecord[] {
   return Array.from({ length: n }, (_, i) => ({
-    topic, key: `d-${(from + i) % 5}`, value: Buffer.from(JSON.stringify({ n: from + i, pad: 'x'.repeat(100) })), headers: { 'mqtt-qos': '1' }, timestamp: Date.now(),
+    topic,
+    key: `d-${(from + i) % 5}`,
+    value: Buffer.from(JSON.stringify({ n: from + i, pad: 'x'.repeat(100) })),
+    headers: { 'mqtt-qos': '1' },
+    timestamp: Date.now(),
   }));
 }
 
@@ -37,7 +41,12 @@ async function highWater(topic: string): Promise<number> {
 }
 
 /** Writes 20 records through a sink with these settings: all durable, or the write's error. */
-async function writeThrough(t: TestContext, client: KafkaClientKind, brokers: string[], section: Record<string, unknown>): Promise<{ topic: string; error?: SinkError }> {
+async function writeThrough(
+  t: TestContext,
+  client: KafkaClientKind,
+  brokers: string[],
+  section: Record<string, unknown>,
+): Promise<{ topic: string; error?: SinkError }> {
   const topic = await kafkaTopic(t, 1);
   const sink = await testKafkaSink(t, client, { brokers, section: { connectTimeoutMs: 2_000, ...section } });
   try {
@@ -102,7 +111,9 @@ for (const client of testedKafkaClients) {
     }
   });
 
-  test(`${client}: mTLS with the stack's CA and a client certificate; no certificate or an unknown CA is refused and retriable`, { timeout: 120_000 }, async (t) => {
+  test(`${client}: mTLS with the stack's CA and a client certificate; no certificate or an unknown CA is refused and retriable`, {
+    timeout: 120_000,
+  }, async (t) => {
     printLogsOnFailure(t);
     const ok = await writeThrough(t, client, [endpoints.kafkaMtls], { tls: { ca: tls.ca, cert: tls.clientCert, key: tls.clientKey } });
     assert.equal(ok.error, undefined, ok.error?.message);
@@ -125,9 +136,11 @@ for (const client of testedKafkaClients) {
       assert.equal(ok.error, undefined, `${mechanism}: ${ok.error?.message}`);
       assert.equal(await highWater(ok.topic), 20, mechanism);
     }
-    process.env['SLUICE_TEST_WRONG_PASSWORD'] = 'not-the-password';
-    t.after(() => delete process.env['SLUICE_TEST_WRONG_PASSWORD']);
-    const wrong = await writeThrough(t, client, [endpoints.kafkaSasl], { sasl: { mechanism: 'scram-sha-512', username, password: { env: 'SLUICE_TEST_WRONG_PASSWORD' } } });
+    process.env.SLUICE_TEST_WRONG_PASSWORD = 'not-the-password';
+    t.after(() => delete process.env.SLUICE_TEST_WRONG_PASSWORD);
+    const wrong = await writeThrough(t, client, [endpoints.kafkaSasl], {
+      sasl: { mechanism: 'scram-sha-512', username, password: { env: 'SLUICE_TEST_WRONG_PASSWORD' } },
+    });
     assert.ok(wrong.error, 'a wrong password is refused');
     assert.ok(!wrong.error.message.includes('not-the-password'), 'the password is never in the error');
     assert.equal(await highWater(wrong.topic), 0);

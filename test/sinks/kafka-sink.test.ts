@@ -2,8 +2,8 @@
 // adapter (test/support/kafka-clients.ts).
 import type { TestContext } from 'node:test';
 import { runningPid } from '../../deploy/local/daemon.ts';
-import type { KafkaRecord } from '../../src/sinks/kafka/kafka-record.ts';
 import type { KafkaClientKind } from '../../src/sinks/kafka/client/kafka-client.ts';
+import type { KafkaRecord } from '../../src/sinks/kafka/kafka-record.ts';
 import { readTopic } from '../support/e2e-helpers.ts';
 import { testedKafkaClients, testKafkaSink } from '../support/kafka-clients.ts';
 import { kafkaTopic, stack } from '../support/stack.ts';
@@ -23,28 +23,33 @@ export async function readValues(t: TestContext, topic: string, expect: number):
 for (const client of testedKafkaClients) conformanceFor(client);
 
 function conformanceFor(client: KafkaClientKind): void {
-conformance<KafkaRecord>({
-  name: `kafka (${client})`,
-  async create(t) {
-    context = { t, topic: await kafkaTopic(t, 1) };
-    return await testKafkaSink(t, client);
-  },
-  good: (n, from = 0) => Array.from({ length: n }, (_, i) => ({
-    topic: context?.topic ?? 'unused', key: `d-${from + i}`, value: Buffer.from(JSON.stringify({ n: from + i })), headers: { 'mqtt-qos': '1' }, timestamp: Date.now(),
-  })),
-  async readBack(items) {
-    const { t, topic } = context as NonNullable<typeof context>;
-    const wanted = new Set(items.map((r) => r.value.toString()));
-    const seen = await readValues(t, topic, wanted.size);
-    return new Set(seen.filter((v) => wanted.has(v))).size;
-  },
-  bad: {
-    // over the broker's message.max.bytes (1 MiB by default)
-    item: () => ({ topic: context?.topic ?? 'unused', key: 'big', value: Buffer.alloc(1_500_000, 0x61), headers: {}, timestamp: Date.now() }),
-    reason: 'rejected-by-kafka',
-  },
-  unreachable: { sink: async (t) => testKafkaSink(t, client, { brokers: ['127.0.0.1:1'] }) },
-  fatal: { none: 'Kafka has no fatal failure: a broker that fails is retried until durable; a record it refuses is rejected' },
-  outage: freeze(() => runningPid(stack.server('kafka').files)),
-});
+  conformance<KafkaRecord>({
+    name: `kafka (${client})`,
+    async create(t) {
+      context = { t, topic: await kafkaTopic(t, 1) };
+      return await testKafkaSink(t, client);
+    },
+    good: (n, from = 0) =>
+      Array.from({ length: n }, (_, i) => ({
+        topic: context?.topic ?? 'unused',
+        key: `d-${from + i}`,
+        value: Buffer.from(JSON.stringify({ n: from + i })),
+        headers: { 'mqtt-qos': '1' },
+        timestamp: Date.now(),
+      })),
+    async readBack(items) {
+      const { t, topic } = context as NonNullable<typeof context>;
+      const wanted = new Set(items.map((r) => r.value.toString()));
+      const seen = await readValues(t, topic, wanted.size);
+      return new Set(seen.filter((v) => wanted.has(v))).size;
+    },
+    bad: {
+      // over the broker's message.max.bytes (1 MiB by default)
+      item: () => ({ topic: context?.topic ?? 'unused', key: 'big', value: Buffer.alloc(1_500_000, 0x61), headers: {}, timestamp: Date.now() }),
+      reason: 'rejected-by-kafka',
+    },
+    unreachable: { sink: async (t) => testKafkaSink(t, client, { brokers: ['127.0.0.1:1'] }) },
+    fatal: { none: 'Kafka has no fatal failure: a broker that fails is retried until durable; a record it refuses is rejected' },
+    outage: freeze(() => runningPid(stack.server('kafka').files)),
+  });
 }

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import pino from 'pino';
 import type { KafkaClientKind } from '../../src/sinks/kafka/client/kafka-client.ts';
-import { templatePattern, TopicAdmin } from '../../src/sinks/kafka/topic-admin.ts';
+import { TopicAdmin, templatePattern } from '../../src/sinks/kafka/topic-admin.ts';
 import { testedKafkaClients, testKafkaClient } from '../support/kafka-clients.ts';
 import { kafka, printLogsOnFailure, unique } from '../support/stack.ts';
 
@@ -15,7 +15,9 @@ async function topicAdmin(t: import('node:test').TestContext, client: KafkaClien
   const c = await testKafkaClient(client);
   const port = c.admin();
   t.after(() => port.disconnect());
-  return new TopicAdmin(port, { createTopics: { enabled: true, partitions: 1, replicationFactor: 1 }, maxTopics }, pino({ level: 'silent' }), (err) => c.reason(err));
+  return new TopicAdmin(port, { createTopics: { enabled: true, partitions: 1, replicationFactor: 1 }, maxTopics }, pino({ level: 'silent' }), (err) =>
+    c.reason(err),
+  );
 }
 
 test('a template names its topics: literal parts as written, each level one or more legal characters', () => {
@@ -27,70 +29,79 @@ test('a template names its topics: literal parts as written, each level one or m
 });
 
 for (const client of testedKafkaClients) {
-test(`${client}: a colliding topic name is refused with Kafka's own reason; a template's budget refuses only its own new topics`, { timeout: 60_000 }, async (t) => {
-  printLogsOnFailure(t);
-  const u = unique('adm').replace('-', '');
-  const admin = kafka().admin();
-  await admin.connect();
-  const created: string[] = [`c_${u}_x`];
-  t.after(async () => {
-    await admin.deleteTopics({ topics: created }).catch(() => {});
-    await admin.disconnect();
+  test(`${client}: a colliding topic name is refused with Kafka's own reason; a template's budget refuses only its own new topics`, {
+    timeout: 60_000,
+  }, async (t) => {
+    printLogsOnFailure(t);
+    const u = unique('adm').replace('-', '');
+    const admin = kafka().admin();
+    await admin.connect();
+    const created: string[] = [`c_${u}_x`];
+    t.after(async () => {
+      await admin.deleteTopics({ topics: created }).catch(() => {});
+      await admin.disconnect();
+    });
+    // kafkajs' waitForLeaders gives up when a broker answers UNKNOWN_TOPIC_OR_PARTITION right
+    // after the create (seen in CI); the topic exists then: wait for its leader ourselves
+    await admin.createTopics({ topics: [{ topic: `c_${u}_x`, numPartitions: 1 }], waitForLeaders: true }).catch((err: { type?: string }) => {
+      if (err.type !== 'UNKNOWN_TOPIC_OR_PARTITION') throw err;
+    });
+    for (let tries = 0; ; tries++) {
+      const meta = await admin.fetchTopicMetadata({ topics: [`c_${u}_x`] }).catch(() => undefined);
+      if (meta?.topics[0]?.partitions.every((p) => p.leader >= 0)) break;
+      if (tries >= 100) throw new Error(`topic c_${u}_x has no leader after 10 s`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const topics = await topicAdmin(t, client, 2);
+    await topics.load();
+
+    const collided = await topics.settle(`c.${u}.x`);
+    assert.equal(collided.state, 'missing');
+    const reason = collided.state === 'missing' ? collided.reason : '';
+    assert.ok(reason.startsWith(`topic "c.${u}.x" could not be created: `), reason);
+    assert.match(reason, /INVALID_TOPIC_EXCEPTION/, "Kafka's error code");
+    assert.ok(reason.endsWith(`: it collides with existing topic c_${u}_x (Kafka treats "." and "_" in topic names as the same)`), reason);
+
+    const template = `b.${u}.{deviceId}`;
+    for (const d of ['d1', 'd2']) {
+      assert.equal((await topics.settle(`b.${u}.${d}`, template)).state, 'ready');
+      created.push(`b.${u}.${d}`);
+    }
+    const third = topics.state(`b.${u}.d3`, template);
+    assert.deepEqual(
+      third,
+      { state: 'missing', reason: `topic "b.${u}.d3" not created: the template "${template}" has used its kafka.maxTopics budget (2 of 2 topics)` },
+      'refused at once, without asking Kafka',
+    );
+    assert.equal((await topics.settle(`other.${u}`, `other.${u}`)).state, 'ready', 'a fixed topic of another route is not held to that budget');
+    created.push(`other.${u}`);
+
+    // a new admin (a restarted worker) counts the same budget from the cluster's topics
+    const again = await topicAdmin(t, client, 2);
+    await again.load();
+    assert.equal(again.state(`b.${u}.d4`, template).state, 'missing');
   });
-  // kafkajs' waitForLeaders gives up when a broker answers UNKNOWN_TOPIC_OR_PARTITION right
-  // after the create (seen in CI); the topic exists then: wait for its leader ourselves
-  await admin.createTopics({ topics: [{ topic: `c_${u}_x`, numPartitions: 1 }], waitForLeaders: true })
-    .catch((err: { type?: string }) => { if (err.type !== 'UNKNOWN_TOPIC_OR_PARTITION') throw err; });
-  for (let tries = 0; ; tries++) {
-    const meta = await admin.fetchTopicMetadata({ topics: [`c_${u}_x`] }).catch(() => undefined);
-    if (meta?.topics[0]?.partitions.every((p) => p.leader >= 0)) break;
-    if (tries >= 100) throw new Error(`topic c_${u}_x has no leader after 10 s`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  const topics = await topicAdmin(t, client, 2);
-  await topics.load();
 
-  const collided = await topics.settle(`c.${u}.x`);
-  assert.equal(collided.state, 'missing');
-  const reason = collided.state === 'missing' ? collided.reason : '';
-  assert.ok(reason.startsWith(`topic "c.${u}.x" could not be created: `), reason);
-  assert.match(reason, /INVALID_TOPIC_EXCEPTION/, 'Kafka\'s error code');
-  assert.ok(reason.endsWith(`: it collides with existing topic c_${u}_x (Kafka treats "." and "_" in topic names as the same)`), reason);
-
-  const template = `b.${u}.{deviceId}`;
-  for (const d of ['d1', 'd2']) {
-    assert.equal((await topics.settle(`b.${u}.${d}`, template)).state, 'ready');
-    created.push(`b.${u}.${d}`);
-  }
-  const third = topics.state(`b.${u}.d3`, template);
-  assert.deepEqual(third, { state: 'missing', reason: `topic "b.${u}.d3" not created: the template "${template}" has used its kafka.maxTopics budget (2 of 2 topics)` }, 'refused at once, without asking Kafka');
-  assert.equal((await topics.settle(`other.${u}`, `other.${u}`)).state, 'ready', 'a fixed topic of another route is not held to that budget');
-  created.push(`other.${u}`);
-
-  // a new admin (a restarted worker) counts the same budget from the cluster's topics
-  const again = await topicAdmin(t, client, 2);
-  await again.load();
-  assert.equal(again.state(`b.${u}.d4`, template).state, 'missing');
-});
-
-test(`${client}: two topics of one template checked at once cannot both take its last place; a topic being created is never refused meanwhile`, { timeout: 60_000 }, async (t) => {
-  printLogsOnFailure(t);
-  const u = unique('race').replace('-', '');
-  const admin = kafka().admin();
-  await admin.connect();
-  const template = `r.${u}.{deviceId}`;
-  t.after(async () => {
-    const mine = (await admin.listTopics()).filter((x) => x.startsWith(`r.${u}.`));
-    await admin.deleteTopics({ topics: mine }).catch(() => {});
-    await admin.disconnect();
+  test(`${client}: two topics of one template checked at once cannot both take its last place; a topic being created is never refused meanwhile`, {
+    timeout: 60_000,
+  }, async (t) => {
+    printLogsOnFailure(t);
+    const u = unique('race').replace('-', '');
+    const admin = kafka().admin();
+    await admin.connect();
+    const template = `r.${u}.{deviceId}`;
+    t.after(async () => {
+      const mine = (await admin.listTopics()).filter((x) => x.startsWith(`r.${u}.`));
+      await admin.deleteTopics({ topics: mine }).catch(() => {});
+      await admin.disconnect();
+    });
+    const topics = await topicAdmin(t, client, 1);
+    await topics.load();
+    assert.deepEqual([topics.state(`r.${u}.a`, template), topics.state(`r.${u}.b`, template)], [{ state: 'pending' }, { state: 'pending' }]);
+    // asked again while both checks run (a deferred record retried): still waiting, not refused
+    assert.deepEqual(topics.state(`r.${u}.a`, template), { state: 'pending' });
+    const [a, b] = await Promise.all([topics.settle(`r.${u}.a`, template), topics.settle(`r.${u}.b`, template)]);
+    assert.deepEqual([a.state, b.state].sort(), ['missing', 'ready'], 'one made, one refused by the budget');
+    assert.equal((await admin.listTopics()).filter((x) => x.startsWith(`r.${u}.`)).length, 1, 'exactly one topic in the cluster');
   });
-  const topics = await topicAdmin(t, client, 1);
-  await topics.load();
-  assert.deepEqual([topics.state(`r.${u}.a`, template), topics.state(`r.${u}.b`, template)], [{ state: 'pending' }, { state: 'pending' }]);
-  // asked again while both checks run (a deferred record retried): still waiting, not refused
-  assert.deepEqual(topics.state(`r.${u}.a`, template), { state: 'pending' });
-  const [a, b] = await Promise.all([topics.settle(`r.${u}.a`, template), topics.settle(`r.${u}.b`, template)]);
-  assert.deepEqual([a.state, b.state].sort(), ['missing', 'ready'], 'one made, one refused by the budget');
-  assert.equal((await admin.listTopics()).filter((x) => x.startsWith(`r.${u}.`)).length, 1, 'exactly one topic in the cluster');
-});
 }

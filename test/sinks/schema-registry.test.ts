@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import protobuf from 'protobufjs';
 import { SchemaRegistryClient } from '../../src/sinks/kafka/schema-registry/registry.ts';
-import { messageIndexes, ValueSchema, type ValueFormat } from '../../src/sinks/kafka/schema-registry/value-schema.ts';
+import { messageIndexes, type ValueFormat, ValueSchema } from '../../src/sinks/kafka/schema-registry/value-schema.ts';
 import { endpoints, unique } from '../support/stack.ts';
 
 function schemaFile(t: { after(fn: () => void): void }, name: string, text: string): string {
@@ -19,7 +19,15 @@ function schemaFile(t: { after(fn: () => void): void }, name: string, text: stri
   return join(dir, name);
 }
 
-const avsc = JSON.stringify({ type: 'record', name: 'R', namespace: 'n', fields: [{ name: 'v', type: 'double' }, { name: 'tag', type: ['null', 'string'], default: null }] });
+const avsc = JSON.stringify({
+  type: 'record',
+  name: 'R',
+  namespace: 'n',
+  fields: [
+    { name: 'v', type: 'double' },
+    { name: 'tag', type: ['null', 'string'], default: null },
+  ],
+});
 
 test('Protobuf message indexes: [0] is one zero byte, others are zigzag varints after their count', () => {
   const root = protobuf.parse('syntax = "proto3"; package p; message A { message B {} message C { message D {} } } message E {}').root;
@@ -30,7 +38,7 @@ test('Protobuf message indexes: [0] is one zero byte, others are zigzag varints 
   assert.deepEqual(bytes('p.A.C.D'), [6, 0, 2, 0]);
 });
 
-test('a value is checked against its schema: the validator\'s words, or the body', (t) => {
+test("a value is checked against its schema: the validator's words, or the body", (t) => {
   const make = (format: ValueFormat, name: string, text: string, message?: string) =>
     new ValueSchema({ format, file: schemaFile(t, name, text), subject: 's-value', message });
   const avro = make('avro', 'r.avsc', avsc);
@@ -41,8 +49,8 @@ test('a value is checked against its schema: the validator\'s words, or the body
   assert.deepEqual(proto.encode([1], Buffer.alloc(0)), { error: 'does not fit Protobuf message R: the payload is not an object' });
   const json = make('json-schema', 'r.json', JSON.stringify({ type: 'object', required: ['v'], properties: { v: { type: 'number' } } }));
   const raw = Buffer.from('{"v":1}');
-  assert.equal((json.encode({ v: 1 }, raw) as { body: Buffer }).body, raw, 'JSON Schema: the payload\'s own bytes');
-  assert.deepEqual(json.encode({}, raw), { error: 'does not fit JSON Schema (s-value): $ must have required property \'v\'' });
+  assert.equal((json.encode({ v: 1 }, raw) as { body: Buffer }).body, raw, "JSON Schema: the payload's own bytes");
+  assert.deepEqual(json.encode({}, raw), { error: "does not fit JSON Schema (s-value): $ must have required property 'v'" });
 });
 
 test('the registry: one id for the same schema, a refusal for good when it must not register, a retry when unreachable', async (t) => {

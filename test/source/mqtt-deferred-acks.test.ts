@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import mqtt, { type IPublishPacket } from 'mqtt';
-import { AckWindow, type AckSlot } from '../../src/source/ack-window.ts';
+import { type AckSlot, AckWindow } from '../../src/source/ack-window.ts';
 import { installDeferredAcks } from '../../src/source/mqtt/deferred-acks.ts';
 import { endpoints, mqttClient, printLogsOnFailure, unique } from '../support/stack.ts';
 
@@ -15,8 +15,11 @@ test('mqtt is the version the hook was written and tested for', async () => {
 });
 
 async function hookedClient(
-  t: import('node:test').TestContext, receiveMaximum: number, clientId = unique('hooked'),
-  onRelease?: (messageId: number) => Promise<void>, maxInFlightBytes = Infinity,
+  t: import('node:test').TestContext,
+  receiveMaximum: number,
+  clientId = unique('hooked'),
+  onRelease?: (messageId: number) => Promise<void>,
+  maxInFlightBytes = Infinity,
 ) {
   const taken: Array<{ packet: IPublishPacket; slot: AckSlot }> = [];
   const pubacks: number[] = [];
@@ -26,7 +29,11 @@ async function hookedClient(
   let sendAck: (a: unknown) => void = () => {};
   const window = new AckWindow(receiveMaximum, { release: (a) => sendAck(a) }, maxInFlightBytes);
   const client = mqtt.connect(endpoints.mqtt, {
-    protocolVersion: 5, clientId, clean: false, manualConnect: true, reconnectPeriod: 100,
+    protocolVersion: 5,
+    clientId,
+    clean: false,
+    manualConnect: true,
+    reconnectPeriod: 100,
     properties: { receiveMaximum, sessionExpiryInterval: 60 },
   });
   sendAck = installDeferredAcks(client, window, {
@@ -100,7 +107,11 @@ test('large payloads: the bytes in flight stay under maxInFlightBytes (but for t
     }
     await sleep(20);
   }
-  assert.deepEqual(seen, Array.from({ length: 30 }, (_, i) => i), 'every message, once, in order');
+  assert.deepEqual(
+    seen,
+    Array.from({ length: 30 }, (_, i) => i),
+    'every message, once, in order',
+  );
   assert.ok(mostBytes < 450_000, `at most ${mostBytes} bytes in flight`);
   assert.equal(window.inFlightBytes, 0);
 });
@@ -138,7 +149,10 @@ test('QoS 2: taken at PUBLISH, PUBREC waits for settle() in arrival order, PUBCO
   const published = Promise.all(Array.from({ length: 5 }, (_, i) => publisher.publishAsync(topic, `c${i}`, { qos: 2 })));
   for (let i = 0; i < 50 && taken.length < 5; i++) await sleep(20);
   assert.equal(taken.length, 5, 'pipelined: all five taken at PUBLISH, before any PUBREL');
-  assert.deepEqual(taken.map((x) => x.packet.payload.toString()), ['c0', 'c1', 'c2', 'c3', 'c4']);
+  assert.deepEqual(
+    taken.map((x) => x.packet.payload.toString()),
+    ['c0', 'c1', 'c2', 'c3', 'c4'],
+  );
   assert.deepEqual(pubrecs, [], 'no PUBREC before the message is durable');
   const ids = taken.map((x) => x.packet.messageId as number);
   for (const x of [...taken].reverse()) x.slot.settle();
@@ -181,15 +195,26 @@ test('QoS 2 over-sent by Mosquitto past Receive Maximum: no disconnect, at most 
     if (p.cmd === 'pubcomp') open--;
   });
   // a slow sink: each message settles 5 ms after it was taken
-  const settler = setInterval(() => taken.filter((x) => !(x as { done?: boolean }).done).slice(0, 1).forEach((x) => {
-    (x as { done?: boolean }).done = true;
-    x.slot.settle();
-  }), 5);
+  const settler = setInterval(
+    () =>
+      taken
+        .filter((x) => !(x as { done?: boolean }).done)
+        .slice(0, 1)
+        .forEach((x) => {
+          (x as { done?: boolean }).done = true;
+          x.slot.settle();
+        }),
+    5,
+  );
   t.after(() => clearInterval(settler));
   for (let i = 0; i < 400 && pubcomps.length < total; i++) await sleep(50);
   assert.deepEqual(closes, [], 'the connection was never dropped');
   assert.equal(taken.length, total, 'each message taken exactly once');
-  assert.deepEqual(taken.map((x) => x.packet.payload.toString()), Array.from({ length: total }, (_, i) => `c${i}`), 'in order');
+  assert.deepEqual(
+    taken.map((x) => x.packet.payload.toString()),
+    Array.from({ length: total }, (_, i) => `c${i}`),
+    'in order',
+  );
   assert.ok(window.highWater <= 5, `in flight ${window.highWater} > 5`);
   assert.equal(pubcomps.length, total, 'every exchange completed');
   t.diagnostic(`most QoS 2 exchanges open at once: ${mostOpen} (Receive Maximum 5)`);

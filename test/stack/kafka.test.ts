@@ -40,12 +40,18 @@ test('an idempotent acks=-1 produce is read back by a consumer group, keys and h
   });
   await done.promise.finally(() => clearTimeout(timer));
 
-  assert.deepEqual(got.map((g) => g.n).sort((x, y) => x - y), messages.map((_, i) => i));
+  assert.deepEqual(
+    got.map((g) => g.n).sort((x, y) => x - y),
+    messages.map((_, i) => i),
+  );
   assert.ok(got.every((g) => g.contentType === 'application/json'));
   // One key, one partition, in produce order: what per-device ordering rests on.
   for (let d = 0; d < 5; d++) {
     const mine = got.filter((g) => g.key === `device-${d}`);
     assert.equal(new Set(mine.map((g) => g.partition)).size, 1, `device-${d} stays in one partition`);
-    assert.deepEqual(mine.map((g) => g.n), [...mine.map((g) => g.n)].sort((x, y) => x - y));
+    assert.deepEqual(
+      mine.map((g) => g.n),
+      [...mine.map((g) => g.n)].sort((x, y) => x - y),
+    );
   }
 });

@@ -21,9 +21,18 @@ test('MQTT 5 QoS 1 reaches a plain subscriber and is split across a $share group
   const plain = await mqttClient(t);
   const a = await mqttClient(t);
   const b = await mqttClient(t);
-  plain.on('message', (_topic, payload) => { received.plain.push(payload.toString()); seen(); });
-  a.on('message', (_topic, payload) => { received.a.push(payload.toString()); seen(); });
-  b.on('message', (_topic, payload) => { received.b.push(payload.toString()); seen(); });
+  plain.on('message', (_topic, payload) => {
+    received.plain.push(payload.toString());
+    seen();
+  });
+  a.on('message', (_topic, payload) => {
+    received.a.push(payload.toString());
+    seen();
+  });
+  b.on('message', (_topic, payload) => {
+    received.b.push(payload.toString());
+    seen();
+  });
   await plain.subscribeAsync(`${base}/#`, { qos: 1 });
   await a.subscribeAsync(`$share/${group}/${base}/#`, { qos: 1 });
   await b.subscribeAsync(`$share/${group}/${base}/#`, { qos: 1 });
@@ -35,8 +44,19 @@ test('MQTT 5 QoS 1 reaches a plain subscriber and is split across a $share group
     assert.ok(packet, 'a QoS 1 publish resolves with its PUBACK');
   }
 
-  const timer = setTimeout(() => done.reject(new Error(`timed out: ${JSON.stringify({
-    plain: received.plain.length, a: received.a.length, b: received.b.length })}`)), 10_000);
+  const timer = setTimeout(
+    () =>
+      done.reject(
+        new Error(
+          `timed out: ${JSON.stringify({
+            plain: received.plain.length,
+            a: received.a.length,
+            b: received.b.length,
+          })}`,
+        ),
+      ),
+    10_000,
+  );
   await done.promise.finally(() => clearTimeout(timer));
 
   assert.deepEqual(received.plain, sent, 'the plain subscriber gets every message, in order');

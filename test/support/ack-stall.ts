@@ -21,5 +21,11 @@ export function ackStall(sluice: SluiceProcess, pollMs = 200): { stop(): Promise
       await sleep(pollMs);
     }
   })();
-  return { async stop() { stopped = true; await run; return longest; } };
+  return {
+    async stop() {
+      stopped = true;
+      await run;
+      return longest;
+    },
+  };
 }

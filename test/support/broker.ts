@@ -1,15 +1,15 @@
 // A private MQTT 5 broker for one test, so it can be killed, rolled back and restarted without
 // touching the shared stack: its own port, data directory and settings, started from the same
 // installed software as the stack's broker of that kind. Killed after the test.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { requireExecutable } from '../../deploy/local/prerequisites.ts';
 import type { LaunchSpec } from '../../deploy/local/daemon.ts';
+import { requireExecutable } from '../../deploy/local/prerequisites.ts';
 import { hivemqJars, hivemqLaunch } from '../../deploy/local/servers/hivemq.ts';
 import { mqttProbe } from '../../deploy/local/servers/mqtt-probe.ts';
 import { config } from './stack.ts';
@@ -18,7 +18,9 @@ export type BrokerKind = 'mosquitto' | 'hivemq';
 
 /** The brokers the broker-level tests run against (SLUICE_TEST_BROKERS narrows it: "mosquitto"). */
 export const brokerKinds: readonly BrokerKind[] = (process.env.SLUICE_TEST_BROKERS ?? 'mosquitto,hivemq')
-  .split(',').map((s) => s.trim()).filter((s): s is BrokerKind => s === 'mosquitto' || s === 'hivemq');
+  .split(',')
+  .map((s) => s.trim())
+  .filter((s): s is BrokerKind => s === 'mosquitto' || s === 'hivemq');
 
 export interface BrokerOptions {
   /** Mosquitto: seconds between saves of its in-memory state (what a crash rolls back to). */
@@ -96,26 +98,29 @@ export class TestBroker {
   private mosquitto() {
     const conf = join(this.dir, 'mosquitto.conf');
     mkdirSync(join(this.dir, 'data'), { recursive: true });
-    writeFileSync(conf, [
-      // started as root, Mosquitto drops to the user "mosquitto", who cannot write the data
-      // directory: it would then never save, silently (no persistence at all)
-      `user ${userInfo().username}`,
-      'persistence true',
-      `persistence_location ${join(this.dir, 'data')}/`,
-      `autosave_interval ${this.options.autosaveSeconds ?? 30}`,
-      'max_queued_messages 1000000',
-      'max_queued_bytes 0',
-      'set_tcp_nodelay true',
-      'log_dest stdout',
-      'log_type error',
-      'log_type warning',
-      'log_type notice',
-      'log_type information',
-      'log_timestamp_format %Y-%m-%dT%H:%M:%S',
-      `listener ${this.port} ${config.host}`,
-      'allow_anonymous true',
-      '',
-    ].join('\n'));
+    writeFileSync(
+      conf,
+      [
+        // started as root, Mosquitto drops to the user "mosquitto", who cannot write the data
+        // directory: it would then never save, silently (no persistence at all)
+        `user ${userInfo().username}`,
+        'persistence true',
+        `persistence_location ${join(this.dir, 'data')}/`,
+        `autosave_interval ${this.options.autosaveSeconds ?? 30}`,
+        'max_queued_messages 1000000',
+        'max_queued_bytes 0',
+        'set_tcp_nodelay true',
+        'log_dest stdout',
+        'log_type error',
+        'log_type warning',
+        'log_type notice',
+        'log_type information',
+        'log_timestamp_format %Y-%m-%dT%H:%M:%S',
+        `listener ${this.port} ${config.host}`,
+        'allow_anonymous true',
+        '',
+      ].join('\n'),
+    );
     return { command: requireExecutable('mosquitto', '`apt-get install mosquitto`'), args: ['-c', conf], cwd: this.dir };
   }
 }

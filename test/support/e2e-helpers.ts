@@ -2,8 +2,8 @@
 // records out, counted per sequence number so losses and duplicates are exact.
 import type { TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { MqttClient } from 'mqtt';
 import { Kafka, logLevel } from 'kafkajs';
+import type { MqttClient } from 'mqtt';
 import { endpoints, kafka, unique } from './stack.ts';
 
 export interface KafkaRecordSeen {
@@ -80,7 +80,8 @@ export async function readTopic(
     if (outcome.finished) return records;
     const inTopic = await held();
     if (inTopic === undefined || records.length >= inTopic || reader >= 3 || Date.now() >= deadline) {
-      if (inTopic !== undefined && records.length < inTopic) t.diagnostic(`reader ${reader} of ${topic}: read ${records.length} of ${inTopic} held; ${outcome.seen}`);
+      if (inTopic !== undefined && records.length < inTopic)
+        t.diagnostic(`reader ${reader} of ${topic}: read ${records.length} of ${inTopic} held; ${outcome.seen}`);
       return records;
     }
     t.diagnostic(`reader ${reader} of ${topic} idle ${idleMs} ms at ${records.length} of ${inTopic} held; a new group reads on (${outcome.seen})`);
@@ -106,7 +107,10 @@ async function readOnce(
     clientId: unique('reader'),
     brokers: [...(brokers ?? [endpoints.kafka])],
     logLevel: logLevel.WARN,
-    logCreator: () => ({ level, log }) => note(`${logLevel[level]} ${log.message}${log.error ? `: ${String(log.error)}` : ''}`),
+    logCreator:
+      () =>
+      ({ level, log }) =>
+        note(`${logLevel[level]} ${log.message}${log.error ? `: ${String(log.error)}` : ''}`),
   });
   const consumer = client.consumer({ groupId: unique('reader'), maxWaitTimeInMs: 200 });
   await consumer.connect();
@@ -122,10 +126,13 @@ async function readOnce(
     if (idle || over) return;
     let seen = records.length;
     let since = Date.now();
-    idle = setInterval(() => {
-      if (records.length !== seen) [seen, since] = [records.length, Date.now()];
-      else if (Date.now() - since >= idleMs) finished.resolve(false);
-    }, Math.min(500, idleMs));
+    idle = setInterval(
+      () => {
+        if (records.length !== seen) [seen, since] = [records.length, Date.now()];
+        else if (Date.now() - since >= idleMs) finished.resolve(false);
+      },
+      Math.min(500, idleMs),
+    );
   });
   await consumer.run({
     eachBatchAutoResolve: true,
@@ -136,7 +143,14 @@ async function readOnce(
         offsets.add(at);
         const headers: Record<string, string> = {};
         for (const [k, v] of Object.entries(m.headers ?? {})) headers[k] = Buffer.isBuffer(v) ? v.toString() : String(v);
-        records.push({ topic: batch.topic, key: m.key?.toString() ?? null, value: m.value ?? Buffer.alloc(0), headers, partition: batch.partition, timestamp: m.timestamp });
+        records.push({
+          topic: batch.topic,
+          key: m.key?.toString() ?? null,
+          value: m.value ?? Buffer.alloc(0),
+          headers,
+          partition: batch.partition,
+          timestamp: m.timestamp,
+        });
       }
       if (done(records)) finished.resolve(true);
     },

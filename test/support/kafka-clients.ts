@@ -1,19 +1,23 @@
 // The Kafka client adapters the tests run against: both by default, one with
 // SLUICE_TEST_KAFKA_CLIENTS=platformatic (or kafkajs). A client is made from a kafka section
 // parsed by the real schema, so a test uses the settings a user would write.
-import pino from 'pino';
+
 import type { TestContext } from 'node:test';
+import pino from 'pino';
 import { createKafkaClient } from '../../src/sinks/kafka/client/create-client.ts';
+import { type KafkaClient, type KafkaClientKind, kafkaClients } from '../../src/sinks/kafka/client/kafka-client.ts';
+import { type KafkaConfig, kafkaConfig } from '../../src/sinks/kafka/config.ts';
 import { kafkaSinkOptions } from '../../src/sinks/kafka/index.ts';
-import { kafkaClients, type KafkaClient, type KafkaClientKind } from '../../src/sinks/kafka/client/kafka-client.ts';
-import { kafkaConfig, type KafkaConfig } from '../../src/sinks/kafka/config.ts';
 import { KafkaSink } from '../../src/sinks/kafka/kafka-sink.ts';
 import { endpoints } from './stack.ts';
 
 export const testedKafkaClients: readonly KafkaClientKind[] = (() => {
-  const wanted = process.env['SLUICE_TEST_KAFKA_CLIENTS']?.split(',').map((s) => s.trim()).filter(Boolean);
+  const wanted = process.env.SLUICE_TEST_KAFKA_CLIENTS?.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (!wanted) return kafkaClients;
-  for (const w of wanted) if (!(kafkaClients as readonly string[]).includes(w)) throw new Error(`SLUICE_TEST_KAFKA_CLIENTS: unknown client ${w} (${kafkaClients.join(', ')})`);
+  for (const w of wanted)
+    if (!(kafkaClients as readonly string[]).includes(w)) throw new Error(`SLUICE_TEST_KAFKA_CLIENTS: unknown client ${w} (${kafkaClients.join(', ')})`);
   return wanted as KafkaClientKind[];
 })();
 
@@ -27,12 +31,22 @@ export function testKafkaClient(client: KafkaClientKind, section: Record<string,
 }
 
 /** A Kafka sink on the given client, made as the plugin makes it (creation off, 100 topics per template), closed after the test. */
-export async function testKafkaSink(t: TestContext, client: KafkaClientKind, options: { name?: string; brokers?: string[]; section?: Record<string, unknown>; isolate?: boolean } = {}): Promise<KafkaSink> {
+export async function testKafkaSink(
+  t: TestContext,
+  client: KafkaClientKind,
+  options: { name?: string; brokers?: string[]; section?: Record<string, unknown>; isolate?: boolean } = {},
+): Promise<KafkaSink> {
   const k = kafkaSection(client, {
-    clientId: `test-${options.name ?? 'kafka'}`, createTopics: { enabled: false, partitions: 1, replicationFactor: 1 }, maxTopics: 100,
-    ...(options.brokers ? { brokers: options.brokers } : {}), ...options.section,
+    clientId: `test-${options.name ?? 'kafka'}`,
+    createTopics: { enabled: false, partitions: 1, replicationFactor: 1 },
+    maxTopics: 100,
+    ...(options.brokers ? { brokers: options.brokers } : {}),
+    ...options.section,
   });
-  const sink = new KafkaSink({ ...(await kafkaSinkOptions(k, options.name ?? 'kafka')), ...(options.isolate === undefined ? {} : { isolate: options.isolate }) }, pino({ level: 'silent' }));
+  const sink = new KafkaSink(
+    { ...(await kafkaSinkOptions(k, options.name ?? 'kafka')), ...(options.isolate === undefined ? {} : { isolate: options.isolate }) },
+    pino({ level: 'silent' }),
+  );
   t.after(() => sink.close());
   return sink;
 }

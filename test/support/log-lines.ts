@@ -8,7 +8,9 @@ export function jsonLines(text: string): Array<Record<string, unknown>> {
     if (!line.startsWith('{')) continue;
     try {
       out.push(JSON.parse(line) as Record<string, unknown>);
-    } catch { /* a line cut by a kill */ }
+    } catch {
+      /* a line cut by a kill */
+    }
   }
   return out;
 }

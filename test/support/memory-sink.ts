@@ -42,10 +42,14 @@ export class MemorySink<T = unknown> implements Sink<T> {
   async close(): Promise<void> {}
 }
 
-export const failRetriably = (sink: string): WriteBehaviour => () => {
-  throw new SinkError(sink, 'server down');
-};
+export const failRetriably =
+  (sink: string): WriteBehaviour =>
+  () => {
+    throw new SinkError(sink, 'server down');
+  };
 
-export const failForGood = (sink: string): WriteBehaviour => () => {
-  throw new SinkError(sink, 'fsync failed', { retriable: false });
-};
+export const failForGood =
+  (sink: string): WriteBehaviour =>
+  () => {
+    throw new SinkError(sink, 'fsync failed', { retriable: false });
+  };

@@ -1,7 +1,7 @@
 // Runs sluice as a real child process with a config made for one test (its own topics, share
 // group, dead-letter topic, ephemeral HTTP port), so tests can kill it with SIGKILL, restart
 // it with the same client id, read its metrics and see its logs when they fail.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -52,20 +52,23 @@ export class SluiceProcess {
     this.nodeArgs = options.nodeArgs ?? [];
     this.args = options.args ?? [];
     this.entry = join(repoRoot, options.build === 'dist' ? 'dist/cli.js' : 'src/cli.ts');
-    const config = merge({
-      rules: 'rules.yaml',
-      mqtt: { url: endpoints.mqtt, group: options.group, clientId: this.clientId, keepalive: 10, reconnect: { minMs: 200, maxMs: 2000 } },
-      kafka: {
-        brokers: [endpoints.kafka],
-        createTopics: { enabled: true, partitions: 3, replicationFactor: 1 },
-        deadLetterTopic: this.deadLetterTopic,
+    const config = merge(
+      {
+        rules: 'rules.yaml',
+        mqtt: { url: endpoints.mqtt, group: options.group, clientId: this.clientId, keepalive: 10, reconnect: { minMs: 200, maxMs: 2000 } },
+        kafka: {
+          brokers: [endpoints.kafka],
+          createTopics: { enabled: true, partitions: 3, replicationFactor: 1 },
+          deadLetterTopic: this.deadLetterTopic,
+        },
+        influx: { url: endpoints.influxdb, bucket: endpoints.influxBucket },
+        retry: { minMs: 100, maxMs: 1000 },
+        http: { host: '127.0.0.1', port: 0 },
+        shutdown: { deadlineMs: 10_000 },
+        log: { level: 'info' },
       },
-      influx: { url: endpoints.influxdb, bucket: endpoints.influxBucket },
-      retry: { minMs: 100, maxMs: 1000 },
-      http: { host: '127.0.0.1', port: 0 },
-      shutdown: { deadlineMs: 10_000 },
-      log: { level: 'info' },
-    }, options.config ?? {});
+      options.config ?? {},
+    );
     writeFileSync(join(this.dir, 'sluice.yaml'), stringify(config));
     writeFileSync(join(this.dir, 'rules.yaml'), stringify(options.rules));
     this.filters = filterCount(options.rules);
@@ -83,16 +86,22 @@ export class SluiceProcess {
    * so a message published next is delivered.
    */
   async start(timeoutMs = 30_000): Promise<void> {
-    const child = spawn(join(repoRoot, 'scripts/node'), [...sluiceNodeFlags, ...this.nodeArgs, this.entry, 'run', '--config', join(this.dir, 'sluice.yaml'), ...this.args], {
-      cwd: this.dir,
-      env: { ...process.env, ...this.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      join(repoRoot, 'scripts/node'),
+      [...sluiceNodeFlags, ...this.nodeArgs, this.entry, 'run', '--config', join(this.dir, 'sluice.yaml'), ...this.args],
+      {
+        cwd: this.dir,
+        env: { ...process.env, ...this.env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     this.child = child;
-    this.exited = new Promise((resolve) => child.on('exit', (code) => {
-      this.exits.push(code);
-      resolve(code);
-    }));
+    this.exited = new Promise((resolve) =>
+      child.on('exit', (code) => {
+        this.exits.push(code);
+        resolve(code);
+      }),
+    );
     const started = Promise.withResolvers<void>();
     let subscribed = 0;
     const onData = (chunk: Buffer) => {
@@ -183,9 +192,10 @@ function merge(base: Record<string, unknown>, over: Record<string, unknown>): Re
   const out: Record<string, unknown> = { ...base };
   for (const [k, v] of Object.entries(over)) {
     const b = out[k];
-    out[k] = v && typeof v === 'object' && !Array.isArray(v) && b && typeof b === 'object' && !Array.isArray(b)
-      ? merge(b as Record<string, unknown>, v as Record<string, unknown>)
-      : v;
+    out[k] =
+      v && typeof v === 'object' && !Array.isArray(v) && b && typeof b === 'object' && !Array.isArray(b)
+        ? merge(b as Record<string, unknown>, v as Record<string, unknown>)
+        : v;
   }
   return out;
 }

@@ -1,7 +1,8 @@
 // What tests share about the running local stack: its endpoints, ready-made clients that clean
 // up after the test, and the servers' log tails printed when a test fails.
-import type { TestContext } from 'node:test';
+
 import { randomUUID } from 'node:crypto';
+import type { TestContext } from 'node:test';
 import { InfluxDB } from '@influxdata/influxdb-client';
 import { Kafka, logLevel } from 'kafkajs';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';

@@ -27,19 +27,26 @@ export function apicurioServer(config: StackConfig): LocalServer {
       findJava(21, 'Apicurio Registry 3');
       mkdirSync(dir, { recursive: true });
       await mavenUnpacked(home, artifact, `Apicurio Registry ${apicurioVersion}`);
-      if (!existsSync(join(home, 'quarkus-run.jar'))) throw new PrerequisiteError(`${artifact} unpacked into ${home} without quarkus-run.jar: remove the directory and try again`);
+      if (!existsSync(join(home, 'quarkus-run.jar')))
+        throw new PrerequisiteError(`${artifact} unpacked into ${home} without quarkus-run.jar: remove the directory and try again`);
     },
 
     launchSpec() {
       return {
         command: findJava(21, 'Apicurio Registry 3'),
         args: [
-          '-Xms64m', '-Xmx256m', '-XX:+UseSerialGC', '-Djava.awt.headless=true',
-          `-Dquarkus.http.host=${config.host}`, `-Dquarkus.http.port=${config.registry.port}`,
+          '-Xms64m',
+          '-Xmx256m',
+          '-XX:+UseSerialGC',
+          '-Djava.awt.headless=true',
+          `-Dquarkus.http.host=${config.host}`,
+          `-Dquarkus.http.port=${config.registry.port}`,
           // the management interface (health, metrics) would bind 0.0.0.0:9000
           '-Dquarkus.management.enabled=false',
-          '-Dquarkus.log.level=WARN', '-Dquarkus.log.category."io.apicurio".level=INFO',
-          '-jar', join(home, 'quarkus-run.jar'),
+          '-Dquarkus.log.level=WARN',
+          '-Dquarkus.log.category."io.apicurio".level=INFO',
+          '-jar',
+          join(home, 'quarkus-run.jar'),
         ],
         cwd: dir,
       };

@@ -34,10 +34,18 @@ export function hivemqLaunch(config: StackConfig, at: { dir: string; host: strin
   return {
     command: requireJava(17, 'HiveMQ'),
     args: [
-      '-Xms128m', '-Xmx384m', '-XX:+UseG1GC', '-XX:MaxGCPauseMillis=20', '-Djava.awt.headless=true',
+      '-Xms128m',
+      '-Xmx384m',
+      '-XX:+UseG1GC',
+      '-XX:MaxGCPauseMillis=20',
+      '-Djava.awt.headless=true',
       // HiveMQ's persistence (Xodus, RocksDB) uses direct and off-heap memory
       '-XX:+CrashOnOutOfMemoryError',
-      '-cp', `${libs}/*`, join(config.repoRoot, 'deploy/local/hivemq/HiveMQLauncher.java'), confDir, dataDir,
+      '-cp',
+      `${libs}/*`,
+      join(config.repoRoot, 'deploy/local/hivemq/HiveMQLauncher.java'),
+      confDir,
+      dataDir,
     ],
     cwd: at.dir,
   };

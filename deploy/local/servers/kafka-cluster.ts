@@ -59,12 +59,18 @@ export function kafkaClusterNodes(config: StackConfig): LocalServer[] {
         const libs = await kafkaJars(config.cacheDir, pom);
         mkdirSync(dir, { recursive: true });
         renderTemplate(join(config.repoRoot, 'deploy/local/kafka/cluster.properties.template'), propsFile, {
-          nodeId: id, voters, host: config.host, port, controllerPort, dataDir,
+          nodeId: id,
+          voters,
+          host: config.host,
+          port,
+          controllerPort,
+          dataDir,
         });
         renderTemplate(join(config.repoRoot, 'deploy/local/kafka/log4j2.yaml.template'), log4jFile, { logFile });
         if (!existsSync(join(dataDir, 'meta.properties'))) {
-          const out = spawnSync(java, ['-cp', `${libs}/*`, 'kafka.tools.StorageTool', 'format', `--cluster-id=${clusterId()}`, '-c', propsFile],
-            { encoding: 'utf8' });
+          const out = spawnSync(java, ['-cp', `${libs}/*`, 'kafka.tools.StorageTool', 'format', `--cluster-id=${clusterId()}`, '-c', propsFile], {
+            encoding: 'utf8',
+          });
           if (out.status !== 0) throw new Error(`kafka-${id} storage format failed:\n${out.stdout}${out.stderr}`);
         }
       },
@@ -73,9 +79,16 @@ export function kafkaClusterNodes(config: StackConfig): LocalServer[] {
         return {
           command: java,
           args: [
-            `-Xms${config.kafkaCluster.heap}`, `-Xmx${config.kafkaCluster.heap}`, '-XX:+UseG1GC', '-XX:MaxGCPauseMillis=20',
-            '-Djava.awt.headless=true', `-Dlog4j2.configurationFile=${log4jFile}`,
-            '-cp', `${kafkaJarsDir(config.cacheDir, pom)}/*`, mainClass, propsFile,
+            `-Xms${config.kafkaCluster.heap}`,
+            `-Xmx${config.kafkaCluster.heap}`,
+            '-XX:+UseG1GC',
+            '-XX:MaxGCPauseMillis=20',
+            '-Djava.awt.headless=true',
+            `-Dlog4j2.configurationFile=${log4jFile}`,
+            '-cp',
+            `${kafkaJarsDir(config.cacheDir, pom)}/*`,
+            mainClass,
+            propsFile,
           ],
           cwd: dir,
         };
@@ -84,8 +97,12 @@ export function kafkaClusterNodes(config: StackConfig): LocalServer[] {
       async probe() {
         // this node serves, and the cluster it sees has a controller and all three brokers
         const admin = new Kafka({
-          clientId: 'sluice-stack-probe', brokers: [`${config.host}:${port}`], logLevel: logLevel.NOTHING,
-          connectionTimeout: 1_000, requestTimeout: 2_000, retry: { retries: 0 },
+          clientId: 'sluice-stack-probe',
+          brokers: [`${config.host}:${port}`],
+          logLevel: logLevel.NOTHING,
+          connectionTimeout: 1_000,
+          requestTimeout: 2_000,
+          retry: { retries: 0 },
         }).admin();
         try {
           await admin.connect();

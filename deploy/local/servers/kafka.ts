@@ -66,8 +66,9 @@ export function kafkaServer(config: StackConfig): LocalServer {
         // in 64 failed so): pass it as --cluster-id=VALUE, as Kafka's own Uuid avoids a leading "-"
         const clusterId = randomBytes(16).toString('base64url');
         const scram = ['SCRAM-SHA-256', 'SCRAM-SHA-512'].flatMap((m) => ['--add-scram', `${m}=[name=${saslUsername},password=${saslPassword}]`]);
-        const out = spawnSync(java, ['-cp', `${libs}/*`, 'kafka.tools.StorageTool', 'format', `--cluster-id=${clusterId}`, '-c', propsFile, ...scram],
-          { encoding: 'utf8' });
+        const out = spawnSync(java, ['-cp', `${libs}/*`, 'kafka.tools.StorageTool', 'format', `--cluster-id=${clusterId}`, '-c', propsFile, ...scram], {
+          encoding: 'utf8',
+        });
         if (out.status !== 0) throw new Error(`kafka storage format failed:\n${out.stdout}${out.stderr}`);
         writeFileSync(scramMarker, `${saslUsername}\n`);
       }
@@ -78,9 +79,16 @@ export function kafkaServer(config: StackConfig): LocalServer {
       return {
         command: java,
         args: [
-          `-Xms${config.kafka.heap}`, `-Xmx${config.kafka.heap}`, '-XX:+UseG1GC', '-XX:MaxGCPauseMillis=20',
-          '-Djava.awt.headless=true', `-Dlog4j2.configurationFile=${log4jFile}`,
-          '-cp', `${libs}/*`, mainClass, propsFile,
+          `-Xms${config.kafka.heap}`,
+          `-Xmx${config.kafka.heap}`,
+          '-XX:+UseG1GC',
+          '-XX:MaxGCPauseMillis=20',
+          '-Djava.awt.headless=true',
+          `-Dlog4j2.configurationFile=${log4jFile}`,
+          '-cp',
+          `${libs}/*`,
+          mainClass,
+          propsFile,
         ],
         cwd: dir,
       };

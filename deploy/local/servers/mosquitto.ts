@@ -32,8 +32,11 @@ export function mosquittoServer(config: StackConfig): LocalServer {
       const tls = ensureCertificates(config.runDir);
       mkdirSync(join(dir, 'data'), { recursive: true });
       const passwordFile = join(dir, 'passwords');
-      execFileSync(requireExecutable('mosquitto_passwd', '`apt-get install mosquitto`'),
-        ['-c', '-b', passwordFile, config.mqtt.username, config.mqtt.password], { stdio: 'ignore' });
+      execFileSync(
+        requireExecutable('mosquitto_passwd', '`apt-get install mosquitto`'),
+        ['-c', '-b', passwordFile, config.mqtt.username, config.mqtt.password],
+        { stdio: 'ignore' },
+      );
       renderTemplate(join(config.repoRoot, 'deploy/local/mosquitto/mosquitto.conf.template'), confFile, {
         user: userInfo().username,
         dataDir: join(dir, 'data'),

@@ -9,12 +9,13 @@
 // DUP set, commands sluice recorded and released since that save. So released records stay in a
 // bounded history (entries and age, both configurable), durable like the rest: a DUP PUBLISH
 // whose packet id, topic and payload match one resolves to the first record.
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+
 import { createHash } from 'node:crypto';
-import { encodeFrame, readFrames, segmentFiles, segmentMagic, type AuditRecord } from '../log/format.ts';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { type FileHandle, open } from 'node:fs/promises';
+import { join } from 'node:path';
 import { writeFully } from '../../write-fully.ts';
+import { type AuditRecord, encodeFrame, readFrames, segmentFiles, segmentMagic } from '../log/format.ts';
 import { AuditFatalError, GroupCommit } from '../log/group-commit.ts';
 import { RecentMap } from './recent-map.ts';
 
@@ -37,7 +38,12 @@ interface Entry {
 type ReleasedTuple = readonly [number, number, string, number];
 
 type JournalEntry =
-  | { readonly t: 'snapshot'; readonly through: number; readonly open: ReadonlyArray<readonly [number, number, string]>; readonly released?: readonly ReleasedTuple[] }
+  | {
+      readonly t: 'snapshot';
+      readonly through: number;
+      readonly open: ReadonlyArray<readonly [number, number, string]>;
+      readonly released?: readonly ReleasedTuple[];
+    }
   | { readonly t: 'release'; readonly seq: number; readonly packetId: number; readonly digest?: string; readonly at?: number }
   | { readonly t: 'reset'; readonly through: number };
 
@@ -142,13 +148,16 @@ export class ExactlyOnceLedger {
     this.open.set(packetId, entry);
     // after a reset, nothing may be acknowledged before the reset is durable (see gate())
     const reset = this.resetDurable;
-    const done = recorded.then((seq) => {
-      entry.seq = seq;
-      return seq;
-    }, (err: unknown) => {
-      if (this.open.get(packetId) === entry) this.open.delete(packetId);
-      throw err;
-    });
+    const done = recorded.then(
+      (seq) => {
+        entry.seq = seq;
+        return seq;
+      },
+      (err: unknown) => {
+        if (this.open.get(packetId) === entry) this.open.delete(packetId);
+        throw err;
+      },
+    );
     return reset ? Promise.all([done, reset]).then(([seq]) => seq) : done;
   }
 
@@ -173,9 +182,12 @@ export class ExactlyOnceLedger {
     this.released.clear();
     const reset = Promise.all([...older, this.resetDurable]).then(() => this.append({ t: 'reset', through: this.auditHead() }));
     this.resetDurable = reset;
-    void reset.then(() => {
-      if (this.resetDurable === reset) this.resetDurable = undefined;
-    }, () => {});
+    void reset.then(
+      () => {
+        if (this.resetDurable === reset) this.resetDurable = undefined;
+      },
+      () => {},
+    );
   }
 
   /** A promise while a reset is not yet durable: the source takes no message meanwhile. */
@@ -199,7 +211,9 @@ export class ExactlyOnceLedger {
       await writeFully(this.handle, data);
       await this.handle.datasync();
     } catch (err) {
-      throw new AuditFatalError(`exactly-once ledger write or fsync failed in ${this.file}: ${(err as Error).message}; stopping (never retried)`, { cause: err });
+      throw new AuditFatalError(`exactly-once ledger write or fsync failed in ${this.file}: ${(err as Error).message}; stopping (never retried)`, {
+        cause: err,
+      });
     }
     // durable now: released ids leave the open set here, synchronously, so that a compaction
     // right below (or any later snapshot) cannot count them as open

@@ -10,14 +10,11 @@ import { join } from 'node:path';
 import { compileJsonPath } from '../../mapping/json-path.ts';
 import { numberText, parseKeepingNumbers } from '../../mapping/payload-text.ts';
 import type { Message } from '../../message.ts';
-import { readFrames, segmentFiles, segmentMagic, type AuditRecord } from '../log/format.ts';
+import { type AuditRecord, readFrames, segmentFiles, segmentMagic } from '../log/format.ts';
 import { RecentMap } from './recent-map.ts';
 
 /** Where a route's commands carry their key. */
-export type KeySource =
-  | { readonly userProperty: string }
-  | { readonly correlationData: true }
-  | { readonly jsonPath: string };
+export type KeySource = { readonly userProperty: string } | { readonly correlationData: true } | { readonly jsonPath: string };
 
 export interface IdempotencyOptions {
   /** How long a key is remembered after its record was received. */

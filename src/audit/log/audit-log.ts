@@ -3,16 +3,25 @@
 // next one (group commit). Segments rotate by size and age; files are only ever appended to.
 // A failed write or fsync is fatal and never retried (group-commit.ts): the log refuses all
 // further appends and the process must stop.
-import { closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
-import type { KeyObject } from 'node:crypto';
-import {
-  encodeFrame, genesis, readFrames, segmentFiles, segmentMagic, segmentName, sha256Hex, signCheckpoint,
-  type CheckpointRecord, type CommandRecord, type NewCommand,
-} from './format.ts';
 
+import type { KeyObject } from 'node:crypto';
+import { closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { type FileHandle, open } from 'node:fs/promises';
+import { join } from 'node:path';
 import { writeFully } from '../../write-fully.ts';
+import {
+  type CheckpointRecord,
+  type CommandRecord,
+  encodeFrame,
+  genesis,
+  type NewCommand,
+  readFrames,
+  segmentFiles,
+  segmentMagic,
+  segmentName,
+  sha256Hex,
+  signCheckpoint,
+} from './format.ts';
 import { AuditFatalError, GroupCommit } from './group-commit.ts';
 import { lockDir, unlockDir } from './writer-lock.ts';
 
@@ -63,9 +72,12 @@ export class AuditLog {
     const s = options.signing;
     if (s) {
       // records that came and then silence: their checkpoint is due after everyMs all the same
-      log.checkpointTimer = setInterval(() => {
-        if (log.sinceCheckpoint > 0 && Date.now() - log.lastCheckpointAt >= s.everyMs) log.commits.kick();
-      }, Math.max(100, Math.min(s.everyMs, 1000)));
+      log.checkpointTimer = setInterval(
+        () => {
+          if (log.sinceCheckpoint > 0 && Date.now() - log.lastCheckpointAt >= s.everyMs) log.commits.kick();
+        },
+        Math.max(100, Math.min(s.everyMs, 1000)),
+      );
       log.checkpointTimer.unref();
     }
     return log;
@@ -94,8 +106,10 @@ export class AuditLog {
   /** One group commit: frames for the batch (and a checkpoint when due), written and synced. */
   private async commit(batch: readonly NewCommand[]): Promise<number[]> {
     // rotate before writing, not after: a failed rotation must not un-acknowledge a durable batch
-    if (this.segmentSize > segmentMagic.length && (this.segmentSize >= (this.options.segmentBytes ?? 64 * 1024 * 1024)
-      || Date.now() - this.segmentOpenedAt >= (this.options.segmentMs ?? 3_600_000))) {
+    if (
+      this.segmentSize > segmentMagic.length &&
+      (this.segmentSize >= (this.options.segmentBytes ?? 64 * 1024 * 1024) || Date.now() - this.segmentOpenedAt >= (this.options.segmentMs ?? 3_600_000))
+    ) {
       await this.rotate();
     }
     const frames: Buffer[] = [];
@@ -193,7 +207,7 @@ export class AuditLog {
  * tampering: refuse, so the evidence stays.
  */
 function scanSegment(bytes: Buffer): { lastSeq: number; lastHash: string; goodBytes: number; size: number } {
-  let offset = Math.min(segmentMagic.length, bytes.length);
+  const offset = Math.min(segmentMagic.length, bytes.length);
   let lastSeq = 0;
   let lastHash = genesis;
   if (!bytes.subarray(0, offset).equals(segmentMagic.subarray(0, offset))) {
@@ -206,7 +220,9 @@ function scanSegment(bytes: Buffer): { lastSeq: number; lastHash: string; goodBy
       const stopped = next.value;
       // a bad frame that ends exactly at the end of the file is torn (its write never completed)
       if (stopped.stop === 'crc' && stopped.end !== bytes.length) {
-        throw new AuditFatalError(`an audit frame at offset ${stopped.offset} is damaged and more records follow it: run \`sluice audit verify\`; sluice will not write to this log`);
+        throw new AuditFatalError(
+          `an audit frame at offset ${stopped.offset} is damaged and more records follow it: run \`sluice audit verify\`; sluice will not write to this log`,
+        );
       }
       return { lastSeq, lastHash, goodBytes: stopped.offset, size: bytes.length };
     }

@@ -4,7 +4,7 @@
 // carries `seq` (1, 2, 3, ... across segments) and `prev`, the SHA-256 (hex) of the previous
 // body (64 zeros for the first), so editing, removing, inserting or reordering any record
 // breaks the chain. Checkpoint records sign the chain head with Ed25519.
-import { createHash, sign, verify, type KeyObject } from 'node:crypto';
+import { createHash, type KeyObject, sign, verify } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import type { Message } from '../../message.ts';
 import { crc32c } from './crc32c.ts';
@@ -76,9 +76,7 @@ export function encodeFrame(body: Buffer): Buffer {
 }
 
 /** Where readFrames stopped: the end of the bytes, a frame cut short, or a frame failing its CRC (which ends at `end`). */
-export type FramesEnd =
-  | { readonly stop: 'end' | 'cut'; readonly offset: number }
-  | { readonly stop: 'crc'; readonly offset: number; readonly end: number };
+export type FramesEnd = { readonly stop: 'end' | 'cut'; readonly offset: number } | { readonly stop: 'crc'; readonly offset: number; readonly end: number };
 
 /**
  * The frames of `bytes` from `offset` on whose CRC-32C holds, in order; it stops at the first
@@ -109,7 +107,11 @@ export function keyId(publicKey: KeyObject): string {
 
 export function signCheckpoint(seq: number, prev: string, privateKey: KeyObject, publicKey: KeyObject): CheckpointRecord {
   return {
-    v: 1, type: 'checkpoint', seq, prev, at: new Date().toISOString(),
+    v: 1,
+    type: 'checkpoint',
+    seq,
+    prev,
+    at: new Date().toISOString(),
     signature: sign(null, checkpointMessage(seq, prev), privateKey).toString('base64'),
     keyId: keyId(publicKey),
   };
@@ -128,7 +130,9 @@ export const segmentPattern = /^\d{20}\.audit$/;
 
 /** The segment files of a log directory, in order. */
 export function segmentFiles(dir: string): string[] {
-  return readdirSync(dir).filter((f) => segmentPattern.test(f)).sort();
+  return readdirSync(dir)
+    .filter((f) => segmentPattern.test(f))
+    .sort();
 }
 
 // The record codec: a message as received <-> its command record, nothing lost either way.
@@ -155,7 +159,13 @@ export function fromRecord(record: CommandRecord): Message {
 }
 
 /** The record as the format specifies it (docs/audit-log.md): bytes as base64, nothing lost. */
-export function toRecord(message: Message, levels: Record<string, string>, worker: string, publisherProperty: string | undefined, idempotencyKey?: string): NewCommand {
+export function toRecord(
+  message: Message,
+  levels: Record<string, string>,
+  worker: string,
+  publisherProperty: string | undefined,
+  idempotencyKey?: string,
+): NewCommand {
   const p = message.properties;
   const properties: { -readonly [K in keyof NewCommand['properties']]: NewCommand['properties'][K] } = {};
   if (p.userProperties && Object.keys(p.userProperties).length > 0) properties.userProperties = p.userProperties;

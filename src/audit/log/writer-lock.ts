@@ -49,7 +49,6 @@ function alive(pid: number): boolean {
   }
 }
 
-
 export function unlockDir(dir: string): void {
   rmSync(join(dir, lockFile), { force: true });
 }

@@ -5,7 +5,7 @@
 import type { KeyObject } from 'node:crypto';
 import { compilePattern, PatternTrie, validateFilter } from '../../mapping/topic-pattern.ts';
 import type { CommandRecord } from '../log/format.ts';
-import { readAuditLog, verifyAuditLog, type Problem, type VerifyResult } from './verify.ts';
+import { type Problem, readAuditLog, type VerifyResult, verifyAuditLog } from './verify.ts';
 
 export type Bound = { readonly seq: number } | { readonly time: number };
 
@@ -36,7 +36,9 @@ export class ReplayRefusedError extends Error {
   readonly verify: VerifyResult;
   constructor(verify: VerifyResult) {
     const p = verify.problem as Problem;
-    super(`refusing to replay: the log fails verification (${p.kind} at ${p.segment} offset ${p.offset}, seq ${p.seq}: ${p.message}); --force replays what can be read`);
+    super(
+      `refusing to replay: the log fails verification (${p.kind} at ${p.segment} offset ${p.offset}, seq ${p.seq}: ${p.message}); --force replays what can be read`,
+    );
     this.verify = verify;
   }
 }
@@ -49,12 +51,16 @@ export function parseBound(text: string, what: string): Bound {
   return { time };
 }
 
-export async function replay(dir: string, target: ReplayTarget, options: ReplaySelection & {
-  readonly publicKey?: KeyObject | undefined;
-  readonly force?: boolean;
-  /** Commands read so far (replayed or outside the selection), replayed, and in the whole log. */
-  readonly onProgress?: (read: number, replayed: number, commandsInLog: number) => void;
-}): Promise<ReplayResult> {
+export async function replay(
+  dir: string,
+  target: ReplayTarget,
+  options: ReplaySelection & {
+    readonly publicKey?: KeyObject | undefined;
+    readonly force?: boolean;
+    /** Commands read so far (replayed or outside the selection), replayed, and in the whole log. */
+    readonly onProgress?: (read: number, replayed: number, commandsInLog: number) => void;
+  },
+): Promise<ReplayResult> {
   const checked = verifyAuditLog(dir, { publicKey: options.publicKey });
   if (checked.problem && !options.force) throw new ReplayRefusedError(checked);
   let topicFilter: PatternTrie | undefined;
@@ -62,8 +68,8 @@ export async function replay(dir: string, target: ReplayTarget, options: ReplayS
     validateFilter(options.topic);
     (topicFilter = new PatternTrie()).add(compilePattern(options.topic));
   }
-  const within = (r: CommandRecord) => inside(r, options.from, 'from') && inside(r, options.to, 'to')
-    && (topicFilter === undefined || topicFilter.match(r.topic).length > 0);
+  const within = (r: CommandRecord) =>
+    inside(r, options.from, 'from') && inside(r, options.to, 'to') && (topicFilter === undefined || topicFilter.match(r.topic).length > 0);
 
   // Read again, verifying on the way (the log may have grown or changed since), and send.
   let replayed = 0;

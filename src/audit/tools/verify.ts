@@ -3,20 +3,36 @@
 // (with a public key) the signed checkpoints. Reports the first bad place: segment, offset,
 // sequence number, what is wrong. A torn last frame (a crash mid-write) is told apart from
 // tampering, and repairTail() cuts exactly that frame and nothing else.
-import { openSync, readFileSync, closeSync, fsyncSync, ftruncateSync } from 'node:fs';
-import { join } from 'node:path';
+
 import type { KeyObject } from 'node:crypto';
+import { closeSync, fsyncSync, ftruncateSync, openSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { crc32c } from '../log/crc32c.ts';
 import {
-  checkpointValid, frameHeaderBytes, genesis, maxBodyBytes, segmentFiles, segmentMagic, sha256Hex,
-  type AuditRecord, type CheckpointRecord,
+  type AuditRecord,
+  type CheckpointRecord,
+  checkpointValid,
+  frameHeaderBytes,
+  genesis,
+  maxBodyBytes,
+  segmentFiles,
+  segmentMagic,
+  sha256Hex,
 } from '../log/format.ts';
 
 export type ProblemKind = 'torn-tail' | 'corrupt' | 'missing' | 'inserted' | 'reordered' | 'chain' | 'signature' | 'no-log';
 
 /** Exit codes of `sluice audit verify`, one per kind of finding. */
 export const exitCodes: Record<ProblemKind | 'ok', number> = {
-  ok: 0, 'torn-tail': 3, corrupt: 4, missing: 5, inserted: 5, reordered: 5, chain: 5, signature: 6, 'no-log': 7,
+  ok: 0,
+  'torn-tail': 3,
+  corrupt: 4,
+  missing: 5,
+  inserted: 5,
+  reordered: 5,
+  chain: 5,
+  signature: 6,
+  'no-log': 7,
 };
 
 export interface Problem {
@@ -83,7 +99,13 @@ export function* readAuditLog(dir: string, options: Omit<VerifyOptions, 'onFrame
   let lastSignedSeq = 0;
   let firstProblem: Problem | undefined;
   const result = (problem: Problem | undefined = firstProblem): VerifyResult => ({
-    ok: problem === undefined, segments: files.length, records, commands, checkpoints, lastSeq: expectSeq - 1, head: prev,
+    ok: problem === undefined,
+    segments: files.length,
+    records,
+    commands,
+    checkpoints,
+    lastSeq: expectSeq - 1,
+    head: prev,
     ...(options.publicKey ? { unsignedTail: expectSeq - 1 - lastSignedSeq } : {}),
     ...(problem ? { problem } : {}),
   });
@@ -108,14 +130,16 @@ export function* readAuditLog(dir: string, options: Omit<VerifyOptions, 'onFrame
     while (offset < bytes.length) {
       const left = bytes.length - offset;
       if (left < frameHeaderBytes) {
-        return last ? problem('torn-tail', offset, `the last frame is cut short (${left} of ${frameHeaderBytes} header bytes)`)
+        return last
+          ? problem('torn-tail', offset, `the last frame is cut short (${left} of ${frameHeaderBytes} header bytes)`)
           : problem('corrupt', offset, 'a frame header is cut short inside the log');
       }
       const length = bytes.readUInt32BE(offset);
       const crc = bytes.readUInt32BE(offset + 4);
       if (length > maxBodyBytes) return problem('corrupt', offset, `frame length ${length} is impossible (a flipped byte?)`);
       if (frameHeaderBytes + length > left) {
-        return last ? problem('torn-tail', offset, `the last frame is cut short (${left - frameHeaderBytes} of ${length} body bytes)`)
+        return last
+          ? problem('torn-tail', offset, `the last frame is cut short (${left - frameHeaderBytes} of ${length} body bytes)`)
           : problem('corrupt', offset, 'a frame runs past the end of its segment');
       }
       const body = bytes.subarray(offset + frameHeaderBytes, offset + frameHeaderBytes + length);
@@ -127,16 +151,23 @@ export function* readAuditLog(dir: string, options: Omit<VerifyOptions, 'onFrame
         record = undefined;
       }
       if (crc32c(body) !== crc || record === undefined) {
-        const stop = recoverable('corrupt', offset, record === undefined ? 'the frame body is not a record' : 'CRC-32C mismatch: the frame was altered or damaged');
+        const stop = recoverable(
+          'corrupt',
+          offset,
+          record === undefined ? 'the frame body is not a record' : 'CRC-32C mismatch: the frame was altered or damaged',
+        );
         if (stop) return stop;
         offset = next; // skipped: not trusted enough to replay
         continue;
       }
       if (record.seq !== expectSeq) {
         const kind = sequenceProblem(bytes, next, record.seq, expectSeq);
-        const what = kind === 'missing' ? `record(s) ${expectSeq}..${record.seq - 1} are missing`
-          : kind === 'inserted' ? `record ${record.seq} appears again (inserted)`
-          : `found record ${record.seq} where ${expectSeq} belongs (reordered)`;
+        const what =
+          kind === 'missing'
+            ? `record(s) ${expectSeq}..${record.seq - 1} are missing`
+            : kind === 'inserted'
+              ? `record ${record.seq} appears again (inserted)`
+              : `found record ${record.seq} where ${expectSeq} belongs (reordered)`;
         const stop = recoverable(kind, offset, what);
         if (stop) return stop;
       } else if (record.prev !== prev) {
@@ -147,7 +178,11 @@ export function* readAuditLog(dir: string, options: Omit<VerifyOptions, 'onFrame
         checkpoints++;
         if (options.publicKey) {
           if (!checkpointValid(record as CheckpointRecord, options.publicKey)) {
-            const stop = recoverable('signature', offset, `checkpoint ${record.seq}: the signature does not match the chain head (the log before it was rewritten, or another key signed it)`);
+            const stop = recoverable(
+              'signature',
+              offset,
+              `checkpoint ${record.seq}: the signature does not match the chain head (the log before it was rewritten, or another key signed it)`,
+            );
             if (stop) return stop;
           } else lastSignedSeq = record.seq;
         }

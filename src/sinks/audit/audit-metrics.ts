@@ -6,18 +6,52 @@ export function createAuditMetrics(registry: Registry) {
   return {
     records: new Counter({ name: 'sluice_audit_records_total', help: 'Command records made durable in the audit log', registers }),
     bytes: new Counter({ name: 'sluice_audit_bytes_total', help: 'Bytes appended to the audit log (frames, checkpoints included)', registers }),
-    fsync: new Histogram({ name: 'sluice_audit_fsync_seconds', help: 'Write + fdatasync of one group commit of the audit log', buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers }),
-    commitSize: new Histogram({ name: 'sluice_audit_group_commit_records', help: 'Records per audit log fsync', buckets: [1, 2, 5, 10, 25, 50, 100, 250, 1000], registers }),
+    fsync: new Histogram({
+      name: 'sluice_audit_fsync_seconds',
+      help: 'Write + fdatasync of one group commit of the audit log',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    }),
+    commitSize: new Histogram({
+      name: 'sluice_audit_group_commit_records',
+      help: 'Records per audit log fsync',
+      buckets: [1, 2, 5, 10, 25, 50, 100, 250, 1000],
+      registers,
+    }),
     segments: new Counter({ name: 'sluice_audit_segments_total', help: 'Audit log segments started', registers }),
     checkpoints: new Counter({ name: 'sluice_audit_checkpoints_total', help: 'Signed checkpoints written', registers }),
     redeliveries: new Counter({ name: 'sluice_audit_redeliveries_total', help: 'QoS 2 redeliveries recognised and not recorded again', registers }),
-    rollbackRedeliveries: new Counter({ name: 'sluice_audit_rollback_redeliveries_total', help: 'DUP redeliveries of QoS 2 commands already released (a broker restarted from an older save): resolved to the first record', registers }),
-    idempotentDuplicates: new Counter({ name: 'sluice_audit_idempotent_duplicates_total', help: 'Commands whose idempotency key was already recorded within the window: resolved to the first record', registers }),
-    keyMissing: new Counter({ name: 'sluice_audit_idempotency_key_missing_total', help: 'Commands of a route with an idempotency key that carried none (or one over 1,024 characters): recorded without one', registers }),
-    releasedHistory: new Gauge({ name: 'sluice_audit_released_history', help: 'Released QoS 2 commands remembered for a rolled-back broker\'s redelivery', registers }),
+    rollbackRedeliveries: new Counter({
+      name: 'sluice_audit_rollback_redeliveries_total',
+      help: 'DUP redeliveries of QoS 2 commands already released (a broker restarted from an older save): resolved to the first record',
+      registers,
+    }),
+    idempotentDuplicates: new Counter({
+      name: 'sluice_audit_idempotent_duplicates_total',
+      help: 'Commands whose idempotency key was already recorded within the window: resolved to the first record',
+      registers,
+    }),
+    keyMissing: new Counter({
+      name: 'sluice_audit_idempotency_key_missing_total',
+      help: 'Commands of a route with an idempotency key that carried none (or one over 1,024 characters): recorded without one',
+      registers,
+    }),
+    releasedHistory: new Gauge({
+      name: 'sluice_audit_released_history',
+      help: "Released QoS 2 commands remembered for a rolled-back broker's redelivery",
+      registers,
+    }),
     idempotencyKeys: new Gauge({ name: 'sluice_audit_idempotency_keys', help: 'Idempotency keys remembered within the window', registers }),
-    idConflicts: new Counter({ name: 'sluice_audit_packet_id_conflicts_total', help: 'A packet id still held arrived with other content: recorded as new (broker state not seen)', registers }),
-    awaitingRelease: new Gauge({ name: 'sluice_audit_awaiting_release', help: 'QoS 2 packet ids recorded and not yet released by the broker (PUBREL)', registers }),
+    idConflicts: new Counter({
+      name: 'sluice_audit_packet_id_conflicts_total',
+      help: 'A packet id still held arrived with other content: recorded as new (broker state not seen)',
+      registers,
+    }),
+    awaitingRelease: new Gauge({
+      name: 'sluice_audit_awaiting_release',
+      help: 'QoS 2 packet ids recorded and not yet released by the broker (PUBREL)',
+      registers,
+    }),
     refused: new Counter({ name: 'sluice_audit_refused_total', help: 'Messages the audit log refused (too large): dead-lettered', registers }),
   };
 }

@@ -7,12 +7,13 @@
 // number and writes nothing: exactly once. A route's idempotency key does the same for a
 // command its publisher sent again under a new packet id. A payload too large for a record is
 // rejected (dead-lettered); a failed write or fsync is fatal, never retried.
-import type { AuditLog } from '../../audit/log/audit-log.ts';
+
 import { contentDigest, type ExactlyOnceLedger } from '../../audit/exactly-once/exactly-once-ledger.ts';
 import type { IdempotencyIndex } from '../../audit/exactly-once/idempotency-index.ts';
+import type { AuditLog } from '../../audit/log/audit-log.ts';
 import { maxBodyBytes, toRecord } from '../../audit/log/format.ts';
 import type { Message } from '../../message.ts';
-import { SinkError, type ItemRejection, type Sink, type WriteResult } from '../sink.ts';
+import { type ItemRejection, type Sink, SinkError, type WriteResult } from '../sink.ts';
 import type { AuditMetrics } from './audit-metrics.ts';
 
 /** What an audit route hands the sink: the message as received, its levels, the connection that took it. */
@@ -63,7 +64,11 @@ export class AuditSink implements Sink<AuditItem> {
     const seqs = batch.map((item, index) => {
       if (item.message.payload.length > maxAuditPayloadBytes) {
         this.metrics.refused.inc();
-        rejected.push({ index, reason: 'audit-refused', error: `a ${item.message.payload.length}-byte payload is over the audit record limit of ${maxAuditPayloadBytes} bytes` });
+        rejected.push({
+          index,
+          reason: 'audit-refused',
+          error: `a ${item.message.payload.length}-byte payload is over the audit record limit of ${maxAuditPayloadBytes} bytes`,
+        });
         return undefined;
       }
       return this.record(item);

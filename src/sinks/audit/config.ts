@@ -2,29 +2,62 @@
 import { z } from 'zod';
 import { secretRef } from '../../secrets.ts';
 
-export const auditConfig = z.strictObject({
-  dir: z.string().min(1).describe('audit log directory, relative to this file; one writer (worker) per directory'),
-  segmentBytes: z.int().min(4096).default(64 * 1024 * 1024).describe('start a new segment file past this size'),
-  segmentMaxAgeMs: z.int().min(1000).default(3_600_000).describe('start a new segment file after this long'),
-  publisherProperty: z.string().min(1).optional()
-    .describe('user property that carries the publishing client identity, when the broker adds one (recorded as "publisher")'),
-  exactlyOnce: z.strictObject({
-    releasedHistory: z.strictObject({
-      maxEntries: z.int().min(0).max(65_535).default(10_000)
-        .describe('released commands remembered; below 65,536 so that a broker assigning packet ids in turn cannot have reused one within it'),
-      maxAgeMs: z.int().min(0).default(3_600_000)
-        .describe('...for this long: at least the broker\'s save interval (Mosquitto autosave_interval), so a crash that rolls the broker back cannot make a command recorded twice'),
-    }).prefault({}).describe('released QoS 2 commands kept (durably) so that a broker restarted from an older save, sending them again with DUP set, finds them recorded'),
-  }).prefault({}).describe('exactly once across broker restarts and rollbacks'),
-  idempotency: z.strictObject({
-    windowMs: z.int().min(1000).default(86_400_000).describe('how long a recorded idempotency key is remembered (routes with audit.idempotencyKey)'),
-    maxKeys: z.int().min(1).default(1_000_000).describe('at most this many keys are remembered (the oldest are forgotten first)'),
-  }).prefault({}).describe('the index of application idempotency keys, rebuilt from the log at start'),
-  signing: z.strictObject({
-    privateKey: secretRef.describe('Ed25519 private key, PEM (`sluice audit keygen` makes one)'),
-    everyRecords: z.int().min(1).default(1000).describe('sign the chain head after this many records'),
-    everyMs: z.int().min(100).default(60_000).describe('...or after this long, when records came since the last checkpoint'),
-  }).optional().describe('signed checkpoints: a rewritten log with recomputed hashes fails `sluice audit verify --public-key`'),
-}).optional().describe('required when a route has audit: true');
+export const auditConfig = z
+  .strictObject({
+    dir: z.string().min(1).describe('audit log directory, relative to this file; one writer (worker) per directory'),
+    segmentBytes: z
+      .int()
+      .min(4096)
+      .default(64 * 1024 * 1024)
+      .describe('start a new segment file past this size'),
+    segmentMaxAgeMs: z.int().min(1000).default(3_600_000).describe('start a new segment file after this long'),
+    publisherProperty: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('user property that carries the publishing client identity, when the broker adds one (recorded as "publisher")'),
+    exactlyOnce: z
+      .strictObject({
+        releasedHistory: z
+          .strictObject({
+            maxEntries: z
+              .int()
+              .min(0)
+              .max(65_535)
+              .default(10_000)
+              .describe('released commands remembered; below 65,536 so that a broker assigning packet ids in turn cannot have reused one within it'),
+            maxAgeMs: z
+              .int()
+              .min(0)
+              .default(3_600_000)
+              .describe(
+                "...for this long: at least the broker's save interval (Mosquitto autosave_interval), so a crash that rolls the broker back cannot make a command recorded twice",
+              ),
+          })
+          .prefault({})
+          .describe(
+            'released QoS 2 commands kept (durably) so that a broker restarted from an older save, sending them again with DUP set, finds them recorded',
+          ),
+      })
+      .prefault({})
+      .describe('exactly once across broker restarts and rollbacks'),
+    idempotency: z
+      .strictObject({
+        windowMs: z.int().min(1000).default(86_400_000).describe('how long a recorded idempotency key is remembered (routes with audit.idempotencyKey)'),
+        maxKeys: z.int().min(1).default(1_000_000).describe('at most this many keys are remembered (the oldest are forgotten first)'),
+      })
+      .prefault({})
+      .describe('the index of application idempotency keys, rebuilt from the log at start'),
+    signing: z
+      .strictObject({
+        privateKey: secretRef.describe('Ed25519 private key, PEM (`sluice audit keygen` makes one)'),
+        everyRecords: z.int().min(1).default(1000).describe('sign the chain head after this many records'),
+        everyMs: z.int().min(100).default(60_000).describe('...or after this long, when records came since the last checkpoint'),
+      })
+      .optional()
+      .describe('signed checkpoints: a rewritten log with recomputed hashes fails `sluice audit verify --public-key`'),
+  })
+  .optional()
+  .describe('required when a route has audit: true');
 
 export type AuditConfig = NonNullable<z.infer<typeof auditConfig>>;

@@ -4,29 +4,33 @@
 // README.md beside this file is its documentation.
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { z } from 'zod';
-import { AuditLog } from '../../audit/log/audit-log.ts';
 import { ExactlyOnceLedger } from '../../audit/exactly-once/exactly-once-ledger.ts';
 import { IdempotencyIndex, keyReader } from '../../audit/exactly-once/idempotency-index.ts';
+import { AuditLog } from '../../audit/log/audit-log.ts';
 import { RuleError } from '../../mapping/rule-error.ts';
 import type { OutputCompiler, RouteOutput } from '../../router/route-output.ts';
 import { resolveSecret } from '../../secrets.ts';
 import type { SinkPlugin } from '../plugin.ts';
-import { SinkError } from '../sink.ts';
 import { directoryProbe } from '../probe.ts';
+import { SinkError } from '../sink.ts';
 import { createAuditMetrics } from './audit-metrics.ts';
-import { AuditSink, type AuditItem } from './audit-sink.ts';
-import { auditConfig, type AuditConfig } from './config.ts';
+import { type AuditItem, AuditSink } from './audit-sink.ts';
+import { type AuditConfig, auditConfig } from './config.ts';
 
-const keySource = z.union([
-  z.strictObject({ userProperty: z.string().min(1).describe('the user property that carries the key') }),
-  z.strictObject({ correlationData: z.literal(true).describe('the correlation data (its bytes) is the key') }),
-  z.strictObject({ jsonPath: z.string().startsWith('$').describe('a JSON path into the payload, e.g. "$.commandId" (a string or a number)') }),
-]).describe('where the command carries its idempotency key');
+const keySource = z
+  .union([
+    z.strictObject({ userProperty: z.string().min(1).describe('the user property that carries the key') }),
+    z.strictObject({ correlationData: z.literal(true).describe('the correlation data (its bytes) is the key') }),
+    z.strictObject({ jsonPath: z.string().startsWith('$').describe('a JSON path into the payload, e.g. "$.commandId" (a string or a number)') }),
+  ])
+  .describe('where the command carries its idempotency key');
 
 const auditRoute = z.union([
   z.boolean(),
   z.strictObject({
-    idempotencyKey: keySource.describe('a command with a key already recorded within audit.idempotency.windowMs is not recorded again (a publisher\'s retry with a new packet id); a command without one is recorded and counted'),
+    idempotencyKey: keySource.describe(
+      "a command with a key already recorded within audit.idempotency.windowMs is not recorded again (a publisher's retry with a new packet id); a command without one is recorded and counted",
+    ),
   }),
 ]);
 
@@ -58,8 +62,11 @@ export const auditPlugin: SinkPlugin = {
   name: 'audit',
   title: 'audit log',
   route: {
-    schema: auditRoute.default(false)
-      .describe('record every message of this route in the audit log (exactly once for QoS 2 subscriptions), before any other output; true, or an object naming the idempotency key'),
+    schema: auditRoute
+      .default(false)
+      .describe(
+        'record every message of this route in the audit log (exactly once for QoS 2 subscriptions), before any other output; true, or an object naming the idempotency key',
+      ),
     compiler: auditRouteCompiler,
     uses: 'has audit: true',
   },
@@ -71,10 +78,12 @@ export const auditPlugin: SinkPlugin = {
     const onFatal = (err: Error) => fatalOf(new SinkError('audit', err.message, { cause: err, retriable: false }));
     const dir = a.dir; // resolved against the config's directory at load
     const metrics = createAuditMetrics(registry);
-    const signing = a.signing && (() => {
-      const privateKey = createPrivateKey(resolveSecret(a.signing.privateKey, 'audit.signing.privateKey'));
-      return { privateKey, publicKey: createPublicKey(privateKey), every: a.signing.everyRecords, everyMs: a.signing.everyMs };
-    })();
+    const signing =
+      a.signing &&
+      (() => {
+        const privateKey = createPrivateKey(resolveSecret(a.signing.privateKey, 'audit.signing.privateKey'));
+        return { privateKey, publicKey: createPublicKey(privateKey), every: a.signing.everyRecords, everyMs: a.signing.everyMs };
+      })();
     const syncDelayMs = Number(process.env.SLUICE_TEST_AUDIT_SYNC_DELAY_MS ?? 0);
     // a log that cannot be opened (damaged, locked) stops the start
     const auditLog = await AuditLog.open(dir, {
@@ -97,34 +106,47 @@ export const auditPlugin: SinkPlugin = {
       metrics.bytes.inc(bytes);
     };
     const commands = clientIds.commands;
-    const ledger = commands === undefined ? undefined : await ExactlyOnceLedger.open(dir, commands, {
-      auditHead: () => auditLog.lastSeq,
-      releasedHistory: a.exactlyOnce.releasedHistory,
-      onFatal,
-    });
+    const ledger =
+      commands === undefined
+        ? undefined
+        : await ExactlyOnceLedger.open(dir, commands, {
+            auditHead: () => auditLog.lastSeq,
+            releasedHistory: a.exactlyOnce.releasedHistory,
+            onFatal,
+          });
     const keys = IdempotencyIndex.open(dir, a.idempotency);
     metrics.awaitingRelease.set(ledger?.size ?? 0);
     metrics.releasedHistory.set(ledger?.releasedSize ?? 0);
     metrics.idempotencyKeys.set(keys.size);
-    log.info({
-      dir, lastSeq: auditLog.lastSeq, awaitingRelease: ledger?.size ?? 0, releasedHistory: ledger?.releasedSize ?? 0,
-      idempotencyKeys: keys.size, signed: signing !== undefined,
-    }, 'audit log open');
+    log.info(
+      {
+        dir,
+        lastSeq: auditLog.lastSeq,
+        awaitingRelease: ledger?.size ?? 0,
+        releasedHistory: ledger?.releasedSize ?? 0,
+        idempotencyKeys: keys.size,
+        signed: signing !== undefined,
+      },
+      'audit log open',
+    );
     const sink = new AuditSink(auditLog, ledger, keys, { commandsWorker: commands, publisherProperty: a.publisherProperty }, metrics);
     return {
       sink,
       // the log group-commits by itself: hand it every record at once, one batch at a time
       batch: { maxItems: 10_000, maxBytes: 256 * 1024 * 1024, lingerMs: 0 },
-      ...(ledger ? {
-        qos2: {
-          release: (packetId: number) => sink.release(packetId),
-          sessionLost: () => {
-            if (ledger.size > 0) log.warn({ awaitingRelease: ledger.size }, 'the broker kept no session for the command connection: its packet ids in flight are void');
-            ledger.sessionLost();
-          },
-          gate: () => ledger.gate(),
-        },
-      } : {}),
+      ...(ledger
+        ? {
+            qos2: {
+              release: (packetId: number) => sink.release(packetId),
+              sessionLost: () => {
+                if (ledger.size > 0)
+                  log.warn({ awaitingRelease: ledger.size }, 'the broker kept no session for the command connection: its packet ids in flight are void');
+                ledger.sessionLost();
+              },
+              gate: () => ledger.gate(),
+            },
+          }
+        : {}),
     };
   },
   async probe({ section }) {

@@ -4,8 +4,7 @@
 // ever rejected; a failed write or fsync is fatal, as for the file sink.
 import type { Refusal } from '../../outcome.ts';
 import { FileSink } from '../file/file-sink.ts';
-import type { Sink, WriteResult } from '../sink.ts';
-import type { DeadLetterItem } from '../sink.ts';
+import type { DeadLetterItem, Sink, WriteResult } from '../sink.ts';
 
 export class FileDeadLetterSink implements Sink<DeadLetterItem> {
   readonly name = 'dead-letter';
@@ -51,7 +50,10 @@ export function deadLetterLine(item: DeadLetterItem): string {
     stage: first.stage,
     ...(first.route ? { route: first.route } : {}),
     ...(first.sink ? { sink: first.sink } : {}),
-    error: refusals.map((r) => r.error).join('; ').slice(0, 2000),
+    error: refusals
+      .map((r) => r.error)
+      .join('; ')
+      .slice(0, 2000),
     topic: message.topic,
     qos: message.qos,
     ...(message.retain ? { retain: true } : {}),

@@ -3,8 +3,9 @@
 // names how many are held. The broker keeps the message, and, since acks leave in order, the
 // messages behind it: the worker stops taking more once Receive Maximum is reached. Nothing is
 // lost; an operator fixes the cause or restarts with a dead-letter destination.
-import { SinkError, type Sink, type WriteResult } from '../sink.ts';
+
 import type { DeadLetterItem } from '../sink.ts';
+import { type Sink, SinkError, type WriteResult } from '../sink.ts';
 
 export class HoldDeadLetters implements Sink<DeadLetterItem> {
   readonly name = 'dead-letter';

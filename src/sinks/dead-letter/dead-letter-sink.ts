@@ -9,8 +9,8 @@ import { createHash } from 'node:crypto';
 import type { Refusal } from '../../outcome.ts';
 import { mqttHeaders } from '../kafka/kafka-headers.ts';
 import type { KafkaHeaderValue, KafkaRecord } from '../kafka/kafka-record.ts';
-import { recordRejected, type KafkaSink } from '../kafka/kafka-sink.ts';
-import { SinkError, type DeadLetterItem, type ItemRejection, type Sink, type WriteResult } from '../sink.ts';
+import { type KafkaSink, recordRejected } from '../kafka/kafka-sink.ts';
+import { type DeadLetterItem, type ItemRejection, type Sink, SinkError, type WriteResult } from '../sink.ts';
 
 /** How far a dead letter was shrunk to fit. */
 export type Shrink = 'none' | 'payload' | 'headers';
@@ -57,7 +57,13 @@ export class DeadLetterSink implements Sink<DeadLetterItem> {
       rejected = result.rejected.map((r) => ({ ...r, index: indexes[r.index] as number }));
       indexes = rejected.map((r) => r.index);
     }
-    return { rejected: rejected.map((r) => ({ index: r.index, reason: 'dead-letter-refused', error: `the dead-letter topic refused even a shrunk record: ${r.error}` })) };
+    return {
+      rejected: rejected.map((r) => ({
+        index: r.index,
+        reason: 'dead-letter-refused',
+        error: `the dead-letter topic refused even a shrunk record: ${r.error}`,
+      })),
+    };
   }
 
   problems(): readonly string[] {
@@ -77,7 +83,10 @@ export function deadLetterRecord(topic: string, item: DeadLetterItem, shrink: Sh
   if (shrink === 'headers') headers = withinBudget(headers);
   headers['sluice-reason'] = first.reason;
   headers['sluice-stage'] = first.stage;
-  headers['sluice-error'] = refusals.map((n) => n.error).join('; ').slice(0, shrink === 'none' ? 2000 : 500);
+  headers['sluice-error'] = refusals
+    .map((n) => n.error)
+    .join('; ')
+    .slice(0, shrink === 'none' ? 2000 : 500);
   headers['sluice-received-at'] = new Date(message.receivedAt).toISOString();
   if (first.route) headers['sluice-route'] = first.route;
   if (first.sink) headers['sluice-sink'] = first.sink;
@@ -119,4 +128,3 @@ function headerBytes(v: KafkaHeaderValue): number {
   if (Array.isArray(v)) return v.reduce((n, x) => n + Buffer.byteLength(x), 0);
   return Buffer.byteLength(v);
 }
-

@@ -4,12 +4,12 @@
 // connection settings), a JSON-lines file, or hold. README.md beside this file is its
 // documentation.
 import { dirname } from 'node:path';
-import { kafkaConfig, type KafkaConfig } from '../kafka/config.ts';
+import { type KafkaConfig, kafkaConfig } from '../kafka/config.ts';
 import { kafkaSinkOptions, probeKafka } from '../kafka/index.ts';
 import { KafkaSink } from '../kafka/kafka-sink.ts';
 import type { SinkPlugin } from '../plugin.ts';
 import { directoryProbe } from '../probe.ts';
-import { deadLetterConfig, type DeadLetterConfig } from './config.ts';
+import { type DeadLetterConfig, deadLetterConfig } from './config.ts';
 import { FileDeadLetterSink } from './dead-letter-file.ts';
 import { HoldDeadLetters } from './dead-letter-hold.ts';
 import { DeadLetterSink } from './dead-letter-sink.ts';

@@ -5,10 +5,10 @@
 // falsely succeed. A crash may leave a torn last line (never acknowledged): the file is
 // reopened for append and a torn tail is ended with a newline, so every line stays parseable
 // except that one.
-import { mkdir, open, type FileHandle } from 'node:fs/promises';
+import { type FileHandle, mkdir, open } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { writeFully } from '../../write-fully.ts';
-import { allDurable, SinkError, type Sink, type WriteResult } from '../sink.ts';
+import { allDurable, type Sink, SinkError, type WriteResult } from '../sink.ts';
 
 export class FileSink implements Sink<string> {
   readonly name: string;

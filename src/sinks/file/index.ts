@@ -7,13 +7,19 @@ import type { SinkPlugin } from '../plugin.ts';
 import { directoryProbe } from '../probe.ts';
 import { FileSink } from './file-sink.ts';
 
-export const fileConfig = z.strictObject({
-  path: z.string().min(1).describe('the JSON-lines file, relative to this file; appended to, fsync\'d per batch'),
-  batch: z.strictObject({
-    maxLines: z.int().min(1).default(5000).describe('lines per write + fdatasync at most'),
-    lingerMs: z.int().min(0).default(20).describe('how long a batch waits to fill'),
-  }).prefault({}).describe('batching of appends'),
-}).optional().describe('required when a route has file: true');
+export const fileConfig = z
+  .strictObject({
+    path: z.string().min(1).describe("the JSON-lines file, relative to this file; appended to, fsync'd per batch"),
+    batch: z
+      .strictObject({
+        maxLines: z.int().min(1).default(5000).describe('lines per write + fdatasync at most'),
+        lingerMs: z.int().min(0).default(20).describe('how long a batch waits to fill'),
+      })
+      .prefault({})
+      .describe('batching of appends'),
+  })
+  .optional()
+  .describe('required when a route has file: true');
 
 type FileConfig = NonNullable<z.infer<typeof fileConfig>>;
 

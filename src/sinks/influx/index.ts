@@ -3,13 +3,13 @@
 // idempotent and carry their own time). README.md beside this file is its documentation.
 import { resolveSecret } from '../../secrets.ts';
 import type { SinkPlugin } from '../plugin.ts';
-import { influxConfig, type InfluxConfig } from './config.ts';
+import { type InfluxConfig, influxConfig } from './config.ts';
 import { influxRoute, influxRouteCompiler } from './influx-route.ts';
 import { InfluxSink } from './influx-sink.ts';
 
 export const influxPlugin: SinkPlugin = {
   name: 'influx',
-  route: { schema: influxRoute.optional().describe('write this route\'s messages to InfluxDB as points'), compiler: influxRouteCompiler },
+  route: { schema: influxRoute.optional().describe("write this route's messages to InfluxDB as points"), compiler: influxRouteCompiler },
   config: influxConfig,
   create({ section }) {
     const i = section as InfluxConfig;

@@ -6,14 +6,14 @@
 // break) is refused, never written.
 import { escape as lineEscape } from '@influxdata/influxdb-client';
 import { z } from 'zod';
-import { compileEachPath, compileJsonPath, outerPath, type JsonPath } from '../../mapping/json-path.ts';
+import { compileEachPath, compileJsonPath, type JsonPath, outerPath } from '../../mapping/json-path.ts';
 import { numberText, parseKeepingNumbers } from '../../mapping/payload-text.ts';
-import { toNanos } from '../../mapping/timestamp.ts';
 import { RuleError } from '../../mapping/rule-error.ts';
-import type { Encoded, MatchInput, OutputCompiler, RouteContext, RouteOutput } from '../../router/route-output.ts';
 import { compileTemplate, type Levels, type Template } from '../../mapping/template.ts';
+import { toNanos } from '../../mapping/timestamp.ts';
 import type { Message } from '../../message.ts';
 import type { Refusal } from '../../outcome.ts';
+import type { Encoded, MatchInput, OutputCompiler, RouteContext, RouteOutput } from '../../router/route-output.ts';
 import { InfluxSparkplugMapping } from './influx-sparkplug.ts';
 import { maxInt64, minInt64, unsafeIdentifier, unsafeString } from './line-protocol.ts';
 
@@ -29,22 +29,38 @@ export const fieldSpec = z.union([
 
 export const influxRoute = z.strictObject({
   measurement: z.string().min(1).describe('measurement template, e.g. "{deviceType}"'),
-  tags: z.union([
-    z.array(z.string()).describe('level names, each becomes a tag of the same name'),
-    z.record(z.string().min(1), z.string()).describe('tag name -> template over levels, or a JSON path'),
-  ]).default([]).describe('tags of each point: level names, or name -> template / JSON path'),
-  fields: z.record(z.string().min(1), fieldSpec).refine((f) => Object.keys(f).length > 0, 'at least one field').optional()
+  tags: z
+    .union([
+      z.array(z.string()).describe('level names, each becomes a tag of the same name'),
+      z.record(z.string().min(1), z.string()).describe('tag name -> template over levels, or a JSON path'),
+    ])
+    .default([])
+    .describe('tags of each point: level names, or name -> template / JSON path'),
+  fields: z
+    .record(z.string().min(1), fieldSpec)
+    .refine((f) => Object.keys(f).length > 0, 'at least one field')
+    .optional()
     .describe('field name -> JSON path (or {path, type}); json routes (a sparkplug route maps every metric instead)'),
-  each: z.string().regex(/\[\*\]$/, 'a JSON path to an array, ending in [*], e.g. "$.readings[*]"').optional()
+  each: z
+    .string()
+    .regex(/\[\*\]$/, 'a JSON path to an array, ending in [*], e.g. "$.readings[*]"')
+    .optional()
     .describe('fan-out: one point per element of this array; fields, time and path tags are read from the element ("$$." reads the whole payload)'),
   time: z.string().optional().describe('JSON path to the timestamp; absent: the time sluice received the message'),
-  timeUnit: z.enum(['auto', 's', 'ms', 'us', 'ns']).default('auto')
+  timeUnit: z
+    .enum(['auto', 's', 'ms', 'us', 'ns'])
+    .default('auto')
     .describe('unit of a numeric timestamp; auto guesses from its magnitude. ISO-8601 strings are always accepted'),
-  field: z.string().optional()
-    .describe('sparkplug routes: the field name template per metric: {metric} (the default), {metricRest} and the metricLevels'),
-  metricLevels: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/)).optional()
-    .describe('sparkplug routes: names for the leading "/"-separated parts of a metric name, usable in measurement, tags and field; {metricRest} is what follows them'),
-  skipMetrics: z.array(z.string().min(1)).default(['bdSeq', 'Node Control/*'])
+  field: z.string().optional().describe('sparkplug routes: the field name template per metric: {metric} (the default), {metricRest} and the metricLevels'),
+  metricLevels: z
+    .array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/))
+    .optional()
+    .describe(
+      'sparkplug routes: names for the leading "/"-separated parts of a metric name, usable in measurement, tags and field; {metricRest} is what follows them',
+    ),
+  skipMetrics: z
+    .array(z.string().min(1))
+    .default(['bdSeq', 'Node Control/*'])
     .describe('sparkplug routes: metric names not written ("prefix*" matches a prefix)'),
 });
 
@@ -74,8 +90,6 @@ interface CompiledInflux {
   /** The array fanned out (the path without its [*]). */
   readonly each: JsonPath | undefined;
 }
-
-
 
 class InfluxRouteOutput implements RouteOutput<string> {
   readonly sink = 'influx';
@@ -116,8 +130,7 @@ class InfluxRouteOutput implements RouteOutput<string> {
       return { path: wrap(at, () => compileJsonPath(o.source)), outer: o.outer };
     };
     const valueSource = (at: Array<string | number>, s: string): ValueSource =>
-      s.startsWith('$') ? { kind: 'path', ...path(at, s) }
-        : { kind: 'template', template: wrap(at, () => compileTemplate(s, known)) };
+      s.startsWith('$') ? { kind: 'path', ...path(at, s) } : { kind: 'template', template: wrap(at, () => compileTemplate(s, known)) };
     const tagList: Array<readonly [string, ValueSource]> = Array.isArray(f.tags)
       ? f.tags.map((name, j) => {
           if (!known.includes(name)) throw new RuleError(at('tags', j), `unknown level ${name}; known: ${known.join(', ')}`);
@@ -125,7 +138,8 @@ class InfluxRouteOutput implements RouteOutput<string> {
         })
       : Object.entries(f.tags).map(([name, s]) => [name, valueSource(at('tags', name), s)] as const);
     // a name given twice is one tag (the later), as it was on a Point
-    const tags = [...new Map(tagList).entries()].sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))
+    const tags = [...new Map(tagList).entries()]
+      .sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))
       .map(([name, source]) => [name, source, `,${lineEscape.tag(name)}=`] as const);
     const time = f.time === undefined ? undefined : path(at('time'), f.time);
     const fields = Object.entries(f.fields).map(([name, spec]) => {
@@ -156,7 +170,15 @@ class InfluxRouteOutput implements RouteOutput<string> {
     }
     const array = f.each.get(payload);
     if (!Array.isArray(array)) {
-      return { refusal: { reason: 'mapping', stage: 'map', route: this.route, sink: 'influx', error: `each ${f.each.source}[*]: ${array === undefined ? 'not in the payload' : 'not an array'}` } };
+      return {
+        refusal: {
+          reason: 'mapping',
+          stage: 'map',
+          route: this.route,
+          sink: 'influx',
+          error: `each ${f.each.source}[*]: ${array === undefined ? 'not in the payload' : 'not an array'}`,
+        },
+      };
     }
     if (array.length === 0) return { skip: true };
     let lines = '';
@@ -177,8 +199,15 @@ export const influxRouteCompiler: OutputCompiler = {
 };
 
 /** One point from `payload` (element `element` of `each`, -1 without it; `whole` is the message's payload). */
-function buildLine(f: CompiledInflux, route: string, levels: Levels, payload: unknown, whole: unknown, message: Message,
-  element: number): { line: string; eventTimeMs: number | undefined } | { refusal: Refusal } {
+function buildLine(
+  f: CompiledInflux,
+  route: string,
+  levels: Levels,
+  payload: unknown,
+  whole: unknown,
+  message: Message,
+  element: number,
+): { line: string; eventTimeMs: number | undefined } | { refusal: Refusal } {
   const fail = (error: string): { refusal: Refusal } => ({ refusal: { reason: 'mapping', stage: 'map', route, sink: 'influx', error } });
 
   const measurement = f.measurement.render(levels);
@@ -205,7 +234,7 @@ function buildLine(f: CompiledInflux, route: string, levels: Levels, payload: un
       case 'float': {
         const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
         if (n === Infinity || n === -Infinity) {
-          const written = typeof v === 'string' ? JSON.stringify(v) : fieldSource(f, field, message, element) ?? String(v);
+          const written = typeof v === 'string' ? JSON.stringify(v) : (fieldSource(f, field, message, element) ?? String(v));
           return fail(`field ${field.name}: ${written} is out of range for a float field`);
         }
         if (!Number.isFinite(n)) return fail(`field ${field.name}: ${JSON.stringify(v)} is not a finite number`);
@@ -221,8 +250,9 @@ function buildLine(f: CompiledInflux, route: string, levels: Levels, payload: un
         if (!Number.isInteger(n) && Number.isFinite(n)) return fail(`field ${field.name}: ${JSON.stringify(v)} is not an integer`);
         if (typeof v !== 'number' && typeof v !== 'string') return fail(`field ${field.name}: ${JSON.stringify(v)} is not an integer`);
         // beyond 2^53 a double has lost digits: write the payload's own digits, exactly, or say why not
-        const digits = typeof v === 'string' ? v : fieldSource(f, field, message, element) ?? String(v);
-        if (!/^-?\d+$/.test(digits)) return fail(`field ${field.name}: ${digits} is beyond 2^53 and not written as plain digits, so it cannot be written exactly`);
+        const digits = typeof v === 'string' ? v : (fieldSource(f, field, message, element) ?? String(v));
+        if (!/^-?\d+$/.test(digits))
+          return fail(`field ${field.name}: ${digits} is beyond 2^53 and not written as plain digits, so it cannot be written exactly`);
         const big = BigInt(digits);
         if (big < minInt64 || big > maxInt64) return fail(`field ${field.name}: ${digits} is out of range for an integer field (int64)`);
         values[i] = `${big}i`;
@@ -274,4 +304,3 @@ function sourceText(payload: Buffer, path: JsonPath): string | undefined {
     return undefined;
   }
 }
-

@@ -6,7 +6,7 @@
 // them again is idempotent). 429 and 5xx wait (Retry-After honoured); 401/403/404 are the
 // deployment's fault, not the data's: retried, loudly, until fixed.
 import { HttpError, InfluxDB } from '@influxdata/influxdb-client';
-import { allDurable, SinkError, type ItemRejection, type Sink, type WriteResult } from '../sink.ts';
+import { allDurable, type ItemRejection, type Sink, SinkError, type WriteResult } from '../sink.ts';
 
 export interface InfluxSinkOptions {
   /** The sink's name (a metric label); default influx. */
@@ -37,7 +37,11 @@ export class InfluxSink implements Sink<string> {
 
   async write(batch: readonly string[]): Promise<WriteResult> {
     const rejected: ItemRejection[] = [];
-    await this.writeIndexes(batch, batch.map((_, i) => i), rejected);
+    await this.writeIndexes(
+      batch,
+      batch.map((_, i) => i),
+      rejected,
+    );
     return rejected.length === 0 ? allDurable : { rejected };
   }
 

@@ -5,12 +5,12 @@
 // (metricLevels). Commands (NCMD, DCMD) write no point. What line protocol cannot hold (a DataSet, bytes, an unsigned value past
 // int64) is refused with the metric's name: the message is dead-lettered, never half-written.
 import { Point } from '@influxdata/influxdb-client';
-import type { Refusal } from '../../outcome.ts';
 import { RuleError } from '../../mapping/rule-error.ts';
+import { compileTemplate, type Levels, type Template } from '../../mapping/template.ts';
+import type { Refusal } from '../../outcome.ts';
 import type { Encoded, MatchInput, RouteContext } from '../../router/route-output.ts';
 import type { SparkplugMessage } from '../../sparkplug/sparkplug-message.ts';
 import type { SparkplugMetric } from '../../sparkplug/sparkplug-payload.ts';
-import { compileTemplate, type Levels, type Template } from '../../mapping/template.ts';
 import { maxInt64, minInt64, unsafeIdentifier, unsafeString } from './line-protocol.ts';
 
 export interface InfluxSparkplugPart {
@@ -20,7 +20,6 @@ export interface InfluxSparkplugPart {
   readonly metricLevels?: readonly string[] | undefined;
   readonly skipMetrics: readonly string[];
 }
-
 
 export class InfluxSparkplugMapping {
   private readonly route: string;
@@ -83,7 +82,8 @@ export class InfluxSparkplugMapping {
       if ('refusal' in head) return head;
       const field = this.fieldIsName ? name : this.field.render(levels);
       // the field name comes from the device: a trailing backslash would escape the "="
-      if (field === '' || unsafeIdentifier.test(field) || !field.isWellFormed()) return fail(`metric ${JSON.stringify(name)}: field name ${JSON.stringify(field)} is empty or unsafe`);
+      if (field === '' || unsafeIdentifier.test(field) || !field.isWellFormed())
+        return fail(`metric ${JSON.stringify(name)}: field name ${JSON.stringify(field)} is empty or unsafe`);
       const timeMs = metric.timestamp ?? fallbackMs;
       const key = this.perMetric ? `${head.measurement}\0${head.tags.map((t) => t.join('=')).join('\0')}\0${timeMs}` : timeMs;
       let point = points.get(key);
@@ -94,7 +94,8 @@ export class InfluxSparkplugMapping {
         points.set(key, point);
       }
       const problem = setField(point, field, metric);
-      if (problem) return fail(`metric ${JSON.stringify(name)} (${metric.type}): ${problem}`, problem.startsWith('a ') ? 'sparkplug-unsupported-type' : 'mapping');
+      if (problem)
+        return fail(`metric ${JSON.stringify(name)} (${metric.type}): ${problem}`, problem.startsWith('a ') ? 'sparkplug-unsupported-type' : 'mapping');
     }
     if (points.size === 0) return { skip: true };
     let lines = '';
@@ -111,12 +112,14 @@ export class InfluxSparkplugMapping {
   private head(levels: Levels, metric: string): { measurement: string; tags: Array<readonly [string, string]> } | { refusal: Refusal } {
     const fail = (error: string): { refusal: Refusal } => ({ refusal: { reason: 'mapping', stage: 'map', route: this.route, sink: 'influx', error } });
     const measurement = this.measurement.render(levels);
-    if (measurement === '' || unsafeIdentifier.test(measurement)) return fail(`metric ${metric}: measurement ${JSON.stringify(measurement)} is empty or unsafe`);
+    if (measurement === '' || unsafeIdentifier.test(measurement))
+      return fail(`metric ${metric}: measurement ${JSON.stringify(measurement)} is empty or unsafe`);
     const tags: Array<readonly [string, string]> = [];
     for (const [tag, t] of this.tags) {
       const value = t.render(levels);
       if (value === '') continue;
-      if (unsafeIdentifier.test(value) || !value.isWellFormed()) return fail(`metric ${metric}: tag ${tag} has a control character, a trailing backslash or a lone UTF-16 surrogate`);
+      if (unsafeIdentifier.test(value) || !value.isWellFormed())
+        return fail(`metric ${metric}: tag ${tag} has a control character, a trailing backslash or a lone UTF-16 surrogate`);
       tags.push([tag, value]);
     }
     return { measurement, tags };
@@ -129,7 +132,9 @@ export class InfluxSparkplugMapping {
       return out;
     }
     const parts = metric.split('/');
-    this.metricLevels.forEach((name, i) => { out[name] = i < parts.length - 1 ? (parts[i] as string) : ''; });
+    this.metricLevels.forEach((name, i) => {
+      out[name] = i < parts.length - 1 ? (parts[i] as string) : '';
+    });
     out.metricRest = parts.slice(Math.min(this.metricLevels.length, parts.length - 1)).join('/');
     return out;
   }
@@ -149,17 +154,25 @@ function flatten(name: string, metric: SparkplugMetric, out: Array<{ name: strin
 function setField(point: Point, field: string, metric: SparkplugMetric): string | undefined {
   const v = metric.value;
   switch (metric.type) {
-    case 'Int8': case 'Int16': case 'Int32': case 'UInt8': case 'UInt16': case 'UInt32': case 'DateTime':
+    case 'Int8':
+    case 'Int16':
+    case 'Int32':
+    case 'UInt8':
+    case 'UInt16':
+    case 'UInt32':
+    case 'DateTime':
       if (typeof v !== 'number') return `value ${String(v)} is not an integer`;
       point.intField(field, v);
       return undefined;
-    case 'Int64': case 'UInt64': {
+    case 'Int64':
+    case 'UInt64': {
       if (typeof v !== 'bigint') return `value ${String(v)} is not an integer`;
       if (v < minInt64 || v > maxInt64) return `${v} is beyond int64, and InfluxDB 1.x has no unsigned fields`;
       point.fields[field] = `${v}i`; // exact: the client's intField goes through a double
       return undefined;
     }
-    case 'Float': case 'Double':
+    case 'Float':
+    case 'Double':
       if (typeof v !== 'number' || !Number.isFinite(v)) return `value ${String(v)} is not a finite number (line protocol has no NaN or Infinity)`;
       point.floatField(field, v);
       return undefined;
@@ -167,7 +180,9 @@ function setField(point: Point, field: string, metric: SparkplugMetric): string 
       if (typeof v !== 'boolean') return `value ${String(v)} is not a boolean`;
       point.booleanField(field, v);
       return undefined;
-    case 'String': case 'Text': case 'UUID':
+    case 'String':
+    case 'Text':
+    case 'UUID':
       if (typeof v !== 'string') return `value ${String(v)} is not a string`;
       if (unsafeString.test(v)) return 'a line break in a string value';
       if (!v.isWellFormed()) return 'a lone UTF-16 surrogate in a string value';

@@ -5,7 +5,7 @@ import { resolveSecret } from '../../secrets.ts';
 import type { Probe, SinkPlugin } from '../plugin.ts';
 import { within } from '../probe.ts';
 import { createKafkaClient } from './client/create-client.ts';
-import { kafkaConfig, type KafkaConfig } from './config.ts';
+import { type KafkaConfig, kafkaConfig } from './config.ts';
 import { kafkaRoute, kafkaRouteCompiler } from './kafka-route.ts';
 import { KafkaSink } from './kafka-sink.ts';
 import { SchemaRegistryClient } from './schema-registry/registry.ts';
@@ -55,14 +55,20 @@ export async function probeKafka(k: KafkaConfig, topics: readonly string[], time
 
 export const kafkaPlugin: SinkPlugin = {
   name: 'kafka',
-  route: { schema: kafkaRoute.optional().describe('write this route\'s messages to Kafka as records'), compiler: kafkaRouteCompiler },
+  route: { schema: kafkaRoute.optional().describe("write this route's messages to Kafka as records"), compiler: kafkaRouteCompiler },
   config: kafkaConfig,
   async create({ section, log }) {
     const k = section as KafkaConfig;
     const r = k.schemaRegistry;
-    const schemaRegistry = r && new SchemaRegistryClient({
-      url: r.url, username: r.username, password: r.password && resolveSecret(r.password, 'kafka.schemaRegistry.password'), timeoutMs: r.timeoutMs, register: r.register,
-    });
+    const schemaRegistry =
+      r &&
+      new SchemaRegistryClient({
+        url: r.url,
+        username: r.username,
+        password: r.password && resolveSecret(r.password, 'kafka.schemaRegistry.password'),
+        timeoutMs: r.timeoutMs,
+        register: r.register,
+      });
     return {
       sink: new KafkaSink({ ...(await kafkaSinkOptions(k, 'kafka')), isolate: true, schemaRegistry }, log),
       batch: { maxItems: k.batch.maxMessages, maxBytes: k.batch.maxBytes, lingerMs: k.batch.lingerMs, stuckAfterMs: k.stuckAfterMs },

@@ -4,39 +4,62 @@
 // (kafka-headers.ts); annotations of phase 0 (the audit record's sequence number) join them.
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import { RuleError } from '../../mapping/rule-error.ts';
-import type { Encoded, MatchInput, OutputCompiler, RouteContext, RouteOutput } from '../../router/route-output.ts';
-import { compileEachPath, compileJsonPath, outerPath, type JsonPath } from '../../mapping/json-path.ts';
+import { compileEachPath, compileJsonPath, type JsonPath, outerPath } from '../../mapping/json-path.ts';
 import { parseKeepingNumbers } from '../../mapping/payload-text.ts';
+import { RuleError } from '../../mapping/rule-error.ts';
 import { compileTemplate, type Template } from '../../mapping/template.ts';
 import { toNanos } from '../../mapping/timestamp.ts';
-import { sparkplugJson, type SparkplugMessage } from '../../sparkplug/sparkplug-message.ts';
+import type { Encoded, MatchInput, OutputCompiler, RouteContext, RouteOutput } from '../../router/route-output.ts';
+import { type SparkplugMessage, sparkplugJson } from '../../sparkplug/sparkplug-message.ts';
 import { mqttHeaders, reservedHeader } from './kafka-headers.ts';
+import { type KafkaElement, type KafkaHeaderValue, type KafkaRecord, kafkaTopicRe } from './kafka-record.ts';
 import { ValueSchema, valueFormats } from './schema-registry/value-schema.ts';
-import { kafkaTopicRe, type KafkaElement, type KafkaHeaderValue, type KafkaRecord } from './kafka-record.ts';
 
 export const kafkaRoute = z.strictObject({
   topic: z.string().min(1).describe('Kafka topic template, e.g. "telemetry.{site}"'),
-  key: z.string().nullable().optional()
+  key: z
+    .string()
+    .nullable()
+    .optional()
     .describe('record key template; default "{deviceId}" when the pattern captures deviceId ("{group}/{edgeNode}" on sparkplug routes), else no key'),
-  headers: z.record(z.string().min(1), z.string()).default({})
-    .describe('extra headers: name -> template over levels'),
-  timestamp: z.string().optional()
-    .describe('JSON path to the record timestamp in the payload, e.g. "$.ts" (json routes; under each, in the element, "$$." the whole payload); absent, missing or not a timestamp: the time sluice received the message, and the header sluice-timestamp says which'),
-  each: z.string().regex(/\[\*\]$/, 'a JSON path to an array, ending in [*], e.g. "$.readings[*]"').optional()
-    .describe('array fan-out (json routes): one record per element of this array, the element as its value (numbers with the digits the payload wrote), header sluice-element its index; the records of one message are written together or dead-lettered together'),
-  timestampUnit: z.enum(['auto', 's', 'ms', 'us', 'ns']).default('auto')
+  headers: z.record(z.string().min(1), z.string()).default({}).describe('extra headers: name -> template over levels'),
+  timestamp: z
+    .string()
+    .optional()
+    .describe(
+      'JSON path to the record timestamp in the payload, e.g. "$.ts" (json routes; under each, in the element, "$$." the whole payload); absent, missing or not a timestamp: the time sluice received the message, and the header sluice-timestamp says which',
+    ),
+  each: z
+    .string()
+    .regex(/\[\*\]$/, 'a JSON path to an array, ending in [*], e.g. "$.readings[*]"')
+    .optional()
+    .describe(
+      'array fan-out (json routes): one record per element of this array, the element as its value (numbers with the digits the payload wrote), header sluice-element its index; the records of one message are written together or dead-lettered together',
+    ),
+  timestampUnit: z
+    .enum(['auto', 's', 'ms', 'us', 'ns'])
+    .default('auto')
     .describe('unit of a numeric payload timestamp; auto guesses from its magnitude. ISO-8601 strings are always accepted'),
-  value: z.union([
-    z.enum(['payload', 'json']),
-    z.strictObject({
-      format: z.enum(valueFormats).describe('avro, protobuf or json-schema: the payload checked against the schema and written in the Confluent wire format (magic byte, schema id)'),
-      schema: z.string().min(1).describe('the schema file (.avsc, .proto, .json), relative to the rules file'),
-      subject: z.string().min(1).optional().describe('the registry subject; default "<topic>-value" (TopicNameStrategy), which needs a topic without {levels}'),
-      message: z.string().min(1).optional().describe('protobuf: the message type, e.g. sluice.Reading; default the file\'s first message'),
-    }),
-  ]).optional()
-    .describe('the record value: payload (the bytes as they came; the default for json and raw routes), json (sparkplug routes, the default there: the message as JSON, metric names resolved), or {format, schema} (json routes: encoded through kafka.schemaRegistry; a payload that does not fit is dead-lettered, schema-mismatch)'),
+  value: z
+    .union([
+      z.enum(['payload', 'json']),
+      z.strictObject({
+        format: z
+          .enum(valueFormats)
+          .describe('avro, protobuf or json-schema: the payload checked against the schema and written in the Confluent wire format (magic byte, schema id)'),
+        schema: z.string().min(1).describe('the schema file (.avsc, .proto, .json), relative to the rules file'),
+        subject: z
+          .string()
+          .min(1)
+          .optional()
+          .describe('the registry subject; default "<topic>-value" (TopicNameStrategy), which needs a topic without {levels}'),
+        message: z.string().min(1).optional().describe("protobuf: the message type, e.g. sluice.Reading; default the file's first message"),
+      }),
+    ])
+    .optional()
+    .describe(
+      'the record value: payload (the bytes as they came; the default for json and raw routes), json (sparkplug routes, the default there: the message as JSON, metric names resolved), or {format, schema} (json routes: encoded through kafka.schemaRegistry; a payload that does not fit is dead-lettered, schema-mismatch)',
+    ),
 });
 
 type KafkaRoute = z.infer<typeof kafkaRoute>;
@@ -76,9 +99,8 @@ class KafkaRouteOutput implements RouteOutput<KafkaRecord> {
     };
     this.route = context.route;
     // Sparkplug: an edge node's messages keep their order in one partition
-    const keySource = part.key !== undefined ? part.key
-      : context.payload === 'sparkplug' ? '{group}/{edgeNode}'
-      : context.levels.includes('deviceId') ? '{deviceId}' : null;
+    const keySource =
+      part.key !== undefined ? part.key : context.payload === 'sparkplug' ? '{group}/{edgeNode}' : context.levels.includes('deviceId') ? '{deviceId}' : null;
     for (const name of Object.keys(part.headers)) {
       if (reservedHeader.test(name)) throw new RuleError(at('headers', name), `header names starting with mqtt- or sluice- are sluice's own`);
     }
@@ -92,11 +114,13 @@ class KafkaRouteOutput implements RouteOutput<KafkaRecord> {
     this.headers = Object.entries(part.headers).map(([name, t]) => [name, compile(at('headers', name), t)] as const);
     this.timestampUnit = part.timestampUnit;
     this.sparkplug = context.payload === 'sparkplug';
-    if (part.value === 'json' && !this.sparkplug) throw new RuleError(at('value'), 'value: json is for sparkplug routes (a json route forwards its payload as it came)');
+    if (part.value === 'json' && !this.sparkplug)
+      throw new RuleError(at('value'), 'value: json is for sparkplug routes (a json route forwards its payload as it came)');
     this.sparkplugJson = this.sparkplug && part.value !== 'payload';
     if (typeof part.value === 'object') {
       if (context.payload !== 'json') throw new RuleError(at('value'), 'a value schema encodes a JSON payload: it needs payload: json');
-      if (part.value.subject === undefined && this.topic.uses.length > 0) throw new RuleError(at('value', 'subject'), 'a topic with {levels} names many topics: give the subject');
+      if (part.value.subject === undefined && this.topic.uses.length > 0)
+        throw new RuleError(at('value', 'subject'), 'a topic with {levels} names many topics: give the subject');
       const file = resolve(context.baseDir, part.value.schema);
       try {
         this.schema = new ValueSchema({ format: part.value.format, file, subject: part.value.subject ?? `${part.topic}-value`, message: part.value.message });
@@ -131,7 +155,15 @@ class KafkaRouteOutput implements RouteOutput<KafkaRecord> {
     const { levels, message } = input;
     const topic = this.topic.render(levels);
     if (!kafkaTopicRe.test(topic) || topic === '.' || topic === '..') {
-      return { refusal: { reason: 'invalid-kafka-topic', stage: 'map', route: this.route, sink: 'kafka', error: `"${topic.slice(0, 300)}" is not a legal Kafka topic name` } };
+      return {
+        refusal: {
+          reason: 'invalid-kafka-topic',
+          stage: 'map',
+          route: this.route,
+          sink: 'kafka',
+          error: `"${topic.slice(0, 300)}" is not a legal Kafka topic name`,
+        },
+      };
     }
     const headers = mqttHeaders(message);
     for (const [name, t] of this.headers) headers[name] = t.render(levels);
@@ -169,11 +201,23 @@ class KafkaRouteOutput implements RouteOutput<KafkaRecord> {
     return nanos === undefined ? undefined : Number(nanos / 1_000_000n);
   }
 
-  private record(topic: string, key: string | null, value: Buffer, headers: Record<string, KafkaHeaderValue>, timestamp: number, more: readonly KafkaElement[] | undefined): KafkaRecord {
+  private record(
+    topic: string,
+    key: string | null,
+    value: Buffer,
+    headers: Record<string, KafkaHeaderValue>,
+    timestamp: number,
+    more: readonly KafkaElement[] | undefined,
+  ): KafkaRecord {
     // only a templated topic carries its template (its topic budget)
-    const item: KafkaRecord = this.template === undefined
-      ? (this.schema ? { topic, key, value, headers, timestamp, schema: this.schema } : { topic, key, value, headers, timestamp })
-      : (this.schema ? { topic, key, value, headers, timestamp, template: this.template, schema: this.schema } : { topic, key, value, headers, timestamp, template: this.template });
+    const item: KafkaRecord =
+      this.template === undefined
+        ? this.schema
+          ? { topic, key, value, headers, timestamp, schema: this.schema }
+          : { topic, key, value, headers, timestamp }
+        : this.schema
+          ? { topic, key, value, headers, timestamp, template: this.template, schema: this.schema }
+          : { topic, key, value, headers, timestamp, template: this.template };
     return more === undefined ? item : { ...item, more };
   }
 
@@ -182,7 +226,15 @@ class KafkaRouteOutput implements RouteOutput<KafkaRecord> {
     const each = this.each as JsonPath;
     const array = each.get(input.payload);
     if (!Array.isArray(array)) {
-      return { refusal: { reason: 'mapping', stage: 'map', route: this.route, sink: 'kafka', error: `each ${each.source}[*]: ${array === undefined ? 'not in the payload' : 'not an array'}` } };
+      return {
+        refusal: {
+          reason: 'mapping',
+          stage: 'map',
+          route: this.route,
+          sink: 'kafka',
+          error: `each ${each.source}[*]: ${array === undefined ? 'not in the payload' : 'not an array'}`,
+        },
+      };
     }
     if (array.length === 0) return { skip: true };
     // Avro and Protobuf encode the decoded element; the others take its JSON text, digits kept
@@ -193,7 +245,10 @@ class KafkaRouteOutput implements RouteOutput<KafkaRecord> {
       let value: Buffer = texts ? Buffer.from(texts[i] as string) : Buffer.alloc(0);
       if (this.schema) {
         const encoded = this.schema.encode(array[i], value);
-        if ('error' in encoded) return { refusal: { reason: 'schema-mismatch', stage: 'map', route: this.route, sink: 'kafka', error: `element ${i} of ${each.source}: ${encoded.error}` } };
+        if ('error' in encoded)
+          return {
+            refusal: { reason: 'schema-mismatch', stage: 'map', route: this.route, sink: 'kafka', error: `element ${i} of ${each.source}: ${encoded.error}` },
+          };
         value = encoded.body;
       }
       const own: Record<string, KafkaHeaderValue> = { ...headers, 'sluice-element': String(i) };

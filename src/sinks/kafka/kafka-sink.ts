@@ -14,9 +14,9 @@
 // would be refused (OutOfOrderSequenceException) for ever. Topics unknown to the sink are
 // checked and created off the write path (topic-admin.ts); their records wait meanwhile.
 import type { Logger } from 'pino';
-import { SinkError, type ItemRejection, type Sink, type WriteResult } from '../sink.ts';
+import { type ItemRejection, type Sink, SinkError, type WriteResult } from '../sink.ts';
 import type { KafkaAdminPort, KafkaClient, ProducerSession, TopicBatch } from './client/kafka-client.ts';
-import { recordSize, type KafkaRecord } from './kafka-record.ts';
+import { type KafkaRecord, recordSize } from './kafka-record.ts';
 import type { SchemaRegistryClient } from './schema-registry/registry.ts';
 import type { ValueSchema } from './schema-registry/value-schema.ts';
 import { TopicAdmin } from './topic-admin.ts';
@@ -45,9 +45,19 @@ export const recordRejected = 'rejected-by-kafka';
 const recordFaults = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE', 'INVALID_RECORD', 'CORRUPT_MESSAGE', 'INVALID_TIMESTAMP']);
 /** Protocol errors about one topic or its partitions: other topics can still be written. */
 const topicFaults = new Set([
-  'UNKNOWN_TOPIC_OR_PARTITION', 'TOPIC_AUTHORIZATION_FAILED', 'LEADER_NOT_AVAILABLE', 'NOT_LEADER_FOR_PARTITION',
-  'NOT_LEADER_OR_FOLLOWER', 'NOT_ENOUGH_REPLICAS', 'NOT_ENOUGH_REPLICAS_AFTER_APPEND', 'KAFKA_STORAGE_ERROR',
-  'REPLICA_NOT_AVAILABLE', 'UNKNOWN_LEADER_EPOCH', 'FENCED_LEADER_EPOCH', 'INVALID_TOPIC_EXCEPTION', 'POLICY_VIOLATION',
+  'UNKNOWN_TOPIC_OR_PARTITION',
+  'TOPIC_AUTHORIZATION_FAILED',
+  'LEADER_NOT_AVAILABLE',
+  'NOT_LEADER_FOR_PARTITION',
+  'NOT_LEADER_OR_FOLLOWER',
+  'NOT_ENOUGH_REPLICAS',
+  'NOT_ENOUGH_REPLICAS_AFTER_APPEND',
+  'KAFKA_STORAGE_ERROR',
+  'REPLICA_NOT_AVAILABLE',
+  'UNKNOWN_LEADER_EPOCH',
+  'FENCED_LEADER_EPOCH',
+  'INVALID_TOPIC_EXCEPTION',
+  'POLICY_VIOLATION',
 ]);
 
 export class KafkaSink implements Sink<KafkaRecord> {
@@ -141,12 +151,13 @@ export class KafkaSink implements Sink<KafkaRecord> {
     // topics failing on their own are tried alone on the probe producer (which gives up
     // quickly); the rest go together on the main one
     const alone = new Map<string, number[]>();
-    if (this.failing.size > 0) for (const [topic, indexes] of byTopic) {
-      if (this.failing.has(topic)) {
-        alone.set(topic, indexes);
-        byTopic.delete(topic);
+    if (this.failing.size > 0)
+      for (const [topic, indexes] of byTopic) {
+        if (this.failing.has(topic)) {
+          alone.set(topic, indexes);
+          byTopic.delete(topic);
+        }
       }
-    }
     if (byTopic.size > 0) {
       try {
         await this.send(this.main, batch, byTopic);
@@ -186,7 +197,13 @@ export class KafkaSink implements Sink<KafkaRecord> {
   }
 
   /** One topic's records alone, on the probe producer: written, its bad records rejected, or deferred when the topic fails on its own. */
-  private async sendAlone(batch: readonly KafkaRecord[], topic: string, indexes: readonly number[], rejected: ItemRejection[], deferred: number[]): Promise<void> {
+  private async sendAlone(
+    batch: readonly KafkaRecord[],
+    topic: string,
+    indexes: readonly number[],
+    rejected: ItemRejection[],
+    deferred: number[],
+  ): Promise<void> {
     try {
       await this.send(this.probe, batch, new Map([[topic, indexes]]));
       this.recovered(topic);
@@ -200,7 +217,7 @@ export class KafkaSink implements Sink<KafkaRecord> {
         return;
       }
       const topicFault = this.faultOf(err, topicFaults);
-      if (topicFault && topicFault.startsWith('UNKNOWN_TOPIC_OR_PARTITION')) this.topics.forget(topic);
+      if (topicFault?.startsWith('UNKNOWN_TOPIC_OR_PARTITION')) this.topics.forget(topic);
       if (!topicFault || !this.options.isolate) throw this.clusterError(err, topic);
       if (!this.failing.has(topic)) {
         this.log.warn({ topic, err: topicFault }, 'kafka topic failing on its own: its records wait, the other topics flow');

@@ -11,10 +11,7 @@ import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import type { KafkaAdminPort } from './client/kafka-client.ts';
 
-export type TopicState =
-  | { readonly state: 'ready' }
-  | { readonly state: 'pending' }
-  | { readonly state: 'missing'; readonly reason: string };
+export type TopicState = { readonly state: 'ready' } | { readonly state: 'pending' } | { readonly state: 'missing'; readonly reason: string };
 
 export interface TopicAdminOptions {
   readonly createTopics: { readonly enabled: boolean; readonly partitions: number; readonly replicationFactor: number };
@@ -110,15 +107,18 @@ export class TopicAdmin {
   /** The cluster's topic list, asked at most every 500 ms (one answer serves every check waiting). */
   private async refresh(): Promise<void> {
     if (Date.now() - this.listedAt < 500) return;
-    this.listing ??= this.admin.listTopics().then((topics) => {
-      // added to, never replaced: a list asked for before a topic we just created may lack it
-      // (a deleted topic leaves through forget(), when Kafka says it is unknown)
-      for (const t of topics) this.known.add(t);
-      this.usedBy.clear();
-      this.listedAt = Date.now();
-    }).finally(() => {
-      this.listing = undefined;
-    });
+    this.listing ??= this.admin
+      .listTopics()
+      .then((topics) => {
+        // added to, never replaced: a list asked for before a topic we just created may lack it
+        // (a deleted topic leaves through forget(), when Kafka says it is unknown)
+        for (const t of topics) this.known.add(t);
+        this.usedBy.clear();
+        this.listedAt = Date.now();
+      })
+      .finally(() => {
+        this.listing = undefined;
+      });
     await this.listing;
   }
 
@@ -152,7 +152,8 @@ export class TopicAdmin {
     if (template !== undefined) this.creating.set(topic, template);
     try {
       // 'exists': another worker made it
-      if (await this.admin.createTopic(topic, partitions, replicationFactor) === 'created') this.log.info({ topic, partitions, replicationFactor }, 'kafka topic created');
+      if ((await this.admin.createTopic(topic, partitions, replicationFactor)) === 'created')
+        this.log.info({ topic, partitions, replicationFactor }, 'kafka topic created');
       this.addKnown(topic, template);
       this.forgotten.delete(topic);
       this.missing.delete(topic);

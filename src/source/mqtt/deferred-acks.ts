@@ -46,11 +46,24 @@ interface Internals {
  * is durable.
  */
 const nothingStored = {
-  put(_packet: unknown, cb?: Done) { cb?.(); return nothingStored; },
-  get(_packet: unknown, cb: (err: Error) => void) { cb(new Error('not kept: taken at PUBLISH')); return nothingStored; },
-  del(_packet: unknown, cb?: Done) { cb?.(); return nothingStored; },
-  close(cb?: Done) { cb?.(); },
-  createStream() { throw new Error('nothingStored has no stream'); },
+  put(_packet: unknown, cb?: Done) {
+    cb?.();
+    return nothingStored;
+  },
+  get(_packet: unknown, cb: (err: Error) => void) {
+    cb(new Error('not kept: taken at PUBLISH'));
+    return nothingStored;
+  },
+  del(_packet: unknown, cb?: Done) {
+    cb?.();
+    return nothingStored;
+  },
+  close(cb?: Done) {
+    cb?.();
+  },
+  createStream() {
+    throw new Error('nothingStored has no stream');
+  },
 };
 
 export interface DeferredAckHooks {
@@ -100,7 +113,8 @@ export function installDeferredAcks(client: MqttClient, window: AckWindow, hooks
       }
     };
     const gate = hooks.gate?.();
-    if (gate) void gate.then(whenRoom, () => {}); // a failed gate is fatal to the owner: stay held
+    if (gate)
+      void gate.then(whenRoom, () => {}); // a failed gate is fatal to the owner: stay held
     else whenRoom();
   };
 
@@ -133,9 +147,12 @@ export function installDeferredAcks(client: MqttClient, window: AckWindow, hooks
       const durable = hooks.onRelease(packet.messageId);
       // in PUBREL order, each once its release is durable; never on a later connection (the
       // broker resends the PUBREL there and gets its PUBCOMP then)
-      pubcomps = Promise.all([pubcomps, durable]).then(() => {
-        if (c.connected && window.connection === connection) send(packet);
-      }, () => {}); // a failed release is fatal to the owner: no PUBCOMP
+      pubcomps = Promise.all([pubcomps, durable]).then(
+        () => {
+          if (c.connected && window.connection === connection) send(packet);
+        },
+        () => {},
+      ); // a failed release is fatal to the owner: no PUBCOMP
       cb?.();
       return;
     }

@@ -65,10 +65,14 @@ export class MqttSession implements Session {
     let sendAck: (ack: unknown) => void = () => {};
     // labelled children looked up once: prom-client hashes the labels on every inc() otherwise
     const receivedByQos: Array<ReturnType<typeof metrics.received.labels>> = [];
-    this.window = new AckWindow(options.receiveMaximum, {
-      release: (ack) => sendAck(ack),
-      dropped: () => metrics.staleAcksDropped.inc(),
-    }, options.maxInFlightBytes ?? Infinity);
+    this.window = new AckWindow(
+      options.receiveMaximum,
+      {
+        release: (ack) => sendAck(ack),
+        dropped: () => metrics.staleAcksDropped.inc(),
+      },
+      options.maxInFlightBytes ?? Infinity,
+    );
     const gauges = options.gauges ?? { connected: metrics.connected, receiveMaximum: metrics.receiveMaximum };
     gauges.receiveMaximum.set(options.receiveMaximum);
 
@@ -101,7 +105,10 @@ export class MqttSession implements Session {
       this.outage = undefined;
       this.client.options.reconnectPeriod = this.nextAttemptMs(undefined);
       if (outage) {
-        log.info({ url: options.url, sessionPresent: present, outageMs: Date.now() - outage.since, attempts: outage.attempts, lastError: outage.lastError }, 'reconnected to the broker');
+        log.info(
+          { url: options.url, sessionPresent: present, outageMs: Date.now() - outage.since, attempts: outage.attempts, lastError: outage.lastError },
+          'reconnected to the broker',
+        );
       } else {
         log.info({ clientId: options.clientId, url: options.url, sessionPresent: present }, 'connected to the broker');
       }
@@ -111,11 +118,18 @@ export class MqttSession implements Session {
       const now = Date.now();
       if (!this.outage) {
         this.outage = { since: now, attempts: 0, remindedAt: now };
-        if (this.accepting) log.warn({ url: options.url, inFlight: this.window.inFlight, ...(this.socketError ? { cause: this.socketError } : {}) }, 'broker connection lost; reconnecting');
+        if (this.accepting)
+          log.warn(
+            { url: options.url, inFlight: this.window.inFlight, ...(this.socketError ? { cause: this.socketError } : {}) },
+            'broker connection lost; reconnecting',
+          );
         this.socketError = undefined;
       } else if (now - this.outage.remindedAt >= 60_000) {
         this.outage.remindedAt = now;
-        log.warn({ url: options.url, outageMs: now - this.outage.since, attempts: this.outage.attempts, lastError: this.outage.lastError }, 'broker still unreachable; reconnecting');
+        log.warn(
+          { url: options.url, outageMs: now - this.outage.since, attempts: this.outage.attempts, lastError: this.outage.lastError },
+          'broker still unreachable; reconnecting',
+        );
       }
       this.client.options.reconnectPeriod = this.nextAttemptMs(this.outage);
     });
@@ -220,9 +234,7 @@ export class MqttSession implements Session {
       this.subscribedAt = connection;
       return;
     }
-    const topics = Object.fromEntries(
-      which.map((s) => [`$share/${this.options.group}/${s.filter}`, { qos: s.qos }]),
-    );
+    const topics = Object.fromEntries(which.map((s) => [`$share/${this.options.group}/${s.filter}`, { qos: s.qos }]));
     this.client.subscribe(topics, (err, granted) => {
       if (err) {
         this.log.error({ err: err.message }, 'subscribe failed');
@@ -235,10 +247,12 @@ export class MqttSession implements Session {
         const asked = this.subscriptions.find((x) => `$share/${this.options.group}/${x.filter}` === g.topic)?.qos;
         if (asked !== undefined && g.qos < asked && !this.downgraded.has(g.topic)) {
           this.downgraded.add(g.topic);
-          this.log.warn({ topic: g.topic, asked, granted: g.qos },
+          this.log.warn(
+            { topic: g.topic, asked, granted: g.qos },
             asked === 2
               ? 'the broker granted QoS 1 for a QoS 2 subscription: its commands arrive at least once, not exactly once; give the route an audit idempotencyKey'
-              : 'the broker granted a lower QoS than asked');
+              : 'the broker granted a lower QoS than asked',
+          );
         }
       }
     });
@@ -261,7 +275,6 @@ export class MqttSession implements Session {
     return { ...options, ...credentialOptions(o) };
   }
 }
-
 
 /** Errors of a socket that is going away (a close follows). */
 const socketErrorCodes = new Set(['EPIPE', 'ECONNRESET', 'ETIMEDOUT', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH']);

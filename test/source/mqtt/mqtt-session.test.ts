@@ -15,10 +15,21 @@ import { endpoints, mqttClient, printLogsOnFailure, unique } from '../../support
 test('MqttSession: messages with ack slots; pause takes nothing new, resume goes on; stop drains', { timeout: 60_000 }, async (t) => {
   printLogsOnFailure(t);
   const prefix = unique('session');
-  const session = new MqttSession({
-    url: endpoints.mqtt, clientId: unique('session'), group: unique('g'), subscriptions: [{ filter: `${prefix}/#`, qos: 1 }],
-    sessionExpiryInterval: 60, receiveMaximum: 50, keepalive: 10, connectTimeoutMs: 5_000, reconnect: { fastMs: 100, fastForMs: 10_000, minMs: 100, maxMs: 1_000 },
-  }, pino({ level: 'silent' }), createMetrics(new Registry(), { defaultMetrics: false }));
+  const session = new MqttSession(
+    {
+      url: endpoints.mqtt,
+      clientId: unique('session'),
+      group: unique('g'),
+      subscriptions: [{ filter: `${prefix}/#`, qos: 1 }],
+      sessionExpiryInterval: 60,
+      receiveMaximum: 50,
+      keepalive: 10,
+      connectTimeoutMs: 5_000,
+      reconnect: { fastMs: 100, fastForMs: 10_000, minMs: 100, maxMs: 1_000 },
+    },
+    pino({ level: 'silent' }),
+    createMetrics(new Registry(), { defaultMetrics: false }),
+  );
   const taken: Array<{ message: Message; slot: AckSlot }> = [];
   session.start((message, slot) => taken.push({ message, slot }));
   t.after(() => session.stop(1_000));
@@ -42,7 +53,11 @@ test('MqttSession: messages with ack slots; pause takes nothing new, resume goes
 
   session.resume();
   for (let i = 0; i < 50 && taken.length < 20; i++) await sleep(20);
-  assert.deepEqual(taken.map((x) => x.message.payload.toString()), Array.from({ length: 20 }, (_, i) => `m${i}`), 'all of them, once, in order');
+  assert.deepEqual(
+    taken.map((x) => x.message.payload.toString()),
+    Array.from({ length: 20 }, (_, i) => `m${i}`),
+    'all of them, once, in order',
+  );
   for (const x of taken.slice(10)) x.slot.settle();
   assert.equal(await session.stop(2_000), 0);
 });

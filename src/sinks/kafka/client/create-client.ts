@@ -41,9 +41,12 @@ function kafkaTls(k: KafkaConfig): KafkaTls | undefined {
     }
   };
   return {
-    ca: pem(t.ca, 'ca'), cert: pem(t.cert, 'cert'), key: pem(t.key, 'key'),
+    ca: pem(t.ca, 'ca'),
+    cert: pem(t.cert, 'cert'),
+    key: pem(t.key, 'key'),
     passphrase: t.keyPassword && resolveSecret(t.keyPassword, 'kafka.tls.keyPassword'),
-    servername: t.serverName, rejectUnauthorized: t.rejectUnauthorized,
+    servername: t.serverName,
+    rejectUnauthorized: t.rejectUnauthorized,
   };
 }
 
@@ -51,25 +54,30 @@ function kafkaSasl(k: KafkaConfig): KafkaSasl | undefined {
   const s = k.sasl;
   if (!s) return undefined;
   if (s.mechanism !== 'oauthbearer') {
-    return { mechanism: s.mechanism, username: s.username as string, password: resolveSecret(s.password as NonNullable<typeof s.password>, 'kafka.sasl.password') };
+    return {
+      mechanism: s.mechanism,
+      username: s.username as string,
+      password: resolveSecret(s.password as NonNullable<typeof s.password>, 'kafka.sasl.password'),
+    };
   }
   const source = s.token as NonNullable<typeof s.token>;
-  const token = 'file' in source
-    ? async () => {
-      try {
-        return (await readFile(source.file, 'utf8')).trim();
-      } catch (err) {
-        throw new Error(`kafka.sasl.token: cannot read ${source.file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
-      }
-    }
-    : async () => {
-      const [command, ...args] = source.command as [string, ...string[]];
-      try {
-        return (await run(command, args, { timeout: 10_000, maxBuffer: 1 << 20 })).stdout.trim();
-      } catch (err) {
-        // the command's words, never its output (which may hold a token)
-        throw new Error(`kafka.sasl.token: command ${command} failed: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message.split('\n')[0]}`);
-      }
-    };
+  const token =
+    'file' in source
+      ? async () => {
+          try {
+            return (await readFile(source.file, 'utf8')).trim();
+          } catch (err) {
+            throw new Error(`kafka.sasl.token: cannot read ${source.file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+          }
+        }
+      : async () => {
+          const [command, ...args] = source.command as [string, ...string[]];
+          try {
+            return (await run(command, args, { timeout: 10_000, maxBuffer: 1 << 20 })).stdout.trim();
+          } catch (err) {
+            // the command's words, never its output (which may hold a token)
+            throw new Error(`kafka.sasl.token: command ${command} failed: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message.split('\n')[0]}`);
+          }
+        };
   return { mechanism: 'oauthbearer', token };
 }

@@ -1,11 +1,8 @@
 // The kafkajs adapter (sluice's first client, unmaintained since 2023). Its idempotent
 // producer is only safe with one request in flight, and it compresses with gzip only: the
 // config refuses other settings for it, naming the client (config.ts).
-import { CompressionTypes, Kafka, logLevel, Partitioners, type Admin, type Message, type PartitionMetadata, type Producer, type SASLOptions } from 'kafkajs';
-import {
-  type BrokerFault, type KafkaAdminPort, type KafkaClient, type KafkaConnection, type ProducerSession,
-  type ProducerTuning, type TopicBatch,
-} from './kafka-client.ts';
+import { type Admin, CompressionTypes, Kafka, logLevel, type Message, Partitioners, type PartitionMetadata, type Producer, type SASLOptions } from 'kafkajs';
+import type { BrokerFault, KafkaAdminPort, KafkaClient, KafkaConnection, ProducerSession, ProducerTuning, TopicBatch } from './kafka-client.ts';
 
 const codecs = { none: CompressionTypes.None, gzip: CompressionTypes.GZIP } as const;
 
@@ -20,7 +17,9 @@ export class KafkajsClient implements KafkaClient {
     this.kafka = new Kafka({
       clientId: connection.clientId,
       brokers: [...connection.brokers],
-      ssl: tls ? { ca: tls.ca, cert: tls.cert, key: tls.key, passphrase: tls.passphrase, servername: tls.servername, rejectUnauthorized: tls.rejectUnauthorized } : false,
+      ssl: tls
+        ? { ca: tls.ca, cert: tls.cert, key: tls.key, passphrase: tls.passphrase, servername: tls.servername, rejectUnauthorized: tls.rejectUnauthorized }
+        : false,
       ...(sasl ? { sasl: saslOf(sasl) } : {}),
       logLevel: logLevel.NOTHING, // failures reach the sink as errors and are logged once by the queue
       requestTimeout: connection.requestTimeoutMs,
@@ -60,7 +59,11 @@ export class KafkajsClient implements KafkaClient {
 
   reason(err: unknown): string {
     const parts: string[] = [];
-    for (let e: unknown = err; e && parts.length < 4; e = (e as { originalError?: unknown; cause?: unknown }).originalError ?? (e as { cause?: unknown }).cause) {
+    for (
+      let e: unknown = err;
+      e && parts.length < 4;
+      e = (e as { originalError?: unknown; cause?: unknown }).originalError ?? (e as { cause?: unknown }).cause
+    ) {
       const x = e as { type?: string; message?: string; errors?: unknown[] };
       const text = `${x.type ? `${x.type}: ` : ''}${x.message ?? String(e)}`;
       if (!parts.includes(text)) parts.push(text);

@@ -2,7 +2,7 @@
 // PLAIN/SCRAM/OAUTHBEARER, and produce requests to several brokers at once. Keys go to the same
 // partitions as with kafkajs and the Java client (murmur2, positive-masked); keyless records go
 // round robin. Its idempotent producer keeps one request in flight per connection.
-import { Admin, compatibilityPartitioner, Producer, type MessageToProduce, type ProducerOptions, type SASLOptions } from '@platformatic/kafka';
+import { Admin, compatibilityPartitioner, type MessageToProduce, Producer, type ProducerOptions, type SASLOptions } from '@platformatic/kafka';
 import type { BrokerFault, KafkaAdminPort, KafkaClient, KafkaConnection, ProducerSession, ProducerTuning, TopicBatch } from './kafka-client.ts';
 
 type Options = ProducerOptions<Buffer, Buffer, Buffer, Buffer>;
@@ -25,7 +25,18 @@ export class PlatformaticClient implements KafkaClient {
       timeout: connection.requestTimeoutMs,
       metadataMaxAge: 30_000,
       autocreateTopics: false,
-      ...(tls ? { tls: { ca: tls.ca, cert: tls.cert, key: tls.key, passphrase: tls.passphrase, servername: tls.servername, rejectUnauthorized: tls.rejectUnauthorized } } : {}),
+      ...(tls
+        ? {
+            tls: {
+              ca: tls.ca,
+              cert: tls.cert,
+              key: tls.key,
+              passphrase: tls.passphrase,
+              servername: tls.servername,
+              rejectUnauthorized: tls.rejectUnauthorized,
+            },
+          }
+        : {}),
       ...(tls?.servername ? { tlsServerName: tls.servername } : {}),
       ...(sasl ? { sasl: saslOf(sasl) } : {}),
     };
@@ -40,16 +51,20 @@ export class PlatformaticClient implements KafkaClient {
     // starts a new session anyway. (A number of 0 or 1 means "for ever" to the library's
     // idempotent producer; false means none.) One stale-metadata repeat is kept.
     const retry = { retries: false as const };
-    return new PlatformaticSession(idempotent, () => new Producer<Buffer, Buffer, Buffer, Buffer>({
-      ...this.base,
-      ...retry,
+    return new PlatformaticSession(
       idempotent,
-      acks,
-      compression,
-      maxInflights: maxInFlightRequests,
-      partitioner: compatibilityPartitioner,
-      repeatOnStaleMetadata: true,
-    }));
+      () =>
+        new Producer<Buffer, Buffer, Buffer, Buffer>({
+          ...this.base,
+          ...retry,
+          idempotent,
+          acks,
+          compression,
+          maxInflights: maxInFlightRequests,
+          partitioner: compatibilityPartitioner,
+          repeatOnStaleMetadata: true,
+        }),
+    );
   }
 
   admin(): KafkaAdminPort {
@@ -221,7 +236,13 @@ export function producerMessages(batches: readonly TopicBatch[]): ProducerMessag
         else headers.set(headerName(name), toBuffer(v));
       }
       // one shape for every record (the library reads a missing key as undefined)
-      messages[i++] = { topic, key: r.key === null ? undefined : Buffer.from(r.key), value: r.value, headers, timestamp: BigInt(r.timestamp) } as ProducerMessage;
+      messages[i++] = {
+        topic,
+        key: r.key === null ? undefined : Buffer.from(r.key),
+        value: r.value,
+        headers,
+        timestamp: BigInt(r.timestamp),
+      } as ProducerMessage;
     }
   }
   return messages;

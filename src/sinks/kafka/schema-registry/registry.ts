@@ -48,14 +48,20 @@ export class SchemaRegistryClient {
     const body = JSON.stringify({ schema: schema.text, ...(schema.schemaType === 'AVRO' ? {} : { schemaType: schema.schemaType }) });
     let res: Response;
     try {
-      res = await fetch(`${this.options.url.replace(/\/$/, '')}${path}`, { method: 'POST', headers: this.headers, body, signal: AbortSignal.timeout(this.options.timeoutMs) });
+      res = await fetch(`${this.options.url.replace(/\/$/, '')}${path}`, {
+        method: 'POST',
+        headers: this.headers,
+        body,
+        signal: AbortSignal.timeout(this.options.timeoutMs),
+      });
     } catch (err) {
       return { ok: false, permanent: false, error: `schema registry ${this.options.url}: ${(err as Error).message}` };
     }
     const text = await res.text().catch(() => '');
     if (res.ok) {
       const id = (JSON.parse(text) as { id?: unknown }).id;
-      if (typeof id !== 'number' || !Number.isInteger(id)) return { ok: false, permanent: false, error: `schema registry ${this.options.url}: no id in ${text.slice(0, 200)}` };
+      if (typeof id !== 'number' || !Number.isInteger(id))
+        return { ok: false, permanent: false, error: `schema registry ${this.options.url}: no id in ${text.slice(0, 200)}` };
       schema.registered(id);
       return { ok: true };
     }

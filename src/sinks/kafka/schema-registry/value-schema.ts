@@ -61,7 +61,8 @@ export class ValueSchema {
         if (!type) throw new Error(`${spec.file}: no message type in it`);
         this.indexes = messageIndexes(type);
         this.encoder = (value) => {
-          if (value === null || typeof value !== 'object' || Array.isArray(value)) return { error: `does not fit Protobuf message ${type.fullName.slice(1)}: the payload is not an object` };
+          if (value === null || typeof value !== 'object' || Array.isArray(value))
+            return { error: `does not fit Protobuf message ${type.fullName.slice(1)}: the payload is not an object` };
           const problem = type.verify(value as Record<string, unknown>);
           if (problem) return { error: `does not fit Protobuf message ${type.fullName.slice(1)} (${spec.subject}): ${problem}` };
           return { body: Buffer.from(type.encode(type.fromObject(value as Record<string, unknown>)).finish()) };
@@ -74,8 +75,10 @@ export class ValueSchema {
         const ajv = schema.$schema?.includes('2020-12') ? new Ajv2020(options) : schema.$schema?.includes('2019-09') ? new Ajv2019(options) : new Ajv(options);
         const validate: ValidateFunction = ajv.compile(schema);
         this.indexes = Buffer.alloc(0);
-        this.encoder = (value, raw) => validate(value) ? { body: raw }
-          : { error: `does not fit JSON Schema (${spec.subject}): ${ajv.errorsText(validate.errors?.slice(0, 5), { dataVar: '$' })}` };
+        this.encoder = (value, raw) =>
+          validate(value)
+            ? { body: raw }
+            : { error: `does not fit JSON Schema (${spec.subject}): ${ajv.errorsText(validate.errors?.slice(0, 5), { dataVar: '$' })}` };
         break;
       }
     }
