@@ -13,7 +13,9 @@ import { serviceConfig } from '../../src/config/service-schema.ts';
 const root = join(import.meta.dirname, '../..');
 const readmes = [
   join(root, 'src/source/README.md'),
-  ...readdirSync(join(root, 'src/sinks'), { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => join(root, 'src/sinks', e.name, 'README.md')),
+  ...readdirSync(join(root, 'src/sinks'), { withFileTypes: true })
+    .filter((e) => e.isDirectory())
+    .map((e) => join(root, 'src/sinks', e.name, 'README.md')),
 ];
 
 test('every sink README and the source README: their YAML samples pass the schemas they document', () => {
