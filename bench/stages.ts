@@ -118,7 +118,7 @@ function inputs(ms: readonly Message[]): Array<{ input: MatchInput; kafka: Route
     if (!match) throw new Error(`the stage traffic did not route: ${message.topic}`);
     const kafka = match.outputs.find((o) => o.sink === 'kafka') as RouteOutput<KafkaRecord>;
     const influx = match.outputs.find((o) => o.sink === 'influx') as RouteOutput<string>;
-    return { input: { message, route: match.route, levels: match.levels, payload: match.payload, worker: 'stage', annotations: undefined }, kafka, influx };
+    return { input: { message, route: match.route, levels: match.levels, payload: match.payload, clientId: 'stage', annotations: undefined }, kafka, influx };
   });
 }
 

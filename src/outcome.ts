@@ -31,5 +31,5 @@ export const delivered: Outcome = Object.freeze({ kind: 'delivered' });
 
 /** Told the outcome of one item, exactly once. */
 export interface OutcomeListener {
-  settled(outcome: Outcome): void;
+  decided(outcome: Outcome): void;
 }

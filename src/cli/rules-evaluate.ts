@@ -7,7 +7,7 @@ import type { Refusal } from '../outcome.ts';
 import { encodeAll } from '../pipeline/encode.ts';
 import type { RuleSet } from '../router/rule-set.ts';
 import type { KafkaRecord } from '../sinks/kafka/kafka-record.ts';
-import { ValueSchema } from '../sinks/kafka/schema-registry/value-schema.ts';
+import { ValueEncoder } from '../sinks/kafka/schema-registry/value-encoder.ts';
 import { UsageError } from './command.ts';
 
 /** What the rules do with one message: its outcome in a word, the routes, each sink's items (printable), the dead letter. */
@@ -61,11 +61,11 @@ export function printable(item: unknown): unknown {
   if (item && typeof item === 'object' && 'value' in item && Buffer.isBuffer((item as { value: unknown }).value)) {
     const r = item as KafkaRecord;
     // a schema-encoded body (the registry's header comes at write time): bytes, as base64
-    const text = (value: Buffer) => (r.schema instanceof ValueSchema ? value.toString('base64') : value.toString('utf8'));
+    const text = (value: Buffer) => (r.schema instanceof ValueEncoder ? value.toString('base64') : value.toString('utf8'));
     return {
       ...r,
       value: text(r.value),
-      ...(r.schema instanceof ValueSchema ? { schema: { format: r.schema.format, subject: r.schema.subject } } : {}),
+      ...(r.schema instanceof ValueEncoder ? { schema: { format: r.schema.format, subject: r.schema.subject } } : {}),
       ...(r.more ? { more: r.more.map((e) => ({ ...e, value: text(e.value) })) } : {}),
     };
   }

@@ -65,7 +65,7 @@ export class BatchQueue<T> {
 
   push(item: T, listener: OutcomeListener): void {
     if (this.fatal) {
-      listener.settled({ kind: 'fatal', error: this.fatal });
+      listener.decided({ kind: 'fatal', error: this.fatal });
       return;
     }
     this.items.push(item);
@@ -194,7 +194,7 @@ export class BatchQueue<T> {
         : a
           ? { kind: 'delivered', annotations: a }
           : delivered;
-      (listeners[i] as OutcomeListener).settled(outcome);
+      (listeners[i] as OutcomeListener).decided(outcome);
     }
     if (deferred) {
       // the lane stays in arrival order: items from the lane deferred again go back to its front
@@ -225,8 +225,8 @@ export class BatchQueue<T> {
       for (const d of this.lane) {
         if (now - d.since < stuckAfterMs) keep.push(d);
         else {
-          const error = `${this.sink.unavailable?.(d.item) ?? 'destination unavailable'}; not writable for ${Math.round((now - d.since) / 1000)} s (stuckAfterMs ${stuckAfterMs})`;
-          d.listener.settled({ kind: 'rejected', refusal: { reason: 'destination-unavailable', stage: 'write', sink: this.sink.name, error } });
+          const error = `${this.sink.giveUp?.(d.item) ?? 'destination unavailable'}; not writable for ${Math.round((now - d.since) / 1000)} s (stuckAfterMs ${stuckAfterMs})`;
+          d.listener.decided({ kind: 'rejected', refusal: { reason: 'destination-unavailable', stage: 'write', sink: this.sink.name, error } });
         }
       }
       this.lane = keep;
@@ -249,9 +249,9 @@ export class BatchQueue<T> {
     this.fatal ??= err;
     this.metrics.sinkHealthy.set(this.labels, 0);
     const outcome: Outcome = { kind: 'fatal', error: err };
-    for (const l of listeners) l.settled(outcome);
-    for (const l of this.listeners.splice(0)) l.settled(outcome);
-    for (const d of this.lane.splice(0)) d.listener.settled(outcome);
+    for (const l of listeners) l.decided(outcome);
+    for (const l of this.listeners.splice(0)) l.decided(outcome);
+    for (const d of this.lane.splice(0)) d.listener.decided(outcome);
     this.items = [];
     this.sizes = [];
     this.bytes = 0;

@@ -31,7 +31,7 @@ export class Delivery implements OutcomeListener {
   /** The routes it matched, for the phase-1 encoding. */
   readonly matches: readonly Match[];
   /** The client id of the connection that took it. */
-  readonly worker: string;
+  readonly clientId: string;
   /** The payload's own time (ms), when an output read one: for end-to-end latency. */
   eventTimeMs: number | undefined;
   private readonly steps: DeliverySteps;
@@ -43,16 +43,16 @@ export class Delivery implements OutcomeListener {
   private fatal: (Outcome & { kind: 'fatal' }) | undefined;
 
   /** `refusals`: made while routing. */
-  constructor(message: Message, slot: AckSlot, worker: string, matches: readonly Match[], refusals: Refusal[] | undefined, steps: DeliverySteps) {
+  constructor(message: Message, slot: AckSlot, clientId: string, matches: readonly Match[], refusals: Refusal[] | undefined, steps: DeliverySteps) {
     this.message = message;
     this.slot = slot;
-    this.worker = worker;
+    this.clientId = clientId;
     this.matches = matches;
     this.refusals = refusals;
     this.steps = steps;
   }
 
-  /** Queues one output on its sink; the outcome comes back to settled(). */
+  /** Queues one output on its sink; the outcome comes back to decided(). */
   send<T>(queue: BatchQueue<T>, item: T): void {
     this.waiting++;
     queue.push(item, this);
@@ -68,7 +68,7 @@ export class Delivery implements OutcomeListener {
     (this.refusals ??= []).push(refusal);
   }
 
-  settled(outcome: Outcome): void {
+  decided(outcome: Outcome): void {
     if (this.stage === 'done') return;
     if (this.stage === 'dead-letter') {
       this.stage = 'done';

@@ -18,7 +18,7 @@ export interface EncodedOutput {
 }
 
 /** Every output, phase 0 then 1, without annotations (nothing was written), and every refusal. */
-export function encodeAll(routed: Routed, message: Message, worker: string): { outputs: EncodedOutput[]; refusals: Refusal[] } {
+export function encodeAll(routed: Routed, message: Message, clientId: string): { outputs: EncodedOutput[]; refusals: Refusal[] } {
   const refusals: Refusal[] = [...routed.refusals];
   const outputs: EncodedOutput[] = [];
   for (const m of routed.matches) if (m.problem) refusals.push(m.problem);
@@ -26,7 +26,7 @@ export function encodeAll(routed: Routed, message: Message, worker: string): { o
     for (const m of routed.matches) {
       for (const o of m.outputs) {
         if (!encodes(m, o, phase)) continue;
-        const e = o.encode({ message, route: m.route, levels: m.levels, payload: m.payload, worker, annotations: undefined });
+        const e = o.encode({ message, route: m.route, levels: m.levels, payload: m.payload, clientId, annotations: undefined });
         if ('skip' in e) continue;
         if ('refusal' in e) refusals.push(e.refusal);
         else outputs.push({ route: m.route, sink: o.sink, item: e.item, ...(e.eventTimeMs === undefined ? {} : { eventTimeMs: e.eventTimeMs }) });

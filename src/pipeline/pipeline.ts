@@ -67,10 +67,10 @@ export class Pipeline implements DeliverySteps {
   }
 
   /**
-   * `worker`: the client id of the connection that took the message (audit records name it);
+   * `clientId`: the client id of the connection that took the message (audit records name it);
    * `waitedMs`: how long the hook has held it (>= 0: routed again).
    */
-  dispatch(message: Message, slot: AckSlot, worker = '', waitedMs = -1): void {
+  dispatch(message: Message, slot: AckSlot, clientId = '', waitedMs = -1): void {
     let routed: Routed;
     const hook = this.options.hook;
     try {
@@ -88,12 +88,12 @@ export class Pipeline implements DeliverySteps {
     }
     const hold = hook?.holdFor(message, routed.matches, waitedMs);
     if (hold !== undefined) {
-      setTimeout(() => this.dispatch(message, slot, worker, Math.max(waitedMs, 0) + hold), hold);
+      setTimeout(() => this.dispatch(message, slot, clientId, Math.max(waitedMs, 0) + hold), hold);
       return;
     }
     let refusals: Refusal[] | undefined = routed.refusals.length > 0 ? [...routed.refusals] : undefined;
     for (const m of routed.matches) if (m.problem) (refusals ??= []).push(m.problem);
-    const delivery = new Delivery(message, slot, worker, routed.matches, refusals, this);
+    const delivery = new Delivery(message, slot, clientId, routed.matches, refusals, this);
     for (const m of routed.matches) this.unackedOf(m.route).add(delivery);
     this.send(delivery, 0, undefined);
     delivery.begin();
@@ -157,12 +157,12 @@ export class Pipeline implements DeliverySteps {
 
   /** Encodes and sends the outputs of one phase. */
   private send(delivery: Delivery, phase: 0 | 1, annotations: Annotations | undefined): void {
-    const { message, worker } = delivery;
+    const { message, clientId } = delivery;
     for (const match of delivery.matches) {
       let input: MatchInput | undefined;
       for (const output of match.outputs) {
         if (!encodes(match, output, phase)) continue;
-        input ??= { message, route: match.route, levels: match.levels, payload: match.payload, worker, annotations };
+        input ??= { message, route: match.route, levels: match.levels, payload: match.payload, clientId, annotations };
         this.sendOne(delivery, match, output, input);
       }
     }

@@ -15,7 +15,7 @@ export interface MatchInput {
   /** The decoded JSON payload on json routes, a SparkplugMessage on sparkplug routes (undefined on raw routes). */
   readonly payload: unknown;
   /** The client id of the connection that took the message (audit records name it). */
-  readonly worker: string;
+  readonly clientId: string;
   /** What the outputs of phase 0 handed on (e.g. sluice-audit-seq); undefined in phase 0. */
   readonly annotations: Annotations | undefined;
 }

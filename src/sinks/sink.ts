@@ -58,7 +58,7 @@ export interface Sink<Item> {
   /** Problems that make the worker not ready beyond a failing write (e.g. a fatal state, a failing topic). */
   problems?(): readonly string[];
   /** Why a deferred item is still not written: the dead letter's error once it was stuck too long. */
-  unavailable?(item: Item): string;
+  giveUp?(item: Item): string;
   /** Releases what it holds; called once its queue is flushed. */
   close(): Promise<void>;
 }

@@ -19,14 +19,14 @@ async function open(options: { segmentBytes?: number } = {}) {
   const log = await AuditLog.open(dir, options);
   return {
     log,
-    sink: new AuditSink(log, undefined, IdempotencyIndex.open(dir, defaultIdempotency), { commandsWorker: undefined }, createAuditMetrics(new Registry())),
+    sink: new AuditSink(log, undefined, IdempotencyIndex.open(dir, defaultIdempotency), { commandsClientId: undefined }, createAuditMetrics(new Registry())),
   };
 }
 
 const item = (payload: Buffer): AuditItem => ({
   message: { topic: 'acme/s/z/valve/v-1/command', payload, qos: 2, retain: false, properties: {}, receivedAt: Date.now(), packetId: 1 },
   levels: { deviceId: 'v-1' },
-  worker: 'w',
+  clientId: 'w',
 });
 
 conformance<AuditItem>({

@@ -60,10 +60,10 @@ test('a payload too large for a record is rejected alone (the pipeline dead-lett
   const dir = mkdtempSync(join(tmpdir(), 'sluice-audit-sink-'));
   const log = await AuditLog.open(dir);
   const registry = new Registry();
-  const sink = new AuditSink(log, undefined, IdempotencyIndex.open(dir, defaultIdempotency), { commandsWorker: undefined }, createAuditMetrics(registry));
+  const sink = new AuditSink(log, undefined, IdempotencyIndex.open(dir, defaultIdempotency), { commandsClientId: undefined }, createAuditMetrics(registry));
   const result = await sink.write([
-    { message: message(Buffer.alloc(maxAuditPayloadBytes + 1)), levels: {}, worker: 'w' },
-    { message: message(Buffer.from('ok')), levels: {}, worker: 'w' },
+    { message: message(Buffer.alloc(maxAuditPayloadBytes + 1)), levels: {}, clientId: 'w' },
+    { message: message(Buffer.from('ok')), levels: {}, clientId: 'w' },
   ]);
   assert.deepEqual(
     result.rejected.map((r) => [r.index, r.reason]),

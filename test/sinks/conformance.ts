@@ -45,7 +45,7 @@ function queueFor<T>(sink: Sink<T>, lingerMs = 0) {
 
 function outcomes(n: number) {
   const seen: Outcome[] = [];
-  const listener = { settled: (o: Outcome) => void seen.push(o) };
+  const listener = { decided: (o: Outcome) => void seen.push(o) };
   return { seen, listener, all: () => seen.length === n };
 }
 

@@ -55,7 +55,7 @@ for (const client of testedKafkaClients) {
     const topics = await topicAdmin(t, client, 2);
     await topics.load();
 
-    const collided = await topics.settle(`c.${u}.x`);
+    const collided = await topics.checked(`c.${u}.x`);
     assert.equal(collided.state, 'missing');
     const reason = collided.state === 'missing' ? collided.reason : '';
     assert.ok(reason.startsWith(`topic "c.${u}.x" could not be created: `), reason);
@@ -64,7 +64,7 @@ for (const client of testedKafkaClients) {
 
     const template = `b.${u}.{deviceId}`;
     for (const d of ['d1', 'd2']) {
-      assert.equal((await topics.settle(`b.${u}.${d}`, template)).state, 'ready');
+      assert.equal((await topics.checked(`b.${u}.${d}`, template)).state, 'ready');
       created.push(`b.${u}.${d}`);
     }
     const third = topics.state(`b.${u}.d3`, template);
@@ -73,7 +73,7 @@ for (const client of testedKafkaClients) {
       { state: 'missing', reason: `topic "b.${u}.d3" not created: the template "${template}" has used its kafka.maxTopics budget (2 of 2 topics)` },
       'refused at once, without asking Kafka',
     );
-    assert.equal((await topics.settle(`other.${u}`, `other.${u}`)).state, 'ready', 'a fixed topic of another route is not held to that budget');
+    assert.equal((await topics.checked(`other.${u}`, `other.${u}`)).state, 'ready', 'a fixed topic of another route is not held to that budget');
     created.push(`other.${u}`);
 
     // a new admin (a restarted worker) counts the same budget from the cluster's topics
@@ -100,7 +100,7 @@ for (const client of testedKafkaClients) {
     assert.deepEqual([topics.state(`r.${u}.a`, template), topics.state(`r.${u}.b`, template)], [{ state: 'pending' }, { state: 'pending' }]);
     // asked again while both checks run (a deferred record retried): still waiting, not refused
     assert.deepEqual(topics.state(`r.${u}.a`, template), { state: 'pending' });
-    const [a, b] = await Promise.all([topics.settle(`r.${u}.a`, template), topics.settle(`r.${u}.b`, template)]);
+    const [a, b] = await Promise.all([topics.checked(`r.${u}.a`, template), topics.checked(`r.${u}.b`, template)]);
     assert.deepEqual([a.state, b.state].sort(), ['missing', 'ready'], 'one made, one refused by the budget');
     assert.equal((await admin.listTopics()).filter((x) => x.startsWith(`r.${u}.`)).length, 1, 'exactly one topic in the cluster');
   });

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import protobuf from 'protobufjs';
 import { SchemaRegistryClient } from '../../src/sinks/kafka/schema-registry/registry.ts';
-import { messageIndexes, type ValueFormat, ValueSchema } from '../../src/sinks/kafka/schema-registry/value-schema.ts';
+import { messageIndexes, ValueEncoder, type ValueFormat } from '../../src/sinks/kafka/schema-registry/value-encoder.ts';
 import { endpoints, unique } from '../support/stack.ts';
 
 function schemaFile(t: { after(fn: () => void): void }, name: string, text: string): string {
@@ -40,7 +40,7 @@ test('Protobuf message indexes: [0] is one zero byte, others are zigzag varints 
 
 test("a value is checked against its schema: the validator's words, or the body", (t) => {
   const make = (format: ValueFormat, name: string, text: string, message?: string) =>
-    new ValueSchema({ format, file: schemaFile(t, name, text), subject: 's-value', message });
+    new ValueEncoder({ format, file: schemaFile(t, name, text), subject: 's-value', message });
   const avro = make('avro', 'r.avsc', avsc);
   assert.deepEqual(avro.encode({ v: 1.5, tag: 'x' }, Buffer.alloc(0)), { body: Buffer.from([0, 0, 0, 0, 0, 0, 248, 63, 2, 2, 120]) });
   assert.deepEqual(avro.encode({ v: 'x' }, Buffer.alloc(0)), { error: 'does not fit Avro schema n.R (s-value): v: "x" is not a double' });
@@ -55,7 +55,7 @@ test("a value is checked against its schema: the validator's words, or the body"
 
 test('the registry: one id for the same schema, a refusal for good when it must not register, a retry when unreachable', async (t) => {
   const subject = `${unique('subj')}-value`;
-  const schema = () => new ValueSchema({ format: 'avro', file: schemaFile(t, 'r.avsc', avsc), subject });
+  const schema = () => new ValueEncoder({ format: 'avro', file: schemaFile(t, 'r.avsc', avsc), subject });
   const registering = new SchemaRegistryClient({ url: endpoints.registry, timeoutMs: 5000, register: true });
   const lookingUp = new SchemaRegistryClient({ url: endpoints.registry, timeoutMs: 5000, register: false });
   const first = schema();

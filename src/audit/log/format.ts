@@ -162,7 +162,7 @@ export function fromRecord(record: CommandRecord): Message {
 export function toRecord(
   message: Message,
   levels: Record<string, string>,
-  worker: string,
+  clientId: string,
   publisherProperty: string | undefined,
   idempotencyKey?: string,
 ): NewCommand {
@@ -182,7 +182,7 @@ export function toRecord(
     qos: message.qos,
     retain: message.retain,
     ...(message.packetId === undefined ? {} : { packetId: message.packetId }),
-    worker,
+    worker: clientId, // the record's name for the client id of the connection that took it
     ...(publisher === undefined ? {} : { publisher: Array.isArray(publisher) ? publisher.join(',') : publisher }),
     ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
     properties,

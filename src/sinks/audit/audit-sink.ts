@@ -20,14 +20,14 @@ import type { AuditMetrics } from './audit-metrics.ts';
 export interface AuditItem {
   readonly message: Message;
   readonly levels: Readonly<Record<string, string>>;
-  readonly worker: string;
+  readonly clientId: string;
   /** The route's idempotency key of this message: a string, null when the route names one and the message has none. */
   readonly key?: string | null;
 }
 
 export interface AuditSinkOptions {
   /** The client id of the command connection: its QoS 2 messages are deduplicated by the ledger. */
-  readonly commandsWorker: string | undefined;
+  readonly commandsClientId: string | undefined;
   /** A user property that carries the publisher's identity, when the broker adds one. */
   readonly publisherProperty?: string | undefined;
 }
@@ -73,14 +73,14 @@ export class AuditSink implements Sink<AuditItem> {
       }
       return this.record(item);
     });
-    let settled: Array<number | undefined>;
+    let recorded: Array<number | undefined>;
     try {
-      settled = await Promise.all(seqs);
+      recorded = await Promise.all(seqs);
     } catch (err) {
       this.fatal ??= err as Error;
       throw new SinkError(this.name, (err as Error).message, { cause: err, retriable: false });
     }
-    return { rejected, annotations: settled.map((seq) => (seq === undefined ? undefined : { [auditSeqHeader]: String(seq) })) };
+    return { rejected, annotations: recorded.map((seq) => (seq === undefined ? undefined : { [auditSeqHeader]: String(seq) })) };
   }
 
   problems(): readonly string[] {
@@ -102,7 +102,7 @@ export class AuditSink implements Sink<AuditItem> {
   }
 
   /** Resolves with the record's sequence number once it is durable. */
-  private record({ message, levels, worker, key }: AuditItem): Promise<number> {
+  private record({ message, levels, clientId, key }: AuditItem): Promise<number> {
     if (key === null) this.metrics.keyMissing.inc();
     if (key) {
       const earlier = this.keys.recorded(key);
@@ -111,7 +111,7 @@ export class AuditSink implements Sink<AuditItem> {
         return earlier;
       }
     }
-    const recorded = this.recordOnce(message, levels, worker, key ?? undefined);
+    const recorded = this.recordOnce(message, levels, clientId, key ?? undefined);
     if (key) {
       this.keys.recording(key, recorded);
       this.metrics.idempotencyKeys.set(this.keys.size);
@@ -120,10 +120,10 @@ export class AuditSink implements Sink<AuditItem> {
   }
 
   /** Exactly once by packet id on the command connection (the ledger); a plain append otherwise. */
-  private recordOnce(message: Message, levels: Readonly<Record<string, string>>, worker: string, key: string | undefined): Promise<number> {
-    const append = () => this.log.append(toRecord(message, levels, worker, this.options.publisherProperty, key));
+  private recordOnce(message: Message, levels: Readonly<Record<string, string>>, clientId: string, key: string | undefined): Promise<number> {
+    const append = () => this.log.append(toRecord(message, levels, clientId, this.options.publisherProperty, key));
     const ledger = this.ledger;
-    const exactlyOnce = ledger !== undefined && message.qos === 2 && message.packetId !== undefined && worker === this.options.commandsWorker;
+    const exactlyOnce = ledger !== undefined && message.qos === 2 && message.packetId !== undefined && clientId === this.options.commandsClientId;
     if (!exactlyOnce) return append();
     const packetId = message.packetId as number;
     const digest = contentDigest(message.topic, message.payload);

@@ -52,8 +52,8 @@ const auditRouteCompiler: OutputCompiler = {
       readsPayload: false,
       phase: 0,
       encode: readKey
-        ? ({ message, levels, worker }) => ({ item: { message, levels, worker, key: readKey(message) ?? null } })
-        : ({ message, levels, worker }) => ({ item: { message, levels, worker } }),
+        ? ({ message, levels, clientId }) => ({ item: { message, levels, clientId, key: readKey(message) ?? null } })
+        : ({ message, levels, clientId }) => ({ item: { message, levels, clientId } }),
     };
   },
 };
@@ -129,7 +129,7 @@ export const auditPlugin: SinkPlugin = {
       },
       'audit log open',
     );
-    const sink = new AuditSink(auditLog, ledger, keys, { commandsWorker: commands, publisherProperty: a.publisherProperty }, metrics);
+    const sink = new AuditSink(auditLog, ledger, keys, { commandsClientId: commands, publisherProperty: a.publisherProperty }, metrics);
     return {
       sink,
       // the log group-commits by itself: hand it every record at once, one batch at a time

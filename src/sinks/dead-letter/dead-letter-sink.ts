@@ -46,7 +46,7 @@ export class DeadLetterSink implements Sink<DeadLetterItem> {
       const result = await this.kafka.write(records);
       if (result.deferred && result.deferred.length > 0) {
         // the dead letter has nowhere else to go: hold (the queue retries), never defer or drop
-        throw new SinkError(this.name, `the dead-letter topic ${this.topic} is not writable now: ${this.kafka.unavailable(records[0] as KafkaRecord)}`);
+        throw new SinkError(this.name, `the dead-letter topic ${this.topic} is not writable now: ${this.kafka.giveUp(records[0] as KafkaRecord)}`);
       }
       if (result.rejected.length === 0) return { rejected: [] };
       const notTheRecord = result.rejected.find((r) => r.reason !== recordRejected);

@@ -1,7 +1,7 @@
 // A Kafka record as the Kafka sink writes it: plain data, built by the route compiler
 // (kafka-route.ts) or by the dead-letter sink.
 
-import type { ValueSchema } from './schema-registry/value-schema.ts';
+import type { ValueEncoder } from './schema-registry/value-encoder.ts';
 
 export type KafkaHeaderValue = string | Buffer | Array<string | Buffer>;
 
@@ -15,7 +15,7 @@ export interface KafkaRecord {
   /** The route's topic template, when it names levels: its kafka.maxTopics budget (topic-admin.ts). */
   readonly template?: string | undefined;
   /** `value` is a body encoded with this schema: the sink prefixes the wire-format header (the registry's id) before it writes. */
-  readonly schema?: ValueSchema | undefined;
+  readonly schema?: ValueEncoder | undefined;
   /**
    * Array fan-out (kafka.each): this record is the message's first element, and these are the
    * others, each its own Kafka record with the same topic and key. They are one item for the

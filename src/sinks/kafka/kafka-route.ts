@@ -13,7 +13,7 @@ import type { Encoded, MatchInput, OutputCompiler, RouteContext, RouteOutput } f
 import { type SparkplugMessage, sparkplugJson } from '../../sparkplug/sparkplug-message.ts';
 import { mqttHeaders, reservedHeader } from './kafka-headers.ts';
 import { type KafkaElement, type KafkaHeaderValue, type KafkaRecord, kafkaTopicRe } from './kafka-record.ts';
-import { ValueSchema, valueFormats } from './schema-registry/value-schema.ts';
+import { ValueEncoder, valueFormats } from './schema-registry/value-encoder.ts';
 
 export const kafkaRoute = z.strictObject({
   topic: z.string().min(1).describe('Kafka topic template, e.g. "telemetry.{site}"'),
@@ -85,7 +85,7 @@ class KafkaRouteOutput implements RouteOutput<KafkaRecord> {
   /** Sparkplug as JSON (names resolved), else the payload as it came. */
   private readonly sparkplugJson: boolean;
   private readonly sparkplug: boolean;
-  private readonly schema: ValueSchema | undefined;
+  private readonly schema: ValueEncoder | undefined;
   readonly requires: readonly string[] | undefined;
 
   constructor(part: KafkaRoute, context: RouteContext) {
@@ -123,7 +123,7 @@ class KafkaRouteOutput implements RouteOutput<KafkaRecord> {
         throw new RuleError(at('value', 'subject'), 'a topic with {levels} names many topics: give the subject');
       const file = resolve(context.baseDir, part.value.schema);
       try {
-        this.schema = new ValueSchema({ format: part.value.format, file, subject: part.value.subject ?? `${part.topic}-value`, message: part.value.message });
+        this.schema = new ValueEncoder({ format: part.value.format, file, subject: part.value.subject ?? `${part.topic}-value`, message: part.value.message });
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         throw new RuleError(at('value', 'schema'), code ? `cannot read the schema file ${file} (${code})` : `${file}: ${(err as Error).message}`);

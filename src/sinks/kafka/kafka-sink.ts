@@ -1,24 +1,16 @@
-// Kafka through a client adapter (client/): an idempotent producer with acks -1 (all in-sync
-// replicas), one batch in flight per sink, many records per batch. What is decided here, once,
-// whichever the client:
-//  - the record's fault (too large, invalid): found by halving that topic's records, rejected
-//    alone (dead-lettered);
-//  - one topic's fault (deleted, not authorised, leader missing): the batch is split by topic,
-//    the healthy topics are written, the failing topic's records are deferred (the queue
-//    retries them alone and dead-letters them once they were stuck too long);
-//  - the cluster's fault (down, timing out): the whole batch is retried until durable.
-// Order per partition holds through all of it: while a topic has records deferred, newer records
-// for it are deferred behind them (the queue's lane keeps arrival order), never written first.
-// After any failed produce a new producer session starts: Kafka may have written part of the
-// request while the client rolled back all its sequence numbers, and a retry on the old session
-// would be refused (OutOfOrderSequenceException) for ever. Topics unknown to the sink are
-// checked and created off the write path (topic-admin.ts); their records wait meanwhile.
+// The Kafka sink: a batch split by topic and written through the client adapter (client/); a
+// record's own fault found by halving and rejected alone, one topic's fault deferred while the
+// others are written, the cluster's fault retried whole (the classes: README.md beside this).
+// Two things only this file knows: newer records of a topic with records deferred wait behind
+// them (order per partition), and any failed produce starts a new producer session, since Kafka
+// may have written part of a request whose sequence numbers the client rolled back (a retry on
+// the old session is refused for ever: OutOfOrderSequenceException).
 import type { Logger } from 'pino';
 import { type ItemRejection, type Sink, SinkError, type WriteResult } from '../sink.ts';
 import type { KafkaAdminPort, KafkaClient, ProducerSession, TopicBatch } from './client/kafka-client.ts';
 import { type KafkaRecord, recordSize } from './kafka-record.ts';
 import type { SchemaRegistryClient } from './schema-registry/registry.ts';
-import type { ValueSchema } from './schema-registry/value-schema.ts';
+import type { ValueEncoder } from './schema-registry/value-encoder.ts';
 import { TopicAdmin } from './topic-admin.ts';
 
 export interface KafkaSinkOptions {
@@ -99,7 +91,7 @@ export class KafkaSink implements Sink<KafkaRecord> {
   /** Whether the topic exists (creating it when allowed), waiting for the answer: the dead-letter topic at start. */
   async hasTopic(topic: string): Promise<{ ok: true } | { ok: false; reason: string }> {
     await this.start();
-    const s = await this.topics.settle(topic);
+    const s = await this.topics.checked(topic);
     return s.state === 'ready' ? { ok: true } : { ok: false, reason: s.state === 'missing' ? s.reason : `topic "${topic}" is not ready` };
   }
 
@@ -114,8 +106,8 @@ export class KafkaSink implements Sink<KafkaRecord> {
   }
 
   /** Why a deferred record is not written: the dead letter's error once it was stuck too long. */
-  unavailable(record: KafkaRecord): string {
-    this.settled(record); // the queue gives up on it (dead-lettered): it no longer holds the topic
+  giveUp(record: KafkaRecord): string {
+    this.forget(record); // the queue gives up on it (dead-lettered): it no longer holds the topic
     const f = this.failing.get(record.topic);
     return f ? `topic ${record.topic}: ${f.error}` : `topic ${record.topic}: not ready (being checked or created)`;
   }
@@ -182,11 +174,11 @@ export class KafkaSink implements Sink<KafkaRecord> {
         let w = this.waiting.get(r.topic);
         if (!w) this.waiting.set(r.topic, (w = new Set()));
         w.add(r);
-      } else this.settled(r);
+      } else this.forget(r);
     }
   }
 
-  private settled(r: KafkaRecord): void {
+  private forget(r: KafkaRecord): void {
     const w = this.waiting.get(r.topic);
     if (w?.delete(r) && w.size === 0) this.waiting.delete(r.topic);
   }
@@ -251,13 +243,13 @@ export class KafkaSink implements Sink<KafkaRecord> {
    * be reached fails the write (retried, nothing acked); one that refuses a schema rejects its
    * records (dead-lettered with the registry's words).
    */
-  private async registerSchemas(batch: readonly KafkaRecord[]): Promise<Map<ValueSchema, string> | undefined> {
-    let todo: Set<ValueSchema> | undefined;
+  private async registerSchemas(batch: readonly KafkaRecord[]): Promise<Map<ValueEncoder, string> | undefined> {
+    let todo: Set<ValueEncoder> | undefined;
     for (const r of batch) if (r.schema && !r.schema.header) (todo ??= new Set()).add(r.schema);
     if (!todo) return undefined;
     const registry = this.options.schemaRegistry;
     if (!registry) throw new SinkError(this.name, 'a record has a value schema but kafka.schemaRegistry is not configured');
-    let refused: Map<ValueSchema, string> | undefined;
+    let refused: Map<ValueEncoder, string> | undefined;
     for (const schema of todo) {
       const r = await registry.ensure(schema);
       if (r.ok) {

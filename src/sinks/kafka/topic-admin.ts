@@ -87,7 +87,7 @@ export class TopicAdmin {
   }
 
   /** Waits for the topic's check to finish (start-up checks: the dead-letter topic). */
-  async settle(topic: string, template?: string): Promise<TopicState> {
+  async checked(topic: string, template?: string): Promise<TopicState> {
     let s = this.state(topic, template);
     while (s.state === 'pending') {
       await this.queue.onIdle();

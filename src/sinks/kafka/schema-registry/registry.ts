@@ -3,7 +3,7 @@
 // false, only looked up), once per worker, its id cached on the schema. A registry that cannot
 // be reached is retried like a sink that is down (nothing is acked meanwhile); a registry that
 // answers no (an incompatible or invalid schema) refuses those records for good.
-import type { ValueSchema } from './value-schema.ts';
+import type { ValueEncoder } from './value-encoder.ts';
 
 export interface SchemaRegistryOptions {
   /** Base URL of the Confluent-compatible API, e.g. http://127.0.0.1:28081/apis/ccompat/v7. */
@@ -20,7 +20,7 @@ export type Registration = { readonly ok: true } | { readonly ok: false; readonl
 export class SchemaRegistryClient {
   private readonly options: SchemaRegistryOptions;
   private readonly headers: Record<string, string>;
-  private readonly pending = new Map<ValueSchema, Promise<Registration>>();
+  private readonly pending = new Map<ValueEncoder, Promise<Registration>>();
 
   constructor(options: SchemaRegistryOptions) {
     this.options = options;
@@ -31,7 +31,7 @@ export class SchemaRegistryClient {
   }
 
   /** Gives the schema its header (id), asking the registry the first time; concurrent callers share the answer. */
-  ensure(schema: ValueSchema): Promise<Registration> {
+  ensure(schema: ValueEncoder): Promise<Registration> {
     if (schema.header) return Promise.resolve({ ok: true });
     let p = this.pending.get(schema);
     if (!p) {
@@ -41,7 +41,7 @@ export class SchemaRegistryClient {
     return p;
   }
 
-  private async ask(schema: ValueSchema): Promise<Registration> {
+  private async ask(schema: ValueEncoder): Promise<Registration> {
     const subject = encodeURIComponent(schema.subject);
     // POST /subjects/{s}/versions registers (or finds the same schema); POST /subjects/{s} only looks it up
     const path = this.options.register ? `/subjects/${subject}/versions` : `/subjects/${subject}`;

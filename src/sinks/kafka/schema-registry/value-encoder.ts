@@ -25,7 +25,7 @@ export interface ValueSchemaSpec {
 
 export type Encoding = { readonly body: Buffer } | { readonly error: string };
 
-export class ValueSchema {
+export class ValueEncoder {
   readonly format: ValueFormat;
   readonly subject: string;
   /** The schema as registered (the file's text). */
