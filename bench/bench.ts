@@ -75,8 +75,11 @@ const clients = args['kafka-client']
 for (const c of clients)
   if (!(kafkaClients as readonly string[]).includes(c)) throw new Error(`--kafka-client: unknown client ${c} (${kafkaClients.join(', ')})`);
 const defaultClient = kafkaConfig.parse({}).client;
-/** sluice as users run it (dist/, built below) unless --build src. */
-const build = args.build === 'src' ? 'src' : 'dist';
+/**
+ * sluice as users run it (dist/, built below) unless --build src; --build PATH runs another
+ * checkout's built cli.js (an A/B against the code before a change, on the same stack).
+ */
+const build = args.build === 'src' ? 'src' : args.build === 'dist' || args.build === undefined ? 'dist' : { entry: args.build };
 /**
  * How the drains watch sluice: every poll-ms, only the counters they read (`/metrics?name=`),
  * unless --full-poll renders the whole registry each time (what the bench did before; measured

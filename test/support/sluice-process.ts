@@ -23,8 +23,11 @@ export interface SluiceOptions {
   readonly nodeArgs?: readonly string[];
   /** Extra `sluice run` options (--watch). */
   readonly args?: readonly string[];
-  /** Which build runs: the sources (default), or dist/ as users run it (the benchmark; `npm run build` first). */
-  readonly build?: 'src' | 'dist';
+  /**
+   * Which build runs: the sources (default), dist/ as users run it (the benchmark; `npm run build`
+   * first), or another checkout's built cli.js (the benchmark's A/B: the code before a change).
+   */
+  readonly build?: 'src' | 'dist' | { readonly entry: string };
 }
 
 export class SluiceProcess {
@@ -51,7 +54,8 @@ export class SluiceProcess {
     this.env = options.env ?? {};
     this.nodeArgs = options.nodeArgs ?? [];
     this.args = options.args ?? [];
-    this.entry = join(repoRoot, options.build === 'dist' ? 'dist/cli.js' : 'src/cli.ts');
+    const build = options.build ?? 'src';
+    this.entry = typeof build === 'object' ? build.entry : join(repoRoot, build === 'dist' ? 'dist/cli.js' : 'src/cli.ts');
     const config = merge(
       {
         rules: 'rules.yaml',

@@ -7,9 +7,10 @@
 // the pipeline then holds the message's ack: never "acknowledged and lost".
 import { createHash } from 'node:crypto';
 import type { Refusal } from '../../outcome.ts';
+import { recordRejected } from '../kafka/kafka-faults.ts';
 import { mqttHeaders } from '../kafka/kafka-headers.ts';
 import type { KafkaHeaderValue, KafkaRecord } from '../kafka/kafka-record.ts';
-import { type KafkaSink, recordRejected } from '../kafka/kafka-sink.ts';
+import type { KafkaSink } from '../kafka/kafka-sink.ts';
 import { type DeadLetterItem, type ItemRejection, type Sink, SinkError, type WriteResult } from '../sink.ts';
 
 /** How far a dead letter was shrunk to fit. */

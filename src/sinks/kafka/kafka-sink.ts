@@ -8,9 +8,12 @@
 import type { Logger } from 'pino';
 import { type ItemRejection, type Sink, SinkError, type WriteResult } from '../sink.ts';
 import type { KafkaAdminPort, KafkaClient, ProducerSession, TopicBatch } from './client/kafka-client.ts';
+import { FailingTopics } from './failing-topics.ts';
+import { KafkaFaults, recordRejected } from './kafka-faults.ts';
 import { type KafkaRecord, recordSize } from './kafka-record.ts';
 import type { SchemaRegistryClient } from './schema-registry/registry.ts';
 import type { ValueEncoder } from './schema-registry/value-encoder.ts';
+import { pushWireRecords } from './schema-registry/wire-format.ts';
 import { TopicAdmin } from './topic-admin.ts';
 
 export interface KafkaSinkOptions {
@@ -30,28 +33,6 @@ export interface KafkaSinkOptions {
   readonly schemaRegistry?: SchemaRegistryClient | undefined;
 }
 
-/** The reason a record is rejected for what it is (too large, invalid): the only one shrinking can help. */
-export const recordRejected = 'rejected-by-kafka';
-
-/** Protocol errors that are about the records, not the cluster's state. */
-const recordFaults = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE', 'INVALID_RECORD', 'CORRUPT_MESSAGE', 'INVALID_TIMESTAMP']);
-/** Protocol errors about one topic or its partitions: other topics can still be written. */
-const topicFaults = new Set([
-  'UNKNOWN_TOPIC_OR_PARTITION',
-  'TOPIC_AUTHORIZATION_FAILED',
-  'LEADER_NOT_AVAILABLE',
-  'NOT_LEADER_FOR_PARTITION',
-  'NOT_LEADER_OR_FOLLOWER',
-  'NOT_ENOUGH_REPLICAS',
-  'NOT_ENOUGH_REPLICAS_AFTER_APPEND',
-  'KAFKA_STORAGE_ERROR',
-  'REPLICA_NOT_AVAILABLE',
-  'UNKNOWN_LEADER_EPOCH',
-  'FENCED_LEADER_EPOCH',
-  'INVALID_TOPIC_EXCEPTION',
-  'POLICY_VIOLATION',
-]);
-
 export class KafkaSink implements Sink<KafkaRecord> {
   readonly name: string;
   private readonly client: KafkaClient;
@@ -63,10 +44,8 @@ export class KafkaSink implements Sink<KafkaRecord> {
   private readonly options: KafkaSinkOptions;
   private readonly log: Logger;
   private connected = false;
-  /** Topics failing on their own now, with Kafka's words (for /readyz and the dead letter). */
-  private readonly failing = new Map<string, { since: number; error: string }>();
-  /** Records deferred and not yet written or given up, by topic: newer records of the topic wait behind them. */
-  private readonly waiting = new Map<string, Set<KafkaRecord>>();
+  private readonly faults: KafkaFaults;
+  private readonly failing: FailingTopics;
 
   constructor(options: KafkaSinkOptions, log: Logger) {
     this.name = options.name ?? 'kafka';
@@ -77,6 +56,8 @@ export class KafkaSink implements Sink<KafkaRecord> {
     this.probe = this.client.session('probe');
     this.admin = this.client.admin();
     this.topics = new TopicAdmin(this.admin, { createTopics: options.createTopics, maxTopics: options.maxTopics }, log, (err) => this.client.reason(err));
+    this.faults = new KafkaFaults(this.client);
+    this.failing = new FailingTopics(log);
   }
 
   async start(): Promise<void> {
@@ -101,15 +82,12 @@ export class KafkaSink implements Sink<KafkaRecord> {
 
   /** Topics failing on their own, with Kafka's words: /readyz names them. */
   problems(): readonly string[] {
-    const now = Date.now();
-    return [...this.failing].slice(0, 5).map(([topic, f]) => `${this.name}: topic ${topic} failing for ${Math.round((now - f.since) / 1000)} s: ${f.error}`);
+    return this.failing.problems(this.name);
   }
 
-  /** Why a deferred record is not written: the dead letter's error once it was stuck too long. */
+  /** The queue gives up on a deferred record (dead-lettered): why it was not written. */
   giveUp(record: KafkaRecord): string {
-    this.forget(record); // the queue gives up on it (dead-lettered): it no longer holds the topic
-    const f = this.failing.get(record.topic);
-    return f ? `topic ${record.topic}: ${f.error}` : `topic ${record.topic}: not ready (being checked or created)`;
+    return this.failing.giveUp(record);
   }
 
   async write(batch: readonly KafkaRecord[]): Promise<WriteResult> {
@@ -130,10 +108,9 @@ export class KafkaSink implements Sink<KafkaRecord> {
         continue;
       }
       const s = this.topics.state(r.topic, r.template);
-      const waiting = this.options.isolate ? this.waiting.get(r.topic) : undefined;
       if (s.state === 'missing') rejected.push({ index: i, reason: 'kafka-topic-missing', error: s.reason });
       // a newer record of a topic whose older records wait is deferred behind them (order per partition)
-      else if (s.state === 'pending' || (waiting !== undefined && !waiting.has(r))) deferred.push(i);
+      else if (s.state === 'pending' || (this.options.isolate && this.failing.behind(r))) deferred.push(i);
       else {
         let list = byTopic.get(r.topic);
         if (!list) byTopic.set(r.topic, (list = []));
@@ -143,7 +120,7 @@ export class KafkaSink implements Sink<KafkaRecord> {
     // topics failing on their own are tried alone on the probe producer (which gives up
     // quickly); the rest go together on the main one
     const alone = new Map<string, number[]>();
-    if (this.failing.size > 0)
+    if (this.failing.any)
       for (const [topic, indexes] of byTopic) {
         if (this.failing.has(topic)) {
           alone.set(topic, indexes);
@@ -155,32 +132,15 @@ export class KafkaSink implements Sink<KafkaRecord> {
         await this.send(this.main, batch, byTopic);
       } catch (err) {
         await this.main.reset();
-        if (!this.isolating(err)) throw this.clusterError(err);
+        if (!this.faults.isolating(err)) throw this.clusterError(err);
         for (const [topic, indexes] of byTopic) alone.set(topic, indexes);
       }
     }
     for (const [topic, indexes] of alone) await this.sendAlone(batch, topic, indexes, rejected, deferred);
     // what is deferred now holds its topic; what was written or rejected no longer does (only
     // with a lane behind: the dead letter retries its whole write, with new records each time)
-    if (this.options.isolate && (deferred.length > 0 || this.waiting.size > 0)) this.track(batch, deferred);
+    if (this.options.isolate && (deferred.length > 0 || this.failing.anyWaiting)) this.failing.track(batch, deferred);
     return { rejected, ...(deferred.length > 0 ? { deferred } : {}) };
-  }
-
-  private track(batch: readonly KafkaRecord[], deferred: readonly number[]): void {
-    const held = new Set(deferred);
-    for (let i = 0; i < batch.length; i++) {
-      const r = batch[i] as KafkaRecord;
-      if (held.has(i)) {
-        let w = this.waiting.get(r.topic);
-        if (!w) this.waiting.set(r.topic, (w = new Set()));
-        w.add(r);
-      } else this.forget(r);
-    }
-  }
-
-  private forget(r: KafkaRecord): void {
-    const w = this.waiting.get(r.topic);
-    if (w?.delete(r) && w.size === 0) this.waiting.delete(r.topic);
   }
 
   async close(): Promise<void> {
@@ -198,23 +158,20 @@ export class KafkaSink implements Sink<KafkaRecord> {
   ): Promise<void> {
     try {
       await this.send(this.probe, batch, new Map([[topic, indexes]]));
-      this.recovered(topic);
+      this.failing.recovered(topic);
       return;
     } catch (err) {
       await this.probe.reset();
-      const fault = this.faultOf(err, recordFaults);
+      const fault = this.faults.record(err);
       if (fault) {
         await this.halve(batch, topic, indexes, rejected, fault);
-        this.recovered(topic);
+        this.failing.recovered(topic);
         return;
       }
-      const topicFault = this.faultOf(err, topicFaults);
+      const topicFault = this.faults.topic(err);
       if (topicFault?.startsWith('UNKNOWN_TOPIC_OR_PARTITION')) this.topics.forget(topic);
       if (!topicFault || !this.options.isolate) throw this.clusterError(err, topic);
-      if (!this.failing.has(topic)) {
-        this.log.warn({ topic, err: topicFault }, 'kafka topic failing on its own: its records wait, the other topics flow');
-        this.failing.set(topic, { since: Date.now(), error: topicFault });
-      }
+      this.failing.failed(topic, topicFault);
       deferred.push(...indexes);
     }
   }
@@ -231,7 +188,7 @@ export class KafkaSink implements Sink<KafkaRecord> {
         await this.send(this.probe, batch, new Map([[topic, half]]));
       } catch (err) {
         await this.probe.reset();
-        const f = this.faultOf(err, recordFaults);
+        const f = this.faults.record(err);
         if (!f) throw this.clusterError(err, topic);
         await this.halve(batch, topic, half, rejected, f);
       }
@@ -266,34 +223,10 @@ export class KafkaSink implements Sink<KafkaRecord> {
     const batches: TopicBatch[] = [];
     for (const [topic, indexes] of byTopic) {
       const records: KafkaRecord[] = [];
-      for (const i of indexes) {
-        const r = batch[i] as KafkaRecord;
-        // the Confluent wire format: magic byte, schema id (and Protobuf's message indexes), then the body
-        const header = r.schema?.header;
-        records.push(header ? { ...r, value: Buffer.concat([header, r.value]), more: undefined } : r.more ? { ...r, more: undefined } : r);
-        // a fanned-out message's other elements, right behind its first (same key: same partition, in order)
-        if (r.more) for (const e of r.more) records.push({ ...r, ...e, value: header ? Buffer.concat([header, e.value]) : e.value, more: undefined });
-      }
+      for (const i of indexes) pushWireRecords(batch[i] as KafkaRecord, records);
       batches.push({ topic, records });
     }
     await via.send(batches);
-  }
-
-  private recovered(topic: string): void {
-    const f = this.failing.get(topic);
-    if (!f) return;
-    this.failing.delete(topic);
-    this.log.info({ topic, failedForMs: Date.now() - f.since }, 'kafka topic writable again');
-  }
-
-  /** Whether an error may be one topic's or one record's fault (then the batch is split). */
-  private isolating(err: unknown): boolean {
-    return this.faultOf(err, recordFaults) !== undefined || this.faultOf(err, topicFaults) !== undefined;
-  }
-
-  /** The broker's answer among the error's causes, when it is one of `types`. */
-  private faultOf(err: unknown, types: ReadonlySet<string>): string | undefined {
-    return this.client.faults(err).find((f) => types.has(f.code))?.text;
   }
 
   private clusterError(err: unknown, topic?: string): SinkError {

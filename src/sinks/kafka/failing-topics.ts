@@ -1,0 +1,80 @@
+// Topics failing on their own (deleted, not authorised, no leader), and the records that wait
+// for them: while a topic has records deferred, newer records for it are deferred behind them
+// (order per partition), until they are written or the queue gives up on them.
+import type { Logger } from 'pino';
+import type { KafkaRecord } from './kafka-record.ts';
+
+export class FailingTopics {
+  /** Topics failing on their own now, with Kafka's words (for /readyz and the dead letter). */
+  private readonly failing = new Map<string, { since: number; error: string }>();
+  /** Records deferred and not yet written or given up, by topic. */
+  private readonly waiting = new Map<string, Set<KafkaRecord>>();
+  private readonly log: Logger;
+
+  constructor(log: Logger) {
+    this.log = log;
+  }
+
+  get any(): boolean {
+    return this.failing.size > 0;
+  }
+
+  has(topic: string): boolean {
+    return this.failing.has(topic);
+  }
+
+  /** A topic's own fault: its records wait, the other topics flow. */
+  failed(topic: string, error: string): void {
+    if (this.failing.has(topic)) return;
+    this.log.warn({ topic, err: error }, 'kafka topic failing on its own: its records wait, the other topics flow');
+    this.failing.set(topic, { since: Date.now(), error });
+  }
+
+  recovered(topic: string): void {
+    const f = this.failing.get(topic);
+    if (!f) return;
+    this.failing.delete(topic);
+    this.log.info({ topic, failedForMs: Date.now() - f.since }, 'kafka topic writable again');
+  }
+
+  /** Whether the record must wait behind older records of its topic that wait already. */
+  behind(record: KafkaRecord): boolean {
+    const w = this.waiting.get(record.topic);
+    return w !== undefined && !w.has(record);
+  }
+
+  get anyWaiting(): boolean {
+    return this.waiting.size > 0;
+  }
+
+  /** After a write: what is deferred now holds its topic; what was written or rejected no longer does. */
+  track(batch: readonly KafkaRecord[], deferred: readonly number[]): void {
+    const held = new Set(deferred);
+    for (let i = 0; i < batch.length; i++) {
+      const r = batch[i] as KafkaRecord;
+      if (held.has(i)) {
+        let w = this.waiting.get(r.topic);
+        if (!w) this.waiting.set(r.topic, (w = new Set()));
+        w.add(r);
+      } else this.forget(r);
+    }
+  }
+
+  /** The queue gave up on a deferred record (dead-lettered): it no longer holds its topic. Returns why it was not written. */
+  giveUp(record: KafkaRecord): string {
+    this.forget(record);
+    const f = this.failing.get(record.topic);
+    return f ? `topic ${record.topic}: ${f.error}` : `topic ${record.topic}: not ready (being checked or created)`;
+  }
+
+  /** For /readyz: the first few, with how long and Kafka's words. */
+  problems(sink: string): string[] {
+    const now = Date.now();
+    return [...this.failing].slice(0, 5).map(([topic, f]) => `${sink}: topic ${topic} failing for ${Math.round((now - f.since) / 1000)} s: ${f.error}`);
+  }
+
+  private forget(r: KafkaRecord): void {
+    const w = this.waiting.get(r.topic);
+    if (w?.delete(r) && w.size === 0) this.waiting.delete(r.topic);
+  }
+}
