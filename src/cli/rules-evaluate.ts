@@ -1,13 +1,11 @@
 // What the rules do with one message, as `rules test` prints it and its cases compare it: the
 // outcome in one word, the routes, each sink's items in a printable form, the dead letter.
-import { isUtf8 } from 'node:buffer';
 import { filterMatches } from '../mapping/topic-pattern.ts';
 import type { Message } from '../message.ts';
 import type { Refusal } from '../outcome.ts';
 import { encodeAll } from '../pipeline/encode.ts';
 import type { RuleSet } from '../router/rule-set.ts';
-import type { KafkaRecord } from '../sinks/kafka/kafka-record.ts';
-import { ValueEncoder } from '../sinks/kafka/schema-registry/value-encoder.ts';
+import { sinkPlugins } from '../sinks/registry.ts';
 import { UsageError } from './command.ts';
 
 /** What the rules do with one message: its outcome in a word, the routes, each sink's items (printable), the dead letter. */
@@ -18,7 +16,7 @@ export function evaluate(rules: RuleSet, message: Message): Report {
   return {
     outcome: outcomeOf(routed.outcome, routed.matches.length, refusals.length),
     routes: routed.matches.map((m) => m.route),
-    outputs: outputs.map((o) => ({ route: o.route, sink: o.sink, item: printable(o.item) })),
+    outputs: outputs.map((o) => ({ route: o.route, sink: o.sink, item: printable(o.sink, o.item) })),
     deadLetters: refusals,
     ...(subscribed.length === 0
       ? {
@@ -56,28 +54,7 @@ export function base64Of(text: string, what: string): Buffer {
   return Buffer.from(clean, 'base64');
 }
 
-/** A Kafka value as text (a fanned-out message's other elements too); the audit item as its record's fields. */
-export function printable(item: unknown): unknown {
-  if (item && typeof item === 'object' && 'value' in item && Buffer.isBuffer((item as { value: unknown }).value)) {
-    const r = item as KafkaRecord;
-    // a schema-encoded body (the registry's header comes at write time): bytes, as base64
-    const text = (value: Buffer) => (r.schema instanceof ValueEncoder ? value.toString('base64') : value.toString('utf8'));
-    return {
-      ...r,
-      value: text(r.value),
-      ...(r.schema instanceof ValueEncoder ? { schema: { format: r.schema.format, subject: r.schema.subject } } : {}),
-      ...(r.more ? { more: r.more.map((e) => ({ ...e, value: text(e.value) })) } : {}),
-    };
-  }
-  if (item && typeof item === 'object' && 'message' in item) {
-    const { message, levels } = item as { message: Message; levels: unknown };
-    // the payload as text when it is UTF-8, else base64 (JSON.stringify would spell a Buffer out byte by byte)
-    return {
-      topic: message.topic,
-      qos: message.qos,
-      levels,
-      ...(isUtf8(message.payload) ? { payload: message.payload.toString('utf8') } : { payloadBase64: message.payload.toString('base64') }),
-    };
-  }
-  return item;
+/** An item as `rules test` and `tap` print it: its sink's own description (binary as text or base64), else as it is. */
+export function printable(sink: string, item: unknown): unknown {
+  return sinkPlugins.find((p) => p.name === sink)?.describe?.(item) ?? item;
 }

@@ -59,6 +59,8 @@ export interface SinkPlugin {
   /** Built only when a route uses it, unless always (the dead letter). */
   readonly always?: boolean;
   create(context: SinkContext): Promise<BuiltSink> | BuiltSink;
+  /** An item as `rules test` and `tap` print it (JSON: bytes as text or base64, no internals); default as it is. */
+  describe?(item: unknown): unknown;
   /** `sluice check --connect`: reach its server with the config's credentials, write nothing, say what was found. */
   probe?(context: ProbeContext): Promise<Probe>;
 }

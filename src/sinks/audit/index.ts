@@ -2,6 +2,7 @@
 // (with QoS 2 subscriptions) the exactly-once ledger of the command connection. Phase 0: the
 // record is durable before the route's other outputs are written, and they carry its number.
 // README.md beside this file is its documentation.
+import { isUtf8 } from 'node:buffer';
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { z } from 'zod';
 import { ExactlyOnceLedger } from '../../audit/exactly-once/exactly-once-ledger.ts';
@@ -154,5 +155,15 @@ export const auditPlugin: SinkPlugin = {
     const p = await directoryProbe(a.dir);
     // the signing key was read with the config (a missing one fails the load): say whether there is one
     return { ok: p.ok, detail: `${p.detail}${a.signing ? ', checkpoints signed' : ', checkpoints unsigned (no audit.signing)'}` };
+  },
+  describe(item) {
+    const { message, levels } = item as AuditItem;
+    // the payload as text when it is UTF-8, else base64 (JSON.stringify would spell a Buffer out byte by byte)
+    return {
+      topic: message.topic,
+      qos: message.qos,
+      levels,
+      ...(isUtf8(message.payload) ? { payload: message.payload.toString('utf8') } : { payloadBase64: message.payload.toString('base64') }),
+    };
   },
 };

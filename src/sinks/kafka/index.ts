@@ -6,9 +6,11 @@ import type { Probe, SinkPlugin } from '../plugin.ts';
 import { within } from '../probe.ts';
 import { createKafkaClient } from './client/create-client.ts';
 import { type KafkaConfig, kafkaConfig } from './config.ts';
+import type { KafkaRecord } from './kafka-record.ts';
 import { kafkaRoute, kafkaRouteCompiler } from './kafka-route.ts';
 import { KafkaSink } from './kafka-sink.ts';
 import { SchemaRegistryClient } from './schema-registry/registry.ts';
+import { ValueEncoder } from './schema-registry/value-encoder.ts';
 
 /** The producer settings of a kafka section (the dead-letter sink connects with the same). */
 export async function kafkaSinkOptions(k: KafkaConfig, name: string): Promise<ConstructorParameters<typeof KafkaSink>[0]> {
@@ -75,4 +77,16 @@ export const kafkaPlugin: SinkPlugin = {
     };
   },
   probe: ({ section, destinations, timeoutMs }) => probeKafka(section as KafkaConfig, destinations, timeoutMs),
+  describe(item) {
+    const r = item as KafkaRecord;
+    // a schema-encoded body (the registry's header comes at write time): bytes, as base64
+    const encoded = r.schema instanceof ValueEncoder;
+    const text = (value: Buffer) => (encoded ? value.toString('base64') : value.toString('utf8'));
+    return {
+      ...r,
+      value: text(r.value),
+      ...(encoded && r.schema ? { schema: { format: r.schema.format, subject: r.schema.subject } } : {}),
+      ...(r.more ? { more: r.more.map((e) => ({ ...e, value: text(e.value) })) } : {}),
+    };
+  },
 };
