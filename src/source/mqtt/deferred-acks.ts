@@ -1,23 +1,11 @@
 // The one place sluice reaches into MQTT.js (pinned: mqtt 5.16.0; covered by
-// test/source/mqtt-deferred-acks.test.ts). MQTT.js handles packets one at a time and sends a
-// PUBACK right after handleMessage's callback. Here:
-//  - handleMessage waits for room in the ack window, opens a slot, hands the message on and
-//    lets the pump continue at once (many messages in flight, pipelined);
-//  - the PUBACK MQTT.js then asks to send is taken and attached to the slot; the ack window
-//    sends it when the sinks have the message durably, in arrival order;
-//  - while the window is full the pump is held, so the socket is not read (TCP backpressure)
-//    and the broker cannot push us past Receive Maximum even when it ignores it;
-//  - a held pump cannot read the broker's PINGRESP, so a keepalive timeout during or right
-//    after a hold sends another PINGREQ instead of tearing the connection down (the broker
-//    still sees us alive); a dead peer shows as a socket error on those writes.
-// QoS 2 (the command path): MQTT.js would store the PUBLISH, send PUBREC at once and deliver
-// at PUBREL, and it drops the connection when more than Receive Maximum wait for PUBREL, which
-// Mosquitto 2.0.11 provokes by over-sending (src/source/README.md). Here a QoS 2 message is taken on arrival
-// like QoS 1 and its PUBREC is held like a PUBACK; the window counts arrival -> PUBREC only
-// (that is what holds payloads in memory), so a held pump never waits for a PUBREL queued
-// behind it: no deadlock. Waiting for PUBREL costs a packet id, not a payload; MQTT.js's
-// count and its payload store are replaced, and PUBCOMP leaves only once the owner made the
-// release durable (onRelease), in PUBREL order (MQTT 5 section 4.6).
+// test/source/mqtt-deferred-acks.test.ts). What it does and why is in src/source/README.md (the
+// ack window, QoS 2); what only this file shows is how: handleMessage waits for room in the
+// window and lets the pump go on at once; the PUBACK or PUBREC MQTT.js then asks to send is taken
+// and attached to the slot; a held pump cannot read PINGRESP, so a keepalive timeout during a
+// hold sends another PINGREQ instead of tearing the connection down; for QoS 2, MQTT.js's count
+// of exchanges waiting for PUBREL and its payload store are replaced, and PUBCOMP leaves only
+// once the owner made the release durable (onRelease), in PUBREL order.
 import type { IPublishPacket, MqttClient } from 'mqtt';
 import type { AckSlot, AckWindow } from '../ack-window.ts';
 
