@@ -15,7 +15,7 @@ import { verifyAuditLog } from '../../src/audit/tools/verify.ts';
 import { freePort } from '../support/broker.ts';
 import { publishNumbered, readTopic, seqCounts, waitFor } from '../support/e2e-helpers.ts';
 import { type SluiceProcess, sluiceFor } from '../support/sluice-process.ts';
-import { config, endpoints, mqttClient, printLogsOnFailure, unique } from '../support/stack.ts';
+import { config, endpoints, influxQuery, mqttClient, printLogsOnFailure, unique } from '../support/stack.ts';
 
 function commandsIn(sluice: SluiceProcess): CommandRecord[] {
   const records: CommandRecord[] = [];
@@ -131,4 +131,66 @@ test('a blackholed broker link (packets dropped, nothing closed) for 60 s under 
   t.diagnostic(`commands: ${commandsSent.length} sent, ${new Set(recorded).size} recorded, ${twice} twice`);
   assert.equal(twice, 0, 'no command recorded twice');
   assert.equal(new Set(recorded).size, commandsSent.length, 'every command recorded');
+});
+
+test('InfluxDB answering slower than the write timeout for 20 s, then resetting connections mid-request for 15 s: 0 points lost, sluice recovers by itself', {
+  timeout: 240_000,
+}, async (t) => {
+  printLogsOnFailure(t);
+  const toxiproxy = await Toxiproxy.start(await ensureToxiproxy(stackConfig().cacheDir), config.host, await freePort());
+  t.after(() => toxiproxy.stop());
+  const listen = `${config.host}:${await freePort()}`;
+  await toxiproxy.proxy('influx', listen, new URL(endpoints.influxdb).host);
+  const prefix = unique('islow');
+  const measurement = prefix.replace('-', '_');
+  const sluice = sluiceFor(t, {
+    rules: {
+      subscriptions: [{ filter: `${prefix}/+/+/+/+/telemetry`, qos: 1 }],
+      routes: [
+        {
+          name: 'telemetry',
+          match: `${prefix}/{site}/{zone}/{deviceType}/{deviceId}/telemetry`,
+          // the sequence number is the timestamp (s): every point has its own time, so counting them is exact
+          influx: { measurement, tags: ['deviceId'], fields: { seq: { path: '$.seq', type: 'integer' } }, time: '$.seq', timeUnit: 's' },
+        },
+      ],
+    },
+    config: { influx: { url: `http://${listen}`, timeoutMs: 2_000 } },
+  });
+  await sluice.start();
+  const total = 15_000;
+  const rate = 300;
+  const pub = await mqttClient(t);
+  const publishing = publishNumbered(pub, total, (seq) => `${prefix}/s/z/sensor/dev-${seq % 20}/telemetry`, { ratePerSecond: rate });
+  await sleep(5_000);
+  // every answer 5 s late, past influx.timeoutMs (2 s): each write times out and is retried
+  await toxiproxy.add('influx', 'slow', { type: 'latency', stream: 'downstream', attributes: { latency: 5_000, jitter: 0 } });
+  await sleep(20_000);
+  const during = await sluice.metrics(['sluice_sink_healthy', 'sluice_sink_write_errors_total']);
+  await toxiproxy.remove('influx', 'slow');
+  // then connections reset after a few bytes of the request: mid-request, nothing answered
+  await toxiproxy.add('influx', 'reset', { type: 'limit_data', stream: 'upstream', attributes: { bytes: 200 } });
+  await sleep(15_000);
+  await toxiproxy.remove('influx', 'reset');
+  const healed = Date.now();
+  await publishing;
+  let count = 0;
+  await waitFor(
+    `${total} points in InfluxDB`,
+    async () => {
+      const rows = await influxQuery(`SELECT count("seq") FROM "${measurement}"`);
+      count = Number(rows[0]?.[1] ?? 0);
+      return count >= total;
+    },
+    90_000,
+  ).catch(() => {});
+  const caughtUp = Date.now() - healed;
+  const m = await sluice.metrics(['sluice_sink_write_errors_total', 'sluice_inflight_messages_max', 'sluice_process_resident_memory_bytes']);
+  t.diagnostic(
+    `slow then resetting InfluxDB: healthy during the slow answers ${during.get('sluice_sink_healthy{sink="influx"}')}, write errors ${m.get('sluice_sink_write_errors_total{sink="influx"}')}; ${count} of ${total} points, all in ${caughtUp} ms after the heal; in flight at most ${m.get('sluice_inflight_messages_max')}`,
+  );
+  assert.equal(during.get('sluice_sink_healthy{sink="influx"}'), 0, 'a write that times out makes the sink unhealthy');
+  assert.equal(count, total, `${total - count} points lost`);
+  assert.ok((m.get('sluice_inflight_messages_max') ?? Infinity) <= 1000, 'the window held: the broker kept the backlog');
+  await waitFor('ready again', async () => (await sluice.ready()).status === 200, 30_000);
 });
