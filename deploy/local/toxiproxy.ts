@@ -4,35 +4,13 @@
 // its HTTP API, drops packets without closing (a blackhole), adds latency, limits bandwidth,
 // resets connections.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { PrerequisiteError, requireExecutable, runCommand } from './prerequisites.ts';
+import { goInstalled } from './go-install.ts';
 
 export const toxiproxyVersion = 'v2.12.0';
 
 /** The toxiproxy server in the cache, built the first time (~15 s). */
 export async function ensureToxiproxy(cacheDir: string): Promise<string> {
-  const outDir = join(cacheDir, `toxiproxy-${toxiproxyVersion}`);
-  const binary = join(outDir, 'server');
-  if (existsSync(binary)) return binary;
-  const go = requireExecutable('go', 'toxiproxy is built from the Go module proxy: install Go (https://go.dev/doc/install)');
-  const tmp = `${outDir}.tmp-${process.pid}`;
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp, { recursive: true });
-  const out = await runCommand(go, ['install', `github.com/Shopify/toxiproxy/v2/cmd/server@${toxiproxyVersion}`], {
-    ...process.env,
-    CGO_ENABLED: '0',
-    GOBIN: tmp,
-    GOFLAGS: '-mod=mod',
-  });
-  writeFileSync(`${outDir}.build.log`, out.output);
-  if (out.status !== 0 || !existsSync(join(tmp, 'server'))) {
-    rmSync(tmp, { recursive: true, force: true });
-    throw new PrerequisiteError(`go install toxiproxy@${toxiproxyVersion} failed (is the Go module proxy reachable?), log ${outDir}.build.log`);
-  }
-  rmSync(outDir, { recursive: true, force: true });
-  renameSync(tmp, outDir);
-  return binary;
+  return goInstalled(cacheDir, 'toxiproxy', toxiproxyVersion, 'github.com/Shopify/toxiproxy/v2/cmd/server', 'server');
 }
 
 export interface Toxic {

@@ -6,16 +6,25 @@
 // nothing acknowledged is lost and no command is recorded twice.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { stackConfig } from '../../deploy/local/stack-config.ts';
 import { ensureToxiproxy, Toxiproxy } from '../../deploy/local/toxiproxy.ts';
 import type { CommandRecord } from '../../src/audit/log/format.ts';
 import { verifyAuditLog } from '../../src/audit/tools/verify.ts';
 import { freePort } from '../support/broker.ts';
-import { publishNumbered, readTopic, seqCounts, waitFor } from '../support/e2e-helpers.ts';
+import { influxPoints, publishNumbered, readTopic, seqCounts, waitFor } from '../support/e2e-helpers.ts';
 import { type SluiceProcess, sluiceFor } from '../support/sluice-process.ts';
-import { config, endpoints, influxQuery, mqttClient, printLogsOnFailure, unique } from '../support/stack.ts';
+import { config, endpoints, mqttClient, printLogsOnFailure, unique } from '../support/stack.ts';
+
+/** Toxiproxy for this test, with one proxy in front of `upstream` (host:port); stopped after the test. */
+async function proxied(t: TestContext, name: string, upstream: string): Promise<{ toxiproxy: Toxiproxy; listen: string }> {
+  const toxiproxy = await Toxiproxy.start(await ensureToxiproxy(stackConfig().cacheDir), config.host, await freePort());
+  t.after(() => toxiproxy.stop());
+  const listen = `${config.host}:${await freePort()}`;
+  await toxiproxy.proxy(name, listen, upstream);
+  return { toxiproxy, listen };
+}
 
 function commandsIn(sluice: SluiceProcess): CommandRecord[] {
   const records: CommandRecord[] = [];
@@ -28,10 +37,7 @@ test('a blackholed broker link (packets dropped, nothing closed) for 60 s under 
   timeout: 300_000,
 }, async (t) => {
   printLogsOnFailure(t);
-  const toxiproxy = await Toxiproxy.start(await ensureToxiproxy(stackConfig().cacheDir), config.host, await freePort());
-  t.after(() => toxiproxy.stop());
-  const listen = `${config.host}:${await freePort()}`;
-  await toxiproxy.proxy('broker', listen, new URL(endpoints.mqtt).host);
+  const { toxiproxy, listen } = await proxied(t, 'broker', new URL(endpoints.mqtt).host);
 
   const prefix = unique('blackhole');
   const group = unique('group');
@@ -137,10 +143,7 @@ test('InfluxDB answering slower than the write timeout for 20 s, then resetting 
   timeout: 240_000,
 }, async (t) => {
   printLogsOnFailure(t);
-  const toxiproxy = await Toxiproxy.start(await ensureToxiproxy(stackConfig().cacheDir), config.host, await freePort());
-  t.after(() => toxiproxy.stop());
-  const listen = `${config.host}:${await freePort()}`;
-  await toxiproxy.proxy('influx', listen, new URL(endpoints.influxdb).host);
+  const { toxiproxy, listen } = await proxied(t, 'influx', new URL(endpoints.influxdb).host);
   const prefix = unique('islow');
   const measurement = prefix.replace('-', '_');
   const sluice = sluiceFor(t, {
@@ -174,16 +177,7 @@ test('InfluxDB answering slower than the write timeout for 20 s, then resetting 
   await toxiproxy.remove('influx', 'reset');
   const healed = Date.now();
   await publishing;
-  let count = 0;
-  await waitFor(
-    `${total} points in InfluxDB`,
-    async () => {
-      const rows = await influxQuery(`SELECT count("seq") FROM "${measurement}"`);
-      count = Number(rows[0]?.[1] ?? 0);
-      return count >= total;
-    },
-    90_000,
-  ).catch(() => {});
+  const count = await influxPoints(measurement, total);
   const caughtUp = Date.now() - healed;
   const m = await sluice.metrics(['sluice_sink_write_errors_total', 'sluice_inflight_messages_max', 'sluice_process_resident_memory_bytes']);
   t.diagnostic(

@@ -5,9 +5,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runningPid } from '../../deploy/local/daemon.ts';
-import { publishNumbered, readTopic, seqCounts, telemetryToKafka, waitFor } from '../support/e2e-helpers.ts';
+import { influxPoints, publishNumbered, readTopic, seqCounts, telemetryToKafka, waitFor } from '../support/e2e-helpers.ts';
 import { type SluiceProcess, sluiceFor } from '../support/sluice-process.ts';
-import { influxQuery, mqttClient, printLogsOnFailure, stack, unique } from '../support/stack.ts';
+import { mqttClient, printLogsOnFailure, stack, unique } from '../support/stack.ts';
 
 const receiveMaximum = 200;
 
@@ -132,16 +132,7 @@ test('InfluxDB stopped for 20 s mid-stream: 0 points lost, sluice resumes by its
   await stack.up(['influxdb']);
   await publishing;
 
-  let count = 0;
-  await waitFor(
-    `${total} points in InfluxDB`,
-    async () => {
-      const rows = await influxQuery(`SELECT count("seq") FROM "${measurement}"`);
-      count = Number(rows[0]?.[1] ?? 0);
-      return count >= total;
-    },
-    90_000,
-  ).catch(() => {});
+  const count = await influxPoints(measurement, total);
   const m = await report(t, sluice, 'InfluxDB outage');
   assert.equal(count, total, `${total - count} points lost`);
   assert.ok((m.get('sluice_sink_write_errors_total{sink="influx"}') ?? 0) > 0, 'the outage was seen');

@@ -4,7 +4,7 @@ import type { TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Kafka, logLevel } from 'kafkajs';
 import type { MqttClient } from 'mqtt';
-import { endpoints, kafka, unique } from './stack.ts';
+import { endpoints, influxQuery, kafka, unique } from './stack.ts';
 
 export interface KafkaRecordSeen {
   readonly topic: string;
@@ -190,4 +190,22 @@ export function telemetryToKafka(prefix: string, topic: string) {
     subscriptions: [{ filter: `${prefix}/+/+/+/+/telemetry`, qos: 1 }],
     routes: [{ name: 'telemetry', match: `${prefix}/{site}/{zone}/{deviceType}/{deviceId}/telemetry`, kafka: { topic } }],
   };
+}
+
+/**
+ * Points of a measurement in the stack's InfluxDB (counted on `field`), once `total` are there
+ * or `timeoutMs` passed: the caller asserts on the count.
+ */
+export async function influxPoints(measurement: string, total: number, timeoutMs = 90_000, field = 'seq'): Promise<number> {
+  let count = 0;
+  await waitFor(
+    `${total} points in InfluxDB`,
+    async () => {
+      const rows = await influxQuery(`SELECT count("${field}") FROM "${measurement}"`);
+      count = Number(rows[0]?.[1] ?? 0);
+      return count >= total;
+    },
+    timeoutMs,
+  ).catch(() => {});
+  return count;
 }
