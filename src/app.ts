@@ -5,7 +5,7 @@
 // module-level state: a test can run several workers in one process.
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
-import { type LoadedConfig, secretOf } from './config/load.ts';
+import { type LoadedConfig, mqttCredentialsOf } from './config/load.ts';
 import { ConfigError } from './config/yaml-file.ts';
 import { addressOf, startHttpServer } from './observability/http-server.ts';
 import { Liveness } from './observability/liveness.ts';
@@ -90,6 +90,7 @@ export async function startWorker(config: LoadedConfig, log: Logger, options: Wo
     throw err;
   }
 
+  const credentials = mqttCredentialsOf(s); // the password read once, for every connection
   const sparkplug = (health.sparkplug = !rules.usesSparkplug
     ? undefined
     : startSparkplug({
@@ -99,9 +100,7 @@ export async function startWorker(config: LoadedConfig, log: Logger, options: Wo
         log,
         connection: {
           url: s.mqtt.url,
-          username: s.mqtt.username,
-          password: s.mqtt.password && secretOf(s.mqtt.password, 'mqtt.password'),
-          tls: s.mqtt.tls,
+          ...credentials,
           keepalive: s.mqtt.keepalive,
           connectTimeoutMs: s.mqtt.connectTimeoutMs,
         },
@@ -115,7 +114,7 @@ export async function startWorker(config: LoadedConfig, log: Logger, options: Wo
     onFatal,
     hook: sparkplug?.hook,
   }));
-  const { source, commandSource } = createSessions(config, metrics, log, sinks.qos2());
+  const { source, commandSource } = createSessions(config, credentials, metrics, log, sinks.qos2());
   health.source = source;
   health.commandSource = commandSource;
   const sessions = [source, commandSource].filter((x) => x !== undefined);

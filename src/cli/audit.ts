@@ -8,7 +8,7 @@ import { liveWriter } from '../audit/log/writer-lock.ts';
 import { writeAuditMetrics } from '../audit/tools/metrics-file.ts';
 import { parseBound, ReplayRefusedError, type ReplayTarget, replay } from '../audit/tools/replay.ts';
 import { exitCodes as auditExitCodes, repairTail, verifyAuditLog } from '../audit/tools/verify.ts';
-import { secretOf } from '../config/load.ts';
+import { mqttCredentialsOf } from '../config/load.ts';
 import { serviceConfig } from '../config/service-schema.ts';
 import { loadYamlFile } from '../config/yaml-file.ts';
 import { credentialOptions } from '../mqtt-credentials.ts';
@@ -182,7 +182,7 @@ export const auditReplayCommand: Command = {
         protocolVersion: 5,
         clientId: `sluice-replay-${process.pid}`,
         reconnectPeriod: 0,
-        ...credentialOptions({ username: m.username, password: m.password && secretOf(m.password, 'mqtt.password'), tls: m.tls }),
+        ...credentialOptions(mqttCredentialsOf(service())),
       });
       target = mqttTarget(client, mqttPrefix);
       where = `${url} under ${mqttPrefix}/`;

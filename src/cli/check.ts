@@ -2,13 +2,13 @@
 // references checked for shape, not read), with the warnings a reader would want before
 // deploying; --connect also reaches each server with the config's credentials, writing nothing.
 // sluice config print: the effective config, defaults filled in.
-import mqtt from 'mqtt';
+import type mqtt from 'mqtt';
 import { stringify } from 'yaml';
-import { type LoadedConfig, loadConfig, secretOf } from '../config/load.ts';
-import { credentialOptions } from '../mqtt-credentials.ts';
+import { type LoadedConfig, loadConfig } from '../config/load.ts';
 import { type Probe, sectionKey } from '../sinks/plugin.ts';
 import { sinkPlugins } from '../sinks/registry.ts';
 import { type Command, configFileOf, configHelp, configOptions, flag, numberOption, type Parsed, rulesOverrideOf, UsageError } from './command.ts';
+import { connectOwnSession } from './own-session.ts';
 import { ruleWarnings } from './rules.ts';
 
 function loaded(values: Parsed['values'], positionals: readonly string[], resolveSecrets: boolean): LoadedConfig {
@@ -93,20 +93,7 @@ async function probeMqtt(c: LoadedConfig, timeoutMs: number): Promise<Probe> {
   const clientId = `${c.clientId}-check`;
   let client: mqtt.MqttClient | undefined;
   try {
-    client = await mqtt.connectAsync(
-      m.url,
-      {
-        protocolVersion: 5,
-        clientId,
-        clean: true,
-        reconnectPeriod: 0,
-        connectTimeout: timeoutMs,
-        manualConnect: false,
-        properties: { sessionExpiryInterval: 0 },
-        ...credentialOptions({ username: m.username, password: m.password && secretOf(m.password, 'mqtt.password'), tls: m.tls }),
-      },
-      false,
-    );
+    client = await connectOwnSession(c, clientId, timeoutMs);
     const filters = c.rules.subscriptions;
     const granted =
       filters.length === 0

@@ -4,12 +4,11 @@
 // share group: the broker gives it copies), and prints for each message where it would go and
 // what each sink would write, as `rules test` does.
 import { randomBytes } from 'node:crypto';
-import mqtt from 'mqtt';
-import { loadConfig, secretOf } from '../config/load.ts';
+import { loadConfig } from '../config/load.ts';
 import { validateFilter } from '../mapping/topic-pattern.ts';
-import { credentialOptions } from '../mqtt-credentials.ts';
 import { messageOf } from '../source/mqtt/mqtt-session.ts';
 import { type Command, configFileOf, configHelp, configOptions, flag, numberOption, rulesOverrideOf, UsageError } from './command.ts';
+import { connectOwnSession } from './own-session.ts';
 import { evaluate, type Report } from './rules-evaluate.ts';
 
 export const tapCommand: Command = {
@@ -53,15 +52,7 @@ export const tapCommand: Command = {
       filters.length > 0 ? filters.map((filter) => ({ filter, qos: 2 as const })) : c.rules.subscriptions.map((s) => ({ filter: s.filter, qos: s.qos }));
     if (subscriptions.length === 0) throw new UsageError('nothing to watch: the rules subscribe to nothing (--filter F)');
     const clientId = `${c.clientId}-tap-${randomBytes(3).toString('hex')}`;
-    const client = await mqtt.connectAsync(m.url, {
-      protocolVersion: 5,
-      clientId,
-      clean: true,
-      reconnectPeriod: 0,
-      connectTimeout: timeoutMs,
-      properties: { sessionExpiryInterval: 0 },
-      ...credentialOptions({ username: m.username, password: m.password && secretOf(m.password, 'mqtt.password'), tls: m.tls }),
-    });
+    const client = await connectOwnSession(c, clientId, timeoutMs);
     const json = flag(values, 'json');
     let seen = 0;
     const done = Promise.withResolvers<void>();

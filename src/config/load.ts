@@ -3,6 +3,7 @@
 // failure is a ConfigError naming the file and line; no secret value ever enters a message.
 import { hostname } from 'node:os';
 import { dirname, resolve } from 'node:path';
+import type { MqttCredentials } from '../mqtt-credentials.ts';
 import { RuleError, RuleSet, type RulesSpec } from '../router/rule-set.ts';
 import { resolveSecret, SecretError, type SecretRef } from '../secrets.ts';
 import { sectionKey } from '../sinks/plugin.ts';
@@ -104,4 +105,10 @@ export function secretOf(ref: SecretRef, what: string, env: NodeJS.ProcessEnv = 
     if (err instanceof SecretError) throw new ConfigError(err.message);
     throw err;
   }
+}
+
+/** The broker login of the mqtt section, its password resolved now (every MQTT connection sluice makes uses it). */
+export function mqttCredentialsOf(service: ServiceConfig): MqttCredentials {
+  const m = service.mqtt;
+  return { username: m.username, password: m.password && secretOf(m.password, 'mqtt.password'), tls: m.tls };
 }

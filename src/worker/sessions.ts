@@ -2,8 +2,9 @@
 // commands (QoS 2 filters) on a connection of their own, so its window, broker session and
 // exactly-once state stand apart. And what a rules reload may change on them without a restart.
 import type { Logger } from 'pino';
-import { type LoadedConfig, secretOf } from '../config/load.ts';
+import type { LoadedConfig } from '../config/load.ts';
 import { ConfigError } from '../config/yaml-file.ts';
+import type { MqttCredentials } from '../mqtt-credentials.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { RuleSet } from '../router/rule-set.ts';
 import type { BuiltSink } from '../sinks/plugin.ts';
@@ -21,7 +22,7 @@ export function commandsClientIdOf(config: LoadedConfig): string | undefined {
 }
 
 /** The connections the rules need (not yet started). */
-export function createSessions(config: LoadedConfig, metrics: Metrics, log: Logger, qos2: BuiltSink['qos2']): WorkerSessions {
+export function createSessions(config: LoadedConfig, credentials: MqttCredentials, metrics: Metrics, log: Logger, qos2: BuiltSink['qos2']): WorkerSessions {
   const m = config.service.mqtt;
   const connection: Omit<MqttSessionOptions, 'clientId' | 'subscriptions' | 'receiveMaximum'> = {
     url: m.url,
@@ -31,9 +32,7 @@ export function createSessions(config: LoadedConfig, metrics: Metrics, log: Logg
     maxInFlightBytes: m.maxInFlightBytes,
     connectTimeoutMs: m.connectTimeoutMs,
     reconnect: m.reconnect,
-    username: m.username,
-    password: m.password && secretOf(m.password, 'mqtt.password'),
-    tls: m.tls,
+    ...credentials,
   };
   const telemetry = config.rules.subscriptions.filter((x) => x.qos < 2);
   const commands = config.rules.subscriptions.filter((x) => x.qos === 2);

@@ -13,7 +13,7 @@ import { ensureToxiproxy, Toxiproxy } from '../../deploy/local/toxiproxy.ts';
 import type { CommandRecord } from '../../src/audit/log/format.ts';
 import { verifyAuditLog } from '../../src/audit/tools/verify.ts';
 import { freePort } from '../support/broker.ts';
-import { influxPoints, publishNumbered, readTopic, seqCounts, waitFor } from '../support/e2e-helpers.ts';
+import { influxPoints, publishNumbered, readTopic, seqCounts, telemetryToInflux, waitFor } from '../support/e2e-helpers.ts';
 import { type SluiceProcess, sluiceFor } from '../support/sluice-process.ts';
 import { config, endpoints, mqttClient, printLogsOnFailure, unique } from '../support/stack.ts';
 
@@ -147,17 +147,7 @@ test('InfluxDB answering slower than the write timeout for 20 s, then resetting 
   const prefix = unique('islow');
   const measurement = prefix.replace('-', '_');
   const sluice = sluiceFor(t, {
-    rules: {
-      subscriptions: [{ filter: `${prefix}/+/+/+/+/telemetry`, qos: 1 }],
-      routes: [
-        {
-          name: 'telemetry',
-          match: `${prefix}/{site}/{zone}/{deviceType}/{deviceId}/telemetry`,
-          // the sequence number is the timestamp (s): every point has its own time, so counting them is exact
-          influx: { measurement, tags: ['deviceId'], fields: { seq: { path: '$.seq', type: 'integer' } }, time: '$.seq', timeUnit: 's' },
-        },
-      ],
-    },
+    rules: telemetryToInflux(prefix, measurement),
     config: { influx: { url: `http://${listen}`, timeoutMs: 2_000 } },
   });
   await sluice.start();

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runningPid } from '../../deploy/local/daemon.ts';
-import { influxPoints, publishNumbered, readTopic, seqCounts, telemetryToKafka, waitFor } from '../support/e2e-helpers.ts';
+import { influxPoints, publishNumbered, readTopic, seqCounts, telemetryToInflux, telemetryToKafka, waitFor } from '../support/e2e-helpers.ts';
 import { type SluiceProcess, sluiceFor } from '../support/sluice-process.ts';
 import { mqttClient, printLogsOnFailure, stack, unique } from '../support/stack.ts';
 
@@ -103,23 +103,7 @@ test('InfluxDB stopped for 20 s mid-stream: 0 points lost, sluice resumes by its
   const prefix = unique('idown');
   const measurement = prefix.replace('-', '_');
   const sluice = sluiceFor(t, {
-    rules: {
-      subscriptions: [{ filter: `${prefix}/+/+/+/+/telemetry`, qos: 1 }],
-      routes: [
-        {
-          name: 'telemetry',
-          match: `${prefix}/{site}/{zone}/{deviceType}/{deviceId}/telemetry`,
-          // the sequence number is the timestamp (s): every point has its own time, so counting them is exact
-          influx: {
-            measurement,
-            tags: ['deviceId'],
-            fields: { temperature: '$.temperature', seq: { path: '$.seq', type: 'integer' } },
-            time: '$.seq',
-            timeUnit: 's',
-          },
-        },
-      ],
-    },
+    rules: telemetryToInflux(prefix, measurement),
     config: { mqtt: { receiveMaximum } },
   });
   await sluice.start();

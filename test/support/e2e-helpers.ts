@@ -185,6 +185,26 @@ export async function waitFor(what: string, check: () => Promise<boolean> | bool
 }
 
 /** The rules most end-to-end tests use: telemetry under `prefix` into one Kafka topic. */
+/** Numbered telemetry to InfluxDB, the sequence number as the timestamp (s): every point has its own time, so counting them is exact. */
+export function telemetryToInflux(prefix: string, measurement: string) {
+  return {
+    subscriptions: [{ filter: `${prefix}/+/+/+/+/telemetry`, qos: 1 }],
+    routes: [
+      {
+        name: 'telemetry',
+        match: `${prefix}/{site}/{zone}/{deviceType}/{deviceId}/telemetry`,
+        influx: {
+          measurement,
+          tags: ['deviceId'],
+          fields: { temperature: '$.temperature', seq: { path: '$.seq', type: 'integer' } },
+          time: '$.seq',
+          timeUnit: 's',
+        },
+      },
+    ],
+  };
+}
+
 export function telemetryToKafka(prefix: string, topic: string) {
   return {
     subscriptions: [{ filter: `${prefix}/+/+/+/+/telemetry`, qos: 1 }],
