@@ -1,5 +1,6 @@
 // The contract every sink keeps (docs/sinks.md): write(batch) resolves once the whole batch is
-// durable, except the items it names as rejected (the data's fault: they become dead letters);
+// durable, except the items it names as rejected (the data's fault: they become dead letters)
+// or deferred (their own destination is not ready: the queue writes them again, alone);
 // it rejects with a SinkError that says whether trying again can help (the server is down or
 // busy: retriable, and nothing is acknowledged meanwhile) or not (the sink can no longer be
 // trusted, e.g. a failed fsync: fatal, the worker stops). That call is made once, inside each sink.

@@ -80,8 +80,7 @@ export async function readTopic(
     if (outcome.finished) return records;
     const inTopic = await held();
     if (inTopic === undefined || records.length >= inTopic || reader >= 3 || Date.now() >= deadline) {
-      if (inTopic !== undefined && records.length < inTopic)
-        t.diagnostic(`reader ${reader} of ${topic}: read ${records.length} of ${inTopic} held; ${outcome.seen}`);
+      t.diagnostic(`reader ${reader} of ${topic}: read ${records.length} of ${inTopic ?? 'unknown (offsets not fetched)'} held; ${outcome.seen}`);
       return records;
     }
     t.diagnostic(`reader ${reader} of ${topic} idle ${idleMs} ms at ${records.length} of ${inTopic} held; a new group reads on (${outcome.seen})`);
@@ -121,8 +120,8 @@ async function readOnce(
   // idleness counts from the group join: joining a new group took over 10 s on a busy machine
   let idle: NodeJS.Timeout | undefined;
   let over = false;
-  consumer.on(consumer.events.GROUP_JOIN, () => {
-    note('joined');
+  consumer.on(consumer.events.GROUP_JOIN, (e) => {
+    note(`joined, assigned ${JSON.stringify(e.payload.memberAssignment)}`);
     if (idle || over) return;
     let seen = records.length;
     let since = Date.now();
@@ -184,7 +183,6 @@ export async function waitFor(what: string, check: () => Promise<boolean> | bool
   }
 }
 
-/** The rules most end-to-end tests use: telemetry under `prefix` into one Kafka topic. */
 /** Numbered telemetry to InfluxDB, the sequence number as the timestamp (s): every point has its own time, so counting them is exact. */
 export function telemetryToInflux(prefix: string, measurement: string) {
   return {

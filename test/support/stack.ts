@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import type { TestContext } from 'node:test';
 import { InfluxDB } from '@influxdata/influxdb-client';
-import { Kafka, logLevel } from 'kafkajs';
+import { type Admin, Kafka, logLevel } from 'kafkajs';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { LocalStack } from '../../deploy/local/local-stack.ts';
 import { stackConfig } from '../../deploy/local/stack-config.ts';
@@ -68,11 +68,32 @@ export async function kafkaTopic(t: TestContext, partitions = 3): Promise<string
   for (let attempt = 0; ; attempt++) {
     try {
       await admin.createTopics({ topics: [{ topic, numPartitions: partitions }], waitForLeaders: true });
-      return topic;
+      break;
     } catch (err) {
       if (attempt >= 20 || (err as { type?: string }).type !== 'UNKNOWN_TOPIC_OR_PARTITION') throw err;
       await new Promise((r) => setTimeout(r, 250));
     }
+  }
+  // kafkajs waits for leaders only while the broker says LEADER_NOT_AVAILABLE; a broker whose
+  // metadata does not show the topic yet answers UNKNOWN_TOPIC_OR_PARTITION, and the retry above
+  // then returns at once (TOPIC_ALREADY_EXISTS). A sink listing topics in that moment sees none
+  // (with creation off it refuses the records as kafka-topic-missing): wait until the broker
+  // lists the topic with a leader for every partition.
+  const deadline = Date.now() + 30_000;
+  while (!(await topicReady(admin, topic, partitions))) {
+    if (Date.now() > deadline) throw new Error(`topic ${topic}: created, but the broker's metadata does not show it with leaders after 30 s`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return topic;
+}
+
+async function topicReady(admin: Admin, topic: string, partitions: number): Promise<boolean> {
+  try {
+    if (!(await admin.listTopics()).includes(topic)) return false;
+    const [meta] = (await admin.fetchTopicMetadata({ topics: [topic] })).topics;
+    return meta?.partitions.length === partitions && meta.partitions.every((p) => p.leader >= 0);
+  } catch {
+    return false;
   }
 }
 
