@@ -41,8 +41,10 @@ export function apicurioServer(config: StackConfig): LocalServer {
           '-Djava.awt.headless=true',
           `-Dquarkus.http.host=${config.host}`,
           `-Dquarkus.http.port=${config.registry.port}`,
-          // the management interface (health, metrics) would bind 0.0.0.0:9000
+          // the management interface (health, metrics) binds 0.0.0.0:9000; "enabled" is fixed
+          // when Apicurio is built (it stays on whatever is passed here), its host is not
           '-Dquarkus.management.enabled=false',
+          `-Dquarkus.management.host=${config.host}`,
           '-Dquarkus.log.level=WARN',
           '-Dquarkus.log.category."io.apicurio".level=INFO',
           '-jar',
