@@ -43,4 +43,10 @@ else
   fi
   export PATH="$_sluice_dir/bin:$PATH"
 fi
-unset _sluice_root _sluice_want _sluice_major _sluice_have _sluice_cache _sluice_dir _sluice_arch _sluice_tmp
+# node-gyp builds (node-rdkafka, an optional dependency) against the headers of the node on PATH:
+# the npm registry's node package carries them, where node-gyp would fetch them from nodejs.org
+_sluice_prefix="$(cd "$(dirname "$(command -v node)")/.." && pwd)"
+if [ -z "${npm_config_nodedir:-}" ] && [ -f "$_sluice_prefix/include/node/node.h" ]; then
+  export npm_config_nodedir="$_sluice_prefix"
+fi
+unset _sluice_prefix _sluice_root _sluice_want _sluice_major _sluice_have _sluice_cache _sluice_dir _sluice_arch _sluice_tmp

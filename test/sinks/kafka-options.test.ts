@@ -8,6 +8,7 @@ import { chmodSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
+import { Partitioners } from 'kafkajs';
 import { tlsFiles } from '../../deploy/local/tls.ts';
 import { compressions, type KafkaClientKind } from '../../src/sinks/kafka/client/kafka-client.ts';
 import { kafkaConfig } from '../../src/sinks/kafka/config.ts';
@@ -178,5 +179,20 @@ for (const client of testedKafkaClients) {
     assert.deepEqual((await sink.write(batch)).rejected, []);
     const seen = await readTopic(t, topic, (rs) => rs.length >= 3, 30_000, 5_000);
     assert.deepEqual(seen.map((r) => r.timestamp).sort(), [String(at), String(at + 1), String(at + 2)]);
+  });
+
+  test(`${client}: a key goes to the partition the Java client picks (murmur2)`, { timeout: 60_000 }, async (t) => {
+    printLogsOnFailure(t);
+    const topic = await kafkaTopic(t, 5);
+    const sink = await testKafkaSink(t, client);
+    const keys = Array.from({ length: 40 }, (_, i) => `plant-7/line-${i}/device-${(i * 7919) % 1000}`);
+    const batch = keys.map((key, i) => ({ topic, key, value: Buffer.from(String(i)), headers: { 'mqtt-qos': '1' }, timestamp: Date.now() }));
+    assert.deepEqual((await sink.write(batch)).rejected, []);
+    const seen = await readTopic(t, topic, (rs) => rs.length >= keys.length, 30_000, 5_000);
+    // kafkajs' DefaultPartitioner is the Java client's murmur2 (its own tests check it against Java's)
+    const java = Partitioners.DefaultPartitioner();
+    const partitionMetadata = [0, 1, 2, 3, 4].map((partitionId) => ({ partitionId, leader: 1, partitionErrorCode: 0, replicas: [1], isr: [1] }));
+    for (const r of seen) assert.equal(r.partition, java({ topic, partitionMetadata, message: { key: r.key, value: r.value } }), `key ${r.key}`);
+    assert.equal(seen.length, keys.length);
   });
 }

@@ -1,11 +1,11 @@
 // The Kafka sink against the local Kafka: the conformance suite (conformance.ts), once per client
 // adapter (test/support/kafka-clients.ts).
-import type { TestContext } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { runningPid } from '../../deploy/local/daemon.ts';
 import type { KafkaClientKind } from '../../src/sinks/kafka/client/kafka-client.ts';
 import type { KafkaRecord } from '../../src/sinks/kafka/kafka-record.ts';
 import { readTopic } from '../support/e2e-helpers.ts';
-import { testedKafkaClients, testKafkaSink } from '../support/kafka-clients.ts';
+import { rdkafkaMissing, testedKafkaClients, testKafkaSink } from '../support/kafka-clients.ts';
 import { kafkaTopic, stack } from '../support/stack.ts';
 import { conformance, freeze } from './conformance.ts';
 
@@ -21,6 +21,7 @@ export async function readValues(t: TestContext, topic: string, expect: number):
 }
 
 for (const client of testedKafkaClients) conformanceFor(client);
+if (rdkafkaMissing) test('kafka (rdkafka) conformance', { skip: rdkafkaMissing }, () => {});
 
 function conformanceFor(client: KafkaClientKind): void {
   conformance<KafkaRecord>({

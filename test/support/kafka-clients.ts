@@ -1,21 +1,34 @@
-// The Kafka client adapters the tests run against: both by default, one with
-// SLUICE_TEST_KAFKA_CLIENTS=platformatic (or kafkajs). A client is made from a kafka section
+// The Kafka client adapters the tests run against: all three by default (rdkafka where
+// node-rdkafka built), some with SLUICE_TEST_KAFKA_CLIENTS=platformatic,rdkafka (say). A client is made from a kafka section
 // parsed by the real schema, so a test uses the settings a user would write.
 
 import type { TestContext } from 'node:test';
 import pino from 'pino';
 import { createKafkaClient } from '../../src/sinks/kafka/client/create-client.ts';
 import { type KafkaClient, type KafkaClientKind, kafkaClients } from '../../src/sinks/kafka/client/kafka-client.ts';
+import { rdkafka } from '../../src/sinks/kafka/client/rdkafka-client.ts';
 import { type KafkaConfig, kafkaConfig } from '../../src/sinks/kafka/config.ts';
 import { kafkaSinkOptions } from '../../src/sinks/kafka/index.ts';
 import { KafkaSink } from '../../src/sinks/kafka/kafka-sink.ts';
 import { endpoints } from './stack.ts';
 
+/** Why node-rdkafka (an optional dependency built at install) cannot be loaded here, if it cannot. */
+export const rdkafkaMissing: string | undefined = (() => {
+  try {
+    rdkafka();
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+})();
+
 export const testedKafkaClients: readonly KafkaClientKind[] = (() => {
   const wanted = process.env.SLUICE_TEST_KAFKA_CLIENTS?.split(',')
     .map((s) => s.trim())
     .filter(Boolean);
-  if (!wanted) return kafkaClients;
+  // every client by default; rdkafka only where its build installed (the suites say when it did not)
+  if (!wanted) return kafkaClients.filter((k) => k !== 'rdkafka' || rdkafkaMissing === undefined);
+  if (wanted.includes('rdkafka') && rdkafkaMissing) throw new Error(`SLUICE_TEST_KAFKA_CLIENTS names rdkafka: ${rdkafkaMissing}`);
   for (const w of wanted)
     if (!(kafkaClients as readonly string[]).includes(w)) throw new Error(`SLUICE_TEST_KAFKA_CLIENTS: unknown client ${w} (${kafkaClients.join(', ')})`);
   return wanted as KafkaClientKind[];

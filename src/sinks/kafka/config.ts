@@ -16,7 +16,9 @@ export const kafkaConfig = z
     client: z
       .enum(kafkaClients)
       .default('platformatic')
-      .describe("the Kafka client library: platformatic (@platformatic/kafka, the default on the bench's figures: docs/benchmarks.md) or kafkajs"),
+      .describe(
+        "the Kafka client library: platformatic (@platformatic/kafka, the default on the bench's figures: docs/benchmarks.md), kafkajs, or rdkafka (librdkafka through node-rdkafka, an optional dependency built at install)",
+      ),
     brokers: z
       .array(
         z
@@ -78,7 +80,7 @@ export const kafkaConfig = z
       .max(5)
       .default(1)
       .describe(
-        "produce requests in flight per broker connection; above 1 only without idempotence (both clients' idempotent producers keep 1), and a retry may then reorder a partition",
+        "produce requests in flight per broker connection; above 1 only without idempotence (sluice keeps 1 with every client's idempotent producer), and a retry may then reorder a partition",
       ),
     compression: z.enum(compressions).default('none').describe('record batch compression (kafkajs: none or gzip only)'),
     requestTimeoutMs: z.int().min(100).default(30_000).describe('how long a produce or admin request may take before it counts as failed'),

@@ -25,6 +25,10 @@ export async function createKafkaClient(k: KafkaConfig, overrides: { clientId?: 
     const { KafkajsClient } = await import('./kafkajs-client.ts');
     return new KafkajsClient(connection, tuning);
   }
+  if (k.client === 'rdkafka') {
+    const { RdkafkaClient } = await import('./rdkafka-client.ts');
+    return new RdkafkaClient(connection, tuning);
+  }
   const { PlatformaticClient } = await import('./platformatic-client.ts');
   return new PlatformaticClient(connection, tuning);
 }

@@ -1,10 +1,11 @@
 // The port between the Kafka sink and a Kafka client library. The sink decides what is whose
 // fault and when a producer session starts again (kafka-sink.ts); an adapter only sends record
-// batches, answers topic questions, and names the broker's error codes found in an error. Two
-// adapters keep it: @platformatic/kafka (the default, chosen on the bench's figures) and kafkajs.
+// batches, answers topic questions, and names the broker's error codes found in an error. Three
+// adapters keep it: @platformatic/kafka (the default, chosen on the bench's figures), kafkajs,
+// and librdkafka through node-rdkafka (an optional dependency built at install).
 import type { KafkaRecord } from '../kafka-record.ts';
 
-export const kafkaClients = ['platformatic', 'kafkajs'] as const;
+export const kafkaClients = ['platformatic', 'kafkajs', 'rdkafka'] as const;
 export type KafkaClientKind = (typeof kafkaClients)[number];
 
 export const compressions = ['none', 'gzip', 'snappy', 'lz4', 'zstd'] as const;
