@@ -21,6 +21,12 @@ export interface StackConfig {
     /** mTLS (the stack's CA, a client certificate required) and SASL (PLAIN, SCRAM-SHA-256/512, unsecured OAUTHBEARER) listeners. */
     readonly tlsPort: number;
     readonly saslPort: number;
+    /**
+     * A plaintext listener that advertises `proxyPort`, where a test's Toxiproxy listens and
+     * forwards to it: clients told the cluster's addresses come back through the proxy.
+     */
+    readonly proxiedPort: number;
+    readonly proxyPort: number;
     readonly saslUsername: string;
     readonly saslPassword: string;
     readonly heap: string;
@@ -43,6 +49,8 @@ export const portVariables = {
   SLUICE_KAFKA_CONTROLLER_PORT: 29093,
   SLUICE_KAFKA_TLS_PORT: 29094,
   SLUICE_KAFKA_SASL_PORT: 29095,
+  SLUICE_KAFKA_PROXIED_PORT: 29096,
+  SLUICE_KAFKA_PROXY_PORT: 29097,
   SLUICE_KAFKA_CLUSTER_PORT: 29192,
   SLUICE_KAFKA_CLUSTER_CONTROLLER_PORT: 29292,
   SLUICE_INFLUX_PORT: 28086,
@@ -82,6 +90,8 @@ export function stackConfig(env: NodeJS.ProcessEnv = process.env): StackConfig {
       controllerPort: port('SLUICE_KAFKA_CONTROLLER_PORT'),
       tlsPort: port('SLUICE_KAFKA_TLS_PORT'),
       saslPort: port('SLUICE_KAFKA_SASL_PORT'),
+      proxiedPort: port('SLUICE_KAFKA_PROXIED_PORT'),
+      proxyPort: port('SLUICE_KAFKA_PROXY_PORT'),
       // loopback only, like the broker's: a fixed, documented password (PLAIN and both SCRAMs)
       saslUsername: 'sluice',
       saslPassword: 'sluice-dev-password',
