@@ -83,7 +83,7 @@ export async function startWorker(config: LoadedConfig, log: Logger, options: Wo
   const commandsClientId = commandsClientIdOf(config);
   let sinks: WorkerSinks;
   try {
-    sinks = health.sinks = await WorkerSinks.build(config, { commandsClientId, metrics, log, onFatal });
+    sinks = health.sinks = await WorkerSinks.build(config, { commandsClientId, metrics, log, onFatal, starting: health.starting, signal: options.signal });
     await sinks.start(health.starting, options.signal);
   } catch (err) {
     await closeHttp();

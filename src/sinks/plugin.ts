@@ -20,6 +20,10 @@ export interface SinkContext {
   readonly registry: Registry;
   /** The sink can never be trusted again (a failed fsync): stop now, ack nothing more. */
   readonly onFatal: (err: Error) => void;
+  /** While create() waits for something outside (room on a disk): why the worker is not ready; undefined when it no longer waits. */
+  readonly waiting: (reason: string | undefined) => void;
+  /** The worker is stopping: a create() that waits gives up. */
+  readonly signal?: AbortSignal | undefined;
 }
 
 export interface BuiltSink<Item = unknown> {

@@ -20,6 +20,9 @@ export interface SinksContext {
   readonly metrics: Metrics;
   readonly log: Logger;
   readonly onFatal: (err: Error) => void;
+  /** What is not usable yet, by name (for /readyz): a sink that waits while it is built says why here. */
+  readonly starting: Map<string, string>;
+  readonly signal?: AbortSignal | undefined;
 }
 
 export class WorkerSinks {
@@ -47,6 +50,8 @@ export class WorkerSinks {
         log: sinkLog,
         registry: context.metrics.registry,
         onFatal: context.onFatal,
+        waiting: (reason) => (reason === undefined ? context.starting.delete(plugin.name) : context.starting.set(plugin.name, reason)),
+        signal: context.signal,
       });
       running.set(plugin.name, { built, queue: new BatchQueue(built.sink, built.batch, s.retry, sinkLog, context.metrics) });
     }

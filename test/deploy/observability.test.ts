@@ -53,7 +53,7 @@ function dashboardExpressions(): string[] {
 }
 
 test('alert rules: promtool check rules and promtool test rules pass', () => {
-  assert.match(promtool('check', 'rules', 'sluice-alerts.yaml'), /SUCCESS: 11 rules found/);
+  assert.match(promtool('check', 'rules', 'sluice-alerts.yaml'), /SUCCESS: 12 rules found/);
   assert.match(promtool('test', 'rules', 'sluice-alerts.test.yaml'), /SUCCESS/);
 });
 
@@ -204,7 +204,7 @@ test('a real Prometheus scrapes a running sluice: every dashboard query and aler
     data: { groups: Array<{ rules: Array<{ name: string; health: string; lastError?: string }> }> };
   };
   const loaded = rules.data.groups.flatMap((g) => g.rules);
-  assert.equal(loaded.length, 11);
+  assert.equal(loaded.length, 12);
   assert.deepEqual(
     loaded.filter((r) => r.health !== 'ok').map((r) => `${r.name}: ${r.health} ${r.lastError ?? ''}`),
     [],

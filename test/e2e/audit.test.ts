@@ -378,12 +378,13 @@ test('replay round trip: recorded commands replayed into Kafka and onto MQTT, pa
   assert.ok(got.every((g, i) => g.payload.equals(sent[10 + i]?.payload as Buffer) && g.correlation?.equals(sent[10 + i]?.correlation as Buffer)));
 });
 
-test('a failed audit write (a full disk, for real) stops sluice with exit 70; after the fix every command is recorded once', {
+test('a failed audit write (a full disk, for real) stops sluice with exit 70; restarted on the full disk it waits, not ready, writing nothing; once there is room every command is recorded once', {
   timeout: 120_000,
 }, async (t) => {
   printLogsOnFailure(t);
   const prefix = unique('full');
-  const sluice = sluiceFor(t, { rules: commandRules(prefix, `${prefix}.commands`), config: { audit: { dir: 'audit' } } });
+  const minFreeBytes = 256 * 1024;
+  const sluice = sluiceFor(t, { rules: commandRules(prefix, `${prefix}.commands`), config: { audit: { dir: 'audit', minFreeBytes } } });
   const dir = auditDir(sluice);
   mkdirSync(dir);
   // a 512 KiB filesystem under the audit log: the disk fills for real (ENOSPC), no fault injection
@@ -410,9 +411,34 @@ test('a failed audit write (a full disk, for real) stops sluice with exit 70; af
   assert.ok(before.commands < total, 'the disk filled before all were recorded');
   assert.ok(before.ok || before.problem?.kind === 'torn-tail', 'at worst a torn last record, never damage inside');
 
-  // the operator makes room; the restarted worker cuts the torn tail and takes the redeliveries
+  // restarted while the disk is still full (as a Kubernetes restart would): it waits, not ready,
+  // says why once, takes no command and writes nothing: no crash loop, no torn record
+  const logFrom = sluice.logs.length;
+  const starting = sluice.start(90_000);
+  starting.catch(() => {}); // it resolves only once ready, after the room below
+  let ready = { status: 0, body: '' };
+  await waitFor(
+    '/readyz to say the disk is full',
+    async () => /audit: disk full/.test((ready = await sluice.ready().catch(() => ({ status: 0, body: '' }))).body),
+    30_000,
+  );
+  await sleep(6_000); // three more checks of the free space
+  const waiting = sluice.logs.slice(logFrom);
+  const m = await sluice.metrics(['sluice_audit_disk_free_bytes', 'sluice_audit_min_free_bytes']);
+  t.diagnostic(
+    `restarted on the full disk: /readyz ${ready.status}: ${ready.body.split('\n').find((l) => /disk full/.test(l))}; free ${m.get('sluice_audit_disk_free_bytes')} of ${m.get('sluice_audit_min_free_bytes')} needed`,
+  );
+  assert.equal(ready.status, 503);
+  assert.equal(sluice.exits.length, 1, 'no second exit: it waits instead of crash-looping');
+  assert.equal(waiting.match(/the disk is full: waiting for room/g)?.length, 1, 'one clear line, not one per check');
+  assert.ok((m.get('sluice_audit_disk_free_bytes') ?? Infinity) < minFreeBytes, 'the free space is in the metrics (SluiceAuditDiskFull)');
+  const meanwhile = verifyAuditLog(dir);
+  assert.equal(meanwhile.commands, before.commands, 'nothing written while it waits');
+
+  // the operator makes room: the waiting worker opens the log by itself, cuts the torn tail and takes the redeliveries
   assert.equal(spawnSync('mount', ['-o', 'remount,size=16m', dir]).status, 0);
-  await sluice.start();
+  await starting;
+  assert.match(sluice.logs.slice(logFrom), /room on the disk again/);
   let records: CommandRecord[] = [];
   await waitFor(`${total} commands`, () => (records = commandsIn(dir)).length >= total, 30_000);
   await sleep(1_000);

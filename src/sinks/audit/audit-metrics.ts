@@ -19,6 +19,12 @@ export function createAuditMetrics(registry: Registry) {
       registers,
     }),
     segments: new Counter({ name: 'sluice_audit_segments_total', help: 'Audit log segments started', registers }),
+    diskFree: new Gauge({
+      name: 'sluice_audit_disk_free_bytes',
+      help: "Bytes free on the audit log's volume (for an unprivileged writer), sampled every 10 s",
+      registers,
+    }),
+    minFree: new Gauge({ name: 'sluice_audit_min_free_bytes', help: 'audit.minFreeBytes: below it a worker does not start taking commands', registers }),
     checkpoints: new Counter({ name: 'sluice_audit_checkpoints_total', help: 'Signed checkpoints written', registers }),
     redeliveries: new Counter({ name: 'sluice_audit_redeliveries_total', help: 'QoS 2 redeliveries recognised and not recorded again', registers }),
     rollbackRedeliveries: new Counter({

@@ -30,6 +30,7 @@ export interface AuditSinkOptions {
   readonly commandsClientId: string | undefined;
   /** A user property that carries the publisher's identity, when the broker adds one. */
   readonly publisherProperty?: string | undefined;
+  readonly onClose?: () => void;
 }
 
 /** Room left in a record for everything but the payload (topic, properties, JSON). */
@@ -96,6 +97,7 @@ export class AuditSink implements Sink<AuditItem> {
   }
 
   async close(): Promise<void> {
+    this.options.onClose?.();
     if (this.fatal) return; // nothing more may be written
     await this.ledger?.close();
     await this.log.close();

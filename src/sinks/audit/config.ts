@@ -11,6 +11,13 @@ export const auditConfig = z
       .default(64 * 1024 * 1024)
       .describe('start a new segment file past this size'),
     segmentMaxAgeMs: z.int().min(1000).default(3_600_000).describe('start a new segment file after this long'),
+    minFreeBytes: z
+      .int()
+      .min(0)
+      .default(8 * 1024 * 1024)
+      .describe(
+        "free bytes the log's volume must have for the worker to start: below it, it waits, not ready, taking no command it could not record (a running worker stops with exit 70 when a write fails)",
+      ),
     publisherProperty: z
       .string()
       .min(1)

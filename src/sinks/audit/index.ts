@@ -17,6 +17,7 @@ import { SinkError } from '../sink.ts';
 import { createAuditMetrics } from './audit-metrics.ts';
 import { type AuditItem, AuditSink } from './audit-sink.ts';
 import { type AuditConfig, auditConfig } from './config.ts';
+import { freeBytes, untilRoom } from './disk-room.ts';
 
 const keySource = z
   .union([
@@ -73,7 +74,7 @@ export const auditPlugin: SinkPlugin = {
   },
   config: auditConfig,
   paths: ['dir'],
-  async create({ section, clientIds, log, registry, onFatal: fatalOf }) {
+  async create({ section, clientIds, log, registry, onFatal: fatalOf, waiting, signal }) {
     const a = section as AuditConfig;
     // the log's own fatal errors, as every sink reports one: a SinkError that is never retried
     const onFatal = (err: Error) => fatalOf(new SinkError('audit', err.message, { cause: err, retriable: false }));
@@ -86,6 +87,17 @@ export const auditPlugin: SinkPlugin = {
         return { privateKey, publicKey: createPublicKey(privateKey), every: a.signing.everyRecords, everyMs: a.signing.everyMs };
       })();
     const syncDelayMs = Number(process.env.SLUICE_TEST_AUDIT_SYNC_DELAY_MS ?? 0);
+    // a disk still full: wait, not ready, rather than start into a failed write (disk-room.ts)
+    metrics.minFree.set(a.minFreeBytes);
+    const sampled = (free: number) => metrics.diskFree.set(free);
+    await untilRoom(dir, a.minFreeBytes, { log, waiting, signal, sampled });
+    const sampler = setInterval(() => {
+      try {
+        sampled(freeBytes(dir));
+      } catch {
+        // the volume went away: the next write says so
+      }
+    }, 10_000).unref();
     // a log that cannot be opened (damaged, locked) stops the start
     const auditLog = await AuditLog.open(dir, {
       segmentBytes: a.segmentBytes,
@@ -130,7 +142,13 @@ export const auditPlugin: SinkPlugin = {
       },
       'audit log open',
     );
-    const sink = new AuditSink(auditLog, ledger, keys, { commandsClientId: commands, publisherProperty: a.publisherProperty }, metrics);
+    const sink = new AuditSink(
+      auditLog,
+      ledger,
+      keys,
+      { commandsClientId: commands, publisherProperty: a.publisherProperty, onClose: () => clearInterval(sampler) },
+      metrics,
+    );
     return {
       sink,
       // the log group-commits by itself: hand it every record at once, one batch at a time
