@@ -141,6 +141,11 @@ export function createMetrics(registry = new Registry(), options: { defaultMetri
       help: 'Rebirth requests (NCMD Node Control/Rebirth) sent to edge nodes',
       registers,
     }),
+    sparkplugStateFileOk: new Gauge({
+      name: 'sluice_sparkplug_state_file_ok',
+      help: '0 while the Sparkplug state file could not be written (a full disk): the state works in memory, a restart would start from the older file',
+      registers,
+    }),
     sparkplugEdgeNodes: new Gauge({ name: 'sluice_sparkplug_edge_nodes', help: 'Edge nodes whose birth this worker has on record', registers }),
     sparkplugFeedConnected: new Gauge({ name: 'sluice_sparkplug_feed_connected', help: '1 while the Sparkplug state feed is connected', registers }),
     commandsConnected: new Gauge({

@@ -51,6 +51,8 @@ export function startSparkplug(options: SparkplugWorkerOptions): SparkplugWorker
   const { settings: sp, metrics, connection } = options;
   const log = options.log.child({ component: 'sparkplug' });
   const gapsLogged = new Map<string, { at: number; since: number }>();
+  /** When the last write of the state file failed (0: the file is current). */
+  let writeFailedAt = 0;
   const state = new SparkplugState({
     file: join(sp.stateDir, `sparkplug-${options.clientId}.json`),
     onGap: (topic, expected, got) => {
@@ -68,8 +70,25 @@ export function startSparkplug(options: SparkplugWorkerOptions): SparkplugWorker
       seen.at = Date.now();
       seen.since = 0;
     },
-    onFileError: (err, action) => log.error({ err: err.message, action }, `could not ${action} the Sparkplug state file (the state still works in memory)`),
+    onFileError: (err, action) => {
+      if (action === 'read') {
+        log.error({ err: err.message, action }, 'could not read the Sparkplug state file (the state starts empty, in memory)');
+        return;
+      }
+      metrics.sparkplugStateFileOk.set(0);
+      // a full disk fails every save (one per change): one line, then one every 5 minutes
+      if (Date.now() - writeFailedAt < 300_000) return;
+      writeFailedAt = Date.now();
+      log.error({ err: err.message, action }, 'could not write the Sparkplug state file (the state works in memory; tried again at every change)');
+    },
+    onFileWritten: () => {
+      if (writeFailedAt === 0) return;
+      writeFailedAt = 0;
+      metrics.sparkplugStateFileOk.set(1);
+      log.info('the Sparkplug state file is written again');
+    },
   });
+  metrics.sparkplugStateFileOk.set(1);
   metrics.sparkplugEdgeNodes.set(state.nodeCount);
   const feed = !sp.stateFeed
     ? undefined

@@ -4,7 +4,7 @@
 // DDEATH the device (each keeps its last birth in memory, for its data still in flight). seq (0-255) is followed per edge node and its gaps counted. The state is
 // saved to a file (write then rename) shortly after every change and at close, so a restarted
 // worker still names the data of edge nodes that were born before.
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { metricValue, type SparkplugMetric, type SparkplugPayload, type SparkplugType, sparkplugTypes } from './sparkplug-payload.ts';
 import type { SparkplugTopic } from './sparkplug-topic.ts';
@@ -38,8 +38,10 @@ export interface SparkplugStateOptions {
   readonly file?: string | undefined;
   /** A seq that did not follow the last one of its edge node. */
   readonly onGap?: (topic: SparkplugTopic, expected: number, got: number) => void;
-  /** The file could not be read or written (the state still works in memory). */
+  /** The file could not be read or written (the state still works in memory; a write is tried again at the next change). */
   readonly onFileError?: (err: Error, action: 'read' | 'write') => void;
+  /** The file was written (after a failed write: it is current again). */
+  readonly onFileWritten?: () => void;
   readonly saveDelayMs?: number;
 }
 
@@ -255,7 +257,11 @@ export class SparkplugState {
       mkdirSync(dirname(file), { recursive: true });
       writeFileSync(`${file}.tmp`, JSON.stringify({ version: fileVersion, nodes }));
       renameSync(`${file}.tmp`, file);
+      this.options.onFileWritten?.();
     } catch (err) {
+      // the previous file stays whole (the rename never happened); a half-written copy would
+      // only hold space on a disk that is full
+      rmSync(`${file}.tmp`, { force: true });
       this.options.onFileError?.(err as Error, 'write');
     }
   }

@@ -1,11 +1,15 @@
 // The file sink on a real disk: the conformance suite (conformance.ts); /dev/full for a write
-// that fails for good (ENOSPC), no fault injection.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+// that fails for good (ENOSPC on a device that cannot be cut back), and a real full tmpfs, where
+// the batch waits for room. No fault injection.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { test } from 'node:test';
 import { FileDeadLetterSink } from '../../src/sinks/dead-letter/dead-letter-file.ts';
 import { FileSink } from '../../src/sinks/file/file-sink.ts';
-import type { DeadLetterItem } from '../../src/sinks/sink.ts';
+import { type DeadLetterItem, SinkError } from '../../src/sinks/sink.ts';
 import { conformance } from './conformance.ts';
 
 let dir = '';
@@ -90,4 +94,53 @@ conformance<DeadLetterItem>({
       rmSync(dirname(deadPath));
     },
   },
+});
+
+test('a full disk (a real 256 KiB tmpfs) holds the batch: a retriable failure, the file cut back to whole lines; once there is room every line is written once', async (t) => {
+  const d = mkdtempSync(join(tmpdir(), 'sluice-file-full-'));
+  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', d], { encoding: 'utf8' });
+  if (mounted.status !== 0) {
+    t.skip(`needs root to mount a small tmpfs (${mounted.stderr.trim() || 'mount failed'})`);
+    return;
+  }
+  t.after(() => {
+    spawnSync('umount', ['-l', d]);
+    rmSync(d, { recursive: true, force: true });
+  });
+  const file = join(d, 'out.jsonl');
+  const sink = new FileSink(file);
+  t.after(() => sink.close());
+  const batch = (from: number) => Array.from({ length: 100 }, (_, i) => JSON.stringify({ n: from + i, pad: 'x'.repeat(400) }));
+  let n = 0;
+  let failure: unknown;
+  for (; n < 10_000; n += 100) {
+    try {
+      await sink.write(batch(n));
+    } catch (err) {
+      failure = err;
+      break;
+    }
+  }
+  assert.ok(failure instanceof SinkError, `a SinkError, got ${String(failure)}`);
+  assert.equal(failure.retriable, true, `retriable: ${failure.message}`);
+  assert.match(failure.message, /disk full \(ENOSPC\)/);
+  const lines = readFileSync(file, 'utf8').split('\n');
+  assert.equal(lines.pop(), '', 'the file ends with a whole line');
+  assert.equal(lines.length, n, 'exactly the batches that were durable, nothing of the failed one');
+  assert.deepEqual(sink.problems(), [], 'not failed for good');
+
+  // room again: the same batch (as the queue retries it), then more
+  assert.equal(spawnSync('mount', ['-o', 'remount,size=4m', d]).status, 0);
+  await sink.write(batch(n));
+  await sink.write(batch(n + 100));
+  const after = readFileSync(file, 'utf8')
+    .trimEnd()
+    .split('\n')
+    .map((l) => (JSON.parse(l) as { n: number }).n);
+  assert.deepEqual(
+    after,
+    Array.from({ length: n + 200 }, (_, i) => i),
+    'every line once, in order',
+  );
+  assert.ok(statSync(file).size > 256 * 1024);
 });

@@ -3,7 +3,8 @@
 // counted, the state comes back from its file, and what line protocol cannot hold is refused
 // with the metric's name.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -496,4 +497,51 @@ test('array fan-out into Kafka: one record per element, the element as it was wr
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('the state file on a full disk (a real tmpfs): the last file stays whole, no half-written copy holds space, the failure is reported; written again once there is room', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-spstate-'));
+  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', dir], { encoding: 'utf8' });
+  if (mounted.status !== 0) {
+    t.skip(`needs root to mount a small tmpfs (${mounted.stderr.trim() || 'mount failed'})`);
+    return;
+  }
+  t.after(() => {
+    spawnSync('umount', ['-l', dir]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const file = join(dir, 'sparkplug-w.json');
+  const errors: string[] = [];
+  let written = 0;
+  const state = new SparkplugState({
+    file,
+    saveDelayMs: 5,
+    onFileError: (err, action) => errors.push(`${action}: ${(err as NodeJS.ErrnoException).code}`),
+    onFileWritten: () => written++,
+  });
+  const rules = compileRules(rulesFile.parse(rulesSpec));
+  const saved = async () => new Promise((r) => setTimeout(r, 50));
+  route(rules, 'spBv1.0/plant1/NBIRTH/gw1', nbirth(0), state);
+  await saved();
+  assert.equal(written, 1);
+  const before = readFileSync(file, 'utf8');
+  // the rest of the disk taken
+  try {
+    writeFileSync(join(dir, 'filler'), Buffer.alloc(64 * 1024));
+  } catch {
+    // ENOSPC: full, as wanted
+  }
+  route(rules, 'spBv1.0/plant1/NBIRTH/gw2', nbirth(0), state);
+  await saved();
+  assert.deepEqual(errors, ['write: ENOSPC']);
+  assert.equal(readFileSync(file, 'utf8'), before, 'the last file whole');
+  assert.equal(existsSync(`${file}.tmp`), false, 'no half-written copy left');
+  assert.equal(written, 1);
+
+  rmSync(join(dir, 'filler'));
+  route(rules, 'spBv1.0/plant1/DBIRTH/gw2/press', dbirth(1), state);
+  await saved();
+  assert.equal(written, 2, 'written at the next change');
+  const restored = new SparkplugState({ file });
+  assert.equal(restored.nodeCount, 2, 'both edge nodes on file');
 });
