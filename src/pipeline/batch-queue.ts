@@ -10,6 +10,7 @@
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import { backoffMs } from '../backoff.ts';
+import { monotonicMs } from '../clock.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { delivered, type Outcome, type OutcomeListener } from '../outcome.ts';
 import { type BatchLimits, type Sink, SinkError, type WriteResult } from '../sinks/sink.ts';
@@ -152,12 +153,12 @@ export class BatchQueue<T> {
           if (this.failing++ === 0) {
             // one line when a sink goes down and one when it comes back (and a reminder a
             // minute), not one per retry
-            this.lastLoggedAt = Date.now();
+            this.lastLoggedAt = monotonicMs();
             this.log.error({ err: this.lastError, retryInMs: wait, batch: items.length }, 'sink write failed; retrying until durable');
             this.metrics.sinkHealthy.set(this.labels, 0);
           }
-        } else if (Date.now() - this.lastLoggedAt >= 60_000) {
-          this.lastLoggedAt = Date.now();
+        } else if (monotonicMs() - this.lastLoggedAt >= 60_000) {
+          this.lastLoggedAt = monotonicMs();
           this.log.error({ err: this.lastError, attempts: attempt + 1, batch: items.length }, 'sink still failing; retrying until durable');
         }
         await new Promise((r) => setTimeout(r, wait));
@@ -180,7 +181,7 @@ export class BatchQueue<T> {
     const annotations = result.annotations;
     const deferred = result.deferred && result.deferred.length > 0 ? new Set(result.deferred) : undefined;
     if (since) this.laneAttempt = deferred && deferred.size === items.length ? this.laneAttempt + 1 : 0;
-    const now = Date.now();
+    const now = monotonicMs();
     const again: Array<Deferred<T>> = [];
     for (let i = 0; i < listeners.length; i++) {
       if (deferred?.has(i)) {
@@ -219,7 +220,7 @@ export class BatchQueue<T> {
   private runLane(): void {
     if (this.closed) return;
     const stuckAfterMs = this.limits.stuckAfterMs;
-    const now = Date.now();
+    const now = monotonicMs();
     if (stuckAfterMs !== undefined) {
       const keep: Array<Deferred<T>> = [];
       for (const d of this.lane) {

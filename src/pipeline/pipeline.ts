@@ -3,6 +3,7 @@
 // (delivery.ts) says so. What the rules or a sink refuse goes to the dead-letter sink first, so
 // a message is acked only when it is durable somewhere: nothing silent, nothing lost.
 import type { Logger } from 'pino';
+import { monotonicMs } from '../clock.ts';
 import type { Message } from '../message.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Annotations, Outcome, Refusal } from '../outcome.ts';
@@ -108,13 +109,13 @@ export class Pipeline implements DeliverySteps {
   }
 
   acknowledged(delivery: Delivery, deadLettered: Refusal | undefined): void {
-    const now = Date.now();
     for (const m of delivery.matches) this.unacked.get(m.route)?.delete(delivery);
     if (deadLettered) this.metrics.deadLettered.inc({ reason: deadLettered.reason });
     delivery.slot.settle();
     this.metrics.acked.inc();
-    this.metrics.ackLatency.observe((now - delivery.message.receivedAt) / 1000);
-    if (delivery.eventTimeMs !== undefined) this.metrics.endToEnd.observe(Math.max(0, now - delivery.eventTimeMs) / 1000);
+    this.metrics.ackLatency.observe((monotonicMs() - delivery.slot.openedAt) / 1000);
+    // the payload's own time is wall time: compared with the wall clock
+    if (delivery.eventTimeMs !== undefined) this.metrics.endToEnd.observe(Math.max(0, Date.now() - delivery.eventTimeMs) / 1000);
   }
 
   held(delivery: Delivery, why: Outcome & { kind: 'fatal' | 'rejected' }): void {
@@ -128,7 +129,7 @@ export class Pipeline implements DeliverySteps {
     // the dead-letter topic refused even the shrunk record: keep the message at the broker
     this.metrics.deadLettered.inc({ reason: 'dead-letter-refused' });
     this.heldSinceLog++;
-    const now = Date.now();
+    const now = monotonicMs();
     if (now - this.heldLoggedAt >= 10_000) {
       this.log.error(
         { topic: delivery.message.topic, error: why.refusal.error, messages: this.heldSinceLog },
@@ -140,11 +141,11 @@ export class Pipeline implements DeliverySteps {
   }
 
   /** Per route with messages in flight: how old its oldest unacknowledged message is (ms). */
-  oldestUnacked(now = Date.now()): Map<string, number> {
+  oldestUnacked(now = monotonicMs()): Map<string, number> {
     const out = new Map<string, number>();
     for (const [route, set] of this.unacked) {
       const first = set.values().next();
-      if (!first.done) out.set(route, now - first.value.message.receivedAt);
+      if (!first.done) out.set(route, now - first.value.slot.openedAt);
     }
     return out;
   }

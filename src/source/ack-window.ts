@@ -3,9 +3,12 @@
 // arrival order (MQTT 5 §4.6), and never more than `capacity` messages are in flight. A slot
 // from a connection that has since dropped still counts until it settles, but its ack is never
 // sent: the broker redelivers that message and its packet id may already name another one.
+import { monotonicMs } from '../clock.ts';
 
 /** The acknowledgement handle that travels with a message. settle() is idempotent. */
 export interface AckSlot {
+  /** When the message arrived, on the monotonic clock (clock.ts). */
+  readonly openedAt: number;
   settle(): void;
 }
 
@@ -87,12 +90,12 @@ export class AckWindow {
   }
 
   /** Whether the pump is held now, or was within `withinMs` (a PINGRESP may sit unread behind it). */
-  stalledWithin(withinMs: number, now = Date.now()): boolean {
+  stalledWithin(withinMs: number, now = monotonicMs()): boolean {
     return this.stalledSinceMs !== undefined || now - this.lastStallEndMs < withinMs;
   }
 
   /** A slot for a message that just arrived, with its payload's size. */
-  open(now = Date.now(), bytes = 0): Slot {
+  open(now = monotonicMs(), bytes = 0): Slot {
     const slot = new Slot(this, this.generation, now, bytes);
     this.bytes += bytes;
     this.queue.push(slot);
@@ -106,7 +109,7 @@ export class AckWindow {
   }
 
   /** Calls `resume` once there is room for another message: now, or when a slot is released. */
-  whenRoom(resume: () => void, now = Date.now()): void {
+  whenRoom(resume: () => void, now = monotonicMs()): void {
     if (!this.full && !this.closed) {
       resume();
       return;
@@ -144,7 +147,7 @@ export class AckWindow {
   }
 
   /** Oldest unsettled slot's age, for metrics and the shutdown report. */
-  oldestAgeMs(now = Date.now()): number {
+  oldestAgeMs(now = monotonicMs()): number {
     const slot = this.queue[this.head];
     return slot ? now - slot.openedAt : 0;
   }
@@ -172,7 +175,7 @@ export class AckWindow {
   private wakeAll(): void {
     if (this.stalledSinceMs !== undefined) {
       this.stalledSinceMs = undefined;
-      this.lastStallEndMs = Date.now();
+      this.lastStallEndMs = monotonicMs();
     }
     const waiters = this.waiters;
     this.waiters = [];

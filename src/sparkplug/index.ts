@@ -4,6 +4,7 @@
 // pipeline routes with (the state, and a short wait for a birth the feed may still bring).
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { monotonicMs } from '../clock.ts';
 import type { MqttCredentials } from '../mqtt-credentials.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { SparkplugFeed } from './sparkplug-feed.ts';
@@ -62,12 +63,12 @@ export function startSparkplug(options: SparkplugWorkerOptions): SparkplugWorker
       const seen = gapsLogged.get(key) ?? { at: 0, since: 0 };
       seen.since++;
       gapsLogged.set(key, seen);
-      if (Date.now() - seen.at < 60_000) return;
+      if (monotonicMs() - seen.at < 60_000) return;
       log.warn(
         { group: topic.group, edgeNode: topic.edgeNode, expected, got, gaps: seen.since },
         'Sparkplug seq gap: messages of this edge node were lost or reordered on the way (gaps: since the last such line)',
       );
-      seen.at = Date.now();
+      seen.at = monotonicMs();
       seen.since = 0;
     },
     onFileError: (err, action) => {
@@ -77,8 +78,8 @@ export function startSparkplug(options: SparkplugWorkerOptions): SparkplugWorker
       }
       metrics.sparkplugStateFileOk.set(0);
       // a full disk fails every save (one per change): one line, then one every 5 minutes
-      if (Date.now() - writeFailedAt < 300_000) return;
-      writeFailedAt = Date.now();
+      if (monotonicMs() - writeFailedAt < 300_000) return;
+      writeFailedAt = monotonicMs();
       log.error({ err: err.message, action }, 'could not write the Sparkplug state file (the state works in memory; tried again at every change)');
     },
     onFileWritten: () => {

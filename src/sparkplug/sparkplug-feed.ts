@@ -6,6 +6,7 @@
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import sparkplug from 'sparkplug-payload';
+import { monotonicMs } from '../clock.ts';
 import { credentialOptions, type MqttCredentials } from '../mqtt-credentials.ts';
 import { decodeSparkplug, decodeSparkplugHead } from './sparkplug-payload.ts';
 import type { SparkplugState } from './sparkplug-state.ts';
@@ -75,7 +76,7 @@ export class SparkplugFeed {
   }
 
   /** Asks the edge node to publish its births again (sparkplug.rebirth only, at most once per rebirthIntervalMs). */
-  requestRebirth(topic: SparkplugTopic, now = Date.now()): boolean {
+  requestRebirth(topic: SparkplugTopic, now = monotonicMs()): boolean {
     if (!this.options.rebirth) return false;
     const key = `${topic.group}/${topic.edgeNode}`;
     const last = this.asked.get(key);
@@ -108,7 +109,7 @@ export class SparkplugFeed {
         state.fedTo(topic, decoded);
       }
     } catch (err) {
-      const now = Date.now();
+      const now = monotonicMs();
       if (now - this.invalidLoggedAt >= 10_000) {
         this.invalidLoggedAt = now;
         this.log.warn({ topic: topicName, err: (err as Error).message }, 'sparkplug state feed: not a Sparkplug B payload (the data path dead-letters it)');

@@ -17,7 +17,7 @@ const src = join(import.meta.dirname, '../../src');
  * the router; the engine (pipeline, batch queues) above the plugins it drives.
  */
 const layers: ReadonlyArray<readonly string[]> = [
-  ['message.ts', 'outcome.ts', 'backoff.ts', 'secrets.ts', 'addresses.ts', 'write-fully.ts', 'mqtt-credentials.ts'],
+  ['message.ts', 'outcome.ts', 'backoff.ts', 'secrets.ts', 'addresses.ts', 'write-fully.ts', 'clock.ts', 'mqtt-credentials.ts'],
   ['observability/', 'mapping/', 'sparkplug/'],
   ['router/', 'audit/'],
   ['source/', 'sinks/'],

@@ -8,6 +8,7 @@ import type { KeyObject } from 'node:crypto';
 import { closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import { join } from 'node:path';
+import { monotonicMs } from '../../clock.ts';
 import { writeFully } from '../../write-fully.ts';
 import {
   type CheckpointRecord,
@@ -53,7 +54,7 @@ export class AuditLog {
   private prev = genesis;
   private readonly commits: GroupCommit<NewCommand, number>;
   private sinceCheckpoint = 0;
-  private lastCheckpointAt = Date.now();
+  private lastCheckpointAt = monotonicMs();
   private checkpointTimer: NodeJS.Timeout | undefined;
   /** Observed durations of each data sync, for the fsync latency histogram. */
   onSync?: (seconds: number, records: number, bytes: number) => void;
@@ -74,7 +75,7 @@ export class AuditLog {
       // records that came and then silence: their checkpoint is due after everyMs all the same
       log.checkpointTimer = setInterval(
         () => {
-          if (log.sinceCheckpoint > 0 && Date.now() - log.lastCheckpointAt >= s.everyMs) log.commits.kick();
+          if (log.sinceCheckpoint > 0 && monotonicMs() - log.lastCheckpointAt >= s.everyMs) log.commits.kick();
         },
         Math.max(100, Math.min(s.everyMs, 1000)),
       );
@@ -108,7 +109,7 @@ export class AuditLog {
     // rotate before writing, not after: a failed rotation must not un-acknowledge a durable batch
     if (
       this.segmentSize > segmentMagic.length &&
-      (this.segmentSize >= (this.options.segmentBytes ?? 64 * 1024 * 1024) || Date.now() - this.segmentOpenedAt >= (this.options.segmentMs ?? 3_600_000))
+      (this.segmentSize >= (this.options.segmentBytes ?? 64 * 1024 * 1024) || monotonicMs() - this.segmentOpenedAt >= (this.options.segmentMs ?? 3_600_000))
     ) {
       await this.rotate();
     }
@@ -125,12 +126,12 @@ export class AuditLog {
     }
     const s = this.options.signing;
     this.sinceCheckpoint += batch.length;
-    if (s && this.sinceCheckpoint > 0 && (this.sinceCheckpoint >= s.every || Date.now() - this.lastCheckpointAt >= s.everyMs)) {
+    if (s && this.sinceCheckpoint > 0 && (this.sinceCheckpoint >= s.every || monotonicMs() - this.lastCheckpointAt >= s.everyMs)) {
       seq++;
       const checkpoint: CheckpointRecord = signCheckpoint(seq, prev, s.privateKey, s.publicKey);
       add(Buffer.from(JSON.stringify(checkpoint)));
       this.sinceCheckpoint = 0;
-      this.lastCheckpointAt = Date.now();
+      this.lastCheckpointAt = monotonicMs();
     }
     if (frames.length === 0) return [];
     const data = Buffer.concat(frames);
@@ -169,7 +170,7 @@ export class AuditLog {
       throw new AuditFatalError(`${this.segment} should be empty but holds ${size} bytes: run \`sluice audit verify\``);
     }
     this.segmentSize = segmentMagic.length;
-    this.segmentOpenedAt = Date.now();
+    this.segmentOpenedAt = monotonicMs();
     this.options.onSegment?.(this.segment);
   }
 

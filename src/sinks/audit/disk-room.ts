@@ -7,6 +7,7 @@ import { existsSync, statfsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
+import { monotonicMs } from '../../clock.ts';
 
 /** Bytes an unprivileged writer may still use on the volume holding `dir` (or its nearest existing parent). */
 export function freeBytes(dir: string): number {
@@ -41,12 +42,12 @@ export async function untilRoom(dir: string, minFree: number, w: RoomWait): Prom
     }
     w.waiting(`disk full: ${free} bytes free for ${dir}, below audit.minFreeBytes (${minFree}): waiting for room before taking commands`);
     // one line when it starts waiting, a reminder every 5 minutes: not a line per check
-    if (toldAt === undefined || Date.now() - toldAt >= 300_000) {
+    if (toldAt === undefined || monotonicMs() - toldAt >= 300_000) {
       w.log.error(
         { dir, freeBytes: free, minFreeBytes: minFree },
         'audit log: the disk is full: waiting for room before opening the log and taking commands (not ready); free space on its volume, or raise the volume',
       );
-      toldAt = Date.now();
+      toldAt = monotonicMs();
     }
     await sleep(w.everyMs ?? 2_000, undefined, w.signal ? { signal: w.signal } : {});
   }

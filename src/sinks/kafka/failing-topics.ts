@@ -2,6 +2,7 @@
 // for them: while a topic has records deferred, newer records for it are deferred behind them
 // (order per partition), until they are written or the queue gives up on them.
 import type { Logger } from 'pino';
+import { monotonicMs } from '../../clock.ts';
 import type { KafkaRecord } from './kafka-record.ts';
 
 export class FailingTopics {
@@ -27,14 +28,14 @@ export class FailingTopics {
   failed(topic: string, error: string): void {
     if (this.failing.has(topic)) return;
     this.log.warn({ topic, err: error }, 'kafka topic failing on its own: its records wait, the other topics flow');
-    this.failing.set(topic, { since: Date.now(), error });
+    this.failing.set(topic, { since: monotonicMs(), error });
   }
 
   recovered(topic: string): void {
     const f = this.failing.get(topic);
     if (!f) return;
     this.failing.delete(topic);
-    this.log.info({ topic, failedForMs: Date.now() - f.since }, 'kafka topic writable again');
+    this.log.info({ topic, failedForMs: monotonicMs() - f.since }, 'kafka topic writable again');
   }
 
   /** Whether the record must wait behind older records of its topic that wait already. */
@@ -69,7 +70,7 @@ export class FailingTopics {
 
   /** For /readyz: the first few, with how long and Kafka's words. */
   problems(sink: string): string[] {
-    const now = Date.now();
+    const now = monotonicMs();
     return [...this.failing].slice(0, 5).map(([topic, f]) => `${sink}: topic ${topic} failing for ${Math.round((now - f.since) / 1000)} s: ${f.error}`);
   }
 

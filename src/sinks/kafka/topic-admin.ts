@@ -9,6 +9,7 @@
 // refused.
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
+import { monotonicMs } from '../../clock.ts';
 import type { KafkaAdminPort } from './client/kafka-client.ts';
 
 export type TopicState = { readonly state: 'ready' } | { readonly state: 'pending' } | { readonly state: 'missing'; readonly reason: string };
@@ -70,13 +71,13 @@ export class TopicAdmin {
   state(topic: string, template?: string): TopicState {
     if (this.known.has(topic)) return ready;
     const m = this.missing.get(topic);
-    if (m && Date.now() - m.at < (this.options.recheckMs ?? 10_000)) return { state: 'missing', reason: m.reason };
+    if (m && monotonicMs() - m.at < (this.options.recheckMs ?? 10_000)) return { state: 'missing', reason: m.reason };
     if (this.creating.has(topic)) return pending; // being created: never refused meanwhile (it holds its place)
     // a template that has used its budget is refused at once, with no call to Kafka; not a topic
     // Kafka just called unknown, which may well exist (and count in the budget): that one is checked
     const over = template === undefined || this.forgotten.has(topic) ? undefined : this.overBudget(topic, template);
     if (over) {
-      this.missing.set(topic, { at: Date.now(), reason: over });
+      this.missing.set(topic, { at: monotonicMs(), reason: over });
       return { state: 'missing', reason: over };
     }
     if (!this.checking.has(topic)) {
@@ -106,7 +107,7 @@ export class TopicAdmin {
 
   /** The cluster's topic list, asked at most every 500 ms (one answer serves every check waiting). */
   private async refresh(): Promise<void> {
-    if (Date.now() - this.listedAt < 500) return;
+    if (monotonicMs() - this.listedAt < 500) return;
     this.listing ??= this.admin
       .listTopics()
       .then((topics) => {
@@ -114,7 +115,7 @@ export class TopicAdmin {
         // (a deleted topic leaves through forget(), when Kafka says it is unknown)
         for (const t of topics) this.known.add(t);
         this.usedBy.clear();
-        this.listedAt = Date.now();
+        this.listedAt = monotonicMs();
       })
       .finally(() => {
         this.listing = undefined;
@@ -125,7 +126,7 @@ export class TopicAdmin {
   private async check(topic: string, template: string | undefined): Promise<void> {
     // refused (its template's budget used up) while this check waited in the queue
     const m = this.missing.get(topic);
-    if (m && Date.now() - m.at < (this.options.recheckMs ?? 10_000)) return;
+    if (m && monotonicMs() - m.at < (this.options.recheckMs ?? 10_000)) return;
     try {
       await this.refresh();
     } catch (err) {
@@ -140,12 +141,12 @@ export class TopicAdmin {
     }
     const { enabled, partitions, replicationFactor } = this.options.createTopics;
     if (!enabled) {
-      this.missing.set(topic, { at: Date.now(), reason: `topic "${topic}" does not exist (kafka.createTopics.enabled is off)` });
+      this.missing.set(topic, { at: monotonicMs(), reason: `topic "${topic}" does not exist (kafka.createTopics.enabled is off)` });
       return;
     }
     const over = template === undefined ? undefined : this.overBudget(topic, template);
     if (over) {
-      this.missing.set(topic, { at: Date.now(), reason: over });
+      this.missing.set(topic, { at: monotonicMs(), reason: over });
       return;
     }
     // its place in the budget is taken now, before the call: two checks at once cannot both take the last one
@@ -163,7 +164,7 @@ export class TopicAdmin {
       const collides = [...this.known].find((t) => t !== topic && t.replaceAll('.', '_') === topic.replaceAll('.', '_'));
       const reason = `topic "${topic}" could not be created: ${this.reason(err)}${collides ? `: it collides with existing topic ${collides} (Kafka treats "." and "_" in topic names as the same)` : ''}`;
       this.log.warn({ topic, err: reason }, 'kafka topic not created');
-      this.missing.set(topic, { at: Date.now(), reason });
+      this.missing.set(topic, { at: monotonicMs(), reason });
     } finally {
       this.creating.delete(topic);
     }

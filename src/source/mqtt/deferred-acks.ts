@@ -7,6 +7,7 @@
 // of exchanges waiting for PUBREL and its payload store are replaced, and PUBCOMP leaves only
 // once the owner made the release durable (onRelease), in PUBREL order.
 import type { IPublishPacket, MqttClient } from 'mqtt';
+import { monotonicMs } from '../../clock.ts';
 import type { AckSlot, AckWindow } from '../ack-window.ts';
 
 type Done = (err?: Error | null) => void;
@@ -87,7 +88,7 @@ export function installDeferredAcks(client: MqttClient, window: AckWindow, hooks
       // (MQTT.js would queue the PUBACK and send it on the next connection, where its packet id
       // can name another message). The broker redelivers it; the dead pump is dropped.
       if (!hooks.accepting() || window.connection !== connection) return;
-      const slot = window.open(Date.now(), packet.payload.length);
+      const slot = window.open(monotonicMs(), packet.payload.length);
       if (packet.qos > 0 && packet.messageId !== undefined) awaitingAck.set(packet.messageId, slot);
       hooks.onMessage(packet, slot);
       callback(); // QoS 1/2: MQTT.js now asks _sendPacket for the PUBACK/PUBREC (below); QoS 0: the pump moves on

@@ -11,6 +11,7 @@
 import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import { backoffMs } from '../../backoff.ts';
+import { monotonicMs } from '../../clock.ts';
 import type { Message, MqttProperties } from '../../message.ts';
 import { credentialOptions, type MqttCredentials } from '../../mqtt-credentials.ts';
 import type { Metrics } from '../../observability/metrics.ts';
@@ -106,7 +107,7 @@ export class MqttSession implements Session {
       this.client.options.reconnectPeriod = this.nextAttemptMs(undefined);
       if (outage) {
         log.info(
-          { url: options.url, sessionPresent: present, outageMs: Date.now() - outage.since, attempts: outage.attempts, lastError: outage.lastError },
+          { url: options.url, sessionPresent: present, outageMs: monotonicMs() - outage.since, attempts: outage.attempts, lastError: outage.lastError },
           'reconnected to the broker',
         );
       } else {
@@ -115,7 +116,7 @@ export class MqttSession implements Session {
     });
     this.client.on('close', () => {
       gauges.connected.set(0);
-      const now = Date.now();
+      const now = monotonicMs();
       if (!this.outage) {
         this.outage = { since: now, attempts: 0, remindedAt: now };
         if (this.accepting)
@@ -160,7 +161,7 @@ export class MqttSession implements Session {
    */
   private nextAttemptMs(outage: { since: number; attempts: number } | undefined): number {
     const r = this.options.reconnect;
-    if (!outage || Date.now() - outage.since < r.fastForMs) return Math.max(1, Math.round(r.fastMs * (0.5 + Math.random())));
+    if (!outage || monotonicMs() - outage.since < r.fastForMs) return Math.max(1, Math.round(r.fastMs * (0.5 + Math.random())));
     const fastAttempts = Math.ceil(r.fastForMs / r.fastMs);
     return backoffMs(Math.max(0, outage.attempts - fastAttempts), r.minMs, r.maxMs);
   }

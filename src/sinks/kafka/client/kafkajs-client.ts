@@ -2,6 +2,7 @@
 // producer is only safe with one request in flight, and it compresses with gzip only: the
 // config refuses other settings for it, naming the client (config.ts).
 import { type Admin, CompressionTypes, Kafka, logLevel, type Message, Partitioners, type PartitionMetadata, type Producer, type SASLOptions } from 'kafkajs';
+import { monotonicMs } from '../../../clock.ts';
 import type { BrokerFault, KafkaAdminPort, KafkaClient, KafkaConnection, ProducerSession, ProducerTuning, TopicBatch } from './kafka-client.ts';
 
 const codecs = { none: CompressionTypes.None, gzip: CompressionTypes.GZIP } as const;
@@ -157,7 +158,7 @@ class TopicPartitions {
 
   async of(topic: string): Promise<PartitionMetadata[]> {
     const hit = this.cache.get(topic);
-    if (hit && Date.now() - hit.at < 60_000) return hit.partitions;
+    if (hit && monotonicMs() - hit.at < 60_000) return hit.partitions;
     if (!this.admin) {
       const admin = this.makeAdmin();
       await admin.connect();
@@ -165,7 +166,7 @@ class TopicPartitions {
     }
     const meta = await this.admin.fetchTopicMetadata({ topics: [topic] });
     const partitions = meta.topics[0]?.partitions ?? [];
-    this.cache.set(topic, { at: Date.now(), partitions });
+    this.cache.set(topic, { at: monotonicMs(), partitions });
     return partitions;
   }
 
