@@ -11,9 +11,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ensureDebianPackages, findExecutable } from '../../deploy/local/prerequisites.ts';
-import type { CommandRecord } from '../../src/audit/log/format.ts';
 import { verifyAuditLog } from '../../src/audit/tools/verify.ts';
-import { publishNumbered, readTopic, seqCounts, waitFor } from '../support/e2e-helpers.ts';
+import { commandsRecorded, publishCommands, publishNumbered, readTopic, seqCounts, waitFor } from '../support/e2e-helpers.ts';
 import { sluiceFor } from '../support/sluice-process.ts';
 import { kafkaTopic, mqttClient, printLogsOnFailure, unique } from '../support/stack.ts';
 
@@ -62,16 +61,7 @@ test('the wall clock stepped an hour forward, then two hours back, under load: 0
   const total = rate * seconds;
   const pub = await mqttClient(t);
   const telemetry = publishNumbered(pub, total, (seq) => `${prefix}/malta/z1/sensor/dev-${seq % 40}/telemetry`, { ratePerSecond: rate });
-  const sent: string[] = [];
-  const commands = (async () => {
-    const started = Date.now();
-    for (let n = 0; n < seconds * 20; n++) {
-      await pub.publishAsync(`${prefix}/malta/z1/valve/v-${n % 5}/command`, `cmd-${n}`, { qos: 2 });
-      sent.push(`cmd-${n}`);
-      const due = started + ((n + 1) / 20) * 1000;
-      if (due > Date.now()) await sleep(due - Date.now());
-    }
-  })();
+  const { sent, done: commands } = publishCommands(pub, (n) => `${prefix}/malta/z1/valve/v-${n % 5}/command`, seconds);
   let notReady = 0;
   let worstHeldMs = 0;
   const sampler = setInterval(async () => {
@@ -90,15 +80,16 @@ test('the wall clock stepped an hour forward, then two hours back, under load: 0
   const records = await readTopic(t, topic, (r) => seqCounts(r).size >= total, 60_000);
   clearInterval(sampler);
   const counts = seqCounts(records);
-  await waitFor('every command in the audit log', () => commandsIn(sluice.dir).length >= sent.length, 30_000).catch(() => {});
-  const recorded = commandsIn(sluice.dir).map((r) => Buffer.from(r.payload, 'base64').toString());
+  const auditDir = join(sluice.dir, 'audit');
+  await waitFor('every command in the audit log', () => commandsRecorded(auditDir).length >= sent.length, 30_000).catch(() => {});
+  const recorded = commandsRecorded(auditDir);
   const m = await sluice.metrics(['sluice_ack_latency_seconds', 'sluice_dead_letters_total', 'sluice_mqtt_reconnects_total', 'sluice_sink_write_errors_total']);
   let deadLetters = 0;
   for (const [k, v] of m) if (k.startsWith('sluice_dead_letters_total')) deadLetters += v;
   const count = m.get('sluice_ack_latency_seconds_count') ?? 0;
   const sum = m.get('sluice_ack_latency_seconds_sum') ?? 0;
   const within10s = m.get('sluice_ack_latency_seconds_bucket{le="10"}') ?? 0;
-  const audit = verifyAuditLog(join(sluice.dir, 'audit'));
+  const audit = verifyAuditLog(auditDir);
   t.diagnostic(
     `telemetry ${total} published, ${counts.size} in Kafka (${records.length - counts.size} duplicates); commands ${sent.length} sent, ${new Set(recorded).size} recorded, ${recorded.length - new Set(recorded).size} twice; audit verify ${audit.ok ? 'ok' : audit.problem?.kind}; ack latency mean ${((sum / count) * 1000).toFixed(1)} ms over ${count}, ${count - within10s} over 10 s; longest a route held a message ${Math.round(worstHeldMs)} ms; /readyz not 200 in ${notReady} samples; dead letters ${deadLetters}; MQTT reconnects ${m.get('sluice_mqtt_reconnects_total') ?? 0}; Kafka write errors ${m.get('sluice_sink_write_errors_total{sink="kafka"}') ?? 0}`,
   );
@@ -113,9 +104,3 @@ test('the wall clock stepped an hour forward, then two hours back, under load: 0
   assert.ok(worstHeldMs < 10_000, `no route reported holding a message for an hour (${worstHeldMs} ms)`);
   assert.equal(notReady, 0, '/readyz stayed 200');
 });
-
-function commandsIn(dir: string): CommandRecord[] {
-  const records: CommandRecord[] = [];
-  verifyAuditLog(join(dir, 'audit'), { onFrame: (f) => f.record.type === 'command' && records.push(f.record) });
-  return records;
-}

@@ -13,10 +13,8 @@ import { type TestContext, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { stackConfig } from '../../deploy/local/stack-config.ts';
 import { ensureToxiproxy, Toxiproxy } from '../../deploy/local/toxiproxy.ts';
-import type { CommandRecord } from '../../src/audit/log/format.ts';
-import { verifyAuditLog } from '../../src/audit/tools/verify.ts';
 import { freePort } from '../support/broker.ts';
-import { influxPoints, publishNumbered, readTopic, seqCounts, telemetryToInflux, waitFor } from '../support/e2e-helpers.ts';
+import { commandsRecorded, influxPoints, publishCommands, publishNumbered, readTopic, seqCounts, telemetryToInflux, waitFor } from '../support/e2e-helpers.ts';
 import { type SluiceProcess, sluiceFor } from '../support/sluice-process.ts';
 import { config, endpoints, kafkaTopic, mqttClient, printLogsOnFailure, unique } from '../support/stack.ts';
 
@@ -29,11 +27,16 @@ async function proxied(t: TestContext, name: string, upstream: string): Promise<
   return { toxiproxy, listen };
 }
 
-function commandsIn(sluice: SluiceProcess): CommandRecord[] {
-  const records: CommandRecord[] = [];
-  const result = verifyAuditLog(join(sluice.dir, 'audit'), { onFrame: (f) => f.record.type === 'command' && records.push(f.record) });
-  assert.ok(result.ok || result.problem?.kind === 'torn-tail', `verify: ${result.problem?.kind} ${result.problem?.message}`);
-  return records;
+/** The worker's peak RSS, sampled every second from its metrics until stop(). */
+function watchPeakRss(t: TestContext, sluice: SluiceProcess): { peak(): number; stop(): void } {
+  let peak = 0;
+  const timer = setInterval(async () => {
+    const m = await sluice.metrics(['sluice_process_resident_memory_bytes']).catch(() => undefined);
+    peak = Math.max(peak, m?.get('sluice_process_resident_memory_bytes') ?? 0);
+  }, 1000);
+  const stop = () => clearInterval(timer);
+  t.after(stop);
+  return { peak: () => peak, stop };
 }
 
 test('a blackholed broker link (packets dropped, nothing closed) for 60 s under load: the worker notices within its keepalive bound, the other keeps flowing, 0 lost, no command twice', {
@@ -72,23 +75,8 @@ test('a blackholed broker link (packets dropped, nothing closed) for 60 s under 
   const total = rate * seconds;
   const pub = await mqttClient(t);
   const telemetry = publishNumbered(pub, total, (seq) => `${prefix}/malta/z1/sensor/dev-${seq % 50}/telemetry`, { ratePerSecond: rate });
-  const commandsSent: string[] = [];
-  const commands = (async () => {
-    const started = Date.now();
-    for (let n = 0; n < seconds * 20; n++) {
-      const id = `cmd-${n}`;
-      await pub.publishAsync(`${prefix}/malta/z1/valve/v-${n % 5}/command`, id, { qos: 2 });
-      commandsSent.push(id);
-      const due = started + ((n + 1) / 20) * 1000;
-      if (due > Date.now()) await sleep(due - Date.now());
-    }
-  })();
-  let peakRss = 0;
-  const rssTimer = setInterval(async () => {
-    const m = await behind.metrics(['sluice_process_resident_memory_bytes']).catch(() => undefined);
-    peakRss = Math.max(peakRss, m?.get('sluice_process_resident_memory_bytes') ?? 0);
-  }, 1000);
-  t.after(() => clearInterval(rssTimer));
+  const { sent: commandsSent, done: commands } = publishCommands(pub, (n) => `${prefix}/malta/z1/valve/v-${n % 5}/command`, seconds);
+  const rss = watchPeakRss(t, behind);
 
   await sleep(10_000);
   const directBefore = (await direct.metrics(['sluice_messages_received_total'])).get('sluice_messages_received_total{qos="1"}') ?? 0;
@@ -124,18 +112,20 @@ test('a blackholed broker link (packets dropped, nothing closed) for 60 s under 
   assert.ok(share > 0.4, `the other worker kept its share of the group flowing (${directDuring} messages in 60 s at ${rate}/s)`);
 
   await Promise.all([telemetry, commands]);
-  clearInterval(rssTimer);
+  rss.stop();
   const records = await readTopic(t, telemetryTopic, (r) => seqCounts(r).size >= total, 120_000);
   const counts = seqCounts(records);
   const lost = total - counts.size;
   t.diagnostic(
-    `telemetry: ${total} published (acknowledged by the broker), ${counts.size} in Kafka, ${records.length - counts.size} duplicates; peak RSS of the blackholed worker ${Math.round(peakRss / 2 ** 20)} MiB`,
+    `telemetry: ${total} published (acknowledged by the broker), ${counts.size} in Kafka, ${records.length - counts.size} duplicates; peak RSS of the blackholed worker ${Math.round(rss.peak() / 2 ** 20)} MiB`,
   );
   assert.equal(lost, 0, 'nothing acknowledged is lost');
 
   // every command recorded once across both workers' audit logs
-  await waitFor('every command in an audit log', () => commandsIn(behind).length + commandsIn(direct).length >= commandsSent.length, 60_000).catch(() => {});
-  const recorded = [...commandsIn(behind), ...commandsIn(direct)].map((r) => Buffer.from(r.payload, 'base64').toString());
+  const audits = [join(behind.dir, 'audit'), join(direct.dir, 'audit')];
+  const all = () => audits.flatMap(commandsRecorded);
+  await waitFor('every command in an audit log', () => all().length >= commandsSent.length, 60_000).catch(() => {});
+  const recorded = all();
   const twice = recorded.length - new Set(recorded).size;
   t.diagnostic(`commands: ${commandsSent.length} sent, ${new Set(recorded).size} recorded, ${twice} twice`);
   assert.equal(twice, 0, 'no command recorded twice');
@@ -343,23 +333,8 @@ test('a flapping network: every link (broker, Kafka, InfluxDB) reset at once eve
   const total = rate * seconds;
   const pub = await mqttClient(t);
   const telemetry = publishNumbered(pub, total, (seq) => `${prefix}/malta/z1/sensor/dev-${seq % 40}/telemetry`, { ratePerSecond: rate });
-  const commandsSent: string[] = [];
-  const commands = (async () => {
-    const started = Date.now();
-    for (let n = 0; n < seconds * 20; n++) {
-      const id = `cmd-${n}`;
-      await pub.publishAsync(`${prefix}/malta/z1/valve/v-${n % 5}/command`, id, { qos: 2 });
-      commandsSent.push(id);
-      const due = started + ((n + 1) / 20) * 1000;
-      if (due > Date.now()) await sleep(due - Date.now());
-    }
-  })();
-  let peakRss = 0;
-  const sampler = setInterval(async () => {
-    const m = await sluice.metrics(['sluice_process_resident_memory_bytes']).catch(() => undefined);
-    peakRss = Math.max(peakRss, m?.get('sluice_process_resident_memory_bytes') ?? 0);
-  }, 1000);
-  t.after(() => clearInterval(sampler));
+  const { sent: commandsSent, done: commands } = publishCommands(pub, (n) => `${prefix}/malta/z1/valve/v-${n % 5}/command`, seconds);
+  const rss = watchPeakRss(t, sluice);
 
   // from 10 s to 130 s: every link reset (RST to both ends, new connections too) for 2 s in each 10 s
   await sleep(10_000);
@@ -374,13 +349,14 @@ test('a flapping network: every link (broker, Kafka, InfluxDB) reset at once eve
   await waitFor('ready after the last flap', async () => (await sluice.ready()).status === 200, 120_000);
   const readyAfter = Date.now() - healed;
   await Promise.all([telemetry, commands]);
-  clearInterval(sampler);
+  rss.stop();
 
   const records = await readTopic(t, topic, (r) => seqCounts(r).size >= total, 180_000);
   const counts = seqCounts(records);
   const points = await influxPoints(measurement, total);
-  await waitFor('every command in the audit log', () => commandsIn(sluice).length >= commandsSent.length, 60_000).catch(() => {});
-  const recorded = commandsIn(sluice).map((r) => Buffer.from(r.payload, 'base64').toString());
+  const audit = join(sluice.dir, 'audit');
+  await waitFor('every command in the audit log', () => commandsRecorded(audit).length >= commandsSent.length, 60_000).catch(() => {});
+  const recorded = commandsRecorded(audit);
   const m = await sluice.metrics([
     'sluice_mqtt_reconnects_total',
     'sluice_sink_write_errors_total',
@@ -390,7 +366,7 @@ test('a flapping network: every link (broker, Kafka, InfluxDB) reset at once eve
   let deadLetters = 0;
   for (const [k, v] of m) if (k.startsWith('sluice_dead_letters_total')) deadLetters += v;
   t.diagnostic(
-    `${flaps} flaps of every link; ready ${readyAfter} ms after the last; telemetry ${total} published, ${counts.size} in Kafka (${records.length - counts.size} duplicates), ${points} points in InfluxDB; commands ${commandsSent.length} sent, ${new Set(recorded).size} recorded, ${recorded.length - new Set(recorded).size} twice; MQTT reconnects ${m.get('sluice_mqtt_reconnects_total') ?? 0}, write errors kafka ${m.get('sluice_sink_write_errors_total{sink="kafka"}') ?? 0} influx ${m.get('sluice_sink_write_errors_total{sink="influx"}') ?? 0}; dead letters ${deadLetters}; in flight at most ${m.get('sluice_inflight_messages_max')}; peak RSS ${Math.round(peakRss / 2 ** 20)} MiB`,
+    `${flaps} flaps of every link; ready ${readyAfter} ms after the last; telemetry ${total} published, ${counts.size} in Kafka (${records.length - counts.size} duplicates), ${points} points in InfluxDB; commands ${commandsSent.length} sent, ${new Set(recorded).size} recorded, ${recorded.length - new Set(recorded).size} twice; MQTT reconnects ${m.get('sluice_mqtt_reconnects_total') ?? 0}, write errors kafka ${m.get('sluice_sink_write_errors_total{sink="kafka"}') ?? 0} influx ${m.get('sluice_sink_write_errors_total{sink="influx"}') ?? 0}; dead letters ${deadLetters}; in flight at most ${m.get('sluice_inflight_messages_max')}; peak RSS ${Math.round(rss.peak() / 2 ** 20)} MiB`,
   );
   assert.equal(total - counts.size, 0, 'no telemetry lost in Kafka');
   assert.equal(points, total, 'no telemetry lost in InfluxDB');

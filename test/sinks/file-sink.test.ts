@@ -2,7 +2,6 @@
 // that fails for good (ENOSPC on a device that cannot be cut back), and a real full tmpfs, where
 // the batch waits for room. No fault injection.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -10,6 +9,7 @@ import { test } from 'node:test';
 import { FileDeadLetterSink } from '../../src/sinks/dead-letter/dead-letter-file.ts';
 import { FileSink } from '../../src/sinks/file/file-sink.ts';
 import { type DeadLetterItem, SinkError } from '../../src/sinks/sink.ts';
+import { resizeTmpfs, smallTmpfs } from '../support/tmpfs.ts';
 import { conformance } from './conformance.ts';
 
 let dir = '';
@@ -97,16 +97,8 @@ conformance<DeadLetterItem>({
 });
 
 test('a full disk (a real 256 KiB tmpfs) holds the batch: a retriable failure, the file cut back to whole lines; once there is room every line is written once', async (t) => {
-  const d = mkdtempSync(join(tmpdir(), 'sluice-file-full-'));
-  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', d], { encoding: 'utf8' });
-  if (mounted.status !== 0) {
-    t.skip(`needs root to mount a small tmpfs (${mounted.stderr.trim() || 'mount failed'})`);
-    return;
-  }
-  t.after(() => {
-    spawnSync('umount', ['-l', d]);
-    rmSync(d, { recursive: true, force: true });
-  });
+  const d = smallTmpfs(t, '256k', 'sluice-file-full-');
+  if (d === undefined) return;
   const file = join(d, 'out.jsonl');
   const sink = new FileSink(file);
   t.after(() => sink.close());
@@ -130,7 +122,7 @@ test('a full disk (a real 256 KiB tmpfs) holds the batch: a retriable failure, t
   assert.deepEqual(sink.problems(), [], 'not failed for good');
 
   // room again: the same batch (as the queue retries it), then more
-  assert.equal(spawnSync('mount', ['-o', 'remount,size=4m', d]).status, 0);
+  resizeTmpfs(d, '4m');
   await sink.write(batch(n));
   await sink.write(batch(n + 100));
   const after = readFileSync(file, 'utf8')

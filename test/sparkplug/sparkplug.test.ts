@@ -3,7 +3,6 @@
 // counted, the state comes back from its file, and what line protocol cannot hold is refused
 // with the metric's name.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +16,7 @@ import { encodeAll } from '../../src/pipeline/encode.ts';
 import type { RuleSet } from '../../src/router/rule-set.ts';
 import type { KafkaRecord } from '../../src/sinks/kafka/kafka-record.ts';
 import { SparkplugState } from '../../src/sparkplug/sparkplug-state.ts';
+import { smallTmpfs } from '../support/tmpfs.ts';
 
 const spb = sparkplug.get('spBv1.0') as { encodePayload(p: unknown): Uint8Array };
 
@@ -500,16 +500,8 @@ test('array fan-out into Kafka: one record per element, the element as it was wr
 });
 
 test('the state file on a full disk (a real tmpfs): the last file stays whole, no half-written copy holds space, the failure is reported; written again once there is room', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'sluice-spstate-'));
-  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', dir], { encoding: 'utf8' });
-  if (mounted.status !== 0) {
-    t.skip(`needs root to mount a small tmpfs (${mounted.stderr.trim() || 'mount failed'})`);
-    return;
-  }
-  t.after(() => {
-    spawnSync('umount', ['-l', dir]);
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const dir = smallTmpfs(t, '64k', 'sluice-spstate-');
+  if (dir === undefined) return;
   const file = join(dir, 'sparkplug-w.json');
   const errors: string[] = [];
   let written = 0;

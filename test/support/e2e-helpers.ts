@@ -1,9 +1,11 @@
 // Publishing and read-back helpers for the end-to-end tests: numbered telemetry in, Kafka
 // records out, counted per sequence number so losses and duplicates are exact.
+import assert from 'node:assert/strict';
 import type { TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Kafka, logLevel } from 'kafkajs';
 import type { MqttClient } from 'mqtt';
+import { verifyAuditLog } from '../../src/audit/tools/verify.ts';
 import { endpoints, influxQuery, kafka, unique } from './stack.ts';
 
 export interface KafkaRecordSeen {
@@ -173,6 +175,35 @@ export function seqCounts(records: readonly KafkaRecordSeen[]): Map<number, numb
     counts.set(seq, (counts.get(seq) ?? 0) + 1);
   }
   return counts;
+}
+
+/**
+ * QoS 2 commands at `perSecond` for `seconds`, payloads `cmd-<n>` on `topicOf(n)`: `sent` grows
+ * as the broker takes each one; `done` when the last is taken.
+ */
+export function publishCommands(client: MqttClient, topicOf: (n: number) => string, seconds: number, perSecond = 20): { sent: string[]; done: Promise<void> } {
+  const sent: string[] = [];
+  const done = (async () => {
+    const started = Date.now();
+    for (let n = 0; n < seconds * perSecond; n++) {
+      const id = `cmd-${n}`;
+      await client.publishAsync(topicOf(n), id, { qos: 2 });
+      sent.push(id);
+      const due = started + ((n + 1) / perSecond) * 1000;
+      if (due > Date.now()) await sleep(due - Date.now());
+    }
+  })();
+  return { sent, done };
+}
+
+/** The payloads of the commands in an audit log a worker may still be writing (its last frame may read as torn, nothing else may be wrong). */
+export function commandsRecorded(auditDir: string): string[] {
+  const payloads: string[] = [];
+  const result = verifyAuditLog(auditDir, {
+    onFrame: (f) => f.record.type === 'command' && payloads.push(Buffer.from(f.record.payload, 'base64').toString()),
+  });
+  assert.ok(result.ok || result.problem?.kind === 'torn-tail', `verify ${auditDir}: ${result.problem?.kind} ${result.problem?.message}`);
+  return payloads;
 }
 
 export async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 30_000): Promise<void> {
