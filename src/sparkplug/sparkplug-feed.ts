@@ -82,7 +82,8 @@ export class SparkplugFeed {
     const last = this.asked.get(key);
     if (last !== undefined && now - last < this.options.rebirthIntervalMs) return false;
     this.asked.set(key, now);
-    const payload = encoder.encodePayload({ timestamp: now, metrics: [{ name: 'Node Control/Rebirth', type: 'Boolean', value: true }] });
+    // the rate limit above is a duration (monotonic); the payload carries a time: wall clock, whole ms
+    const payload = encoder.encodePayload({ timestamp: Date.now(), metrics: [{ name: 'Node Control/Rebirth', type: 'Boolean', value: true }] });
     this.client.publish(`${sparkplugNamespace}/${topic.group}/NCMD/${topic.edgeNode}`, Buffer.from(payload), { qos: 0 });
     this.options.onRebirthRequested?.();
     this.log.info({ group: topic.group, edgeNode: topic.edgeNode }, 'asked an edge node for a rebirth (NCMD Node Control/Rebirth)');
