@@ -19,7 +19,7 @@ import { histogramQuantile } from '../scripts/prometheus-text.ts';
 import { sluiceNodeFlags } from '../scripts/sluice-node-flags.ts';
 import { verifyAuditLog } from '../src/audit/tools/verify.ts';
 import { type KafkaClientKind, kafkaClients } from '../src/sinks/kafka/client/kafka-client.ts';
-import { rdkafka } from '../src/sinks/kafka/client/rdkafka-client.ts';
+import { rdkafkaMissing } from '../src/sinks/kafka/client/rdkafka-client.ts';
 import { kafkaConfig } from '../src/sinks/kafka/config.ts';
 import { type SluiceProcess, sluiceProcess } from '../test/support/sluice-process.ts';
 import { endpoints, kafka, unique } from '../test/support/stack.ts';
@@ -40,7 +40,7 @@ const { values: args } = parseArgs({
     'profile-scenario': { type: 'string', default: 'a' },
     'sluice-node-args': { type: 'string', default: '' },
     // every client, rdkafka only where node-rdkafka built (an optional dependency)
-    'kafka-client': { type: 'string', default: kafkaClients.filter((k) => k !== 'rdkafka' || rdkafkaInstalled()).join(',') },
+    'kafka-client': { type: 'string', default: kafkaClients.filter((k) => k !== 'rdkafka' || rdkafkaMissing() === undefined).join(',') },
     'poll-ms': { type: 'string', default: '50' },
     'full-poll': { type: 'boolean', default: false },
     build: { type: 'string', default: 'dist' },
@@ -67,15 +67,6 @@ const steadySeconds = Number(args['steady-seconds']);
 const commandCount = smoke ? 2_000 : Number(args['command-count']);
 const commandsReceiveMaximum = Number(args['commands-receive-maximum']);
 const node = join(repoRoot, 'scripts/node');
-function rdkafkaInstalled(): boolean {
-  try {
-    rdkafka();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Extra node flags for every sluice process, for experiments (e.g. V8 heap sizes). */
 const sluiceNodeArgs = args['sluice-node-args'].split(' ').filter(Boolean);
 /** The Kafka clients measured side by side in (a) and (b); the others run on the default. */

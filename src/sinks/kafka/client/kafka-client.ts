@@ -70,6 +70,19 @@ export interface KafkaAdminPort {
   disconnect(): Promise<void>;
 }
 
+/**
+ * Waits until every partition of a topic just created has a leader (as kafkajs'
+ * waitForLeaders): a library answers as soon as the controller accepted it, and a write or a
+ * topic list at once may not see it yet. `leaders` asks the cluster (undefined or a throw: not
+ * known yet). At most 10 s; then the writes find out.
+ */
+export async function untilLeaders(leaders: () => Promise<readonly number[] | undefined>): Promise<void> {
+  for (const deadline = Date.now() + 10_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 100))) {
+    const found = await leaders().catch(() => undefined);
+    if (found && found.length > 0 && found.every((leader) => leader >= 0)) return;
+  }
+}
+
 export interface BrokerFault {
   /** Kafka's error name, e.g. MESSAGE_TOO_LARGE. */
   readonly code: string;

@@ -3,7 +3,16 @@
 // partitions as with kafkajs and the Java client (murmur2, positive-masked); keyless records go
 // round robin. Its idempotent producer keeps one request in flight per connection.
 import { Admin, compatibilityPartitioner, type MessageToProduce, Producer, type ProducerOptions, type SASLOptions } from '@platformatic/kafka';
-import type { BrokerFault, KafkaAdminPort, KafkaClient, KafkaConnection, ProducerSession, ProducerTuning, TopicBatch } from './kafka-client.ts';
+import {
+  type BrokerFault,
+  type KafkaAdminPort,
+  type KafkaClient,
+  type KafkaConnection,
+  type ProducerSession,
+  type ProducerTuning,
+  type TopicBatch,
+  untilLeaders,
+} from './kafka-client.ts';
 
 type Options = ProducerOptions<Buffer, Buffer, Buffer, Buffer>;
 
@@ -156,7 +165,7 @@ class PlatformaticAdmin implements KafkaAdminPort {
   async createTopic(topic: string, partitions: number, replicationFactor: number): Promise<'created' | 'exists'> {
     try {
       await this.admin.createTopics({ topics: [topic], partitions, replicas: replicationFactor });
-      await this.leadersOf(topic);
+      await untilLeaders(async () => (await this.admin.metadata({ topics: [topic], forceUpdate: true })).topics.get(topic)?.partitions.map((p) => p.leader));
       return 'created';
     } catch (err) {
       let exists = false;
@@ -169,23 +178,6 @@ class PlatformaticAdmin implements KafkaAdminPort {
   }
   async disconnect(): Promise<void> {
     await this.admin.close().catch(() => {});
-  }
-
-  /**
-   * Waits until every partition of a topic just created has a leader (as kafkajs'
-   * waitForLeaders): the library answers as soon as the controller accepted it, and a write or
-   * a topic list at once may not see it yet. At most 10 s; then the writes find out.
-   */
-  private async leadersOf(topic: string): Promise<void> {
-    for (const deadline = Date.now() + 10_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 100))) {
-      try {
-        const meta = await this.admin.metadata({ topics: [topic], forceUpdate: true });
-        const t = meta.topics.get(topic);
-        if (t && t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0)) return;
-      } catch {
-        // not known to the broker asked yet: ask again
-      }
-    }
   }
 }
 

@@ -15,6 +15,7 @@ import {
   type ProducerSession,
   type ProducerTuning,
   type TopicBatch,
+  untilLeaders,
 } from './kafka-client.ts';
 
 /** What sluice uses of node-rdkafka (typed here, so the type check does not need it installed). */
@@ -68,6 +69,16 @@ export function rdkafka(): RdModule {
         'It builds librdkafka from source during `npm install`: it needs gcc, g++, make and python3, and the Node headers ' +
         '(npm_config_nodedir); libssl-dev, libsasl2-dev and libzstd-dev add TLS, SASL and zstd. Or use kafka.client platformatic.',
     );
+  }
+}
+
+/** Why node-rdkafka cannot be loaded here, or undefined when it can (tests and the bench skip it then). */
+export function rdkafkaMissing(): string | undefined {
+  try {
+    rdkafka();
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
   }
 }
 
@@ -194,8 +205,7 @@ export class RdkafkaClient implements KafkaClient {
       'socket.connection.setup.timeout.ms': connectTimeoutMs,
       'socket.nagle.disable': true,
       // librdkafka logs to stderr by itself: errors reach sluice through the failed sends instead
-      log_level: Number(process.env.RDK_LOG ?? 0),
-      ...(process.env.RDK_DEBUG ? { debug: process.env.RDK_DEBUG, event_cb: true } : {}),
+      log_level: 0,
     };
     if (tls) {
       Object.assign(conf, {
@@ -247,8 +257,6 @@ class Opener {
     const topic: Record<string, unknown> = {};
     for (const [key, value] of Object.entries(extra)) (topicProperties.has(key) ? topic : global)[key] = value;
     const producer = new this.rd.Producer(global, topic);
-    if (process.env.RDK_DEBUG)
-      (producer as unknown as { on(e: string, l: (x: { message: string }) => void): void }).on('event.log', (l) => console.error('RDK', l.message));
     producer.on('event.error', () => {}); // a broker down is reported per record (delivery) and per connect
     let refresh: NodeJS.Timeout | undefined;
     if (this.token) {
@@ -485,11 +493,7 @@ class RdkafkaAdmin implements KafkaAdminPort {
     );
     if (err?.code === 36) return 'exists';
     if (err) throw new RdkafkaSendError([err], 0);
-    // as kafkajs' waitForLeaders: a write or a topic list at once may not see it yet (10 s at most)
-    for (const deadline = Date.now() + 10_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 100))) {
-      const t = (await this.meta(topic).catch(() => undefined))?.topics.find((x) => x.name === topic);
-      if (t && t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0)) break;
-    }
+    await untilLeaders(async () => (await this.meta(topic)).topics.find((x) => x.name === topic)?.partitions.map((p) => p.leader));
     return 'created';
   }
 
