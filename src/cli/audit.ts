@@ -9,7 +9,7 @@ import { writeAuditMetrics } from '../audit/tools/metrics-file.ts';
 import { parseBound, ReplayRefusedError, type ReplayTarget, replay } from '../audit/tools/replay.ts';
 import { exitCodes as auditExitCodes, repairTail, verifyAuditLog } from '../audit/tools/verify.ts';
 import { mqttCredentialsOf } from '../config/load.ts';
-import { serviceConfig } from '../config/service-schema.ts';
+import { movedServiceKeys, serviceConfig } from '../config/service-schema.ts';
 import { loadYamlFile } from '../config/yaml-file.ts';
 import { credentialOptions } from '../mqtt-credentials.ts';
 import { createKafkaClient } from '../sinks/kafka/client/create-client.ts';
@@ -167,7 +167,7 @@ export const auditReplayCommand: Command = {
       process.stderr.write(`sluice: nothing to replay: ${none}\n`);
       return auditExitCodes['no-log'];
     }
-    const service = () => loadYamlFile(configFile, serviceConfig).value;
+    const service = () => loadYamlFile(configFile, serviceConfig, process.env, { moved: movedServiceKeys }).value;
     let target: ReplayTarget;
     let where: string;
     if (kafkaTopic !== undefined) {

@@ -77,10 +77,10 @@ export const checkCommand: Command = {
 };
 
 function deadLetterTo(c: LoadedConfig): string {
-  const d = c.service.deadLetter as { to: string; path?: string };
+  const d = c.service.deadLetter as { to: string; path?: string; topic: string };
   if (d.to === 'file') return `file ${d.path}`;
   if (d.to === 'hold') return 'hold';
-  return `kafka topic ${(c.service.kafka as { deadLetterTopic: string }).deadLetterTopic}`;
+  return `kafka topic ${d.topic}`;
 }
 
 /**

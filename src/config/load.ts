@@ -9,7 +9,7 @@ import { resolveSecret, SecretError, type SecretRef } from '../secrets.ts';
 import { sectionKey } from '../sinks/plugin.ts';
 import { sinkPlugins } from '../sinks/registry.ts';
 import { type RulesFile, rulesFile } from './rules-schema.ts';
-import { type ServiceConfig, serviceConfig } from './service-schema.ts';
+import { movedServiceKeys, type ServiceConfig, serviceConfig } from './service-schema.ts';
 import { ConfigError, formatPath, loadYamlFile } from './yaml-file.ts';
 
 export interface LoadedConfig {
@@ -46,7 +46,7 @@ export function loadConfig(
   options: { rulesFile?: string | undefined; env?: NodeJS.ProcessEnv; resolveSecrets?: boolean } = {},
 ): LoadedConfig {
   const env = options.env ?? process.env;
-  const loaded = loadYamlFile(configFile, serviceConfig, env);
+  const loaded = loadYamlFile(configFile, serviceConfig, env, { moved: movedServiceKeys });
   const service = loaded.value as ServiceConfig;
   const rulesPath = options.rulesFile ?? resolve(dirname(configFile), service.rules);
   const rules = loadRules(rulesPath, env);

@@ -9,6 +9,10 @@ import { sinkPlugins } from '../sinks/registry.ts';
 
 /** Each sink's section under its name; its own schema validates it (and says when it may be absent). */
 const sinkSections: Record<string, z.ZodType> = Object.fromEntries(sinkPlugins.flatMap((p) => (p.config ? [[sectionKey(p), p.config]] : [])));
+/** Keys that moved, old dotted path -> new one: a config naming the old one is told where it went. */
+export const movedServiceKeys: Readonly<Record<string, string>> = Object.fromEntries(
+  sinkPlugins.flatMap((p) => Object.entries(p.movedKeys ?? {}).map(([old, key]) => [old, `${sectionKey(p)}.${key}`])),
+);
 
 const backoff = z.strictObject({
   minMs: z.int().min(1).default(200).describe('the first wait'),

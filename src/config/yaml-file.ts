@@ -23,7 +23,17 @@ export const maxConfigBytes = 4 * 1024 * 1024;
 /** YAML aliases expanded at most (a "billion laughs" document expands without bound otherwise). */
 const maxAliasCount = 1000;
 
-export function loadYamlFile<S extends z.ZodType>(file: string, schema: S, env: NodeJS.ProcessEnv = process.env): LoadedYaml<z.output<S>> {
+/** `moved`: keys that moved, old dotted path -> new one (an unknown key found there says where it went). */
+export interface YamlOptions {
+  readonly moved?: Readonly<Record<string, string>>;
+}
+
+export function loadYamlFile<S extends z.ZodType>(
+  file: string,
+  schema: S,
+  env: NodeJS.ProcessEnv = process.env,
+  options: YamlOptions = {},
+): LoadedYaml<z.output<S>> {
   let text: string;
   try {
     const size = statSync(file).size;
@@ -33,10 +43,16 @@ export function loadYamlFile<S extends z.ZodType>(file: string, schema: S, env: 
     if (err instanceof ConfigError) throw err;
     throw new ConfigError(`${file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
-  return parseYaml(file, text, schema, env);
+  return parseYaml(file, text, schema, env, options);
 }
 
-export function parseYaml<S extends z.ZodType>(file: string, text: string, schema: S, env: NodeJS.ProcessEnv = process.env): LoadedYaml<z.output<S>> {
+export function parseYaml<S extends z.ZodType>(
+  file: string,
+  text: string,
+  schema: S,
+  env: NodeJS.ProcessEnv = process.env,
+  options: YamlOptions = {},
+): LoadedYaml<z.output<S>> {
   const lines = new LineCounter();
   const doc = parseDocument(substituteVariables(file, text, env), { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
   const lineOf = (offset: number | undefined) => (offset === undefined ? 1 : lines.linePos(offset).line);
@@ -61,6 +77,10 @@ export function parseYaml<S extends z.ZodType>(file: string, text: string, schem
   if (!result.success) {
     const issues = result.error.issues.slice(0, 5).map((issue) => {
       if (issue.code === 'unrecognized_keys') {
+        const movedFrom = issue.keys.find((k) => options.moved?.[[...issue.path, k].join('.')]);
+        if (movedFrom !== undefined) {
+          return error([...issue.path, movedFrom], `moved to ${options.moved?.[[...issue.path, movedFrom].join('.')]} (same meaning): write it there`).message;
+        }
         const key = issue.keys[0] as string;
         return error([...issue.path, key], `unknown key${issue.keys.length > 1 ? `s ${issue.keys.join(', ')}` : ''}`).message;
       }

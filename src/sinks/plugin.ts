@@ -58,6 +58,8 @@ export interface SinkPlugin {
   /** Its section of the service config, under `section` (default: the plugin's name). */
   readonly config?: z.ZodType | undefined;
   readonly section?: string;
+  /** Keys that moved into its section: old dotted path -> key of its section (a config naming the old one is told where it went). */
+  readonly movedKeys?: Readonly<Record<string, string>>;
   /** Keys of its section that are paths, relative to the config file's directory (resolved at load). */
   readonly paths?: readonly string[];
   /** Built only when a route uses it, unless always (the dead letter). */

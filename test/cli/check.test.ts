@@ -81,7 +81,8 @@ test('check --connect: broker, Kafka, InfluxDB and the dead letter each in one l
     'rules.yaml': rules(prefix),
     'sluice.yaml': `rules: rules.yaml
 mqtt: { url: "${endpoints.mqttAuth}", username: "${stackConfig.mqtt.username}", password: { env: SLUICE_TEST_MQTT_PASSWORD } }
-kafka: { brokers: ["${endpoints.kafka}"], createTopics: { enabled: false }, deadLetterTopic: ${deadLetterTopic} }
+kafka: { brokers: ["${endpoints.kafka}"], createTopics: { enabled: false } }
+deadLetter: { topic: ${deadLetterTopic} }
 influx: { url: "${endpoints.influxdb}", bucket: "${endpoints.influxBucket}" }
 file: { path: out/telemetry.jsonl }
 `,

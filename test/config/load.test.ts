@@ -226,4 +226,17 @@ test('deadLetter: to file needs a path (relative to the config), a path is for t
   assert.equal((loadConfig(join(dir, 'sluice.yaml')).service.deadLetter as { path: string }).path, join(dir, 'dead/letters.jsonl'));
   writeFileSync(join(dir, 'sluice.yaml'), 'rules: rules.yaml\n');
   assert.equal((loadConfig(join(dir, 'sluice.yaml')).service.deadLetter as { to: string }).to, 'kafka');
+  assert.equal((loadConfig(join(dir, 'sluice.yaml')).service.deadLetter as { topic: string }).topic, 'sluice.dead-letter');
+});
+
+test('a key that moved says where it went, at its line: kafka.deadLetterTopic is deadLetter.topic now', () => {
+  const dir = files({ 'rules.yaml': goodRules, 'sluice.yaml': 'rules: rules.yaml\nkafka:\n  brokers: ["127.0.0.1:9092"]\n  deadLetterTopic: dlq\n' });
+  assert.throws(
+    () => loadConfig(join(dir, 'sluice.yaml')),
+    (err: Error) => err.message === `${join(dir, 'sluice.yaml')}:4: kafka.deadLetterTopic: moved to deadLetter.topic (same meaning): write it there`,
+  );
+  writeFileSync(join(dir, 'sluice.yaml'), 'rules: rules.yaml\nkafka:\n  brokers: ["127.0.0.1:9092"]\n  typo: 1\n  deadLetterTopic: dlq\n');
+  assert.throws(() => loadConfig(join(dir, 'sluice.yaml')), /sluice\.yaml:5: kafka\.deadLetterTopic: moved to deadLetter\.topic/);
+  writeFileSync(join(dir, 'sluice.yaml'), 'rules: rules.yaml\ndeadLetter: { topic: dlq }\n');
+  assert.equal((loadConfig(join(dir, 'sluice.yaml')).service.deadLetter as { topic: string }).topic, 'dlq');
 });

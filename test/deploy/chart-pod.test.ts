@@ -153,7 +153,7 @@ test("the chart's pod starts as shipped: default values, only the servers' addre
     '--set',
     `config.kafka.brokers={${endpoints.kafka}}`,
     '--set',
-    `config.kafka.deadLetterTopic=${deadLetterTopic}`,
+    `config.deadLetter.topic=${deadLetterTopic}`,
     '--set',
     `config.influx.url=${endpoints.influxdb}`,
     '--set',

@@ -63,8 +63,8 @@ export class SluiceProcess {
         kafka: {
           brokers: [endpoints.kafka],
           createTopics: { enabled: true, partitions: 3, replicationFactor: 1 },
-          deadLetterTopic: this.deadLetterTopic,
         },
+        deadLetter: { topic: this.deadLetterTopic },
         influx: { url: endpoints.influxdb, bucket: endpoints.influxBucket },
         retry: { minMs: 100, maxMs: 1000 },
         http: { host: '127.0.0.1', port: 0 },

@@ -1,7 +1,7 @@
 // The deadLetter section of the service config: where what the rules or a sink refuse goes.
-// Kafka (the topic kafka.deadLetterTopic, over the kafka section's connection), a JSON-lines
-// file on a volume (a deployment without Kafka), or nowhere: hold the message unacknowledged
-// and report it, so the broker keeps it until an operator acts.
+// Kafka (deadLetter.topic, over the kafka section's connection), a JSON-lines file on a volume
+// (a deployment without Kafka), or nowhere: hold the message unacknowledged and report it, so
+// the broker keeps it until an operator acts.
 import { z } from 'zod';
 
 export const deadLetterDestinations = ['kafka', 'file', 'hold'] as const;
@@ -12,7 +12,14 @@ export const deadLetterConfig = z
       .enum(deadLetterDestinations)
       .default('kafka')
       .describe(
-        'kafka: the topic kafka.deadLetterTopic; file: JSON lines appended to path, fsync\'d per batch (no Kafka needed); hold: write nowhere: a refused message stays unacknowledged (the broker keeps it and the acks behind it), sluice_sink_healthy{sink="dead-letter"} reads 0 and /readyz names it until a restart with another destination',
+        'kafka: the topic deadLetter.topic; file: JSON lines appended to path, fsync\'d per batch (no Kafka needed); hold: write nowhere: a refused message stays unacknowledged (the broker keeps it and the acks behind it), sluice_sink_healthy{sink="dead-letter"} reads 0 and /readyz names it until a restart with another destination',
+      ),
+    topic: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]{1,249}$/)
+      .default('sluice.dead-letter')
+      .describe(
+        "the Kafka topic when to: kafka, written with the kafka section's connection settings; must exist (or kafka.createTopics.enabled): sluice waits at start, not ready, until it does",
       ),
     path: z.string().min(1).optional().describe('the JSON-lines file when to: file, relative to this file (on a volume in a container)'),
     batch: z

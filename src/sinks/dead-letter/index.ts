@@ -1,6 +1,6 @@
 // The dead-letter sink as a plugin: always built (every worker must be able to refuse a
 // message without losing it), fed by the pipeline rather than by a route. Its deadLetter
-// section chooses where: the Kafka topic kafka.deadLetterTopic (with the kafka section's
+// section chooses where: the Kafka topic deadLetter.topic (with the kafka section's
 // connection settings), a JSON-lines file, or hold. README.md beside this file is its
 // documentation.
 import { dirname } from 'node:path';
@@ -19,6 +19,7 @@ export const deadLetterPlugin: SinkPlugin = {
   section: 'deadLetter',
   config: deadLetterConfig,
   paths: ['path'],
+  movedKeys: { 'kafka.deadLetterTopic': 'topic' },
   always: true,
   async create({ section, sections, log }) {
     const d = (section ?? deadLetterConfig.parse(undefined)) as DeadLetterConfig;
@@ -28,7 +29,7 @@ export const deadLetterPlugin: SinkPlugin = {
     if (d.to === 'hold') return { sink: new HoldDeadLetters(), batch: { maxItems: 100, maxBytes: 8_000_000, lingerMs: 0 } };
     const k = (sections.kafka ?? kafkaConfig.parse(undefined)) as KafkaConfig;
     return {
-      sink: new DeadLetterSink(new KafkaSink(await kafkaSinkOptions(k, 'dead-letter'), log), k.deadLetterTopic),
+      sink: new DeadLetterSink(new KafkaSink(await kafkaSinkOptions(k, 'dead-letter'), log), d.topic),
       batch: { maxItems: k.batch.maxMessages, maxBytes: k.batch.maxBytes, lingerMs: k.batch.lingerMs },
     };
   },
@@ -40,7 +41,7 @@ export const deadLetterPlugin: SinkPlugin = {
       return { ok: p.ok, detail: `to: file ${d.path}: ${p.detail}` };
     }
     const k = (sections.kafka ?? kafkaConfig.parse(undefined)) as KafkaConfig;
-    const p = await probeKafka(k, [k.deadLetterTopic], timeoutMs);
+    const p = await probeKafka(k, [d.topic], timeoutMs);
     return { ok: p.ok, detail: `to: kafka ${p.detail}` };
   },
 };

@@ -1,6 +1,6 @@
 // The kafka section of the service config: the client, connection (TLS, SASL), the producer's
-// settings, batching, topic creation, and the dead-letter topic (written by the dead-letter sink
-// over the same connection settings). What a client cannot do is a config error naming it.
+// settings, batching, topic creation (the dead-letter sink connects with the same settings).
+// What a client cannot do is a config error naming it.
 import { z } from 'zod';
 import { hostPortProblem } from '../../addresses.ts';
 import { secretRef } from '../../secrets.ts';
@@ -131,11 +131,6 @@ export const kafkaConfig = z
       })
       .optional()
       .describe('routes whose kafka.value has a schema (avro, protobuf, json-schema) write the Confluent wire format with the id it gives'),
-    deadLetterTopic: z
-      .string()
-      .regex(/^[A-Za-z0-9._-]{1,249}$/)
-      .default('sluice.dead-letter')
-      .describe('where refused messages go, with the reason in headers; must exist (or createTopics.enabled): sluice waits at start, not ready, until it does'),
   })
   .superRefine((k, ctx) => {
     // what a client cannot do is said here, at load, naming the client: never silently ignored
@@ -158,6 +153,6 @@ export const kafkaConfig = z
     }
   })
   .prefault({})
-  .describe('the Kafka sink and the dead-letter topic');
+  .describe('the Kafka sink (and the connection of the Kafka dead letter)');
 
 export type KafkaConfig = z.infer<typeof kafkaConfig>;
