@@ -2,10 +2,13 @@
 // are built (the sinks first, then the pipeline and the sessions), and each names what keeps it
 // from being ready: a fatal sink, a sink still starting or failing, a connection down or not yet
 // subscribed, a route whose oldest unacknowledged message is too old.
+import type { Logger } from 'pino';
 import { Gauge } from 'prom-client';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Pipeline } from '../pipeline/pipeline.ts';
 import type { RuleSet } from '../router/rule-set.ts';
+import { sinkPlugins } from '../sinks/registry.ts';
+import { SinkError } from '../sinks/sink.ts';
 import type { MqttSession } from '../source/mqtt/mqtt-session.ts';
 import type { SparkplugWorker } from '../sparkplug/index.ts';
 import type { WorkerSinks } from './sinks.ts';
@@ -41,6 +44,21 @@ export class WorkerHealth {
         for (const route of health.rules().routeNames) this.set({ route }, (ages?.get(route) ?? 0) / 1000);
       },
     });
+  }
+
+  /**
+   * What a sink that failed for good calls: the first error is kept (readiness names it), logged
+   * naming the sink, and passed on (the process stops, acking nothing more); later ones are dropped.
+   */
+  fatalHandler(log: Logger, then: ((err: Error) => void) | undefined): (err: Error) => void {
+    return (err) => {
+      if (this.fatal) return;
+      this.fatal = err;
+      const sink = err instanceof SinkError ? err.sink : undefined;
+      const title = sinkPlugins.find((p) => p.name === sink)?.title ?? sink ?? 'a sink';
+      log.fatal({ sink, err: err.message }, `${title} failed: stopping without acknowledging anything more (never retried)`);
+      then?.(err);
+    };
   }
 
   /** Why the worker is not ready; empty when it is. */

@@ -1,11 +1,13 @@
 // The worker's broker connections: telemetry (QoS 0/1 filters) on the worker's client id, and
 // commands (QoS 2 filters) on a connection of their own, so its window, broker session and
-// exactly-once state stand apart. And what a rules reload may change on them without a restart.
+// exactly-once state stand apart. Their start, what a rules reload may change on them without a
+// restart, and their stop (drained within the shutdown deadline).
 import type { Logger } from 'pino';
 import type { LoadedConfig } from '../config/load.ts';
 import { ConfigError } from '../config/yaml-file.ts';
 import type { MqttCredentials } from '../mqtt-credentials.ts';
 import type { Metrics } from '../observability/metrics.ts';
+import type { Pipeline } from '../pipeline/pipeline.ts';
 import type { RuleSet } from '../router/rule-set.ts';
 import type { BuiltSink } from '../sinks/plugin.ts';
 import { sinkPlugins } from '../sinks/registry.ts';
@@ -90,4 +92,38 @@ export function checkReload(
     throw new ConfigError(`${file}: QoS 2 filters added, but this worker started without a command connection: ${restart}`);
   if (next.usesSparkplug && !worker.sparkplug)
     throw new ConfigError(`${file}: a sparkplug route added, but this worker started without Sparkplug state: ${restart}`);
+}
+
+/** Both connections (those the rules have). */
+export function sessionsOf(s: WorkerSessions): MqttSession[] {
+  return [s.source, s.commandSource].filter((x) => x !== undefined);
+}
+
+/** Reads from each connection into the pipeline, every message under its connection's client id. */
+export function startSessions(s: WorkerSessions, pipeline: Pipeline): void {
+  for (const session of sessionsOf(s)) session.start((message, slot) => pipeline.dispatch(message, slot, session.clientId));
+}
+
+/** A reload's filters subscribed or unsubscribed on the live connections (checkReload first). */
+export function updateSubscriptions(s: WorkerSessions, next: RuleSet): { added: string[]; removed: string[] } {
+  const a = s.source?.updateSubscriptions(next.subscriptions.filter((x) => x.qos < 2)) ?? { added: [], removed: [] };
+  const b = s.commandSource?.updateSubscriptions(next.subscriptions.filter((x) => x.qos === 2)) ?? { added: [], removed: [] };
+  return { added: [...a.added, ...b.added], removed: [...a.removed, ...b.removed] };
+}
+
+/** Stops reading and waits, until the deadline, for what is in flight to be acked. Resolves to the number left unacked. */
+export async function stopSessions(s: WorkerSessions, deadlineMs: number, metrics: Metrics, log: Logger): Promise<number> {
+  const sessions = sessionsOf(s);
+  const inFlight = sessions.reduce((n, x) => n + x.window.inFlight, 0);
+  log.info({ inFlight, deadlineMs }, 'shutting down: no new messages, flushing');
+  const left = await Promise.all(sessions.map((x) => x.stop(deadlineMs)));
+  const unsettled = left.reduce((a, b) => a + b, 0);
+  if (unsettled > 0) {
+    metrics.unsettledAtShutdown.inc(unsettled);
+    log.error(
+      { unsettled, oldestMs: Math.max(...sessions.map((x) => x.window.oldestAgeMs())) },
+      'shutdown deadline passed with messages not yet durable: they stay unacked and the broker redelivers them',
+    );
+  }
+  return unsettled;
 }
