@@ -19,8 +19,8 @@ export interface DeliverySteps {
   deadLetter(delivery: Delivery, refusals: readonly Refusal[]): void;
   /** Every output is durable (or dead-lettered durably): acknowledge. */
   acknowledged(delivery: Delivery, deadLettered: Refusal | undefined): void;
-  /** The ack is held for good: a fatal sink, or a dead letter that could not be written. */
-  held(delivery: Delivery, why: Outcome & { kind: 'fatal' | 'rejected' }): void;
+  /** The ack is withheld for good: a fatal sink, or a dead letter that could not be written. */
+  withheld(delivery: Delivery, why: Outcome & { kind: 'fatal' | 'rejected' }): void;
 }
 
 type Stage = 'phase-0' | 'phase-1' | 'dead-letter' | 'done';
@@ -73,7 +73,7 @@ export class Delivery implements OutcomeListener {
     if (this.stage === 'dead-letter') {
       this.stage = 'done';
       if (outcome.kind === 'delivered') this.steps.acknowledged(this, this.refusals?.[0]);
-      else this.steps.held(this, outcome);
+      else this.steps.withheld(this, outcome);
       return;
     }
     switch (outcome.kind) {
@@ -102,7 +102,7 @@ export class Delivery implements OutcomeListener {
     // every output has its outcome
     if (this.fatal) {
       this.stage = 'done';
-      this.steps.held(this, this.fatal);
+      this.steps.withheld(this, this.fatal);
     } else if (this.refusals && this.refusals.length > 0) {
       this.stage = 'dead-letter';
       this.steps.deadLetter(this, this.refusals);

@@ -54,9 +54,9 @@ export class Pipeline implements DeliverySteps {
   /** prom-client children per route and sink, looked up once (labels are hashed on every inc() otherwise). */
   private readonly routedCounters = new Map<string, { inc(): void }>();
   private fatal = false;
-  /** Held dead letters are logged at most every 10 s, with how many since. */
-  private heldLoggedAt = 0;
-  private heldSinceLog = 0;
+  /** Acks withheld for a refused dead letter are logged at most every 10 s, with how many since. */
+  private withheldLoggedAt = 0;
+  private withheldSinceLog = 0;
   /** Per route, its messages not yet acknowledged, oldest first (a Set keeps insertion order). */
   private readonly unacked = new Map<string, Set<Delivery>>();
 
@@ -118,7 +118,7 @@ export class Pipeline implements DeliverySteps {
     if (delivery.eventTimeMs !== undefined) this.metrics.endToEnd.observe(Math.max(0, Date.now() - delivery.eventTimeMs) / 1000);
   }
 
-  held(delivery: Delivery, why: Outcome & { kind: 'fatal' | 'rejected' }): void {
+  withheld(delivery: Delivery, why: Outcome & { kind: 'fatal' | 'rejected' }): void {
     if (why.kind === 'fatal') {
       if (!this.fatal) {
         this.fatal = true;
@@ -128,15 +128,15 @@ export class Pipeline implements DeliverySteps {
     }
     // the dead-letter topic refused even the shrunk record: keep the message at the broker
     this.metrics.deadLettered.inc({ reason: 'dead-letter-refused' });
-    this.heldSinceLog++;
+    this.withheldSinceLog++;
     const now = monotonicMs();
-    if (now - this.heldLoggedAt >= 10_000) {
+    if (now - this.withheldLoggedAt >= 10_000) {
       this.log.error(
-        { topic: delivery.message.topic, error: why.refusal.error, messages: this.heldSinceLog },
+        { topic: delivery.message.topic, error: why.refusal.error, messages: this.withheldSinceLog },
         'the dead-letter topic refused a record even shrunk; the message stays unacknowledged (the broker keeps it)',
       );
-      this.heldLoggedAt = now;
-      this.heldSinceLog = 0;
+      this.withheldLoggedAt = now;
+      this.withheldSinceLog = 0;
     }
   }
 
