@@ -56,6 +56,8 @@ export class SluiceProcess {
     this.args = options.args ?? [];
     const build = options.build ?? 'src';
     this.entry = typeof build === 'object' ? build.entry : join(repoRoot, build === 'dist' ? 'dist/cli.js' : 'src/cli.ts');
+    // another checkout's build (the bench's A/B) is from before the dead-letter topic moved to deadLetter.topic
+    const olderBuild = typeof build === 'object';
     const config = merge(
       {
         rules: 'rules.yaml',
@@ -63,8 +65,9 @@ export class SluiceProcess {
         kafka: {
           brokers: [endpoints.kafka],
           createTopics: { enabled: true, partitions: 3, replicationFactor: 1 },
+          ...(olderBuild ? { deadLetterTopic: this.deadLetterTopic } : {}),
         },
-        deadLetter: { topic: this.deadLetterTopic },
+        ...(olderBuild ? {} : { deadLetter: { topic: this.deadLetterTopic } }),
         influx: { url: endpoints.influxdb, bucket: endpoints.influxBucket },
         retry: { minMs: 100, maxMs: 1000 },
         http: { host: '127.0.0.1', port: 0 },
