@@ -6,7 +6,7 @@ import './source/mqtt/quiet-debug.ts'; // first: before anything loads mqtt-pack
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { AuditFatalError } from './audit/log/audit-log.ts';
-import { auditKeygenCommand, auditReplayCommand, auditVerifyCommand } from './cli/audit.ts';
+import { auditCheckProofCommand, auditKeygenCommand, auditProveCommand, auditReplayCommand, auditVerifyCommand } from './cli/audit.ts';
 import { checkCommand, configPrintCommand } from './cli/check.ts';
 import { type Command, UsageError, usageOf } from './cli/command.ts';
 import { configSchemaCommand } from './cli/config-schema.ts';
@@ -29,6 +29,8 @@ const commands: readonly Command[] = [
   configSchemaCommand,
   auditVerifyCommand,
   auditReplayCommand,
+  auditProveCommand,
+  auditCheckProofCommand,
   auditKeygenCommand,
 ];
 

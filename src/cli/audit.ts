@@ -1,4 +1,4 @@
-// sluice audit verify | replay | keygen: the audit log's offline tools (src/audit/tools/).
+// sluice audit verify | replay | prove | check-proof | keygen: the audit log's offline tools (src/audit/tools/).
 import { createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -6,6 +6,7 @@ import mqtt from 'mqtt';
 import { segmentFiles } from '../audit/log/format.ts';
 import { liveWriter } from '../audit/log/writer-lock.ts';
 import { writeAuditMetrics } from '../audit/tools/metrics-file.ts';
+import { checkProof, ProofRefusedError, proveConsistency, proveInclusion } from '../audit/tools/prove.ts';
 import { parseBound, ReplayRefusedError, type ReplayTarget, replay } from '../audit/tools/replay.ts';
 import { exitCodes as auditExitCodes, repairTail, verifyAuditLog } from '../audit/tools/verify.ts';
 import { mqttCredentialsOf } from '../config/load.ts';
@@ -226,6 +227,82 @@ export const auditReplayCommand: Command = {
     } finally {
       await target.close();
     }
+  },
+};
+
+/** A record or checkpoint number given on the command line. */
+function seqArg(v: string | undefined, what: string): number {
+  const n = Number(v);
+  if (v === undefined || !Number.isSafeInteger(n) || n < 1)
+    throw new UsageError(`${what} must be a record number (1, 2, ...), got ${v === undefined ? 'nothing' : `"${v}"`}`);
+  return n;
+}
+
+export const auditProveCommand: Command = {
+  name: 'audit prove',
+  args: 'DIR SEQ | DIR --consistency A B',
+  summary: "a proof an auditor checks with the public key alone: record SEQ is in a signed checkpoint's Merkle tree, or checkpoint B's tree extends A's",
+  options: { checkpoint: { type: 'string' }, consistency: { type: 'boolean' }, 'public-key': { type: 'string' } },
+  help: {
+    checkpoint: 'the checkpoint (its seq) to prove against; default the newest',
+    consistency: 'prove that checkpoint B extends checkpoint A (both seqs of checkpoints)',
+    'public-key': 'Ed25519 public key (PEM): check the signed checkpoints while reading',
+  },
+  notes:
+    'the proof is JSON on stdout (docs/audit-log.md, Proofs); sluice audit check-proof checks it. Exit codes: 0 ok, 1 no such proof (a record after the newest checkpoint, a checkpoint without a tree), 3-7 the log fails verification (as verify)',
+  async run({ values, positionals }) {
+    const [dir, a, b] = positionals;
+    if (dir === undefined) throw new UsageError('audit prove needs the log directory');
+    const publicKey = publicKeyOf(str(values, 'public-key'));
+    const none = noLogThere(dir);
+    if (none !== undefined) {
+      process.stderr.write(`sluice: nothing to prove: ${none}\n`);
+      return auditExitCodes['no-log'];
+    }
+    try {
+      const proof = flag(values, 'consistency')
+        ? proveConsistency(dir, seqArg(a, 'A'), seqArg(b, 'B'), { publicKey })
+        : proveInclusion(dir, seqArg(a, 'SEQ'), {
+            publicKey,
+            ...(str(values, 'checkpoint') === undefined ? {} : { checkpoint: seqArg(str(values, 'checkpoint'), '--checkpoint') }),
+          });
+      process.stdout.write(`${JSON.stringify(proof, null, 2)}\n`);
+      return 0;
+    } catch (err) {
+      if (!(err instanceof ProofRefusedError)) throw err;
+      process.stderr.write(`sluice: ${err.message}\n`);
+      return err.verify?.problem ? auditExitCodes[err.verify.problem.kind] : 1;
+    }
+  },
+};
+
+export const auditCheckProofCommand: Command = {
+  name: 'audit check-proof',
+  args: 'FILE',
+  summary: "check a proof from audit prove with the public key alone (no log needed): the checkpoints' signatures, then the hashes",
+  options: { 'public-key': { type: 'string' } },
+  help: { 'public-key': 'Ed25519 public key (PEM) the checkpoints were signed with (required)' },
+  notes:
+    'FILE - reads stdin. Exit codes: 0 the proof holds, 5 it does not (the record, the path or the log changed), 6 a checkpoint signature is invalid, 2 not a proof',
+  async run({ values, positionals }) {
+    const [file] = positionals;
+    if (file === undefined) throw new UsageError('audit check-proof needs the proof file (- for stdin)');
+    const keyFile = str(values, 'public-key');
+    if (keyFile === undefined) throw new UsageError('audit check-proof needs --public-key: a proof is only as good as the key that signed its checkpoint');
+    const publicKey = publicKeyOf(keyFile) as NonNullable<ReturnType<typeof publicKeyOf>>;
+    let proof: unknown;
+    try {
+      proof = JSON.parse(readFileSync(file === '-' ? 0 : file, 'utf8'));
+    } catch (err) {
+      throw new UsageError(`${file}: not a proof (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
+    const r = checkProof(proof, publicKey);
+    if (r.ok) {
+      process.stdout.write(`ok: ${r.summary}\n`);
+      return 0;
+    }
+    process.stdout.write(`FAIL ${r.kind}: ${r.message}\n`);
+    return r.kind === 'signature' ? 6 : r.kind === 'proof' ? 5 : 2;
   },
 };
 

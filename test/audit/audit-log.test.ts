@@ -10,6 +10,7 @@ import { AuditFatalError, AuditLog } from '../../src/audit/log/audit-log.ts';
 import { crc32c } from '../../src/audit/log/crc32c.ts';
 import type { NewCommand } from '../../src/audit/log/format.ts';
 import { encodeFrame, frameHeaderBytes, genesis, segmentFiles, segmentMagic, segmentName, sha256Hex } from '../../src/audit/log/format.ts';
+import { leafHash, MerkleFrontier } from '../../src/audit/log/merkle.ts';
 import { exitCodes, repairTail, verifyAuditLog } from '../../src/audit/tools/verify.ts';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'sluice-audit-'));
@@ -184,18 +185,25 @@ test('a tail rewritten with recomputed hashes passes the chain but not the signe
   // rewrite command 7 and recompute every later hash, keeping the old signatures
   const file = onlySegment(dir);
   const frames = framesOf(file);
-  let prev = genesis;
-  const rewritten = frames.map((f) => {
-    const rec = JSON.parse(f.body.toString());
-    if (rec.seq === 7) rec.payload = Buffer.from('{"command":"forged"}').toString('base64');
-    rec.prev = prev;
-    const body = Buffer.from(JSON.stringify(rec));
-    prev = sha256Hex(body);
-    return { body };
-  });
-  writeFrames(file, rewritten);
+  const rewrite = (treeHeadsToo: boolean) => {
+    let prev = genesis;
+    const tree = new MerkleFrontier();
+    return frames.map((f) => {
+      const rec = JSON.parse(f.body.toString());
+      if (rec.seq === 7) rec.payload = Buffer.from('{"command":"forged"}').toString('base64');
+      rec.prev = prev;
+      if (treeHeadsToo && rec.type === 'checkpoint') rec.treeHead = tree.head().toString('hex');
+      const body = Buffer.from(JSON.stringify(rec));
+      prev = sha256Hex(body);
+      tree.append(leafHash(body));
+      return { body };
+    });
+  };
+  writeFrames(file, rewrite(false));
+  assert.equal(verifyAuditLog(dir).problem?.kind, 'chain', "the checkpoints' tree heads no longer match: seen without a key");
+  writeFrames(file, rewrite(true));
   const unsigned = verifyAuditLog(dir);
-  assert.equal(unsigned.ok, true, 'without a key, a consistent rewrite cannot be seen: that is what checkpoints are for');
+  assert.equal(unsigned.ok, true, 'without a key, a consistent rewrite (tree heads too) cannot be seen: that is what signed checkpoints are for');
   const signed = verifyAuditLog(dir, { publicKey: keys.publicKey });
   assert.equal(signed.problem?.kind, 'signature');
   assert.equal(exitCodes.signature, 6);

@@ -2,7 +2,8 @@
 // (fdatasync), so the caller may then send PUBREC. Records arriving while a sync runs share the
 // next one (group commit). Segments rotate by size and age; files are only ever appended to.
 // A failed write or fsync is fatal and never retried (group-commit.ts): the log refuses all
-// further appends and the process must stop.
+// further appends and the process must stop. With a signing key, it keeps the Merkle tree over
+// its records (merkle.ts) for its checkpoints to sign.
 
 import type { KeyObject } from 'node:crypto';
 import { closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync } from 'node:fs';
@@ -24,6 +25,7 @@ import {
   signCheckpoint,
 } from './format.ts';
 import { AuditFatalError, GroupCommit } from './group-commit.ts';
+import { leafHash, MerkleFrontier } from './merkle.ts';
 import { lockDir, unlockDir } from './writer-lock.ts';
 
 export interface AuditLogOptions {
@@ -54,6 +56,8 @@ export class AuditLog {
   private prev = genesis;
   private readonly commits: GroupCommit<NewCommand, number>;
   private sinceCheckpoint = 0;
+  /** The tree over every record so far (with a signing key only: checkpoints sign its head). */
+  private tree: MerkleFrontier | undefined;
   private lastCheckpointAt = monotonicMs();
   private checkpointTimer: NodeJS.Timeout | undefined;
   /** Observed durations of each data sync, for the fsync latency histogram. */
@@ -116,9 +120,11 @@ export class AuditLog {
     const frames: Buffer[] = [];
     let seq = this.seq;
     let prev = this.prev;
+    const tree = this.tree;
     const add = (body: Buffer) => {
       frames.push(encodeFrame(body));
       prev = sha256Hex(body);
+      tree?.append(leafHash(body)); // a failed commit is fatal: the tree is never used again
     };
     for (const record of batch) {
       seq++;
@@ -128,7 +134,8 @@ export class AuditLog {
     this.sinceCheckpoint += batch.length;
     if (s && this.sinceCheckpoint > 0 && (this.sinceCheckpoint >= s.every || monotonicMs() - this.lastCheckpointAt >= s.everyMs)) {
       seq++;
-      const checkpoint: CheckpointRecord = signCheckpoint(seq, prev, s.privateKey, s.publicKey);
+      const head = tree && { size: tree.size, head: tree.head().toString('hex'), frontier: tree.toHex() };
+      const checkpoint: CheckpointRecord = signCheckpoint(seq, prev, head, s.privateKey, s.publicKey);
       add(Buffer.from(JSON.stringify(checkpoint)));
       this.sinceCheckpoint = 0;
       this.lastCheckpointAt = monotonicMs();
@@ -196,9 +203,42 @@ export class AuditLog {
         break;
       }
     }
+    if (this.options.signing) this.tree = rebuildTree(this.dir, files, this.seq);
     // always start a new segment: an existing file is never written again after a restart
     await this.openSegment(this.seq + 1);
   }
+}
+
+/**
+ * The tree over the `records` records of a log, from its last checkpoint that stores the tree's
+ * frontier and the records after it; from the first record when none does (a log written
+ * without a key, or before trees).
+ */
+function rebuildTree(dir: string, files: readonly string[], records: number): MerkleFrontier {
+  const bodiesOf = (name: string) => [...readFrames(readFileSync(join(dir, name)), segmentMagic.length)].map((f) => f.body);
+  let tree = new MerkleFrontier();
+  let from = { file: 0, frame: 0 };
+  search: for (let i = files.length - 1; i >= 0; i--) {
+    const bodies = bodiesOf(files[i] as string);
+    for (let j = bodies.length - 1; j >= 0; j--) {
+      const body = bodies[j] as Buffer;
+      if (!body.includes('"type":"checkpoint"')) continue; // most records: not parsed
+      const record = JSON.parse(body.toString()) as CheckpointRecord | CommandRecord;
+      if (record.type === 'checkpoint' && record.frontier !== undefined && record.treeSize !== undefined) {
+        tree = MerkleFrontier.fromHex(record.treeSize, record.frontier);
+        from = { file: i, frame: j };
+        break search;
+      }
+    }
+  }
+  for (let i = from.file; i < files.length; i++) {
+    const bodies = bodiesOf(files[i] as string);
+    for (let j = i === from.file ? from.frame : 0; j < bodies.length; j++) tree.append(leafHash(bodies[j] as Buffer));
+  }
+  if (tree.size !== records) {
+    throw new AuditFatalError(`the audit log's Merkle tree has ${tree.size} records where the log has ${records}: run \`sluice audit verify\``);
+  }
+  return tree;
 }
 
 /**

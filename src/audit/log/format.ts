@@ -3,7 +3,8 @@
 // u32 BE body length | u32 BE CRC-32C of the body | body. A body is UTF-8 JSON; every body
 // carries `seq` (1, 2, 3, ... across segments) and `prev`, the SHA-256 (hex) of the previous
 // body (64 zeros for the first), so editing, removing, inserting or reordering any record
-// breaks the chain. Checkpoint records sign the chain head with Ed25519.
+// breaks the chain. Checkpoint records sign the chain head with Ed25519, and (since trees came)
+// the Merkle tree head over every record before them (merkle.ts).
 import { createHash, type KeyObject, sign, verify } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import type { Message } from '../../message.ts';
@@ -52,10 +53,21 @@ export interface CheckpointRecord {
   readonly seq: number;
   readonly prev: string;
   readonly at: string;
-  /** Ed25519 over checkpointMessage(seq, prev), base64. */
+  /** Ed25519 over checkpointMessage(seq, prev, tree), base64. */
   readonly signature: string;
   /** SHA-256 (hex, first 16) of the public key's DER, to tell keys apart. */
   readonly keyId: string;
+  /** The Merkle tree over every record before this one: its size (seq - 1) and head (hex). Absent in checkpoints written before trees. */
+  readonly treeSize?: number;
+  readonly treeHead?: string;
+  /** The tree's subtree roots (hex, largest first): where a restarted writer goes on from. Not signed: verify recomputes the tree. */
+  readonly frontier?: readonly string[];
+}
+
+/** The tree a checkpoint signs. */
+export interface TreeHead {
+  readonly size: number;
+  readonly head: string;
 }
 
 export type AuditRecord = CommandRecord | CheckpointRecord;
@@ -97,28 +109,42 @@ export function* readFrames(bytes: Buffer, offset: number): Generator<{ readonly
   return { stop: 'end', offset };
 }
 
-export function checkpointMessage(seq: number, prev: string): Buffer {
-  return Buffer.from(`sluice-audit-checkpoint\n${seq}\n${prev}\n`);
+/** What a checkpoint signs: the chain head, and the tree head when it carries one. */
+export function checkpointMessage(seq: number, prev: string, tree?: TreeHead): Buffer {
+  if (tree === undefined) return Buffer.from(`sluice-audit-checkpoint\n${seq}\n${prev}\n`);
+  return Buffer.from(`sluice-audit-checkpoint-2\n${seq}\n${prev}\n${tree.size}\n${tree.head}\n`);
+}
+
+/** The tree head a checkpoint carries, if it carries one. */
+export function treeOf(record: CheckpointRecord): TreeHead | undefined {
+  return record.treeHead === undefined || record.treeSize === undefined ? undefined : { size: record.treeSize, head: record.treeHead };
 }
 
 export function keyId(publicKey: KeyObject): string {
   return sha256Hex(publicKey.export({ type: 'spki', format: 'der' })).slice(0, 16);
 }
 
-export function signCheckpoint(seq: number, prev: string, privateKey: KeyObject, publicKey: KeyObject): CheckpointRecord {
+export function signCheckpoint(
+  seq: number,
+  prev: string,
+  tree: (TreeHead & { readonly frontier: readonly string[] }) | undefined,
+  privateKey: KeyObject,
+  publicKey: KeyObject,
+): CheckpointRecord {
   return {
     v: 1,
     type: 'checkpoint',
     seq,
     prev,
     at: new Date().toISOString(),
-    signature: sign(null, checkpointMessage(seq, prev), privateKey).toString('base64'),
+    signature: sign(null, checkpointMessage(seq, prev, tree), privateKey).toString('base64'),
     keyId: keyId(publicKey),
+    ...(tree ? { treeSize: tree.size, treeHead: tree.head, frontier: tree.frontier } : {}),
   };
 }
 
 export function checkpointValid(record: CheckpointRecord, publicKey: KeyObject): boolean {
-  return verify(null, checkpointMessage(record.seq, record.prev), publicKey, Buffer.from(record.signature, 'base64'));
+  return verify(null, checkpointMessage(record.seq, record.prev, treeOf(record)), publicKey, Buffer.from(record.signature, 'base64'));
 }
 
 /** Segment file name: the first sequence number it holds, zero-padded so names sort. */

@@ -1,6 +1,6 @@
 // Reads an audit-log directory and checks everything a tamper or a crash can break: each
 // frame's length and CRC-32C, the SHA-256 chain, sequence continuity across segments, and
-// (with a public key) the signed checkpoints. Reports the first bad place: segment, offset,
+// (with a public key) the signed checkpoints, and the Merkle tree head each checkpoint carries. Reports the first bad place: segment, offset,
 // sequence number, what is wrong. A torn last frame (a crash mid-write) is told apart from
 // tampering, and repairTail() cuts exactly that frame and nothing else.
 
@@ -19,6 +19,7 @@ import {
   segmentMagic,
   sha256Hex,
 } from '../log/format.ts';
+import { leafHash, MerkleFrontier } from '../log/merkle.ts';
 
 export type ProblemKind = 'torn-tail' | 'corrupt' | 'missing' | 'inserted' | 'reordered' | 'chain' | 'signature' | 'no-log';
 
@@ -97,6 +98,7 @@ export function* readAuditLog(dir: string, options: Omit<VerifyOptions, 'onFrame
   let commands = 0;
   let checkpoints = 0;
   let lastSignedSeq = 0;
+  const tree = new MerkleFrontier();
   let firstProblem: Problem | undefined;
   const result = (problem: Problem | undefined = firstProblem): VerifyResult => ({
     ok: problem === undefined,
@@ -176,6 +178,15 @@ export function* readAuditLog(dir: string, options: Omit<VerifyOptions, 'onFrame
       }
       if (record.type === 'checkpoint') {
         checkpoints++;
+        const c = record as CheckpointRecord;
+        if (c.treeHead !== undefined && (c.treeSize !== tree.size || c.treeHead !== tree.head().toString('hex'))) {
+          const stop = recoverable(
+            'chain',
+            offset,
+            `checkpoint ${record.seq}: its tree head (${c.treeSize} records) is not the Merkle tree of the ${tree.size} records before it: a record was edited or forged`,
+          );
+          if (stop) return stop;
+        }
         if (options.publicKey) {
           if (!checkpointValid(record as CheckpointRecord, options.publicKey)) {
             const stop = recoverable(
@@ -190,6 +201,7 @@ export function* readAuditLog(dir: string, options: Omit<VerifyOptions, 'onFrame
         commands++;
       }
       const hash = sha256Hex(body);
+      tree.append(leafHash(body));
       yield { segment, offset, body, record, hash };
       prev = hash;
       records++;
