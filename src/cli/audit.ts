@@ -3,8 +3,11 @@ import { createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
+import { type Anchor, parseAnchors } from '../audit/log/anchors.ts';
+import type { CheckpointRecord } from '../audit/log/format.ts';
 import { segmentFiles } from '../audit/log/format.ts';
 import { liveWriter } from '../audit/log/writer-lock.ts';
+import { anchorsOfLog, checkAnchors } from '../audit/tools/anchor-check.ts';
 import { writeAuditMetrics } from '../audit/tools/metrics-file.ts';
 import { checkProof, ProofRefusedError, proveConsistency, proveInclusion } from '../audit/tools/prove.ts';
 import { parseBound, ReplayRefusedError, type ReplayTarget, replay } from '../audit/tools/replay.ts';
@@ -19,7 +22,7 @@ import { type Command, configFileOf, configHelp, flag, str, UsageError } from '.
 import { jsonLinesTarget, kafkaTarget, mqttTarget } from './replay-targets.ts';
 
 const exitNotes =
-  'exit codes: 0 ok, 3 torn tail, 4 corrupt frame, 5 chain/sequence broken (missing, inserted, reordered, edited), 6 signature, 7 no audit log there';
+  'exit codes: 0 ok, 3 torn tail, 4 corrupt frame, 5 chain/sequence broken (missing, inserted, reordered, edited), 6 signature, 7 no audit log there, 8 shorter than an anchored checkpoint (truncated, or an older copy), 9 differs from an anchored checkpoint (a fork)';
 
 /** Why DIR holds no log to check, or undefined when it has segments. A path that is not a directory is a usage error. */
 function noLogThere(dir: string): string | undefined {
@@ -48,9 +51,17 @@ export const auditVerifyCommand: Command = {
   name: 'audit verify',
   args: 'DIR',
   summary: 'check an audit log: frames, CRC-32C, the SHA-256 chain, sequence, signed checkpoints',
-  options: { 'public-key': { type: 'string' }, 'repair-tail': { type: 'boolean' }, 'metrics-file': { type: 'string' } },
+  options: {
+    'public-key': { type: 'string' },
+    anchors: { type: 'string' },
+    worker: { type: 'string' },
+    'repair-tail': { type: 'boolean' },
+    'metrics-file': { type: 'string' },
+  },
   help: {
     'public-key': 'Ed25519 public key (PEM): check the signed checkpoints',
+    anchors: "a witness's anchors (JSON lines, audit.anchors.file): the log must reach and agree with every anchored checkpoint",
+    worker: "whose anchors to compare (default: the only worker the anchors name, else the log's)",
     'repair-tail': 'cut a torn last record left by a crash (never while a writer is live)',
     'metrics-file': "write the results for node_exporter's textfile collector",
   },
@@ -61,9 +72,21 @@ export const auditVerifyCommand: Command = {
     const keyFile = str(values, 'public-key');
     const metricsFile = str(values, 'metrics-file');
     const publicKey = publicKeyOf(keyFile);
+    const anchorFile = str(values, 'anchors');
+    let anchors: Anchor[] | undefined;
+    if (anchorFile !== undefined) {
+      try {
+        anchors = parseAnchors(readFileSync(anchorFile, 'utf8'), anchorFile);
+      } catch (err) {
+        throw new UsageError(
+          `--anchors ${(err as NodeJS.ErrnoException).code ? `${anchorFile}: cannot read it (${(err as NodeJS.ErrnoException).code})` : (err as Error).message}`,
+        );
+      }
+    }
     const none = noLogThere(dir);
     if (none !== undefined) {
-      process.stdout.write(`FAIL no-log: ${none}\n`);
+      const newest = anchors && Math.max(0, ...anchors.map((a) => a.seq));
+      process.stdout.write(`FAIL no-log: ${none}${newest ? `; the anchors say it held records up to seq ${newest}` : ''}\n`);
       // a scheduled check of a deleted log must raise its alert, not fall silent
       if (metricsFile) {
         await writeAuditMetrics(metricsFile, 'verify', dir, {
@@ -80,7 +103,15 @@ export const auditVerifyCommand: Command = {
       return auditExitCodes['no-log'];
     }
     const writer = liveWriter(dir);
-    let result = verifyAuditLog(dir, { publicKey });
+    // while verifying, what the anchors are compared with: the checkpoints at their places, and whose log this is
+    const anchoredSeqs = new Set(anchors?.map((a) => a.seq));
+    const checkpoints = new Map<number, CheckpointRecord>();
+    let logWorker: string | undefined;
+    const onFrame = ({ record }: { record: { seq: number; type: string; worker?: string } }) => {
+      if (record.type === 'checkpoint' && anchoredSeqs.has(record.seq)) checkpoints.set(record.seq, record as CheckpointRecord);
+      else if (record.worker !== undefined) logWorker = record.worker;
+    };
+    let result = verifyAuditLog(dir, { publicKey, onFrame });
     if (result.problem?.kind === 'torn-tail' && flag(values, 'repair-tail')) {
       if (writer !== undefined) {
         process.stdout.write(`refusing to repair: process ${writer} is writing this log (its last record may be a write in progress); stop it first\n`);
@@ -88,14 +119,37 @@ export const auditVerifyCommand: Command = {
       }
       const cut = repairTail(dir, result.problem);
       process.stdout.write(`repaired: cut ${cut} bytes of a torn last record at ${result.problem.segment} offset ${result.problem.offset}\n`);
-      result = verifyAuditLog(dir, { publicKey });
+      checkpoints.clear();
+      result = verifyAuditLog(dir, { publicKey, onFrame });
+    }
+    let anchored = '';
+    if (anchors && !result.problem) {
+      let mine: ReturnType<typeof anchorsOfLog>;
+      try {
+        mine = anchorsOfLog(anchors, str(values, 'worker'), logWorker);
+      } catch (err) {
+        throw new UsageError((err as Error).message);
+      }
+      const check = checkAnchors(mine.anchors, result.lastSeq, checkpoints, publicKey);
+      if (check.finding)
+        result = {
+          ...result,
+          ok: false,
+          problem: { kind: check.finding.kind, segment: '', offset: 0, seq: check.finding.seq, message: check.finding.message },
+        };
+      else
+        anchored =
+          check.anchors === 0
+            ? `; no anchor of worker ${mine.worker} in ${anchorFile}: nothing compared`
+            : `; ${check.anchors} anchors of worker ${mine.worker} agree (the newest, checkpoint ${check.newest}; ${result.lastSeq - check.newest} records after it not anchored yet)`;
     }
     if (metricsFile) await writeAuditMetrics(metricsFile, 'verify', dir, result);
     const summary = `${result.records} records (${result.commands} commands, ${result.checkpoints} checkpoints) in ${result.segments} segments; last seq ${result.lastSeq}; head ${result.head}`;
     if (result.problem) {
       const p = result.problem;
+      const where = p.segment === '' ? `anchors, at seq ${p.seq}` : `${p.segment} offset ${p.offset}, at seq ${p.seq}`;
       process.stdout.write(
-        `FAIL ${p.kind}: ${p.segment} offset ${p.offset}, at seq ${p.seq}: ${p.message}\n` +
+        `FAIL ${p.kind}: ${where}: ${p.message}\n` +
           `${
             p.kind === 'torn-tail'
               ? writer !== undefined
@@ -107,7 +161,7 @@ export const auditVerifyCommand: Command = {
       return auditExitCodes[p.kind];
     }
     const unsigned = result.unsignedTail ? `; ${result.unsignedTail} records after the last signed checkpoint` : '';
-    process.stdout.write(`ok: ${summary}${publicKey ? `; signatures valid${unsigned}` : '; signatures not checked (no --public-key)'}\n`);
+    process.stdout.write(`ok: ${summary}${publicKey ? `; signatures valid${unsigned}` : '; signatures not checked (no --public-key)'}${anchored}\n`);
     return 0;
   },
 };

@@ -62,7 +62,11 @@ export function loadConfig(
       );
     }
     for (const key of plugin.paths ?? []) {
-      if (section && typeof section[key] === 'string') section[key] = resolve(dirname(configFile), section[key]);
+      // a dotted key is a path in a nested object (audit.anchors.file)
+      const parts = key.split('.');
+      const holder = parts.slice(0, -1).reduce<Record<string, unknown> | undefined>((o, k) => o?.[k] as Record<string, unknown> | undefined, section);
+      const last = parts.at(-1) as string;
+      if (holder && typeof holder[last] === 'string') holder[last] = resolve(dirname(configFile), holder[last]);
     }
   }
   for (const need of rules.requirements) {

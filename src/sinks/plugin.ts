@@ -60,7 +60,7 @@ export interface SinkPlugin {
   readonly section?: string;
   /** Keys that moved into its section: old dotted path -> key of its section (a config naming the old one is told where it went). */
   readonly movedKeys?: Readonly<Record<string, string>>;
-  /** Keys of its section that are paths, relative to the config file's directory (resolved at load). */
+  /** Keys of its section (dotted for a nested one) that are paths, relative to the config file's directory (resolved at load). */
   readonly paths?: readonly string[];
   /** Built only when a route uses it, unless always (the dead letter). */
   readonly always?: boolean;

@@ -192,7 +192,10 @@ test('a tail rewritten with recomputed hashes passes the chain but not the signe
       const rec = JSON.parse(f.body.toString());
       if (rec.seq === 7) rec.payload = Buffer.from('{"command":"forged"}').toString('base64');
       rec.prev = prev;
-      if (treeHeadsToo && rec.type === 'checkpoint') rec.treeHead = tree.head().toString('hex');
+      if (treeHeadsToo && rec.type === 'checkpoint') {
+        rec.treeHead = tree.head().toString('hex');
+        rec.frontier = tree.toHex();
+      }
       const body = Buffer.from(JSON.stringify(rec));
       prev = sha256Hex(body);
       tree.append(leafHash(body));

@@ -115,6 +115,21 @@ test('an audit route without an audit section is refused, naming both files; aud
   assert.equal((loadConfig(join(dir, 'sluice.yaml')).service.audit as { dir: string }).dir, join(dir, 'data/audit'));
 });
 
+test('audit.anchors: needs signing and a witness; its file is relative to the config', () => {
+  const dir = files({ 'rules.yaml': goodRules, 'sluice.yaml': 'rules: rules.yaml\naudit:\n  dir: a\n  anchors: { file: w/anchors.jsonl }\n' });
+  assert.throws(() => loadConfig(join(dir, 'sluice.yaml')), /sluice\.yaml:4: audit\.anchors: anchors are the signed checkpoints: set audit\.signing too/);
+  const signing = '  signing: { privateKey: { env: KEY } }\n';
+  writeFileSync(join(dir, 'sluice.yaml'), `rules: rules.yaml\naudit:\n  dir: a\n${signing}  anchors: { timeoutMs: 500 }\n`);
+  assert.throws(() => loadConfig(join(dir, 'sluice.yaml'), { env: { KEY: 'k' } }), /audit\.anchors: anchors needs a witness: file, url or both/);
+  writeFileSync(
+    join(dir, 'sluice.yaml'),
+    `rules: rules.yaml\naudit:\n  dir: a\n${signing}  anchors: { file: w/anchors.jsonl, url: "https://witness.example/a" }\n`,
+  );
+  const anchors = (loadConfig(join(dir, 'sluice.yaml'), { env: { KEY: 'k' } }).service.audit as { anchors: { file: string; url: string } }).anchors;
+  assert.equal(anchors.file, join(dir, 'w/anchors.jsonl'));
+  assert.equal(anchors.url, 'https://witness.example/a');
+});
+
 test('addresses are checked at load, each a file:line error with the exact reason', () => {
   const dir = files({
     'rules.yaml': goodRules,

@@ -5,7 +5,8 @@
 // rules load healthy.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -53,7 +54,7 @@ function dashboardExpressions(): string[] {
 }
 
 test('alert rules: promtool check rules and promtool test rules pass', () => {
-  assert.match(promtool('check', 'rules', 'sluice-alerts.yaml'), /SUCCESS: 12 rules found/);
+  assert.match(promtool('check', 'rules', 'sluice-alerts.yaml'), /SUCCESS: 13 rules found/);
   assert.match(promtool('test', 'rules', 'sluice-alerts.test.yaml'), /SUCCESS/);
 });
 
@@ -114,7 +115,8 @@ test('a real Prometheus scrapes a running sluice: every dashboard query and aler
         },
       ],
     },
-    config: { audit: { dir: 'audit' } },
+    // signed, with a witness: the anchors' metrics and alert have data too
+    config: { audit: { dir: 'audit', signing: { privateKey: { file: signingKey(t) } }, anchors: { file: 'witness/anchors.jsonl' } } },
   });
   await sluice.start();
   const target = new URL(await sluice.healthUrl()).host;
@@ -204,9 +206,18 @@ test('a real Prometheus scrapes a running sluice: every dashboard query and aler
     data: { groups: Array<{ rules: Array<{ name: string; health: string; lastError?: string }> }> };
   };
   const loaded = rules.data.groups.flatMap((g) => g.rules);
-  assert.equal(loaded.length, 12);
+  assert.equal(loaded.length, 13);
   assert.deepEqual(
     loaded.filter((r) => r.health !== 'ok').map((r) => `${r.name}: ${r.health} ${r.lastError ?? ''}`),
     [],
   );
 });
+
+/** A fresh Ed25519 private key in a file (audit.signing.privateKey). */
+function signingKey(t: { after(fn: () => void): void }): string {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-key-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'audit-signing.key');
+  writeFileSync(file, generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+  return file;
+}

@@ -235,7 +235,13 @@ test('odd commands are recorded byte for byte: 256 KiB, binary, every property; 
   const keys = generateKeyPairSync('ed25519');
   const sluice = sluiceFor(t, {
     rules: commandRules(prefix, topic),
-    config: { audit: { dir: 'audit', signing: { privateKey: { file: 'audit-signing.key' }, everyRecords: 2, everyMs: 500 } } },
+    config: {
+      audit: {
+        dir: 'audit',
+        signing: { privateKey: { file: 'audit-signing.key' }, everyRecords: 2, everyMs: 500 },
+        anchors: { file: 'witness/anchors.jsonl' },
+      },
+    },
   });
   writeFileSync(join(sluice.dir, 'audit-signing.key'), keys.privateKey.export({ type: 'pkcs8', format: 'pem' }));
   writeFileSync(join(sluice.dir, 'audit-signing.pub'), keys.publicKey.export({ type: 'spki', format: 'pem' }));
@@ -295,16 +301,21 @@ test('odd commands are recorded byte for byte: 256 KiB, binary, every property; 
   t.diagnostic(`payload marked UTF-8 but not: ${markedRecord ? 'recorded byte for byte' : 'refused by the broker'}`);
   assert.ok(!records.some((r) => JSON.stringify(r.properties).includes('\ufffd')), 'no property mangled into a replacement character');
 
-  // signed checkpoints from the config verify with the public key
+  // signed checkpoints from the config verify with the public key, and agree with the anchors the worker published
   await sleep(800); // the time-based checkpoint covers the last records
-  const signed = spawnSync(
-    join(repoRoot, 'scripts/node'),
-    [join(repoRoot, 'src/cli.ts'), 'audit', 'verify', auditDir(sluice), '--public-key', join(sluice.dir, 'audit-signing.pub')],
-    { encoding: 'utf8' },
-  );
+  const cli = (...args: string[]) => spawnSync(join(repoRoot, 'scripts/node'), [join(repoRoot, 'src/cli.ts'), 'audit', ...args], { encoding: 'utf8' });
+  const publicKey = join(sluice.dir, 'audit-signing.pub');
+  const signed = cli('verify', auditDir(sluice), '--public-key', publicKey, '--anchors', join(sluice.dir, 'witness/anchors.jsonl'));
   assert.equal(signed.status, 0, signed.stdout);
   assert.match(signed.stdout, /ok: .* \d+ checkpoints\).*signatures valid/);
   assert.doesNotMatch(signed.stdout, /after the last signed checkpoint/, 'the idle tail was signed by time');
+  assert.match(signed.stdout, new RegExp(`; \\d+ anchors of worker ${sluice.clientId}-commands agree`));
+  // a proof that the 256 KiB command is in the signed tree, checked with the public key alone
+  const proof = cli('prove', auditDir(sluice), '1', '--public-key', publicKey);
+  assert.equal(proof.status, 0, proof.stderr);
+  writeFileSync(join(sluice.dir, 'proof.json'), proof.stdout);
+  const checked = cli('check-proof', join(sluice.dir, 'proof.json'), '--public-key', publicKey);
+  assert.equal(checked.status, 0, checked.stdout);
   // and on to Kafka, the same bytes
   const kafkaRecords = await readTopic(t, topic, (rs) => rs.length >= 3, 30_000);
   assert.ok(kafkaRecords[0]?.value.equals(big));

@@ -36,9 +36,9 @@ export interface AuditLogOptions {
   readonly onFatal?: (err: Error) => void;
   /** Told about a torn tail cut at open (a record whose fsync never completed, so never acknowledged). */
   readonly onRepair?: (segment: string, bytes: number) => void;
-  /** Told when a segment is started, and when a checkpoint is durable. */
+  /** Told when a segment is started, and when a checkpoint is durable (its anchors are published from here). */
   readonly onSegment?: (segment: string) => void;
-  readonly onCheckpoint?: (seq: number) => void;
+  readonly onCheckpoint?: (checkpoint: CheckpointRecord) => void;
   /** Testing only: added before each fsync, to slow the log on purpose. */
   readonly syncDelayMs?: number;
 }
@@ -131,11 +131,12 @@ export class AuditLog {
       add(Buffer.from(JSON.stringify({ v: 1, type: 'command', seq, prev, ...record } satisfies CommandRecord)));
     }
     const s = this.options.signing;
+    let checkpoint: CheckpointRecord | undefined;
     this.sinceCheckpoint += batch.length;
     if (s && this.sinceCheckpoint > 0 && (this.sinceCheckpoint >= s.every || monotonicMs() - this.lastCheckpointAt >= s.everyMs)) {
       seq++;
       const head = tree && { size: tree.size, head: tree.head().toString('hex'), frontier: tree.toHex() };
-      const checkpoint: CheckpointRecord = signCheckpoint(seq, prev, head, s.privateKey, s.publicKey);
+      checkpoint = signCheckpoint(seq, prev, head, s.privateKey, s.publicKey);
       add(Buffer.from(JSON.stringify(checkpoint)));
       this.sinceCheckpoint = 0;
       this.lastCheckpointAt = monotonicMs();
@@ -155,7 +156,7 @@ export class AuditLog {
     this.prev = prev;
     this.segmentSize += data.length;
     const first = seq - frames.length + 1;
-    if (frames.length > batch.length) this.options.onCheckpoint?.(seq);
+    if (checkpoint) this.options.onCheckpoint?.(checkpoint);
     return batch.map((_, i) => first + i);
   }
 

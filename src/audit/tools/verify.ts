@@ -21,7 +21,7 @@ import {
 } from '../log/format.ts';
 import { leafHash, MerkleFrontier } from '../log/merkle.ts';
 
-export type ProblemKind = 'torn-tail' | 'corrupt' | 'missing' | 'inserted' | 'reordered' | 'chain' | 'signature' | 'no-log';
+export type ProblemKind = 'torn-tail' | 'corrupt' | 'missing' | 'inserted' | 'reordered' | 'chain' | 'signature' | 'no-log' | 'truncated' | 'fork';
 
 /** Exit codes of `sluice audit verify`, one per kind of finding. */
 export const exitCodes: Record<ProblemKind | 'ok', number> = {
@@ -34,6 +34,8 @@ export const exitCodes: Record<ProblemKind | 'ok', number> = {
   chain: 5,
   signature: 6,
   'no-log': 7,
+  truncated: 8,
+  fork: 9,
 };
 
 export interface Problem {
@@ -187,6 +189,14 @@ export function* readAuditLog(dir: string, options: Omit<VerifyOptions, 'onFrame
           );
           if (stop) return stop;
         }
+        if (c.frontier !== undefined && !frontierFolds(c)) {
+          const stop = recoverable(
+            'chain',
+            offset,
+            `checkpoint ${record.seq}: its frontier does not make its tree head (a writer restarted from it would go on with a wrong tree)`,
+          );
+          if (stop) return stop;
+        }
         if (options.publicKey) {
           if (!checkpointValid(record as CheckpointRecord, options.publicKey)) {
             const stop = recoverable(
@@ -213,6 +223,19 @@ export function* readAuditLog(dir: string, options: Omit<VerifyOptions, 'onFrame
     return result({ kind: 'signature', segment: files.at(-1) ?? '', offset: 0, seq: expectSeq, message: 'no signed checkpoint in the log' });
   }
   return result();
+}
+
+/** Whether a checkpoint's stored frontier folds to the tree head it signs. */
+function frontierFolds(c: CheckpointRecord): boolean {
+  try {
+    return (
+      MerkleFrontier.fromHex(c.treeSize ?? -1, c.frontier ?? [])
+        .head()
+        .toString('hex') === c.treeHead
+    );
+  } catch {
+    return false; // not the frontier of a tree of that size
+  }
 }
 
 /** Tells a swap from a gap by the next frame's sequence number. */

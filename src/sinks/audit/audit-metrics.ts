@@ -26,6 +26,30 @@ export function createAuditMetrics(registry: Registry) {
     }),
     minFree: new Gauge({ name: 'sluice_audit_min_free_bytes', help: 'audit.minFreeBytes: below it a worker does not start taking commands', registers }),
     checkpoints: new Counter({ name: 'sluice_audit_checkpoints_total', help: 'Signed checkpoints written', registers }),
+    anchorsPublished: new Counter({
+      name: 'sluice_audit_anchors_published_total',
+      help: 'Signed checkpoints a witness (audit.anchors) accepted',
+      labelNames: ['witness'],
+      registers,
+    }),
+    anchorFailures: new Counter({
+      name: 'sluice_audit_anchor_failures_total',
+      help: 'Failed attempts to publish an anchor (retried; only the newest waits)',
+      labelNames: ['witness'],
+      registers,
+    }),
+    anchorFailing: new Gauge({
+      name: 'sluice_audit_anchor_failing_seconds',
+      help: 'How long a witness has failed (0: its last attempt worked); past audit.anchors.maxFailingMs /readyz names it',
+      labelNames: ['witness'],
+      registers,
+    }),
+    unanchored: new Gauge({
+      name: 'sluice_audit_unanchored_records',
+      help: 'Records of the log after the newest checkpoint a witness kept: what no anchor covers yet',
+      labelNames: ['witness'],
+      registers,
+    }),
     redeliveries: new Counter({ name: 'sluice_audit_redeliveries_total', help: 'QoS 2 redeliveries recognised and not recorded again', registers }),
     rollbackRedeliveries: new Counter({
       name: 'sluice_audit_rollback_redeliveries_total',

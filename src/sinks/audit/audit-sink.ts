@@ -10,6 +10,7 @@
 
 import { contentDigest, type ExactlyOnceLedger } from '../../audit/exactly-once/exactly-once-ledger.ts';
 import type { IdempotencyIndex } from '../../audit/exactly-once/idempotency-index.ts';
+import type { AnchorPublisher } from '../../audit/log/anchors.ts';
 import type { AuditLog } from '../../audit/log/audit-log.ts';
 import { maxBodyBytes, toRecord } from '../../audit/log/format.ts';
 import type { Message } from '../../message.ts';
@@ -30,6 +31,8 @@ export interface AuditSinkOptions {
   readonly commandsClientId: string | undefined;
   /** A user property that carries the publisher's identity, when the broker adds one. */
   readonly publisherProperty?: string | undefined;
+  /** Where the signed checkpoints are published (audit.anchors): its problems show in readiness. */
+  readonly anchors?: AnchorPublisher | undefined;
   readonly onClose?: () => void;
 }
 
@@ -85,7 +88,8 @@ export class AuditSink implements Sink<AuditItem> {
   }
 
   problems(): readonly string[] {
-    return this.fatal ? [`audit: failed (stopping): ${this.fatal.message}`] : [];
+    if (this.fatal) return [`audit: failed (stopping): ${this.fatal.message}`];
+    return this.options.anchors?.problems() ?? [];
   }
 
   /** PUBREL of the command connection: durable before PUBCOMP. */
@@ -101,6 +105,7 @@ export class AuditSink implements Sink<AuditItem> {
     if (this.fatal) return; // nothing more may be written
     await this.ledger?.close();
     await this.log.close();
+    await this.options.anchors?.close(); // the last checkpoint's anchor, given a moment
   }
 
   /** Resolves with the record's sequence number once it is durable. */

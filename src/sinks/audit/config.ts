@@ -63,6 +63,33 @@ export const auditConfig = z
       })
       .optional()
       .describe('signed checkpoints: a rewritten log with recomputed hashes fails `sluice audit verify --public-key`'),
+    anchors: z
+      .strictObject({
+        file: z
+          .string()
+          .min(1)
+          .optional()
+          .describe(
+            "JSON lines, one per signed checkpoint, appended and fdatasync'd; relative to this file. Put it where the log's volume is not (a witness that shares its fate proves nothing)",
+          ),
+        url: z.string().url().optional().describe('POST each anchor here as JSON; any 2xx keeps it'),
+        token: secretRef.optional().describe('bearer token for url (a secret)'),
+        timeoutMs: z.int().min(100).default(10_000).describe('one POST to url'),
+        maxFailingMs: z
+          .int()
+          .min(1000)
+          .default(300_000)
+          .describe('a witness failing longer than this makes /readyz name it (commands are still recorded: anchors never hold one)'),
+      })
+      .refine((a) => a.file !== undefined || a.url !== undefined, { message: 'anchors needs a witness: file, url or both' })
+      .optional()
+      .describe(
+        'publish every signed checkpoint outside the log (needs signing): `sluice audit verify --anchors` then catches a log cut short, restored from an older copy, or rewritten and signed again',
+      ),
+  })
+  .refine((a) => a.anchors === undefined || a.signing !== undefined, {
+    path: ['anchors'],
+    message: 'anchors are the signed checkpoints: set audit.signing too',
   })
   .optional()
   .describe('required when a route has audit: true');

@@ -4,17 +4,20 @@
 // README.md beside this file is its documentation.
 import { isUtf8 } from 'node:buffer';
 import { createPrivateKey, createPublicKey } from 'node:crypto';
+import type { Logger } from 'pino';
 import { z } from 'zod';
 import { ExactlyOnceLedger } from '../../audit/exactly-once/exactly-once-ledger.ts';
 import { IdempotencyIndex, keyReader } from '../../audit/exactly-once/idempotency-index.ts';
+import { AnchorPublisher, anchorOf, fileWitness, httpWitness, type Witness } from '../../audit/log/anchors.ts';
 import { AuditLog } from '../../audit/log/audit-log.ts';
+import { monotonicMs } from '../../clock.ts';
 import { RuleError } from '../../mapping/rule-error.ts';
 import type { OutputCompiler, RouteOutput } from '../../router/route-output.ts';
 import { resolveSecret } from '../../secrets.ts';
 import type { SinkPlugin } from '../plugin.ts';
 import { directoryProbe } from '../probe.ts';
 import { SinkError } from '../sink.ts';
-import { createAuditMetrics } from './audit-metrics.ts';
+import { type AuditMetrics, createAuditMetrics } from './audit-metrics.ts';
 import { type AuditItem, AuditSink } from './audit-sink.ts';
 import { type AuditConfig, auditConfig } from './config.ts';
 import { freeBytes, untilRoom } from './disk-room.ts';
@@ -73,7 +76,7 @@ export const auditPlugin: SinkPlugin = {
     uses: 'has audit: true',
   },
   config: auditConfig,
-  paths: ['dir'],
+  paths: ['dir', 'anchors.file'],
   async create({ section, clientIds, log, registry, onFatal: fatalOf, waiting, signal }) {
     const a = section as AuditConfig;
     // the log's own fatal errors, as every sink reports one: a SinkError that is never retried
@@ -91,11 +94,18 @@ export const auditPlugin: SinkPlugin = {
     metrics.minFree.set(a.minFreeBytes);
     const sampled = (free: number) => metrics.diskFree.set(free);
     await untilRoom(dir, a.minFreeBytes, { log, waiting, signal, sampled });
+    const worker = clientIds.commands ?? clientIds.telemetry;
+    const anchors = a.anchors && anchorPublisher(a.anchors, metrics, log);
+    let lastSeq = 0;
     const sampler = setInterval(() => {
       try {
         sampled(freeBytes(dir));
       } catch {
         // the volume went away: the next write says so
+      }
+      for (const w of anchors?.state() ?? []) {
+        metrics.anchorFailing.set({ witness: w.witness }, w.failingMs / 1000);
+        metrics.unanchored.set({ witness: w.witness }, lastSeq - w.lastSeq);
       }
     }, 10_000).unref();
     // a log that cannot be opened (damaged, locked) stops the start
@@ -110,14 +120,19 @@ export const auditPlugin: SinkPlugin = {
         metrics.segments.inc();
         log.info({ segment }, 'audit log: new segment');
       },
-      onCheckpoint: () => metrics.checkpoints.inc(),
+      onCheckpoint: (checkpoint) => {
+        metrics.checkpoints.inc();
+        anchors?.publish(anchorOf(checkpoint, worker)); // off the commit path: never awaited
+      },
     });
     auditLog.onSync = (seconds, records, bytes) => {
+      lastSeq = auditLog.lastSeq;
       metrics.fsync.observe(seconds);
       metrics.commitSize.observe(records);
       metrics.records.inc(records);
       metrics.bytes.inc(bytes);
     };
+    lastSeq = auditLog.lastSeq;
     const commands = clientIds.commands;
     const ledger =
       commands === undefined
@@ -146,7 +161,7 @@ export const auditPlugin: SinkPlugin = {
       auditLog,
       ledger,
       keys,
-      { commandsClientId: commands, publisherProperty: a.publisherProperty, onClose: () => clearInterval(sampler) },
+      { commandsClientId: commands, publisherProperty: a.publisherProperty, anchors, onClose: () => clearInterval(sampler) },
       metrics,
     );
     return {
@@ -185,3 +200,32 @@ export const auditPlugin: SinkPlugin = {
     };
   },
 };
+
+/** The witnesses audit.anchors names, behind one publisher; a failing one is logged once a minute at most. */
+function anchorPublisher(c: NonNullable<AuditConfig['anchors']>, metrics: AuditMetrics, log: Logger): AnchorPublisher {
+  const witnesses: Witness[] = [];
+  if (c.file !== undefined) witnesses.push(fileWitness(c.file));
+  if (c.url !== undefined) witnesses.push(httpWitness(c.url, c.token && resolveSecret(c.token, 'audit.anchors.token'), c.timeoutMs));
+  for (const w of witnesses) {
+    metrics.anchorFailing.set({ witness: w.name }, 0);
+    metrics.unanchored.set({ witness: w.name }, 0);
+  }
+  const warnedAt = new Map<string, number>();
+  return new AnchorPublisher(
+    witnesses,
+    {
+      published(witness, anchor) {
+        metrics.anchorsPublished.inc({ witness });
+        if (warnedAt.delete(witness)) log.info({ witness, seq: anchor.seq }, 'audit anchors: the witness takes anchors again');
+      },
+      failed(witness, err) {
+        metrics.anchorFailures.inc({ witness });
+        const now = monotonicMs();
+        if (now - (warnedAt.get(witness) ?? Number.NEGATIVE_INFINITY) < 60_000) return;
+        warnedAt.set(witness, now);
+        log.warn({ witness, err: err.message }, 'audit anchors: a witness refused an anchor (retried; commands are still recorded)');
+      },
+    },
+    { maxFailingMs: c.maxFailingMs },
+  );
+}
