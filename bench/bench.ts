@@ -6,6 +6,7 @@
 // once, and mosquitto_sub) and sluice. Several rounds; medians and spreads; JSON and a table.
 import '../src/source/mqtt/quiet-debug.ts'; // as src/cli.ts does: first, before mqtt-packet loads (the stage table)
 import { execFileSync, spawn } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
 import { closeSync, fdatasyncSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -35,6 +36,7 @@ const { values: args } = parseArgs({
     scenarios: { type: 'string', default: 'a,b,c,d,e,f,s' },
     'command-count': { type: 'string', default: '20000' },
     'commands-receive-maximum': { type: 'string', default: '100' },
+    'audit-trust': { type: 'string', default: 'none' },
     smoke: { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
     'profile-scenario': { type: 'string', default: 'a' },
@@ -384,6 +386,17 @@ interface AuditDrain {
   peakRssMiB: number;
 }
 
+/**
+ * --audit-trust: none (the default), signed (a checkpoint every 1,000 records: chain and Merkle
+ * tree heads signed), anchored (signed, and each checkpoint appended to a witness file).
+ */
+const auditTrust: { signing?: { privateKey: { file: string } }; anchors?: { file: string } } = (() => {
+  const t = args['audit-trust'];
+  if (t !== 'none' && t !== 'signed' && t !== 'anchored') throw new Error(`--audit-trust takes none, signed or anchored, not ${t}`);
+  if (t === 'none') return {};
+  return { signing: { privateKey: { file: 'audit-signing.key' } }, ...(t === 'anchored' ? { anchors: { file: 'witness/anchors.jsonl' } } : {}) };
+})();
+
 /** sluice drains a queued QoS 2 backlog into the audit log (audit-only route); every command once. */
 async function drainCommands(): Promise<AuditDrain> {
   const prefix = unique('cmd');
@@ -392,10 +405,12 @@ async function drainCommands(): Promise<AuditDrain> {
       subscriptions: [{ filter: `${prefix}/+/+/+/+/command`, qos: 2 }],
       routes: [{ name: 'commands', match: `${prefix}/{site}/{zone}/{deviceType}/{deviceId}/command`, audit: true }],
     },
-    config: { audit: { dir: 'audit' }, mqtt: { commands: { receiveMaximum: commandsReceiveMaximum } } },
+    config: { audit: { dir: 'audit', ...auditTrust }, mqtt: { commands: { receiveMaximum: commandsReceiveMaximum } } },
     nodeArgs: sluiceNodeArgs,
     build,
   });
+  if (auditTrust.signing)
+    writeFileSync(join(sluice.dir, 'audit-signing.key'), generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }));
   await sluice.start();
   await sluice.stop('SIGTERM');
   await loadCommands(prefix, commandCount);
@@ -840,7 +855,14 @@ try {
         c.length === 0
           ? undefined
           : {
-              method: { commands: commandCount, qos: 2, receiveMaximum: commandsReceiveMaximum, route: 'audit only (no Kafka)', publishers: 8 },
+              method: {
+                commands: commandCount,
+                qos: 2,
+                receiveMaximum: commandsReceiveMaximum,
+                route: 'audit only (no Kafka)',
+                publishers: 8,
+                trust: args['audit-trust'],
+              },
               rate: spread(c.map((x) => x.rate)),
               baselineMosquittoSubQos2: ceilingQos2.length ? spread(ceilingQos2) : undefined,
               groupCommitGain: Number((spread(c.map((x) => x.rate)).median / Math.round(1000 / spread(fsyncRaw.map((x) => x.median)).median)).toFixed(2)),

@@ -8,9 +8,10 @@ import type { CheckpointRecord } from '../audit/log/format.ts';
 import { segmentFiles } from '../audit/log/format.ts';
 import { liveWriter } from '../audit/log/writer-lock.ts';
 import { anchorsOfLog, checkAnchors } from '../audit/tools/anchor-check.ts';
+import { CrossWorkerCheck, type CrossWorkerFinding, describeFinding, mergeAuditLogs } from '../audit/tools/merge.ts';
 import { writeAuditMetrics } from '../audit/tools/metrics-file.ts';
 import { checkProof, ProofRefusedError, proveConsistency, proveInclusion } from '../audit/tools/prove.ts';
-import { parseBound, ReplayRefusedError, type ReplayTarget, replay } from '../audit/tools/replay.ts';
+import { crossWorkerWindowMs, parseBound, ReplayRefusedError, type ReplayTarget, replay } from '../audit/tools/replay.ts';
 import { exitCodes as auditExitCodes, repairTail, verifyAuditLog } from '../audit/tools/verify.ts';
 import { mqttCredentialsOf } from '../config/load.ts';
 import { movedServiceKeys, serviceConfig } from '../config/service-schema.ts';
@@ -49,8 +50,9 @@ function publicKeyOf(file: string | undefined) {
 
 export const auditVerifyCommand: Command = {
   name: 'audit verify',
-  args: 'DIR',
-  summary: 'check an audit log: frames, CRC-32C, the SHA-256 chain, sequence, signed checkpoints',
+  args: 'DIR [DIR...]',
+  summary:
+    "check an audit log: frames, CRC-32C, the SHA-256 chain, sequence, signed checkpoints and tree heads; several (every worker's) also as one: a command recorded by two workers is reported",
   options: {
     'public-key': { type: 'string' },
     anchors: { type: 'string' },
@@ -72,6 +74,12 @@ export const auditVerifyCommand: Command = {
     const keyFile = str(values, 'public-key');
     const metricsFile = str(values, 'metrics-file');
     const publicKey = publicKeyOf(keyFile);
+    if (positionals.length > 1) {
+      for (const one of ['anchors', 'repair-tail', 'metrics-file']) {
+        if (values[one] !== undefined && values[one] !== false) throw new UsageError(`--${one} takes one log: verify the logs one by one for it`);
+      }
+      return verifyMany(positionals, publicKey);
+    }
     const anchorFile = str(values, 'anchors');
     let anchors: Anchor[] | undefined;
     if (anchorFile !== undefined) {
@@ -166,9 +174,54 @@ export const auditVerifyCommand: Command = {
   },
 };
 
+/** Several workers' logs: each verified, then read as one in receive order for what only that view shows. */
+function verifyMany(dirs: readonly string[], publicKey: ReturnType<typeof publicKeyOf>): number {
+  let exit = 0;
+  const present = dirs.filter((d) => {
+    const none = noLogThere(d);
+    if (none === undefined) return true;
+    process.stdout.write(`${d}: FAIL no-log: ${none}\n`);
+    exit ||= auditExitCodes['no-log'];
+    return false;
+  });
+  const cross = new CrossWorkerCheck(crossWorkerWindowMs);
+  const reader = mergeAuditLogs(present, { publicKey });
+  let results: ReturnType<typeof verifyAuditLog>[];
+  for (;;) {
+    const next = reader.next();
+    if (next.done) {
+      results = next.value;
+      break;
+    }
+    cross.add(next.value);
+  }
+  for (const [i, r] of results.entries()) {
+    const p = r.problem;
+    const summary = `${r.records} records (${r.commands} commands, ${r.checkpoints} checkpoints); last seq ${r.lastSeq}`;
+    process.stdout.write(
+      p ? `${present[i]}: FAIL ${p.kind}: ${p.segment} offset ${p.offset}, at seq ${p.seq}: ${p.message}\n` : `${present[i]}: ok: ${summary}\n`,
+    );
+    if (p) exit ||= auditExitCodes[p.kind];
+  }
+  const commands = results.reduce((n, r) => n + r.commands, 0);
+  process.stdout.write(
+    `${exit === 0 ? 'ok' : 'FAIL'}: ${present.length} logs, ${commands} commands read as one in receive order${crossWorkerNote(cross.findings)}\n`,
+  );
+  for (const f of cross.findings.slice(0, 20)) process.stdout.write(`  ${describeFinding(f)}\n`);
+  if (cross.findings.length > 20) process.stdout.write(`  (and ${cross.findings.length - 20} more)\n`);
+  return exit;
+}
+
+function crossWorkerNote(findings: readonly CrossWorkerFinding[]): string {
+  if (findings.length === 0) return '; no command recorded in two logs';
+  const same = findings.filter((f) => f.kind === 'same-command').length;
+  const keys = findings.length - same;
+  return `; ${same} command(s) recorded by two workers within ${crossWorkerWindowMs / 1000} s, ${keys} idempotency key(s) in two logs:`;
+}
+
 export const auditReplayCommand: Command = {
   name: 'audit replay',
-  args: 'DIR',
+  args: 'DIR [DIR...]',
   summary:
     'replay recorded commands in order: JSON lines on stdout (default), a Kafka topic, or republished under an MQTT prefix; verifies first and refuses a log that fails unless --force',
   options: {
@@ -200,7 +253,8 @@ export const auditReplayCommand: Command = {
   notes: exitNotes,
   async run({ values, positionals }) {
     const configFile = configFileOf(values);
-    const [dir] = positionals;
+    const dirs = positionals;
+    const [dir] = dirs;
     const kafkaTopic = str(values, 'kafka');
     const mqttPrefix = str(values, 'mqtt-prefix');
     const keyFile = str(values, 'public-key');
@@ -216,11 +270,17 @@ export const auditReplayCommand: Command = {
       }
     };
     const selection = { from: bound(str(values, 'from'), '--from'), to: bound(str(values, 'to'), '--to'), topic: str(values, 'topic') };
+    if (dirs.length > 1 && metricsFile !== undefined) throw new UsageError('--metrics-file takes one log: replay the logs one by one for it');
+    if (dirs.length > 1 && [selection.from, selection.to].some((b) => b !== undefined && 'seq' in b)) {
+      throw new UsageError('a sequence number belongs to one log: with several, --from and --to take times (ISO-8601)');
+    }
     const publicKey = publicKeyOf(keyFile);
-    const none = noLogThere(dir);
-    if (none !== undefined) {
-      process.stderr.write(`sluice: nothing to replay: ${none}\n`);
-      return auditExitCodes['no-log'];
+    for (const d of dirs) {
+      const none = noLogThere(d);
+      if (none !== undefined) {
+        process.stderr.write(`sluice: nothing to replay: ${none}\n`);
+        return auditExitCodes['no-log'];
+      }
     }
     const service = () => loadYamlFile(configFile, serviceConfig, process.env, { moved: movedServiceKeys }).value;
     let target: ReplayTarget;
@@ -260,7 +320,7 @@ export const auditReplayCommand: Command = {
       );
     };
     try {
-      const r = await replay(dir, target, { ...selection, publicKey, force: flag(values, 'force'), onProgress: progress });
+      const r = await replay(dirs, target, { ...selection, publicKey, force: flag(values, 'force'), onProgress: progress });
       if (metricsFile) await writeAuditMetrics(metricsFile, 'replay', dir, r.verify, r.replayed);
       progress(r.replayed + r.skipped, r.replayed, r.replayed + r.skipped, true);
       if (tty) process.stderr.write('\n');
@@ -268,8 +328,13 @@ export const auditReplayCommand: Command = {
       const forced = r.forcedPast
         ? `; FORCED past ${r.forcedPast.kind} at ${r.forcedPast.segment} offset ${r.forcedPast.offset}, seq ${r.forcedPast.seq}: ${r.forcedPast.message}`
         : '';
-      if (tty || where !== 'stdout')
-        process.stderr.write(`replayed ${r.replayed} commands to ${where} (${r.skipped} outside the selection) in ${secs.toFixed(1)} s${forced}\n`);
+      const from = dirs.length > 1 ? ` from ${dirs.length} logs in receive order` : '';
+      if (tty || where !== 'stdout' || dirs.length > 1)
+        process.stderr.write(`replayed ${r.replayed} commands${from} to ${where} (${r.skipped} outside the selection) in ${secs.toFixed(1)} s${forced}\n`);
+      if (dirs.length > 1) {
+        process.stderr.write(`${crossWorkerNote(r.crossWorker).replace(/^; /, '').replace(/:$/, '')}\n`);
+        for (const f of r.crossWorker.slice(0, 20)) process.stderr.write(`  ${describeFinding(f)}\n`);
+      }
       return r.forcedPast ? auditExitCodes[r.forcedPast.kind] : 0;
     } catch (err) {
       if (err instanceof ReplayRefusedError) {

@@ -6,11 +6,13 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { generateKeyPairSync, sign } from 'node:crypto';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { AnchorPublisher, anchorOf, fileWitness, parseAnchors } from '../../src/audit/log/anchors.ts';
+import { AnchorPublisher, anchorOf, fileWitness, httpWitness, parseAnchors } from '../../src/audit/log/anchors.ts';
 import { AuditLog } from '../../src/audit/log/audit-log.ts';
 import { encodeFrame, genesis, keyId, type NewCommand, segmentFiles, segmentMagic, sha256Hex } from '../../src/audit/log/format.ts';
 import { leafHash, MerkleFrontier } from '../../src/audit/log/merkle.ts';
@@ -155,6 +157,45 @@ test('a witness that fails never holds a command: it is retried, counted, and na
   assert.match(anchors.problems()[0] ?? '', /^audit anchors: the file witness has failed for \d+ s \(.*\): checkpoints after seq 0 are not anchored$/);
   await log.close();
   await anchors.close(100);
+});
+
+test('an HTTP witness: each anchor POSTed as JSON with the bearer token; refusals are retried until the newest is kept', async () => {
+  const kept: Array<{ authorization: string | undefined; anchor: Record<string, unknown> }> = [];
+  let refuse = 2;
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => {
+      body += c.toString();
+    });
+    req.on('end', () => {
+      if (refuse-- > 0) {
+        res.writeHead(503).end();
+        return;
+      }
+      kept.push({ authorization: req.headers.authorization, anchor: JSON.parse(body) });
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/anchors`;
+  let failures = 0;
+  const anchors = new AnchorPublisher(
+    [httpWitness(url, 'witness-token', 2_000)],
+    { published: () => {}, failed: () => failures++ },
+    { maxFailingMs: 60_000, retryMs: 20 },
+  );
+  const log = await AuditLog.open(join(tmp(), 'log'), {
+    signing: { privateKey: keys.privateKey, publicKey: keys.publicKey, every: 3, everyMs: 3_600_000 },
+    onCheckpoint: (c) => anchors.publish(anchorOf(c, 'w-commands')),
+  });
+  for (let i = 1; i <= 6; i++) await log.append(command(i));
+  await log.close();
+  await anchors.close(5_000);
+  server.close();
+  assert.equal(failures, 2, 'each refusal counted');
+  assert.ok(kept.length >= 1);
+  assert.ok(kept.every((k) => k.authorization === 'Bearer witness-token' && k.anchor.worker === 'w-commands'));
+  assert.equal(kept.at(-1)?.anchor.seq, 8, 'the newest checkpoint is kept in the end');
 });
 
 /** A key holder's forgery: `from`'s log with record `seq` changed, every hash, tree head and signature made again, into `to`. */

@@ -2,9 +2,9 @@
 // group, dead-letter topic, ephemeral HTTP port), so tests can kill it with SIGKILL, restart
 // it with the same client id, read its metrics and see its logs when they fail.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { stringify } from 'yaml';
 import { repoRoot } from '../../deploy/local/stack-config.ts';
@@ -56,8 +56,8 @@ export class SluiceProcess {
     this.args = options.args ?? [];
     const build = options.build ?? 'src';
     this.entry = typeof build === 'object' ? build.entry : join(repoRoot, build === 'dist' ? 'dist/cli.js' : 'src/cli.ts');
-    // another checkout's build (the bench's A/B) is from before the dead-letter topic moved to deadLetter.topic
-    const olderBuild = typeof build === 'object';
+    // another checkout's build (the bench's A/B) may be from before the dead-letter topic moved to deadLetter.topic
+    const olderBuild = typeof build === 'object' && readsKafkaDeadLetterTopic(build.entry);
     const config = merge(
       {
         rules: 'rules.yaml',
@@ -205,4 +205,10 @@ function merge(base: Record<string, unknown>, over: Record<string, unknown>): Re
         : v;
   }
   return out;
+}
+
+/** Whether the build at `entry` (dist/cli.js) still reads the dead-letter topic from kafka.deadLetterTopic. */
+function readsKafkaDeadLetterTopic(entry: string): boolean {
+  const kafkaConfig = join(dirname(entry), 'sinks/kafka/config.js');
+  return existsSync(kafkaConfig) && readFileSync(kafkaConfig, 'utf8').includes('deadLetterTopic');
 }

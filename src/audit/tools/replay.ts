@@ -1,11 +1,13 @@
-// Replays commands from an audit log, checking it as it reads: the whole log is verified first
-// and tampered input is refused (unless forced); then the records in range go, in order, to a
-// ReplayTarget (the CLI's: JSON lines, a Kafka topic, an MQTT broker under a prefix) with their
-// payload bytes and properties as recorded.
+// Replays commands from an audit log, or from several workers' logs merged in receive order
+// (merge.ts), checking them as it reads: every log is verified first and tampered input is
+// refused (unless forced); then the records in range go, in order, to a ReplayTarget (the CLI's:
+// JSON lines, a Kafka topic, an MQTT broker under a prefix) with their payload bytes and
+// properties as recorded.
 import type { KeyObject } from 'node:crypto';
 import { compilePattern, PatternTrie, validateFilter } from '../../mapping/topic-pattern.ts';
 import type { CommandRecord } from '../log/format.ts';
-import { type Problem, readAuditLog, type VerifyResult, verifyAuditLog } from './verify.ts';
+import { CrossWorkerCheck, type CrossWorkerFinding, mergeAuditLogs } from './merge.ts';
+import { type Problem, type VerifyResult, verifyAuditLog } from './verify.ts';
 
 export type Bound = { readonly seq: number } | { readonly time: number };
 
@@ -26,7 +28,10 @@ export interface ReplayTarget {
 export interface ReplayResult {
   readonly replayed: number;
   readonly skipped: number;
+  /** The verification of the log (of several: the first that failed, else the first). */
   readonly verify: VerifyResult;
+  /** With several logs: commands recorded in two of them. */
+  readonly crossWorker: readonly CrossWorkerFinding[];
   /** The problem read past (with force). */
   readonly forcedPast?: Problem | undefined;
 }
@@ -34,10 +39,11 @@ export interface ReplayResult {
 export class ReplayRefusedError extends Error {
   override readonly name = 'ReplayRefusedError';
   readonly verify: VerifyResult;
-  constructor(verify: VerifyResult) {
+  /** `dir`: which log, when several are replayed. */
+  constructor(verify: VerifyResult, dir?: string) {
     const p = verify.problem as Problem;
     super(
-      `refusing to replay: the log fails verification (${p.kind} at ${p.segment} offset ${p.offset}, seq ${p.seq}: ${p.message}); --force replays what can be read`,
+      `refusing to replay: the log ${dir === undefined ? '' : `${dir} `}fails verification (${p.kind} at ${p.segment} offset ${p.offset}, seq ${p.seq}: ${p.message}); --force replays what can be read`,
     );
     this.verify = verify;
   }
@@ -51,8 +57,11 @@ export function parseBound(text: string, what: string): Bound {
   return { time };
 }
 
+/** Seconds apart within which the same command in two logs is reported as recorded twice. */
+export const crossWorkerWindowMs = 60_000;
+
 export async function replay(
-  dir: string,
+  dirs: string | readonly string[],
   target: ReplayTarget,
   options: ReplaySelection & {
     readonly publicKey?: KeyObject | undefined;
@@ -61,8 +70,13 @@ export async function replay(
     readonly onProgress?: (read: number, replayed: number, commandsInLog: number) => void;
   },
 ): Promise<ReplayResult> {
-  const checked = verifyAuditLog(dir, { publicKey: options.publicKey });
-  if (checked.problem && !options.force) throw new ReplayRefusedError(checked);
+  const logs = typeof dirs === 'string' ? [dirs] : dirs;
+  const worst = (results: readonly VerifyResult[]) => results.find((r) => r.problem) ?? (results[0] as VerifyResult);
+  const all = logs.map((dir) => verifyAuditLog(dir, { publicKey: options.publicKey }));
+  const checked = worst(all);
+  const which = (r: VerifyResult) => (logs.length > 1 ? logs[all.indexOf(r)] : undefined);
+  if (checked.problem && !options.force) throw new ReplayRefusedError(checked, which(checked));
+  const commandsInLogs = all.reduce((n, r) => n + r.commands, 0);
   let topicFilter: PatternTrie | undefined;
   if (options.topic !== undefined) {
     validateFilter(options.topic);
@@ -74,27 +88,29 @@ export async function replay(
   // Read again, verifying on the way (the log may have grown or changed since), and send.
   let replayed = 0;
   let skipped = 0;
-  const reader = readAuditLog(dir, { publicKey: options.publicKey, continuePastProblems: options.force === true });
+  const reader = mergeAuditLogs(logs, { publicKey: options.publicKey, continuePastProblems: options.force === true });
+  const cross = new CrossWorkerCheck(crossWorkerWindowMs);
   let verify: VerifyResult;
   for (;;) {
     const next = reader.next();
     if (next.done) {
-      verify = next.value;
+      verify = worst(next.value);
       break;
     }
     const record = next.value.record;
     if (record.type !== 'command') continue;
+    if (logs.length > 1) cross.add(next.value);
     if (!within(record)) skipped++;
     else {
       await target.send(record, next.value.body);
       replayed++;
     }
-    options.onProgress?.(replayed + skipped, replayed, checked.commands);
+    options.onProgress?.(replayed + skipped, replayed, commandsInLogs);
   }
   // a problem that appeared since the first pass: what was sent is sent, and it is reported
-  if (verify.problem && !options.force) throw new ReplayRefusedError(verify);
+  if (verify.problem && !options.force) throw new ReplayRefusedError(verify, logs.length > 1 ? 'one of the logs' : undefined);
   await target.flush();
-  return { replayed, skipped, verify, forcedPast: verify.problem };
+  return { replayed, skipped, verify, crossWorker: cross.findings, forcedPast: verify.problem };
 }
 
 function inside(r: CommandRecord, bound: Bound | undefined, side: 'from' | 'to'): boolean {
