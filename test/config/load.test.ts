@@ -120,7 +120,7 @@ test('audit.anchors: needs signing and a witness; its file is relative to the co
   assert.throws(() => loadConfig(join(dir, 'sluice.yaml')), /sluice\.yaml:4: audit\.anchors: anchors are the signed checkpoints: set audit\.signing too/);
   const signing = '  signing: { privateKey: { env: KEY } }\n';
   writeFileSync(join(dir, 'sluice.yaml'), `rules: rules.yaml\naudit:\n  dir: a\n${signing}  anchors: { timeoutMs: 500 }\n`);
-  assert.throws(() => loadConfig(join(dir, 'sluice.yaml'), { env: { KEY: 'k' } }), /audit\.anchors: anchors needs a witness: file, url or both/);
+  assert.throws(() => loadConfig(join(dir, 'sluice.yaml'), { env: { KEY: 'k' } }), /audit\.anchors: anchors needs a witness: file, url or kafkaTopic/);
   writeFileSync(
     join(dir, 'sluice.yaml'),
     `rules: rules.yaml\naudit:\n  dir: a\n${signing}  anchors: { file: w/anchors.jsonl, url: "https://witness.example/a" }\n`,

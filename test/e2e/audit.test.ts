@@ -233,13 +233,14 @@ test('odd commands are recorded byte for byte: 256 KiB, binary, every property; 
   const prefix = unique('odd');
   const topic = `${prefix}.commands`;
   const keys = generateKeyPairSync('ed25519');
+  const anchorTopic = await kafkaTopic(t, 1); // compacted in production; here any topic shows the records
   const sluice = sluiceFor(t, {
     rules: commandRules(prefix, topic),
     config: {
       audit: {
         dir: 'audit',
         signing: { privateKey: { file: 'audit-signing.key' }, everyRecords: 2, everyMs: 500 },
-        anchors: { file: 'witness/anchors.jsonl' },
+        anchors: { file: 'witness/anchors.jsonl', kafkaTopic: anchorTopic },
       },
     },
   });
@@ -310,6 +311,13 @@ test('odd commands are recorded byte for byte: 256 KiB, binary, every property; 
   assert.match(signed.stdout, /ok: .* \d+ checkpoints\).*signatures valid/);
   assert.doesNotMatch(signed.stdout, /after the last signed checkpoint/, 'the idle tail was signed by time');
   assert.match(signed.stdout, new RegExp(`; \\d+ anchors of worker ${sluice.clientId}-commands agree`));
+  // the Kafka witness: each anchor a record keyed by the worker; the topic dumped is an anchors file too
+  const anchorRecords = await readTopic(t, anchorTopic, (rs) => rs.length >= 2, 30_000);
+  assert.ok(anchorRecords.every((r) => r.key === `${sluice.clientId}-commands`));
+  writeFileSync(join(sluice.dir, 'kafka-anchors.jsonl'), anchorRecords.map((r) => r.value.toString()).join('\n'));
+  const fromKafka = cli('verify', auditDir(sluice), '--public-key', publicKey, '--anchors', join(sluice.dir, 'kafka-anchors.jsonl'));
+  assert.equal(fromKafka.status, 0, fromKafka.stdout);
+  assert.match(fromKafka.stdout, /anchors of worker .* agree/);
   // a proof that the 256 KiB command is in the signed tree, checked with the public key alone
   const proof = cli('prove', auditDir(sluice), '1', '--public-key', publicKey);
   assert.equal(proof.status, 0, proof.stderr);

@@ -1,5 +1,5 @@
 // Anchors: each signed checkpoint published outside the log's directory, to witnesses the config
-// names (a file on another volume, an HTTP endpoint). A log cut short or restored from an older
+// names (a file on another volume, an HTTP endpoint, a compacted Kafka topic). A log cut short or restored from an older
 // copy still verifies on its own, but not against a checkpoint a witness kept: `sluice audit
 // verify --anchors` compares them. Publishing is off the commit path: a witness that is down
 // never holds a command, it is retried (only its newest anchor waits: it covers every earlier
@@ -29,9 +29,10 @@ export function anchorOf(checkpoint: CheckpointRecord, worker: string): Anchor {
 }
 
 export interface Witness {
-  /** How metrics and logs name it: file or http. */
+  /** How metrics and logs name it: file, http or kafka. */
   readonly name: string;
   publish(anchor: Anchor): Promise<void>;
+  close?(): Promise<void>;
 }
 
 /** JSON lines appended to a file, each fdatasync'd: put it on another volume than the log (or another machine's mount). */
@@ -127,6 +128,7 @@ export class AnchorPublisher {
     const until = monotonicMs() + deadlineMs;
     while (this.lanes.some((l) => l.pending !== undefined || l.running) && monotonicMs() < until) await sleep(20);
     this.closed = true;
+    await Promise.all(this.lanes.map((l) => l.witness.close?.().catch(() => {})));
   }
 
   private async drain(lane: Lane): Promise<void> {

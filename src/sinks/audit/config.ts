@@ -74,6 +74,13 @@ export const auditConfig = z
           ),
         url: z.string().url().optional().describe('POST each anchor here as JSON; any 2xx keeps it'),
         token: secretRef.optional().describe('bearer token for url (a secret)'),
+        kafkaTopic: z
+          .string()
+          .regex(/^[A-Za-z0-9._-]{1,249}$/)
+          .optional()
+          .describe(
+            "a Kafka topic, keyed by worker (create it with cleanup.policy=compact: the newest anchor of every worker stays), written with the kafka section's connection settings",
+          ),
         timeoutMs: z.int().min(100).default(10_000).describe('one POST to url'),
         maxFailingMs: z
           .int()
@@ -81,7 +88,9 @@ export const auditConfig = z
           .default(300_000)
           .describe('a witness failing longer than this makes /readyz name it (commands are still recorded: anchors never hold one)'),
       })
-      .refine((a) => a.file !== undefined || a.url !== undefined, { message: 'anchors needs a witness: file, url or both' })
+      .refine((a) => a.file !== undefined || a.url !== undefined || a.kafkaTopic !== undefined, {
+        message: 'anchors needs a witness: file, url or kafkaTopic',
+      })
       .optional()
       .describe(
         'publish every signed checkpoint outside the log (needs signing): `sluice audit verify --anchors` then catches a log cut short, restored from an older copy, or rewritten and signed again',

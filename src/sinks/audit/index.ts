@@ -14,6 +14,9 @@ import { monotonicMs } from '../../clock.ts';
 import { RuleError } from '../../mapping/rule-error.ts';
 import type { OutputCompiler, RouteOutput } from '../../router/route-output.ts';
 import { resolveSecret } from '../../secrets.ts';
+import { createKafkaClient } from '../kafka/client/create-client.ts';
+import type { ProducerSession } from '../kafka/client/kafka-client.ts';
+import { type KafkaConfig, kafkaConfig } from '../kafka/config.ts';
 import type { SinkPlugin } from '../plugin.ts';
 import { directoryProbe } from '../probe.ts';
 import { SinkError } from '../sink.ts';
@@ -77,7 +80,7 @@ export const auditPlugin: SinkPlugin = {
   },
   config: auditConfig,
   paths: ['dir', 'anchors.file'],
-  async create({ section, clientIds, log, registry, onFatal: fatalOf, waiting, signal }) {
+  async create({ section, sections, clientIds, log, registry, onFatal: fatalOf, waiting, signal }) {
     const a = section as AuditConfig;
     // the log's own fatal errors, as every sink reports one: a SinkError that is never retried
     const onFatal = (err: Error) => fatalOf(new SinkError('audit', err.message, { cause: err, retriable: false }));
@@ -95,7 +98,8 @@ export const auditPlugin: SinkPlugin = {
     const sampled = (free: number) => metrics.diskFree.set(free);
     await untilRoom(dir, a.minFreeBytes, { log, waiting, signal, sampled });
     const worker = clientIds.commands ?? clientIds.telemetry;
-    const anchors = a.anchors && anchorPublisher(a.anchors, metrics, log);
+    const kafka = (sections.kafka ?? kafkaConfig.parse(undefined)) as KafkaConfig;
+    const anchors = a.anchors && anchorPublisher(a.anchors, { kafka, clientId: worker }, metrics, log);
     let lastSeq = 0;
     const sampler = setInterval(() => {
       try {
@@ -202,10 +206,16 @@ export const auditPlugin: SinkPlugin = {
 };
 
 /** The witnesses audit.anchors names, behind one publisher; a failing one is logged once a minute at most. */
-function anchorPublisher(c: NonNullable<AuditConfig['anchors']>, metrics: AuditMetrics, log: Logger): AnchorPublisher {
+function anchorPublisher(
+  c: NonNullable<AuditConfig['anchors']>,
+  kafka: { readonly kafka: KafkaConfig; readonly clientId: string },
+  metrics: AuditMetrics,
+  log: Logger,
+): AnchorPublisher {
   const witnesses: Witness[] = [];
   if (c.file !== undefined) witnesses.push(fileWitness(c.file));
   if (c.url !== undefined) witnesses.push(httpWitness(c.url, c.token && resolveSecret(c.token, 'audit.anchors.token'), c.timeoutMs));
+  if (c.kafkaTopic !== undefined) witnesses.push(kafkaWitness(kafka.kafka, c.kafkaTopic, `${kafka.clientId}-anchors`));
   for (const w of witnesses) {
     metrics.anchorFailing.set({ witness: w.name }, 0);
     metrics.unanchored.set({ witness: w.name }, 0);
@@ -228,4 +238,29 @@ function anchorPublisher(c: NonNullable<AuditConfig['anchors']>, metrics: AuditM
     },
     { maxFailingMs: c.maxFailingMs },
   );
+}
+
+/** A Kafka topic as a witness: one record per anchor, keyed by worker, over a producer of its own (connected at the first anchor). */
+function kafkaWitness(k: KafkaConfig, topic: string, clientId: string): Witness {
+  let session: ProducerSession | undefined;
+  return {
+    name: 'kafka',
+    async publish(anchor) {
+      session ??= await (async () => {
+        const s = (await createKafkaClient(k, { clientId })).session('main');
+        await s.connect();
+        return s;
+      })();
+      const record = { topic, key: anchor.worker, value: Buffer.from(JSON.stringify(anchor)), headers: {}, timestamp: Date.now() };
+      try {
+        await session.send([{ topic, records: [record] }]);
+      } catch (err) {
+        await session.reset().catch(() => {}); // a new producer session after any failed send
+        throw err;
+      }
+    },
+    async close() {
+      await session?.close();
+    },
+  };
 }
