@@ -24,7 +24,7 @@ test('an option that does not belong to the command is an error naming both', ()
 test('each command has its own help; the top-level help lists every command', () => {
   const verify = cli('audit', 'verify', '--help');
   assert.equal(verify.status, 0);
-  assert.match(verify.stdout, /^usage: sluice audit verify DIR \[options\]/);
+  assert.match(verify.stdout, /^usage: sluice audit verify DIR \[DIR\.\.\.\] \[options\]/);
   assert.match(verify.stdout, /--public-key FILE/);
   assert.doesNotMatch(verify.stdout, /--brokers/, 'only its own options');
   const top = cli('--help');
@@ -40,6 +40,8 @@ test('each command has its own help; the top-level help lists every command', ()
     'config schema',
     'audit verify',
     'audit replay',
+    'audit prove',
+    'audit check-proof',
     'audit keygen',
   ]) {
     assert.match(top.stdout, new RegExp(`^  ${c}\\b`, 'm'), c);
