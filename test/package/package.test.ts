@@ -3,15 +3,16 @@
 // a temporary prefix, and its `sluice` command answers --version, rules check and rules test.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { repoRoot } from '../../deploy/local/stack-config.ts';
 import { sluiceNodeFlags } from '../../scripts/sluice-node-flags.ts';
 
-test('npm pack → npm install -g from the tarball → sluice --version, rules check, rules test', { timeout: 300_000 }, () => {
+test('npm pack → npm install -g from the tarball → sluice --version, rules check, rules test', { timeout: 300_000 }, (t) => {
   const work = mkdtempSync(join(tmpdir(), 'sluice-pack-'));
+  t.after(() => rmSync(work, { recursive: true, force: true })); // the installed package: ~600 MB
   // the Node running the tests (24) first on PATH: npm, and the installed command's shebang, use it
   const env = {
     ...process.env,

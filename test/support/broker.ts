@@ -2,7 +2,7 @@
 // touching the shared stack: its own port, data directory and settings, started from the same
 // installed software as the stack's broker of that kind. Killed after the test.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -131,6 +131,7 @@ export async function brokerFor(t: TestContext, kind: BrokerKind, options: Broke
   t.after(async () => {
     if (!(t as TestContext & { readonly passed: boolean }).passed) process.stderr.write(`\n--- ${kind} log ---\n${broker.logTail(60)}\n`);
     await broker.kill();
+    rmSync(broker.dir, { recursive: true, force: true }); // a HiveMQ data directory is ~1.4 GB
   });
   await broker.start();
   return broker;
