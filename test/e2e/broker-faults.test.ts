@@ -190,17 +190,22 @@ for (const kind of brokerKinds) {
     // what sluice took, per route (a message it received twice, redelivered after a restart,
     // twice), once nothing is in flight (a command's Kafka record follows its audit record)
     let samples = await Promise.all(workers.map((w) => w.metrics()));
+    const sum = (pick: (name: string) => boolean) => samples.reduce((total, m) => total + [...m].filter(([k]) => pick(k)).reduce((a, [, v]) => a + v, 0), 0);
+    const routed = (route: string) => sum((k) => k.startsWith('sluice_messages_routed_total{') && k.includes(`route="${route}"`) && k.includes('sink="kafka"'));
+    const receivedSoFar = () => sum((k) => k.startsWith('sluice_messages_received_total{'));
+    // the in-flight gauges are polled every 250 ms while the counters are live: a broker
+    // redelivering late can be mid-route in a sample whose gauges still read 0, so wait until
+    // every message received is routed as well (the assertion below then checks nothing is lost)
     await waitFor(
       'nothing in flight',
       async () => {
         samples = await Promise.all(workers.map((w) => w.metrics()));
-        return samples.every((m) => (m.get('sluice_inflight_messages') ?? 0) === 0 && (m.get('sluice_commands_inflight_messages') ?? 0) === 0);
+        const idle = samples.every((m) => (m.get('sluice_inflight_messages') ?? 0) === 0 && (m.get('sluice_commands_inflight_messages') ?? 0) === 0);
+        return idle && routed('telemetry') + routed('commands') === receivedSoFar();
       },
       30_000,
-    );
-    const sum = (pick: (name: string) => boolean) => samples.reduce((total, m) => total + [...m].filter(([k]) => pick(k)).reduce((a, [, v]) => a + v, 0), 0);
-    const routed = (route: string) => sum((k) => k.startsWith('sluice_messages_routed_total{') && k.includes(`route="${route}"`) && k.includes('sink="kafka"'));
-    const received = sum((k) => k.startsWith('sluice_messages_received_total{'));
+    ).catch(() => {}); // not settled in 30 s: the assertion below says by how much
+    const received = receivedSoFar();
     const routedTelemetry = routed('telemetry');
     const routedCommands = routed('commands');
     const records = await readTopic(t, topic, (r) => r.length >= routedTelemetry && seqCounts(r).size >= published.size, 60_000, 10_000);
