@@ -14,27 +14,20 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { AnchorPublisher, anchorOf, fileWitness, httpWitness, parseAnchors } from '../../src/audit/log/anchors.ts';
 import { AuditLog } from '../../src/audit/log/audit-log.ts';
-import { encodeFrame, genesis, keyId, type NewCommand, segmentFiles, segmentMagic, sha256Hex } from '../../src/audit/log/format.ts';
+import { encodeFrame, genesis, keyId, segmentFiles, segmentMagic, sha256Hex } from '../../src/audit/log/format.ts';
 import { leafHash, MerkleFrontier } from '../../src/audit/log/merkle.ts';
+import { testCommand } from './commands.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const cli = (...args: string[]) => spawnSync(join(root, 'scripts/node'), [join(root, 'src/cli.ts'), ...args], { encoding: 'utf8' });
 const tmp = () => mkdtempSync(join(tmpdir(), 'sluice-anchors-'));
 const keys = generateKeyPairSync('ed25519');
-
-function command(i: number): NewCommand {
-  return {
-    receivedAt: new Date(1_700_000_000_000 + i).toISOString(),
-    topic: `acme/malta/floor-3/valve/v-${i % 3}/command`,
-    levels: {},
-    qos: 2,
-    retain: false,
-    packetId: i,
+/** ~350 B records: 4 KiB segments then hold a few each. */
+const command = (i: number) =>
+  testCommand(i, {
     worker: 'worker-a-commands',
-    properties: {},
     payload: Buffer.from(JSON.stringify({ command: 'set-point', value: i, pad: 'x'.repeat(200) })).toString('base64'),
-  };
-}
+  });
 
 /** Appends commands from..to one by one (a checkpoint after every 5, segments of 4 KiB), anchoring each checkpoint in `anchorFile`. */
 async function write(dir: string, anchorFile: string, from: number, to: number): Promise<void> {

@@ -8,26 +8,14 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { AuditFatalError, AuditLog } from '../../src/audit/log/audit-log.ts';
 import { crc32c } from '../../src/audit/log/crc32c.ts';
-import type { NewCommand } from '../../src/audit/log/format.ts';
 import { encodeFrame, frameHeaderBytes, genesis, segmentFiles, segmentMagic, segmentName, sha256Hex } from '../../src/audit/log/format.ts';
 import { leafHash, MerkleFrontier } from '../../src/audit/log/merkle.ts';
 import { exitCodes, repairTail, verifyAuditLog } from '../../src/audit/tools/verify.ts';
+import { testCommand } from './commands.ts';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'sluice-audit-'));
 const keys = generateKeyPairSync('ed25519');
-
-function command(i: number, payload: Buffer = Buffer.from(JSON.stringify({ command: 'set-point', value: i }))): NewCommand {
-  return {
-    receivedAt: new Date(1_700_000_000_000 + i).toISOString(),
-    topic: `acme/malta/floor-3/valve/v-${i % 3}/command`,
-    levels: { org: 'acme', deviceId: `v-${i % 3}` },
-    qos: 2,
-    retain: false,
-    packetId: i,
-    properties: { correlationData: Buffer.from(`c-${i}`).toString('base64'), userProperties: { issuedBy: 'op-7' } },
-    payload: payload.toString('base64'),
-  };
-}
+const command = (i: number, payload?: Buffer) => testCommand(i, payload ? { payload: payload.toString('base64') } : {});
 
 async function writeLog(dir: string, n: number, options: Parameters<typeof AuditLog.open>[1] = {}, oneByOne = false) {
   const log = await AuditLog.open(dir, options);

@@ -9,23 +9,20 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { AuditLog } from '../../src/audit/log/audit-log.ts';
 import { type NewCommand, segmentFiles } from '../../src/audit/log/format.ts';
+import { testCommand } from './commands.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const cli = (...args: string[]) => spawnSync(join(root, 'scripts/node'), [join(root, 'src/cli.ts'), 'audit', ...args], { encoding: 'utf8' });
 
-function command(worker: string, at: number, body: string, key?: string): NewCommand {
-  return {
-    receivedAt: new Date(1_700_000_000_000 + at).toISOString(),
+/** A command of `worker`, received `at` ms after the fixed time, all on one topic. */
+const command = (worker: string, at: number, body: string, key?: string) =>
+  testCommand(at, {
     topic: 'acme/malta/floor-3/valve/v-1/command',
-    levels: {},
-    qos: 2,
-    retain: false,
     worker,
-    ...(key === undefined ? {} : { idempotencyKey: key }),
     properties: {},
     payload: Buffer.from(body).toString('base64'),
-  };
-}
+    ...(key === undefined ? {} : { idempotencyKey: key }),
+  });
 
 async function logOf(dir: string, commands: readonly NewCommand[]): Promise<void> {
   const log = await AuditLog.open(dir);

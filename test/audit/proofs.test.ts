@@ -9,20 +9,11 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { AuditLog } from '../../src/audit/log/audit-log.ts';
-import {
-  type CheckpointRecord,
-  encodeFrame,
-  genesis,
-  keyId,
-  type NewCommand,
-  segmentFiles,
-  segmentMagic,
-  segmentName,
-  sha256Hex,
-} from '../../src/audit/log/format.ts';
+import { type CheckpointRecord, encodeFrame, genesis, keyId, segmentFiles, segmentMagic, segmentName, sha256Hex } from '../../src/audit/log/format.ts';
 import { LeafHashes, leafHash } from '../../src/audit/log/merkle.ts';
 import { checkProof, proveConsistency, proveInclusion } from '../../src/audit/tools/prove.ts';
 import { verifyAuditLog } from '../../src/audit/tools/verify.ts';
+import { testCommand } from './commands.ts';
 import { independentlyValid } from './proof-verifier.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -30,19 +21,7 @@ const cli = (...args: string[]) => spawnSync(join(root, 'scripts/node'), [join(r
 const tmp = () => mkdtempSync(join(tmpdir(), 'sluice-proofs-'));
 const keys = generateKeyPairSync('ed25519');
 const other = generateKeyPairSync('ed25519');
-
-function command(i: number): NewCommand {
-  return {
-    receivedAt: new Date(1_700_000_000_000 + i).toISOString(),
-    topic: `acme/malta/floor-3/valve/v-${i % 3}/command`,
-    levels: { org: 'acme', deviceId: `v-${i % 3}` },
-    qos: 2,
-    retain: false,
-    packetId: i,
-    properties: {},
-    payload: Buffer.from(JSON.stringify({ command: 'set-point', value: i })).toString('base64'),
-  };
-}
+const command = (i: number) => testCommand(i);
 
 /** Commands one by one, a checkpoint after every `every`; `restarts` times closed and reopened on the way. */
 async function signedLog(dir: string, commands: number, every: number, restarts = 0): Promise<void> {

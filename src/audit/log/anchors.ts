@@ -7,6 +7,7 @@
 import { mkdirSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { monotonicMs } from '../../clock.ts';
 import type { CheckpointRecord } from './format.ts';
 
@@ -126,7 +127,7 @@ export class AnchorPublisher {
   /** Waits up to `deadlineMs` for what is pending, then stops retrying. */
   async close(deadlineMs = 2_000): Promise<void> {
     const until = monotonicMs() + deadlineMs;
-    while (this.lanes.some((l) => l.pending !== undefined || l.running) && monotonicMs() < until) await sleep(20);
+    while (this.lanes.some((l) => l.pending !== undefined || l.running) && monotonicMs() < until) await delay(20, undefined, { ref: false });
     this.closed = true;
     await Promise.all(this.lanes.map((l) => l.witness.close?.().catch(() => {})));
   }
@@ -147,7 +148,7 @@ export class AnchorPublisher {
           lane.failingSince ??= monotonicMs();
           lane.lastError = (err as Error).message;
           this.events.failed(lane.witness.name, err as Error);
-          await sleep(this.retryMs);
+          await delay(this.retryMs, undefined, { ref: false });
         }
       }
     } finally {
@@ -155,8 +156,6 @@ export class AnchorPublisher {
     }
   }
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms).unref());
 
 /** The anchors of a witness file (JSON lines); a bad line is an error naming it. */
 export function parseAnchors(text: string, file: string): Anchor[] {

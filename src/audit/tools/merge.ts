@@ -31,6 +31,8 @@ export function* mergeAuditLogs(
     dir,
     reader: readAuditLog(dir, options),
     head: undefined as Frame | undefined,
+    /** The head's receive time, parsed once. */
+    at: 0,
     result: undefined as VerifyResult | undefined,
   }));
   const advance = (r: (typeof readers)[number]) => {
@@ -38,14 +40,17 @@ export function* mergeAuditLogs(
     if (next.done) {
       r.head = undefined;
       r.result = next.value;
-    } else r.head = next.value;
+    } else {
+      r.head = next.value;
+      r.at = timeOf(next.value);
+    }
   };
   for (const r of readers) advance(r);
   for (;;) {
     let pick: (typeof readers)[number] | undefined;
     for (const r of readers) {
       if (r.head === undefined) continue;
-      if (pick === undefined || timeOf(r.head) < timeOf(pick.head as Frame)) pick = r;
+      if (pick === undefined || r.at < pick.at) pick = r;
     }
     if (pick === undefined) return readers.map((r) => r.result as VerifyResult);
     yield { ...(pick.head as Frame), dir: pick.dir };
