@@ -9,6 +9,7 @@ import { kafkaServer } from './servers/kafka.ts';
 import { kafkaClusterNodes } from './servers/kafka-cluster.ts';
 import type { LocalServer } from './servers/local-server.ts';
 import { mosquittoServer } from './servers/mosquitto.ts';
+import { s3Server } from './servers/s3.ts';
 import { victoriaMetricsServer } from './servers/victoria-metrics.ts';
 import type { StackConfig } from './stack-config.ts';
 
@@ -34,6 +35,7 @@ export class LocalStack {
       influxdbServer(config),
       victoriaMetricsServer(config),
       apicurioServer(config),
+      s3Server(config),
       ...kafkaClusterNodes(config),
     ];
     this.log = log;

@@ -37,6 +37,8 @@ export interface StackConfig {
   readonly victoriaMetrics: { readonly port: number };
   /** Apicurio Registry's Confluent-compatible API: http://host:port/apis/ccompat/v7. */
   readonly registry: { readonly port: number };
+  /** An S3 server (versitygw) whose bucket enforces Object Lock: the audit log's write-once archive. */
+  readonly s3: { readonly port: number; readonly accessKeyId: string; readonly secretAccessKey: string; readonly bucket: string };
 }
 
 /** Every port the stack binds, with the variable that moves it (the defaults avoid 1883/9092/8086). */
@@ -57,6 +59,7 @@ export const portVariables = {
   SLUICE_INFLUX_RPC_PORT: 28088,
   SLUICE_VM_PORT: 28428,
   SLUICE_REGISTRY_PORT: 28081,
+  SLUICE_S3_PORT: 27070,
 } as const;
 type PortVariable = keyof typeof portVariables;
 
@@ -105,5 +108,7 @@ export function stackConfig(env: NodeJS.ProcessEnv = process.env): StackConfig {
     influxdb: { port: port('SLUICE_INFLUX_PORT'), rpcPort: port('SLUICE_INFLUX_RPC_PORT'), database: 'sluice' },
     victoriaMetrics: { port: port('SLUICE_VM_PORT') },
     registry: { port: port('SLUICE_REGISTRY_PORT') },
+    // loopback only: fixed, documented keys, as for the broker
+    s3: { port: port('SLUICE_S3_PORT'), accessKeyId: 'sluice', secretAccessKey: 'sluice-dev-secret-key', bucket: 'sluice-audit' },
   };
 }

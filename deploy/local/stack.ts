@@ -1,5 +1,5 @@
 // `npm run stack:up|stack:down|stack:status|stack:logs [server...]`: the local stack of real
-// servers (Mosquitto, HiveMQ, Kafka, InfluxDB, VictoriaMetrics, Apicurio Registry) on loopback.
+// servers (Mosquitto, HiveMQ, Kafka, InfluxDB, VictoriaMetrics, Apicurio Registry, an S3 server) on loopback.
 import { LocalStack } from './local-stack.ts';
 import { PrerequisiteError } from './prerequisites.ts';
 import { stackConfig } from './stack-config.ts';
@@ -9,13 +9,13 @@ const usage = `usage: stack.ts <up|down|status|logs> [server...]
   down     stop the servers (data stays in the run directory)
   status   pid, readiness and endpoints of each server; exit 1 if one is not ready
   logs     the last lines of each server's log
-servers: mosquitto, hivemq, kafka, influxdb, victoria-metrics, apicurio (default: all of these);
+servers: mosquitto, hivemq, kafka, influxdb, victoria-metrics, apicurio, s3 (default: all of these);
   kafka-1 kafka-2 kafka-3: the optional 3-node KRaft cluster (replication 3, min.insync.replicas 2),
   started only when named
 environment: SLUICE_STACK_DIR (run dir), SLUICE_CACHE_DIR, SLUICE_MQTT_PORT, SLUICE_MQTTS_PORT,
   SLUICE_KAFKA_PORT, SLUICE_KAFKA_CONTROLLER_PORT, SLUICE_KAFKA_TLS_PORT, SLUICE_KAFKA_SASL_PORT,
   SLUICE_KAFKA_CLUSTER_PORT (29192-29194), SLUICE_KAFKA_CLUSTER_CONTROLLER_PORT (29292-29294),
-  SLUICE_INFLUX_PORT, SLUICE_INFLUX_RPC_PORT, SLUICE_VM_PORT, SLUICE_REGISTRY_PORT, SLUICE_KAFKA_HEAP (default 512m),
+  SLUICE_INFLUX_PORT, SLUICE_INFLUX_RPC_PORT, SLUICE_VM_PORT, SLUICE_REGISTRY_PORT, SLUICE_S3_PORT, SLUICE_KAFKA_HEAP (default 512m),
   SLUICE_KAFKA_CLUSTER_HEAP (384m per node), SLUICE_NO_INSTALL=1 (never apt-get install)`;
 
 async function main(argv: string[]): Promise<number> {

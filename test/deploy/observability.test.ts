@@ -18,7 +18,7 @@ import { repoRoot } from '../../deploy/local/stack-config.ts';
 import { freePort } from '../support/broker.ts';
 import { waitFor } from '../support/e2e-helpers.ts';
 import { sluiceFor } from '../support/sluice-process.ts';
-import { config, mqttClient, printLogsOnFailure, unique } from '../support/stack.ts';
+import { config, endpoints, mqttClient, printLogsOnFailure, unique } from '../support/stack.ts';
 
 const alertsFile = join(repoRoot, 'deploy/prometheus/sluice-alerts.yaml');
 const dashboardFile = join(repoRoot, 'deploy/grafana/sluice-dashboard.json');
@@ -54,7 +54,7 @@ function dashboardExpressions(): string[] {
 }
 
 test('alert rules: promtool check rules and promtool test rules pass', () => {
-  assert.match(promtool('check', 'rules', 'sluice-alerts.yaml'), /SUCCESS: 13 rules found/);
+  assert.match(promtool('check', 'rules', 'sluice-alerts.yaml'), /SUCCESS: 14 rules found/);
   assert.match(promtool('test', 'rules', 'sluice-alerts.test.yaml'), /SUCCESS/);
 });
 
@@ -115,8 +115,22 @@ test('a real Prometheus scrapes a running sluice: every dashboard query and aler
         },
       ],
     },
-    // signed, with a witness: the anchors' metrics and alert have data too
-    config: { audit: { dir: 'audit', signing: { privateKey: { file: signingKey(t) } }, anchors: { file: 'witness/anchors.jsonl' } } },
+    // signed, with a witness and an archive: the anchors' and the archive's metrics and alerts have data too
+    config: {
+      audit: {
+        dir: 'audit',
+        signing: { privateKey: { file: signingKey(t) } },
+        anchors: { file: 'witness/anchors.jsonl' },
+        archive: {
+          bucket: config.s3.bucket,
+          prefix: unique('observability'),
+          endpoint: endpoints.s3,
+          accessKeyId: { env: 'ARCHIVE_KEY_ID' },
+          secretAccessKey: { env: 'ARCHIVE_SECRET' },
+        },
+      },
+    },
+    env: { ARCHIVE_KEY_ID: config.s3.accessKeyId, ARCHIVE_SECRET: config.s3.secretAccessKey },
   });
   await sluice.start();
   const target = new URL(await sluice.healthUrl()).host;
@@ -206,7 +220,7 @@ test('a real Prometheus scrapes a running sluice: every dashboard query and aler
     data: { groups: Array<{ rules: Array<{ name: string; health: string; lastError?: string }> }> };
   };
   const loaded = rules.data.groups.flatMap((g) => g.rules);
-  assert.equal(loaded.length, 13);
+  assert.equal(loaded.length, 14);
   assert.deepEqual(
     loaded.filter((r) => r.health !== 'ok').map((r) => `${r.name}: ${r.health} ${r.lastError ?? ''}`),
     [],

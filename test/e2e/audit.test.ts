@@ -16,7 +16,7 @@ import type { CommandRecord } from '../../src/audit/log/format.ts';
 import { verifyAuditLog } from '../../src/audit/tools/verify.ts';
 import { readTopic, seqCounts, waitFor } from '../support/e2e-helpers.ts';
 import { type SluiceProcess, sluiceFor } from '../support/sluice-process.ts';
-import { endpoints, kafka, kafkaTopic, mqttClient, printLogsOnFailure, unique } from '../support/stack.ts';
+import { config, endpoints, kafka, kafkaTopic, mqttClient, printLogsOnFailure, unique } from '../support/stack.ts';
 
 const cli = (...args: string[]) => spawnSync(join(repoRoot, 'scripts/node'), [join(repoRoot, 'src/cli.ts'), ...args], { encoding: 'utf8', timeout: 60_000 });
 
@@ -234,6 +234,7 @@ test('odd commands are recorded byte for byte: 256 KiB, binary, every property; 
   const topic = `${prefix}.commands`;
   const keys = generateKeyPairSync('ed25519');
   const anchorTopic = await kafkaTopic(t, 1); // compacted in production; here any topic shows the records
+  const archivePrefix = unique('e2e-archive');
   const sluice = sluiceFor(t, {
     rules: commandRules(prefix, topic),
     config: {
@@ -241,8 +242,19 @@ test('odd commands are recorded byte for byte: 256 KiB, binary, every property; 
         dir: 'audit',
         signing: { privateKey: { file: 'audit-signing.key' }, everyRecords: 2, everyMs: 500 },
         anchors: { file: 'witness/anchors.jsonl', kafkaTopic: anchorTopic },
+        // a segment per command or two: sealed ones go to the stack's S3 server under Object Lock
+        segmentBytes: 4096,
+        archive: {
+          bucket: config.s3.bucket,
+          prefix: archivePrefix,
+          endpoint: endpoints.s3,
+          accessKeyId: { env: 'ARCHIVE_KEY_ID' },
+          secretAccessKey: { env: 'ARCHIVE_SECRET' },
+          retentionDays: 1,
+        },
       },
     },
+    env: { ARCHIVE_KEY_ID: config.s3.accessKeyId, ARCHIVE_SECRET: config.s3.secretAccessKey },
   });
   writeFileSync(join(sluice.dir, 'audit-signing.key'), keys.privateKey.export({ type: 'pkcs8', format: 'pem' }));
   writeFileSync(join(sluice.dir, 'audit-signing.pub'), keys.publicKey.export({ type: 'spki', format: 'pem' }));
@@ -318,6 +330,30 @@ test('odd commands are recorded byte for byte: 256 KiB, binary, every property; 
   const fromKafka = cli('verify', auditDir(sluice), '--public-key', publicKey, '--anchors', join(sluice.dir, 'kafka-anchors.jsonl'));
   assert.equal(fromKafka.status, 0, fromKafka.stdout);
   assert.match(fromKafka.stdout, /anchors of worker .* agree/);
+  // the sealed segments are in the archive, and the log verifies from there alone
+  await waitFor(
+    'sealed segments archived',
+    async () => (await sluice.metrics(['sluice_audit_archive_backlog_segments'])).get('sluice_audit_archive_backlog_segments') === 0,
+    30_000,
+  );
+  const archived = (await sluice.metrics(['sluice_audit_archived_segments_total'])).get('sluice_audit_archived_segments_total') ?? 0;
+  assert.ok(archived >= 1, `${archived} segments archived`);
+  const fromArchive = spawnSync(
+    join(repoRoot, 'scripts/node'),
+    [
+      join(repoRoot, 'src/cli.ts'),
+      'audit',
+      'verify',
+      `s3://${config.s3.bucket}/${archivePrefix}/${sluice.clientId}-commands`,
+      '--public-key',
+      publicKey,
+      '--s3-endpoint',
+      endpoints.s3,
+    ],
+    { encoding: 'utf8', env: { ...process.env, AWS_ACCESS_KEY_ID: config.s3.accessKeyId, AWS_SECRET_ACCESS_KEY: config.s3.secretAccessKey } },
+  );
+  assert.equal(fromArchive.status, 0, fromArchive.stdout + fromArchive.stderr);
+  assert.match(fromArchive.stdout, new RegExp(`ok: \\d+ records .* in ${archived} segments.*signatures valid`));
   // a proof that the 256 KiB command is in the signed tree, checked with the public key alone
   const proof = cli('prove', auditDir(sluice), '1', '--public-key', publicKey);
   assert.equal(proof.status, 0, proof.stderr);

@@ -23,6 +23,7 @@ export const endpoints = {
   influxBucket: `${config.influxdb.database}/autogen`,
   victoriaMetrics: `http://${config.host}:${config.victoriaMetrics.port}`,
   registry: `http://${config.host}:${config.registry.port}/apis/ccompat/v7`,
+  s3: `http://${config.host}:${config.s3.port}`,
 } as const;
 
 /** A name no other test or earlier run uses (topics, groups, client ids, measurements). */

@@ -66,6 +66,8 @@ export async function replay(
   options: ReplaySelection & {
     readonly publicKey?: KeyObject | undefined;
     readonly force?: boolean;
+    /** How to name each log in a refusal (an archive's s3:// address rather than its local copy). */
+    readonly names?: readonly string[];
     /** Commands read so far (replayed or outside the selection), replayed, and in the whole log. */
     readonly onProgress?: (read: number, replayed: number, commandsInLog: number) => void;
   },
@@ -74,7 +76,7 @@ export async function replay(
   const worst = (results: readonly VerifyResult[]) => results.find((r) => r.problem) ?? (results[0] as VerifyResult);
   const all = logs.map((dir) => verifyAuditLog(dir, { publicKey: options.publicKey }));
   const checked = worst(all);
-  const which = (r: VerifyResult) => (logs.length > 1 ? logs[all.indexOf(r)] : undefined);
+  const which = (r: VerifyResult) => (logs.length > 1 ? (options.names ?? logs)[all.indexOf(r)] : undefined);
   if (checked.problem && !options.force) throw new ReplayRefusedError(checked, which(checked));
   const commandsInLogs = all.reduce((n, r) => n + r.commands, 0);
   let topicFilter: PatternTrie | undefined;

@@ -50,6 +50,27 @@ export function createAuditMetrics(registry: Registry) {
       labelNames: ['witness'],
       registers,
     }),
+    archived: new Counter({
+      name: 'sluice_audit_archived_segments_total',
+      help: 'Sealed segments the archive (audit.archive) holds under Object Lock: uploaded, or found there from an earlier run',
+      registers,
+    }),
+    archivedBytes: new Counter({ name: 'sluice_audit_archived_bytes_total', help: 'Bytes of sealed segments uploaded to the archive', registers }),
+    archiveFailures: new Counter({
+      name: 'sluice_audit_archive_failures_total',
+      help: 'Failed attempts to upload a sealed segment (retried, in order)',
+      registers,
+    }),
+    archiveBacklog: new Gauge({
+      name: 'sluice_audit_archive_backlog_segments',
+      help: 'Sealed segments not yet in the archive',
+      registers,
+    }),
+    archiveFailing: new Gauge({
+      name: 'sluice_audit_archive_failing_seconds',
+      help: 'How long uploads to the archive have failed (0: the last one worked); past audit.archive.maxFailingMs /readyz names it',
+      registers,
+    }),
     redeliveries: new Counter({ name: 'sluice_audit_redeliveries_total', help: 'QoS 2 redeliveries recognised and not recorded again', registers }),
     rollbackRedeliveries: new Counter({
       name: 'sluice_audit_rollback_redeliveries_total',

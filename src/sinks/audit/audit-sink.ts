@@ -8,6 +8,7 @@
 // command its publisher sent again under a new packet id. A payload too large for a record is
 // rejected (dead-lettered); a failed write or fsync is fatal, never retried.
 
+import type { SegmentArchiver } from '../../audit/archive/archiver.ts';
 import { contentDigest, type ExactlyOnceLedger } from '../../audit/exactly-once/exactly-once-ledger.ts';
 import type { IdempotencyIndex } from '../../audit/exactly-once/idempotency-index.ts';
 import type { AnchorPublisher } from '../../audit/log/anchors.ts';
@@ -33,6 +34,8 @@ export interface AuditSinkOptions {
   readonly publisherProperty?: string | undefined;
   /** Where the signed checkpoints are published (audit.anchors): its problems show in readiness. */
   readonly anchors?: AnchorPublisher | undefined;
+  /** Where sealed segments are uploaded (audit.archive): its problems show in readiness too. */
+  readonly archive?: SegmentArchiver | undefined;
   readonly onClose?: () => void;
 }
 
@@ -89,7 +92,7 @@ export class AuditSink implements Sink<AuditItem> {
 
   problems(): readonly string[] {
     if (this.fatal) return [`audit: failed (stopping): ${this.fatal.message}`];
-    return this.options.anchors?.problems() ?? [];
+    return [...(this.options.anchors?.problems() ?? []), ...(this.options.archive?.problems() ?? [])];
   }
 
   /** PUBREL of the command connection: durable before PUBCOMP. */
@@ -106,6 +109,7 @@ export class AuditSink implements Sink<AuditItem> {
     await this.ledger?.close();
     await this.log.close();
     await this.options.anchors?.close(); // the last checkpoint's anchor, given a moment
+    await this.options.archive?.close(); // a segment sealed just before, given a moment
   }
 
   /** Resolves with the record's sequence number once it is durable. */

@@ -95,6 +95,45 @@ export const auditConfig = z
       .describe(
         'publish every signed checkpoint outside the log (needs signing): `sluice audit verify --anchors` then catches a log cut short, restored from an older copy, or rewritten and signed again',
       ),
+    archive: z
+      .strictObject({
+        bucket: z.string().min(3).describe('an S3 bucket created with Object Lock enabled'),
+        prefix: z
+          .string()
+          .default('')
+          .describe("key prefix; each worker's segments go under <prefix><worker>/ (its commands client id), e.g. prod/sluice-0/00000000000000000001.audit"),
+        endpoint: z.string().url().optional().describe('an S3-compatible server (http(s)://host:port); absent: AWS, by region'),
+        region: z.string().min(1).default('us-east-1').describe("the bucket's region (any value an S3-compatible server accepts)"),
+        forcePathStyle: z.boolean().optional().describe('bucket in the path, not the host name (default: true with an endpoint, false for AWS)'),
+        accessKeyId: secretRef
+          .optional()
+          .describe("access key id (a secret); absent: the AWS SDK's own chain (AWS_ACCESS_KEY_ID, a profile, a pod's web identity)"),
+        secretAccessKey: secretRef.optional().describe('secret access key (a secret), with accessKeyId'),
+        retentionDays: z
+          .int()
+          .min(1)
+          .max(36_500)
+          .default(365)
+          .describe('each segment is locked for this many days from its upload: in COMPLIANCE mode nobody, root included, can delete it before then'),
+        mode: z
+          .enum(['COMPLIANCE', 'GOVERNANCE'])
+          .default('COMPLIANCE')
+          .describe('COMPLIANCE: no one can shorten or lift the lock; GOVERNANCE: a user with s3:BypassGovernanceRetention can'),
+        retryMs: z.int().min(100).default(30_000).describe('wait between attempts when an upload fails'),
+        timeoutMs: z.int().min(1000).default(120_000).describe('one upload'),
+        maxFailingMs: z
+          .int()
+          .min(1000)
+          .default(3_600_000)
+          .describe('uploads failing longer than this make /readyz name the archive (commands are still recorded: the archive never holds one)'),
+      })
+      .refine((a) => (a.accessKeyId === undefined) === (a.secretAccessKey === undefined), {
+        message: 'accessKeyId and secretAccessKey go together (or neither, for the SDK chain)',
+      })
+      .optional()
+      .describe(
+        'upload every sealed segment (the writer has moved on to the next; checkpoints included) to S3 under Object Lock: `sluice audit verify s3://bucket/prefix` then checks the log from the archive alone',
+      ),
   })
   .refine((a) => a.anchors === undefined || a.signing !== undefined, {
     path: ['anchors'],

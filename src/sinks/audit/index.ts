@@ -6,6 +6,8 @@ import { isUtf8 } from 'node:buffer';
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import { SegmentArchiver } from '../../audit/archive/archiver.ts';
+import { S3Store } from '../../audit/archive/s3.ts';
 import { ExactlyOnceLedger } from '../../audit/exactly-once/exactly-once-ledger.ts';
 import { IdempotencyIndex, keyReader } from '../../audit/exactly-once/idempotency-index.ts';
 import { AnchorPublisher, anchorOf, fileWitness, httpWitness, type Witness } from '../../audit/log/anchors.ts';
@@ -100,6 +102,7 @@ export const auditPlugin: SinkPlugin = {
     const worker = clientIds.commands ?? clientIds.telemetry;
     const kafka = (sections.kafka ?? kafkaConfig.parse(undefined)) as KafkaConfig;
     const anchors = a.anchors && anchorPublisher(a.anchors, { kafka, clientId: worker }, metrics, log);
+    const archive = a.archive && (await segmentArchiver(a.archive, dir, worker, metrics, log));
     let lastSeq = 0;
     const sampler = setInterval(() => {
       try {
@@ -107,6 +110,7 @@ export const auditPlugin: SinkPlugin = {
       } catch {
         // the volume went away: the next write says so
       }
+      if (archive) metrics.archiveFailing.set(archive.failingMs() / 1000);
       for (const w of anchors?.state() ?? []) {
         metrics.anchorFailing.set({ witness: w.witness }, w.failingMs / 1000);
         metrics.unanchored.set({ witness: w.witness }, lastSeq - w.lastSeq);
@@ -123,6 +127,7 @@ export const auditPlugin: SinkPlugin = {
       onSegment: (segment) => {
         metrics.segments.inc();
         log.info({ segment }, 'audit log: new segment');
+        archive?.sealedUpTo(segment); // the one before is sealed: uploaded off the commit path
       },
       onCheckpoint: (checkpoint) => {
         metrics.checkpoints.inc();
@@ -137,6 +142,7 @@ export const auditPlugin: SinkPlugin = {
       metrics.bytes.inc(bytes);
     };
     lastSeq = auditLog.lastSeq;
+    archive?.start(); // what an earlier run sealed and the archive lacks
     const commands = clientIds.commands;
     const ledger =
       commands === undefined
@@ -165,7 +171,7 @@ export const auditPlugin: SinkPlugin = {
       auditLog,
       ledger,
       keys,
-      { commandsClientId: commands, publisherProperty: a.publisherProperty, anchors, onClose: () => clearInterval(sampler) },
+      { commandsClientId: commands, publisherProperty: a.publisherProperty, anchors, archive, onClose: () => clearInterval(sampler) },
       metrics,
     );
     return {
@@ -237,6 +243,55 @@ function anchorPublisher(
       },
     },
     { maxFailingMs: c.maxFailingMs },
+  );
+}
+
+/** The archive audit.archive names; a failing upload is logged once a minute at most. */
+async function segmentArchiver(
+  c: NonNullable<AuditConfig['archive']>,
+  dir: string,
+  worker: string,
+  metrics: AuditMetrics,
+  log: Logger,
+): Promise<SegmentArchiver> {
+  const store = await S3Store.open(
+    {
+      endpoint: c.endpoint,
+      region: c.region,
+      forcePathStyle: c.forcePathStyle ?? c.endpoint !== undefined,
+      credentials:
+        c.accessKeyId && c.secretAccessKey
+          ? {
+              accessKeyId: resolveSecret(c.accessKeyId, 'audit.archive.accessKeyId'),
+              secretAccessKey: resolveSecret(c.secretAccessKey, 'audit.archive.secretAccessKey'),
+            }
+          : undefined,
+      timeoutMs: c.timeoutMs,
+    },
+    c.bucket,
+  );
+  const prefix = c.prefix === '' || c.prefix.endsWith('/') ? c.prefix : `${c.prefix}/`;
+  let warnedAt = Number.NEGATIVE_INFINITY;
+  return new SegmentArchiver(
+    store,
+    {
+      archived(segment, bytes, outcome) {
+        metrics.archived.inc();
+        if (outcome === 'stored') metrics.archivedBytes.inc(bytes);
+        if (warnedAt !== Number.NEGATIVE_INFINITY) log.info({ segment }, 'audit archive: uploads work again');
+        warnedAt = Number.NEGATIVE_INFINITY;
+        log.info({ segment, bytes, outcome, bucket: c.bucket }, 'audit archive: segment locked in the archive');
+      },
+      failed(segment, err) {
+        metrics.archiveFailures.inc();
+        const now = monotonicMs();
+        if (now - warnedAt < 60_000) return;
+        warnedAt = now;
+        log.warn({ segment, bucket: c.bucket, err: err.message }, 'audit archive: an upload failed (retried; commands are still recorded)');
+      },
+      backlog: (segments) => metrics.archiveBacklog.set(segments),
+    },
+    { dir, keyPrefix: `${prefix}${worker}/`, mode: c.mode, retentionDays: c.retentionDays, retryMs: c.retryMs, maxFailingMs: c.maxFailingMs },
   );
 }
 
