@@ -22,3 +22,16 @@ export function hostPortProblem(address: string): string | undefined {
   if (!m || port < 1 || port > 65535) return `"${address}" is not host:port with a port 1-65535`;
   return undefined;
 }
+
+/** An MQTT connection's servers, url first then the failover URLs, as MQTT.js's `servers` takes them (it tries the next on each attempt). */
+export function mqttServers(url: string, failover: readonly string[]): Array<{ host: string; port: number; protocol: 'mqtt' | 'mqtts' }> {
+  return [url, ...failover].map((u) => {
+    const parsed = new URL(u);
+    const protocol = parsed.protocol === 'mqtts:' ? 'mqtts' : 'mqtt';
+    return {
+      host: parsed.hostname.replace(/^\[(.*)\]$/, '$1'),
+      port: parsed.port === '' ? (protocol === 'mqtts' ? 8883 : 1883) : Number(parsed.port),
+      protocol,
+    };
+  });
+}

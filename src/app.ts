@@ -61,9 +61,15 @@ export async function startWorker(config: LoadedConfig, log: Logger, options: Wo
   }
 
   const credentials = mqttCredentialsOf(s); // the password read once, for every connection
-  const { url, keepalive, connectTimeoutMs } = s.mqtt;
+  const { url, failover, keepalive, connectTimeoutMs } = s.mqtt;
   const sparkplug = (health.sparkplug = rules.usesSparkplug
-    ? startSparkplug({ settings: s.sparkplug, clientId: config.clientId, metrics, log, connection: { url, keepalive, connectTimeoutMs, ...credentials } })
+    ? startSparkplug({
+        settings: s.sparkplug,
+        clientId: config.clientId,
+        metrics,
+        log,
+        connection: { url, failover, keepalive, connectTimeoutMs, ...credentials },
+      })
     : undefined);
   const pipeline = (health.pipeline = new Pipeline({
     rules: () => rules,

@@ -31,6 +31,17 @@ export const serviceConfig = z.strictObject({
           if (problem) ctx.addIssue({ code: 'custom', message: problem });
         })
         .describe('mqtt://, mqtts://, ws:// or wss:// URL of the broker'),
+      failover: z
+        .array(
+          z.string().superRefine((v, ctx) => {
+            const problem = urlProblem(v, ['mqtt:', 'mqtts:']);
+            if (problem) ctx.addIssue({ code: 'custom', message: problem });
+          }),
+        )
+        .default([])
+        .describe(
+          "more URLs of the same broker service (the other node of an HA pair, a cluster's nodes): after a lost connection each attempt goes to the next one in turn, url first. mqtt:// or mqtts://, the url's scheme, credentials and TLS settings; the session resumes only where the broker shares it (docs/operations.md, Broker failover)",
+        ),
       group: z
         .string()
         .regex(/^[^/+#$]+$/, 'no /, +, # or $ in a share group name')
@@ -90,6 +101,10 @@ export const serviceConfig = z.strictObject({
         })
         .optional()
         .describe('TLS for mqtts:// and wss://'),
+    })
+    .refine((m) => m.failover.every((f) => URL.parse(f)?.protocol === URL.parse(m.url)?.protocol), {
+      path: ['failover'],
+      message: 'failover URLs take the scheme of url (mqtt:// or mqtts://; ws:// has no failover list)',
     })
     .prefault({})
     .describe('the broker connection'),

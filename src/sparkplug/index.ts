@@ -25,7 +25,12 @@ export interface SparkplugWorkerOptions {
   readonly settings: SparkplugSettings;
   /** The worker's client id: the state file's name, and the feed's client id (<clientId>-sparkplug). */
   readonly clientId: string;
-  readonly connection: MqttCredentials & { readonly url: string; readonly keepalive: number; readonly connectTimeoutMs: number };
+  readonly connection: MqttCredentials & {
+    readonly url: string;
+    readonly failover?: readonly string[] | undefined;
+    readonly keepalive: number;
+    readonly connectTimeoutMs: number;
+  };
   readonly metrics: Metrics;
   readonly log: Logger;
 }

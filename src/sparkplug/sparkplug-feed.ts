@@ -6,6 +6,7 @@
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import sparkplug from 'sparkplug-payload';
+import { mqttServers } from '../addresses.ts';
 import { monotonicMs } from '../clock.ts';
 import { credentialOptions, type MqttCredentials } from '../mqtt-credentials.ts';
 import { decodeSparkplug, decodeSparkplugHead } from './sparkplug-payload.ts';
@@ -14,6 +15,8 @@ import { parseSparkplugTopic, type SparkplugTopic, sparkplugNamespace } from './
 
 export interface SparkplugFeedOptions extends MqttCredentials {
   readonly url: string;
+  /** The failover URLs of the broker connection (mqtt.failover). */
+  readonly failover?: readonly string[] | undefined;
   readonly keepalive: number;
   readonly connectTimeoutMs: number;
   readonly clientId: string;
@@ -52,6 +55,7 @@ export class SparkplugFeed {
       reconnectPeriod: 1000,
       log: () => {},
       properties: { sessionExpiryInterval: 0 },
+      ...(options.failover && options.failover.length > 0 ? { servers: mqttServers(options.url, options.failover) } : {}),
       ...credentialOptions(options),
     };
     this.client = mqtt.connect(options.url, clientOptions);

@@ -28,6 +28,7 @@ export function createSessions(config: LoadedConfig, credentials: MqttCredential
   const m = config.service.mqtt;
   const connection: Omit<MqttSessionOptions, 'clientId' | 'subscriptions' | 'receiveMaximum'> = {
     url: m.url,
+    failover: m.failover,
     group: m.group,
     sessionExpiryInterval: m.sessionExpiryInterval,
     keepalive: m.keepalive,

@@ -255,3 +255,26 @@ test('a key that moved says where it went, at its line: kafka.deadLetterTopic is
   writeFileSync(join(dir, 'sluice.yaml'), 'rules: rules.yaml\ndeadLetter: { topic: dlq }\n');
   assert.equal((loadConfig(join(dir, 'sluice.yaml')).service.deadLetter as { topic: string }).topic, 'dlq');
 });
+
+test('mqtt.failover: URLs of the url scheme, each checked; a mismatch or a bad URL is refused at its line', () => {
+  const dir = files({
+    'rules.yaml': goodRules,
+    'good.yaml': 'mqtt:\n  url: mqtt://a.internal:1883\n  failover: [mqtt://b.internal:1883, "mqtt://[::1]:1884"]\n',
+    'scheme.yaml': 'mqtt:\n  url: mqtt://a.internal:1883\n  failover: [mqtts://b.internal:8883]\n',
+    'bad.yaml': 'mqtt:\n  url: mqtt://a.internal:1883\n  failover:\n    - mqtt://b.internal:1883\n    - http://c.internal\n',
+  });
+  assert.deepEqual(loadConfig(join(dir, 'good.yaml'), { env: {} }).service.mqtt.failover, ['mqtt://b.internal:1883', 'mqtt://[::1]:1884']);
+  assert.throws(() => loadConfig(join(dir, 'scheme.yaml'), { env: {} }), /scheme\.yaml:\d+: mqtt\.failover: failover URLs take the scheme of url/);
+  assert.throws(
+    () => loadConfig(join(dir, 'bad.yaml'), { env: {} }),
+    /bad\.yaml:5: mqtt\.failover\[1\]: "http:\/\/c\.internal": the scheme must be mqtt, mqtts/,
+  );
+});
+
+test('mqttServers: url first, then the failover URLs, with default ports and IPv6 unbracketed', async () => {
+  const { mqttServers } = await import('../../src/addresses.ts');
+  assert.deepEqual(mqttServers('mqtts://a.internal', ['mqtts://[::1]:8884']), [
+    { host: 'a.internal', port: 8883, protocol: 'mqtts' },
+    { host: '::1', port: 8884, protocol: 'mqtts' },
+  ]);
+});

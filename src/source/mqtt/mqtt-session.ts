@@ -10,6 +10,7 @@
 // releases and session losses are reported to its Qos2Hooks (the exactly-once ledger).
 import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
+import { mqttServers } from '../../addresses.ts';
 import { backoffMs } from '../../backoff.ts';
 import { monotonicMs } from '../../clock.ts';
 import type { Message, MqttProperties } from '../../message.ts';
@@ -21,6 +22,8 @@ import { installDeferredAcks } from './deferred-acks.ts';
 
 export interface MqttSessionOptions {
   readonly url: string;
+  /** More URLs of the same broker service: each attempt after a lost connection goes to the next (url first). */
+  readonly failover?: readonly string[] | undefined;
   readonly clientId: string;
   readonly group: string;
   readonly subscriptions: ReadonlyArray<{ readonly filter: string; readonly qos: 0 | 1 | 2 }>;
@@ -107,11 +110,11 @@ export class MqttSession implements Session {
       this.client.options.reconnectPeriod = this.nextAttemptMs(undefined);
       if (outage) {
         log.info(
-          { url: options.url, sessionPresent: present, outageMs: monotonicMs() - outage.since, attempts: outage.attempts, lastError: outage.lastError },
+          { url: this.broker(), sessionPresent: present, outageMs: monotonicMs() - outage.since, attempts: outage.attempts, lastError: outage.lastError },
           'reconnected to the broker',
         );
       } else {
-        log.info({ clientId: options.clientId, url: options.url, sessionPresent: present }, 'connected to the broker');
+        log.info({ clientId: options.clientId, url: this.broker(), sessionPresent: present }, 'connected to the broker');
       }
     });
     this.client.on('close', () => {
@@ -121,7 +124,7 @@ export class MqttSession implements Session {
         this.outage = { since: now, attempts: 0, remindedAt: now };
         if (this.accepting)
           log.warn(
-            { url: options.url, inFlight: this.window.inFlight, ...(this.socketError ? { cause: this.socketError } : {}) },
+            { url: this.broker(), inFlight: this.window.inFlight, ...(this.socketError ? { cause: this.socketError } : {}) },
             'broker connection lost; reconnecting',
           );
         this.socketError = undefined;
@@ -259,6 +262,13 @@ export class MqttSession implements Session {
     });
   }
 
+  /** The broker of the current (or last) connection: with a failover list, the one MQTT.js took. */
+  private broker(): string {
+    if (!this.options.failover?.length) return this.options.url;
+    const o = this.client.options;
+    return `${o.protocol}://${o.hostname}:${o.port}`;
+  }
+
   private clientOptions(): IClientOptions {
     const o = this.options;
     const options: IClientOptions = {
@@ -272,6 +282,7 @@ export class MqttSession implements Session {
       manualConnect: true, // the ack hook must be in place before the first packet
       log: () => {}, // MQTT.js formats a debug line per packet otherwise (3% of CPU under load)
       properties: { sessionExpiryInterval: o.sessionExpiryInterval, receiveMaximum: o.receiveMaximum },
+      ...(o.failover && o.failover.length > 0 ? { servers: mqttServers(o.url, o.failover) } : {}),
     };
     return { ...options, ...credentialOptions(o) };
   }
