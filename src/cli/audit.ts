@@ -69,6 +69,21 @@ interface NamedLogs {
   readonly cleanup: () => void;
 }
 
+/** Runs `use` on the logs named (archives fetched, what they show written to `out`), then removes the archives' local copies. */
+async function withLogs(
+  positionals: readonly string[],
+  values: Values,
+  out: NodeJS.WritableStream,
+  use: (logs: NamedLogs) => Promise<number>,
+): Promise<number> {
+  const logs = await logsOf(positionals, values, (line) => out.write(`${line}\n`));
+  try {
+    return await use(logs);
+  } finally {
+    logs.cleanup();
+  }
+}
+
 /** Directories as they are; each s3://bucket/prefix fetched from the archive into a private copy, its findings printed. */
 async function logsOf(positionals: readonly string[], values: Values, say: (line: string) => void): Promise<NamedLogs> {
   const dirs: string[] = [];
@@ -139,12 +154,7 @@ export const auditVerifyCommand: Command = {
     if (flag(values, 'repair-tail') && positionals.some((p) => p.startsWith('s3://'))) {
       throw new UsageError('--repair-tail repairs a directory: an archive is never written to (and holds sealed segments only)');
     }
-    const logs = await logsOf(positionals, values, (line) => process.stdout.write(`${line}\n`));
-    try {
-      return await verifyLogs(logs, values);
-    } finally {
-      logs.cleanup();
-    }
+    return withLogs(positionals, values, process.stdout, (logs) => verifyLogs(logs, values));
   },
 };
 
@@ -255,18 +265,15 @@ async function verifyLogs({ dirs, names }: NamedLogs, values: Values): Promise<n
 /** Several workers' logs: each verified, then read as one in receive order for what only that view shows. */
 function verifyMany(dirs: readonly string[], names: readonly string[], publicKey: ReturnType<typeof publicKeyOf>): number {
   let exit = 0;
-  const present: string[] = [];
-  const presentNames: string[] = [];
-  for (const [i, d] of dirs.entries()) {
-    const none = noLogThere(d, names[i]);
-    if (none === undefined) {
-      present.push(d);
-      presentNames.push(names[i] as string);
-      continue;
-    }
+  const kept = [...dirs.keys()].filter((i) => {
+    const none = noLogThere(dirs[i] as string, names[i]);
+    if (none === undefined) return true;
     process.stdout.write(`${names[i]}: FAIL no-log: ${none}\n`);
     exit ||= auditExitCodes['no-log'];
-  }
+    return false;
+  });
+  const present = kept.map((i) => dirs[i] as string);
+  const presentNames = kept.map((i) => names[i] as string);
   const cross = new CrossWorkerCheck(crossWorkerWindowMs);
   const reader = mergeAuditLogs(present, { publicKey });
   let results: ReturnType<typeof verifyAuditLog>[];
@@ -338,13 +345,9 @@ export const auditReplayCommand: Command = {
   notes: `${exitNotes}\n${archiveNotes}`,
   async run({ values, positionals }) {
     if (positionals.length === 0) throw new UsageError('audit replay needs the log directory');
+    if (str(values, 'kafka') !== undefined && str(values, 'mqtt-prefix') !== undefined) throw new UsageError('replay to --kafka or to --mqtt-prefix, not both');
     // stdout may carry the replayed commands: what the archive shows goes to stderr
-    const logs = await logsOf(positionals, values, (line) => process.stderr.write(`${line}\n`));
-    try {
-      return await replayLogs(logs, values);
-    } finally {
-      logs.cleanup();
-    }
+    return withLogs(positionals, values, process.stderr, (logs) => replayLogs(logs, values));
   },
 };
 
@@ -354,7 +357,6 @@ async function replayLogs({ dirs, names }: NamedLogs, values: Values): Promise<n
   const mqttPrefix = str(values, 'mqtt-prefix');
   const keyFile = str(values, 'public-key');
   const metricsFile = str(values, 'metrics-file');
-  if (kafkaTopic !== undefined && mqttPrefix !== undefined) throw new UsageError('replay to --kafka or to --mqtt-prefix, not both');
   const bound = (v: string | undefined, what: string) => {
     if (v === undefined) return undefined;
     try {

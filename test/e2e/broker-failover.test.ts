@@ -12,55 +12,13 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import mqtt, { type MqttClient } from 'mqtt';
+import mqtt from 'mqtt';
 import { verifyAuditLog } from '../../src/audit/tools/verify.ts';
 import { artemisPairFor } from '../support/artemis.ts';
-import { commandsRecorded, readTopic, seqCounts, waitFor } from '../support/e2e-helpers.ts';
+import { commandsRecorded, publishUntilStopped, readTopic, seqCounts, waitFor } from '../support/e2e-helpers.ts';
 import { jsonLines } from '../support/log-lines.ts';
 import { sluiceFor } from '../support/sluice-process.ts';
 import { config, kafkaTopic, printLogsOnFailure, unique } from '../support/stack.ts';
-
-interface Load {
-  /** What the broker acknowledged (PUBACK, PUBCOMP): its promise. */
-  readonly acked: Set<number>;
-  stop(): Promise<void>;
-}
-
-/** Publishes numbered messages at `rate` per second through the pair (the client fails over too), until stopped. */
-function publishAt(
-  client: MqttClient,
-  qos: 1 | 2,
-  rate: number,
-  topicOf: (n: number) => string,
-  body: (n: number) => string,
-  properties: (n: number) => Record<string, unknown> = () => ({}),
-): Load {
-  const acked = new Set<number>();
-  let stopped = false;
-  const tick = 50;
-  const perTick = Math.max(1, Math.round((rate * tick) / 1000));
-  const running = (async () => {
-    const started = Date.now();
-    let n = 0;
-    for (let k = 0; !stopped; k++) {
-      for (let i = 0; i < perTick; i++) {
-        const seq = n++;
-        client.publish(topicOf(seq), body(seq), { qos, properties: properties(seq) }, (err) => {
-          if (!err) acked.add(seq);
-        });
-      }
-      const due = started + (k + 1) * tick;
-      if (due > Date.now()) await sleep(due - Date.now());
-    }
-  })();
-  return {
-    acked,
-    async stop() {
-      stopped = true;
-      await running;
-    },
-  };
-}
 
 test('an Artemis primary SIGKILLed under load: sluice moves to the backup (mqtt.failover) with its session; 0 lost, no command recorded twice', {
   timeout: 300_000,
@@ -101,41 +59,30 @@ test('an Artemis primary SIGKILLed under load: sluice moves to the backup (mqtt.
     if (p.cmd === 'publish') sends.set(String(p.payload), (sends.get(String(p.payload)) ?? 0) + 1);
   });
   t.after(() => Promise.all([telemetryClient.endAsync(true), commandClient.endAsync(true)]));
-  const telemetry = publishAt(
-    telemetryClient,
-    1,
-    500,
-    (n) => `${prefix}/plant/z/sensor/s-${n % 10}/telemetry`,
-    (n) => JSON.stringify({ seq: n, ts: Date.now() }),
-  );
-  const commands = publishAt(
-    commandClient,
-    2,
-    20,
-    (n) => `${prefix}/plant/z/valve/v-${n % 5}/command`,
-    (n) => `cmd-${n}`,
-    (n) => ({ userProperties: { commandId: `cmd-${n}` } }),
-  );
+  const telemetry = publishUntilStopped(telemetryClient, 1, 500, (n) => `${prefix}/plant/z/sensor/s-${n % 10}/telemetry`);
+  const commands = publishUntilStopped(commandClient, 2, 20, (n) => `${prefix}/plant/z/valve/v-${n % 5}/command`, {
+    body: (n) => `cmd-${n}`,
+    properties: (n) => ({ userProperties: { commandId: `cmd-${n}` } }),
+  });
 
   await sleep(8_000);
   const killedAt = await pair.kill(pair.primary);
   const activeAt = await pair.backupActive();
   await sleep(12_000);
   await Promise.all([telemetry.stop(), commands.stop()]);
-  await sleep(1_000); // the last acknowledgements
 
   // every telemetry message the pair acknowledged is in Kafka
-  const expected = telemetry.acked.size;
+  const expected = telemetry.ackedAt.size;
   const records = await readTopic(t, telemetryTopic, (rs) => new Set(seqCounts(rs).keys()).size >= expected, 90_000);
   const counts = seqCounts(records);
-  const lost = [...telemetry.acked].filter((n) => !counts.has(n));
+  const lost = [...telemetry.ackedAt.keys()].filter((n) => !counts.has(n));
   const duplicates = [...counts.values()].reduce((d, c) => d + c - 1, 0);
   // every acknowledged command is recorded, once
   const auditDir = join(sluice.dir, 'audit');
-  await waitFor('the acknowledged commands recorded', () => new Set(commandsRecorded(auditDir)).size >= commands.acked.size, 60_000).catch(() => {});
+  await waitFor('the acknowledged commands recorded', () => new Set(commandsRecorded(auditDir)).size >= commands.ackedAt.size, 60_000).catch(() => {});
   const recorded = commandsRecorded(auditDir);
   const recordedSet = new Set(recorded);
-  const commandsLost = [...commands.acked].filter((n) => !recordedSet.has(`cmd-${n}`));
+  const commandsLost = [...commands.ackedAt.keys()].filter((n) => !recordedSet.has(`cmd-${n}`));
   const recordedTwice = recorded.length - recordedSet.size;
   if (recordedTwice > 0) {
     const seen = new Map<string, unknown[]>();
@@ -160,7 +107,7 @@ test('an Artemis primary SIGKILLed under load: sluice moves to the backup (mqtt.
     telemetryAcked: expected,
     telemetryLost: lost.length,
     telemetryDuplicates: duplicates,
-    commandsAcked: commands.acked.size,
+    commandsAcked: commands.ackedAt.size,
     commandsLost: commandsLost.length,
     commandsRecordedTwice: recordedTwice,
     commandsResentByPublisher: resent,
@@ -178,5 +125,5 @@ test('an Artemis primary SIGKILLed under load: sluice moves to the backup (mqtt.
   assert.deepEqual(commandsLost.slice(0, 20), [], `${commandsLost.length} acknowledged commands not recorded`);
   assert.equal(recordedTwice, 0, 'no command recorded twice');
   assert.ok(resolved <= resent, `the ${resolved} duplicates the key resolved were commands the publisher sent again (${resent})`);
-  assert.ok(expected > 5_000 && commands.acked.size > 200, `load: ${expected} telemetry, ${commands.acked.size} commands acknowledged`);
+  assert.ok(expected > 5_000 && commands.ackedAt.size > 200, `load: ${expected} telemetry, ${commands.ackedAt.size} commands acknowledged`);
 });

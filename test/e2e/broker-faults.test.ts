@@ -9,11 +9,11 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import mqtt, { type MqttClient } from 'mqtt';
+import mqtt from 'mqtt';
 import type { CommandRecord } from '../../src/audit/log/format.ts';
 import { verifyAuditLog } from '../../src/audit/tools/verify.ts';
 import { brokerFor, brokerKinds, type TestBroker } from '../support/broker.ts';
-import { readTopic, seqCounts, waitFor } from '../support/e2e-helpers.ts';
+import { publishUntilStopped, readTopic, seqCounts, waitFor } from '../support/e2e-helpers.ts';
 import { jsonLines, linesWithDuplicateKeys } from '../support/log-lines.ts';
 import { type SluiceProcess, sluiceFor } from '../support/sluice-process.ts';
 import { printLogsOnFailure, unique } from '../support/stack.ts';
@@ -27,43 +27,6 @@ const autosaveSeconds = 5;
  * the test measures faults, not a backlog.
  */
 const telemetryRate = { mosquitto: 1_000, hivemq: 300 } as const;
-
-interface Sent {
-  /** When the publisher got the broker's PUBACK / PUBCOMP (the broker's promise), epoch ms. */
-  readonly ackedAt: Map<number, number>;
-  stop(): Promise<void>;
-}
-
-/** Publishes numbered messages at `rate` per second until stopped, riding out broker restarts. */
-function publishUntilStopped(client: MqttClient, qos: 1 | 2, rate: number, topicOf: (n: number) => string, options: Record<string, unknown> = {}): Sent {
-  const ackedAt = new Map<number, number>();
-  let stopped = false;
-  let n = 0;
-  const tick = 50;
-  const perTick = Math.max(1, Math.round((rate * tick) / 1000));
-  const running = (async () => {
-    const started = Date.now();
-    for (let k = 0; !stopped; k++) {
-      for (let i = 0; i < perTick; i++) {
-        const seq = n++;
-        client.publish(topicOf(seq), JSON.stringify({ seq, ts: Date.now(), command: 'set-point', value: seq % 50 }), { qos, ...options }, (err) => {
-          if (!err) ackedAt.set(seq, Date.now());
-        });
-      }
-      const due = started + (k + 1) * tick;
-      if (due > Date.now()) await sleep(due - Date.now());
-    }
-  })();
-  return {
-    ackedAt,
-    async stop() {
-      stopped = true;
-      await running;
-      // what is still queued or in flight gets its ack (or never does: not promised)
-      await waitFor('publisher acks', () => ackedAt.size >= n, 10_000).catch(() => {});
-    },
-  };
-}
 
 interface Outage {
   readonly killedAt: number;

@@ -177,6 +177,53 @@ export function seqCounts(records: readonly KafkaRecordSeen[]): Map<number, numb
   return counts;
 }
 
+export interface Publishing {
+  /** When the publisher got the broker's PUBACK / PUBCOMP (the broker's promise), epoch ms, by number. */
+  readonly ackedAt: Map<number, number>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Publishes numbered messages at `rate` per second until stopped, riding out broker restarts
+ * and failovers (the client reconnects). The body defaults to a JSON reading with `seq`.
+ */
+export function publishUntilStopped(
+  client: MqttClient,
+  qos: 1 | 2,
+  rate: number,
+  topicOf: (n: number) => string,
+  options: { readonly body?: (n: number) => string; readonly properties?: (n: number) => Record<string, unknown> } = {},
+): Publishing {
+  const body = options.body ?? ((seq: number) => JSON.stringify({ seq, ts: Date.now(), command: 'set-point', value: seq % 50 }));
+  const ackedAt = new Map<number, number>();
+  let stopped = false;
+  let n = 0;
+  const tick = 50;
+  const perTick = Math.max(1, Math.round((rate * tick) / 1000));
+  const running = (async () => {
+    const started = Date.now();
+    for (let k = 0; !stopped; k++) {
+      for (let i = 0; i < perTick; i++) {
+        const seq = n++;
+        client.publish(topicOf(seq), body(seq), { qos, ...(options.properties ? { properties: options.properties(seq) } : {}) }, (err) => {
+          if (!err) ackedAt.set(seq, Date.now());
+        });
+      }
+      const due = started + (k + 1) * tick;
+      if (due > Date.now()) await sleep(due - Date.now());
+    }
+  })();
+  return {
+    ackedAt,
+    async stop() {
+      stopped = true;
+      await running;
+      // what is still queued or in flight gets its ack (or never does: not promised)
+      await waitFor('publisher acks', () => ackedAt.size >= n, 10_000).catch(() => {});
+    },
+  };
+}
+
 /**
  * QoS 2 commands at `perSecond` for `seconds`, payloads `cmd-<n>` on `topicOf(n)`: `sent` grows
  * as the broker takes each one; `done` when the last is taken.

@@ -183,10 +183,14 @@ export class S3Store {
   }
 }
 
-/** `s3://bucket/prefix` as bucket and prefix (the prefix without a leading slash, with a trailing one unless empty). */
+/** A key prefix as a folder: with a trailing slash, unless empty. */
+export function folder(prefix: string): string {
+  return prefix === '' || prefix.endsWith('/') ? prefix : `${prefix}/`;
+}
+
+/** `s3://bucket/prefix` as bucket and prefix (the prefix without a leading slash, as a folder). */
 export function parseS3Url(url: string): { bucket: string; prefix: string } {
   const m = /^s3:\/\/([^/]+)\/?(.*)$/.exec(url);
   if (!m) throw new Error(`${url} is not an s3://bucket/prefix address`);
-  const prefix = (m[2] as string).replace(/^\/+/, '');
-  return { bucket: m[1] as string, prefix: prefix === '' || prefix.endsWith('/') ? prefix : `${prefix}/` };
+  return { bucket: m[1] as string, prefix: folder((m[2] as string).replace(/^\/+/, '')) };
 }

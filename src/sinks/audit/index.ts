@@ -7,7 +7,7 @@ import { createPrivateKey, createPublicKey } from 'node:crypto';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { SegmentArchiver } from '../../audit/archive/archiver.ts';
-import { S3Store } from '../../audit/archive/s3.ts';
+import { folder, S3Store } from '../../audit/archive/s3.ts';
 import { ExactlyOnceLedger } from '../../audit/exactly-once/exactly-once-ledger.ts';
 import { IdempotencyIndex, keyReader } from '../../audit/exactly-once/idempotency-index.ts';
 import { AnchorPublisher, anchorOf, fileWitness, httpWitness, type Witness } from '../../audit/log/anchors.ts';
@@ -270,7 +270,6 @@ async function segmentArchiver(
     },
     c.bucket,
   );
-  const prefix = c.prefix === '' || c.prefix.endsWith('/') ? c.prefix : `${c.prefix}/`;
   let warnedAt = Number.NEGATIVE_INFINITY;
   return new SegmentArchiver(
     store,
@@ -291,7 +290,7 @@ async function segmentArchiver(
       },
       backlog: (segments) => metrics.archiveBacklog.set(segments),
     },
-    { dir, keyPrefix: `${prefix}${worker}/`, mode: c.mode, retentionDays: c.retentionDays, retryMs: c.retryMs, maxFailingMs: c.maxFailingMs },
+    { dir, keyPrefix: `${folder(c.prefix)}${worker}/`, mode: c.mode, retentionDays: c.retentionDays, retryMs: c.retryMs, maxFailingMs: c.maxFailingMs },
   );
 }
 
