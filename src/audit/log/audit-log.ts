@@ -108,13 +108,19 @@ export class AuditLog {
     unlockDir(this.dir);
   }
 
-  /** One group commit: frames for the batch (and a checkpoint when due), written and synced. */
-  private async commit(batch: readonly NewCommand[]): Promise<number[]> {
+  /**
+   * One group commit: frames for the batch (and a checkpoint when due), written and synced.
+   * `seal`: only the checkpoint that closes a segment (a sealed segment ends signed, so an
+   * archive of sealed segments verifies to its end).
+   */
+  private async commit(batch: readonly NewCommand[], seal = false): Promise<number[]> {
     // rotate before writing, not after: a failed rotation must not un-acknowledge a durable batch
     if (
+      !seal &&
       this.segmentSize > segmentMagic.length &&
       (this.segmentSize >= (this.options.segmentBytes ?? 64 * 1024 * 1024) || monotonicMs() - this.segmentOpenedAt >= (this.options.segmentMs ?? 3_600_000))
     ) {
+      if (this.options.signing && this.sinceCheckpoint > 0) await this.commit([], true);
       await this.rotate();
     }
     const frames: Buffer[] = [];
@@ -133,7 +139,7 @@ export class AuditLog {
     const s = this.options.signing;
     let checkpoint: CheckpointRecord | undefined;
     this.sinceCheckpoint += batch.length;
-    if (s && this.sinceCheckpoint > 0 && (this.sinceCheckpoint >= s.every || monotonicMs() - this.lastCheckpointAt >= s.everyMs)) {
+    if (s && this.sinceCheckpoint > 0 && (seal || this.sinceCheckpoint >= s.every || monotonicMs() - this.lastCheckpointAt >= s.everyMs)) {
       seq++;
       const head = tree && { size: tree.size, head: tree.head().toString('hex'), frontier: tree.toHex() };
       checkpoint = signCheckpoint(seq, prev, head, s.privateKey, s.publicKey);
