@@ -65,10 +65,21 @@ export async function kafkaTopic(t: TestContext, partitions = 3): Promise<string
     await admin.deleteTopics({ topics: [topic] }).catch(() => {});
     await admin.disconnect();
   });
-  // a broker just thawed from SIGSTOP may not host the new partitions for a moment: ask again
+  await createReadyTopic(admin, topic, partitions);
+  return topic;
+}
+
+/** Creates a topic and returns once the broker lists it with a leader for every partition. */
+export async function createReadyTopic(
+  admin: Admin,
+  topic: string,
+  partitions: number,
+  configEntries: Array<{ name: string; value: string }> = [],
+): Promise<void> {
+  // a broker just started, or thawed from SIGSTOP, may not host the new partitions for a moment: ask again
   for (let attempt = 0; ; attempt++) {
     try {
-      await admin.createTopics({ topics: [{ topic, numPartitions: partitions }], waitForLeaders: true });
+      await admin.createTopics({ topics: [{ topic, numPartitions: partitions, configEntries }], waitForLeaders: true });
       break;
     } catch (err) {
       if (attempt >= 20 || (err as { type?: string }).type !== 'UNKNOWN_TOPIC_OR_PARTITION') throw err;
@@ -85,7 +96,6 @@ export async function kafkaTopic(t: TestContext, partitions = 3): Promise<string
     if (Date.now() > deadline) throw new Error(`topic ${topic}: created, but the broker's metadata does not show it with leaders after 30 s`);
     await new Promise((r) => setTimeout(r, 100));
   }
-  return topic;
 }
 
 async function topicReady(admin: Admin, topic: string, partitions: number): Promise<boolean> {
