@@ -6,7 +6,9 @@
 // bounded by the ack window: at most Receive Maximum messages are in flight. Items a sink
 // defers (one destination failing on its own) wait in a lane of their own, retried alone with
 // backoff so they never hold the rest, and are rejected as destination-unavailable (so they
-// become dead letters and the window moves on) once deferred longer than stuckAfterMs.
+// become dead letters and the window moves on) once deferred longer than stuckAfterMs. That
+// clock runs only while the sink answers: time in which its writes fail as a whole (the
+// cluster down) is an outage, held, and never makes a deferred item stuck.
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import { backoffMs } from '../backoff.ts';
@@ -18,7 +20,7 @@ import { type BatchLimits, type Sink, SinkError, type WriteResult } from '../sin
 interface Deferred<T> {
   readonly item: T;
   readonly listener: OutcomeListener;
-  /** When it was first deferred. */
+  /** When it was first deferred, on the queue's answering clock (`answeringMs`). */
   readonly since: number;
 }
 
@@ -32,6 +34,9 @@ export class BatchQueue<T> {
   private closed = false;
   private fatal: Error | undefined;
   private failing = 0;
+  /** The time the sink has failed as a whole so far (the periods ended), and when the current one began. */
+  private downMs = 0;
+  private downSince = 0;
   /** The last retriable failure's message, while failing (for /readyz). */
   lastError: string | undefined;
   private lastLoggedAt = 0;
@@ -151,6 +156,7 @@ export class BatchQueue<T> {
         if (!wasFailing) {
           wasFailing = true;
           if (this.failing++ === 0) {
+            this.downSince = monotonicMs();
             // one line when a sink goes down and one when it comes back (and a reminder a
             // minute), not one per retry
             this.lastLoggedAt = monotonicMs();
@@ -166,7 +172,8 @@ export class BatchQueue<T> {
       }
       stop();
       this.metrics.sinkBatchSize.observe(this.labels, items.length);
-      if (wasFailing && --this.failing === 0 && this.fatal === undefined) {
+      if (wasFailing && --this.failing === 0) this.downMs += monotonicMs() - this.downSince;
+      if (wasFailing && this.failing === 0 && this.fatal === undefined) {
         this.lastError = undefined;
         this.log.info({ attempts: attempt + 1 }, 'sink recovered');
         this.metrics.sinkHealthy.set(this.labels, 1);
@@ -181,7 +188,7 @@ export class BatchQueue<T> {
     const annotations = result.annotations;
     const deferred = result.deferred && result.deferred.length > 0 ? new Set(result.deferred) : undefined;
     if (since) this.laneAttempt = deferred && deferred.size === items.length ? this.laneAttempt + 1 : 0;
-    const now = monotonicMs();
+    const now = this.answeringMs();
     const again: Array<Deferred<T>> = [];
     for (let i = 0; i < listeners.length; i++) {
       if (deferred?.has(i)) {
@@ -220,13 +227,13 @@ export class BatchQueue<T> {
   private runLane(): void {
     if (this.closed) return;
     const stuckAfterMs = this.limits.stuckAfterMs;
-    const now = monotonicMs();
+    const now = this.answeringMs();
     if (stuckAfterMs !== undefined) {
       const keep: Array<Deferred<T>> = [];
       for (const d of this.lane) {
         if (now - d.since < stuckAfterMs) keep.push(d);
         else {
-          const error = `${this.sink.giveUp?.(d.item) ?? 'destination unavailable'}; not writable for ${Math.round((now - d.since) / 1000)} s (stuckAfterMs ${stuckAfterMs})`;
+          const error = `${this.sink.giveUp?.(d.item) ?? 'destination unavailable'}; not writable for ${Math.round((now - d.since) / 1000)} s while the sink answered (stuckAfterMs ${stuckAfterMs})`;
           d.listener.decided({ kind: 'rejected', refusal: { reason: 'destination-unavailable', stage: 'write', sink: this.sink.name, error } });
         }
       }
@@ -244,6 +251,12 @@ export class BatchQueue<T> {
         ),
       )
       .then(() => this.scheduleLane());
+  }
+
+  /** A clock that stops while the sink's writes fail as a whole: how long a deferred item has been stuck on its own. */
+  private answeringMs(): number {
+    const now = monotonicMs();
+    return now - this.downMs - (this.failing > 0 ? now - this.downSince : 0);
   }
 
   private becameFatal(err: Error, listeners: readonly OutcomeListener[]): void {

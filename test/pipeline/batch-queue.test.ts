@@ -1,0 +1,94 @@
+// The deferred lane's stuck clock (src/pipeline/batch-queue.ts), on a scripted sink: a
+// destination failing on its own is given up after stuckAfterMs while the sink answers, and an
+// outage of the whole sink in between is held, never counted towards it.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import pino from 'pino';
+import { Registry } from 'prom-client';
+import { createMetrics } from '../../src/observability/metrics.ts';
+import type { Outcome } from '../../src/outcome.ts';
+import { BatchQueue } from '../../src/pipeline/batch-queue.ts';
+import { type Sink, SinkError, type WriteResult } from '../../src/sinks/sink.ts';
+
+/** Items named 'x' are deferred while `xFails`; every write throws (retriable) while `down`. */
+class ScriptedSink implements Sink<string> {
+  readonly name = 'scripted';
+  xFails = true;
+  down = false;
+  readonly written: string[] = [];
+  async write(batch: readonly string[]): Promise<WriteResult> {
+    if (this.down) throw new SinkError(this.name, 'cluster unreachable');
+    const deferred: number[] = [];
+    batch.forEach((item, i) => {
+      if (item === 'x' && this.xFails) deferred.push(i);
+      else this.written.push(item);
+    });
+    return { rejected: [], deferred };
+  }
+  sizeOf(): number {
+    return 1;
+  }
+  async close(): Promise<void> {}
+}
+
+const stuckAfterMs = 400;
+
+function queueFor(sink: ScriptedSink): BatchQueue<string> {
+  const metrics = createMetrics(new Registry(), { defaultMetrics: false });
+  return new BatchQueue(sink, { maxItems: 10, maxBytes: 1e6, lingerMs: 0, stuckAfterMs }, { minMs: 10, maxMs: 30 }, pino({ level: 'silent' }), metrics);
+}
+
+/** Pushes `item`; returns what has been decided for it so far. */
+function outcomeOf(queue: BatchQueue<string>, item: string): () => Outcome | undefined {
+  let outcome: Outcome | undefined;
+  queue.push(item, { decided: (o) => (outcome = o) });
+  return () => outcome;
+}
+
+function refusal(outcome: Outcome | undefined): { reason: string; error: string } | undefined {
+  return outcome?.kind === 'rejected' ? outcome.refusal : undefined;
+}
+
+test('a destination failing on its own while the sink answers is given up after stuckAfterMs (destination-unavailable)', async () => {
+  const sink = new ScriptedSink();
+  const queue = queueFor(sink);
+  const x = outcomeOf(queue, 'x');
+  const other = outcomeOf(queue, 'y');
+  await sleep(stuckAfterMs + 300);
+  assert.equal(other()?.kind, 'delivered');
+  assert.equal(refusal(x())?.reason, 'destination-unavailable');
+  queue.close();
+});
+
+test('an outage of the whole sink longer than stuckAfterMs is held: the deferred item is written once the sink is back, not dead-lettered', async () => {
+  const sink = new ScriptedSink();
+  const queue = queueFor(sink);
+  const x = outcomeOf(queue, 'x');
+  await sleep(50); // deferred while the sink answers
+  sink.down = true; // then the whole cluster goes away, for twice stuckAfterMs
+  await sleep(2 * stuckAfterMs);
+  assert.equal(x(), undefined, 'nothing is decided during the outage');
+  sink.down = false; // back: the destination still fails on its own for a moment
+  await sleep(stuckAfterMs / 4);
+  assert.equal(x(), undefined, 'the outage did not count towards stuckAfterMs');
+  sink.xFails = false;
+  await sleep(150);
+  assert.equal(x()?.kind, 'delivered');
+  assert.deepEqual(sink.written, ['x']);
+  queue.close();
+});
+
+test('after an outage, a destination still failing on its own is given up once it has been stuck stuckAfterMs while the sink answered', async () => {
+  const sink = new ScriptedSink();
+  const queue = queueFor(sink);
+  const x = outcomeOf(queue, 'x');
+  await sleep(50);
+  sink.down = true;
+  await sleep(2 * stuckAfterMs);
+  sink.down = false;
+  await sleep(stuckAfterMs + 300);
+  assert.equal(refusal(x())?.reason, 'destination-unavailable');
+  assert.match(refusal(x())?.error ?? '', /while the sink answered/);
+  queue.close();
+});
