@@ -5,9 +5,12 @@
 // publisher had acknowledged is in Kafka, every acknowledged command is recorded, and none
 // twice. A publisher whose QoS 2 command the primary took but had not yet answered sends it
 // again to the backup, which does not know its session: a second command, on the broker's
-// side, that the route's idempotency key resolves (the test counts the publisher's resends
-// and checks that every resolved duplicate was one). Measured and reported: the backup's
-// activation, sluice's time back, the duplicates.
+// side. And the backup may deliver again a command sluice had already recorded from the
+// primary (its replicated copy of sluice's session lacks the last QoS 2 exchanges), in a form
+// sluice's ledger of packet ids does not match.
+// The route's idempotency key resolves both; distinct commands are never merged by it (each
+// acknowledged command must be recorded). Measured and reported: the backup's activation,
+// sluice's time back, the publisher's resends and the duplicates the key resolved.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -124,6 +127,5 @@ test('an Artemis primary SIGKILLed under load: sluice moves to the backup (mqtt.
   assert.deepEqual(lost.slice(0, 20), [], `${lost.length} acknowledged telemetry messages not in Kafka`);
   assert.deepEqual(commandsLost.slice(0, 20), [], `${commandsLost.length} acknowledged commands not recorded`);
   assert.equal(recordedTwice, 0, 'no command recorded twice');
-  assert.ok(resolved <= resent, `the ${resolved} duplicates the key resolved were commands the publisher sent again (${resent})`);
   assert.ok(expected > 5_000 && commands.ackedAt.size > 200, `load: ${expected} telemetry, ${commands.ackedAt.size} commands acknowledged`);
 });
