@@ -172,11 +172,13 @@ export class BatchQueue<T> {
       }
       stop();
       this.metrics.sinkBatchSize.observe(this.labels, items.length);
-      if (wasFailing && --this.failing === 0) this.downMs += monotonicMs() - this.downSince;
-      if (wasFailing && this.failing === 0 && this.fatal === undefined) {
-        this.lastError = undefined;
-        this.log.info({ attempts: attempt + 1 }, 'sink recovered');
-        this.metrics.sinkHealthy.set(this.labels, 1);
+      if (wasFailing && --this.failing === 0) {
+        this.downMs += monotonicMs() - this.downSince;
+        if (this.fatal === undefined) {
+          this.lastError = undefined;
+          this.log.info({ attempts: attempt + 1 }, 'sink recovered');
+          this.metrics.sinkHealthy.set(this.labels, 1);
+        }
       }
       this.report(result, items, listeners, name, since);
       return;
@@ -188,7 +190,7 @@ export class BatchQueue<T> {
     const annotations = result.annotations;
     const deferred = result.deferred && result.deferred.length > 0 ? new Set(result.deferred) : undefined;
     if (since) this.laneAttempt = deferred && deferred.size === items.length ? this.laneAttempt + 1 : 0;
-    const now = this.answeringMs();
+    const now = deferred ? this.answeringMs() : 0;
     const again: Array<Deferred<T>> = [];
     for (let i = 0; i < listeners.length; i++) {
       if (deferred?.has(i)) {
