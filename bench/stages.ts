@@ -45,6 +45,12 @@ export interface StageResult {
   gcShare: number;
   /** Bytes allocated per message: V8 heap and ArrayBuffers (median of slices without a GC). */
   bytesPerMessage: number;
+  /**
+   * pipeline only: bytes sluice holds per message while its sinks have not answered, beyond the
+   * message itself (1,000 in flight, live after a full GC). What a young-generation GC finds
+   * alive, and promotes, is this times the messages in flight.
+   */
+  heldBytesPerMessage?: number;
 }
 
 const gc = (() => {
@@ -345,6 +351,61 @@ function pipelineStage(ms: readonly Message[]): Run {
   };
 }
 
+/** Sinks that never answer: what a message in flight holds. */
+class SilentSink<T> implements Sink<T> {
+  readonly name: string;
+  constructor(name: string) {
+    this.name = name;
+  }
+  sizeOf(): number {
+    return 200;
+  }
+  write(): Promise<WriteResult> {
+    return new Promise(() => {});
+  }
+  async close(): Promise<void> {}
+}
+
+/** What 1,000 messages in flight hold in sluice's pipeline, per message (median of 5 fresh pipelines). */
+async function heldInFlight(ms: readonly Message[]): Promise<number> {
+  const n = 1000;
+  const log = pino({ level: 'silent' });
+  const metrics = createMetrics(new Registry(), { defaultMetrics: false });
+  const perMessage: number[] = [];
+  for (let r = 0; r < 5; r++) {
+    const queues = new Map<string, BatchQueue<unknown>>(
+      ['kafka', 'influx', 'dead-letter'].map((name) => [
+        name,
+        new BatchQueue<unknown>(
+          new SilentSink(name),
+          { maxItems: 1000, maxBytes: 1 << 20, lingerMs: 1, concurrency: 2 },
+          { minMs: 10, maxMs: 100 },
+          log,
+          metrics,
+        ),
+      ]),
+    );
+    const pipeline = new Pipeline({ rules: () => rules, queues, deadLetters: queues.get('dead-letter') as BatchQueue<DeadLetterItem>, metrics, log });
+    const window = new AckWindow(n, { release: () => {} });
+    const batch = ms.slice(r * n, (r + 1) * n);
+    gc();
+    gc();
+    const before = process.memoryUsage();
+    for (const m of batch) {
+      const slot = window.open();
+      window.attach(slot, 'puback');
+      pipeline.dispatch(m, slot, 'stage');
+    }
+    await new Promise((resume) => setTimeout(resume, 20)); // past the linger: the batches are being written
+    gc();
+    gc();
+    const after = process.memoryUsage();
+    perMessage.push((after.heapUsed - before.heapUsed + after.arrayBuffers - before.arrayBuffers) / n);
+    if (window.inFlight !== n) throw new Error('a message in flight was settled');
+  }
+  return Math.round(median(perMessage));
+}
+
 /** Every stage, `n` messages each, `rounds` times. */
 export async function runStages(n = 50_000, rounds = 5, say: (s: string) => void = () => {}, only?: ReadonlySet<string>): Promise<StageResult[]> {
   const ms = messages(n);
@@ -361,15 +422,22 @@ export async function runStages(n = 50_000, rounds = 5, say: (s: string) => void
   for (const [name, make] of stages) {
     if (only && !only.has(name)) continue;
     const r = await measure(name, n, await make(), rounds);
-    say(`stage ${name}: ${r.usPerMessage} µs, ${r.bytesPerMessage} B per message, GC ${(r.gcShare * 100).toFixed(1)}%`);
+    if (name === 'pipeline') r.heldBytesPerMessage = await heldInFlight(ms);
+    say(
+      `stage ${name}: ${r.usPerMessage} µs, ${r.bytesPerMessage} B per message, GC ${(r.gcShare * 100).toFixed(1)}%` +
+        (r.heldBytesPerMessage === undefined ? '' : `, ${r.heldBytesPerMessage} B held in flight`),
+    );
     out.push(r);
   }
   return out;
 }
 
 export function stageTable(results: readonly StageResult[]): string {
-  const rows = [['stage', 'CPU µs / msg', 'of which GC', 'bytes allocated / msg']];
-  for (const r of results) rows.push([r.stage, r.usPerMessage.toFixed(2), `${(r.gcShare * 100).toFixed(1)}%`, r.bytesPerMessage.toLocaleString('en-US')]);
+  const rows = [['stage', 'CPU µs / msg', 'of which GC', 'bytes allocated / msg', 'bytes held in flight / msg']];
+  for (const r of results) {
+    const held = r.heldBytesPerMessage === undefined ? '' : r.heldBytesPerMessage.toLocaleString('en-US');
+    rows.push([r.stage, r.usPerMessage.toFixed(2), `${(r.gcShare * 100).toFixed(1)}%`, r.bytesPerMessage.toLocaleString('en-US'), held]);
+  }
   const widths = (rows[0] as string[]).map((_, i) => Math.max(...rows.map((x) => (x[i] ?? '').length)));
   const lines = rows.map((x) => `| ${x.map((c, i) => c.padEnd(widths[i] as number)).join(' | ')} |`);
   lines.splice(1, 0, `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);

@@ -57,8 +57,10 @@ interface CompiledRoute {
 /** One matching route: the neutral match every output encodes from. */
 export interface Match {
   readonly route: string;
-  readonly levels: Levels;
-  readonly payload: unknown;
+  /** The topic's named levels. Let go (`{}`) once every output is encoded: see Delivery. */
+  levels: Levels;
+  /** The decoded payload. Let go (`undefined`) once every output is encoded: see Delivery. */
+  payload: unknown;
   readonly outputs: readonly RouteOutput[];
   /** The payload could not be decoded or a level is empty: outputs that read the payload are skipped, and this is dead-lettered. */
   readonly problem?: Refusal | undefined;

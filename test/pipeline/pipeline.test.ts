@@ -13,6 +13,7 @@ import { rulesFile } from '../../src/config/rules-schema.ts';
 import { createMetrics } from '../../src/observability/metrics.ts';
 import { BatchQueue } from '../../src/pipeline/batch-queue.ts';
 import { Pipeline } from '../../src/pipeline/pipeline.ts';
+import type { Routed, RuleSet } from '../../src/router/rule-set.ts';
 import type { KafkaRecord } from '../../src/sinks/kafka/kafka-record.ts';
 import type { DeadLetterItem } from '../../src/sinks/sink.ts';
 import { FakeSession } from '../support/fake-session.ts';
@@ -26,11 +27,12 @@ const rules = compileRules(
       { name: 'fast', match: 'fast/{deviceId}', payload: 'raw', file: true },
       { name: 'both', match: 'both/{deviceId}', kafka: { topic: 'both' }, file: true },
       { name: 'commands', match: 'cmd/{deviceId}', payload: 'raw', audit: true, kafka: { topic: 'commands' } },
+      { name: 'audited', match: 'audited/{deviceId}', audit: true, kafka: { topic: 'audited', key: '{deviceId}', timestamp: '$.ts' } },
     ],
   }),
 );
 
-function build(receiveMaximum = 10) {
+function build(receiveMaximum = 10, onRouted?: (routed: Routed) => void) {
   const log = pino({ level: 'silent' });
   const metrics = createMetrics(new Registry(), { defaultMetrics: false });
   const sinks = {
@@ -43,8 +45,9 @@ function build(receiveMaximum = 10) {
     Object.values(sinks).map((s) => [s.name, new BatchQueue<unknown>(s, { maxItems: 100, maxBytes: 1e9, lingerMs: 0 }, { minMs: 1, maxMs: 5 }, log, metrics)]),
   );
   const fatal: Error[] = [];
+  const watched = onRouted && ({ route: (...args: Parameters<RuleSet['route']>) => tap(rules.route(...args), onRouted) } as RuleSet);
   const pipeline = new Pipeline({
-    rules: () => rules,
+    rules: () => watched ?? rules,
     queues,
     deadLetters: queues.get('dead-letter') as BatchQueue<DeadLetterItem>,
     metrics,
@@ -60,6 +63,11 @@ function build(receiveMaximum = 10) {
 }
 
 const settle = () => sleep(20);
+
+function tap<T>(value: T, see: (value: T) => void): T {
+  see(value);
+  return value;
+}
 
 test('acks leave in arrival order, whichever output finishes first', async () => {
   const { sinks, session, publish } = build();
@@ -176,6 +184,30 @@ test("the audit record goes first and its sequence number rides on to the route'
   sinks.audit.release();
   await settle();
   assert.equal(sinks.kafka.written[0]?.headers['sluice-audit-seq'], '41');
+  assert.equal(session.acks.length, 1);
+});
+
+test('a message waiting for its sinks holds its bytes, not its parse: the decoded payload and the levels are let go once every output is encoded, after phase 1', async () => {
+  const routed: Routed[] = [];
+  const { sinks, session, publish } = build(10, (r) => routed.push(r));
+  sinks.audit.holding = true;
+  sinks.kafka.holding = true;
+  publish('audited/valve-7', '{"ts":1764700000000,"open":true}');
+  await settle();
+  const match = routed[0]?.matches[0];
+  assert.ok(match, 'routed');
+  assert.deepEqual(match.payload, { ts: 1764700000000, open: true }, 'kept while the audit record (phase 0) is being written: phase 1 reads it');
+  assert.equal(match.levels.deviceId, 'valve-7');
+  sinks.audit.release();
+  await settle();
+  assert.equal(sinks.kafka.written.length, 0, 'Kafka has not answered');
+  assert.equal(match.payload, undefined, 'let go once the Kafka record is encoded');
+  assert.deepEqual(match.levels, {});
+  sinks.kafka.release();
+  await settle();
+  const record = sinks.kafka.written[0];
+  assert.equal(record?.key, 'valve-7', 'the key from the levels');
+  assert.equal(record?.timestamp, 1764700000000, 'the time from the payload');
   assert.equal(session.acks.length, 1);
 });
 
