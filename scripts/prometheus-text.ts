@@ -13,13 +13,16 @@ export function parseSamples(text: string): Samples {
   return out;
 }
 
-/** The upper bound of the bucket holding quantile q of a histogram; undefined when it is empty. */
-export function histogramQuantile(m: Samples, name: string, q: number): number | undefined {
+/**
+ * The upper bound of the bucket holding quantile q of a histogram; undefined when it is empty.
+ * With `since` (an earlier scrape), of what was observed between the two scrapes only.
+ */
+export function histogramQuantile(m: Samples, name: string, q: number, since?: Samples): number | undefined {
   const buckets = [...m]
     .filter(([k]) => k.startsWith(`${name}_bucket{`))
-    .map(([k, v]) => ({ le: k.includes('le="+Inf"') ? Infinity : Number(/le="([^"]+)"/.exec(k)?.[1]), v }))
+    .map(([k, v]) => ({ le: k.includes('le="+Inf"') ? Infinity : Number(/le="([^"]+)"/.exec(k)?.[1]), v: v - (since?.get(k) ?? 0) }))
     .sort((a, b) => a.le - b.le);
   const total = buckets.at(-1)?.v ?? 0;
-  if (total === 0) return undefined;
+  if (total <= 0) return undefined;
   return buckets.find((b) => b.v >= q * total)?.le;
 }
