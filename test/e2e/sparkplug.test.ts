@@ -206,6 +206,9 @@ test('births reach every worker of the share group through the state feed: no da
     async () => (await rows(`SELECT count("Level") FROM "${group}"`))[0]?.count === 153 || dead(await a.metrics()) + dead(await b.metrics()) > 0,
     30_000,
   );
+  // a point is in InfluxDB before its message is acknowledged (the Kafka write may still be on its way)
+  const acked = async (w: typeof a) => total(await w.metrics(), 'sluice_messages_acked_total');
+  await waitFor('both workers to acknowledge data', async () => (await acked(a)) > 0 && (await acked(b)) > 0, 10_000).catch(() => {});
   const [ma, mb] = [await a.metrics(), await b.metrics()];
   assert.equal(dead(ma) + dead(mb), 0, 'no sparkplug-unknown-alias on either worker');
   assert.equal((await rows(`SELECT count("Level") FROM "${group}"`))[0]?.count, 153);
