@@ -299,37 +299,44 @@ function kafkaBatchStage(ins: ReturnType<typeof inputs>): Run {
   };
 }
 
-/** Sinks that are durable at once: what remains is sluice's own work. */
-class InstantSink<T> implements Sink<T> {
+/** A sink that is durable at once (what remains is sluice's own work), or that never answers (what a message in flight holds). */
+class StageSink<T> implements Sink<T> {
   readonly name: string;
-  constructor(name: string) {
+  private readonly answers: boolean;
+  constructor(name: string, answers: boolean) {
     this.name = name;
+    this.answers = answers;
   }
   sizeOf(): number {
     return 200;
   }
-  async write(): Promise<WriteResult> {
-    return { rejected: [] };
+  write(): Promise<WriteResult> {
+    return this.answers ? Promise.resolve({ rejected: [] }) : new Promise(() => {});
   }
   async close(): Promise<void> {}
 }
 
-function pipelineStage(ms: readonly Message[]): Run {
+/** sluice's pipeline on the stage's rules, its Kafka, InfluxDB and dead-letter queues on stage sinks. */
+function stagePipeline(answers: boolean, lingerMs: number): Pipeline {
   const log = pino({ level: 'silent' });
   const metrics = createMetrics(new Registry(), { defaultMetrics: false });
   const queues = new Map<string, BatchQueue<unknown>>(
     ['kafka', 'influx', 'dead-letter'].map((name) => [
       name,
       new BatchQueue<unknown>(
-        new InstantSink(name),
-        { maxItems: 1000, maxBytes: 1 << 20, lingerMs: 5, concurrency: 2 },
+        new StageSink(name, answers),
+        { maxItems: 1000, maxBytes: 1 << 20, lingerMs, concurrency: 2 },
         { minMs: 10, maxMs: 100 },
         log,
         metrics,
       ),
     ]),
   );
-  const pipeline = new Pipeline({ rules: () => rules, queues, deadLetters: queues.get('dead-letter') as BatchQueue<DeadLetterItem>, metrics, log });
+  return new Pipeline({ rules: () => rules, queues, deadLetters: queues.get('dead-letter') as BatchQueue<DeadLetterItem>, metrics, log });
+}
+
+function pipelineStage(ms: readonly Message[]): Run {
+  const pipeline = stagePipeline(true, 5);
   let released = 0;
   let target = 0;
   let done: (() => void) | undefined;
@@ -351,41 +358,12 @@ function pipelineStage(ms: readonly Message[]): Run {
   };
 }
 
-/** Sinks that never answer: what a message in flight holds. */
-class SilentSink<T> implements Sink<T> {
-  readonly name: string;
-  constructor(name: string) {
-    this.name = name;
-  }
-  sizeOf(): number {
-    return 200;
-  }
-  write(): Promise<WriteResult> {
-    return new Promise(() => {});
-  }
-  async close(): Promise<void> {}
-}
-
 /** What 1,000 messages in flight hold in sluice's pipeline, per message (median of 5 fresh pipelines). */
 async function heldInFlight(ms: readonly Message[]): Promise<number> {
   const n = 1000;
-  const log = pino({ level: 'silent' });
-  const metrics = createMetrics(new Registry(), { defaultMetrics: false });
   const perMessage: number[] = [];
   for (let r = 0; r < 5; r++) {
-    const queues = new Map<string, BatchQueue<unknown>>(
-      ['kafka', 'influx', 'dead-letter'].map((name) => [
-        name,
-        new BatchQueue<unknown>(
-          new SilentSink(name),
-          { maxItems: 1000, maxBytes: 1 << 20, lingerMs: 1, concurrency: 2 },
-          { minMs: 10, maxMs: 100 },
-          log,
-          metrics,
-        ),
-      ]),
-    );
-    const pipeline = new Pipeline({ rules: () => rules, queues, deadLetters: queues.get('dead-letter') as BatchQueue<DeadLetterItem>, metrics, log });
+    const pipeline = stagePipeline(false, 1);
     const window = new AckWindow(n, { release: () => {} });
     const batch = ms.slice(r * n, (r + 1) * n);
     gc();
