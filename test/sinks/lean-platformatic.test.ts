@@ -1,0 +1,39 @@
+// @platformatic/kafka loaded through lean-platformatic.ts: its option schemas are not compiled at
+// import, and a client made with `strict: true` still checks its options with the same words.
+// No server is needed: the checks fail before a connection is tried.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { lazyAjvCounts } from '../../src/sinks/kafka/client/lazy-ajv.ts';
+import { leanPlatformatic } from '../../src/sinks/kafka/client/lean-platformatic.ts';
+
+test('the library is loaded with no option schema compiled, and a strict client checks its options as before', async () => {
+  leanPlatformatic();
+  const { Producer, UserError } = await import('@platformatic/kafka');
+  assert.deepEqual(lazyAjvCounts(), { instances: 1, compiled: 0 }, "the library's utils module got the lazy Ajv2020 and compiled nothing");
+
+  // sluice's own producers are not strict: making one compiles nothing either
+  const plain = new Producer({ clientId: 'sluice-test', bootstrapBrokers: ['127.0.0.1:1'] });
+  await plain.close();
+  assert.equal(lazyAjvCounts().compiled, 0);
+
+  // the messages are the real ajv's, as the library formats them
+  assert.throws(
+    () => new Producer({ clientId: 1 as unknown as string, bootstrapBrokers: ['127.0.0.1:1'], strict: true }),
+    (err: Error) => {
+      assert.ok(err instanceof UserError);
+      assert.equal(err.message, '/options/clientId must be string.');
+      return true;
+    },
+  );
+  const strict = new Producer({ clientId: 'sluice-test', bootstrapBrokers: ['127.0.0.1:1'], retries: false, strict: true });
+  try {
+    await assert.rejects(strict.send({ acks: 'x' as unknown as -1, messages: [{ topic: 1 as unknown as string, value: Buffer.from('v') }] }), {
+      message:
+        '/options/messages/0/topic must be string, /options/acks must be number, /options/acks should be one of -1 (ALL), 0 (NO_RESPONSE) or 1 (LEADER).',
+    });
+  } finally {
+    await strict.close();
+  }
+  const { compiled } = lazyAjvCounts();
+  assert.ok(compiled >= 2 && compiled <= 6, `only the schemas used were compiled (${compiled})`);
+});
