@@ -139,6 +139,52 @@ test('after a dropped connection, the old acks are never sent; the broker redeli
   assert.deepEqual(pubacks, [taken[0]?.packet.messageId]);
 });
 
+test('the PUBACKs released together leave in one socket write, which the broker takes; a batch whose connection dropped is not written', async (t) => {
+  printLogsOnFailure(t);
+  const topic = unique('batch');
+  const { client, taken, pubacks } = await hookedClient(t, 100);
+  await client.subscribeAsync(topic, { qos: 1 });
+  const publisher = await mqttClient(t);
+  await Promise.all(Array.from({ length: 20 }, (_, i) => publisher.publishAsync(topic, `m${i}`, { qos: 1 })));
+  for (let i = 0; i < 50 && taken.length < 20; i++) await sleep(20);
+  assert.equal(taken.length, 20);
+  const socket = (client as unknown as { stream: { write(chunk: Buffer): boolean; destroy(): void } }).stream;
+  const writes: Buffer[] = [];
+  const write = socket.write.bind(socket);
+  socket.write = (chunk: Buffer) => {
+    writes.push(Buffer.from(chunk));
+    return write(chunk);
+  };
+
+  const first = taken.splice(0, 10);
+  for (const x of first) x.slot.settle();
+  await sleep(50);
+  const ids = first.map((x) => x.packet.messageId as number);
+  assert.deepEqual(
+    writes,
+    [Buffer.concat(ids.map((id) => Buffer.from([0x40, 2, id >> 8, id & 0xff])))],
+    'ten PUBACKs in one write, as mqtt-packet encodes them',
+  );
+  assert.deepEqual(pubacks, ids, 'packetsend for each, in arrival order');
+
+  // the other ten are released, and their connection drops before the batch's tick
+  const rest = taken.splice(0);
+  for (const x of rest) x.slot.settle();
+  socket.destroy();
+  await new Promise((r) => client.once('connect', r));
+  for (let i = 0; i < 100 && taken.length < 10; i++) await sleep(20);
+  assert.equal(writes.length, 1, 'nothing written for the dropped batch');
+  assert.deepEqual(pubacks, ids);
+  assert.deepEqual(
+    taken.map((x) => `${x.packet.payload}${x.packet.dup ? ' (dup)' : ''}`),
+    rest.map((x) => `${x.packet.payload} (dup)`),
+    'the broker resends the ten whose acks were dropped, and only those: it took the batched PUBACKs',
+  );
+  for (const x of taken) x.slot.settle();
+  await sleep(50);
+  assert.equal(pubacks.length, 20);
+});
+
 test('QoS 2: taken at PUBLISH, PUBREC waits for settle() in arrival order, PUBCOMP waits for the durable release', async (t) => {
   printLogsOnFailure(t);
   const topic = unique('qos2');

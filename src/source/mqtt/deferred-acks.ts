@@ -5,12 +5,15 @@
 // and attached to the slot; a held pump cannot read PINGRESP, so a keepalive timeout during a
 // hold sends another PINGREQ instead of tearing the connection down; for QoS 2, MQTT.js's count
 // of exchanges waiting for PUBREL and its payload store are replaced, and PUBCOMP leaves only
-// once the owner made the release durable (onRelease), in PUBREL order.
+// once the owner made the release durable (onRelease), in PUBREL order. The PUBACKs and PUBRECs
+// released in one tick leave in one socket write (AckBatch below).
 import type { IPublishPacket, MqttClient } from 'mqtt';
 import { monotonicMs } from '../../clock.ts';
 import type { AckSlot, AckWindow } from '../ack-window.ts';
 
 type Done = (err?: Error | null) => void;
+
+type AckPacket = { cmd: string; messageId?: number; reasonCode?: number; properties?: unknown };
 
 interface Internals {
   handleMessage(packet: IPublishPacket, callback: (err?: Error) => void): void;
@@ -22,6 +25,8 @@ interface Internals {
   keepalive: number;
   connected: boolean;
   incomingStore: unknown;
+  stream: { write(chunk: Buffer): boolean; destroyed?: boolean };
+  emit(event: 'packetsend', packet: unknown): boolean;
   options: {
     customHandleAcks?: (topic: string, message: Buffer, packet: IPublishPacket, done: (err: Error | number | null, code?: number) => void) => void;
     incomingStore?: unknown;
@@ -73,10 +78,72 @@ export interface DeferredAckHooks {
   gate?(): Promise<void> | undefined;
 }
 
+/** The first byte of the acks sent as bytes here (mqtt-packet's ACKS table: no flags). */
+const ackType: Readonly<Record<string, number>> = { puback: 0x40, pubrec: 0x50 };
+
+/**
+ * The PUBACKs and PUBRECs released in one tick (a sink's batch settles a thousand at once),
+ * written as one buffer on the next tick. MQTT.js writes each ack as three writes (type,
+ * length, packet id) under a cork that a nextTick of its own lifts: a thousand acks were three
+ * thousand Writable writes and a writev of as many chunks. The bytes are the ones mqtt-packet
+ * writes for an ack with reason code 0 and no properties (MQTT 5 leaves out both, 3.1.1 has
+ * neither): type, remaining length 2, packet id. Any other ack, and any other packet, goes
+ * through MQTT.js after the batch so far is written, so the order on the wire is the order of
+ * release. `packetsend` is emitted for each ack as MQTT.js does. A batch whose connection
+ * dropped before its tick is not written: the broker sends those messages again.
+ */
+class AckBatch {
+  private readonly c: Internals;
+  private acks: AckPacket[] = [];
+  private stream: Internals['stream'] | undefined;
+
+  constructor(c: Internals) {
+    this.c = c;
+  }
+
+  /** Whether `ack` is one this batch writes as bytes. */
+  static plain(ack: AckPacket): boolean {
+    return ackType[ack.cmd] !== undefined && typeof ack.messageId === 'number' && !ack.reasonCode && ack.properties === undefined;
+  }
+
+  add(ack: AckPacket): void {
+    if (this.acks.length === 0) {
+      this.stream = this.c.stream;
+      process.nextTick(this.flush);
+    }
+    this.acks.push(ack);
+  }
+
+  /** Writes what was added (a no-op when nothing was). */
+  readonly flush = (): void => {
+    const acks = this.acks;
+    if (acks.length === 0) return;
+    this.acks = [];
+    const stream = this.stream;
+    this.stream = undefined;
+    if (!this.c.connected || stream !== this.c.stream || stream === undefined || stream.destroyed) return;
+    const bytes = Buffer.allocUnsafe(acks.length * 4);
+    for (let i = 0, at = 0; i < acks.length; i++, at += 4) {
+      const ack = acks[i] as AckPacket;
+      bytes[at] = ackType[ack.cmd] as number;
+      bytes[at + 1] = 2;
+      bytes.writeUInt16BE(ack.messageId as number, at + 2);
+      this.c.emit('packetsend', ack);
+    }
+    stream.write(bytes);
+  };
+}
+
 /** Installs the hooks on a client created with `manualConnect` or before its first packet. */
 export function installDeferredAcks(client: MqttClient, window: AckWindow, hooks: DeferredAckHooks): { sendAck(ack: unknown): void } {
   const c = client as unknown as Internals;
-  const send = c._sendPacket.bind(c);
+  const batch = new AckBatch(c);
+  const sendPacket = c._sendPacket.bind(c);
+  // every packet MQTT.js writes for sluice leaves after the acks released before it
+  const send: Internals['_sendPacket'] = (packet, cb, cbStorePut, noStore) => {
+    batch.flush();
+    sendPacket(packet, cb, cbStorePut, noStore);
+  };
   const awaitingAck = new Map<number, AckSlot>();
 
   /** Takes a message when there is room (QoS 0, 1 and 2 alike), then lets the pump go on. */
@@ -168,7 +235,9 @@ export function installDeferredAcks(client: MqttClient, window: AckWindow, hooks
     sendAck(ack) {
       // Only reached for slots of the current connection (the window drops stale ones); still,
       // never hand MQTT.js an ack while offline: it would queue it and send it after a reconnect.
-      if (c.connected) send(ack as { cmd: string });
+      if (!c.connected) return;
+      if (AckBatch.plain(ack as AckPacket)) batch.add(ack as AckPacket);
+      else send(ack as AckPacket);
     },
   };
 }
