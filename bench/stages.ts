@@ -8,8 +8,10 @@
 //   route         topic match, level names, JSON decode (RuleSet.route)
 //   kafka-record  the route's Kafka output: topic, key, headers, value (sluice)
 //   influx-line   the route's InfluxDB output: one line of line protocol (sluice)
-//   kafka-batch   the client's records: the adapter's messages and @platformatic/kafka's
-//                 RecordBatch v2 encoder with its CRC-32C, 1,000 records a batch
+//   kafka-batch   the client's records as a worker encodes them: the adapter's messages and
+//                 sluice's one-buffer RecordBatch v2 encoder (lean-records.ts) with the library's
+//                 CRC-32C, 1,000 records a batch
+//   kafka-batch-library  the same with @platformatic/kafka's own encoder, for comparison
 //   pipeline      the whole of sluice between the source and the sinks' writes: route, both
 //                 encodings, batch queues, fan-out, settle, metrics and the ack window's release
 import '../src/source/mqtt/quiet-debug.ts'; // as src/cli.ts: first, before mqtt-packet loads
@@ -18,7 +20,7 @@ import { Duplex, type PassThrough } from 'node:stream';
 import { setImmediate as immediate } from 'node:timers/promises';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { createRecordsBatch, type MessageRecord } from '@platformatic/kafka';
+import { createRecordsBatch as libraryRecordsBatch, type MessageRecord } from '@platformatic/kafka';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import mqttPacket from 'mqtt-packet';
 import pino from 'pino';
@@ -30,6 +32,7 @@ import { createMetrics } from '../src/observability/metrics.ts';
 import { BatchQueue } from '../src/pipeline/batch-queue.ts';
 import { Pipeline } from '../src/pipeline/pipeline.ts';
 import type { MatchInput, RouteOutput } from '../src/router/route-output.ts';
+import { createRecordsBatch as leanRecordsBatch } from '../src/sinks/kafka/client/lean-records.ts';
 import { producerMessages } from '../src/sinks/kafka/client/platformatic-client.ts';
 import type { KafkaRecord } from '../src/sinks/kafka/kafka-record.ts';
 import type { DeadLetterItem, Sink, WriteResult } from '../src/sinks/sink.ts';
@@ -287,13 +290,13 @@ function encodeStage(ins: ReturnType<typeof inputs>, sink: 'kafka' | 'influx'): 
   };
 }
 
-function kafkaBatchStage(ins: ReturnType<typeof inputs>): Run {
+function kafkaBatchStage(ins: ReturnType<typeof inputs>, encode: typeof leanRecordsBatch): Run {
   const records = ins.map((x) => (x.kafka.encode(x.input) as { item: KafkaRecord }).item);
   return (from, to) => {
     for (let start = from; start < to; start += 1000) {
       const batch = records.slice(start, Math.min(to, start + 1000));
       const messages = producerMessages([{ topic: `${prefix}.telemetry`, records: batch }]);
-      const encoded = createRecordsBatch(messages as MessageRecord[], { producerId: 1000n, producerEpoch: 0 });
+      const encoded = encode(messages as MessageRecord[], { producerId: 1000n, producerEpoch: 0 });
       if (encoded.length === 0) throw new Error('empty batch');
     }
   };
@@ -393,7 +396,8 @@ export async function runStages(n = 50_000, rounds = 5, say: (s: string) => void
     ['route', () => routeStage(ms)],
     ['kafka-record', () => encodeStage(ins, 'kafka')],
     ['influx-line', () => encodeStage(ins, 'influx')],
-    ['kafka-batch', () => kafkaBatchStage(ins)],
+    ['kafka-batch', () => kafkaBatchStage(ins, leanRecordsBatch)],
+    ['kafka-batch-library', () => kafkaBatchStage(ins, libraryRecordsBatch)],
     ['pipeline', () => pipelineStage(ms)],
   ];
   const out: StageResult[] = [];

@@ -181,6 +181,23 @@ for (const client of testedKafkaClients) {
     assert.deepEqual(seen.map((r) => r.timestamp).sort(), [String(at), String(at + 1), String(at + 2)]);
   });
 
+  test(`${client}: records of one batch months apart keep their own timestamps (one device's stale clock moves no other)`, { timeout: 60_000 }, async (t) => {
+    printLogsOnFailure(t);
+    const topic = await kafkaTopic(t, 1);
+    const sink = await testKafkaSink(t, client);
+    // the first record's clock is 300 days behind: the others are 2^31 ms (24.8 days) and more after it
+    const day = 86_400_000;
+    const at = Date.parse('2026-11-30T08:00:00.123Z');
+    const times = [at - 300 * day, at, at - 1, at - 40 * day, at - 300 * day + 2 ** 31, at - 300 * day + 2 ** 31 + 5];
+    const batch = records(topic, times.length).map((r, i) => ({ ...r, key: `d-${i}`, timestamp: times[i] as number }));
+    assert.deepEqual((await sink.write(batch)).rejected, []);
+    const seen = await readTopic(t, topic, (rs) => rs.length >= times.length, 30_000, 5_000);
+    assert.deepEqual(
+      seen.map((r) => [r.key?.toString(), Number(r.timestamp)]),
+      times.map((ts, i) => [`d-${i}`, ts]),
+    );
+  });
+
   test(`${client}: a key goes to the partition the Java client picks (murmur2)`, { timeout: 60_000 }, async (t) => {
     printLogsOnFailure(t);
     const topic = await kafkaTopic(t, 5);

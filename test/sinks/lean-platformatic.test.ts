@@ -37,3 +37,23 @@ test('the library is loaded with no option schema compiled, and a strict client 
   const { compiled } = lazyAjvCounts();
   assert.ok(compiled >= 2 && compiled <= 6, `only the schemas used were compiled (${compiled})`);
 });
+
+test("the library's produce requests encode their records with lean-records.ts", async () => {
+  leanPlatformatic();
+  // imported after the hook, as the worker does: a static import would load the library first
+  const { leanRecordsCounts } = await import('../../src/sinks/kafka/client/lean-records.ts');
+  const { produceV9, produceV11 } = await import('@platformatic/kafka');
+  const before = leanRecordsCounts();
+  const message = () => ({
+    topic: 't',
+    partition: 0,
+    key: Buffer.from('k'),
+    value: Buffer.from('{"v":1}'),
+    headers: new Map([[Buffer.from('h'), Buffer.from('1')]]),
+  });
+  produceV11.createRequest(-1, 1000, [message(), message()], { producerId: 1n, producerEpoch: 0 });
+  produceV9.createRequest(-1, 1000, [message()], {});
+  await produceV11.createRequestAsync(-1, 1000, [message()], { compression: 'gzip' });
+  const after = leanRecordsCounts();
+  assert.deepEqual({ lean: after.lean - before.lean, library: after.library - before.library }, { lean: 3, library: 0 });
+});
