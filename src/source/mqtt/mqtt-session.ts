@@ -19,6 +19,9 @@ import type { Metrics } from '../../observability/metrics.ts';
 import { AckWindow } from '../ack-window.ts';
 import type { MessageHandler, Qos2Hooks, Session } from '../session.ts';
 import { installDeferredAcks } from './deferred-acks.ts';
+import { leanBufferList } from './lean-bl.ts';
+
+leanBufferList(); // mqtt-packet's integer, string and payload reads without a Buffer each
 
 export interface MqttSessionOptions {
   readonly url: string;
