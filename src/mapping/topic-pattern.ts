@@ -137,19 +137,21 @@ export class PatternTrie {
   /** Ids of the matching patterns, ascending. `levels` is the topic split on "/" (if the caller has it). */
   match(topic: string, levels: readonly string[] = topic.split('/')): number[] {
     const out: number[] = [];
-    const dollar = topic.startsWith('$');
-    const walk = (node: TrieNode, depth: number): void => {
-      const wildcardAllowed = !(dollar && depth === 0);
-      if (wildcardAllowed) for (const id of node.hash) out.push(id);
-      if (depth === levels.length) {
-        for (const id of node.exact) out.push(id);
-        return;
-      }
-      const next = node.literal.get(levels[depth] as string);
-      if (next) walk(next, depth + 1);
-      if (node.plus && wildcardAllowed) walk(node.plus, depth + 1);
-    };
-    walk(this.root, 0);
+    walk(this.root, 0, levels, topic.startsWith('$'), out);
     return out.length > 1 ? out.sort((a, b) => a - b) : out;
   }
+}
+
+/** The ids under `node` matching the topic's levels from `depth` on, into `out` (index loops: nothing allocated per level). */
+function walk(node: TrieNode, depth: number, levels: readonly string[], dollar: boolean, out: number[]): void {
+  // a topic starting with $ is matched by no wildcard at its first level
+  const wildcardAllowed = !(dollar && depth === 0);
+  if (wildcardAllowed) for (let i = 0; i < node.hash.length; i++) out.push(node.hash[i] as number);
+  if (depth === levels.length) {
+    for (let i = 0; i < node.exact.length; i++) out.push(node.exact[i] as number);
+    return;
+  }
+  const next = node.literal.get(levels[depth] as string);
+  if (next) walk(next, depth + 1, levels, dollar, out);
+  if (node.plus && wildcardAllowed) walk(node.plus, depth + 1, levels, dollar, out);
 }

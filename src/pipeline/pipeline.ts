@@ -51,8 +51,8 @@ export class Pipeline implements DeliverySteps {
   private readonly deadLetters: BatchQueue<DeadLetterItem>;
   private readonly metrics: Metrics;
   private readonly log: Logger;
-  /** prom-client children per route and sink, looked up once (labels are hashed on every inc() otherwise). */
-  private readonly routedCounters = new Map<string, { inc(): void }>();
+  /** The routed counter of each compiled output (one route, one sink), found by the object: no key string per message. */
+  private readonly routedCounters = new WeakMap<RouteOutput, { inc(): void }>();
   private fatal = false;
   /** Acks withheld for a refused dead letter are logged at most every 10 s, with how many since. */
   private withheldLoggedAt = 0;
@@ -182,14 +182,13 @@ export class Pipeline implements DeliverySteps {
       return;
     }
     if (encoded.eventTimeMs !== undefined) delivery.eventTimeMs ??= encoded.eventTimeMs;
-    this.routedCounter(match.route, output.sink).inc();
+    this.routedCounter(match.route, output).inc();
     delivery.send(queue, encoded.item);
   }
 
-  private routedCounter(route: string, sink: string): { inc(): void } {
-    const key = `${route}\0${sink}`;
-    let c = this.routedCounters.get(key);
-    if (!c) this.routedCounters.set(key, (c = this.metrics.routed.labels(route, sink)));
+  private routedCounter(route: string, output: RouteOutput): { inc(): void } {
+    let c = this.routedCounters.get(output);
+    if (!c) this.routedCounters.set(output, (c = this.metrics.routed.labels(route, output.sink)));
     return c;
   }
 }
