@@ -22,7 +22,7 @@ import { verifyAuditLog } from '../src/audit/tools/verify.ts';
 import { type KafkaClientKind, kafkaClients } from '../src/sinks/kafka/client/kafka-client.ts';
 import { rdkafkaMissing } from '../src/sinks/kafka/client/rdkafka-client.ts';
 import { kafkaConfig } from '../src/sinks/kafka/config.ts';
-import { type SluiceProcess, sluiceProcess } from '../test/support/sluice-process.ts';
+import { merge, type SluiceProcess, sluiceProcess as startSluice } from '../test/support/sluice-process.ts';
 import { createReadyTopic, endpoints, kafka, unique } from '../test/support/stack.ts';
 import { summarizeProfile } from './profile-summary.ts';
 import { runStages, stageTable } from './stages.ts';
@@ -41,6 +41,8 @@ const { values: args } = parseArgs({
     profile: { type: 'boolean', default: false },
     'profile-scenario': { type: 'string', default: 'a' },
     'sluice-node-args': { type: 'string', default: '' },
+    // worker config laid over every sluice process's, as JSON: '{"kafka":{"batch":{"lingerMs":0}}}'
+    'sluice-config': { type: 'string', default: '{}' },
     // every client, rdkafka only where node-rdkafka built (an optional dependency)
     'kafka-client': { type: 'string', default: kafkaClients.filter((k) => k !== 'rdkafka' || rdkafkaMissing() === undefined).join(',') },
     'poll-ms': { type: 'string', default: '50' },
@@ -71,6 +73,11 @@ const commandsReceiveMaximum = Number(args['commands-receive-maximum']);
 const node = join(repoRoot, 'scripts/node');
 /** Extra node flags for every sluice process, for experiments (e.g. V8 heap sizes). */
 const sluiceNodeArgs = args['sluice-node-args'].split(' ').filter(Boolean);
+/** Worker config for every sluice process, over the scenario's, for experiments (e.g. batching). */
+const sluiceConfig = JSON.parse(args['sluice-config']) as Record<string, unknown>;
+function sluiceProcess(options: Parameters<typeof startSluice>[0]): SluiceProcess {
+  return startSluice({ ...options, config: merge(options.config ?? {}, sluiceConfig) });
+}
 /** The Kafka clients measured side by side in (a) and (b); the others run on the default. */
 const clients = args['kafka-client']
   .split(',')

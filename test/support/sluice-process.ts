@@ -195,7 +195,8 @@ function filterCount(rules: unknown): number {
   return ((rules as { subscriptions?: unknown[] }).subscriptions ?? []).length;
 }
 
-function merge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+/** `over` laid onto `base`: objects merged key by key, anything else replaced. */
+export function merge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = { ...base };
   for (const [k, v] of Object.entries(over)) {
     const b = out[k];
