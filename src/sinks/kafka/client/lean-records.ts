@@ -45,31 +45,31 @@ export function leanRecordsCounts(): { lean: number; library: number } {
 }
 
 export function createRecordsBatch(messages: MessageRecord[], options: Options = {}): Writer {
-  const records = encodeRecords(messages);
-  if (records === undefined) {
-    counts.library++;
-    return libraryRecordsBatch(messages, options as CreateRecordsBatchOptions);
-  }
-  counts.lean++;
+  const records = encodeCounted(messages);
+  if (records === undefined) return libraryRecordsBatch(messages, options as CreateRecordsBatchOptions);
   const algorithm = algorithmOf(options.compression);
-  const body = algorithm ? algorithm.compressSync(records.buffer.subarray(batchHead)) : undefined;
-  return finish(messages, options, records, algorithm, body);
+  return finish(messages, options, records, algorithm, algorithm?.compressSync(plain(records)));
 }
 
 export async function createRecordsBatchAsync(messages: MessageRecord[], options: Options = {}): Promise<Writer> {
-  const records = encodeRecords(messages);
-  if (records === undefined) {
-    counts.library++;
-    return libraryRecordsBatchAsync(messages, options as CreateRecordsBatchOptions);
-  }
-  counts.lean++;
+  const records = encodeCounted(messages);
+  if (records === undefined) return libraryRecordsBatchAsync(messages, options as CreateRecordsBatchOptions);
   const algorithm = algorithmOf(options.compression);
-  let body: Buffer | undefined;
-  if (algorithm) {
-    const plain = records.buffer.subarray(batchHead);
-    body = algorithm.compress ? await algorithm.compress(plain) : algorithm.compressSync(plain);
-  }
+  const body = algorithm && (algorithm.compress ? await algorithm.compress(plain(records)) : algorithm.compressSync(plain(records)));
   return finish(messages, options, records, algorithm, body);
+}
+
+/** encodeRecords, counted: encoded here, or left to the library's encoder (undefined). */
+function encodeCounted(messages: MessageRecord[]): Encoded | undefined {
+  const records = encodeRecords(messages);
+  if (records === undefined) counts.library++;
+  else counts.lean++;
+  return records;
+}
+
+/** The records alone, what a compressed batch compresses. */
+function plain(records: Encoded): Buffer {
+  return records.buffer.subarray(batchHead);
 }
 
 interface Encoded {
