@@ -202,7 +202,8 @@ for (const client of testedKafkaClients) {
     printLogsOnFailure(t);
     const topic = await kafkaTopic(t, 5);
     const sink = await testKafkaSink(t, client);
-    const keys = Array.from({ length: 40 }, (_, i) => `plant-7/line-${i}/device-${(i * 7919) % 1000}`);
+    // ASCII of every length mod 4, and keys with two-, three- and four-byte UTF-8 characters
+    const keys = [...Array.from({ length: 40 }, (_, i) => `plant-7/line-${i}/device-${(i * 7919) % 1000}`), 'hall-é', 'Lager-Süd/ö', '工厂-3', 'bin-🚚', ''];
     const batch = keys.map((key, i) => ({ topic, key, value: Buffer.from(String(i)), headers: { 'mqtt-qos': '1' }, timestamp: Date.now() }));
     assert.deepEqual((await sink.write(batch)).rejected, []);
     const seen = await readTopic(t, topic, (rs) => rs.length >= keys.length, 30_000, 5_000);
@@ -211,5 +212,21 @@ for (const client of testedKafkaClients) {
     const partitionMetadata = [0, 1, 2, 3, 4].map((partitionId) => ({ partitionId, leader: 1, partitionErrorCode: 0, replicas: [1], isr: [1] }));
     for (const r of seen) assert.equal(r.partition, java({ topic, partitionMetadata, message: { key: r.key, value: r.value } }), `key ${r.key}`);
     assert.equal(seen.length, keys.length);
+  });
+
+  test(`${client}: keyless records are spread over the topic's partitions, not piled on one`, { timeout: 60_000 }, async (t) => {
+    printLogsOnFailure(t);
+    const topic = await kafkaTopic(t, 5);
+    const sink = await testKafkaSink(t, client);
+    // eight writes some milliseconds apart: a sticky partitioner (librdkafka's) moves between them
+    for (let w = 0; w < 8; w++) {
+      const batch = records(topic, 10, w * 10).map((r) => ({ ...r, key: null }));
+      assert.deepEqual((await sink.write(batch)).rejected, []);
+      await new Promise((r) => setTimeout(r, 30));
+    }
+    const seen = await readTopic(t, topic, (rs) => rs.length >= 80, 30_000, 5_000);
+    assert.equal(seen.length, 80);
+    const partitions = new Set(seen.map((r) => r.partition));
+    assert.ok(partitions.size >= 2, `80 keyless records on partitions ${[...partitions].join(', ')} of 0-4`);
   });
 }

@@ -1,8 +1,8 @@
 // The @platformatic/kafka adapter: a maintained, pure-JS client with every compression, SASL
 // PLAIN/SCRAM/OAUTHBEARER, and produce requests to several brokers at once. Keys go to the same
-// partitions as with kafkajs and the Java client (murmur2, positive-masked); keyless records go
-// round robin. Its idempotent producer keeps one request in flight per connection.
-import { Admin, compatibilityPartitioner, type MessageToProduce, Producer, type ProducerOptions, type SASLOptions } from '@platformatic/kafka';
+// partitions as with kafkajs and the Java client (murmur2, positive-masked, partitioner.ts);
+// keyless records go round robin. Its idempotent producer keeps one request in flight per connection.
+import { Admin, type MessageToProduce, Producer, type ProducerOptions, type SASLOptions } from '@platformatic/kafka';
 import {
   type BrokerFault,
   type KafkaAdminPort,
@@ -13,6 +13,7 @@ import {
   type TopicBatch,
   untilLeaders,
 } from './kafka-client.ts';
+import { keyPartitioner } from './partitioner.ts';
 
 type Options = ProducerOptions<Buffer, Buffer, Buffer, Buffer>;
 
@@ -70,7 +71,7 @@ export class PlatformaticClient implements KafkaClient {
           acks,
           compression,
           maxInflights: maxInFlightRequests,
-          partitioner: compatibilityPartitioner,
+          partitioner: keyPartitioner(),
           repeatOnStaleMetadata: true,
         }),
     );
