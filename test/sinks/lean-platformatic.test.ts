@@ -2,9 +2,12 @@
 // import, and a client made with `strict: true` still checks its options with the same words.
 // No server is needed: the checks fail before a connection is tried.
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { lazyAjvCounts } from '../../src/sinks/kafka/client/lazy-ajv.ts';
-import { leanPlatformatic } from '../../src/sinks/kafka/client/lean-platformatic.ts';
+import { leanPlatformatic, leanRecordsResolved, leanRequestModules } from '../../src/sinks/kafka/client/lean-platformatic.ts';
 
 test('the library is loaded with no option schema compiled, and a strict client checks its options as before', async () => {
   leanPlatformatic();
@@ -54,6 +57,20 @@ test("the library's produce requests encode their records with lean-records.ts",
   produceV11.createRequest(-1, 1000, [message(), message()], { producerId: 1n, producerEpoch: 0 });
   produceV9.createRequest(-1, 1000, [message()], {});
   await produceV11.createRequestAsync(-1, 1000, [message()], { compression: 'gzip' });
+  // what the adapter hands over once they do: keys and header values as strings, number timestamps
+  assert.equal(leanRecordsResolved(), true);
+  const { leanMessages } = await import('../../src/sinks/kafka/client/platformatic-client.ts');
+  const records = [{ topic: 't', key: 'ts-1', value: Buffer.from('{}'), headers: { 'mqtt-qos': '1', u: ['a', 'b'] }, timestamp: 1_764_000_000_000 }];
+  const lean = leanMessages([{ topic: 't', records }]).map((m) => ({ ...m, partition: 0 }));
+  assert.equal(typeof lean[0]?.key, 'string');
+  produceV11.createRequest(-1, 1000, lean as never, { producerId: 1n, producerEpoch: 0 });
   const after = leanRecordsCounts();
-  assert.deepEqual({ lean: after.lean - before.lean, library: after.library - before.library }, { lean: 3, library: 0 });
+  assert.deepEqual({ lean: after.lean - before.lean, library: after.library - before.library }, { lean: 4, library: 0 });
+  // every produce request module of the library that imports the encoder was redirected: none left on the library's
+  const dir = fileURLToPath(new URL('./apis/producer/', import.meta.resolve('@platformatic/kafka')));
+  const importers = readdirSync(dir).filter(
+    (f) => f.endsWith('.js') && /from ["']\.\.\/\.\.\/protocol\/records\.js["']/.test(readFileSync(join(dir, f), 'utf8')),
+  );
+  assert.ok(importers.length >= 5, `${importers.length} produce modules import records.js`);
+  assert.equal(leanRequestModules(), importers.length, importers.join(', '));
 });

@@ -180,24 +180,90 @@ test("timestamp deltas past ±2^31 ms are Kafka's varlong (the library's put suc
   await same(ms.slice(0, 3), { producerId: 1n, producerEpoch: 0 }, 'deltas up to 2^31 - 1');
 });
 
-test('what is not encoded here goes to the library unchanged: a string value, headers as an object', () => {
+/** The same messages with every string made Buffer and every number timestamp bigint: what the library's encoder takes. */
+function asLibrary(ms: Array<Record<string, unknown>>): Rec[] {
+  const bytes = (v: unknown) => (typeof v === 'string' ? Buffer.from(v) : v);
+  return ms.map((m) => ({
+    ...m,
+    key: bytes(m.key),
+    value: bytes(m.value),
+    timestamp: typeof m.timestamp === 'number' ? BigInt(m.timestamp) : m.timestamp,
+    headers: m.headers instanceof Map ? new Map([...m.headers].map(([k, v]) => [bytes(k), bytes(v)])) : m.headers,
+  })) as Rec[];
+}
+
+test("strings and number timestamps are written in place: the library's bytes for the same records as Buffers and bigints", async () => {
+  const before = lean.leanRecordsCounts();
+  const t = Number(t0);
+  // byte lengths around the varint widths (63/64, 8191/8192) reached with multi-byte characters
+  const wide = [`${'é'.repeat(31)}x`, 'é'.repeat(32), '工'.repeat(21), '🚚'.repeat(16), 'x'.repeat(8191), 'ß'.repeat(4096)];
+  const ms: Array<Record<string, unknown>> = [
+    {
+      topic: 't',
+      key: 'ts-10001',
+      value: b('{"v":1}'),
+      headers: new Map<unknown, unknown>([
+        ['mqtt-topic', 'stage/malta/ts-10001/telemetry'],
+        ['mqtt-qos', '1'],
+      ]),
+      timestamp: t,
+    },
+    { topic: 't', key: '', value: 'text value', headers: new Map([[b('mqtt-correlation-data'), b('\u0000\u0001')]]), timestamp: t - 5 },
+    {
+      topic: 't',
+      key: undefined,
+      value: b('x'),
+      headers: new Map([
+        [b('u'), 'one'],
+        [b('u'), 'two'],
+      ]),
+      timestamp: t + 70_000,
+    },
+    { topic: 't', key: 'Lager-Süd', value: b('y'), headers: new Map(), timestamp: t0 + 7n },
+    ...wide.map((w, i) => ({ topic: 't', key: w, value: b(String(i)), headers: new Map([[w, w]]), timestamp: t + i })),
+  ];
+  const copy = () => ms.map((m) => ({ ...m })) as unknown as MessageRecord[];
+  for (const compression of ['none', 'gzip', 'zstd']) {
+    const options = { compression, producerId: 9n, producerEpoch: 1, sequences: new NumericMap(), partitionLeaderEpoch: 0 };
+    const expected = createRecordsBatch(clone(asLibrary(ms)), options as never).buffer;
+    const actual = lean.createRecordsBatch(copy(), options as never).buffer;
+    assert.ok(actual.equals(expected), `${compression}: sync bytes differ\n  library ${expected.toString('hex')}\n  lean    ${actual.toString('hex')}`);
+    const actualAsync = (await lean.createRecordsBatchAsync(copy(), options as never)).buffer;
+    assert.ok(actualAsync.equals(expected), `${compression}: async bytes differ`);
+    const read = readRecordsBatch(Reader.from(actual));
+    assert.deepEqual(
+      read.records.map((r) => [r.key?.toString(), r.headers.map(([k, v]) => [String(k), String(v)])]),
+      ms.map((m) => [m.key === undefined ? undefined : String(m.key), [...(m.headers as Map<unknown, unknown>)].map(([k, v]) => [String(k), String(v)])]),
+      `${compression}: keys and headers read back`,
+    );
+  }
+  const after = lean.leanRecordsCounts();
+  assert.equal(after.library - before.library, 0, 'none went to the library');
+  assert.equal(after.lean - before.lean, 6);
+});
+
+test('what is not encoded here goes to the library, strings and number timestamps made its shapes first', () => {
   const before = lean.leanRecordsCounts();
   // shapes the library itself refuses: the same error from both
   for (const ms of [
-    [{ topic: 't', value: 'text' as unknown as Buffer, timestamp: t0 }],
-    [{ topic: 't', value: b('v'), headers: { a: b('1') } as unknown as Map<Buffer, Buffer>, timestamp: t0 }],
+    [{ topic: 't', key: 'k', value: [1] as unknown as Buffer, timestamp: Number(t0) }],
+    [{ topic: 't', key: 'k', value: b('v'), headers: { a: b('1') } as unknown as Map<Buffer, Buffer>, timestamp: t0 }],
   ]) {
     assert.throws(
-      () => createRecordsBatch(clone(ms), {} as never),
+      () => createRecordsBatch(clone(asLibrary(ms as never)), {} as never),
       (err: Error) => {
-        assert.throws(() => lean.createRecordsBatch(clone(ms), {}), { message: err.message });
+        assert.throws(() => lean.createRecordsBatch(clone(ms as unknown as Rec[]), {}), { message: err.message });
         return true;
       },
     );
   }
+  // a timestamp of a fraction of a millisecond: the library's encoder, with its whole milliseconds
+  const fraction = { topic: 't', key: 'k', value: 'v', headers: new Map([['h', 'x']]), timestamp: Number(t0) + 0.5 };
+  const expected = createRecordsBatch(clone(asLibrary([{ ...fraction, timestamp: Number(t0) }])), {} as never).buffer;
+  assert.ok(lean.createRecordsBatch([fraction] as unknown as MessageRecord[], {}).buffer.equals(expected));
   const after = lean.leanRecordsCounts();
   assert.equal(after.lean - before.lean, 0);
-  assert.equal(after.library - before.library, 2, 'each went to the library');
+  assert.equal(after.library - before.library, 3, 'each went to the library');
 });
 
 test('random batches: 300 of them, byte for byte', async () => {

@@ -14,6 +14,18 @@ import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 let installed = false;
+/** The library's produce-request modules that resolved lean-records.ts. */
+let leanRequests = 0;
+
+/** True once the library's produce requests encode with lean-records.ts (the adapter then hands it strings and numbers). */
+export function leanRecordsResolved(): boolean {
+  return leanRequests > 0;
+}
+
+/** How many of the library's modules had their records.js import redirected (a test compares it with the files). */
+export function leanRequestModules(): number {
+  return leanRequests;
+}
 
 /** The library file whose `ajv/dist/2020.js` import is redirected. */
 const libraryUtils = '/@platformatic/kafka/dist/utils.js';
@@ -30,8 +42,10 @@ export function leanPlatformatic(): void {
   registerHooks({
     resolve(specifier, context, nextResolve) {
       if (specifier === 'ajv/dist/2020.js' && context.parentURL?.endsWith(libraryUtils)) return { url: lazyAjv, shortCircuit: true };
-      if (specifier === '../../protocol/records.js' && context.parentURL && produceRequest.test(context.parentURL))
+      if (specifier === '../../protocol/records.js' && context.parentURL && produceRequest.test(context.parentURL)) {
+        leanRequests++;
         return { url: leanRecords, shortCircuit: true };
+      }
       return nextResolve(specifier, context);
     },
   });

@@ -9,9 +9,14 @@
 // of its batch of 2^31 ms (24.8 days) or more. The library zigzags it with `>> 31n` where Kafka's
 // varlong needs `>> 63`, and sizes it on 32 bits, so Kafka stored a record 2^31 + 5 ms after the
 // first as 6 ms before it: one device with a clock weeks behind, first in a batch of payload-timed
-// records, moved every other record of that batch to its time. Here every delta is Kafka's. Anything else this encoder does not
-// cover goes to the library's encoder unchanged: a key, value or header that is not a Buffer,
-// headers that are not a Map, a timestamp that is not a bigint.
+// records, moved every other record of that batch to its time. Here every delta is Kafka's.
+//
+// Beside the library's shapes (Buffers, bigint timestamps) it takes what sluice's records are made
+// of: a key, value, header name or header value given as a string is written as its UTF-8 bytes
+// in place, and a timestamp may be a whole number of milliseconds, so the adapter makes no Buffer
+// per key and header value and no BigInt per record. Anything else goes to the library's encoder,
+// with strings and number timestamps first turned into the Buffers and bigints it takes: a field
+// of another type, headers that are not a Map.
 // lean-platformatic.ts points the library's produce requests here.
 import {
   type CreateRecordsBatchOptions,
@@ -46,14 +51,14 @@ export function leanRecordsCounts(): { lean: number; library: number } {
 
 export function createRecordsBatch(messages: MessageRecord[], options: Options = {}): Writer {
   const records = encodeCounted(messages);
-  if (records === undefined) return libraryRecordsBatch(messages, options as CreateRecordsBatchOptions);
+  if (records === undefined) return libraryRecordsBatch(libraryShapes(messages), options as CreateRecordsBatchOptions);
   const algorithm = algorithmOf(options.compression);
   return finish(messages, options, records, algorithm, algorithm?.compressSync(plain(records)));
 }
 
 export async function createRecordsBatchAsync(messages: MessageRecord[], options: Options = {}): Promise<Writer> {
   const records = encodeCounted(messages);
-  if (records === undefined) return libraryRecordsBatchAsync(messages, options as CreateRecordsBatchOptions);
+  if (records === undefined) return libraryRecordsBatchAsync(libraryShapes(messages), options as CreateRecordsBatchOptions);
   const algorithm = algorithmOf(options.compression);
   const body = algorithm && (algorithm.compress ? await algorithm.compress(plain(records)) : algorithm.compressSync(plain(records)));
   return finish(messages, options, records, algorithm, body);
@@ -65,6 +70,22 @@ function encodeCounted(messages: MessageRecord[]): Encoded | undefined {
   if (records === undefined) counts.library++;
   else counts.lean++;
   return records;
+}
+
+/** The messages as the library's encoder takes them: strings as Buffers, number timestamps as bigints (in place, as it settles them). */
+function libraryShapes(messages: MessageRecord[]): MessageRecord[] {
+  const bytes = (v: unknown) => (typeof v === 'string' ? Buffer.from(v) : v);
+  for (const m of messages as unknown as Array<Record<string, unknown>>) {
+    m.key = bytes(m.key);
+    m.value = bytes(m.value);
+    if (typeof m.timestamp === 'number') m.timestamp = BigInt(Math.trunc(m.timestamp));
+    if (m.headers instanceof Map) {
+      const headers = new Map();
+      for (const [name, value] of m.headers) headers.set(bytes(name), bytes(value));
+      m.headers = headers;
+    }
+  }
+  return messages;
 }
 
 /** The records alone, what a compressed batch compresses. */
@@ -82,16 +103,16 @@ interface Encoded {
 /** The records of a batch after room for its head, or undefined when one is not of the shape encoded here. */
 function encodeRecords(messages: MessageRecord[]): Encoded | undefined {
   const now = BigInt(Date.now());
-  const firstTimestamp = messages[0]?.timestamp ?? now;
-  if (typeof firstTimestamp !== 'bigint') return undefined;
+  const firstTimestamp = timeOf(messages[0]?.timestamp ?? now);
+  if (firstTimestamp === undefined) return undefined;
   const first = Number(firstTimestamp);
   // pass 1: every field checked and measured, nothing changed yet
   if (sizes.length < messages.length) sizes = new Int32Array(Math.max(messages.length, sizes.length * 2));
   let size = batchHead;
   for (let i = 0; i < messages.length; i++) {
     const m = messages[i] as MessageRecord;
-    const ts = m.timestamp ?? now;
-    if (typeof ts !== 'bigint') return undefined;
+    const ts = timeOf(m.timestamp ?? now);
+    if (ts === undefined) return undefined;
     const body = bodySize(m, deltaOf(ts, firstTimestamp, first), i);
     if (body < 0) return undefined;
     sizes[i] = body;
@@ -99,12 +120,12 @@ function encodeRecords(messages: MessageRecord[]): Encoded | undefined {
   }
   // pass 2: written in place, the timestamps settled as the library settles them
   const buffer = Buffer.allocUnsafe(size);
-  let maxTimestamp = firstTimestamp;
+  let maxTimestamp: bigint | number = firstTimestamp;
   let at = batchHead;
   for (let i = 0; i < messages.length; i++) {
     const m = messages[i] as MessageRecord;
-    const ts = m.timestamp ?? now;
-    m.timestamp = ts;
+    const ts = (m.timestamp ?? now) as bigint | number;
+    m.timestamp = ts as bigint;
     if (ts > maxTimestamp) maxTimestamp = ts;
     const delta = deltaOf(ts, firstTimestamp, first);
     at = writeVarInt(buffer, at, sizes[i] as number);
@@ -125,14 +146,19 @@ function encodeRecords(messages: MessageRecord[]): Encoded | undefined {
     }
   }
   if (at !== size) throw new Error(`RecordBatch encoder wrote ${at} of ${size} bytes`);
-  return { buffer, firstTimestamp, maxTimestamp };
+  return { buffer, firstTimestamp: BigInt(firstTimestamp), maxTimestamp: BigInt(maxTimestamp) };
+}
+
+/** A timestamp as given (a bigint, or a whole number of milliseconds), or undefined for anything else. */
+function timeOf(ts: unknown): bigint | number | undefined {
+  return typeof ts === 'bigint' || (typeof ts === 'number' && Number.isInteger(ts)) ? ts : undefined;
 }
 
 /** A record's timestamp delta from the batch's first: a number where one is exact, else a bigint. */
-function deltaOf(ts: bigint, firstTimestamp: bigint, first: number): number | bigint {
+function deltaOf(ts: bigint | number, firstTimestamp: bigint | number, first: number): number | bigint {
   const t = Number(ts);
   const d = t - first;
-  return Number.isSafeInteger(t) && Number.isSafeInteger(first) && Math.abs(d) < exactDelta ? d : ts - firstTimestamp;
+  return Number.isSafeInteger(t) && Number.isSafeInteger(first) && Math.abs(d) < exactDelta ? d : BigInt(ts) - BigInt(firstTimestamp);
 }
 
 /** A record's length after its own length prefix, or -1 when a field is not a Buffer (or absent). */
@@ -155,17 +181,25 @@ function bodySize(m: MessageRecord, delta: number | bigint, offsetDelta: number)
   return size;
 }
 
-/** Length prefix plus bytes; null and undefined are the length -1 alone. */
+/** Length prefix plus bytes (a string's UTF-8); null and undefined are the length -1 alone. */
 function bytesSize(b: unknown): number {
   if (b == null) return 1;
-  if (!Buffer.isBuffer(b)) return -1;
-  return varIntSize(b.length) + b.length;
+  let n: number;
+  if (typeof b === 'string') n = Buffer.byteLength(b);
+  else if (Buffer.isBuffer(b)) n = b.length;
+  else return -1;
+  return varIntSize(n) + n;
 }
 
-function writeBytes(buffer: Buffer, at: number, b: Buffer | undefined | null): number {
+function writeBytes(buffer: Buffer, at: number, b: Buffer | string | undefined | null): number {
   if (b == null) {
     buffer[at] = 1; // zigzag(-1)
     return at + 1;
+  }
+  if (typeof b === 'string') {
+    const n = Buffer.byteLength(b);
+    at = writeVarInt(buffer, at, n);
+    return at + buffer.write(b, at, n);
   }
   at = writeVarInt(buffer, at, b.length);
   if (b.length > 0) buffer.set(b, at);

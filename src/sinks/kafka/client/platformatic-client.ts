@@ -13,6 +13,7 @@ import {
   type TopicBatch,
   untilLeaders,
 } from './kafka-client.ts';
+import { leanRecordsResolved } from './lean-platformatic.ts';
 import { keyPartitioner } from './partitioner.ts';
 
 type Options = ProducerOptions<Buffer, Buffer, Buffer, Buffer>;
@@ -132,7 +133,7 @@ class PlatformaticSession implements ProducerSession {
   }
 
   async send(batches: readonly TopicBatch[]): Promise<void> {
-    await this.producer.send({ messages: producerMessages(batches) });
+    await this.producer.send({ messages: leanRecordsResolved() ? leanMessages(batches) : producerMessages(batches) });
   }
 
   async reset(reconnect = true): Promise<void> {
@@ -236,6 +237,31 @@ export function producerMessages(batches: readonly TopicBatch[]): ProducerMessag
         headers,
         timestamp: BigInt(r.timestamp),
       } as ProducerMessage;
+    }
+  }
+  return messages;
+}
+
+/**
+ * The messages for lean-records.ts, which writes strings and number timestamps in place: no
+ * Buffer per key and header value, no BigInt per record (the stage bench's kafka-batch measures
+ * these; producerMessages() are the library's own shapes, for its encoder).
+ */
+export function leanMessages(batches: readonly TopicBatch[]): ProducerMessage[] {
+  let n = 0;
+  for (const b of batches) n += b.records.length;
+  const messages = new Array<ProducerMessage>(n);
+  let i = 0;
+  for (const { topic, records } of batches) {
+    for (const r of records) {
+      const headers = new Map<string | Buffer, string | Buffer>();
+      for (const name in r.headers) {
+        const v = r.headers[name] as string | Buffer | Array<string | Buffer>;
+        // a repeated header (an MQTT user property given twice): a name of its own object per value
+        if (Array.isArray(v)) for (const one of v) headers.set(Buffer.from(name), one);
+        else headers.set(name, v);
+      }
+      messages[i++] = { topic, key: r.key === null ? undefined : r.key, value: r.value, headers, timestamp: r.timestamp } as unknown as ProducerMessage;
     }
   }
   return messages;
