@@ -6,12 +6,16 @@
 //   mqtt          MQTT.js parsing PUBLISH packets off a stream, sluice's deferred acks and
 //                 message, PUBACKs written back (the socket itself is not in it)
 //   route         topic match, level names, JSON decode (RuleSet.route)
+//   route-forward the same for (a)'s route, Kafka alone with the bytes forwarded: the payload
+//                 checked to be JSON, not parsed
 //   kafka-record  the route's Kafka output: topic, key, headers, value (sluice)
 //   influx-line   the route's InfluxDB output: one line of line protocol (sluice)
-//   kafka-batch   the client's records as a worker encodes them: the adapter's messages and
-//                 sluice's one-buffer RecordBatch v2 encoder (lean-records.ts) with the library's
-//                 CRC-32C, 1,000 records a batch
-//   kafka-batch-library  the same with @platformatic/kafka's own encoder, for comparison
+//   kafka-batch   the client's records as a worker encodes them: the adapter's messages (keys
+//                 and header values as strings, number timestamps) and sluice's one-buffer
+//                 RecordBatch v2 encoder (lean-records.ts) with the library's CRC-32C, 1,000
+//                 records a batch
+//   kafka-batch-library  the library's shapes (Buffers, bigints) and @platformatic/kafka's own
+//                 encoder, for comparison
 //   pipeline      the whole of sluice between the source and the sinks' writes: route, both
 //                 encodings, batch queues, fan-out, settle, metrics and the ack window's release
 import '../src/source/mqtt/quiet-debug.ts'; // as src/cli.ts: first, before mqtt-packet loads
@@ -33,7 +37,7 @@ import { BatchQueue } from '../src/pipeline/batch-queue.ts';
 import { Pipeline } from '../src/pipeline/pipeline.ts';
 import type { MatchInput, RouteOutput } from '../src/router/route-output.ts';
 import { createRecordsBatch as leanRecordsBatch } from '../src/sinks/kafka/client/lean-records.ts';
-import { producerMessages } from '../src/sinks/kafka/client/platformatic-client.ts';
+import { leanMessages, producerMessages } from '../src/sinks/kafka/client/platformatic-client.ts';
 import type { KafkaRecord } from '../src/sinks/kafka/kafka-record.ts';
 import type { DeadLetterItem, Sink, WriteResult } from '../src/sinks/sink.ts';
 import { type AckSlot, AckWindow } from '../src/source/ack-window.ts';
@@ -103,6 +107,16 @@ const rules = compileRules(
           time: '$.ts',
         },
       },
+    ],
+  }),
+);
+
+/** (a)'s route: Kafka alone, the payload forwarded as it came (checked to be JSON, not parsed). */
+const forwardRules = compileRules(
+  rulesFile.parse({
+    subscriptions: [{ filter: `${prefix}/+/+/+/+/telemetry`, qos: 1 }],
+    routes: [
+      { name: 'telemetry', match: `${prefix}/{site}/{zone}/{deviceType}/{deviceId}/telemetry`, kafka: { topic: `${prefix}.telemetry`, key: '{deviceId}' } },
     ],
   }),
 );
@@ -274,9 +288,9 @@ async function mqttStage(n: number): Promise<Run> {
   };
 }
 
-function routeStage(ms: readonly Message[]): Run {
+function routeStage(ms: readonly Message[], set = rules): Run {
   return (from, to) => {
-    for (let i = from; i < to; i++) if (rules.route(ms[i] as Message).matches.length !== 1) throw new Error('unrouted');
+    for (let i = from; i < to; i++) if (set.route(ms[i] as Message).matches.length !== 1) throw new Error('unrouted');
   };
 }
 
@@ -290,12 +304,12 @@ function encodeStage(ins: ReturnType<typeof inputs>, sink: 'kafka' | 'influx'): 
   };
 }
 
-function kafkaBatchStage(ins: ReturnType<typeof inputs>, encode: typeof leanRecordsBatch): Run {
+function kafkaBatchStage(ins: ReturnType<typeof inputs>, encode: typeof leanRecordsBatch, messagesOf: typeof producerMessages): Run {
   const records = ins.map((x) => (x.kafka.encode(x.input) as { item: KafkaRecord }).item);
   return (from, to) => {
     for (let start = from; start < to; start += 1000) {
       const batch = records.slice(start, Math.min(to, start + 1000));
-      const messages = producerMessages([{ topic: `${prefix}.telemetry`, records: batch }]);
+      const messages = messagesOf([{ topic: `${prefix}.telemetry`, records: batch }]);
       const encoded = encode(messages as MessageRecord[], { producerId: 1000n, producerEpoch: 0 });
       if (encoded.length === 0) throw new Error('empty batch');
     }
@@ -394,10 +408,11 @@ export async function runStages(n = 50_000, rounds = 5, say: (s: string) => void
   const stages: Array<[string, () => Run | Promise<Run>]> = [
     ['mqtt', () => mqttStage(n)],
     ['route', () => routeStage(ms)],
+    ['route-forward', () => routeStage(ms, forwardRules)],
     ['kafka-record', () => encodeStage(ins, 'kafka')],
     ['influx-line', () => encodeStage(ins, 'influx')],
-    ['kafka-batch', () => kafkaBatchStage(ins, leanRecordsBatch)],
-    ['kafka-batch-library', () => kafkaBatchStage(ins, libraryRecordsBatch)],
+    ['kafka-batch', () => kafkaBatchStage(ins, leanRecordsBatch, leanMessages)],
+    ['kafka-batch-library', () => kafkaBatchStage(ins, libraryRecordsBatch, producerMessages)],
     ['pipeline', () => pipelineStage(ms)],
   ];
   const out: StageResult[] = [];

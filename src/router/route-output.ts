@@ -35,6 +35,11 @@ export interface RouteOutput<Item = unknown> {
    * for it); false: it takes the message whatever came (the audit log: evidence first).
    */
   readonly readsPayload: boolean;
+  /**
+   * false: it forwards the payload's bytes and reads no value in them, so on a json route the
+   * payload is only checked to be JSON for it, not parsed (absent: it reads the parsed payload).
+   */
+  readonly readsDecoded?: boolean;
   /** 0: written before the others, which are encoded with its annotations (the audit record first). */
   readonly phase: 0 | 1;
   /** Keys its sink's config section must have for it (kafka.schemaRegistry): the config load says so, naming the route. */

@@ -4,6 +4,7 @@
 // sink's business. Topic levels and payloads are untrusted: a refusal (empty level, bad JSON,
 // no route) is data, never an exception.
 
+import { isJsonPayload } from '../mapping/json-check.ts';
 import { payloadText } from '../mapping/payload-text.ts';
 import { RuleError } from '../mapping/rule-error.ts';
 import type { Levels } from '../mapping/template.ts';
@@ -48,8 +49,11 @@ interface CompiledRoute {
   readonly name: string;
   readonly pattern: CompiledPattern;
   readonly continue: boolean;
-  /** Decode the payload as JSON: a json route with an output that reads it. */
-  readonly decodes: boolean;
+  /**
+   * A json route's payload: parsed for outputs that read its values, only checked to be JSON when
+   * its outputs forward the bytes (a Kafka output without schema, timestamp or fan-out), or neither.
+   */
+  readonly decodes: 'parse' | 'check' | 'none';
   readonly sparkplug: boolean;
   readonly outputs: readonly RouteOutput[];
 }
@@ -162,6 +166,7 @@ export class RuleSet {
     if (candidates.length === 0) return this.unmatchedOf(message);
     const matches: Match[] = [];
     let decoded: { ok: true; value: unknown } | { ok: false; refusal: Refusal } | undefined;
+    let checked: { ok: true; value: unknown } | { ok: false; refusal: Refusal } | undefined;
     let sparkplug: { ok: true; value: SparkplugMessage } | { ok: false; refusal: Refusal } | undefined;
     for (const id of candidates) {
       const route = this.routes[id] as CompiledRoute;
@@ -186,10 +191,14 @@ export class RuleSet {
         } else {
           problem = { ...sparkplug.refusal, route: route.name };
         }
-      } else if (route.decodes) {
+      } else if (route.decodes === 'parse') {
         decoded ??= decodeJson(message.payload);
         if (decoded.ok) payload = decoded.value;
         else problem = { ...decoded.refusal, route: route.name };
+      } else if (route.decodes === 'check') {
+        const d = decoded ?? (checked ??= checkJson(message.payload));
+        if (d.ok) payload = d.value;
+        else problem = { ...d.refusal, route: route.name };
       }
       matches.push({ route: route.name, levels, payload, outputs: route.outputs, problem });
       if (!route.continue) break;
@@ -259,7 +268,19 @@ function compileRoute(r: RouteSpec, i: number, compilers: readonly OutputCompile
   if (outputs.length === 0) {
     throw new RuleError(['routes', i], `route "${r.name}" has no output: give it ${compilers.map((c) => c.key).join(', ')}, or several`);
   }
-  return { name: r.name, pattern, continue: r.continue, decodes: r.payload === 'json' && outputs.some((o) => o.readsPayload), sparkplug, outputs };
+  const reading = r.payload === 'json' ? outputs.filter((o) => o.readsPayload) : [];
+  const decodes = reading.length === 0 ? 'none' : reading.some((o) => o.readsDecoded !== false) ? 'parse' : 'check';
+  return { name: r.name, pattern, continue: r.continue, decodes, sparkplug, outputs };
+}
+
+const checkedJson = { ok: true, value: undefined } as const;
+
+/**
+ * Whether the payload is JSON, without building its value; a payload the check does not take is
+ * decoded after all, for JSON.parse's own refusal (or its value, should the two ever differ).
+ */
+function checkJson(payload: Buffer): { ok: true; value: unknown } | { ok: false; refusal: Refusal } {
+  return isJsonPayload(payload) ? checkedJson : decodeJson(payload);
 }
 
 function decodeJson(payload: Buffer): { ok: true; value: unknown } | { ok: false; refusal: Refusal } {

@@ -145,6 +145,42 @@ test('decode failures: invalid UTF-8 and invalid JSON go to the dead-letter topi
   );
 });
 
+test('a route that only forwards the bytes checks its payload is JSON without parsing it, and refuses as a parsing route does', () => {
+  const forwarding = rules({ subscriptions, routes: [{ name: 'raw-json', match: '{site}/{deviceId}/telemetry', kafka: { topic: 'telemetry' } }] });
+  const ok = forwarding.set.route(msg('s/d/telemetry', '\ufeff {"t": 1.5, "s": "é"} '));
+  assert.equal(ok.matches[0]?.problem, undefined);
+  assert.equal(ok.matches[0]?.payload, undefined, 'no value built: the Kafka output forwards the bytes');
+  const record = forwarding.route(msg('s/d/telemetry', '{"t": 1}')).kafka[0]?.record as unknown as { value: Buffer };
+  assert.equal(record.value.toString(), '{"t": 1}');
+  // the same refusals, reasons and words as a route that parses
+  for (const bad of [Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), Buffer.from('{"temperature": 1'), Buffer.from('{"a":1,}'), Buffer.from('')]) {
+    const parsing = telemetry.route(msg('acme/s/z/t/d/telemetry', bad)).deadLetters;
+    const checking = forwarding.route(msg('s/d/telemetry', bad)).deadLetters;
+    assert.deepEqual(
+      checking.map((d) => [d.reason, d.error]),
+      parsing.map((d) => [d.reason, d.error]),
+      bad.toString('latin1'),
+    );
+    assert.equal(checking.length, 1);
+  }
+  // an output that reads the value (a payload timestamp) parses; a later route that only forwards reuses that parse
+  const both = rules({
+    subscriptions,
+    routes: [
+      { name: 'timed', match: '{site}/{deviceId}/telemetry', continue: true, kafka: { topic: 'timed', timestamp: '$.ts' } },
+      { name: 'plain', match: '{site}/{deviceId}/telemetry', kafka: { topic: 'plain' } },
+    ],
+  });
+  const routed = both.set.route(msg('s/d/telemetry', { ts: 1_700_000_000_123 }));
+  assert.deepEqual(
+    routed.matches.map((m) => [m.route, m.payload]),
+    [
+      ['timed', { ts: 1_700_000_000_123 }],
+      ['plain', { ts: 1_700_000_000_123 }],
+    ],
+  );
+});
+
 test('empty levels, unknown topics and expired messages', () => {
   assert.equal(telemetry.route(msg('acme/s//t/d/telemetry', { temperature: 1 })).deadLetters[0]?.reason, 'empty-level');
   const unknown = telemetry.route(msg('acme/s/z/t/d/other', {}));

@@ -68,6 +68,8 @@ class KafkaRouteOutput implements RouteOutput<KafkaRecord> {
   readonly sink = 'kafka';
   /** A json route checks its payload before forwarding it; every route needs its levels. */
   readonly readsPayload = true;
+  /** It reads the parsed payload only for a schema, a payload timestamp or a fan-out; else the bytes go as they came. */
+  readonly readsDecoded: boolean;
   readonly phase = 1;
   private readonly route: string;
   private readonly topic: Template;
@@ -149,6 +151,7 @@ class KafkaRouteOutput implements RouteOutput<KafkaRecord> {
         throw new RuleError(at('timestamp'), (err as Error).message);
       }
     }
+    this.readsDecoded = this.schema !== undefined || this.each !== undefined || this.timestamp !== undefined || this.sparkplug;
   }
 
   encode(input: MatchInput): Encoded<KafkaRecord> {
