@@ -146,32 +146,37 @@ export function installDeferredAcks(client: MqttClient, window: AckWindow, hooks
   };
   const awaitingAck = new Map<number, AckSlot>();
 
-  /** Takes a message when there is room (QoS 0, 1 and 2 alike), then lets the pump go on. */
+  /** Takes the message now: a slot, the ack awaited, the owner's hook, then the pump goes on. */
+  const take = (packet: IPublishPacket, callback: () => void, connection: number) => {
+    // Woken because its connection dropped: not taken (the window may be full) and not acked
+    // (MQTT.js would queue the PUBACK and send it on the next connection, where its packet id
+    // can name another message). The broker redelivers it; the dead pump is dropped.
+    if (!hooks.accepting() || window.connection !== connection) return;
+    const slot = window.open(monotonicMs(), packet.payload.length);
+    if (packet.qos > 0 && packet.messageId !== undefined) awaitingAck.set(packet.messageId, slot);
+    hooks.onMessage(packet, slot);
+    callback(); // QoS 1/2: MQTT.js now asks _sendPacket for the PUBACK/PUBREC (below); QoS 0: the pump moves on
+  };
+  const whenRoom = (packet: IPublishPacket, callback: () => void, connection: number) => {
+    if (window.held) {
+      hooks.onStall?.();
+      window.whenRoom(() => take(packet, callback, connection));
+    } else {
+      take(packet, callback, connection);
+    }
+  };
+
+  /** Takes a message when there is room (QoS 0, 1 and 2 alike), then lets the pump go on; no closure unless it must wait. */
   const arrive = (packet: IPublishPacket, callback: () => void) => {
     if (!hooks.accepting()) return; // shutting down: hold the pump, leave the message unacked
     const connection = window.connection;
-    const take = () => {
-      // Woken because its connection dropped: not taken (the window may be full) and not acked
-      // (MQTT.js would queue the PUBACK and send it on the next connection, where its packet id
-      // can name another message). The broker redelivers it; the dead pump is dropped.
-      if (!hooks.accepting() || window.connection !== connection) return;
-      const slot = window.open(monotonicMs(), packet.payload.length);
-      if (packet.qos > 0 && packet.messageId !== undefined) awaitingAck.set(packet.messageId, slot);
-      hooks.onMessage(packet, slot);
-      callback(); // QoS 1/2: MQTT.js now asks _sendPacket for the PUBACK/PUBREC (below); QoS 0: the pump moves on
-    };
-    const whenRoom = () => {
-      if (window.held) {
-        hooks.onStall?.();
-        window.whenRoom(take);
-      } else {
-        take();
-      }
-    };
     const gate = hooks.gate?.();
     if (gate)
-      void gate.then(whenRoom, () => {}); // a failed gate is fatal to the owner: stay held
-    else whenRoom();
+      void gate.then(
+        () => whenRoom(packet, callback, connection),
+        () => {},
+      ); // a failed gate is fatal to the owner: stay held
+    else whenRoom(packet, callback, connection);
   };
 
   c.handleMessage = (packet, callback) => arrive(packet, callback);
