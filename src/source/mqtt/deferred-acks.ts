@@ -144,7 +144,12 @@ export function installDeferredAcks(client: MqttClient, window: AckWindow, hooks
     batch.flush();
     sendPacket(packet, cb, cbStorePut, noStore);
   };
+  // The slot whose PUBACK/PUBREC MQTT.js is about to ask for: it asks within the callback that
+  // take() calls, so the slot waits in `asked` and the map holds only one it did not ask for
+  // then (a Map that fills and empties per message reallocates its table: ~50 B a message).
   const awaitingAck = new Map<number, AckSlot>();
+  let askedId = -1;
+  let asked: AckSlot | undefined;
 
   /** Takes the message now: a slot, the ack awaited, the owner's hook, then the pump goes on. */
   const take = (packet: IPublishPacket, callback: () => void, connection: number) => {
@@ -153,9 +158,16 @@ export function installDeferredAcks(client: MqttClient, window: AckWindow, hooks
     // can name another message). The broker redelivers it; the dead pump is dropped.
     if (!hooks.accepting() || window.connection !== connection) return;
     const slot = window.open(monotonicMs(), packet.payload.length);
-    if (packet.qos > 0 && packet.messageId !== undefined) awaitingAck.set(packet.messageId, slot);
     hooks.onMessage(packet, slot);
-    callback(); // QoS 1/2: MQTT.js now asks _sendPacket for the PUBACK/PUBREC (below); QoS 0: the pump moves on
+    if (packet.qos === 0 || packet.messageId === undefined) {
+      callback(); // the pump moves on
+      return;
+    }
+    askedId = packet.messageId;
+    asked = slot;
+    callback(); // MQTT.js now asks _sendPacket for the PUBACK/PUBREC (below)
+    if (asked === slot) awaitingAck.set(packet.messageId, slot); // not asked yet: it will be
+    asked = undefined;
   };
   const whenRoom = (packet: IPublishPacket, callback: () => void, connection: number) => {
     if (window.held) {
@@ -195,9 +207,15 @@ export function installDeferredAcks(client: MqttClient, window: AckWindow, hooks
   let pubcomps: Promise<unknown> = Promise.resolve();
   c._sendPacket = (packet, cb, cbStorePut, noStore) => {
     if ((packet.cmd === 'puback' || packet.cmd === 'pubrec') && packet.messageId !== undefined) {
-      const slot = awaitingAck.get(packet.messageId);
-      if (slot) {
+      let slot: AckSlot | undefined;
+      if (asked !== undefined && askedId === packet.messageId) {
+        slot = asked;
+        asked = undefined;
+      } else {
+        slot = awaitingAck.get(packet.messageId);
         awaitingAck.delete(packet.messageId);
+      }
+      if (slot) {
         window.attach(slot, packet);
         cb?.(); // the pump continues; the PUBACK/PUBREC waits for the sinks
         return;
@@ -233,6 +251,7 @@ export function installDeferredAcks(client: MqttClient, window: AckWindow, hooks
 
   client.on('close', () => {
     awaitingAck.clear();
+    asked = undefined;
     window.connectionLost();
   });
 
