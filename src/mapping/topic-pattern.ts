@@ -136,14 +136,35 @@ export class PatternTrie {
 
   /** Ids of the matching patterns, ascending. `levels` is the topic split on "/" (if the caller has it). */
   match(topic: string, levels: readonly string[] = topic.split('/')): number[] {
-    const out: number[] = [];
-    walk(this.root, 0, levels, topic.startsWith('$'), out);
-    return out.length > 1 ? out.sort((a, b) => a - b) : out;
+    const hits = new Hits();
+    this.matchInto(topic, levels, hits);
+    return Array.from(hits.ids.subarray(0, hits.n));
+  }
+
+  /** The same into `hits` (emptied first): the router reuses one for every message, so a match allocates nothing. */
+  matchInto(topic: string, levels: readonly string[], hits: Hits): void {
+    hits.n = 0;
+    walk(this.root, 0, levels, topic.startsWith('$'), hits);
+    if (hits.n > 1) hits.ids.subarray(0, hits.n).sort();
+  }
+}
+
+/** Pattern ids found by a match: the first `n` of `ids`. */
+export class Hits {
+  ids = new Int32Array(8);
+  n = 0;
+  push(id: number): void {
+    if (this.n === this.ids.length) {
+      const grown = new Int32Array(this.ids.length * 2);
+      grown.set(this.ids);
+      this.ids = grown;
+    }
+    this.ids[this.n++] = id;
   }
 }
 
 /** The ids under `node` matching the topic's levels from `depth` on, into `out` (index loops: nothing allocated per level). */
-function walk(node: TrieNode, depth: number, levels: readonly string[], dollar: boolean, out: number[]): void {
+function walk(node: TrieNode, depth: number, levels: readonly string[], dollar: boolean, out: Hits): void {
   // a topic starting with $ is matched by no wildcard at its first level
   const wildcardAllowed = !(dollar && depth === 0);
   if (wildcardAllowed) for (let i = 0; i < node.hash.length; i++) out.push(node.hash[i] as number);

@@ -8,7 +8,7 @@ import { isJsonPayload } from '../mapping/json-check.ts';
 import { payloadText } from '../mapping/payload-text.ts';
 import { RuleError } from '../mapping/rule-error.ts';
 import type { Levels } from '../mapping/template.ts';
-import { type CompiledPattern, compilePattern, PatternTrie, patternCovers, patternsOverlap, validateFilter } from '../mapping/topic-pattern.ts';
+import { type CompiledPattern, compilePattern, Hits, PatternTrie, patternCovers, patternsOverlap, validateFilter } from '../mapping/topic-pattern.ts';
 import type { Message } from '../message.ts';
 import type { Refusal } from '../outcome.ts';
 import type { SparkplugMessage } from '../sparkplug/sparkplug-message.ts';
@@ -92,6 +92,8 @@ export class RuleSet {
   readonly usesSparkplug: boolean;
   private readonly routes: readonly CompiledRoute[];
   private readonly trie = new PatternTrie();
+  /** The trie's answer for the message being routed: one for every message (route() is not re-entered). */
+  private readonly candidates = new Hits();
   /** The state when the caller hands none (sluice rules test, tests). */
   private ownSparkplug: SparkplugState | undefined;
 
@@ -162,13 +164,15 @@ export class RuleSet {
       return { outcome: 'expired', matches: noMatches, refusals: [] };
     }
     const levelsOfTopic = message.topic.split('/');
-    const candidates = this.trie.match(message.topic, levelsOfTopic);
-    if (candidates.length === 0) return this.unmatchedOf(message);
+    const candidates = this.candidates;
+    this.trie.matchInto(message.topic, levelsOfTopic, candidates);
+    if (candidates.n === 0) return this.unmatchedOf(message);
     const matches: Match[] = [];
     let decoded: { ok: true; value: unknown } | { ok: false; refusal: Refusal } | undefined;
     let checked: { ok: true; value: unknown } | { ok: false; refusal: Refusal } | undefined;
     let sparkplug: { ok: true; value: SparkplugMessage } | { ok: false; refusal: Refusal } | undefined;
-    for (const id of candidates) {
+    for (let k = 0; k < candidates.n; k++) {
+      const id = candidates.ids[k] as number;
       const route = this.routes[id] as CompiledRoute;
       // spBv1.0/STATE/{host}: a host application's state, not an edge node's data
       if (route.sparkplug && levelsOfTopic[1] === 'STATE') continue;
