@@ -108,6 +108,7 @@ function encodeRecords(messages: MessageRecord[]): Encoded | undefined {
   const first = Number(firstTimestamp);
   // pass 1: every field checked and measured, nothing changed yet
   if (sizes.length < messages.length) sizes = new Int32Array(Math.max(messages.length, sizes.length * 2));
+  stringCount = 0;
   let size = batchHead;
   for (let i = 0; i < messages.length; i++) {
     const m = messages[i] as MessageRecord;
@@ -120,6 +121,7 @@ function encodeRecords(messages: MessageRecord[]): Encoded | undefined {
   }
   // pass 2: written in place, the timestamps settled as the library settles them
   const buffer = Buffer.allocUnsafe(size);
+  stringAt = 0;
   let maxTimestamp: bigint | number = firstTimestamp;
   let at = batchHead;
   for (let i = 0; i < messages.length; i++) {
@@ -181,14 +183,39 @@ function bodySize(m: MessageRecord, delta: number | bigint, offsetDelta: number)
   return size;
 }
 
+/**
+ * The UTF-8 lengths of a batch's strings, in the order pass 1 met them, for pass 2: each string
+ * is measured once. `stringAt` is the next one to read back.
+ */
+let stringSizes = new Int32Array(4096);
+let stringCount = 0;
+let stringAt = 0;
+/** Strings up to this many characters are measured and, when ASCII, written by a loop here: cheaper than a call into Buffer's native code. */
+const shortString = 24;
+
 /** Length prefix plus bytes (a string's UTF-8); null and undefined are the length -1 alone. */
 function bytesSize(b: unknown): number {
   if (b == null) return 1;
   let n: number;
-  if (typeof b === 'string') n = Buffer.byteLength(b);
-  else if (Buffer.isBuffer(b)) n = b.length;
-  else return -1;
+  if (typeof b === 'string') {
+    n = b.length <= shortString ? shortByteLength(b) : Buffer.byteLength(b);
+    if (stringCount === stringSizes.length) {
+      const grown = new Int32Array(stringSizes.length * 2);
+      grown.set(stringSizes);
+      stringSizes = grown;
+    }
+    stringSizes[stringCount++] = n;
+  } else if (Buffer.isBuffer(b)) {
+    n = b.length;
+  } else {
+    return -1;
+  }
   return varIntSize(n) + n;
+}
+
+function shortByteLength(s: string): number {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) return Buffer.byteLength(s);
+  return s.length;
 }
 
 function writeBytes(buffer: Buffer, at: number, b: Buffer | string | undefined | null): number {
@@ -197,8 +224,12 @@ function writeBytes(buffer: Buffer, at: number, b: Buffer | string | undefined |
     return at + 1;
   }
   if (typeof b === 'string') {
-    const n = Buffer.byteLength(b);
+    const n = stringSizes[stringAt++] as number;
     at = writeVarInt(buffer, at, n);
+    if (n === b.length && n <= shortString) {
+      for (let i = 0; i < n; i++) buffer[at + i] = b.charCodeAt(i); // ASCII: one byte a character
+      return at + n;
+    }
     return at + buffer.write(b, at, n);
   }
   at = writeVarInt(buffer, at, b.length);

@@ -254,12 +254,12 @@ export function leanMessages(batches: readonly TopicBatch[]): ProducerMessage[] 
   let i = 0;
   for (const { topic, records } of batches) {
     for (const r of records) {
-      const headers = new Map<string | Buffer, string | Buffer>();
+      const headers = new Map<Buffer, string | Buffer>();
       for (const name in r.headers) {
         const v = r.headers[name] as string | Buffer | Array<string | Buffer>;
         // a repeated header (an MQTT user property given twice): a name of its own object per value
         if (Array.isArray(v)) for (const one of v) headers.set(Buffer.from(name), one);
-        else headers.set(name, v);
+        else headers.set(headerName(name), v);
       }
       messages[i++] = { topic, key: r.key === null ? undefined : r.key, value: r.value, headers, timestamp: r.timestamp } as unknown as ProducerMessage;
     }
