@@ -110,6 +110,15 @@ test('line protocol escaping: levels and strings cannot add a point, tag or fiel
   assert.equal(r.deadLetters[0]?.reason, 'invalid-kafka-topic');
 });
 
+test('a Kafka topic is checked once when it has no {levels}, per message when it has', () => {
+  for (const topic of ['.', '..', 'has space', 'x'.repeat(250)]) {
+    assert.throws(() => rules({ subscriptions, routes: [{ name: 'r', match: '{site}/d', kafka: { topic } }] }), /not a legal Kafka topic name/, topic);
+  }
+  const templated = rules({ subscriptions, routes: [{ name: 'r', match: '{site}/d', kafka: { topic: '{site}' } }] });
+  assert.equal(templated.route(msg('../d', {})).deadLetters[0]?.reason, 'invalid-kafka-topic');
+  assert.equal(templated.route(msg('plant.7/d', {})).kafka[0]?.record.topic, 'plant.7');
+});
+
 test('unsafe values are dead-lettered instead of written', () => {
   const cases: Array<[string, unknown, RegExp]> = [
     ['acme/s/z/t/back\\/telemetry', { temperature: 1 }, /trailing backslash/], // would escape the separator

@@ -64,6 +64,10 @@ export const kafkaRoute = z.strictObject({
 
 type KafkaRoute = z.infer<typeof kafkaRoute>;
 
+function legalTopic(topic: string): boolean {
+  return kafkaTopicRe.test(topic) && topic !== '.' && topic !== '..';
+}
+
 class KafkaRouteOutput implements RouteOutput<KafkaRecord> {
   readonly sink = 'kafka';
   /** A json route checks its payload before forwarding it; every route needs its levels. */
@@ -108,8 +112,8 @@ class KafkaRouteOutput implements RouteOutput<KafkaRecord> {
     }
     this.topic = compile(at('topic'), part.topic);
     this.destination = part.topic;
-    if (this.topic.uses.length === 0 && !kafkaTopicRe.test(part.topic)) {
-      throw new RuleError(at('topic'), `"${part.topic}" is not a legal Kafka topic name ([A-Za-z0-9._-], at most 249)`);
+    if (this.topic.uses.length === 0 && !legalTopic(part.topic)) {
+      throw new RuleError(at('topic'), `"${part.topic}" is not a legal Kafka topic name ([A-Za-z0-9._-], at most 249, not . or ..)`);
     }
     this.template = this.topic.uses.length > 0 ? part.topic : undefined;
     this.key = keySource === null ? null : compile(at('key'), keySource);
@@ -157,7 +161,8 @@ class KafkaRouteOutput implements RouteOutput<KafkaRecord> {
   encode(input: MatchInput): Encoded<KafkaRecord> {
     const { levels, message } = input;
     const topic = this.topic.render(levels);
-    if (!kafkaTopicRe.test(topic) || topic === '.' || topic === '..') {
+    // a topic without {levels} was checked once, when the rules were loaded
+    if (this.template !== undefined && !legalTopic(topic)) {
       return {
         refusal: {
           reason: 'invalid-kafka-topic',
