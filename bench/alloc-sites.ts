@@ -1,9 +1,9 @@
 // Where a stage's bytes go: the allocation sites of one stage of `npm run bench -- --stages`,
 // garbage included (V8's sampling heap profiler, keeping the samples of objects a GC collected).
 //   scripts/node bench/alloc-sites.ts mqtt [top]
-// Each line: the share of the bytes sampled, the allocating function and its two callers. Frames
-// in bench/stages.ts are the harness (the recorded traffic it builds); the stage table gives the
-// bytes per message, this says which code allocates them.
+// Each line: the share of the bytes sampled, the allocating function and its two callers. What
+// the harness itself allocates (frames in bench/stages.ts: the recorded traffic it builds) is
+// left out; the stage table gives the bytes per message, this says which code allocates them.
 import '../src/source/mqtt/quiet-debug.ts'; // as src/cli.ts: first, before mqtt-packet loads
 import { Session } from 'node:inspector/promises';
 import { runStages } from './stages.ts';
@@ -34,7 +34,8 @@ const frame = (n: Node) =>
   `${n.callFrame.functionName || '(anonymous)'} ${n.callFrame.url.replace(/^.*node_modules\//, '').replace(/^file:\/\/.*?\/(src|bench)\//, '$1/')}:${n.callFrame.lineNumber + 1}`;
 const walk = (n: Node, callers: string[]) => {
   const here = frame(n);
-  if (n.selfSize > 0) {
+  // the harness's own allocations (the recorded traffic it builds) are not the stage's
+  if (n.selfSize > 0 && !here.includes('bench/stages.ts')) {
     const site = [here, ...callers.slice(-2).reverse()].join(' <- ');
     bySite.set(site, (bySite.get(site) ?? 0) + n.selfSize);
     total += n.selfSize;

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import mqtt, { type IPublishPacket } from 'mqtt';
 import { type AckSlot, AckWindow } from '../../src/source/ack-window.ts';
-import { installDeferredAcks } from '../../src/source/mqtt/deferred-acks.ts';
+import { fastPublishCount, installDeferredAcks } from '../../src/source/mqtt/deferred-acks.ts';
 import { endpoints, mqttClient, printLogsOnFailure, unique } from '../support/stack.ts';
 
 test('mqtt is the version the hook was written and tested for', async () => {
@@ -57,12 +57,21 @@ test('PUBACKs wait for settle() and leave in arrival order', async (t) => {
   printLogsOnFailure(t);
   const topic = unique('hook');
   const { client, taken, pubacks } = await hookedClient(t, 100);
+  const events: string[] = [];
+  client.on('message', (_topic, payload) => events.push(payload.toString()));
   await client.subscribeAsync(topic, { qos: 1 });
   const publisher = await mqttClient(t);
+  const fastBefore = fastPublishCount();
   const published = Promise.all(Array.from({ length: 10 }, (_, i) => publisher.publishAsync(topic, `m${i}`, { qos: 1 })));
   await published;
   for (let i = 0; i < 50 && taken.length < 10; i++) await sleep(20);
   assert.equal(taken.length, 10, 'pipelined: all ten taken before any is acked');
+  assert.equal(fastPublishCount() - fastBefore, 10, "all ten came by the PUBLISH fast path, not MQTT.js's handlePublish");
+  assert.deepEqual(
+    events,
+    taken.map((x) => x.packet.payload.toString()),
+    "MQTT.js's 'message' event still fires for each",
+  );
   assert.deepEqual(pubacks, [], 'no PUBACK before the sinks are done');
   const ids = taken.map((x) => x.packet.messageId);
   for (const x of [...taken].reverse()) x.slot.settle(); // sinks finish in reverse order
@@ -192,6 +201,7 @@ test('QoS 2: taken at PUBLISH, PUBREC waits for settle() in arrival order, PUBCO
   const { client, taken, pubrecs, pubcomps } = await hookedClient(t, 100, unique('hooked'), (id) => new Promise((r) => releases.set(id, r)));
   await client.subscribeAsync(topic, { qos: 2 });
   const publisher = await mqttClient(t);
+  const fastBefore = fastPublishCount();
   const published = Promise.all(Array.from({ length: 5 }, (_, i) => publisher.publishAsync(topic, `c${i}`, { qos: 2 })));
   for (let i = 0; i < 50 && taken.length < 5; i++) await sleep(20);
   assert.equal(taken.length, 5, 'pipelined: all five taken at PUBLISH, before any PUBREL');
@@ -211,6 +221,7 @@ test('QoS 2: taken at PUBLISH, PUBREC waits for settle() in arrival order, PUBCO
   for (let i = 0; i < 50 && pubcomps.length < 5; i++) await sleep(20);
   assert.deepEqual(pubcomps, ids, 'PUBCOMPs in PUBREL order, each once durable');
   assert.equal(taken.length, 5, 'delivered once: nothing handed on again at PUBREL');
+  assert.equal(fastPublishCount() - fastBefore, 0, "QoS 2 takes MQTT.js's own way");
 });
 
 test('QoS 2 over-sent by Mosquitto past Receive Maximum: no disconnect, at most R taken, all delivered once', { timeout: 60_000 }, async (t) => {
