@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { compileRules } from '../../src/config/load.ts';
 import { rulesFile } from '../../src/config/rules-schema.ts';
+import { toNanos } from '../../src/mapping/timestamp.ts';
 import type { Message } from '../../src/message.ts';
 import { encodeAll } from '../../src/pipeline/encode.ts';
 
@@ -120,4 +121,51 @@ test("each line is what the client's Point writes for the same point: tags and f
     point.timestamp(`${p.ts as number}000000`);
     assert.equal(written.outputs[0]?.item, point.toLineProtocol());
   }
+});
+
+test('a whole-number time is the same point time and event time as toNanos gives, in every unit, and the receive time without one', () => {
+  const units = ['auto', 's', 'ms', 'us', 'ns'] as const;
+  const values = [
+    1,
+    7,
+    99_999_999_999,
+    1e11,
+    1_700_000_000,
+    1_700_000_000_123,
+    1e14 - 1,
+    1e14,
+    1_700_000_000_123_456,
+    1e17,
+    1_700_000_000_123_456_000 / 1000,
+    2 ** 53 - 1,
+  ];
+  let seed = 11;
+  for (let i = 0; i < 300; i++) {
+    seed = (Math.imul(seed, 1_103_515_245) + 12_345) >>> 0;
+    values.push(Math.floor((seed / 2 ** 32) * 10 ** (1 + (i % 16))) + 1);
+  }
+  for (const unit of units) {
+    const timed = compileRules(
+      rulesFile.parse({
+        subscriptions: [{ filter: '#', qos: 1 }],
+        routes: [{ name: 't', match: 't/{deviceId}', influx: { measurement: 'm', fields: { v: '$.v' }, time: '$.ts', timeUnit: unit } }],
+      }),
+    );
+    for (const ts of values) {
+      const message: Message = {
+        topic: 't/d',
+        payload: Buffer.from(JSON.stringify({ v: 1, ts })),
+        qos: 1,
+        retain: false,
+        properties: {},
+        receivedAt: 1_700_000_000_000,
+      };
+      const match = timed.route(message, message.receivedAt).matches[0];
+      const encoded = match?.outputs[0]?.encode({ message, route: 't', levels: match.levels, payload: match.payload, clientId: 'w', annotations: undefined });
+      const nanos = toNanos(ts, unit) as bigint;
+      assert.deepEqual(encoded, { item: `m v=1 ${nanos}`, eventTimeMs: Number(nanos / 1_000_000n) }, `${ts} ${unit}`);
+    }
+  }
+  // the point time without a payload time is the receive time, in nanoseconds
+  assert.equal(route('{"v": 2}').outputs[0]?.item, 'meter,deviceId=d-1 v=2 1700000000000000000');
 });

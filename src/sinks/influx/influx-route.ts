@@ -198,6 +198,24 @@ export const influxRouteCompiler: OutputCompiler = {
   compile: (part, context) => new InfluxRouteOutput(part as InfluxRoute, context),
 };
 
+function mappingFailure(route: string, error: string): { refusal: Refusal } {
+  return { refusal: { reason: 'mapping', stage: 'map', route, sink: 'influx', error } };
+}
+
+/** Zeros that make a whole number of each unit nanoseconds. */
+const nanoZeros = { s: '000000000', ms: '000000', us: '000', ns: '' } as const;
+
+/**
+ * A positive whole-number timestamp as nanosecond digits and milliseconds, without BigInt (what
+ * toNanos gives for it, checked in the tests); undefined for anything else, which toNanos reads.
+ */
+function wholeNanos(v: unknown, unit: 'auto' | 's' | 'ms' | 'us' | 'ns'): { text: string; ms: number } | undefined {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) return undefined;
+  const u = unit !== 'auto' ? unit : v < 1e11 ? 's' : v < 1e14 ? 'ms' : v < 1e17 ? 'us' : 'ns';
+  const ms = u === 's' ? v * 1000 : u === 'ms' ? v : u === 'us' ? Math.floor(v / 1000) : Math.floor(v / 1_000_000);
+  return { text: `${v}${nanoZeros[u]}`, ms };
+}
+
 /** One point from `payload` (element `element` of `each`, -1 without it; `whole` is the message's payload). */
 function buildLine(
   f: CompiledInflux,
@@ -208,18 +226,17 @@ function buildLine(
   message: Message,
   element: number,
 ): { line: string; eventTimeMs: number | undefined } | { refusal: Refusal } {
-  const fail = (error: string): { refusal: Refusal } => ({ refusal: { reason: 'mapping', stage: 'map', route, sink: 'influx', error } });
-
   const measurement = f.measurement.render(levels);
-  if (measurement === '' || unsafeIdentifier.test(measurement)) return fail(`measurement ${JSON.stringify(measurement)} is empty or unsafe`);
+  if (measurement === '' || unsafeIdentifier.test(measurement)) return mappingFailure(route, `measurement ${JSON.stringify(measurement)} is empty or unsafe`);
   let line = lineEscape.measurement(measurement);
   for (const [name, source, prefix] of f.tags) {
     const raw = source.kind === 'template' ? source.template.render(levels) : source.path.get(source.outer ? whole : payload);
     if (raw === undefined || raw === null || raw === '') continue; // line protocol has no empty tags
-    if (typeof raw === 'object') return fail(`tag ${name} is an object or array`);
+    if (typeof raw === 'object') return mappingFailure(route, `tag ${name} is an object or array`);
     const value = String(raw);
-    if (unsafeIdentifier.test(value)) return fail(`tag ${name} has a control character or a trailing backslash`);
-    if (!value.isWellFormed()) return fail(`tag ${name}: ${JSON.stringify(value)} has a lone UTF-16 surrogate (it would be written as U+FFFD)`);
+    if (unsafeIdentifier.test(value)) return mappingFailure(route, `tag ${name} has a control character or a trailing backslash`);
+    if (!value.isWellFormed())
+      return mappingFailure(route, `tag ${name}: ${JSON.stringify(value)} has a lone UTF-16 surrogate (it would be written as U+FFFD)`);
     line += prefix + lineEscape.tag(value);
   }
   let fields = 0;
@@ -235,9 +252,9 @@ function buildLine(
         const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
         if (n === Infinity || n === -Infinity) {
           const written = typeof v === 'string' ? JSON.stringify(v) : (fieldSource(f, field, message, element) ?? String(v));
-          return fail(`field ${field.name}: ${written} is out of range for a float field`);
+          return mappingFailure(route, `field ${field.name}: ${written} is out of range for a float field`);
         }
-        if (!Number.isFinite(n)) return fail(`field ${field.name}: ${JSON.stringify(v)} is not a finite number`);
+        if (!Number.isFinite(n)) return mappingFailure(route, `field ${field.name}: ${JSON.stringify(v)} is not a finite number`);
         values[i] = String(n);
         break;
       }
@@ -247,34 +264,35 @@ function buildLine(
           values[i] = `${n}i`;
           break;
         }
-        if (!Number.isInteger(n) && Number.isFinite(n)) return fail(`field ${field.name}: ${JSON.stringify(v)} is not an integer`);
-        if (typeof v !== 'number' && typeof v !== 'string') return fail(`field ${field.name}: ${JSON.stringify(v)} is not an integer`);
+        if (!Number.isInteger(n) && Number.isFinite(n)) return mappingFailure(route, `field ${field.name}: ${JSON.stringify(v)} is not an integer`);
+        if (typeof v !== 'number' && typeof v !== 'string') return mappingFailure(route, `field ${field.name}: ${JSON.stringify(v)} is not an integer`);
         // beyond 2^53 a double has lost digits: write the payload's own digits, exactly, or say why not
         const digits = typeof v === 'string' ? v : (fieldSource(f, field, message, element) ?? String(v));
         if (!/^-?\d+$/.test(digits))
-          return fail(`field ${field.name}: ${digits} is beyond 2^53 and not written as plain digits, so it cannot be written exactly`);
+          return mappingFailure(route, `field ${field.name}: ${digits} is beyond 2^53 and not written as plain digits, so it cannot be written exactly`);
         const big = BigInt(digits);
-        if (big < minInt64 || big > maxInt64) return fail(`field ${field.name}: ${digits} is out of range for an integer field (int64)`);
+        if (big < minInt64 || big > maxInt64) return mappingFailure(route, `field ${field.name}: ${digits} is out of range for an integer field (int64)`);
         values[i] = `${big}i`;
         break;
       }
       case 'boolean':
-        if (typeof v !== 'boolean') return fail(`field ${field.name}: ${JSON.stringify(v)} is not a boolean`);
+        if (typeof v !== 'boolean') return mappingFailure(route, `field ${field.name}: ${JSON.stringify(v)} is not a boolean`);
         values[i] = v ? 'T' : 'F';
         break;
       case 'string': {
-        if (typeof v !== 'string') return fail(`field ${field.name}: ${JSON.stringify(v)} is not a string`);
-        if (unsafeString.test(v)) return fail(`field ${field.name}: a line break in a string value`);
-        if (!v.isWellFormed()) return fail(`field ${field.name}: ${JSON.stringify(v)} has a lone UTF-16 surrogate (it would be written as U+FFFD)`);
+        if (typeof v !== 'string') return mappingFailure(route, `field ${field.name}: ${JSON.stringify(v)} is not a string`);
+        if (unsafeString.test(v)) return mappingFailure(route, `field ${field.name}: a line break in a string value`);
+        if (!v.isWellFormed())
+          return mappingFailure(route, `field ${field.name}: ${JSON.stringify(v)} has a lone UTF-16 surrogate (it would be written as U+FFFD)`);
         values[i] = lineEscape.quoted(v);
         break;
       }
       default:
-        return fail(`field ${field.name} is an object or array`);
+        return mappingFailure(route, `field ${field.name} is an object or array`);
     }
     fields++;
   }
-  if (fields === 0) return fail('none of the fields is in the payload');
+  if (fields === 0) return mappingFailure(route, 'none of the fields is in the payload');
   let sep = ' ';
   for (const i of f.fieldOrder) {
     const value = values[i];
@@ -284,10 +302,13 @@ function buildLine(
   }
   const raw = f.time?.get(f.timeOuter ? whole : payload);
   // absent: the receive time; present but not a timestamp: dead-lettered, never guessed
-  const time = raw === undefined || raw === null ? BigInt(message.receivedAt) * 1_000_000n : toNanos(raw, f.timeUnit);
-  if (time === undefined) return fail(`time ${f.time?.source}: ${JSON.stringify(raw)} is not a timestamp`);
+  if (raw === undefined || raw === null) return { line: `${line} ${message.receivedAt}000000`, eventTimeMs: undefined };
+  const exact = wholeNanos(raw, f.timeUnit);
+  if (exact !== undefined) return { line: `${line} ${exact.text}`, eventTimeMs: exact.ms };
+  const time = toNanos(raw, f.timeUnit);
+  if (time === undefined) return mappingFailure(route, `time ${f.time?.source}: ${JSON.stringify(raw)} is not a timestamp`);
   line += ` ${time}`;
-  return { line, eventTimeMs: raw === undefined || raw === null ? undefined : Number(time / 1_000_000n) };
+  return { line, eventTimeMs: Number(time / 1_000_000n) };
 }
 
 /** How the payload wrote a field's number, under each at its element (only on the rare paths that need it). */
