@@ -21,7 +21,9 @@ export const kafkaRoute = z.strictObject({
     .string()
     .nullable()
     .optional()
-    .describe('record key template; default "{deviceId}" when the pattern captures deviceId ("{group}/{edgeNode}" on sparkplug routes), else no key'),
+    .describe(
+      'record key template; default "{deviceId}" when the pattern captures deviceId ("{group}/{edgeNode}" on sparkplug routes), else no key: keyless records are spread over the topic\'s partitions (in turn; with librdkafka a random partition for some milliseconds at a time, its sticky partitioner)',
+    ),
   headers: z.record(z.string().min(1), z.string()).default({}).describe('extra headers: name -> template over levels'),
   timestamp: z
     .string()
