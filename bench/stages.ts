@@ -37,7 +37,7 @@ import { BatchQueue } from '../src/pipeline/batch-queue.ts';
 import { Pipeline } from '../src/pipeline/pipeline.ts';
 import type { MatchInput, RouteOutput } from '../src/router/route-output.ts';
 import { createRecordsBatch as leanRecordsBatch } from '../src/sinks/kafka/client/lean-records.ts';
-import { leanMessages, producerMessages } from '../src/sinks/kafka/client/platformatic-client.ts';
+import { producerMessages } from '../src/sinks/kafka/client/platformatic-client.ts';
 import type { KafkaRecord } from '../src/sinks/kafka/kafka-record.ts';
 import type { DeadLetterItem, Sink, WriteResult } from '../src/sinks/sink.ts';
 import { type AckSlot, AckWindow } from '../src/source/ack-window.ts';
@@ -304,7 +304,11 @@ function encodeStage(ins: ReturnType<typeof inputs>, sink: 'kafka' | 'influx'): 
   };
 }
 
-function kafkaBatchStage(ins: ReturnType<typeof inputs>, encode: typeof leanRecordsBatch, messagesOf: typeof producerMessages): Run {
+function kafkaBatchStage(
+  ins: ReturnType<typeof inputs>,
+  encode: typeof leanRecordsBatch,
+  messagesOf: (batches: Parameters<typeof producerMessages>[0]) => ReturnType<typeof producerMessages>,
+): Run {
   const records = ins.map((x) => (x.kafka.encode(x.input) as { item: KafkaRecord }).item);
   return (from, to) => {
     for (let start = from; start < to; start += 1000) {
@@ -411,7 +415,7 @@ export async function runStages(n = 50_000, rounds = 5, say: (s: string) => void
     ['route-forward', () => routeStage(ms, forwardRules)],
     ['kafka-record', () => encodeStage(ins, 'kafka')],
     ['influx-line', () => encodeStage(ins, 'influx')],
-    ['kafka-batch', () => kafkaBatchStage(ins, leanRecordsBatch, leanMessages)],
+    ['kafka-batch', () => kafkaBatchStage(ins, leanRecordsBatch, (b) => producerMessages(b, true))],
     ['kafka-batch-library', () => kafkaBatchStage(ins, libraryRecordsBatch, producerMessages)],
     ['pipeline', () => pipelineStage(ms)],
   ];

@@ -59,9 +59,9 @@ test("the library's produce requests encode their records with lean-records.ts",
   await produceV11.createRequestAsync(-1, 1000, [message()], { compression: 'gzip' });
   // what the adapter hands over once they do: keys and header values as strings, number timestamps
   assert.equal(leanRecordsResolved(), true);
-  const { leanMessages } = await import('../../src/sinks/kafka/client/platformatic-client.ts');
+  const { producerMessages } = await import('../../src/sinks/kafka/client/platformatic-client.ts');
   const records = [{ topic: 't', key: 'ts-1', value: Buffer.from('{}'), headers: { 'mqtt-qos': '1', u: ['a', 'b'] }, timestamp: 1_764_000_000_000 }];
-  const lean = leanMessages([{ topic: 't', records }]).map((m) => ({ ...m, partition: 0 }));
+  const lean = producerMessages([{ topic: 't', records }], true).map((m) => ({ ...m, partition: 0 }));
   assert.equal(typeof lean[0]?.key, 'string');
   produceV11.createRequest(-1, 1000, lean as never, { producerId: 1n, producerEpoch: 0 });
   const after = leanRecordsCounts();

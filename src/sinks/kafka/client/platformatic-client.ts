@@ -133,7 +133,7 @@ class PlatformaticSession implements ProducerSession {
   }
 
   async send(batches: readonly TopicBatch[]): Promise<void> {
-    await this.producer.send({ messages: leanRecordsResolved() ? leanMessages(batches) : producerMessages(batches) });
+    await this.producer.send({ messages: producerMessages(batches, leanRecordsResolved()) });
   }
 
   async reset(reconnect = true): Promise<void> {
@@ -214,57 +214,43 @@ function walk(err: unknown, visit: (e: Walked) => void, depth = 0): void {
 
 type ProducerMessage = MessageToProduce<Buffer, Buffer, Buffer, Buffer>;
 
-/** The library's messages for a send (the benchmark's stage table measures this with the library's encoder). */
-export function producerMessages(batches: readonly TopicBatch[]): ProducerMessage[] {
-  let n = 0;
-  for (const b of batches) n += b.records.length;
-  const messages = new Array<ProducerMessage>(n);
-  let i = 0;
-  for (const { topic, records } of batches) {
-    for (const r of records) {
-      const headers = new Map<Buffer, Buffer>();
-      for (const name in r.headers) {
-        const v = r.headers[name] as string | Buffer | Array<string | Buffer>;
-        // a repeated header (an MQTT user property given twice) is one Kafka header per value
-        if (Array.isArray(v)) for (const one of v) headers.set(Buffer.from(name), toBuffer(one));
-        else headers.set(headerName(name), toBuffer(v));
-      }
-      // one shape for every record (the library reads a missing key as undefined)
-      messages[i++] = {
-        topic,
-        key: r.key === null ? undefined : Buffer.from(r.key),
-        value: r.value,
-        headers,
-        timestamp: BigInt(r.timestamp),
-      } as ProducerMessage;
-    }
-  }
-  return messages;
-}
-
 /**
- * The messages for lean-records.ts, which writes strings and number timestamps in place: no
- * Buffer per key and header value, no BigInt per record (the stage bench's kafka-batch measures
- * these; producerMessages() are the library's own shapes, for its encoder).
+ * The messages for a send. `lean` (lean-records.ts resolved): keys and header values as strings
+ * and timestamps as numbers, which it writes in place (no Buffer per key and header value, no
+ * BigInt per record); otherwise the library's own shapes, for its encoder (the stage bench
+ * measures both).
  */
-export function leanMessages(batches: readonly TopicBatch[]): ProducerMessage[] {
+export function producerMessages(batches: readonly TopicBatch[], lean = false): ProducerMessage[] {
   let n = 0;
   for (const b of batches) n += b.records.length;
   const messages = new Array<ProducerMessage>(n);
+  const bytes = lean ? asGiven : toBuffer;
   let i = 0;
   for (const { topic, records } of batches) {
     for (const r of records) {
       const headers = new Map<Buffer, string | Buffer>();
       for (const name in r.headers) {
         const v = r.headers[name] as string | Buffer | Array<string | Buffer>;
-        // a repeated header (an MQTT user property given twice): a name of its own object per value
-        if (Array.isArray(v)) for (const one of v) headers.set(Buffer.from(name), one);
-        else headers.set(headerName(name), v);
+        // a repeated header (an MQTT user property given twice) is one Kafka header per value,
+        // each under a name of its own object
+        if (Array.isArray(v)) for (const one of v) headers.set(Buffer.from(name), bytes(one));
+        else headers.set(headerName(name), bytes(v));
       }
-      messages[i++] = { topic, key: r.key === null ? undefined : r.key, value: r.value, headers, timestamp: r.timestamp } as unknown as ProducerMessage;
+      // one shape for every record (the library reads a missing key as undefined)
+      messages[i++] = {
+        topic,
+        key: r.key === null ? undefined : lean ? r.key : Buffer.from(r.key),
+        value: r.value,
+        headers,
+        timestamp: lean ? r.timestamp : BigInt(r.timestamp),
+      } as unknown as ProducerMessage;
     }
   }
   return messages;
+}
+
+function asGiven(v: string | Buffer): string | Buffer {
+  return v;
 }
 
 /** Header names as bytes, made once: sluice's and the rules' names repeat on every record. */
