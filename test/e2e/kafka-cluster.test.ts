@@ -76,12 +76,35 @@ async function clusterTopic(t: TestContext, partitions: number): Promise<string>
   return topic;
 }
 
-/** Records the cluster holds for the topic (the sum of its partitions' high watermarks). */
+/**
+ * Records the cluster holds for the topic (the sum of its partitions' high watermarks). Right
+ * after a rolling restart a partition may still be electing its leader (LEADER_NOT_AVAILABLE,
+ * seen on CI): a retriable answer is asked again, for up to 30 s.
+ */
 async function held(topic: string): Promise<number> {
   const admin = kafka(undefined, brokers).admin();
   await admin.connect();
   try {
-    return (await admin.fetchTopicOffsets(topic)).reduce((a, o) => a + Number(o.high), 0);
+    let total = 0;
+    let last = '';
+    await waitFor(
+      `the high watermarks of ${topic}`,
+      async () => {
+        try {
+          total = (await admin.fetchTopicOffsets(topic)).reduce((a, o) => a + Number(o.high), 0);
+          return true;
+        } catch (err) {
+          if ((err as { retriable?: boolean }).retriable !== true) throw err;
+          last = (err as Error).message;
+          await sleep(400);
+          return false;
+        }
+      },
+      30_000,
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}: last answer ${last}`);
+    });
+    return total;
   } finally {
     await admin.disconnect();
   }
