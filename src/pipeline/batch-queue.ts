@@ -1,4 +1,5 @@
-// Sits in front of one sink: gathers items into batches (count, bytes, linger), writes up to
+// Sits in front of one sink: gathers items into batches (count, bytes, linger; a part batch
+// goes at once when an ack window fills, since nothing more can arrive), writes up to
 // `concurrency` batches at once (p-queue; 1 where order or a single request in flight matters),
 // retries a batch that failed retriably with backoff until it is durable (nothing is acked
 // meanwhile, so nothing is lost), and tells each item's listener its outcome exactly once. A
@@ -81,6 +82,14 @@ export class BatchQueue<T> {
     this.bytes += size;
     if (this.items.length >= this.limits.maxItems || this.bytes >= this.limits.maxBytes || this.limits.lingerMs === 0) this.startWrites();
     else this.timer ??= setTimeout(() => this.startWrites(true), this.limits.lingerMs);
+  }
+
+  /**
+   * A part batch waiting for its linger goes now: the ack window is full, so nothing more
+   * arrives until something in flight settles, and waiting would only hold the window shut.
+   */
+  flushWaiting(): void {
+    if (this.timer) this.startWrites(true);
   }
 
   /** Resolves once everything pushed so far is written (or rejected). */

@@ -100,6 +100,15 @@ export class Pipeline implements DeliverySteps {
     delivery.begin();
   }
 
+  /**
+   * A connection's ack window is full: no message arrives on it until one settles, so the
+   * batches waiting out their linger are written now instead of holding the window shut.
+   */
+  windowFull(): void {
+    for (const queue of this.options.queues.values()) queue.flushWaiting();
+    this.deadLetters.flushWaiting();
+  }
+
   forward(delivery: Delivery, annotations: Annotations | undefined): void {
     this.send(delivery, 1, annotations);
   }

@@ -10,6 +10,12 @@ import type { AckSlot, AckWindow } from './ack-window.ts';
 export type MessageHandler = (message: Message, slot: AckSlot) => void;
 
 /**
+ * Called when the session stops taking messages because its window is full: none arrives
+ * until one settles, so whatever waits for more to fill a batch should go now. Must not throw.
+ */
+export type WindowFullHandler = () => void;
+
+/**
  * QoS 2 state kept durably by the session's owner (the audit log's exactly-once ledger):
  * what the command connection reports, and waits for.
  */
@@ -29,7 +35,7 @@ export interface Session {
   readonly window: AckWindow;
   readonly connected: boolean;
   /** Starts taking messages (and reconnecting until stop()). */
-  start(onMessage: MessageHandler): void;
+  start(onMessage: MessageHandler, onWindowFull?: WindowFullHandler): void;
   /** Takes no new message until resume(); what is in flight still settles and is acked. */
   pause(): void;
   resume(): void;

@@ -102,7 +102,8 @@ export function sessionsOf(s: WorkerSessions): MqttSession[] {
 
 /** Reads from each connection into the pipeline, every message under its connection's client id. */
 export function startSessions(s: WorkerSessions, pipeline: Pipeline): void {
-  for (const session of sessionsOf(s)) session.start((message, slot) => pipeline.dispatch(message, slot, session.clientId));
+  const windowFull = () => pipeline.windowFull();
+  for (const session of sessionsOf(s)) session.start((message, slot) => pipeline.dispatch(message, slot, session.clientId), windowFull);
 }
 
 /** A reload's filters subscribed or unsubscribed on the live connections (checkReload first). */

@@ -32,7 +32,7 @@ const rules = compileRules(
   }),
 );
 
-function build(receiveMaximum = 10, onRouted?: (routed: Routed) => void) {
+function build(receiveMaximum = 10, onRouted?: (routed: Routed) => void, lingerMs = 0) {
   const log = pino({ level: 'silent' });
   const metrics = createMetrics(new Registry(), { defaultMetrics: false });
   const sinks = {
@@ -42,7 +42,7 @@ function build(receiveMaximum = 10, onRouted?: (routed: Routed) => void) {
     deadLetter: new MemorySink<DeadLetterItem>('dead-letter'),
   };
   const queues = new Map(
-    Object.values(sinks).map((s) => [s.name, new BatchQueue<unknown>(s, { maxItems: 100, maxBytes: 1e9, lingerMs: 0 }, { minMs: 1, maxMs: 5 }, log, metrics)]),
+    Object.values(sinks).map((s) => [s.name, new BatchQueue<unknown>(s, { maxItems: 100, maxBytes: 1e9, lingerMs }, { minMs: 1, maxMs: 5 }, log, metrics)]),
   );
   const fatal: Error[] = [];
   const watched = onRouted && ({ route: (...args: Parameters<RuleSet['route']>) => tap(rules.route(...args), onRouted) } as RuleSet);
@@ -55,7 +55,10 @@ function build(receiveMaximum = 10, onRouted?: (routed: Routed) => void) {
     onFatal: (err) => fatal.push(err),
   });
   const session = new FakeSession(receiveMaximum);
-  session.start((message, slot) => pipeline.dispatch(message, slot, session.clientId));
+  session.start(
+    (message, slot) => pipeline.dispatch(message, slot, session.clientId),
+    () => pipeline.windowFull(),
+  );
   const publish = (topic: string, payload = '{"v":1}') => session.publish({ topic, payload: Buffer.from(payload), qos: 1, retain: false, properties: {} });
   const counter = async (name: string, labels: Record<string, string> = {}) =>
     (await metrics.registry.getSingleMetric(name)?.get())?.values.find((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x))?.value ?? 0;
@@ -93,6 +96,24 @@ test('never more than Receive Maximum in flight: the session stops taking messag
   for (let i = 0; i < 50 && session.acks.length < 50; i++) await settle();
   assert.deepEqual(session.acks, ids);
   assert.equal(session.window.highWater, 5);
+});
+
+test('a full window writes the batches waiting out their linger: nothing else can arrive to fill them', async () => {
+  const { sinks, queues, session, publish } = build(4, undefined, 3_600_000);
+  try {
+    publish('fast/d0');
+    publish('fast/d1');
+    await settle();
+    assert.equal(sinks.file.written.length, 0, 'with room in the window, a part batch waits for its linger');
+    const ids = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9].map((i) => publish(`fast/d${i + 2}`));
+    for (let i = 0; i < 50 && session.acks.length < 12; i++) await settle();
+    assert.equal(session.acks.length, 12, 'every message acked, though the linger is an hour');
+    assert.deepEqual(session.acks.slice(2), ids);
+    assert.deepEqual(sinks.file.written.length, 12, 'each batch went when the window filled');
+    assert.equal(session.window.highWater, 4);
+  } finally {
+    for (const q of queues.values()) q.close();
+  }
 });
 
 test('fan-out: the slowest output decides', async () => {

@@ -4,7 +4,7 @@
 // milliseconds.
 import type { Message } from '../../src/message.ts';
 import { AckWindow } from '../../src/source/ack-window.ts';
-import type { MessageHandler, Session } from '../../src/source/session.ts';
+import type { MessageHandler, Session, WindowFullHandler } from '../../src/source/session.ts';
 
 export class FakeSession implements Session {
   readonly clientId: string;
@@ -14,6 +14,7 @@ export class FakeSession implements Session {
   connected = true;
   private readonly queue: Message[] = [];
   private onMessage: MessageHandler | undefined;
+  private onWindowFull: WindowFullHandler | undefined;
   private paused = false;
   private waiting = false;
   private nextPacketId = 1;
@@ -36,8 +37,9 @@ export class FakeSession implements Session {
     return packetId;
   }
 
-  start(onMessage: MessageHandler): void {
+  start(onMessage: MessageHandler, onWindowFull?: WindowFullHandler): void {
     this.onMessage = onMessage;
+    this.onWindowFull = onWindowFull;
     this.pump();
   }
 
@@ -73,6 +75,7 @@ export class FakeSession implements Session {
       const slot = this.window.open();
       this.window.attach(slot, message.qos > 0 ? message.packetId : null);
       this.onMessage(message, slot);
+      if (this.window.full) this.onWindowFull?.();
     }
   }
 }

@@ -25,7 +25,7 @@ export const deadLetterConfig = z
     batch: z
       .strictObject({
         maxLines: z.int().min(1).default(1000).describe('lines per write + fdatasync at most (to: file)'),
-        lingerMs: z.int().min(0).default(20).describe('how long a batch waits to fill (to: file)'),
+        lingerMs: z.int().min(0).default(20).describe('how long a batch waits to fill (to: file); it goes at once when an ack window is full'),
       })
       .prefault({})
       .describe('batching of appends (to: file)'),

@@ -13,7 +13,7 @@ export const fileConfig = z
     batch: z
       .strictObject({
         maxLines: z.int().min(1).default(5000).describe('lines per write + fdatasync at most'),
-        lingerMs: z.int().min(0).default(20).describe('how long a batch waits to fill'),
+        lingerMs: z.int().min(0).default(20).describe('how long a batch waits to fill; it goes at once when an ack window is full'),
       })
       .prefault({})
       .describe('batching of appends'),

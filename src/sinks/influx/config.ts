@@ -19,7 +19,7 @@ export const influxConfig = z
     batch: z
       .strictObject({
         maxPoints: z.int().min(1).default(5000).describe('points per write at most'),
-        lingerMs: z.int().min(0).default(50).describe('how long a batch waits to fill'),
+        lingerMs: z.int().min(0).default(50).describe('how long a batch waits to fill; it goes at once when an ack window is full'),
         concurrency: z
           .int()
           .min(1)

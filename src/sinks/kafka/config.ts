@@ -89,7 +89,11 @@ export const kafkaConfig = z
       .strictObject({
         maxMessages: z.int().min(1).default(2000).describe('records per produce request at most'),
         maxBytes: z.int().min(1024).default(1_000_000).describe('bytes per produce request at most'),
-        lingerMs: z.int().min(0).default(5).describe('how long a batch waits to fill (the next batch fills while one is in flight)'),
+        lingerMs: z
+          .int()
+          .min(0)
+          .default(5)
+          .describe('how long a batch waits to fill (the next fills while one is in flight); it goes at once when an ack window is full'),
       })
       .prefault({})
       .describe('batching: one batch in flight per sink, the next fills meanwhile'),

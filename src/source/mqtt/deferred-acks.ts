@@ -70,6 +70,8 @@ export interface DeferredAckHooks {
   onMessage(packet: IPublishPacket, slot: AckSlot): void;
   /** The pump was held because the window was full. */
   onStall?(): void;
+  /** The message just taken filled the window: no other arrives until a slot settles. */
+  onFull?(): void;
   /** A keepalive timeout was answered with a PINGREQ because the pump was (recently) held. */
   onKeepaliveDuringStall?(): void;
   /** Whether new messages may still be taken (false while shutting down: they stay unacked). */
@@ -199,6 +201,7 @@ export function installDeferredAcks(client: MqttClient, window: AckWindow, hooks
     if (!hooks.accepting() || window.connection !== connection) return;
     const slot = window.open(monotonicMs(), packet.payload.length);
     hooks.onMessage(packet, slot);
+    if (window.full) hooks.onFull?.();
     if (packet.qos === 0 || packet.messageId === undefined) {
       callback(); // the pump moves on
       return;

@@ -17,7 +17,7 @@ import type { Message, MqttProperties } from '../../message.ts';
 import { credentialOptions, type MqttCredentials } from '../../mqtt-credentials.ts';
 import type { Metrics } from '../../observability/metrics.ts';
 import { AckWindow } from '../ack-window.ts';
-import type { MessageHandler, Qos2Hooks, Session } from '../session.ts';
+import type { MessageHandler, Qos2Hooks, Session, WindowFullHandler } from '../session.ts';
 import { installDeferredAcks } from './deferred-acks.ts';
 import { leanBufferList } from './lean-bl.ts';
 
@@ -64,6 +64,7 @@ export class MqttSession implements Session {
   /** The filters subscribed on every CONNACK; a rules reload changes them on the live connection. */
   private subscriptions: ReadonlyArray<{ readonly filter: string; readonly qos: 0 | 1 | 2 }>;
   private onMessage: MessageHandler = () => {};
+  private onWindowFull: WindowFullHandler | undefined;
 
   constructor(options: MqttSessionOptions, log: Logger, metrics: Metrics) {
     this.options = options;
@@ -91,6 +92,7 @@ export class MqttSession implements Session {
         this.onMessage(messageOf(packet), slot);
       },
       onStall: () => metrics.stalls.inc(),
+      onFull: () => this.onWindowFull?.(),
       ...(options.exactlyOnce ? { onRelease: options.exactlyOnce.release, gate: options.exactlyOnce.gate } : {}),
       onKeepaliveDuringStall: () => {
         metrics.keepaliveDuringStall.inc();
@@ -177,8 +179,9 @@ export class MqttSession implements Session {
   }
 
   /** Starts connecting (and reconnecting until stop()). */
-  start(onMessage: MessageHandler): void {
+  start(onMessage: MessageHandler, onWindowFull?: WindowFullHandler): void {
     this.onMessage = onMessage;
+    this.onWindowFull = onWindowFull;
     this.client.connect();
   }
 
