@@ -1,6 +1,6 @@
 // sluice simulate: a fleet of simulated devices publishing to a broker until SIGINT/SIGTERM.
-import { DeviceSimulator } from '../simulator/device-simulator.ts';
-import { SparkplugSimulator } from '../simulator/sparkplug-simulator.ts';
+// The simulators are imported when the command runs: every other command (run above all) would
+// otherwise load Tahu's Sparkplug encoder and its protobufjs for nothing.
 import { type Command, numberOption, UsageError } from './command.ts';
 
 export const simulateCommand: Command = {
@@ -34,7 +34,7 @@ export const simulateCommand: Command = {
     const url = (values.url as string | undefined) ?? 'mqtt://127.0.0.1:21883';
     if (!/^(mqtts?|wss?):\/\/[^/]/.test(url)) throw new UsageError(`--url ${url}: an mqtt://, mqtts://, ws:// or wss:// URL of the broker`);
     const sim = values.sparkplug
-      ? new SparkplugSimulator({
+      ? new (await import('../simulator/sparkplug-simulator.ts')).SparkplugSimulator({
           url,
           group: (values.group as string | undefined) ?? 'plant-1',
           edgeNodes: numberOption(values, 'edge-nodes', 10, 1),
@@ -42,7 +42,7 @@ export const simulateCommand: Command = {
           rate: numberOption(values, 'rate', 100),
           rebirthEverySec: numberOption(values, 'rebirth-every', 30),
         })
-      : new DeviceSimulator({
+      : new (await import('../simulator/device-simulator.ts')).DeviceSimulator({
           url,
           org: 'acme',
           devices: numberOption(values, 'devices', 1000, 1),

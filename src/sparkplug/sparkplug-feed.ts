@@ -3,9 +3,10 @@
 // state (births, deaths) of every edge node, whichever worker the share group hands their data
 // to, and follows seq on the whole stream (a worker's share of it has gaps by design). It also
 // sends the rebirth requests (NCMD Node Control/Rebirth), at most one per edge node per interval.
+
+import { createRequire } from 'node:module';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
-import sparkplug from 'sparkplug-payload';
 import { mqttServers } from '../addresses.ts';
 import { monotonicMs } from '../clock.ts';
 import { credentialOptions, type MqttCredentials } from '../mqtt-credentials.ts';
@@ -33,7 +34,11 @@ export interface SparkplugFeedOptions extends MqttCredentials {
   readonly onRebirthRequested?: (() => void) | undefined;
 }
 
-const encoder = sparkplug.get(sparkplugNamespace) as { encodePayload(p: unknown): Uint8Array };
+// Tahu's encoder, loaded by the first rebirth request (a worker without Sparkplug never loads it)
+const require = createRequire(import.meta.url);
+let encoder: { encodePayload(p: unknown): Uint8Array } | undefined;
+const rebirthEncoder = () =>
+  (encoder ??= (require('sparkplug-payload') as { get(namespace: string): unknown }).get(sparkplugNamespace) as { encodePayload(p: unknown): Uint8Array });
 
 export class SparkplugFeed {
   private readonly client: MqttClient;
@@ -87,7 +92,7 @@ export class SparkplugFeed {
     if (last !== undefined && now - last < this.options.rebirthIntervalMs) return false;
     this.asked.set(key, now);
     // the rate limit above is a duration (monotonic); the payload carries a time: wall clock, whole ms
-    const payload = encoder.encodePayload({ timestamp: Date.now(), metrics: [{ name: 'Node Control/Rebirth', type: 'Boolean', value: true }] });
+    const payload = rebirthEncoder().encodePayload({ timestamp: Date.now(), metrics: [{ name: 'Node Control/Rebirth', type: 'Boolean', value: true }] });
     this.client.publish(`${sparkplugNamespace}/${topic.group}/NCMD/${topic.edgeNode}`, Buffer.from(payload), { qos: 0 });
     this.options.onRebirthRequested?.();
     this.log.info({ group: topic.group, edgeNode: topic.edgeNode }, 'asked an edge node for a rebirth (NCMD Node Control/Rebirth)');

@@ -3,8 +3,14 @@
 // datatype as the spec stores it. 64-bit integers stay bigint, so nothing beyond 2^53 is
 // rounded; Tahu's own decodePayload is not used because it returns Long objects for them and
 // throws on DataSet columns of some types.
-import protobuf from 'protobufjs';
-import tahu from 'sparkplug-payload/lib/sparkplugPayloadProto.js';
+import { createRequire } from 'node:module';
+import type protobufjs from 'protobufjs';
+
+// protobufjs and Tahu's generated code are loaded by the first Sparkplug payload decoded: a
+// worker without Sparkplug routes never loads them.
+const require = createRequire(import.meta.url);
+let protobuf: typeof protobufjs | undefined;
+let Payload: { decode(b: Uint8Array): TahuPayload } | undefined;
 
 /** The Sparkplug B datatypes, by their number in the spec. */
 export const sparkplugTypes = [
@@ -132,12 +138,19 @@ interface TahuPayload {
   readonly metrics: TahuMetric[];
 }
 
-const Payload = (tahu as unknown as { org: { eclipse: { tahu: { protobuf: { Payload: { decode(b: Uint8Array): TahuPayload } } } } } }).org.eclipse.tahu.protobuf
-  .Payload;
+function tahuPayload(): { decode(b: Uint8Array): TahuPayload } {
+  if (Payload === undefined) {
+    const tahu = require('sparkplug-payload/lib/sparkplugPayloadProto.js') as {
+      org: { eclipse: { tahu: { protobuf: { Payload: { decode(b: Uint8Array): TahuPayload } } } } };
+    };
+    Payload = tahu.org.eclipse.tahu.protobuf.Payload;
+  }
+  return Payload;
+}
 
 /** Decodes a Sparkplug B payload; throws on bytes that are not one (the caller dead-letters them). */
 export function decodeSparkplug(bytes: Uint8Array): SparkplugPayload {
-  const p = Payload.decode(bytes);
+  const p = tahuPayload().decode(bytes);
   return {
     timestamp: Object.hasOwn(p, 'timestamp') ? Number(u64(p.timestamp)) : undefined,
     seq: Object.hasOwn(p, 'seq') ? Number(u64(p.seq)) : undefined,
@@ -150,7 +163,7 @@ export function decodeSparkplug(bytes: Uint8Array): SparkplugPayload {
  * state feed needs of a data message (a full decode would double the work of every message).
  */
 export function decodeSparkplugHead(bytes: Uint8Array): { timestamp: number | undefined; seq: number | undefined } {
-  const r = protobuf.Reader.create(bytes);
+  const r = (protobuf ??= require('protobufjs') as typeof protobufjs).Reader.create(bytes);
   let seq: number | undefined;
   let timestamp: number | undefined;
   while (r.pos < r.len) {

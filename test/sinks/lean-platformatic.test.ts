@@ -1,13 +1,61 @@
 // @platformatic/kafka loaded through lean-platformatic.ts: its option schemas are not compiled at
-// import, and a client made with `strict: true` still checks its options with the same words.
-// No server is needed: the checks fail before a connection is tried.
+// import, and a client made with `strict: true` still checks its options with the same words; its
+// own schema registry loads ajv and avsc only when made and used. No Kafka is needed: the checks
+// fail before a connection is tried (the registry gets a loopback server of the test's own).
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { createRequire } from 'node:module';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { lazyAjvCounts } from '../../src/sinks/kafka/client/lazy-ajv.ts';
+import { lazyAvscLoads } from '../../src/sinks/kafka/client/lazy-avsc.ts';
+import { lazyRegistryAjvLoads } from '../../src/sinks/kafka/client/lazy-registry-ajv.ts';
 import { leanPlatformatic, leanRecordsResolved, leanRequestModules } from '../../src/sinks/kafka/client/lean-platformatic.ts';
+
+/** Which of the library's schema libraries its require has loaded so far. */
+function loadedByLibrary(): string[] {
+  const cache = createRequire(import.meta.resolve('@platformatic/kafka')).cache;
+  return ['avsc', 'ajv-draft-04'].filter((name) => Object.keys(cache).some((file) => file.includes(`/node_modules/${name}/`)));
+}
+
+test("the library's own schema registry loads ajv and avsc when one is made and used, not at import, and works as before", async () => {
+  leanPlatformatic();
+  const { ConfluentSchemaRegistry } = await import('@platformatic/kafka');
+  assert.deepEqual(loadedByLibrary(), [], 'importing the library loads neither avsc nor ajv-draft-04');
+  assert.equal(lazyRegistryAjvLoads(), 0);
+  // a registry of the library's, against a loopback server that answers two schema ids
+  const schemas: Record<string, object> = {
+    '/schemas/ids/1': { schema: JSON.stringify({ type: 'record', name: 'Reading', fields: [{ name: 'v', type: 'double' }] }) },
+    '/schemas/ids/2': {
+      schemaType: 'JSON',
+      schema: JSON.stringify({ $schema: 'http://json-schema.org/draft-04/schema#', type: 'object', required: ['v'], properties: { v: { type: 'number' } } }),
+    },
+  };
+  const server = createServer((req, res) => {
+    const body = schemas[req.url ?? ''];
+    res.writeHead(body ? 200 : 404, { 'content-type': 'application/json' }).end(JSON.stringify(body ?? {}));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const registry = new ConfluentSchemaRegistry({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` });
+    assert.equal(lazyRegistryAjvLoads(), 3, 'its three Ajv instances are real ones, made with the registry');
+    const fetched = (id: number) => new Promise<void>((resolve, reject) => registry.fetchSchema(id, (err?: Error | null) => (err ? reject(err) : resolve())));
+    await fetched(1);
+    await fetched(2);
+    const avro = registry.get(1)?.schema as { toBuffer(v: unknown): Buffer; fromBuffer(b: Buffer): unknown };
+    assert.deepEqual({ ...(avro.fromBuffer(avro.toBuffer({ v: 1.5 })) as object) }, { v: 1.5 }, 'the Avro schema is a real avsc type');
+    assert.ok(lazyAvscLoads() >= 1);
+    const validate = registry.get(2)?.schema as (v: unknown) => boolean;
+    assert.equal(validate({ v: 1 }), true, 'the draft-04 schema was compiled by the real ajv-draft-04');
+    assert.equal(validate({ v: 'x' }), false);
+    assert.deepEqual(loadedByLibrary(), ['avsc', 'ajv-draft-04']);
+  } finally {
+    server.close();
+  }
+});
 
 test('the library is loaded with no option schema compiled, and a strict client checks its options as before', async () => {
   leanPlatformatic();
