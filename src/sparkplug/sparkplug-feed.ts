@@ -3,7 +3,6 @@
 // state (births, deaths) of every edge node, whichever worker the share group hands their data
 // to, and follows seq on the whole stream (a worker's share of it has gaps by design). It also
 // sends the rebirth requests (NCMD Node Control/Rebirth), at most one per edge node per interval.
-
 import { createRequire } from 'node:module';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';

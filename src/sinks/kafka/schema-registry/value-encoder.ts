@@ -6,7 +6,7 @@
 // neither JavaScript registry client writes Protobuf's message indexes, so we frame it here.
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import type { ValidateFunction } from 'ajv';
+import type { Ajv, ValidateFunction } from 'ajv';
 import type avro from 'avsc';
 import type protobuf from 'protobufjs';
 
@@ -14,8 +14,17 @@ import type protobuf from 'protobufjs';
 // whose routes name no value schema never loads avsc, protobufjs or ajv (~3 MiB of heap, about
 // twice that of RSS).
 const require = createRequire(import.meta.url);
-const avsc = () => require('avsc') as typeof avro;
-const protobufjs = () => require('protobufjs') as typeof protobuf;
+let avroLibrary: typeof avro | undefined;
+let protobufLibrary: typeof protobuf | undefined;
+const avsc = () => (avroLibrary ??= require('avsc') as typeof avro);
+const protobufjs = () => (protobufLibrary ??= require('protobufjs') as typeof protobuf);
+
+/** The Ajv class for a JSON Schema's `$schema` (draft-07 and older: the default build). */
+function ajvFor(schema: { $schema?: string }): new (options: object) => Ajv {
+  if (schema.$schema?.includes('2020-12')) return (require('ajv/dist/2020.js') as typeof import('ajv/dist/2020.js')).Ajv2020;
+  if (schema.$schema?.includes('2019-09')) return (require('ajv/dist/2019.js') as typeof import('ajv/dist/2019.js')).Ajv2019;
+  return (require('ajv') as typeof import('ajv')).Ajv;
+}
 
 export const valueFormats = ['avro', 'protobuf', 'json-schema'] as const;
 export type ValueFormat = (typeof valueFormats)[number];
@@ -78,11 +87,7 @@ export class ValueEncoder {
       case 'json-schema': {
         const schema = JSON.parse(this.text) as { $schema?: string };
         const options = { allErrors: true, strict: false };
-        const ajv = schema.$schema?.includes('2020-12')
-          ? new (require('ajv/dist/2020.js') as typeof import('ajv/dist/2020.js')).Ajv2020(options)
-          : schema.$schema?.includes('2019-09')
-            ? new (require('ajv/dist/2019.js') as typeof import('ajv/dist/2019.js')).Ajv2019(options)
-            : new (require('ajv') as typeof import('ajv')).Ajv(options);
+        const ajv = new (ajvFor(schema))(options);
         const validate: ValidateFunction = ajv.compile(schema);
         this.indexes = Buffer.alloc(0);
         this.encoder = (value, raw) =>
