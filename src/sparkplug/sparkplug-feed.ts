@@ -58,6 +58,7 @@ export class SparkplugFeed {
       connectTimeout: options.connectTimeoutMs,
       reconnectPeriod: 1000,
       log: () => {},
+      writeCache: false, // mqtt-packet's 65,536 cached packet-id Buffers, not made (mqtt-session.ts)
       properties: { sessionExpiryInterval: 0 },
       ...(options.failover && options.failover.length > 0 ? { servers: mqttServers(options.url, options.failover) } : {}),
       ...credentialOptions(options),

@@ -4,7 +4,7 @@
 // name), with the names escaped and sorted once at compile time. Levels and payloads are untrusted: a value that
 // could change the structure of the line (a control character, a trailing backslash, a line
 // break) is refused, never written.
-import { escape as lineEscape } from '@influxdata/influxdb-client';
+
 import { z } from 'zod';
 import { compileEachPath, compileJsonPath, type JsonPath, outerPath } from '../../mapping/json-path.ts';
 import { numberText, parseKeepingNumbers } from '../../mapping/payload-text.ts';
@@ -14,6 +14,7 @@ import { toNanos } from '../../mapping/timestamp.ts';
 import type { Message } from '../../message.ts';
 import type { Refusal } from '../../outcome.ts';
 import type { Encoded, MatchInput, OutputCompiler, RouteContext, RouteOutput } from '../../router/route-output.ts';
+import { lineEscape } from './influx-client.ts';
 import { InfluxSparkplugMapping } from './influx-sparkplug.ts';
 import { maxInt64, minInt64, unsafeIdentifier, unsafeString } from './line-protocol.ts';
 

@@ -4,13 +4,14 @@
 // over the topic's levels (group, edgeNode, device, ...) and the metric name's own levels
 // (metricLevels). Commands (NCMD, DCMD) write no point. What line protocol cannot hold (a DataSet, bytes, an unsigned value past
 // int64) is refused with the metric's name: the message is dead-lettered, never half-written.
-import { Point } from '@influxdata/influxdb-client';
+
 import { RuleError } from '../../mapping/rule-error.ts';
 import { compileTemplate, type Levels, type Template } from '../../mapping/template.ts';
 import type { Refusal } from '../../outcome.ts';
 import type { Encoded, MatchInput, RouteContext } from '../../router/route-output.ts';
 import type { SparkplugMessage } from '../../sparkplug/sparkplug-message.ts';
 import type { SparkplugMetric } from '../../sparkplug/sparkplug-payload.ts';
+import { Point } from './influx-client.ts';
 import { maxInt64, minInt64, unsafeIdentifier, unsafeString } from './line-protocol.ts';
 
 export interface InfluxSparkplugPart {

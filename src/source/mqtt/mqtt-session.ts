@@ -287,6 +287,12 @@ export class MqttSession implements Session {
       resubscribe: false, // we subscribe on every CONNACK ourselves
       manualConnect: true, // the ack hook must be in place before the first packet
       log: () => {}, // MQTT.js formats a debug line per packet otherwise (3% of CPU under load)
+      // mqtt-packet otherwise makes a 2-byte Buffer for each of the 65,536 packet ids at the first
+      // packet it writes and keeps them for the process's life: 65,536 objects, ~7 MiB of live
+      // heap that every full GC marks. sluice writes its PUBACKs and PUBRECs itself
+      // (deferred-acks.ts); MQTT.js's few other packets with an id make their 2 bytes when sent.
+      // (The setting is mqtt-packet's, for the whole process: any client made with it turns it off.)
+      writeCache: false,
       properties: { sessionExpiryInterval: o.sessionExpiryInterval, receiveMaximum: o.receiveMaximum },
       ...(o.failover && o.failover.length > 0 ? { servers: mqttServers(o.url, o.failover) } : {}),
     };
