@@ -452,14 +452,14 @@ async function drainCommands(): Promise<AuditDrain> {
  * with the broker's append time (message.timestamp.type=LogAppendTime), so a record's latency is
  * its append time minus the payload's publish time; the records are read after the run.
  */
-async function latencyAt(rate: number, withInflux: boolean, client: KafkaClientKind, seconds = smoke ? 4 : 12) {
+async function latencyAt(rate: number, withInflux: boolean, client: KafkaClientKind, seconds = smoke ? 4 : 12, profileDir?: string) {
   const prefix = unique('lat');
   const topic = `${prefix}.telemetry`;
   await createTopic(topic, [{ name: 'message.timestamp.type', value: 'LogAppendTime' }]);
   const sluice = sluiceProcess({
     rules: rules(prefix, topic, withInflux),
     config: { mqtt: { receiveMaximum }, kafka: { client } },
-    nodeArgs: sluiceNodeArgs,
+    nodeArgs: [...sluiceNodeArgs, ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [])],
     build,
   });
   await sluice.start();
@@ -831,9 +831,11 @@ try {
   const soaked = scenarios.has('g') ? await soak(Number(args['soak-minutes']), Number(args['soak-rate'])) : undefined;
   const steady: Array<Awaited<ReturnType<typeof latencyAt>>> = [];
   if (scenarios.has('s')) {
-    for (const rate of steadyRates) {
+    for (const [i, rate] of steadyRates.entries()) {
       say(`(s) steady ${rate} msg/s for ${smoke ? 4 : steadySeconds} s`);
-      steady.push(await latencyAt(rate, false, defaultClient, smoke ? 4 : steadySeconds));
+      // --profile-scenario s profiles the first rate
+      const profileHere = i === 0 && args['profile-scenario'] === 's' ? profileDir : undefined;
+      steady.push(await latencyAt(rate, false, defaultClient, smoke ? 4 : steadySeconds, profileHere));
     }
   }
   let profile: string | undefined;
