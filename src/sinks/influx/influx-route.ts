@@ -4,7 +4,6 @@
 // name), with the names escaped and sorted once at compile time. Levels and payloads are untrusted: a value that
 // could change the structure of the line (a control character, a trailing backslash, a line
 // break) is refused, never written.
-
 import { z } from 'zod';
 import { compileEachPath, compileJsonPath, type JsonPath, outerPath } from '../../mapping/json-path.ts';
 import { numberText, parseKeepingNumbers } from '../../mapping/payload-text.ts';

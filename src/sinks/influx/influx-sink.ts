@@ -5,7 +5,6 @@
 // are dead-lettered (InfluxDB 1.8 still writes the good points of a "partial write"; writing
 // them again is idempotent). 429 and 5xx wait (Retry-After honoured); 401/403/404 are the
 // deployment's fault, not the data's: retried, loudly, until fixed.
-
 import { allDurable, type ItemRejection, type Sink, SinkError, type WriteResult } from '../sink.ts';
 import { HttpError, InfluxDB } from './influx-client.ts';
 

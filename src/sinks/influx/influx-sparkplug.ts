@@ -4,7 +4,6 @@
 // over the topic's levels (group, edgeNode, device, ...) and the metric name's own levels
 // (metricLevels). Commands (NCMD, DCMD) write no point. What line protocol cannot hold (a DataSet, bytes, an unsigned value past
 // int64) is refused with the metric's name: the message is dead-lettered, never half-written.
-
 import { RuleError } from '../../mapping/rule-error.ts';
 import { compileTemplate, type Levels, type Template } from '../../mapping/template.ts';
 import type { Refusal } from '../../outcome.ts';
