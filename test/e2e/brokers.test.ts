@@ -70,8 +70,9 @@ for (const kind of brokerKinds) {
   });
 
   // HiveMQ CE grants QoS 1 for a QoS 2 shared subscription: commands then arrive at least once,
-  // sluice warns, and the route's idempotency key makes the record exactly once
-  test(`${kind}: QoS 2 commands, sluice SIGKILLed twice: each recorded exactly once, in order`, { timeout: 180_000 }, async (t) => {
+  // sluice warns, and the route's idempotency key makes the record exactly once; the publish
+  // order is asserted where the broker grants QoS 2 (what it does at QoS 1 is shown)
+  test(`${kind}: QoS 2 commands, sluice SIGKILLed twice: each recorded exactly once, in publish order at QoS 2`, { timeout: 180_000 }, async (t) => {
     printLogsOnFailure(t);
     const prefix = unique('eo');
     const rules = (audit: unknown) => ({
@@ -123,7 +124,20 @@ for (const kind of brokerKinds) {
     t.diagnostic(
       `${kind}: ${records.length} records of ${total} commands; since the last start, redeliveries recognised by packet id ${m.get('sluice_audit_redeliveries_total') ?? 0}, by key ${m.get('sluice_audit_idempotent_duplicates_total') ?? 0}`,
     );
-    assert.deepEqual(ns, [...Array(total).keys()], 'each once, in order');
+    if (!downgraded) {
+      assert.deepEqual(ns, [...Array(total).keys()], 'each once, in order');
+      return;
+    }
+    // At QoS 1 the broker hands what was in flight to a dropped member back to the group, and
+    // HiveMQ CE may send it behind what was queued meanwhile (seen on CI: 490-539 in flight at
+    // the second SIGKILL came after 540-579, on the new connection). sluice records in arrival
+    // order, so the log shows the broker's order; each command is still there exactly once.
+    t.diagnostic(`${kind}: arrival order ${orderRuns(ns).join(', ')}`);
+    assert.deepEqual(
+      [...ns].sort((a, b) => a - b),
+      [...Array(total).keys()],
+      'each once',
+    );
   });
 
   test(`${kind}: what the broker itself does (raw client, reported in docs/operations.md)`, { timeout: 120_000 }, async (t) => {
@@ -271,4 +285,16 @@ async function rawClient(
       sock.destroy();
     },
   };
+}
+
+/** 0-489, 540-579, 490-539, 580-599: the runs of consecutive numbers, in the order they came. */
+function orderRuns(ns: readonly number[]): string[] {
+  const runs: string[] = [];
+  for (let i = 0; i < ns.length; ) {
+    let j = i;
+    while (j + 1 < ns.length && ns[j + 1] === (ns[j] ?? 0) + 1) j++;
+    runs.push(i === j ? `${ns[i]}` : `${ns[i]}-${ns[j]}`);
+    i = j + 1;
+  }
+  return runs;
 }

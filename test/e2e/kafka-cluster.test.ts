@@ -39,10 +39,11 @@ async function clusterTopic(t: TestContext, partitions: number): Promise<string>
   const topic = unique('cluster');
   const admin = kafka(undefined, brokers).admin();
   await admin.connect();
-  await admin.createTopics({ topics: [{ topic, numPartitions: partitions, replicationFactor: 3 }] });
-  // every node's metadata has it, with a leader and three replicas in sync: a node of a cluster
-  // just started may answer UNKNOWN_TOPIC_OR_PARTITION for a moment after the create (seen on
-  // CI: kafkajs' waitForLeaders gives up on that answer instead of asking again)
+  // kafkajs' own waitForLeaders is off: it gives up on the UNKNOWN_TOPIC_OR_PARTITION a node of a
+  // cluster just started may answer for a moment after the create (seen on CI, before sluice had
+  // started). Instead every node's metadata is asked until it has the topic, with a leader and
+  // three replicas in sync.
+  await admin.createTopics({ topics: [{ topic, numPartitions: partitions, replicationFactor: 3 }], waitForLeaders: false });
   for (const broker of brokers) {
     const one = kafka(undefined, [broker]).admin();
     await one.connect();
