@@ -27,6 +27,6 @@ EXPOSE 9464
 # generation bounded, the old one collected at twice the live heap, short-lived objects kept
 # young, as by the `sluice` command's first line (docs/operations.md, Memory); kafkajs 2.2.4 sets
 # a negative timeout in its request queue (harmless, clamped to 1 ms)
-ENTRYPOINT ["node", "--max-semi-space-size=8", "--heap-growing-percent=100", "--no-allocation-site-pretenuring", "--enable-source-maps", "--disable-warning=TimeoutNegativeWarning", "dist/cli.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=4", "--heap-growing-percent=100", "--no-allocation-site-pretenuring", "--no-maglev", "--enable-source-maps", "--disable-warning=TimeoutNegativeWarning", "dist/cli.js"]
 # the servers' addresses from SLUICE_MQTT_URL, SLUICE_KAFKA_BROKERS, SLUICE_INFLUX_URL (see the file)
 CMD ["run", "--config", "config/sluice.container.yaml"]
