@@ -202,11 +202,29 @@ function rules(prefix: string, topic: string, withInflux: boolean) {
   };
 }
 
+/** Every topic this run created: deleted at its end, so that runs do not pile up on the stack's disk. */
+const createdTopics: string[] = [];
+
 async function createTopic(topic: string, configEntries: Array<{ name: string; value: string }> = []): Promise<void> {
   const admin = kafka().admin();
   await admin.connect();
   await createReadyTopic(admin, topic, 6, configEntries);
+  createdTopics.push(topic);
   await admin.disconnect();
+}
+
+async function deleteCreatedTopics(): Promise<void> {
+  if (createdTopics.length === 0) return;
+  const admin = kafka().admin();
+  try {
+    await admin.connect();
+    await admin.deleteTopics({ topics: createdTopics, timeout: 30_000 });
+    say(`deleted the ${createdTopics.length} topics this run created`);
+  } catch (err) {
+    say(`could not delete this run's topics (${(err as Error).message}): ${createdTopics.join(', ')}`);
+  } finally {
+    await admin.disconnect();
+  }
 }
 
 async function topicCount(topic: string): Promise<number> {
@@ -927,6 +945,7 @@ try {
   process.stdout.write(`${table(result)}\n\nJSON: ${file}\n`);
   if (profile) process.stdout.write(`\nCPU profile of scenario (${args['profile-scenario']}) on ${profiled}, top self time:\n${profile}\n`);
 } finally {
+  await deleteCreatedTopics();
   if (started.length > 0 && process.env.SLUICE_KEEP_STACK !== '1') await stack.down(started);
 }
 
