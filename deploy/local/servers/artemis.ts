@@ -4,7 +4,7 @@
 // other, an MQTT acceptor, anonymous access) into a directory of the caller's, on loopback
 // ports of the caller's. The backup copies the primary's journal as it is written (sessions,
 // subscriptions, messages) and becomes active when the primary is gone.
-import { existsSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, realpathSync, statfsSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { LaunchSpec } from '../daemon.ts';
 import { mavenUnpacked } from '../maven.ts';
@@ -42,6 +42,7 @@ export async function createArtemisPair(
   backup: ArtemisNode,
 ): Promise<Record<'primary' | 'backup', LaunchSpec>> {
   const env = { ...process.env, JAVA_HOME: javaHome() };
+  warnIfDiskNearlyFull(dirname(primary.dir));
   // the ports `artemis create` writes (offsets 0 and 100), replaced by the caller's afterwards
   const defaults = { primaryCore: 61616, backupCore: 61716, primaryMqtt: 1883, backupMqtt: 1983 };
   for (const node of [primary, backup]) {
@@ -101,4 +102,21 @@ export async function createArtemisPair(
     env: { ...env, JAVA_ARGS: '-Xms64m -Xmx384m -XX:+UseG1GC -Dlog4j2.disableJmx=true --add-opens java.base/jdk.internal.misc=ALL-UNNAMED' },
   });
   return { primary: launch(primary), backup: launch(backup) };
+}
+
+/**
+ * Artemis blocks every producer once its disk is fuller than max-disk-usage (90% by default):
+ * publishers then see completed publishes that never reach a subscriber, and the failover tests
+ * fail as lost commands. Said up front, so that a full development disk is not read as a bug.
+ */
+function warnIfDiskNearlyFull(dir: string): void {
+  mkdirSync(dir, { recursive: true });
+  // Artemis' own measure: 1 - usable / total space (df's Use% can be far lower on a volume with reserved space)
+  const fs = statfsSync(dir);
+  const used = 1 - fs.bavail / fs.blocks;
+  const gb = (blocks: number) => ((blocks * fs.bsize) / 1e9).toFixed(1);
+  if (used >= 0.85)
+    process.stderr.write(
+      `stack: warning: ${gb(fs.bavail)} GB of ${gb(fs.blocks)} GB is free on the disk holding ${dir} (${(used * 100).toFixed(0)}% used by ActiveMQ Artemis' measure); Artemis blocks producers above 90% (max-disk-usage), and its tests then fail\n`,
+    );
 }
