@@ -845,8 +845,7 @@ try {
       ...(sb ? { b: { ...sb, endToEndAtHalfRate: await latencyAt(Math.round(sb.rate.median / 2), true, k) } } : {}),
     };
   }
-  const pause = scenarios.has('e') ? await kafkaPause(stack) : undefined;
-  const soaked = scenarios.has('g') ? await soak(Number(args['soak-minutes']), Number(args['soak-rate'])) : undefined;
+  // the steady rates first: (e) stops and restarts Kafka, whose first minute after would be in their tail
   const steady: Array<Awaited<ReturnType<typeof latencyAt>>> = [];
   if (scenarios.has('s')) {
     for (const [i, rate] of steadyRates.entries()) {
@@ -856,6 +855,8 @@ try {
       steady.push(await latencyAt(rate, false, defaultClient, smoke ? 4 : steadySeconds, profileHere));
     }
   }
+  const pause = scenarios.has('e') ? await kafkaPause(stack) : undefined;
+  const soaked = scenarios.has('g') ? await soak(Number(args['soak-minutes']), Number(args['soak-rate'])) : undefined;
   let profile: string | undefined;
   if (profileDir) {
     // the largest: the drain itself (the short session-setup run writes one too)
