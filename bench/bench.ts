@@ -395,6 +395,35 @@ function rawFsyncMs(samples = 200): { median: number; min: number; max: number; 
   return { median: round(percentile(sorted, 50)), min: round(sorted[0] as number), max: round(sorted.at(-1) as number), p99: round(percentile(sorted, 99)) };
 }
 
+/**
+ * Messages the broker holds for offline sessions ($SYS, retained, so answered at once). Mosquitto
+ * writes all of them to disk every autosave_interval (30 s on the local stack) and serves no one
+ * while it writes: 381,000 of them (94 MB), left on a development stack by earlier runs, put the
+ * steady rates' p99 at 21-114 ms where a clean broker gives 7-9. Undefined without mosquitto_sub.
+ */
+function brokerStoredMessages(): number | undefined {
+  const sub = findExecutable('mosquitto_sub');
+  if (!sub) return undefined;
+  try {
+    const out = execFileSync(sub, ['-h', '127.0.0.1', '-p', String(stackConfig().mqtt.port), '-t', '$SYS/broker/store/messages/count', '-C', '1', '-W', '5'], {
+      encoding: 'utf8',
+    });
+    return Number(out.trim());
+  } catch {
+    return undefined;
+  }
+}
+
+/** Says when the broker holds so much for offline sessions that its saves would be in the figures. */
+function checkBrokerStore(when: string): number | undefined {
+  const stored = brokerStoredMessages();
+  if (stored !== undefined && stored > 20_000)
+    say(
+      `warning (${when}): Mosquitto holds ${stored.toLocaleString('en-US')} messages for offline sessions; its save every 30 s blocks it and will be in the latency figures (a clean stack: npm run stack:down, then remove .stack/mosquitto/data)`,
+    );
+  return stored;
+}
+
 /** mosquitto_sub draining the same QoS 2 backlog, recording nothing: the baseline (libmosquitto delivers at PUBREL, so it is no ceiling). */
 function baselineMosquittoSubQos2(): Promise<number | undefined> {
   const prefix = unique('ceil2');
@@ -773,6 +802,7 @@ if (build === 'dist') {
 }
 const stack = new LocalStack(stackConfig());
 const started = await stack.up();
+const storedAtStart = checkBrokerStore('at the start');
 const resultsDir = join(repoRoot, 'bench-results');
 mkdirSync(resultsDir, { recursive: true });
 const profileDir = args.profile ? join(resultsDir, `profile-${Date.now()}`) : undefined;
@@ -846,6 +876,7 @@ try {
     };
   }
   // the steady rates first: (e) stops and restarts Kafka, whose first minute after would be in their tail
+  const storedBeforeSteady = scenarios.has('s') ? checkBrokerStore('before the steady rates') : undefined;
   const steady: Array<Awaited<ReturnType<typeof latencyAt>>> = [];
   if (scenarios.has('s')) {
     for (const [i, rate] of steadyRates.entries()) {
@@ -871,6 +902,8 @@ try {
     when: new Date().toISOString(),
     machine: { cpus: cpus().length, cpu: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
     servers: { mosquitto: '2.0.11 (Debian)', kafka: kafkaVersion(join(repoRoot, 'deploy/local/kafka/pom.xml')), influxdb: '1.8.10' },
+    /** Messages Mosquitto held for offline sessions (its saves block it: see brokerStoredMessages). */
+    brokerStoredMessages: { atStart: storedAtStart, beforeSteady: storedBeforeSteady },
     method: {
       messages: count,
       rounds,
