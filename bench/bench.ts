@@ -16,6 +16,7 @@ import { LocalStack } from '../deploy/local/local-stack.ts';
 import { findExecutable } from '../deploy/local/prerequisites.ts';
 import { kafkaVersion } from '../deploy/local/servers/kafka.ts';
 import { repoRoot, stackConfig } from '../deploy/local/stack-config.ts';
+import { buildDist } from '../scripts/build-dist.ts';
 import { histogramQuantile } from '../scripts/prometheus-text.ts';
 import { sluiceNodeFlags } from '../scripts/sluice-node-flags.ts';
 import { verifyAuditLog } from '../src/audit/tools/verify.ts';
@@ -798,7 +799,7 @@ if (args.stages) {
 }
 if (build === 'dist') {
   say('building dist/ (npm run build): the bench runs what users run');
-  execFileSync(node, [join(repoRoot, 'node_modules/typescript/bin/tsc'), '-p', join(repoRoot, 'tsconfig.build.json')], { stdio: 'inherit' });
+  buildDist();
 }
 const stack = new LocalStack(stackConfig());
 const started = await stack.up();

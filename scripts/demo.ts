@@ -4,11 +4,12 @@
 // then), and shows a live one-screen summary from sluice's own /metrics. Ctrl-C (or
 // --duration S) stops everything cleanly: simulator, sluice (drains and acks), the servers the
 // demo started.
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { LocalStack } from '../deploy/local/local-stack.ts';
 import { repoRoot, stackConfig } from '../deploy/local/stack-config.ts';
+import { buildDist } from './build-dist.ts';
 import { histogramQuantile, parseSamples, type Samples } from './prometheus-text.ts';
 import { sluiceNodeFlags } from './sluice-node-flags.ts';
 
@@ -32,7 +33,7 @@ const stack = new LocalStack(stackConfig());
 process.stderr.write('demo: bringing the local stack up (first run installs and builds; later runs take seconds)\n');
 const startedServers = await stack.up();
 process.stderr.write('demo: building dist/ (npm run build)\n');
-execFileSync(node, [join(repoRoot, 'node_modules/typescript/bin/tsc'), '-p', join(repoRoot, 'tsconfig.build.json')], { stdio: 'inherit' });
+buildDist();
 
 const children: ChildProcess[] = [];
 function child(name: string, args: string[], logToFile: boolean, entry = cli): ChildProcess {
