@@ -122,6 +122,8 @@ test('a Kafka topic is checked once when it has no {levels}, per message when it
 test('unsafe values are dead-lettered instead of written', () => {
   const cases: Array<[string, unknown, RegExp]> = [
     ['acme/s/z/t/back\\/telemetry', { temperature: 1 }, /trailing backslash/], // would escape the separator
+    ['acme/s/z/t/d\x01/telemetry', { temperature: 1 }, /control character/],
+    ['acme/s/z/t\x7f/d/telemetry', { temperature: 1 }, /empty or unsafe/], // the measurement
     ['acme/s/z/t/d/telemetry', { temperature: 1, note: 'two\nlines' }, /line break/],
     ['acme/s/z/t/d/telemetry', { temperature: 1, n: 1.5 }, /not an integer/],
     ['acme/s/z/t/d/telemetry', { humidity: 1 }, /none of the fields/],

@@ -92,6 +92,7 @@ test("each line is what the client's Point writes for the same point: tags and f
     { site: 'malta', device: 'd-1', payload: { z: 'zz', t: 'T', f: 1.5, s: 'plain', b: true, i: 7, q: 'x', ts: 1_700_000_000_000 } },
     { site: 'a,b c', device: 'x=y', payload: { z: 'a b,c=d', t: '', f: -0.25, s: 'say "hi" \\ there', b: false, i: -3, ts: 1_700_000_000_001 } },
     { site: 'ü', device: 'd"2', payload: { f: 1e21, s: 'tab\tin', ts: 1_700_000_000_002 } },
+    { site: 'plain', device: 'back\\slash', payload: { z: 'a\\b', f: 2, ts: 1_700_000_000_003 } },
   ];
   for (const c of cases) {
     const message: Message = {

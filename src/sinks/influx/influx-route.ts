@@ -15,7 +15,7 @@ import type { Refusal } from '../../outcome.ts';
 import type { Encoded, MatchInput, OutputCompiler, RouteContext, RouteOutput } from '../../router/route-output.ts';
 import { lineEscape } from './influx-client.ts';
 import { InfluxSparkplugMapping } from './influx-sparkplug.ts';
-import { maxInt64, minInt64, unsafeIdentifier, unsafeString } from './line-protocol.ts';
+import { escapedOrUnsafe, maxInt64, minInt64, unsafeIdentifier, unsafeString } from './line-protocol.ts';
 
 const fieldType = z.enum(['float', 'integer', 'boolean', 'string']);
 
@@ -234,10 +234,11 @@ function buildLine(
     if (raw === undefined || raw === null || raw === '') continue; // line protocol has no empty tags
     if (typeof raw === 'object') return mappingFailure(route, `tag ${name} is an object or array`);
     const value = String(raw);
-    if (unsafeIdentifier.test(value)) return mappingFailure(route, `tag ${name} has a control character or a trailing backslash`);
+    const escaped = escapedOrUnsafe.test(value);
+    if (escaped && unsafeIdentifier.test(value)) return mappingFailure(route, `tag ${name} has a control character or a trailing backslash`);
     if (!value.isWellFormed())
       return mappingFailure(route, `tag ${name}: ${JSON.stringify(value)} has a lone UTF-16 surrogate (it would be written as U+FFFD)`);
-    line += prefix + lineEscape.tag(value);
+    line += prefix + (escaped ? lineEscape.tag(value) : value);
   }
   let fields = 0;
   // each field's written value, in the rules' order; written below in the names' order
