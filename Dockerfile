@@ -1,13 +1,13 @@
 # sluice worker image, from the same build as the npm package (npm run build: src compiled to
-# dist/ with source maps; Node does not strip types under node_modules, and compiled code
-# starts faster than type stripping at run time).
+# dist/ with source maps, the Kafka client bundled into vendor/; Node does not strip types under
+# node_modules, and compiled code starts faster than type stripping at run time).
 FROM node:24-bookworm-slim AS build
 WORKDIR /build
 COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
 COPY scripts ./scripts
 RUN npm ci --no-audit --no-fund
 COPY src ./src
-RUN node node_modules/typescript/bin/tsc -p tsconfig.build.json
+RUN node node_modules/typescript/bin/tsc -p tsconfig.build.json && node scripts/bundle-kafka-client.ts
 
 FROM node:24-bookworm-slim
 WORKDIR /app
@@ -15,6 +15,7 @@ ENV NODE_ENV=production
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 COPY --from=build /build/dist ./dist
+COPY --from=build /build/vendor ./vendor
 COPY config ./config
 # everything sluice writes (the audit log, the Sparkplug state, a file sink's file): mount a
 # persistent volume here (docker-compose.yml does)

@@ -799,7 +799,7 @@ if (args.stages) {
 }
 if (build === 'dist') {
   say('building dist/ (npm run build): the bench runs what users run');
-  buildDist();
+  await buildDist();
 }
 const stack = new LocalStack(stackConfig());
 const started = await stack.up();

@@ -33,7 +33,7 @@ const stack = new LocalStack(stackConfig());
 process.stderr.write('demo: bringing the local stack up (first run installs and builds; later runs take seconds)\n');
 const startedServers = await stack.up();
 process.stderr.write('demo: building dist/ (npm run build)\n');
-buildDist();
+await buildDist();
 
 const children: ChildProcess[] = [];
 function child(name: string, args: string[], logToFile: boolean, entry = cli): ChildProcess {

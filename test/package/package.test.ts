@@ -31,6 +31,7 @@ test('npm pack → npm install -g from the tarball → sluice --version, rules c
   const packed = JSON.parse(run(npm, ['pack', '--json', '--pack-destination', work])) as Array<{ filename: string; files: Array<{ path: string }> }>;
   const files = packed[0]?.files.map((f) => f.path) ?? [];
   assert.ok(files.includes('dist/cli.js') && files.includes('dist/cli.js.map'), 'compiled JavaScript with source maps');
+  assert.ok(files.includes('vendor/platformatic-kafka.js'), 'the Kafka client bundle');
   assert.ok(!files.some((f) => f.startsWith('src/') || f.startsWith('test/')), 'no sources or tests in the tarball');
   const tarball = join(work, packed[0]?.filename as string);
   const prefix = join(work, 'prefix');
@@ -63,6 +64,18 @@ test('npm pack → npm install -g from the tarball → sluice --version, rules c
   assert.ok(readdirSync(join(prefix, 'lib', 'node_modules', 'sluice', 'dist')).includes('cli.js'));
   const installedFirstLine = readFileSync(join(prefix, 'lib', 'node_modules', 'sluice', 'dist', 'cli.js'), 'utf8').split('\n', 1)[0];
   assert.equal(installedFirstLine, `#!/usr/bin/env -S node ${sluiceNodeFlags.join(' ')}`, "the installed command runs with sluice's node flags");
+  // the installed adapter loads the bundle, whose native and lazily loaded modules resolve from the installed package
+  const adapter = join(prefix, 'lib', 'node_modules', 'sluice', 'dist', 'sinks', 'kafka', 'client', 'platformatic-client.js');
+  const loaded = run(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      `const { producerMessages } = await import(${JSON.stringify(adapter)}); const k = await import(${JSON.stringify(join(prefix, 'lib', 'node_modules', 'sluice', 'vendor', 'platformatic-kafka.js'))}); console.log(typeof producerMessages, typeof k.Producer, k.crc32c(Buffer.from('123456789')))`,
+    ],
+    work,
+  );
+  assert.equal(loaded.trim(), `function function ${0xe3069283}`, 'the bundle loads, with its CRC-32C');
   console.log(`# packed, installed and ran in ${((Date.now() - started) / 1000).toFixed(1)} s (${files.length} files in the tarball)`);
 });
 

@@ -1,7 +1,7 @@
 // The kafka section made into a client: files and secrets read now (an error names the key,
 // never a secret's value), the adapter the config names. Only that adapter's library is loaded:
-// @platformatic/kafka alone adds ~57 MiB of RSS to a worker (less its option validators, see
-// lean-platformatic.ts), kafkajs ~18 MiB.
+// @platformatic/kafka alone adds ~57 MiB of RSS to a worker as its ~330 files (less, bundled into
+// one with its option validators made lazy: scripts/bundle-kafka-client.ts), kafkajs ~18 MiB.
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -30,7 +30,6 @@ export async function createKafkaClient(k: KafkaConfig, overrides: { clientId?: 
     const { RdkafkaClient } = await import('./rdkafka-client.ts');
     return new RdkafkaClient(connection, tuning);
   }
-  (await import('./lean-platformatic.ts')).leanPlatformatic(); // before the library loads
   const { PlatformaticClient } = await import('./platformatic-client.ts');
   return new PlatformaticClient(connection, tuning);
 }

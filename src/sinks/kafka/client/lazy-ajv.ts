@@ -1,5 +1,5 @@
-// The Ajv2020 that @platformatic/kafka's utils module gets (lean-platformatic.ts routes its
-// import here). The library makes one Ajv2020 when it is imported and compiles 38 option schemas
+// The Ajv2020 that @platformatic/kafka's utils module gets (scripts/bundle-kafka-client.ts bundles
+// it in place of the real one). The library makes one Ajv2020 when it is imported and compiles 38 option schemas
 // with it at once, for its producer, consumer and admin calls alike: ~8 MiB of a worker's memory.
 // It runs them only for a client made with `strict: true`, which sluice does not set. This one
 // compiles a schema the first time its validator runs, with the real Ajv2020 and the same options

@@ -1,5 +1,5 @@
-// What @platformatic/kafka's own schema registry module gets for 'avsc' (lean-platformatic.ts
-// routes its import here): avsc, loaded when that registry first reads an Avro schema instead of
+// What @platformatic/kafka's own schema registry module gets for 'avsc' (scripts/bundle-kafka-client.ts
+// bundles it in place of the real one): avsc, loaded when that registry first reads an Avro schema instead of
 // when the library is imported (see lazy-registry-ajv.ts for why).
 import { createRequire } from 'node:module';
 import type avro from 'avsc';

@@ -1,5 +1,5 @@
 // What @platformatic/kafka's own schema registry module gets for 'ajv', 'ajv/dist/2020.js' and
-// 'ajv-draft-04' (lean-platformatic.ts routes its imports here). The library imports that module
+// 'ajv-draft-04' (scripts/bundle-kafka-client.ts bundles it in their place). The library imports that module
 // with everything else, and it loads ajv and its draft-04 build at import, though only a
 // ConfluentSchemaRegistry of the library's uses them; sluice has its own registry client
 // (schema-registry/) and never makes one. Each class here loads the real one when first

@@ -17,7 +17,7 @@
 // per key and header value and no BigInt per record. Anything else goes to the library's encoder,
 // with strings and number timestamps first turned into the Buffers and bigints it takes: a field
 // of another type, headers that are not a Map.
-// lean-platformatic.ts points the library's produce requests here.
+// scripts/bundle-kafka-client.ts bundles the library's produce requests with this in place of its encoder.
 import {
   type CreateRecordsBatchOptions,
   compressionsAlgorithms,

@@ -2,7 +2,10 @@
 // PLAIN/SCRAM/OAUTHBEARER, and produce requests to several brokers at once. Keys go to the same
 // partitions as with kafkajs and the Java client (murmur2, positive-masked, partitioner.ts);
 // keyless records go round robin. Its idempotent producer keeps one request in flight per connection.
-import { Admin, type MessageToProduce, Producer, type ProducerOptions, type SASLOptions } from '@platformatic/kafka';
+// The library is loaded as one bundled file (scripts/bundle-kafka-client.ts), with sluice's
+// record-batch encoder in its produce requests: the adapter hands it keys and header values as
+// strings and timestamps as numbers.
+import type { Admin as LibraryAdmin, Producer as LibraryProducer, MessageToProduce, ProducerOptions, SASLOptions } from '@platformatic/kafka';
 import {
   type BrokerFault,
   type KafkaAdminPort,
@@ -13,8 +16,10 @@ import {
   type TopicBatch,
   untilLeaders,
 } from './kafka-client.ts';
-import { leanRecordsResolved } from './lean-platformatic.ts';
 import { keyPartitioner } from './partitioner.ts';
+import { loadKafkaClientBundle } from './platformatic-bundle.ts';
+
+const { Admin, Producer } = await loadKafkaClientBundle();
 
 type Options = ProducerOptions<Buffer, Buffer, Buffer, Buffer>;
 
@@ -103,12 +108,12 @@ export class PlatformaticClient implements KafkaClient {
 }
 
 class PlatformaticSession implements ProducerSession {
-  private producer: Producer<Buffer, Buffer, Buffer, Buffer>;
-  private readonly make: () => Producer<Buffer, Buffer, Buffer, Buffer>;
+  private producer: LibraryProducer<Buffer, Buffer, Buffer, Buffer>;
+  private readonly make: () => LibraryProducer<Buffer, Buffer, Buffer, Buffer>;
   private readonly idempotent: boolean;
   private connected = false;
 
-  constructor(idempotent: boolean, make: () => Producer<Buffer, Buffer, Buffer, Buffer>) {
+  constructor(idempotent: boolean, make: () => LibraryProducer<Buffer, Buffer, Buffer, Buffer>) {
     this.idempotent = idempotent;
     this.make = make;
     this.producer = make();
@@ -133,7 +138,7 @@ class PlatformaticSession implements ProducerSession {
   }
 
   async send(batches: readonly TopicBatch[]): Promise<void> {
-    await this.producer.send({ messages: producerMessages(batches, leanRecordsResolved()) });
+    await this.producer.send({ messages: producerMessages(batches, true) });
   }
 
   async reset(reconnect = true): Promise<void> {
@@ -151,9 +156,9 @@ class PlatformaticSession implements ProducerSession {
 }
 
 class PlatformaticAdmin implements KafkaAdminPort {
-  private admin: Admin;
-  private readonly make: () => Admin;
-  constructor(make: () => Admin) {
+  private admin: LibraryAdmin;
+  private readonly make: () => LibraryAdmin;
+  constructor(make: () => LibraryAdmin) {
     this.make = make;
     this.admin = make();
   }
@@ -215,7 +220,7 @@ function walk(err: unknown, visit: (e: Walked) => void, depth = 0): void {
 type ProducerMessage = MessageToProduce<Buffer, Buffer, Buffer, Buffer>;
 
 /**
- * The messages for a send. `lean` (lean-records.ts resolved): keys and header values as strings
+ * The messages for a send. `lean` (lean-records.ts in the produce requests): keys and header values as strings
  * and timestamps as numbers, which it writes in place (no Buffer per key and header value, no
  * BigInt per record); otherwise the library's own shapes, for its encoder (the stage bench
  * measures both).

@@ -1,7 +1,9 @@
-// @platformatic/kafka loaded through lean-platformatic.ts: its option schemas are not compiled at
+// @platformatic/kafka as the worker loads it, bundled by scripts/bundle-kafka-client.ts (the
+// tests' global setup makes the bundle from the sources): its option schemas are not compiled at
 // import, and a client made with `strict: true` still checks its options with the same words; its
-// own schema registry loads ajv and avsc only when made and used. No Kafka is needed: the checks
-// fail before a connection is tried (the registry gets a loopback server of the test's own).
+// own schema registry loads ajv and avsc only when made and used; its produce requests encode
+// with lean-records.ts. No Kafka is needed: the checks fail before a connection is tried (the
+// registry gets a loopback server of the test's own).
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -10,10 +12,10 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { lazyAjvCounts } from '../../src/sinks/kafka/client/lazy-ajv.ts';
-import { lazyAvscLoads } from '../../src/sinks/kafka/client/lazy-avsc.ts';
-import { lazyRegistryAjvLoads } from '../../src/sinks/kafka/client/lazy-registry-ajv.ts';
-import { leanPlatformatic, leanRecordsResolved, leanRequestModules } from '../../src/sinks/kafka/client/lean-platformatic.ts';
+import type { BundleManifest } from '../../scripts/bundle-kafka-client.ts';
+import { kafkaClientBundleUrl, loadKafkaClientBundle } from '../../src/sinks/kafka/client/platformatic-bundle.ts';
+
+const manifest = JSON.parse(readFileSync(new URL('./platformatic-kafka.json', kafkaClientBundleUrl), 'utf8')) as BundleManifest;
 
 /** Which of the library's schema libraries its require has loaded so far. */
 function loadedByLibrary(): string[] {
@@ -22,8 +24,7 @@ function loadedByLibrary(): string[] {
 }
 
 test("the library's own schema registry loads ajv and avsc when one is made and used, not at import, and works as before", async () => {
-  leanPlatformatic();
-  const { ConfluentSchemaRegistry } = await import('@platformatic/kafka');
+  const { ConfluentSchemaRegistry, lazyRegistryAjvLoads, lazyAvscLoads } = await loadKafkaClientBundle();
   assert.deepEqual(loadedByLibrary(), [], 'importing the library loads neither avsc nor ajv-draft-04');
   assert.equal(lazyRegistryAjvLoads(), 0);
   // a registry of the library's, against a loopback server that answers two schema ids
@@ -58,8 +59,7 @@ test("the library's own schema registry loads ajv and avsc when one is made and 
 });
 
 test('the library is loaded with no option schema compiled, and a strict client checks its options as before', async () => {
-  leanPlatformatic();
-  const { Producer, UserError } = await import('@platformatic/kafka');
+  const { Producer, UserError, lazyAjvCounts } = await loadKafkaClientBundle();
   assert.deepEqual(lazyAjvCounts(), { instances: 1, compiled: 0 }, "the library's utils module got the lazy Ajv2020 and compiled nothing");
 
   // sluice's own producers are not strict: making one compiles nothing either
@@ -90,10 +90,7 @@ test('the library is loaded with no option schema compiled, and a strict client 
 });
 
 test("the library's produce requests encode their records with lean-records.ts", async () => {
-  leanPlatformatic();
-  // imported after the hook, as the worker does: a static import would load the library first
-  const { leanRecordsCounts } = await import('../../src/sinks/kafka/client/lean-records.ts');
-  const { produceV9, produceV11 } = await import('@platformatic/kafka');
+  const { produceV9, produceV11, leanRecordsCounts } = await loadKafkaClientBundle();
   const before = leanRecordsCounts();
   const message = () => ({
     topic: 't',
@@ -105,8 +102,7 @@ test("the library's produce requests encode their records with lean-records.ts",
   produceV11.createRequest(-1, 1000, [message(), message()], { producerId: 1n, producerEpoch: 0 });
   produceV9.createRequest(-1, 1000, [message()], {});
   await produceV11.createRequestAsync(-1, 1000, [message()], { compression: 'gzip' });
-  // what the adapter hands over once they do: keys and header values as strings, number timestamps
-  assert.equal(leanRecordsResolved(), true);
+  // what the adapter hands over: keys and header values as strings, number timestamps
   const { producerMessages } = await import('../../src/sinks/kafka/client/platformatic-client.ts');
   const records = [{ topic: 't', key: 'ts-1', value: Buffer.from('{}'), headers: { 'mqtt-qos': '1', u: ['a', 'b'] }, timestamp: 1_764_000_000_000 }];
   const lean = producerMessages([{ topic: 't', records }], true).map((m) => ({ ...m, partition: 0 }));
@@ -114,11 +110,29 @@ test("the library's produce requests encode their records with lean-records.ts",
   produceV11.createRequest(-1, 1000, lean as never, { producerId: 1n, producerEpoch: 0 });
   const after = leanRecordsCounts();
   assert.deepEqual({ lean: after.lean - before.lean, library: after.library - before.library }, { lean: 4, library: 0 });
-  // every produce request module of the library that imports the encoder was redirected: none left on the library's
+  // every produce request module of the library that imports the encoder got lean-records.ts: none left on the library's
   const dir = fileURLToPath(new URL('./apis/producer/', import.meta.resolve('@platformatic/kafka')));
   const importers = readdirSync(dir).filter(
     (f) => f.endsWith('.js') && /from ["']\.\.\/\.\.\/protocol\/records\.js["']/.test(readFileSync(join(dir, f), 'utf8')),
   );
   assert.ok(importers.length >= 5, `${importers.length} produce modules import records.js`);
-  assert.equal(leanRequestModules(), importers.length, importers.join(', '));
+  const replaced = Object.entries(manifest.replaced)
+    .filter(([, specifiers]) => specifiers['../../protocol/records.js'] === 'lean-records.ts')
+    .map(([file]) => file)
+    .sort();
+  assert.deepEqual(replaced, importers.map((f) => `dist/apis/producer/${f}`).sort());
+});
+
+test('the bundle is of the installed library, with the option and registry schemas made lazy', () => {
+  const installed = (
+    JSON.parse(readFileSync(join(fileURLToPath(import.meta.resolve('@platformatic/kafka')), '../../package.json'), 'utf8')) as { version: string }
+  ).version;
+  assert.equal(manifest.library, `@platformatic/kafka ${installed}`);
+  assert.deepEqual(manifest.replaced['dist/utils.js'], { 'ajv/dist/2020.js': 'lazy-ajv.ts' });
+  assert.deepEqual(manifest.replaced['dist/registries/confluent-schema-registry.js'], {
+    ajv: 'lazy-registry-ajv.ts',
+    'ajv-draft-04': 'lazy-registry-ajv.ts',
+    'ajv/dist/2020.js': 'lazy-registry-ajv.ts',
+    avsc: 'lazy-avsc.ts',
+  });
 });
