@@ -22,11 +22,13 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build, type Plugin } from 'esbuild';
+import { kafkaClientBundleUrl } from '../src/sinks/kafka/client/platformatic-bundle.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const client = join(root, 'src/sinks/kafka/client');
-export const kafkaClientBundle = join(root, 'vendor/platformatic-kafka.js');
-const manifestFile = join(root, 'vendor/platformatic-kafka.json');
+/** Where the worker loads it from (platformatic-bundle.ts owns the path). */
+const kafkaClientBundle = fileURLToPath(kafkaClientBundleUrl);
+const manifestFile = fileURLToPath(new URL('./platformatic-kafka.json', kafkaClientBundleUrl));
 
 /** The library file whose `ajv/dist/2020.js` import is replaced. */
 const libraryUtils = '/@platformatic/kafka/dist/utils.js';
