@@ -1,6 +1,6 @@
 // Sits in front of one sink: gathers items into batches (count, bytes, linger; a part batch
 // goes at once when an ack window fills, since nothing more can arrive), writes up to
-// `concurrency` batches at once (p-queue; 1 where order or a single request in flight matters),
+// `concurrency` batches at once (1 where order or a single request in flight matters),
 // retries a batch that failed retriably with backoff until it is durable (nothing is acked
 // meanwhile, so nothing is lost), and tells each item's listener its outcome exactly once. A
 // fatal failure is told to every listener of the batch and stops the queue. Its length is
@@ -10,13 +10,13 @@
 // become dead letters and the window moves on) once deferred longer than stuckAfterMs. That
 // clock runs only while the sink answers: time in which its writes fail as a whole (the
 // cluster down) is an outage, held, and never makes a deferred item stuck.
-import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import { backoffMs } from '../backoff.ts';
 import { monotonicMs } from '../clock.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { delivered, type Outcome, type OutcomeListener } from '../outcome.ts';
 import { type BatchLimits, type Sink, SinkError, type WriteResult } from '../sinks/sink.ts';
+import { WriteSlots } from './write-slots.ts';
 
 interface Deferred<T> {
   readonly item: T;
@@ -41,7 +41,7 @@ export class BatchQueue<T> {
   /** The last retriable failure's message, while failing (for /readyz). */
   lastError: string | undefined;
   private lastLoggedAt = 0;
-  private readonly writes: PQueue;
+  private readonly writes: WriteSlots;
   private readonly sink: Sink<T>;
   private readonly limits: BatchLimits;
   private readonly retry: { minMs: number; maxMs: number };
@@ -60,7 +60,7 @@ export class BatchQueue<T> {
     this.log = log;
     this.metrics = metrics;
     this.concurrency = Math.max(1, limits.concurrency ?? 1);
-    this.writes = new PQueue({ concurrency: this.concurrency });
+    this.writes = new WriteSlots(this.concurrency);
     this.labels = { sink: sink.name };
     metrics.sinkHealthy.set(this.labels, 1);
   }
@@ -95,7 +95,7 @@ export class BatchQueue<T> {
   /** Resolves once everything pushed so far is written (or rejected). */
   async flushed(): Promise<void> {
     this.startWrites(true);
-    while (this.items.length > 0 || this.writes.pending > 0 || this.writes.size > 0) {
+    while (this.items.length > 0 || this.writes.count > 0) {
       if (this.closed) return;
       await this.writes.onIdle();
       this.startWrites(true);
@@ -119,7 +119,7 @@ export class BatchQueue<T> {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
-    while (this.items.length > 0 && !this.closed && this.writes.pending + this.writes.size < this.concurrency) {
+    while (this.items.length > 0 && !this.closed && this.writes.count < this.concurrency) {
       const { items, listeners } = this.takeBatch();
       void this.writes
         .add(() => this.writeUntilDurable(items, listeners))
