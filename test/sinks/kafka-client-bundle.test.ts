@@ -123,7 +123,7 @@ test("the library's produce requests encode their records with lean-records.ts",
   assert.deepEqual(replaced, importers.map((f) => `dist/apis/producer/${f}`).sort());
 });
 
-test('the bundle is of the installed library, with the option and registry schemas made lazy', () => {
+test("the bundle is of the installed library, with the option and registry schemas made lazy and the connection's in-flight Map renewed", () => {
   const installed = (
     JSON.parse(readFileSync(join(fileURLToPath(import.meta.resolve('@platformatic/kafka')), '../../package.json'), 'utf8')) as { version: string }
   ).version;
@@ -135,4 +135,6 @@ test('the bundle is of the installed library, with the option and registry schem
     'ajv/dist/2020.js': 'lazy-registry-ajv.ts',
     avsc: 'lazy-avsc.ts',
   });
+  // a connection's in-flight Map, emptied, is replaced by a young one (the build fails if the library's deletes change)
+  assert.deepEqual(manifest.replaced['dist/network/connection.js'], { '#inflightRequests.delete': 'a new Map when the last request is deleted' });
 });
