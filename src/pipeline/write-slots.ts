@@ -28,7 +28,13 @@ export class WriteSlots {
     return new Promise<void>((resolve, reject) => {
       const run = () => {
         this.running++;
-        write().then(
+        let written: Promise<void>;
+        try {
+          written = write();
+        } catch (err) {
+          written = Promise.reject(err); // a write that throws gives its place back like one that rejects
+        }
+        written.then(
           () => {
             this.release();
             resolve();

@@ -72,6 +72,23 @@ test('a failed write rejects its promise and frees its place', async () => {
   assert.equal(after.started, true);
 });
 
+test('a write that throws before it returns a promise rejects and frees its place too', async () => {
+  const slots = new WriteSlots(1);
+  const after = gate();
+  const rejected = assert.rejects(
+    slots.add(() => {
+      throw new Error('thrown');
+    }),
+    /thrown/,
+  );
+  void slots.add(after.write);
+  await rejected;
+  assert.equal(after.started, true);
+  after.open();
+  await slots.onIdle();
+  assert.equal(slots.count, 0);
+});
+
 test('onIdle waits for running and waiting writes; clear drops the waiting ones', async () => {
   const slots = new WriteSlots(1);
   await slots.onIdle();
