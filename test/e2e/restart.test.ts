@@ -32,6 +32,29 @@ test('SIGTERM under load: exit 0, and across the restart nothing is lost and not
   assert.equal(records.length, total, 'nothing duplicated');
 });
 
+test('SIGTERM with a backlog at the broker: the worker stops, unheld by what it left unread, and the restart takes the rest once', {
+  timeout: 120_000,
+}, async (t) => {
+  printLogsOnFailure(t);
+  const prefix = unique('backlog');
+  const topic = `${prefix}.telemetry`;
+  // a window of 5: the broker holds most of the burst, and keeps the socket full while the worker stops
+  const sluice = sluiceFor(t, { rules: telemetryToKafka(prefix, topic), config: { mqtt: { receiveMaximum: 5 }, shutdown: { deadlineMs: 5_000 } } });
+  await sluice.start();
+  const total = 4_000;
+  const pub = await mqttClient(t);
+  await publishNumbered(pub, total, (seq) => `${prefix}/s/z/sensor/dev-${seq % 20}/telemetry`);
+  // not a timing assertion: before, this stop never ended (the socket's close waited on reads the stopped worker no longer made)
+  const code = await Promise.race([sluice.stop('SIGTERM'), sleep(30_000, 'still running 30 s after SIGTERM')]);
+  assert.equal(code, 0, 'stopped cleanly');
+  assert.match(sluice.logs, /"unsettled":0,"msg":"stopped"/);
+  await sluice.start();
+  const records = await readTopic(t, topic, (r) => seqCounts(r).size === total);
+  const counts = seqCounts(records);
+  assert.equal(counts.size, total, 'nothing lost');
+  assert.equal(records.length, total, 'nothing duplicated');
+});
+
 test('a restarted worker resumes its session and subscribes filters added to the rules since', { timeout: 60_000 }, async (t) => {
   printLogsOnFailure(t);
   const prefix = unique('resub');

@@ -8,6 +8,7 @@
 // logs one warning when it starts, a reminder a minute and one line when it ends.
 // QoS 2 subscriptions get a session of their own (the command connection, see app.ts) whose
 // releases and session losses are reported to its Qos2Hooks (the exactly-once ledger).
+import { setTimeout as sleep } from 'node:timers/promises';
 import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import { mqttServers } from '../../addresses.ts';
@@ -209,8 +210,25 @@ export class MqttSession implements Session {
     await this.window.drained(abort);
     const unsettled = this.window.inFlight;
     // the released PUBACKs are written before DISCONNECT (one ordered stream)
-    await this.client.endAsync(false).catch(() => this.client.endAsync(true));
+    await this.disconnect();
     return unsettled;
+  }
+
+  /**
+   * Sends DISCONNECT and closes the connection. MQTT.js's end() waits for the socket to close,
+   * which needs the broker's end of stream read; but a stopped worker leaves unread what the
+   * broker sent after it stopped taking messages (a backlog fills the socket), so the close
+   * never comes. After `closeWaitMs` the socket is destroyed: the DISCONNECT is written by then,
+   * and what was left unread is unacked, so the broker sends it again.
+   */
+  private async disconnect(): Promise<void> {
+    const ended = this.client.endAsync(false).then(
+      () => true,
+      () => false,
+    );
+    if (await Promise.race([ended, sleep(closeWaitMs, false, { ref: false })])) return;
+    this.client.stream?.destroy();
+    await Promise.race([ended, sleep(closeWaitMs, false, { ref: false })]);
   }
 
   /**
@@ -299,6 +317,9 @@ export class MqttSession implements Session {
     return { ...options, ...credentialOptions(o) };
   }
 }
+
+/** How long a stopping worker waits for its connection to close after DISCONNECT before it closes the socket itself. */
+const closeWaitMs = 1000;
 
 /** Errors of a socket that is going away (a close follows). */
 const socketErrorCodes = new Set(['EPIPE', 'ECONNRESET', 'ETIMEDOUT', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH']);
