@@ -99,7 +99,7 @@ export async function startWorker(config: LoadedConfig, log: Logger, options: Wo
     },
     async stop() {
       const started = Date.now();
-      const unsettled = await stopSessions(sessions, s.shutdown.deadlineMs, metrics, log);
+      const unsettled = await stopSessions(sessions, s.shutdown.deadlineMs, s.shutdown.leaveGroup, metrics, log);
       health.stop();
       await sparkplug?.stop();
       await sinks.close();

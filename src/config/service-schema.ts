@@ -168,6 +168,12 @@ export const serviceConfig = z.strictObject({
   shutdown: z
     .strictObject({
       deadlineMs: z.int().min(100).default(15_000).describe('SIGTERM: stop reading, flush, ack, disconnect within this'),
+      leaveGroup: z
+        .boolean()
+        .default(false)
+        .describe(
+          'SIGTERM: leave the share group for good first (unsubscribe, take what the broker still holds for this worker, end the session), so a worker that never comes back strands nothing; only where other workers stay in the group (docs/operations.md, Scaling in)',
+        ),
     })
     .prefault({})
     .describe('graceful shutdown'),

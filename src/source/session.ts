@@ -42,6 +42,8 @@ export interface Session {
   /**
    * Stops taking messages, waits (up to the deadline) until every message taken is durable and
    * acked, then disconnects with the session kept. Resolves to the acks left unsettled.
+   * `leave`: the worker goes for good, so it first leaves its share group (unsubscribes, takes
+   * what the broker still holds for it) and ends its session; if it cannot in time, it keeps it.
    */
-  stop(deadlineMs: number): Promise<number>;
+  stop(deadlineMs: number, leave?: boolean): Promise<number>;
 }

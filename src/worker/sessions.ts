@@ -113,12 +113,18 @@ export function updateSubscriptions(s: WorkerSessions, next: RuleSet): { added: 
   return { added: [...a.added, ...b.added], removed: [...a.removed, ...b.removed] };
 }
 
-/** Stops reading and waits, until the deadline, for what is in flight to be acked. Resolves to the number left unacked. */
-export async function stopSessions(s: WorkerSessions, deadlineMs: number, metrics: Metrics, log: Logger): Promise<number> {
+/**
+ * Stops reading and waits, until the deadline, for what is in flight to be acked (`leave`: after
+ * leaving the share group, see Session.stop). Resolves to the number left unacked.
+ */
+export async function stopSessions(s: WorkerSessions, deadlineMs: number, leave: boolean, metrics: Metrics, log: Logger): Promise<number> {
   const sessions = sessionsOf(s);
   const inFlight = sessions.reduce((n, x) => n + x.window.inFlight, 0);
-  log.info({ inFlight, deadlineMs }, 'shutting down: no new messages, flushing');
-  const left = await Promise.all(sessions.map((x) => x.stop(deadlineMs)));
+  log.info(
+    { inFlight, deadlineMs, leaveGroup: leave },
+    leave ? 'shutting down: leaving the share group, then flushing' : 'shutting down: no new messages, flushing',
+  );
+  const left = await Promise.all(sessions.map((x) => x.stop(deadlineMs, leave)));
   const unsettled = left.reduce((a, b) => a + b, 0);
   if (unsettled > 0) {
     metrics.unsettledAtShutdown.inc(unsettled);

@@ -66,6 +66,8 @@ export class MqttSession implements Session {
   private subscriptions: ReadonlyArray<{ readonly filter: string; readonly qos: 0 | 1 | 2 }>;
   private onMessage: MessageHandler = () => {};
   private onWindowFull: WindowFullHandler | undefined;
+  /** Messages taken so far: a leave waits until it stops moving. */
+  private taken = 0;
 
   constructor(options: MqttSessionOptions, log: Logger, metrics: Metrics) {
     this.options = options;
@@ -90,6 +92,7 @@ export class MqttSession implements Session {
       accepting: () => this.accepting,
       onMessage: (packet, slot) => {
         (receivedByQos[packet.qos] ??= metrics.received.labels(String(packet.qos))).inc();
+        this.taken++;
         this.onMessage(messageOf(packet), slot);
       },
       onStall: () => metrics.stalls.inc(),
@@ -203,14 +206,23 @@ export class MqttSession implements Session {
     if (this.accepting) this.window.resume();
   }
 
-  async stop(deadlineMs: number): Promise<number> {
+  async stop(deadlineMs: number, leave = false): Promise<number> {
+    const abort = AbortSignal.timeout(deadlineMs);
+    const left = leave && (await this.leaveGroup(abort));
     this.accepting = false;
     this.window.close();
-    const abort = AbortSignal.timeout(deadlineMs);
     await this.window.drained(abort);
     const unsettled = this.window.inFlight;
-    // the released PUBACKs are written before DISCONNECT (one ordered stream)
-    await this.disconnect();
+    // the released PUBACKs are written before DISCONNECT (one ordered stream); a worker that left
+    // its group with nothing in flight ends its session (MQTT 5 lets DISCONNECT lower the expiry to 0)
+    const endSession = left && unsettled === 0;
+    await this.disconnect(endSession ? { properties: { sessionExpiryInterval: 0 } } : {});
+    if (endSession) this.log.info({ clientId: this.options.clientId }, 'left the share group: session ended');
+    else if (leave)
+      this.log.warn(
+        { clientId: this.options.clientId, unsettled },
+        'could not leave the share group in time: session kept, so a worker with this client id can still take what it holds',
+      );
     return unsettled;
   }
 
@@ -221,14 +233,58 @@ export class MqttSession implements Session {
    * never comes. After `closeWaitMs` the socket is destroyed: the DISCONNECT is written by then,
    * and what was left unread is unacked, so the broker sends it again.
    */
-  private async disconnect(): Promise<void> {
-    const ended = this.client.endAsync(false).then(
+  private async disconnect(opts: { properties?: { sessionExpiryInterval: number } }): Promise<void> {
+    const ended = this.client.endAsync(false, opts).then(
       () => true,
       () => false,
     );
     if (await Promise.race([ended, sleep(closeWaitMs, false, { ref: false })])) return;
     this.client.stream?.destroy();
     await Promise.race([ended, sleep(closeWaitMs, false, { ref: false })]);
+  }
+
+  /**
+   * Leaves the share group for good: unsubscribes every filter (the broker hands this session
+   * nothing new), then keeps taking what the broker had already queued for it until nothing is
+   * in flight and nothing has arrived for `leaveQuietMs`. True when that happened before `abort`;
+   * false (the session must be kept) when the broker was unreachable or the queue did not empty.
+   */
+  private async leaveGroup(abort: AbortSignal): Promise<boolean> {
+    const topics = this.subscriptions.map((s) => `$share/${this.options.group}/${s.filter}`);
+    this.subscriptions = []; // a reconnect meanwhile must not join again
+    if (!this.client.connected) {
+      this.log.warn({ clientId: this.options.clientId }, 'leaving the share group: not connected to the broker, so it cannot unsubscribe');
+      return false;
+    }
+    const started = monotonicMs();
+    try {
+      // UNSUBACK reason codes: 0 and 0x11 (no subscription existed) leave; 0x80 and above did not
+      const unsuback = topics.length === 0 ? undefined : await Promise.race([this.client.unsubscribeAsync(topics), aborted(abort)]);
+      const refused = ((unsuback as { granted?: number[] } | undefined)?.granted ?? []).filter((code) => code >= 0x80);
+      if (refused.length > 0) throw new Error(`the broker refused to unsubscribe (reason codes ${refused.join(', ')})`);
+    } catch (err) {
+      this.log.warn({ clientId: this.options.clientId, err: (err as Error).message }, 'leaving the share group: unsubscribe failed');
+      return false;
+    }
+    this.log.info(
+      { clientId: this.options.clientId, topics, inFlight: this.window.inFlight },
+      'leaving the share group: unsubscribed; taking what the broker still holds for this worker',
+    );
+    for (;;) {
+      const seen = this.taken;
+      try {
+        await sleep(leaveQuietMs, undefined, { signal: abort });
+      } catch {
+        return false;
+      }
+      if (this.taken === seen && this.window.inFlight === 0 && this.client.connected) {
+        this.log.info(
+          { clientId: this.options.clientId, tookMs: Math.round(monotonicMs() - started), taken: this.taken },
+          'left the share group: nothing more queued',
+        );
+        return true;
+      }
+    }
   }
 
   /**
@@ -318,8 +374,23 @@ export class MqttSession implements Session {
   }
 }
 
+/**
+ * How long a leaving worker waits with nothing in flight and nothing arriving before it takes
+ * the broker's queue for its session to be empty: the broker sends what it queued as soon as
+ * acks make room, so any wait far above a round trip will do.
+ */
+export const leaveQuietMs = 1000;
+
 /** How long a stopping worker waits for its connection to close after DISCONNECT before it closes the socket itself. */
 const closeWaitMs = 1000;
+
+/** Rejects when `signal` aborts. */
+function aborted(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => {
+    if (signal.aborted) reject(new Error('shutdown deadline passed'));
+    else signal.addEventListener('abort', () => reject(new Error('shutdown deadline passed')), { once: true });
+  });
+}
 
 /** Errors of a socket that is going away (a close follows). */
 const socketErrorCodes = new Set(['EPIPE', 'ECONNRESET', 'ETIMEDOUT', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH']);
