@@ -4,9 +4,11 @@
 // ends its session), so the rest of the group gets everything; a worker that stops without it
 // keeps its share queued in its session until it comes back.
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import mqtt from 'mqtt';
-import { publishNumbered, readTopic, seqCounts, telemetryToKafka, waitFor } from '../support/e2e-helpers.ts';
+import { commandsRecorded, publishNumbered, publishUntilStopped, readTopic, seqCounts, telemetryToKafka, waitFor } from '../support/e2e-helpers.ts';
 import { type SluiceProcess, sluiceFor } from '../support/sluice-process.ts';
 import { endpoints, mqttClient, printLogsOnFailure, unique } from '../support/stack.ts';
 
@@ -74,6 +76,37 @@ test('a worker that stops without leaving keeps its share in its session, and ge
   await leaving.start();
   const records = await readTopic(t, topic, (r) => seqCounts(r).size >= total);
   assert.equal(seqCounts(records).size, total, 'every message once the worker came back');
+});
+
+test('commands too: a worker that leaves ends its command session as well, and each command is recorded once across the two workers', {
+  timeout: 120_000,
+}, async (t) => {
+  printLogsOnFailure(t);
+  const prefix = unique('scalein');
+  const group = unique('group');
+  const rules = {
+    subscriptions: [{ filter: `${prefix}/+/+/+/+/command`, qos: 2 }],
+    routes: [{ name: 'commands', match: `${prefix}/{site}/{zone}/{deviceType}/{deviceId}/command`, audit: true, payload: 'raw' }],
+  };
+  const staying = sluiceFor(t, { rules, group, config: { audit: { dir: 'audit' } } });
+  const leaving = sluiceFor(t, { rules, group, config: { audit: { dir: 'audit' }, shutdown: { leaveGroup: true } } });
+  await Promise.all([staying.start(), leaving.start()]);
+  const pub = await mqttClient(t);
+  const commands = publishUntilStopped(pub, 2, 50, (n) => `${prefix}/plant/z/valve/v-${n % 5}/command`, { body: (n) => `cmd-${n}` });
+  await sleep(2_000);
+  assert.equal(await leaving.stop('SIGTERM'), 0);
+  await sleep(2_000);
+  await commands.stop();
+  assert.match(leaving.logs, /"msg":"left the share group: session ended"/);
+  assert.equal(await sessionPresent(`${leaving.clientId}-commands`), false, 'the command session ended');
+  const recorded = () => [...commandsRecorded(join(staying.dir, 'audit')), ...commandsRecorded(join(leaving.dir, 'audit'))];
+  await waitFor('every acknowledged command recorded', () => new Set(recorded()).size >= commands.ackedAt.size, 30_000).catch(() => {});
+  const all = recorded();
+  const once = new Set(all);
+  const lost = [...commands.ackedAt.keys()].filter((n) => !once.has(`cmd-${n}`));
+  t.diagnostic(`${commands.ackedAt.size} commands; the leaving worker recorded ${commandsRecorded(join(leaving.dir, 'audit')).length}`);
+  assert.deepEqual(lost, [], 'every command the broker took is recorded');
+  assert.equal(all.length, once.size, 'and once');
 });
 
 test('a worker that cannot leave within the shutdown deadline keeps its session, so nothing it holds is dropped', { timeout: 60_000 }, async (t) => {
