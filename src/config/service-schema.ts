@@ -172,7 +172,7 @@ export const serviceConfig = z.strictObject({
         .boolean()
         .default(false)
         .describe(
-          'SIGTERM: leave the share group for good first (unsubscribe, take what the broker still holds for this worker, end the session), so a worker that never comes back strands nothing; only where other workers stay in the group (docs/operations.md, Scaling in)',
+          'SIGTERM: leave the share group for good first (unsubscribe, take what the broker still holds for this worker, end the session), so a worker that never comes back strands nothing on Mosquitto; only where other workers stay in the group, and not on HiveMQ (docs/operations.md, Scaling in)',
         ),
     })
     .prefault({})
