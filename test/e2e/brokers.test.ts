@@ -1,10 +1,11 @@
 // The core promises on each MQTT 5 broker of the stack (Mosquitto 2 and HiveMQ CE): at least
 // once across sluice SIGKILLs with two workers splitting a share group and in flight never
 // above Receive Maximum, and QoS 2 exactly once across SIGKILLs. Then what each broker itself
-// does, probed with a raw MQTT client (no sluice), which docs/operations.md's per-broker table
-// reports: does it respect a client's Receive Maximum, does a shared subscription restored
-// from its persistence deliver before a member subscribes again, and are a disconnected
-// member's in-flight messages handed to another member or held for it.
+// does, probed with raw and MQTT.js clients (no sluice), which docs/operations.md's per-broker
+// table reports: does it respect a client's Receive Maximum, does a shared subscription restored
+// from its persistence deliver before a member subscribes again, are a disconnected member's
+// in-flight messages handed to another member or held for it, is an offline member of a share
+// group given its turn, and does the rest of a group get a burst its holder unsubscribed from.
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -221,6 +222,48 @@ for (const kind of brokerKinds) {
     );
     // the figures are the broker's, not sluice's: this test asserts only that the probes ran
     assert.ok(sentPastMax >= 1 && sentPastMaxQos2 >= 1 && sentPastMaxQueued >= 1, 'the Receive Maximum probes received messages');
+  });
+
+  test(`${kind}: what a share group does when a member leaves (MQTT.js clients, reported in docs/operations.md)`, { timeout: 120_000 }, async (t) => {
+    const pub = await mqtt.connectAsync(url, { protocolVersion: 5, clientId: unique('pub'), reconnectPeriod: 0 });
+    t.after(() => pub.endAsync(true));
+    const member = async (clientId: string, group: string, filter: string) => {
+      const c = await mqtt.connectAsync(url, { protocolVersion: 5, clientId, clean: false, reconnectPeriod: 0, properties: { sessionExpiryInterval: 600 } });
+      const m = { c, n: 0 };
+      c.on('message', () => m.n++);
+      await c.subscribeAsync(`$share/${group}/${filter}`, { qos: 1 });
+      return m;
+    };
+
+    // 1. One member online, one offline with its session kept: 100 published.
+    const g1 = unique('g');
+    const online = await member(unique('on'), g1, 'probe/offline/#');
+    const offline = await member(unique('off'), g1, 'probe/offline/#');
+    await offline.c.endAsync();
+    await Promise.all(Array.from({ length: 100 }, (_, i) => pub.publishAsync('probe/offline/x', `o${i}`, { qos: 1 })));
+    await waitFor('the online member to take its share', () => online.n >= 100, 3_000).catch(() => {});
+    await online.c.endAsync(true);
+
+    // 2. Two members, a burst of 1,000; the one holding it unsubscribes after 100 and stays
+    //    connected: does the other get the rest? Repeated, as the broker splits a burst differently each time.
+    const outcomes: string[] = [];
+    for (let run = 0; run < 4; run++) {
+      const g = unique('g');
+      const filter = `probe/unsub${run}/#`;
+      const [a, b] = await Promise.all([member(unique('a'), g, filter), member(unique('b'), g, filter)]);
+      await Promise.all(Array.from({ length: 1_000 }, (_, i) => pub.publishAsync(`probe/unsub${run}/x`, `u${i}`, { qos: 1 })));
+      await waitFor('100 taken', () => a.n + b.n >= 100, 10_000);
+      const [busy, other] = a.n >= b.n ? [a, b] : [b, a];
+      const otherBefore = other.n;
+      await busy.c.unsubscribeAsync(`$share/${g}/${filter}`);
+      await waitFor('the rest', () => a.n + b.n >= 1_000, 5_000).catch(() => {});
+      outcomes.push(`${a.n + b.n} of 1,000 (the other member had ${otherBefore} at the unsubscribe)`);
+      await Promise.all([a.c.endAsync(true), b.c.endAsync(true)]);
+    }
+    t.diagnostic(`${kind}: an offline member of a share group: the online member got ${online.n} of 100 (${online.n >= 100 ? 'skipped' : 'given its turn'})`);
+    t.diagnostic(`${kind}: the member holding a burst unsubscribes part way: ${outcomes.join('; ')}`);
+    // the figures are the broker's, not sluice's: this test asserts only that the probes ran
+    assert.ok(online.n > 0, 'the online member received messages');
   });
 }
 
