@@ -57,6 +57,8 @@ export class AckWindow {
   private closed = false;
   /** The most messages ever in flight at once: the bound the tests hold us to. */
   highWater = 0;
+  /** Slots opened so far (messages taken): a leaving session waits until it stops moving. */
+  opened = 0;
 
   constructor(capacity: number, events: AckWindowEvents, byteCapacity = Infinity) {
     if (!Number.isInteger(capacity) || capacity < 1) throw new Error(`ack window capacity must be >= 1, got ${capacity}`);
@@ -98,6 +100,7 @@ export class AckWindow {
   /** A slot for a message that just arrived, with its payload's size. */
   open(now = monotonicMs(), bytes = 0): Slot {
     const slot = new Slot(this, this.generation, now, bytes);
+    this.opened++;
     this.bytes += bytes;
     this.queue.push(slot);
     if (this.inFlight > this.highWater) this.highWater = this.inFlight;

@@ -5,7 +5,7 @@
 // keeps its share queued in its session until it comes back.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import mqtt from 'mqtt';
 import { commandsRecorded, publishNumbered, publishUntilStopped, readTopic, seqCounts, telemetryToKafka, waitFor } from '../support/e2e-helpers.ts';
@@ -19,7 +19,7 @@ const after = 2_000;
  * Two workers in one group; a burst that `leaving` takes slowly (Receive Maximum 5), so the
  * broker still queues part of its share when it is stopped; then more messages with it gone.
  */
-async function scaleIn(t: Parameters<typeof printLogsOnFailure>[0], leaveGroup: boolean) {
+async function scaleIn(t: TestContext, leaveGroup: boolean) {
   printLogsOnFailure(t);
   const prefix = unique('scalein');
   const group = unique('group');

@@ -27,6 +27,16 @@ test('acks leave in arrival order, whatever order the sinks finish in', () => {
   assert.equal(w.inFlight, 0);
 });
 
+test('opened counts every slot taken, across releases, compactions and lost connections', () => {
+  const { w } = windowOf(10);
+  for (let i = 0; i < 3_000; i++) w.open().settle(); // past the compaction threshold
+  w.open();
+  w.connectionLost();
+  w.open();
+  assert.equal(w.opened, 3_002);
+  assert.equal(w.inFlight, 2);
+});
+
 test('settle is idempotent and QoS 0 slots release nothing', () => {
   const { w, released } = windowOf(2);
   const a = w.open();

@@ -66,8 +66,6 @@ export class MqttSession implements Session {
   private subscriptions: ReadonlyArray<{ readonly filter: string; readonly qos: 0 | 1 | 2 }>;
   private onMessage: MessageHandler = () => {};
   private onWindowFull: WindowFullHandler | undefined;
-  /** Messages taken so far: a leave waits until it stops moving. */
-  private taken = 0;
 
   constructor(options: MqttSessionOptions, log: Logger, metrics: Metrics) {
     this.options = options;
@@ -92,7 +90,6 @@ export class MqttSession implements Session {
       accepting: () => this.accepting,
       onMessage: (packet, slot) => {
         (receivedByQos[packet.qos] ??= metrics.received.labels(String(packet.qos))).inc();
-        this.taken++;
         this.onMessage(messageOf(packet), slot);
       },
       onStall: () => metrics.stalls.inc(),
@@ -238,9 +235,10 @@ export class MqttSession implements Session {
       () => true,
       () => false,
     );
-    if (await Promise.race([ended, sleep(closeWaitMs, false, { ref: false })])) return;
+    const closed = () => Promise.race([ended, sleep(closeWaitMs, false, { ref: false })]);
+    if (await closed()) return;
     this.client.stream?.destroy();
-    await Promise.race([ended, sleep(closeWaitMs, false, { ref: false })]);
+    await closed();
   }
 
   /**
@@ -271,15 +269,15 @@ export class MqttSession implements Session {
       'leaving the share group: unsubscribed; taking what the broker still holds for this worker',
     );
     for (;;) {
-      const seen = this.taken;
+      const seen = this.window.opened;
       try {
         await sleep(leaveQuietMs, undefined, { signal: abort });
       } catch {
         return false;
       }
-      if (this.taken === seen && this.window.inFlight === 0 && this.client.connected) {
+      if (this.window.opened === seen && this.window.inFlight === 0 && this.client.connected) {
         this.log.info(
-          { clientId: this.options.clientId, tookMs: Math.round(monotonicMs() - started), taken: this.taken },
+          { clientId: this.options.clientId, tookMs: Math.round(monotonicMs() - started), taken: this.window.opened },
           'left the share group: nothing more queued',
         );
         return true;
