@@ -240,9 +240,111 @@ function rssMiB(pid: number): number {
   return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
 }
 
+/**
+ * A process's main thread: seconds on a core, and seconds runnable but waiting for one (the
+ * scheduler's own account, /proc/<pid>/task/<pid>/schedstat).
+ */
+function mainThreadSeconds(pid: number): [running: number, waiting: number] {
+  const [run, wait] = readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').split(' ').map(Number);
+  return [(run ?? NaN) / 1e9, (wait ?? NaN) / 1e9];
+}
+
+/** A process's CPU seconds, all its threads. */
 function cpuSeconds(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in USER_HZ (100)
+}
+
+/** CPU seconds the whole machine has been busy (every core; /proc/stat's jiffies, USER_HZ 100). */
+function machineBusySeconds(): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]?.trim().split(/\s+/).slice(1).map(Number) ?? [];
+  // user nice system idle iowait irq softirq steal: busy is all but idle and iowait
+  return ((f[0] ?? 0) + (f[1] ?? 0) + (f[2] ?? 0) + (f[5] ?? 0) + (f[6] ?? 0) + (f[7] ?? 0)) / 100;
+}
+
+/**
+ * Where the machine's CPU goes during a drain: a reading of every core's busy time and of each
+ * process named, taken at the drain's first message and again at its last ack. What the
+ * processes named do not account for (the bench itself, the kernel's work for nobody in
+ * particular, anything else running) is `rest`. For the processes named in `mainThreadOf`, their
+ * main thread too: the time it ran (`<name> main thread`) and the time it was ready to run but
+ * waited for a core (`<name> main thread waiting`); what is left of the wall time it was idle,
+ * waiting for something to do. With several such processes, their mean.
+ */
+class MachineCpu {
+  private readonly pids: Map<string, number[]>;
+  private readonly mainThreadOf: Set<string>;
+  private readonly at0: { wall: number; busy: number; cpu: Map<string, number[]>; main: Map<string, Array<[number, number]>> };
+  private constructor(pids: Map<string, number[]>, mainThreadOf: Set<string>) {
+    this.pids = pids;
+    this.mainThreadOf = mainThreadOf;
+    this.at0 = { wall: Date.now(), busy: machineBusySeconds(), cpu: this.read(cpuSeconds, NaN), main: this.readMain() };
+  }
+
+  static start(pids: Map<string, number[]>, mainThreadOf: string[] = []): MachineCpu {
+    return new MachineCpu(pids, new Set(mainThreadOf));
+  }
+
+  /** `f` of each process by name; `gone` for a process that is no longer there (its share unknown, not zero). */
+  private read<T>(f: (pid: number) => T, gone: T, names = [...this.pids.keys()]): Map<string, T[]> {
+    return new Map(
+      names.map((name) => [
+        name,
+        (this.pids.get(name) ?? []).map((p) => {
+          try {
+            return f(p);
+          } catch {
+            return gone;
+          }
+        }),
+      ]),
+    );
+  }
+
+  private readMain(): Map<string, Array<[number, number]>> {
+    return this.read(mainThreadSeconds, [NaN, NaN], [...this.mainThreadOf]);
+  }
+
+  /** Cores busy on average since `start`, in all and by process name (each name's processes summed). */
+  stop(): MachineShare {
+    const seconds = (Date.now() - this.at0.wall) / 1000;
+    const cores = (cpu: number) => Number((cpu / seconds).toFixed(2));
+    const cpu = this.read(cpuSeconds, NaN);
+    const main = this.readMain();
+    const byName: Record<string, number> = {};
+    let named = 0;
+    for (const [name, before] of this.at0.cpu) {
+      const after = cpu.get(name) ?? [];
+      const used = before.reduce((a, c, i) => a + ((after[i] ?? NaN) - c), 0);
+      byName[name] = cores(used);
+      if (Number.isFinite(used)) named += used;
+    }
+    for (const [name, before] of this.at0.main) {
+      const after = main.get(name) ?? [];
+      const delta = (k: 0 | 1) => before.reduce((a, c, i) => a + ((after[i]?.[k] ?? NaN) - c[k]), 0) / before.length;
+      byName[`${name} main thread`] = cores(delta(0));
+      byName[`${name} main thread waiting`] = cores(delta(1));
+    }
+    const busy = machineBusySeconds() - this.at0.busy;
+    return { busyCores: cores(busy), ofCores: cpus().length, ...byName, rest: cores(busy - named) };
+  }
+}
+
+type MachineShare = { busyCores: number; ofCores: number; rest: number } & Record<string, number>;
+
+/** The stack's servers' pids by name, read now (a server restarted since has a new one). */
+async function serverPids(): Promise<Map<string, number[]>> {
+  const m = new Map<string, number[]>();
+  for (const s of await stack.status()) if (s.pid !== undefined) m.set(s.name, [s.pid]);
+  return m;
+}
+
+/** Each name's median over the rounds that measured it. */
+function medianShare(shares: Array<MachineShare | undefined>): Record<string, number> | undefined {
+  const got = shares.filter((x) => x !== undefined);
+  if (got.length === 0) return undefined;
+  const names = [...new Set(got.flatMap((x) => Object.keys(x)))];
+  return Object.fromEntries(names.map((n) => [n, spread(got.map((x) => x[n] ?? NaN).filter(Number.isFinite)).median]));
 }
 
 interface DrainResult {
@@ -255,6 +357,8 @@ interface DrainResult {
   peakHeapTotalMiB?: number;
   peakHeapUsedMiB?: number;
   peakExternalMiB?: number;
+  /** Cores busy during the drain, the machine's and each process's (sluice's workers summed). */
+  machine?: MachineShare;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -334,6 +438,8 @@ async function drainSluice(workers: number, withInflux: boolean, client: KafkaCl
   await load(prefix, count);
   await Promise.all(procs.map((p) => p.start()));
 
+  const pids = new Map([['sluice', procs.map((p) => p.pid as number)], ...(await serverPids())]);
+  let machine: MachineCpu | undefined;
   let first = 0;
   let cpuAtFirst = 0;
   const heap = { totalMiB: 0, usedMiB: 0, externalMiB: 0 };
@@ -349,11 +455,13 @@ async function drainSluice(workers: number, withInflux: boolean, client: KafkaCl
     if (first === 0 && received > 0) {
       first = Date.now() - pollMs / 2;
       cpuAtFirst = procs.reduce((a, p) => a + cpuSeconds(p.pid as number), 0);
+      machine = MachineCpu.start(pids, ['sluice']);
     }
     if (acked >= count) break;
     await sleep(pollMs);
   }
   const seconds = (Date.now() - first) / 1000;
+  const share = machine?.stop();
   const cpu = procs.reduce((a, p) => a + cpuSeconds(p.pid as number), 0) - cpuAtFirst;
   const peakRssMiB = Math.max(...procs.map((p) => p.peakRssMiB()));
   await Promise.all(procs.map((p) => p.stop('SIGTERM')));
@@ -368,6 +476,7 @@ async function drainSluice(workers: number, withInflux: boolean, client: KafkaCl
     peakHeapTotalMiB: Math.round(heap.totalMiB),
     peakHeapUsedMiB: Math.round(heap.usedMiB),
     peakExternalMiB: Math.round(heap.externalMiB),
+    ...(share ? { machine: share } : {}),
   };
 }
 
@@ -515,12 +624,14 @@ async function latencyAt(rate: number, withInflux: boolean, client: KafkaClientK
   // RSS once a second while the load runs, and the CPU the whole run took
   const rss: number[] = [];
   const sampler = setInterval(() => rss.push(rssMiB(sluice.pid as number)), 1000);
+  const machine = MachineCpu.start(new Map([['sluice', [sluice.pid as number]], ...(await serverPids())]), ['sluice']);
   const cpu0 = cpuSeconds(sluice.pid as number);
   await load(prefix, n, rate);
   for (let waited = 0; waited < 30_000; waited += 100) {
     if (((await sluice.metrics(polled)).get('sluice_messages_acked_total') ?? 0) >= n) break;
     await sleep(100);
   }
+  const machineCores = machine.stop();
   clearInterval(sampler);
   const cpuPer100k = ((cpuSeconds(sluice.pid as number) - cpu0) / n) * 100_000;
   // sluice's own share: receive -> ack (Kafka acks -1 included), from its histogram (bucket bounds)
@@ -570,6 +681,7 @@ async function latencyAt(rate: number, withInflux: boolean, client: KafkaClientK
     rssMiBMedian: Math.round(percentile(rssSorted, 50)),
     rssMiBMax: Math.round(rssSorted.at(-1) ?? NaN),
     cpuSecondsPer100k: Number(cpuPer100k.toFixed(2)),
+    machineCores,
     sluiceAckLatencyMsAtMost: {
       p50: (histogramQuantile(m, 'sluice_ack_latency_seconds', 0.5) ?? NaN) * 1000,
       p99: (histogramQuantile(m, 'sluice_ack_latency_seconds', 0.99) ?? NaN) * 1000,
@@ -859,6 +971,7 @@ try {
           peakHeapTotalMiB: spread(rs.map((r) => r.peakHeapTotalMiB ?? NaN)),
           peakHeapUsedMiB: spread(rs.map((r) => r.peakHeapUsedMiB ?? NaN)),
           peakExternalMiB: spread(rs.map((r) => r.peakExternalMiB ?? NaN)),
+          machineCores: medianShare(rs.map((r) => r.machine)),
         };
   type Summary = NonNullable<ReturnType<typeof summarize>>;
   const perClient: Record<
@@ -1056,10 +1169,12 @@ function table(r: {
     ratioToCeiling: number;
     peakRssMiB: Spread;
     cpuSecondsPer100k: Spread;
-    endToEndAtHalfRate?: { p99: number; rate: number };
+    endToEndAtHalfRate?: { p99: number; rate: number; machineCores?: Record<string, number> };
     peakHeapTotalMiB?: Spread;
     peakExternalMiB?: Spread;
+    machineCores?: Record<string, number>;
   };
+  const machine: string[] = [];
   const row = (label: string, x: Row | undefined) => {
     if (!x) return;
     rows.push([
@@ -1071,6 +1186,16 @@ function table(r: {
       String(x.cpuSecondsPer100k.median),
       x.endToEndAtHalfRate ? `${x.endToEndAtHalfRate.p99} (at ${x.endToEndAtHalfRate.rate}/s)` : '',
     ]);
+    const cores = (m: Record<string, number>) => {
+      const { busyCores, ofCores, rest, ...procs } = m;
+      const each = Object.entries(procs)
+        .filter(([, v]) => v >= 0.005)
+        .map(([n, v]) => `${n} ${v.toFixed(2)}`);
+      return `${busyCores?.toFixed(2)} of ${ofCores} busy: ${[...each, `rest ${rest?.toFixed(2)}`].join(', ')}`;
+    };
+    const scenario = label.split(',')[0];
+    if (x.machineCores) machine.push(`  ${scenario}, drain: ${cores(x.machineCores)}`);
+    if (x.endToEndAtHalfRate?.machineCores) machine.push(`  ${scenario}, at half rate: ${cores(x.endToEndAtHalfRate.machineCores)}`);
   };
   for (const [k, x] of Object.entries(r.kafkaClients)) {
     row(`(a) QoS 1 -> Kafka, ${k}${k === defaultClient ? ' (default)' : ''}`, x.a as Row | undefined);
@@ -1082,6 +1207,8 @@ function table(r: {
   const lines = rows.map((x) => `| ${x.map((cell, i) => cell.padEnd(widths[i]!)).join(' | ')} |`);
   lines.splice(1, 0, `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
   lines.push('', 'End to end = Kafka LogAppendTime - payload publish time (no consumer in the loop), first 10% left out.');
+  if (machine.length > 0)
+    lines.push('', 'Cores busy (drains: medians of the rounds; rest = the bench and its load generator, the kernel, anything else):', ...machine);
   const steady = r.scenarios.s_steady as
     | Array<{ rate: number; p50: number; p99: number; rssMiBMedian: number; rssMiBMax: number; cpuSecondsPer100k: number; seconds: number }>
     | undefined;
