@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=4 --heap-growing-percent=100 --no-allocation-site-pretenuring --no-maglev
+#!/usr/bin/env -S node --max-semi-space-size=4 --heap-growing-percent=100 --no-allocation-site-pretenuring --no-maglev --no-parallel-scavenge
 // The sluice command line: finds the command by its words (src/cli/<command>.ts), parses that
 // command's own options (an option it does not declare is an error), runs it, and turns the
 // errors users make into one line and an exit code.
