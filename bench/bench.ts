@@ -515,12 +515,18 @@ function brokerStoredMessages(): number | undefined {
   const sub = findExecutable('mosquitto_sub');
   if (!sub) return undefined;
   try {
-    const out = execFileSync(sub, ['-h', '127.0.0.1', '-p', String(stackConfig().mqtt.port), '-t', '$SYS/broker/store/messages/count', '-C', '1', '-W', '5'], {
+    // The first message is the retained one, up to sys_interval (10 s) old: right after a drain it
+    // still counts that drain's backlog. Mosquitto publishes again within 10 s if the count has
+    // changed since; if nothing comes, the retained one is current.
+    const out = execFileSync(sub, ['-h', '127.0.0.1', '-p', String(stackConfig().mqtt.port), '-t', '$SYS/broker/store/messages/count', '-C', '2', '-W', '11'], {
       encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'], // its "Timed out" is the case handled below
     });
-    return Number(out.trim());
-  } catch {
-    return undefined;
+    return Number(out.trim().split('\n').at(-1));
+  } catch (err) {
+    // no second message within the wait (-W ends it with an error): the retained one, if any
+    const out = String((err as { stdout?: unknown }).stdout ?? '').trim();
+    return out ? Number(out.split('\n').at(-1)) : undefined;
   }
 }
 
