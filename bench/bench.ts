@@ -436,9 +436,11 @@ async function drainSluice(workers: number, withInflux: boolean, client: KafkaCl
   await Promise.all(procs.map((p) => p.start()));
   await Promise.all(procs.map((p) => p.stop('SIGTERM')));
   await load(prefix, count);
+  // read before the start: the backlog flows from the moment a worker connects
+  const servers = await serverPids();
   await Promise.all(procs.map((p) => p.start()));
 
-  const pids = new Map([['sluice', procs.map((p) => p.pid as number)], ...(await serverPids())]);
+  const pids = new Map([['sluice', procs.map((p) => p.pid as number)], ...servers]);
   let machine: MachineCpu | undefined;
   let first = 0;
   let cpuAtFirst = 0;
