@@ -253,8 +253,14 @@ function mainThreadSeconds(pid: number): [running: number, waiting: number] {
 
 /** A process's CPU seconds, all its threads. */
 function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in USER_HZ (100)
+  return statCpuSeconds(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+}
+
+/** utime + stime from a /proc stat line (a process's or a thread's), in seconds (USER_HZ 100). */
+function statCpuSeconds(stat: string): number {
+  // the fields after the name, which is in parentheses and may hold spaces
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 /** CPU seconds the whole machine has been busy (every core; /proc/stat's jiffies, USER_HZ 100). */
@@ -500,9 +506,7 @@ function jvmCpuSeconds(pid: number): { all: number; compilers: number } {
   for (const task of readdirSync(`/proc/${pid}/task`)) {
     try {
       const stat = readFileSync(`/proc/${pid}/task/${task}/stat`, 'utf8');
-      if (!/^\d+ \(C\d CompilerThre/.test(stat)) continue;
-      const fields = stat.split(') ')[1]?.split(' ') ?? [];
-      compilers += (Number(fields[11]) + Number(fields[12])) / 100;
+      if (/^\d+ \(C\d CompilerThre/.test(stat)) compilers += statCpuSeconds(stat);
     } catch {
       // a thread that ended between the listing and the read
     }
