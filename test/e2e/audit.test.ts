@@ -7,9 +7,9 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { MqttClient } from 'mqtt';
+import mqtt, { type MqttClient } from 'mqtt';
 import mqttPacket from 'mqtt-packet';
 import { repoRoot } from '../../deploy/local/stack-config.ts';
 import type { CommandRecord } from '../../src/audit/log/format.ts';
@@ -187,6 +187,64 @@ test('broker over-sending QoS 2 while the audit log is slowed: no disconnect loo
   assert.ok((m.get('sluice_commands_inflight_messages_max') ?? Infinity) <= receiveMaximum, 'at most Receive Maximum taken');
   assert.ok((m.get('sluice_pump_stalls_total') ?? 0) > 0, 'the window filled and the socket was held');
   assert.doesNotMatch(sluice.logs, /Receive Maximum exceeded|Quota exceeded/);
+});
+
+/**
+ * Connects as `clientId` to the session it left (no subscription of its own) and counts the
+ * PUBRELs the broker sends again: QoS 2 exchanges that were left open at the broker.
+ */
+async function pubrelsResent(t: TestContext, clientId: string): Promise<{ sessionPresent: boolean; pubrels: number }> {
+  const client = mqtt.connect(endpoints.mqtt, {
+    protocolVersion: 5,
+    clientId,
+    clean: false,
+    properties: { sessionExpiryInterval: 3600 },
+    reconnectPeriod: 0,
+    connectTimeout: 5_000,
+    manualConnect: true,
+  });
+  t.after(() => client.endAsync(true));
+  let pubrels = 0;
+  // listening before CONNECT: the broker sends them right behind its CONNACK
+  client.on('packetreceive', (p) => {
+    if (p.cmd === 'pubrel') pubrels++;
+  });
+  const connack = new Promise<boolean>((resolve, reject) => {
+    client.once('connect', (c) => resolve(c.sessionPresent));
+    client.once('error', reject);
+  });
+  client.connect();
+  const sessionPresent = await connack;
+  await sleep(1_500);
+  return { sessionPresent, pubrels };
+}
+
+test('a graceful stop right after a QoS 2 burst completes every exchange it recorded: the broker holds no PUBREL for the session', {
+  timeout: 120_000,
+}, async (t) => {
+  printLogsOnFailure(t);
+  const prefix = unique('stopq2');
+  const topic = `${prefix}.commands`;
+  const sluice = sluiceFor(t, { rules: commandRules(prefix, topic), config: { audit: { dir: 'audit' } } });
+  await sluice.start();
+  await sluice.stop('SIGTERM'); // the session stays: the burst queues at the broker
+  const publishers = 5;
+  const perPublisher = 1_000;
+  const clients = await Promise.all(Array.from({ length: publishers }, () => mqttClient(t)));
+  await Promise.all(clients.map((c, p) => publishCommands(c, prefix, p, perPublisher, 100_000)));
+  await sluice.start();
+  // stop the moment the last command is recorded and acked (PUBREC): the broker's PUBRELs trail
+  await waitFor('5,000 commands acked', async () => (await metric(sluice, 'sluice_messages_acked_total')) >= publishers * perPublisher, 60_000);
+  const stopping = Date.now();
+  await sluice.stop('SIGTERM');
+  const stopMs = Date.now() - stopping;
+  const left = await pubrelsResent(t, `${sluice.clientId}-commands`);
+  t.diagnostic(`stop took ${stopMs} ms; the broker resent ${left.pubrels} PUBRELs to the session (present: ${left.sessionPresent})`);
+  assert.equal(left.sessionPresent, true, 'the session was kept');
+  assert.equal(left.pubrels, 0, 'every QoS 2 exchange recorded was completed (PUBCOMP) before DISCONNECT');
+  assert.deepEqual(sluice.exits, [0, 0]);
+  assert.doesNotMatch(sluice.logs, /write after end|mqtt error/);
+  assert.equal(commandsIn(auditDir(sluice)).length, publishers * perPublisher);
 });
 
 /**

@@ -20,6 +20,7 @@ async function hookedClient(
   clientId = unique('hooked'),
   onRelease?: (messageId: number) => Promise<void>,
   maxInFlightBytes = Infinity,
+  accepting: () => boolean = () => true,
 ) {
   const taken: Array<{ packet: IPublishPacket; slot: AckSlot }> = [];
   const pubacks: number[] = [];
@@ -36,11 +37,12 @@ async function hookedClient(
     reconnectPeriod: 100,
     properties: { receiveMaximum, sessionExpiryInterval: 60 },
   });
-  sendAck = installDeferredAcks(client, window, {
-    accepting: () => true,
+  const acks = installDeferredAcks(client, window, {
+    accepting,
     onMessage: (packet, slot) => taken.push({ packet, slot }),
     ...(onRelease ? { onRelease } : {}),
-  }).sendAck;
+  });
+  sendAck = acks.sendAck;
   client.on('packetsend', (p) => {
     if (p.cmd === 'puback') pubacks.push(p.messageId as number);
     if (p.cmd === 'pubrec') pubrecs.push(p.messageId as number);
@@ -50,7 +52,7 @@ async function hookedClient(
   client.connect();
   t.after(() => client.endAsync(true));
   await new Promise((r) => client.once('connect', r));
-  return { client, window, taken, pubacks, pubrecs, pubcomps, closes };
+  return { client, window, acks, taken, pubacks, pubrecs, pubcomps, closes };
 }
 
 test('PUBACKs wait for settle() and leave in arrival order', async (t) => {
@@ -222,6 +224,63 @@ test('QoS 2: taken at PUBLISH, PUBREC waits for settle() in arrival order, PUBCO
   assert.deepEqual(pubcomps, ids, 'PUBCOMPs in PUBREL order, each once durable');
   assert.equal(taken.length, 5, 'delivered once: nothing handed on again at PUBREL');
   assert.equal(fastPublishCount() - fastBefore, 0, "QoS 2 takes MQTT.js's own way");
+});
+
+/** Whether `p` is still pending after `ms`. */
+async function pendingAfter(p: Promise<unknown>, ms: number): Promise<boolean> {
+  return (await Promise.race([p.then(() => false), sleep(ms).then(() => true)])) as boolean;
+}
+
+test('QoS 2 at a stop: releasesSettled waits for the PUBRELs of what was PUBRECed and for each release to be durable', async (t) => {
+  printLogsOnFailure(t);
+  const topic = unique('qos2-stop');
+  const releases = new Map<number, () => void>();
+  const { client, acks, taken, pubcomps } = await hookedClient(t, 100, unique('hooked'), (id) => new Promise((r) => releases.set(id, r)));
+  await client.subscribeAsync(topic, { qos: 2 });
+  const publisher = await mqttClient(t);
+  const published = Promise.all(Array.from({ length: 5 }, (_, i) => publisher.publishAsync(topic, `c${i}`, { qos: 2 })));
+  for (let i = 0; i < 50 && taken.length < 5; i++) await sleep(20);
+  assert.equal(await acks.releasesSettled(AbortSignal.timeout(1_000)), 0, 'nothing PUBRECed yet: nothing open');
+  for (const x of taken) x.slot.settle();
+  const settled = acks.releasesSettled(AbortSignal.timeout(10_000));
+  assert.equal(await pendingAfter(settled, 300), true, 'waits while the releases are not durable');
+  assert.equal(releases.size, 5);
+  assert.equal(await acks.releasesSettled(AbortSignal.abort()), 5, 'an aborted wait says how many are open');
+  for (const release of releases.values()) release();
+  assert.equal(await settled, 0, 'every exchange completed');
+  assert.equal(pubcomps.length, 5, 'the PUBCOMPs written when it resolves');
+  await published;
+});
+
+test('QoS 2 at a stop: a PUBLISH held while stopping ends the wait, the PUBRELs behind it counted as open, no PUBCOMP sent', async (t) => {
+  printLogsOnFailure(t);
+  const topic = unique('qos2-held');
+  let accepting = true;
+  const { client, acks, taken, pubrecs, pubcomps } = await hookedClient(
+    t,
+    100,
+    unique('hooked'),
+    async () => {},
+    Infinity,
+    () => accepting,
+  );
+  await client.subscribeAsync(topic, { qos: 2 });
+  const publisher = await mqttClient(t);
+  const first = Promise.all(Array.from({ length: 3 }, (_, i) => publisher.publishAsync(topic, `c${i}`, { qos: 2 })));
+  for (let i = 0; i < 50 && taken.length < 3; i++) await sleep(20);
+  assert.equal(taken.length, 3);
+  accepting = false; // stopping: the next PUBLISH holds the pump
+  void publisher.publishAsync(topic, 'late', { qos: 2 }).catch(() => {});
+  await sleep(200);
+  for (const x of taken) x.slot.settle(); // PUBRECs go; the broker's PUBRELs queue behind 'late'
+  for (let i = 0; i < 50 && pubrecs.length < 3; i++) await sleep(20);
+  const started = Date.now();
+  const open = await acks.releasesSettled(AbortSignal.timeout(10_000));
+  assert.ok(Date.now() - started < 1_000, 'no wait for PUBRELs that cannot be read');
+  assert.equal(open, 3, 'the three exchanges behind the held PUBLISH are open');
+  assert.equal(taken.length, 3, "'late' was not taken");
+  assert.deepEqual(pubcomps, []);
+  void first.catch(() => {});
 });
 
 test('QoS 2 over-sent by Mosquitto past Receive Maximum: no disconnect, at most R taken, all delivered once', { timeout: 60_000 }, async (t) => {

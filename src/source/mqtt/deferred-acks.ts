@@ -27,6 +27,7 @@ interface Internals {
   keepaliveManager?: { reschedule(): void } | null;
   keepalive: number;
   connected: boolean;
+  disconnecting: boolean;
   incomingStore: unknown;
   stream: { write(chunk: Buffer): boolean; destroyed?: boolean };
   emit(event: 'packetsend', packet: unknown): boolean;
@@ -173,7 +174,20 @@ function patchPublishHandler(): void {
 function noop(): void {}
 
 /** Installs the hooks on a client created with `manualConnect` or before its first packet. */
-export function installDeferredAcks(client: MqttClient, window: AckWindow, hooks: DeferredAckHooks): { sendAck(ack: unknown): void } {
+/** What the session drives: the acks the window releases, and the QoS 2 exchanges still open at a stop. */
+export interface DeferredAcks {
+  sendAck(ack: unknown): void;
+  /**
+   * Resolves, with how many are still open, once every QoS 2 exchange this connection
+   * recorded (PUBREC written) is completed (PUBCOMP written), or can be no further here: the
+   * connection is gone, or the pump is held by a PUBLISH arrived while stopping (the PUBRELs
+   * behind it cannot be read). Or when `signal` aborts. For a stop, before DISCONNECT: an
+   * exchange left open keeps its message at the broker until the session resumes.
+   */
+  releasesSettled(signal: AbortSignal): Promise<number>;
+}
+
+export function installDeferredAcks(client: MqttClient, window: AckWindow, hooks: DeferredAckHooks): DeferredAcks {
   const c = client as unknown as Internals;
   const batch = new AckBatch(c);
   const sendPacket = c._sendPacket.bind(c);
@@ -188,6 +202,18 @@ export function installDeferredAcks(client: MqttClient, window: AckWindow, hooks
   const awaitingAck = new Map<number, AckSlot>();
   let askedId = -1;
   let asked: AckSlot | undefined;
+  // QoS 2 exchanges open on this connection: ids PUBREC'd whose PUBREL has not come, and PUBRELs
+  // whose PUBCOMP waits for the release to be durable. A burst's PUBRELs trail its PUBRECs by
+  // thousands (the broker sends them behind what it over-sent), so a stop waits for them.
+  const awaitingRelease = new Set<number>();
+  let releasing = 0;
+  /** The pump is held by a PUBLISH that arrived while stopping: nothing behind it is read. */
+  let heldAtStop = false;
+  /** The waits of releasesSettled, told of each change. */
+  const onSettle = new Set<() => void>();
+  const settleChanged = () => {
+    for (const check of onSettle) check();
+  };
 
   /**
    * Takes the message now: a slot, the ack awaited, the owner's hook, then the pump goes on.
@@ -228,7 +254,12 @@ export function installDeferredAcks(client: MqttClient, window: AckWindow, hooks
 
   /** Takes a message when there is room (QoS 0, 1 and 2 alike), then lets the pump go on; no closure unless it must wait. */
   const arrive = (packet: IPublishPacket, callback: () => void, ackHere = false) => {
-    if (!hooks.accepting()) return; // shutting down: hold the pump, leave the message unacked
+    if (!hooks.accepting()) {
+      // shutting down: hold the pump, leave the message unacked
+      heldAtStop = true;
+      settleChanged();
+      return;
+    }
     const connection = window.connection;
     const gate = hooks.gate?.();
     if (gate)
@@ -286,14 +317,18 @@ export function installDeferredAcks(client: MqttClient, window: AckWindow, hooks
     if (packet.cmd === 'pubcomp' && packet.messageId !== undefined && hooks.onRelease) {
       const connection = window.connection;
       const durable = hooks.onRelease(packet.messageId);
+      awaitingRelease.delete(packet.messageId);
+      releasing++;
+      const settled = () => {
+        releasing--;
+        settleChanged();
+      };
       // in PUBREL order, each once its release is durable; never on a later connection (the
-      // broker resends the PUBREL there and gets its PUBCOMP then)
-      pubcomps = Promise.all([pubcomps, durable]).then(
-        () => {
-          if (c.connected && window.connection === connection) send(packet);
-        },
-        () => {},
-      ); // a failed release is fatal to the owner: no PUBCOMP
+      // broker resends the PUBREL there and gets its PUBCOMP then), nor after DISCONNECT
+      pubcomps = Promise.all([pubcomps, durable]).then(() => {
+        if (c.connected && !c.disconnecting && window.connection === connection) send(packet);
+        settled();
+      }, settled); // a failed release is fatal to the owner: no PUBCOMP
       cb?.();
       return;
     }
@@ -314,16 +349,44 @@ export function installDeferredAcks(client: MqttClient, window: AckWindow, hooks
   client.on('close', () => {
     awaitingAck.clear();
     asked = undefined;
+    // a later connection gets the broker's PUBRELs again (the ledger answers them then)
+    awaitingRelease.clear();
+    heldAtStop = false;
     window.connectionLost();
+    settleChanged();
   });
 
+  const sendAck = (ack: unknown) => {
+    // Only reached for slots of the current connection (the window drops stale ones); still,
+    // never hand MQTT.js an ack while offline: it would queue it and send it after a reconnect.
+    if (!c.connected) return;
+    if (AckBatch.plain(ack as AckPacket)) batch.add(ack as AckPacket);
+    else send(ack as AckPacket);
+  };
   return {
-    sendAck(ack) {
-      // Only reached for slots of the current connection (the window drops stale ones); still,
-      // never hand MQTT.js an ack while offline: it would queue it and send it after a reconnect.
-      if (!c.connected) return;
-      if (AckBatch.plain(ack as AckPacket)) batch.add(ack as AckPacket);
-      else send(ack as AckPacket);
+    // the command connection (the only one with releases) keeps count of its open exchanges
+    sendAck: hooks.onRelease
+      ? (ack) => {
+          const a = ack as AckPacket;
+          // a PUBREC with a failure reason code ends the exchange: no PUBREL comes
+          if (c.connected && a.cmd === 'pubrec' && !((a.reasonCode ?? 0) >= 0x80)) awaitingRelease.add(a.messageId as number);
+          sendAck(ack);
+        }
+      : sendAck,
+    releasesSettled(signal) {
+      return new Promise((resolve) => {
+        const check = () => {
+          // PUBRELs still to come can be read only on this connection and with the pump moving
+          const more = c.connected && !heldAtStop && awaitingRelease.size > 0;
+          if (!signal.aborted && (releasing > 0 || more)) return;
+          onSettle.delete(check);
+          signal.removeEventListener('abort', check);
+          resolve(awaitingRelease.size + releasing);
+        };
+        onSettle.add(check);
+        signal.addEventListener('abort', check);
+        check();
+      });
     },
   };
 }

@@ -19,7 +19,7 @@ import { credentialOptions, type MqttCredentials } from '../../mqtt-credentials.
 import type { Metrics } from '../../observability/metrics.ts';
 import { AckWindow } from '../ack-window.ts';
 import type { MessageHandler, Qos2Hooks, Session, WindowFullHandler } from '../session.ts';
-import { installDeferredAcks } from './deferred-acks.ts';
+import { type DeferredAcks, installDeferredAcks } from './deferred-acks.ts';
 import { leanBufferList } from './lean-bl.ts';
 
 leanBufferList(); // mqtt-packet's integer, string and payload reads without a Buffer each
@@ -50,6 +50,7 @@ export interface MqttSessionOptions {
 export class MqttSession implements Session {
   readonly window: AckWindow;
   private readonly client: MqttClient;
+  private readonly acks: DeferredAcks;
   private readonly options: MqttSessionOptions;
   private readonly log: Logger;
   private accepting = true;
@@ -86,7 +87,7 @@ export class MqttSession implements Session {
     gauges.receiveMaximum.set(options.receiveMaximum);
 
     this.client = mqtt.connect(options.url, this.clientOptions());
-    sendAck = installDeferredAcks(this.client, this.window, {
+    this.acks = installDeferredAcks(this.client, this.window, {
       accepting: () => this.accepting,
       onMessage: (packet, slot) => {
         (receivedByQos[packet.qos] ??= metrics.received.labels(String(packet.qos))).inc();
@@ -99,7 +100,8 @@ export class MqttSession implements Session {
         metrics.keepaliveDuringStall.inc();
         log.debug('keepalive timeout while the socket was held: sent another PINGREQ');
       },
-    }).sendAck;
+    });
+    sendAck = this.acks.sendAck;
 
     this.client.on('connect', (connack) => {
       gauges.connected.set(1);
@@ -210,6 +212,13 @@ export class MqttSession implements Session {
     this.window.close();
     await this.window.drained(abort);
     const unsettled = this.window.inFlight;
+    // QoS 2: the PUBCOMPs of what was recorded, so the broker holds none of it for this session
+    const open = await this.acks.releasesSettled(abort);
+    if (open > 0)
+      this.log.info(
+        { clientId: this.options.clientId, open },
+        'QoS 2 exchanges left open at stop: recorded, their PUBCOMP not sent; the broker sends their PUBREL again when this session resumes',
+      );
     // the released PUBACKs are written before DISCONNECT (one ordered stream); a worker that left
     // its group with nothing in flight ends its session (MQTT 5 lets DISCONNECT lower the expiry to 0)
     const endSession = left && unsettled === 0;
