@@ -426,7 +426,7 @@ async function drainWithMosquittoSub(qos: 1 | 2, filter: string, receiveMax: num
 // ---------------------------------------------------------------------------------------------
 // sluice drains the same backlog
 
-async function drainSluice(workers: number, withInflux: boolean, client: KafkaClientKind, profileDir?: string): Promise<DrainResult> {
+async function drainSluice(workers: number, withInflux: boolean, client: KafkaClientKind, profileDir?: string, messages = count): Promise<DrainResult> {
   const prefix = unique('bench');
   const topic = `${prefix}.telemetry`;
   await createTopic(topic);
@@ -443,7 +443,7 @@ async function drainSluice(workers: number, withInflux: boolean, client: KafkaCl
   // make the sessions, then queue the backlog while the workers are away
   await Promise.all(procs.map((p) => p.start()));
   await Promise.all(procs.map((p) => p.stop('SIGTERM')));
-  await load(prefix, count);
+  await load(prefix, messages);
   // read before the start: the backlog flows from the moment a worker connects
   const servers = await serverPids();
   await Promise.all(procs.map((p) => p.start()));
@@ -467,7 +467,7 @@ async function drainSluice(workers: number, withInflux: boolean, client: KafkaCl
       cpuAtFirst = procs.reduce((a, p) => a + cpuSeconds(p.pid as number), 0);
       machine = MachineCpu.start(pids, ['sluice']);
     }
-    if (acked >= count) break;
+    if (acked >= messages) break;
     await sleep(pollMs);
   }
   const seconds = (Date.now() - first) / 1000;
@@ -476,12 +476,12 @@ async function drainSluice(workers: number, withInflux: boolean, client: KafkaCl
   const peakRssMiB = Math.max(...procs.map((p) => p.peakRssMiB()));
   await Promise.all(procs.map((p) => p.stop('SIGTERM')));
   const durable = await topicCount(topic);
-  if (durable < count) throw new Error(`only ${durable} of ${count} in Kafka after every ack: a broken guarantee`);
+  if (durable < messages) throw new Error(`only ${durable} of ${messages} in Kafka after every ack: a broken guarantee`);
   return {
-    rate: Math.round(count / seconds),
+    rate: Math.round(messages / seconds),
     seconds,
     peakRssMiB,
-    cpuPer100k: (cpu / count) * 100_000,
+    cpuPer100k: (cpu / messages) * 100_000,
     durable,
     peakHeapTotalMiB: Math.round(heap.totalMiB),
     peakHeapUsedMiB: Math.round(heap.usedMiB),
@@ -522,8 +522,11 @@ function jvmCpuSeconds(pid: number): { all: number; compilers: number } {
  * compilers take less than `quiet` of its CPU over one, at most `max` of them. That takes off
  * the worst, not all of it: Kafka took 0.18-0.26 of a core in the counted drains right after,
  * 0.11-0.15 in runs a few minutes later; two quiet drains in a row at 0.1 took 23 drains and
- * left it at 0.18-0.26 too.
+ * left it at 0.18-0.26 too. Each drain is of `--count` messages, at most 100,000 (so a long
+ * `--count` does not make a long warm-up).
  */
+const warmUpMessages = 100_000;
+
 async function warmUpKafka(max: number, quiet = 0.2): Promise<WarmUpDrain[]> {
   const drains: WarmUpDrain[] = [];
   const kafka = (await serverPids()).get('kafka')?.[0];
@@ -533,7 +536,7 @@ async function warmUpKafka(max: number, quiet = 0.2): Promise<WarmUpDrain[]> {
   }
   while (drains.length < max) {
     const before = jvmCpuSeconds(kafka);
-    const r = await drainSluice(1, false, defaultClient);
+    const r = await drainSluice(1, false, defaultClient, undefined, Math.min(count, warmUpMessages));
     const after = jvmCpuSeconds(kafka);
     const all = after.all - before.all;
     const drain = { rate: r.rate, kafkaCpuSeconds: Number(all.toFixed(2)), compilerShare: Number(((after.compilers - before.compilers) / all).toFixed(2)) };
