@@ -92,6 +92,11 @@ export class AckWindow {
     return this.closed || this.full;
   }
 
+  /** Whether a pump waits for room now (until there is some, or after close() until resume()): nothing behind it is read. */
+  get stalled(): boolean {
+    return this.stalledSinceMs !== undefined;
+  }
+
   /** Whether the pump is held now, or was within `withinMs` (a PINGRESP may sit unread behind it). */
   stalledWithin(withinMs: number, now = monotonicMs()): boolean {
     return this.stalledSinceMs !== undefined || now - this.lastStallEndMs < withinMs;

@@ -283,6 +283,41 @@ test('QoS 2 at a stop: a PUBLISH held while stopping ends the wait, the PUBRELs 
   void first.catch(() => {});
 });
 
+test('QoS 2 at a stop: a PUBLISH waiting for room in the closed window ends the wait too, the PUBRELs behind it counted as open', async (t) => {
+  printLogsOnFailure(t);
+  const topic = unique('qos2-full');
+  const clientId = unique('hooked');
+  const first = await hookedClient(t, 2, clientId, async () => {});
+  await first.client.subscribeAsync(topic, { qos: 2 });
+  await first.client.endAsync(); // the session stays: a backlog queues, which the broker over-sends
+  const publisher = await mqttClient(t);
+  await Promise.all(Array.from({ length: 10 }, (_, i) => publisher.publishAsync(topic, `c${i}`, { qos: 2 })));
+  let accepting = true;
+  const { window, acks, taken, pubrecs, pubcomps } = await hookedClient(
+    t,
+    2,
+    clientId,
+    async () => {},
+    Infinity,
+    () => accepting,
+  );
+  for (let i = 0; i < 50 && taken.length < 2; i++) await sleep(20);
+  for (const x of taken.slice(0, 2)) x.slot.settle(); // the broker sends more once it has PUBRECs
+  for (let i = 0; i < 50 && !window.stalled; i++) await sleep(20);
+  assert.equal(taken.length, 4);
+  assert.equal(window.stalled, true, 'the fifth waits for room');
+  accepting = false; // a stop: no more room is given
+  window.close();
+  for (const x of taken.slice(2)) x.slot.settle(); // PUBRECs go; the broker's PUBRELs queue behind the fifth
+  for (let i = 0; i < 50 && pubrecs.length < 4; i++) await sleep(20);
+  const started = Date.now();
+  const open = await acks.releasesSettled(AbortSignal.timeout(10_000));
+  assert.ok(Date.now() - started < 1_000, 'no wait for PUBRELs that cannot be read');
+  assert.ok(open >= 2, `the two PUBRECed last are open (${open} open)`);
+  assert.equal(open + pubcomps.length, 4, 'every exchange PUBRECed is either completed or counted open');
+  assert.equal(taken.length, 4);
+});
+
 test('QoS 2 over-sent by Mosquitto past Receive Maximum: no disconnect, at most R taken, all delivered once', { timeout: 60_000 }, async (t) => {
   // The QoS 2 trap (src/source/README.md, QoS 2): with a queue at the broker, Mosquitto 2.0.11 sends QoS 2 past
   // Receive Maximum; stock MQTT.js then drops the connection. Here the hook must hold the

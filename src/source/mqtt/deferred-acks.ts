@@ -5,7 +5,8 @@
 // and attached to the slot; a held pump cannot read PINGRESP, so a keepalive timeout during a
 // hold sends another PINGREQ instead of tearing the connection down; for QoS 2, MQTT.js's count
 // of exchanges waiting for PUBREL and its payload store are replaced, and PUBCOMP leaves only
-// once the owner made the release durable (onRelease), in PUBREL order. The PUBACKs and PUBRECs
+// once the owner made the release durable (onRelease), in PUBREL order; a stop waits for the
+// PUBRELs of what it PUBREC'd (releasesSettled). The PUBACKs and PUBRECs
 // released in one tick leave in one socket write (AckBatch below). A QoS 0 or 1 PUBLISH without
 // a topic alias skips MQTT.js's handlePublish for a fast path that does what it would do here
 // (patchPublishHandler below).
@@ -173,20 +174,21 @@ function patchPublishHandler(): void {
 
 function noop(): void {}
 
-/** Installs the hooks on a client created with `manualConnect` or before its first packet. */
 /** What the session drives: the acks the window releases, and the QoS 2 exchanges still open at a stop. */
 export interface DeferredAcks {
   sendAck(ack: unknown): void;
   /**
    * Resolves, with how many are still open, once every QoS 2 exchange this connection
    * recorded (PUBREC written) is completed (PUBCOMP written), or can be no further here: the
-   * connection is gone, or the pump is held by a PUBLISH arrived while stopping (the PUBRELs
-   * behind it cannot be read). Or when `signal` aborts. For a stop, before DISCONNECT: an
+   * connection is gone, or the pump is held by a PUBLISH (one that arrived while stopping, or
+   * one waiting for room in the closed window), so the PUBRELs behind it cannot be read. Or
+   * when `signal` aborts. For a stop, before DISCONNECT: an
    * exchange left open keeps its message at the broker until the session resumes.
    */
   releasesSettled(signal: AbortSignal): Promise<number>;
 }
 
+/** Installs the hooks on a client created with `manualConnect` or before its first packet. */
 export function installDeferredAcks(client: MqttClient, window: AckWindow, hooks: DeferredAckHooks): DeferredAcks {
   const c = client as unknown as Internals;
   const batch = new AckBatch(c);
@@ -207,7 +209,7 @@ export function installDeferredAcks(client: MqttClient, window: AckWindow, hooks
   // thousands (the broker sends them behind what it over-sent), so a stop waits for them.
   const awaitingRelease = new Set<number>();
   let releasing = 0;
-  /** The pump is held by a PUBLISH that arrived while stopping: nothing behind it is read. */
+  /** The pump is held by a PUBLISH that arrived while stopping: nothing behind it is read (window.stalled says the same of one waiting for room). */
   let heldAtStop = false;
   /** The waits of releasesSettled, told of each change. */
   const onSettle = new Set<() => void>();
@@ -375,10 +377,14 @@ export function installDeferredAcks(client: MqttClient, window: AckWindow, hooks
       : sendAck,
     releasesSettled(signal) {
       return new Promise((resolve) => {
+        // told of each release, close and held PUBLISH; the timer catches a pump that stalls
+        // in the closed window without passing here (a message that waited for a session reset)
+        const timer = setInterval(() => check(), 100);
         const check = () => {
           // PUBRELs still to come can be read only on this connection and with the pump moving
-          const more = c.connected && !heldAtStop && awaitingRelease.size > 0;
+          const more = c.connected && !heldAtStop && !window.stalled && awaitingRelease.size > 0;
           if (!signal.aborted && (releasing > 0 || more)) return;
+          clearInterval(timer);
           onSettle.delete(check);
           signal.removeEventListener('abort', check);
           resolve(awaitingRelease.size + releasing);
