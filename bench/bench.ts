@@ -514,6 +514,9 @@ function jvmCpuSeconds(pid: number): { all: number; compilers: number } {
   return { all: cpuSeconds(pid), compilers };
 }
 
+/** The most messages in one warm-up drain: a long `--count` does not make a long warm-up. */
+const warmUpMessages = 100_000;
+
 /**
  * A Kafka just started spends minutes compiling its request path: in the first drains after the
  * stack starts it took 0.3-0.7 of a core where a warm one takes ~0.15, half of it or more the
@@ -522,11 +525,8 @@ function jvmCpuSeconds(pid: number): { all: number; compilers: number } {
  * compilers take less than `quiet` of its CPU over one, at most `max` of them. That takes off
  * the worst, not all of it: Kafka took 0.18-0.26 of a core in the counted drains right after,
  * 0.11-0.15 in runs a few minutes later; two quiet drains in a row at 0.1 took 23 drains and
- * left it at 0.18-0.26 too. Each drain is of `--count` messages, at most 100,000 (so a long
- * `--count` does not make a long warm-up).
+ * left it at 0.18-0.26 too. Each drain is of `--count` messages, at most warmUpMessages.
  */
-const warmUpMessages = 100_000;
-
 async function warmUpKafka(max: number, quiet = 0.2): Promise<WarmUpDrain[]> {
   const drains: WarmUpDrain[] = [];
   const kafka = (await serverPids()).get('kafka')?.[0];

@@ -211,11 +211,6 @@ export function installDeferredAcks(client: MqttClient, window: AckWindow, hooks
   let releasing = 0;
   /** The pump is held by a PUBLISH that arrived while stopping: nothing behind it is read (window.stalled says the same of one waiting for room). */
   let heldAtStop = false;
-  /** The waits of releasesSettled, told of each change. */
-  const onSettle = new Set<() => void>();
-  const settleChanged = () => {
-    for (const check of onSettle) check();
-  };
 
   /**
    * Takes the message now: a slot, the ack awaited, the owner's hook, then the pump goes on.
@@ -259,7 +254,6 @@ export function installDeferredAcks(client: MqttClient, window: AckWindow, hooks
     if (!hooks.accepting()) {
       // shutting down: hold the pump, leave the message unacked
       heldAtStop = true;
-      settleChanged();
       return;
     }
     const connection = window.connection;
@@ -321,10 +315,7 @@ export function installDeferredAcks(client: MqttClient, window: AckWindow, hooks
       const durable = hooks.onRelease(packet.messageId);
       awaitingRelease.delete(packet.messageId);
       releasing++;
-      const settled = () => {
-        releasing--;
-        settleChanged();
-      };
+      const settled = () => releasing--;
       // in PUBREL order, each once its release is durable; never on a later connection (the
       // broker resends the PUBREL there and gets its PUBCOMP then), nor after DISCONNECT
       pubcomps = Promise.all([pubcomps, durable]).then(() => {
@@ -355,7 +346,6 @@ export function installDeferredAcks(client: MqttClient, window: AckWindow, hooks
     awaitingRelease.clear();
     heldAtStop = false;
     window.connectionLost();
-    settleChanged();
   });
 
   const sendAck = (ack: unknown) => {
@@ -375,24 +365,12 @@ export function installDeferredAcks(client: MqttClient, window: AckWindow, hooks
           sendAck(ack);
         }
       : sendAck,
-    releasesSettled(signal) {
-      return new Promise((resolve) => {
-        // told of each release, close and held PUBLISH; the timer catches a pump that stalls
-        // in the closed window without passing here (a message that waited for a session reset)
-        const timer = setInterval(() => check(), 100);
-        const check = () => {
-          // PUBRELs still to come can be read only on this connection and with the pump moving
-          const more = c.connected && !heldAtStop && !window.stalled && awaitingRelease.size > 0;
-          if (!signal.aborted && (releasing > 0 || more)) return;
-          clearInterval(timer);
-          onSettle.delete(check);
-          signal.removeEventListener('abort', check);
-          resolve(awaitingRelease.size + releasing);
-        };
-        onSettle.add(check);
-        signal.addEventListener('abort', check);
-        check();
-      });
+    async releasesSettled(signal) {
+      // PUBRELs still to come can be read only on this connection and with the pump moving;
+      // polled as the window's drained() is (a stop is rare, and 10 ms is nothing to it)
+      const more = () => c.connected && !heldAtStop && !window.stalled && awaitingRelease.size > 0;
+      while (!signal.aborted && (releasing > 0 || more())) await new Promise((r) => setTimeout(r, 10));
+      return awaitingRelease.size + releasing;
     },
   };
 }
