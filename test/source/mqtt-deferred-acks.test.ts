@@ -196,7 +196,7 @@ test('the PUBACKs released together leave in one socket write, which the broker 
   assert.equal(pubacks.length, 20);
 });
 
-test('QoS 2: taken at PUBLISH, PUBREC waits for settle() in arrival order, PUBCOMP waits for the durable release', async (t) => {
+test('QoS 2: taken at PUBLISH, PUBREC waits for settle() in arrival order, PUBCOMP waits for the durable release, those released together in one write', async (t) => {
   printLogsOnFailure(t);
   const topic = unique('qos2');
   const releases = new Map<number, () => void>();
@@ -218,10 +218,22 @@ test('QoS 2: taken at PUBLISH, PUBREC waits for settle() in arrival order, PUBCO
   assert.deepEqual(pubrecs, ids, 'PUBRECs in arrival order');
   assert.equal(releases.size, 5, 'every PUBREL reported');
   assert.deepEqual(pubcomps, [], 'no PUBCOMP before the release is durable');
+  const socket = (client as unknown as { stream: { write(chunk: Buffer): boolean } }).stream;
+  const writes: Buffer[] = [];
+  const write = socket.write.bind(socket);
+  socket.write = (chunk: Buffer) => {
+    writes.push(Buffer.from(chunk));
+    return write(chunk);
+  };
   for (const id of [...ids].reverse()) releases.get(id)?.();
   await published;
   for (let i = 0; i < 50 && pubcomps.length < 5; i++) await sleep(20);
   assert.deepEqual(pubcomps, ids, 'PUBCOMPs in PUBREL order, each once durable');
+  assert.deepEqual(
+    writes,
+    [Buffer.concat(ids.map((id) => Buffer.from([0x70, 2, id >> 8, id & 0xff])))],
+    'the five released together in one write, as mqtt-packet encodes them',
+  );
   assert.equal(taken.length, 5, 'delivered once: nothing handed on again at PUBREL');
   assert.equal(fastPublishCount() - fastBefore, 0, "QoS 2 takes MQTT.js's own way");
 });

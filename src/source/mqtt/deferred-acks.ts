@@ -6,8 +6,8 @@
 // hold sends another PINGREQ instead of tearing the connection down; for QoS 2, MQTT.js's count
 // of exchanges waiting for PUBREL and its payload store are replaced, and PUBCOMP leaves only
 // once the owner made the release durable (onRelease), in PUBREL order; a stop waits for the
-// PUBRELs of what it PUBREC'd (releasesSettled). The PUBACKs and PUBRECs
-// released in one tick leave in one socket write (AckBatch below). A QoS 0 or 1 PUBLISH without
+// PUBRELs of what it PUBREC'd (releasesSettled). The PUBACKs, PUBRECs and
+// PUBCOMPs released in one tick leave in one socket write (AckBatch below). A QoS 0 or 1 PUBLISH without
 // a topic alias skips MQTT.js's handlePublish for a fast path that does what it would do here
 // (patchPublishHandler below).
 import { createRequire } from 'node:module';
@@ -30,7 +30,7 @@ interface Internals {
   connected: boolean;
   disconnecting: boolean;
   incomingStore: unknown;
-  stream: { write(chunk: Buffer): boolean; destroyed?: boolean };
+  stream: { write(chunk: Buffer): boolean; destroyed?: boolean; writableEnded?: boolean };
   emit(event: 'packetsend', packet: unknown): boolean;
   emit(event: 'message', topic: string, payload: IPublishPacket['payload'], packet: IPublishPacket): boolean;
   listenerCount(event: string): number;
@@ -88,18 +88,20 @@ export interface DeferredAckHooks {
 }
 
 /** The first byte of the acks sent as bytes here (mqtt-packet's ACKS table: no flags). */
-const ackType: Readonly<Record<string, number>> = { puback: 0x40, pubrec: 0x50 };
+const ackType: Readonly<Record<string, number>> = { puback: 0x40, pubrec: 0x50, pubcomp: 0x70 };
 
 /**
- * The PUBACKs and PUBRECs released in one tick (a sink's batch settles a thousand at once),
- * written as one buffer on the next tick. MQTT.js writes each ack as three writes (type,
- * length, packet id) under a cork that a nextTick of its own lifts: a thousand acks were three
- * thousand Writable writes and a writev of as many chunks. The bytes are the ones mqtt-packet
- * writes for an ack with reason code 0 and no properties (MQTT 5 leaves out both, 3.1.1 has
- * neither): type, remaining length 2, packet id. Any other ack, and any other packet, goes
- * through MQTT.js after the batch so far is written, so the order on the wire is the order of
- * release. `packetsend` is emitted for each ack as MQTT.js does. A batch whose connection
- * dropped before its tick is not written: the broker sends those messages again.
+ * The PUBACKs, PUBRECs and PUBCOMPs released in one tick (a sink's batch settles a thousand at
+ * once, a group commit of the audit log releases its PUBRELs' fifty), written as one buffer on
+ * the next tick. MQTT.js writes each ack as three to five writes (type, length, packet id, for
+ * its PUBCOMP a reason code and an empty property length too) under a cork that a nextTick of
+ * its own lifts: a thousand acks were thousands of Writable writes and a writev of as many
+ * chunks. The bytes are an ack with reason code 0 and no properties, both left out as MQTT 5
+ * allows (3.1.1 has neither): type, remaining length 2, packet id. Any other ack, and any other
+ * packet, goes through MQTT.js after the batch so far is written, so the order on the wire is
+ * the order of release. `packetsend` is emitted for each ack as MQTT.js does. A batch whose
+ * connection dropped, or was ended by a DISCONNECT, before its tick is not written: the broker
+ * sends those messages (or PUBRELs) again.
  */
 class AckBatch {
   private readonly c: Internals;
@@ -130,7 +132,7 @@ class AckBatch {
     this.acks = [];
     const stream = this.stream;
     this.stream = undefined;
-    if (!this.c.connected || stream !== this.c.stream || stream === undefined || stream.destroyed) return;
+    if (!this.c.connected || stream !== this.c.stream || stream === undefined || stream.destroyed || stream.writableEnded) return;
     const bytes = Buffer.allocUnsafe(acks.length * 4);
     for (let i = 0, at = 0; i < acks.length; i++, at += 4) {
       const ack = acks[i] as AckPacket;
@@ -293,6 +295,11 @@ export function installDeferredAcks(client: MqttClient, window: AckWindow, hooks
   c.options.incomingStore = nothingStored;
   c.incomingStore = nothingStored;
 
+  /** An ack this file releases: in the tick's batch when it is plain, else through MQTT.js after it. */
+  const write = (ack: AckPacket) => {
+    if (AckBatch.plain(ack)) batch.add(ack);
+    else send(ack);
+  };
   let pubcomps: Promise<unknown> = Promise.resolve();
   c._sendPacket = (packet, cb, cbStorePut, noStore) => {
     if ((packet.cmd === 'puback' || packet.cmd === 'pubrec') && packet.messageId !== undefined) {
@@ -319,7 +326,7 @@ export function installDeferredAcks(client: MqttClient, window: AckWindow, hooks
       // in PUBREL order, each once its release is durable; never on a later connection (the
       // broker resends the PUBREL there and gets its PUBCOMP then), nor after DISCONNECT
       pubcomps = Promise.all([pubcomps, durable]).then(() => {
-        if (c.connected && !c.disconnecting && window.connection === connection) send(packet);
+        if (c.connected && !c.disconnecting && window.connection === connection) write(packet);
         settled();
       }, settled); // a failed release is fatal to the owner: no PUBCOMP
       cb?.();
@@ -351,9 +358,7 @@ export function installDeferredAcks(client: MqttClient, window: AckWindow, hooks
   const sendAck = (ack: unknown) => {
     // Only reached for slots of the current connection (the window drops stale ones); still,
     // never hand MQTT.js an ack while offline: it would queue it and send it after a reconnect.
-    if (!c.connected) return;
-    if (AckBatch.plain(ack as AckPacket)) batch.add(ack as AckPacket);
-    else send(ack as AckPacket);
+    if (c.connected) write(ack as AckPacket);
   };
   return {
     // the command connection (the only one with releases) keeps count of its open exchanges
