@@ -617,6 +617,8 @@ function baselineMosquittoSubQos2(): Promise<number | undefined> {
 
 interface AuditDrain {
   rate: number;
+  /** the worker's CPU (all threads) from its start on the backlog to the last command acked */
+  cpuSecondsPer100k: number;
   fsyncMsMean: number;
   fsyncMsP99AtMost: number;
   recordsPerFsync: number;
@@ -652,6 +654,7 @@ async function drainCommands(): Promise<AuditDrain> {
   await sluice.stop('SIGTERM');
   await loadCommands(prefix, commandCount);
   await sluice.start();
+  const cpu0 = cpuSeconds(sluice.pid as number);
   let first = 0;
   for (;;) {
     const m = await sluice.metrics(polled);
@@ -660,6 +663,7 @@ async function drainCommands(): Promise<AuditDrain> {
     await sleep(pollMs);
   }
   const seconds = (Date.now() - first) / 1000;
+  const cpuSecondsPer100k = Number((((cpuSeconds(sluice.pid as number) - cpu0) / commandCount) * 100_000).toFixed(2));
   const m = await sluice.metrics();
   const peakRssMiB = sluice.peakRssMiB();
   await sluice.stop('SIGTERM');
@@ -670,6 +674,7 @@ async function drainCommands(): Promise<AuditDrain> {
   const syncs = m.get('sluice_audit_fsync_seconds_count') ?? NaN;
   return {
     rate: Math.round(commandCount / seconds),
+    cpuSecondsPer100k,
     fsyncMsMean: Number((((m.get('sluice_audit_fsync_seconds_sum') ?? NaN) / syncs) * 1000).toFixed(3)),
     fsyncMsP99AtMost: (histogramQuantile(m, 'sluice_audit_fsync_seconds', 0.99) ?? NaN) * 1000,
     recordsPerFsync: Number(((m.get('sluice_audit_records_total') ?? NaN) / syncs).toFixed(1)),
@@ -1128,6 +1133,7 @@ try {
                 trust: args['audit-trust'],
               },
               rate: spread(c.map((x) => x.rate)),
+              cpuSecondsPer100k: spread(c.map((x) => x.cpuSecondsPer100k)),
               baselineMosquittoSubQos2: ceilingQos2.length ? spread(ceilingQos2) : undefined,
               groupCommitGain: Number((spread(c.map((x) => x.rate)).median / Math.round(1000 / spread(fsyncRaw.map((x) => x.median)).median)).toFixed(2)),
               fsyncMsMean: spread(c.map((x) => x.fsyncMsMean)),
@@ -1311,6 +1317,7 @@ function table(r: {
     | undefined
     | {
         rate: Spread;
+        cpuSecondsPer100k: Spread;
         baselineMosquittoSubQos2?: Spread;
         groupCommitGain: number;
         fsyncMsMean: Spread;
@@ -1323,7 +1330,7 @@ function table(r: {
   if (cAudit) {
     lines.push(
       '',
-      `(c) QoS 2 commands -> audit log (fsync before PUBREC, group commit): ${fmt(cAudit.rate)} commands/s` +
+      `(c) QoS 2 commands -> audit log (fsync before PUBREC, group commit): ${fmt(cAudit.rate)} commands/s at ${cAudit.cpuSecondsPer100k.median} CPU s / 100k` +
         `${cAudit.baselineMosquittoSubQos2 ? `; mosquitto_sub QoS 2 on the same backlog ${fmt(cAudit.baselineMosquittoSubQos2)}/s (Receive Maximum 65,535: not comparable, see docs/benchmarks.md)` : ''}; ` +
         `fsync mean ${cAudit.fsyncMsMean.median} ms, p99 <= ${cAudit.fsyncMsP99AtMost.median} ms, ${cAudit.recordsPerFsync.median} records per fsync; ` +
         `this disk's bare write+fdatasync ${cAudit.rawFsyncMs.median} ms (one fsync per record would cap at ~${cAudit.oneFsyncPerRecordRate}/s: group commit gives ${cAudit.groupCommitGain}x); peak RSS ${cAudit.peakRssMiB.median} MiB`,
