@@ -16,6 +16,9 @@ import type { ValueEncoder } from './schema-registry/value-encoder.ts';
 import { pushWireRecords } from './schema-registry/wire-format.ts';
 import { TopicAdmin } from './topic-admin.ts';
 
+/** How long a write waits for the lookup of a fixed topic it is the first to name, before deferring its records. */
+const firstLookupMs = 250;
+
 export interface KafkaSinkOptions {
   /** The sink's name (kafka; the dead-letter sink writes through one named dead-letter). */
   readonly name?: string;
@@ -99,6 +102,7 @@ export class KafkaSink implements Sink<KafkaRecord> {
     const rejected: ItemRejection[] = [];
     const deferred: number[] = [];
     const byTopic = new Map<string, number[]>();
+    let looked: Set<string> | undefined;
     const refusedSchemas = await this.registerSchemas(batch);
     for (let i = 0; i < batch.length; i++) {
       const r = batch[i] as KafkaRecord;
@@ -107,7 +111,15 @@ export class KafkaSink implements Sink<KafkaRecord> {
         rejected.push({ index: i, reason: 'schema-registry-refused', error: refused });
         continue;
       }
-      const s = this.topics.state(r.topic, r.template);
+      let s = this.topics.state(r.topic, r.template);
+      // a fixed topic not looked up yet (the first write after a connect) waits for its lookup,
+      // one metadata request, rather than the deferred lane's retry (a fixed topic is one a rule
+      // names, so there are few); still pending after it (being created, a slow cluster): deferred
+      if (s.state === 'pending' && r.template === undefined && !looked?.has(r.topic)) {
+        (looked ??= new Set()).add(r.topic);
+        await this.topics.lookedUp([r.topic], firstLookupMs);
+        s = this.topics.state(r.topic);
+      }
       if (s.state === 'missing') rejected.push({ index: i, reason: 'kafka-topic-missing', error: s.reason });
       // a newer record of a topic whose older records wait is deferred behind them (order per partition)
       else if (s.state === 'pending' || (this.options.isolate && this.failing.behind(r))) deferred.push(i);
@@ -240,7 +252,7 @@ export class KafkaSink implements Sink<KafkaRecord> {
       await this.admin.connect();
       await this.main.connect();
       await this.probe.connect();
-      await this.topics.load();
+      this.topics.load();
     } catch (err) {
       // a connect that failed half way (a broker frozen mid-handshake) left kafkajs' clients
       // "not connected" for good: tear them down so the next attempt starts clean

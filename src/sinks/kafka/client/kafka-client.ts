@@ -64,7 +64,10 @@ export interface ProducerSession {
 
 export interface KafkaAdminPort {
   connect(): Promise<void>;
+  /** Every topic in the cluster: metadata for all of them, so its cost grows with the cluster. */
   listTopics(): Promise<string[]>;
+  /** Whether the topic is in the cluster: metadata for it alone, never creating it. */
+  hasTopic(topic: string): Promise<boolean>;
   /** 'exists' when another worker made it first; rejects with the client's error otherwise. */
   createTopic(topic: string, partitions: number, replicationFactor: number): Promise<'created' | 'exists'>;
   disconnect(): Promise<void>;

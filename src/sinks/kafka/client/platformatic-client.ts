@@ -169,6 +169,20 @@ class PlatformaticAdmin implements KafkaAdminPort {
   listTopics(): Promise<string[]> {
     return this.admin.listTopics();
   }
+  async hasTopic(topic: string): Promise<boolean> {
+    try {
+      const found = await this.admin.metadata({ topics: [topic], autocreateTopics: false, forceUpdate: true });
+      return found.topics.has(topic);
+    } catch (err) {
+      // the library turns Kafka's UNKNOWN_TOPIC_OR_PARTITION for the topic asked into this
+      let unknown = false;
+      walk(err, (e) => {
+        if ((e.code === 'PLT_KFK_USER' && e.message?.startsWith('Unknown topic ')) || e.apiId === 'UNKNOWN_TOPIC_OR_PARTITION') unknown = true;
+      });
+      if (unknown) return false;
+      throw err;
+    }
+  }
   async createTopic(topic: string, partitions: number, replicationFactor: number): Promise<'created' | 'exists'> {
     try {
       await this.admin.createTopics({ topics: [topic], partitions, replicas: replicationFactor });

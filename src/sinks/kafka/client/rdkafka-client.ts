@@ -485,6 +485,11 @@ class RdkafkaAdmin implements KafkaAdminPort {
     return (await this.meta()).topics.map((t) => t.name).filter((t) => !t.startsWith('__'));
   }
 
+  async hasTopic(topic: string): Promise<boolean> {
+    // librdkafka answers a missing topic with an entry that has no partitions
+    return ((await this.meta(topic)).topics.find((t) => t.name === topic)?.partitions.length ?? 0) > 0;
+  }
+
   async createTopic(topic: string, partitions: number, replicationFactor: number): Promise<'created' | 'exists'> {
     await this.connect();
     const admin = this.admin as RdAdmin;
