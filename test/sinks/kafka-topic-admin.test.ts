@@ -4,6 +4,7 @@
 // topics, with no call to Kafka once it is used up.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import pino from 'pino';
 import type { KafkaAdminPort, KafkaClientKind } from '../../src/sinks/kafka/client/kafka-client.ts';
 import { TopicAdmin, templatePattern } from '../../src/sinks/kafka/topic-admin.ts';
@@ -163,3 +164,33 @@ for (const client of testedKafkaClients) {
     assert.ok(lists.count - before >= 1 && lists.count - before <= 2, `a template's three topics read the list ${lists.count - before} time(s)`);
   });
 }
+
+test('a fixed topic whose lookup fails does not hold up the writes that carry it: only a first lookup is waited for', { timeout: 60_000 }, async (t) => {
+  const c = await testKafkaClient('platformatic');
+  const port = c.admin();
+  t.after(() => port.disconnect());
+  let asked = 0;
+  // the real port, but the cluster cannot describe this one topic: the first lookup fails, and
+  // any later one never answers (a write that waited for it would wait out its whole bound)
+  const failing: KafkaAdminPort = {
+    connect: () => port.connect(),
+    listTopics: () => port.listTopics(),
+    hasTopic: () => (asked++ === 0 ? Promise.reject(new Error('TOPIC_AUTHORIZATION_FAILED')) : new Promise<boolean>(() => {})),
+    createTopic: (topic, partitions, replicationFactor) => port.createTopic(topic, partitions, replicationFactor),
+    disconnect: () => port.disconnect(),
+  };
+  const topics = new TopicAdmin(
+    failing,
+    { createTopics: { enabled: false, partitions: 1, replicationFactor: 1 }, maxTopics: 10 },
+    pino({ level: 'silent' }),
+    (err) => c.reason(err),
+  );
+  topics.load();
+  const bound = 60_000;
+  const first = await Promise.race([topics.lookedUp(['denied'], bound).then(() => 'returned'), sleep(10_000).then(() => 'still waiting')]);
+  assert.equal(first, 'returned', 'the first lookup is waited for until it fails');
+  assert.equal(topics.state('denied').state, 'pending', 'a failed lookup leaves the topic pending (its records deferred, looked up again)');
+  const later = await Promise.race([topics.lookedUp(['denied'], bound).then(() => 'returned'), sleep(10_000).then(() => 'still waiting')]);
+  assert.equal(later, 'returned', 'a later write does not wait for the lookup again');
+  assert.ok(asked >= 1);
+});

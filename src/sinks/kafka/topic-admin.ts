@@ -57,6 +57,8 @@ export class TopicAdmin {
   private listedAt = 0;
   /** The cluster's list has been read at least once: a template's budget can be counted. */
   private listed = false;
+  /** Fixed topics looked up at least once, answered or not: a write waits only for a first lookup. */
+  private readonly lookedUpOnce = new Set<string>();
   private listing: Promise<void> | undefined;
 
   constructor(admin: KafkaAdminPort, options: TopicAdminOptions, log: Logger, reason: (err: unknown) => string) {
@@ -67,7 +69,7 @@ export class TopicAdmin {
     this.queue = new PQueue({ concurrency: options.concurrency ?? 2, intervalCap: options.perSecond ?? 20, interval: 1000 });
   }
 
-  /** At (re)connect: the next budget check reads the cluster's list again; other topics are checked alone. */
+  /** At (re)connect: the next budget check reads the cluster's list again; a fixed topic is looked up alone. */
   load(): void {
     this.listedAt = 0;
   }
@@ -105,13 +107,16 @@ export class TopicAdmin {
   }
 
   /**
-   * Waits, at most `ms`, while these fixed topics are being looked up (one metadata request each),
-   * so a first write to one is not deferred; not while one is being created (seconds).
+   * Waits, at most `ms`, for the first lookup of these fixed topics (one metadata request each),
+   * so a first write to one is not deferred. Not for a later one: a topic whose lookup failed (a
+   * cluster that cannot describe it) must not hold up every write that carries it, nor while it
+   * is being created (seconds).
    */
   async lookedUp(topics: Iterable<string>, ms: number): Promise<void> {
     const until = monotonicMs() + ms;
     for (const topic of topics) {
-      while (this.state(topic).state === 'pending' && !this.creating.has(topic) && monotonicMs() < until) await new Promise((done) => setTimeout(done, 2));
+      while (!this.lookedUpOnce.has(topic) && this.state(topic).state === 'pending' && !this.creating.has(topic) && monotonicMs() < until)
+        await new Promise((done) => setTimeout(done, 2));
     }
   }
 
@@ -152,6 +157,8 @@ export class TopicAdmin {
       // the cluster cannot answer now: try again on the next write (the records wait)
       this.log.debug({ topic, err: (err as Error).message }, 'topic check failed');
       return;
+    } finally {
+      if (template === undefined) this.lookedUpOnce.add(topic);
     }
     if (this.known.has(topic)) {
       this.missing.delete(topic);
