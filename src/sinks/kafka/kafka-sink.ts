@@ -14,7 +14,7 @@ import { type KafkaRecord, recordSize } from './kafka-record.ts';
 import type { SchemaRegistryClient } from './schema-registry/registry.ts';
 import type { ValueEncoder } from './schema-registry/value-encoder.ts';
 import { pushWireRecords } from './schema-registry/wire-format.ts';
-import { TopicAdmin } from './topic-admin.ts';
+import { TopicAdmin, type TopicState } from './topic-admin.ts';
 
 /** How long a write waits for the lookup of a fixed topic it is the first to name, before deferring its records. */
 const firstLookupMs = 250;
@@ -102,7 +102,7 @@ export class KafkaSink implements Sink<KafkaRecord> {
     const rejected: ItemRejection[] = [];
     const deferred: number[] = [];
     const byTopic = new Map<string, number[]>();
-    let looked: Set<string> | undefined;
+    let looking: number[] | undefined;
     const refusedSchemas = await this.registerSchemas(batch);
     for (let i = 0; i < batch.length; i++) {
       const r = batch[i] as KafkaRecord;
@@ -111,23 +111,19 @@ export class KafkaSink implements Sink<KafkaRecord> {
         rejected.push({ index: i, reason: 'schema-registry-refused', error: refused });
         continue;
       }
-      let s = this.topics.state(r.topic, r.template);
-      // a fixed topic not looked up yet (the first write after a connect) waits for its lookup,
+      const s = this.topics.state(r.topic, r.template);
+      // a fixed topic not looked up yet (the first write after a connect): placed once looked up
+      if (s.state === 'pending' && r.template === undefined) (looking ??= []).push(i);
+      else this.place(batch, i, s, rejected, deferred, byTopic);
+    }
+    if (looking) {
       // one metadata request, rather than the deferred lane's retry (a fixed topic is one a rule
-      // names, so there are few); still pending after it (being created, a slow cluster): deferred
-      if (s.state === 'pending' && r.template === undefined && !looked?.has(r.topic)) {
-        (looked ??= new Set()).add(r.topic);
-        await this.topics.lookedUp([r.topic], firstLookupMs);
-        s = this.topics.state(r.topic);
-      }
-      if (s.state === 'missing') rejected.push({ index: i, reason: 'kafka-topic-missing', error: s.reason });
-      // a newer record of a topic whose older records wait is deferred behind them (order per partition)
-      else if (s.state === 'pending' || (this.options.isolate && this.failing.behind(r))) deferred.push(i);
-      else {
-        let list = byTopic.get(r.topic);
-        if (!list) byTopic.set(r.topic, (list = []));
-        list.push(i);
-      }
+      // names, so there are few); still pending after it (being created, a slow cluster):
+      // deferred. Waited for after the loop, so every other record was placed on the states of
+      // one moment: a topic that became ready meanwhile cannot pass its own earlier records.
+      await this.topics.lookedUp(new Set(looking.map((i) => (batch[i] as KafkaRecord).topic)), firstLookupMs);
+      for (const i of looking) this.place(batch, i, this.topics.state((batch[i] as KafkaRecord).topic), rejected, deferred, byTopic);
+      deferred.sort((x, y) => x - y); // the lane keeps arrival order
     }
     // topics failing on their own are tried alone on the probe producer (which gives up
     // quickly); the rest go together on the main one
@@ -239,6 +235,19 @@ export class KafkaSink implements Sink<KafkaRecord> {
       batches.push({ topic, records });
     }
     await via.send(batches);
+  }
+
+  /** A record's place in this write: rejected (its topic missing), deferred, or with its topic's records. */
+  private place(batch: readonly KafkaRecord[], i: number, s: TopicState, rejected: ItemRejection[], deferred: number[], byTopic: Map<string, number[]>): void {
+    const r = batch[i] as KafkaRecord;
+    if (s.state === 'missing') rejected.push({ index: i, reason: 'kafka-topic-missing', error: s.reason });
+    // a newer record of a topic whose older records wait is deferred behind them (order per partition)
+    else if (s.state === 'pending' || (this.options.isolate && this.failing.behind(r))) deferred.push(i);
+    else {
+      let list = byTopic.get(r.topic);
+      if (!list) byTopic.set(r.topic, (list = []));
+      list.push(i);
+    }
   }
 
   private clusterError(err: unknown, topic?: string): SinkError {
