@@ -32,6 +32,11 @@ export interface TopicAdminOptions {
 const ready: TopicState = Object.freeze({ state: 'ready' });
 const pending: TopicState = Object.freeze({ state: 'pending' });
 
+/** Whether a route's topic names levels: its topics are many, read from the cluster's list and held to a budget. */
+function templated(template: string | undefined): template is string {
+  return template?.includes('{') === true;
+}
+
 /** The topics a template can name: its literal parts as they are, each {level} one or more legal characters. */
 export function templatePattern(template: string): RegExp {
   const parts = template.split(/\{[^{}]*\}/).map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
@@ -59,6 +64,8 @@ export class TopicAdmin {
   private listed = false;
   /** Fixed topics looked up at least once, answered or not: a write waits only for a first lookup. */
   private readonly lookedUpOnce = new Set<string>();
+  /** Fixed topics whose first lookup is under way, settled when it answers or fails. */
+  private readonly firstLookups = new Map<string, PromiseWithResolvers<void>>();
   private listing: Promise<void> | undefined;
 
   constructor(admin: KafkaAdminPort, options: TopicAdminOptions, log: Logger, reason: (err: unknown) => string) {
@@ -90,7 +97,13 @@ export class TopicAdmin {
     }
     if (!this.checking.has(topic)) {
       this.checking.add(topic);
-      void this.queue.add(() => this.check(topic, template)).finally(() => this.checking.delete(topic));
+      if (!templated(template) && !this.lookedUpOnce.has(topic)) this.firstLookups.set(topic, Promise.withResolvers());
+      void this.queue
+        .add(() => this.check(topic, template))
+        .finally(() => {
+          this.checking.delete(topic);
+          if (!templated(template)) this.lookedUpFirst(topic); // also a check that ended before its lookup
+        });
     }
     return pending;
   }
@@ -113,11 +126,16 @@ export class TopicAdmin {
    * is being created (seconds).
    */
   async lookedUp(topics: Iterable<string>, ms: number): Promise<void> {
-    const until = monotonicMs() + ms;
+    const lookups: Promise<void>[] = [];
     for (const topic of topics) {
-      while (!this.lookedUpOnce.has(topic) && this.state(topic).state === 'pending' && !this.creating.has(topic) && monotonicMs() < until)
-        await new Promise((done) => setTimeout(done, 2));
+      if (this.state(topic).state !== 'pending') continue;
+      const first = this.firstLookups.get(topic);
+      if (first) lookups.push(first.promise);
     }
+    if (lookups.length === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(lookups), new Promise((done) => (timer = setTimeout(done, ms)))]);
+    clearTimeout(timer);
   }
 
   /** Kafka answered "unknown topic" for it: check it again before the next write. */
@@ -151,14 +169,14 @@ export class TopicAdmin {
     const m = this.missing.get(topic);
     if (m && monotonicMs() - m.at < (this.options.recheckMs ?? 10_000)) return;
     try {
-      if (template?.includes('{')) await this.refresh();
+      if (templated(template)) await this.refresh();
       else if (await this.admin.hasTopic(topic)) this.known.add(topic);
     } catch (err) {
       // the cluster cannot answer now: try again on the next write (the records wait)
       this.log.debug({ topic, err: (err as Error).message }, 'topic check failed');
       return;
     } finally {
-      if (template === undefined) this.lookedUpOnce.add(topic);
+      if (!templated(template)) this.lookedUpFirst(topic);
     }
     if (this.known.has(topic)) {
       this.missing.delete(topic);
@@ -198,6 +216,13 @@ export class TopicAdmin {
     }
   }
 
+  /** A fixed topic's first lookup is over, answered or not: no write waits for its lookups again. */
+  private lookedUpFirst(topic: string): void {
+    this.lookedUpOnce.add(topic);
+    this.firstLookups.get(topic)?.resolve();
+    this.firstLookups.delete(topic);
+  }
+
   /** A topic now in the cluster: counted once in its template's budget. */
   private addKnown(topic: string, template: string | undefined): void {
     if (this.known.has(topic)) return;
@@ -207,7 +232,7 @@ export class TopicAdmin {
 
   /** Whether a budget applies to the template's topics: it names more than one, and sluice creates them. */
   private budgeted(template: string | undefined): template is string {
-    return template?.includes('{') === true && this.options.createTopics.enabled;
+    return templated(template) && this.options.createTopics.enabled;
   }
 
   /** Why the template may not get this new topic, or undefined when it may. */
