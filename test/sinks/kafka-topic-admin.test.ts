@@ -30,6 +30,7 @@ async function topicAdmin(
   maxTopics: number,
   createTopics = true,
   change: (port: KafkaAdminPort) => Partial<KafkaAdminPort> = () => ({}),
+  log: pino.Logger = pino({ level: 'silent' }),
 ): Promise<TopicAdmin> {
   const c = await testKafkaClient(client);
   const port = c.admin();
@@ -37,7 +38,7 @@ async function topicAdmin(
   return new TopicAdmin(
     changedPort(port, change(port)),
     { createTopics: { enabled: createTopics, partitions: 1, replicationFactor: 1 }, maxTopics },
-    pino({ level: 'silent' }),
+    log,
     (err) => c.reason(err),
   );
 }
@@ -172,18 +173,34 @@ for (const client of testedKafkaClients) {
   });
 }
 
-test('a fixed topic whose lookup fails does not hold up the writes that carry it: only a first lookup is waited for', { timeout: 60_000 }, async (t) => {
+test('a fixed topic whose lookup fails does not hold up the writes that carry it (only a first lookup is waited for); the failure is kept for the dead letter and /readyz', {
+  timeout: 60_000,
+}, async (t) => {
   let asked = 0;
+  const warnings: Array<{ topic?: string }> = [];
+  const log = pino({ level: 'warn' }, { write: (line: string) => warnings.push(JSON.parse(line) as { topic?: string }) });
   // the real port, but the cluster cannot describe this one topic: the first lookup fails, and
   // any later one never answers (a write that waited for it would wait out its whole bound)
-  const topics = await topicAdmin(t, 'platformatic', 10, false, () => ({
-    hasTopic: () => (asked++ === 0 ? Promise.reject(new Error('TOPIC_AUTHORIZATION_FAILED')) : new Promise<boolean>(() => {})),
-  }));
+  const topics = await topicAdmin(
+    t,
+    'platformatic',
+    10,
+    false,
+    () => ({
+      hasTopic: () => (asked++ === 0 ? Promise.reject(new Error('TOPIC_AUTHORIZATION_FAILED')) : new Promise<boolean>(() => {})),
+    }),
+    log,
+  );
   topics.load();
   const bound = 60_000;
   const first = await Promise.race([topics.lookedUp(['denied'], bound).then(() => 'returned'), sleep(10_000).then(() => 'still waiting')]);
   assert.equal(first, 'returned', 'the first lookup is waited for until it fails');
   assert.equal(topics.state('denied').state, 'pending', 'a failed lookup leaves the topic pending (its records deferred, looked up again)');
+  // kept for the dead letter's reason and /readyz, and warned about once (not at every retry)
+  assert.match(topics.checkFailure('denied') ?? '', /TOPIC_AUTHORIZATION_FAILED/);
+  assert.equal(topics.problems('kafka').length, 1);
+  assert.match(topics.problems('kafka')[0] ?? '', /^kafka: topic denied cannot be looked up for \d+ s: .*TOPIC_AUTHORIZATION_FAILED/);
+  assert.equal(warnings.filter((w) => w.topic === 'denied').length, 1, 'one warning');
   const later = await Promise.race([topics.lookedUp(['denied'], bound).then(() => 'returned'), sleep(10_000).then(() => 'still waiting')]);
   assert.equal(later, 'returned', 'a later write does not wait for the lookup again');
   const unanswered = await Promise.race([topics.lookedUp(['silent'], 300).then(() => 'returned'), sleep(10_000).then(() => 'still waiting')]);

@@ -61,11 +61,17 @@ export class FailingTopics {
     }
   }
 
-  /** The queue gave up on a deferred record (dead-lettered): it no longer holds its topic. Returns why it was not written. */
-  giveUp(record: KafkaRecord): string {
+  /**
+   * The queue gave up on a deferred record (dead-lettered): it no longer holds its topic. Returns
+   * why it was not written; `checkFailure`, why the topic's lookup keeps failing, if it does.
+   */
+  giveUp(record: KafkaRecord, checkFailure?: string): string {
     this.forget(record);
     const f = this.failing.get(record.topic);
-    return f ? `topic ${record.topic}: ${f.error}` : `topic ${record.topic}: not ready (being checked or created)`;
+    if (f) return `topic ${record.topic}: ${f.error}`;
+    return checkFailure === undefined
+      ? `topic ${record.topic}: not ready (being checked or created)`
+      : `topic ${record.topic}: not ready: its lookup fails: ${checkFailure}`;
   }
 
   /** For /readyz: the first few, with how long and Kafka's words. */

@@ -85,12 +85,12 @@ export class KafkaSink implements Sink<KafkaRecord> {
 
   /** Topics failing on their own, with Kafka's words: /readyz names them. */
   problems(): readonly string[] {
-    return this.failing.problems(this.name);
+    return [...this.failing.problems(this.name), ...this.topics.problems(this.name)];
   }
 
   /** The queue gives up on a deferred record (dead-lettered): why it was not written. */
   giveUp(record: KafkaRecord): string {
-    return this.failing.giveUp(record);
+    return this.failing.giveUp(record, this.topics.checkFailure(record.topic));
   }
 
   async write(batch: readonly KafkaRecord[]): Promise<WriteResult> {

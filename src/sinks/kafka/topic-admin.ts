@@ -66,6 +66,9 @@ export class TopicAdmin {
   private readonly lookedUpOnce = new Set<string>();
   /** Fixed topics whose first lookup is under way, settled when it answers or fails. */
   private readonly firstLookups = new Map<string, PromiseWithResolvers<void>>();
+  /** Topics whose last check failed (the cluster could not answer for them): since when, last when, why. */
+  private readonly failedChecks = new Map<string, { since: number; at: number; reason: string }>();
+  private lastFailureLoggedAt = -Infinity;
   private listing: Promise<void> | undefined;
 
   constructor(admin: KafkaAdminPort, options: TopicAdminOptions, log: Logger, reason: (err: unknown) => string) {
@@ -173,11 +176,12 @@ export class TopicAdmin {
       else if (await this.admin.hasTopic(topic)) this.known.add(topic);
     } catch (err) {
       // the cluster cannot answer now: try again on the next write (the records wait)
-      this.log.debug({ topic, err: (err as Error).message }, 'topic check failed');
+      this.checkFailed(topic, this.reason(err));
       return;
     } finally {
       if (!templated(template)) this.lookedUpFirst(topic);
     }
+    this.failedChecks.delete(topic);
     if (this.known.has(topic)) {
       this.missing.delete(topic);
       this.forgotten.delete(topic);
@@ -214,6 +218,46 @@ export class TopicAdmin {
     } finally {
       this.creating.delete(topic);
     }
+  }
+
+  /** Why the topic's last check failed, while it keeps failing (its records wait, then are dead-lettered with this). */
+  checkFailure(topic: string): string | undefined {
+    return this.failedChecks.get(topic)?.reason;
+  }
+
+  /**
+   * For /readyz: the first few topics whose checks keep failing, with how long and why. A topic
+   * no record has asked for in a minute is no longer counted: nothing is waiting for it.
+   */
+  problems(sink: string): string[] {
+    const now = monotonicMs();
+    for (const [topic, f] of this.failedChecks) if (now - f.at > 60_000) this.failedChecks.delete(topic);
+    return [...this.failedChecks]
+      .slice(0, 5)
+      .map(([topic, f]) => `${sink}: topic ${topic} cannot be looked up for ${Math.round((now - f.since) / 1000)} s: ${f.reason}`);
+  }
+
+  /**
+   * A check the cluster could not answer (an ACL without Describe, a cluster down): kept for the
+   * dead letter and /readyz, and logged as a warning at most every 10 s whatever the number of
+   * topics (a template's new topics during an outage are many), else at debug.
+   */
+  private checkFailed(topic: string, reason: string): void {
+    const now = monotonicMs();
+    const failed = this.failedChecks.get(topic);
+    const first = failed === undefined;
+    if (first) this.failedChecks.set(topic, { since: now, at: now, reason });
+    else {
+      failed.at = now;
+      failed.reason = reason;
+    }
+    if (first && now - this.lastFailureLoggedAt >= 10_000) {
+      this.lastFailureLoggedAt = now;
+      this.log.warn(
+        { topic, err: reason, topicsFailing: this.failedChecks.size },
+        'kafka topic lookup failed: its records wait (looked up again on the next write) and are dead-lettered if it keeps failing',
+      );
+    } else this.log.debug({ topic, err: reason }, 'kafka topic lookup failed');
   }
 
   /** A fixed topic's first lookup is over, answered or not: no write waits for its lookups again. */
