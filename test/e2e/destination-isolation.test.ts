@@ -119,6 +119,58 @@ test('a topic with no more traffic deleted: the other topics are not held up', {
   assert.ok(tookMs < 15_000, `not held up by the deleted topic (${tookMs} ms)`);
 });
 
+test('a deleted topic creation may not bring back: its records are dead-lettered, /readyz names it, and is ready a minute after the last', {
+  timeout: 180_000,
+}, async (t) => {
+  printLogsOnFailure(t);
+  const p = unique('gone');
+  const a = await admin(t);
+  const sluice = sluiceFor(t, {
+    rules: {
+      subscriptions: [{ filter: `${p}/#`, qos: 1 }],
+      routes: [
+        { name: 'good', match: `${p}/good/{deviceId}`, kafka: { topic: `${p}.good` } },
+        { name: 'gone', match: `${p}/gone/{deviceId}`, kafka: { topic: `${p}.gone` } },
+      ],
+    },
+    config: { kafka: { createTopics: { enabled: false }, stuckAfterMs: 3_000 } },
+  });
+  await a.createTopics({
+    topics: [`${p}.good`, `${p}.gone`, sluice.deadLetterTopic].map((topic) => ({ topic, numPartitions: 1 })),
+    waitForLeaders: true,
+  });
+  a.drop([`${p}.good`, sluice.deadLetterTopic]);
+  await sluice.start();
+  const pub = await mqttClient(t);
+  await publishNumbered(pub, 100, (s) => `${p}/${s % 2 ? 'good' : 'gone'}/d-${s % 10}`);
+  await waitFor('both written', async () => ((await sluice.metrics()).get('sluice_messages_acked_total') ?? 0) >= 100);
+  await a.deleteTopics({ topics: [`${p}.gone`] });
+  await sleep(500);
+  await publishNumbered(pub, 100, (s) => `${p}/${s % 2 ? 'good' : 'gone'}/d-${s % 10}`, { from: 100 });
+  let named = '';
+  const lastPublished = Date.now();
+  await waitFor('everything acked', async () => ((await sluice.metrics()).get('sluice_messages_acked_total') ?? 0) >= 200, 60_000);
+  const ackedAfterMs = Date.now() - lastPublished;
+  const readyz = await sluice.ready();
+  if (readyz.status === 503) named = readyz.body.trim();
+  const dead = await readTopic(t, sluice.deadLetterTopic, (r) => r.length >= 50);
+  const good = seqCounts(await readTopic(t, `${p}.good`, (r) => seqCounts(r).size >= 100));
+  assert.equal(good.size, 100, 'every good message written');
+  const deadSeqs = new Set(dead.map((r) => (JSON.parse(r.value.toString()) as { seq: number }).seq));
+  assert.deepEqual(
+    Array.from({ length: 50 }, (_, i) => 100 + 2 * i).filter((s) => !deadSeqs.has(s)),
+    [],
+    'every message for the deleted topic dead-lettered, none lost',
+  );
+  // no more records ask for the topic: /readyz lets it go a minute after the last did (not at a restart)
+  let readyAfterMs = -1;
+  await waitFor('ready again', async () => (await sluice.ready()).status === 200 && (readyAfterMs = Date.now() - lastPublished) > 0, 100_000);
+  t.diagnostic(
+    `acked ${ackedAfterMs} ms after the last publish; readyz then: ${named.split('\n').join(' | ') || '200'}; dead letters ${[...new Set(dead.map((r) => r.headers['sluice-reason']))].join(', ')}; ready again ${readyAfterMs} ms after the last publish`,
+  );
+  assert.ok(named.includes(`${p}.gone`), `/readyz named the deleted topic while it failed: ${named}`);
+});
+
 test('the dead-letter topic deleted: nothing more is acknowledged (backpressure), /readyz names it, and all flows once it is back', {
   timeout: 180_000,
 }, async (t) => {

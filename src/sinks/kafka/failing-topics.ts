@@ -2,40 +2,41 @@
 // for them: while a topic has records deferred, newer records for it are deferred behind them
 // (order per partition), until they are written or the queue gives up on them.
 import type { Logger } from 'pino';
-import { monotonicMs } from '../../clock.ts';
 import type { KafkaRecord } from './kafka-record.ts';
+import { TopicFaults } from './topic-faults.ts';
 
 export class FailingTopics {
   /** Topics failing on their own now, with Kafka's words (for /readyz and the dead letter). */
-  private readonly failing = new Map<string, { since: number; error: string }>();
+  private readonly failing: TopicFaults;
   /** Records deferred and not yet written or given up, by topic. */
   private readonly waiting = new Map<string, Set<KafkaRecord>>();
   private readonly log: Logger;
 
-  constructor(log: Logger) {
+  constructor(log: Logger, faults = new TopicFaults()) {
     this.log = log;
+    this.failing = faults;
   }
 
   get any(): boolean {
-    return this.failing.size > 0;
+    return this.failing.any;
   }
 
   has(topic: string): boolean {
-    return this.failing.has(topic);
+    return this.failing.reason(topic) !== undefined;
   }
 
-  /** A topic's own fault: its records wait, the other topics flow. */
+  /**
+   * A topic's own fault: its records wait, the other topics flow. Seen again at each retry of
+   * its waiting records; once none is left (all written or dead-lettered) and no new one comes,
+   * it is forgotten a minute later.
+   */
   failed(topic: string, error: string): void {
-    if (this.failing.has(topic)) return;
-    this.log.warn({ topic, err: error }, 'kafka topic failing on its own: its records wait, the other topics flow');
-    this.failing.set(topic, { since: monotonicMs(), error });
+    if (this.failing.seen(topic, error)) this.log.warn({ topic, err: error }, 'kafka topic failing on its own: its records wait, the other topics flow');
   }
 
   recovered(topic: string): void {
-    const f = this.failing.get(topic);
-    if (!f) return;
-    this.failing.delete(topic);
-    this.log.info({ topic, failedForMs: monotonicMs() - f.since }, 'kafka topic writable again');
+    const failedForMs = this.failing.clear(topic);
+    if (failedForMs !== undefined) this.log.info({ topic, failedForMs }, 'kafka topic writable again');
   }
 
   /** Whether the record must wait behind older records of its topic that wait already. */
@@ -67,8 +68,8 @@ export class FailingTopics {
    */
   giveUp(record: KafkaRecord, checkFailure?: string): string {
     this.forget(record);
-    const f = this.failing.get(record.topic);
-    if (f) return `topic ${record.topic}: ${f.error}`;
+    const error = this.failing.reason(record.topic);
+    if (error !== undefined) return `topic ${record.topic}: ${error}`;
     return checkFailure === undefined
       ? `topic ${record.topic}: not ready (being checked or created)`
       : `topic ${record.topic}: not ready: its lookup fails: ${checkFailure}`;
@@ -76,8 +77,7 @@ export class FailingTopics {
 
   /** For /readyz: the first few, with how long and Kafka's words. */
   problems(sink: string): string[] {
-    const now = monotonicMs();
-    return [...this.failing].slice(0, 5).map(([topic, f]) => `${sink}: topic ${topic} failing for ${Math.round((now - f.since) / 1000)} s: ${f.error}`);
+    return this.failing.lines((topic, seconds, error) => `${sink}: topic ${topic} failing for ${seconds} s: ${error}`);
   }
 
   private forget(r: KafkaRecord): void {

@@ -15,6 +15,7 @@ import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import { monotonicMs } from '../../clock.ts';
 import type { KafkaAdminPort } from './client/kafka-client.ts';
+import { TopicFaults } from './topic-faults.ts';
 
 export type TopicState = { readonly state: 'ready' } | { readonly state: 'pending' } | { readonly state: 'missing'; readonly reason: string };
 
@@ -62,17 +63,19 @@ export class TopicAdmin {
   private listedAt = 0;
   /** The cluster's list has been read at least once: a template's budget can be counted. */
   private listed = false;
-  /** Fixed topics looked up at least once, answered or not: a write waits only for a first lookup. */
-  private readonly lookedUpOnce = new Set<string>();
-  /** Fixed topics whose first lookup is under way, settled when it answers or fails. */
-  private readonly firstLookups = new Map<string, PromiseWithResolvers<void>>();
+  /**
+   * Each fixed topic's first lookup: under way (settled when it answers or fails), or 'done'
+   * (answered or not): a write waits only for a first lookup.
+   */
+  private readonly firstLookups = new Map<string, PromiseWithResolvers<void> | 'done'>();
   /** Topics whose last check failed (the cluster could not answer for them): since when, last when, why. */
-  private readonly failedChecks = new Map<string, { since: number; at: number; reason: string }>();
+  private readonly failedChecks: TopicFaults;
   private lastFailureLoggedAt = -Infinity;
   private listing: Promise<void> | undefined;
 
   constructor(admin: KafkaAdminPort, options: TopicAdminOptions, log: Logger, reason: (err: unknown) => string) {
     this.admin = admin;
+    this.failedChecks = new TopicFaults();
     this.reason = reason;
     this.options = options;
     this.log = log;
@@ -100,7 +103,7 @@ export class TopicAdmin {
     }
     if (!this.checking.has(topic)) {
       this.checking.add(topic);
-      if (!templated(template) && !this.lookedUpOnce.has(topic)) this.firstLookups.set(topic, Promise.withResolvers());
+      if (!templated(template) && !this.firstLookups.has(topic)) this.firstLookups.set(topic, Promise.withResolvers());
       void this.queue
         .add(() => this.check(topic, template))
         .finally(() => {
@@ -133,7 +136,7 @@ export class TopicAdmin {
     for (const topic of topics) {
       if (this.state(topic).state !== 'pending') continue;
       const first = this.firstLookups.get(topic);
-      if (first) lookups.push(first.promise);
+      if (first !== undefined && first !== 'done') lookups.push(first.promise);
     }
     if (lookups.length === 0) return;
     let timer: NodeJS.Timeout | undefined;
@@ -181,7 +184,7 @@ export class TopicAdmin {
     } finally {
       if (!templated(template)) this.lookedUpFirst(topic);
     }
-    this.failedChecks.delete(topic);
+    this.failedChecks.clear(topic);
     if (this.known.has(topic)) {
       this.missing.delete(topic);
       this.forgotten.delete(topic);
@@ -222,7 +225,7 @@ export class TopicAdmin {
 
   /** Why the topic's last check failed, while it keeps failing (its records wait, then are dead-lettered with this). */
   checkFailure(topic: string): string | undefined {
-    return this.failedChecks.get(topic)?.reason;
+    return this.failedChecks.reason(topic);
   }
 
   /**
@@ -230,11 +233,7 @@ export class TopicAdmin {
    * no record has asked for in a minute is no longer counted: nothing is waiting for it.
    */
   problems(sink: string): string[] {
-    const now = monotonicMs();
-    for (const [topic, f] of this.failedChecks) if (now - f.at > 60_000) this.failedChecks.delete(topic);
-    return [...this.failedChecks]
-      .slice(0, 5)
-      .map(([topic, f]) => `${sink}: topic ${topic} cannot be looked up for ${Math.round((now - f.since) / 1000)} s: ${f.reason}`);
+    return this.failedChecks.lines((topic, seconds, reason) => `${sink}: topic ${topic} cannot be looked up for ${seconds} s: ${reason}`);
   }
 
   /**
@@ -244,14 +243,7 @@ export class TopicAdmin {
    */
   private checkFailed(topic: string, reason: string): void {
     const now = monotonicMs();
-    const failed = this.failedChecks.get(topic);
-    const first = failed === undefined;
-    if (first) this.failedChecks.set(topic, { since: now, at: now, reason });
-    else {
-      failed.at = now;
-      failed.reason = reason;
-    }
-    if (first && now - this.lastFailureLoggedAt >= 10_000) {
+    if (this.failedChecks.seen(topic, reason) && now - this.lastFailureLoggedAt >= 10_000) {
       this.lastFailureLoggedAt = now;
       this.log.warn(
         { topic, err: reason, topicsFailing: this.failedChecks.size },
@@ -262,9 +254,9 @@ export class TopicAdmin {
 
   /** A fixed topic's first lookup is over, answered or not: no write waits for its lookups again. */
   private lookedUpFirst(topic: string): void {
-    this.lookedUpOnce.add(topic);
-    this.firstLookups.get(topic)?.resolve();
-    this.firstLookups.delete(topic);
+    const first = this.firstLookups.get(topic);
+    if (first !== 'done') first?.resolve();
+    this.firstLookups.set(topic, 'done');
   }
 
   /** A topic now in the cluster: counted once in its template's budget. */
