@@ -326,10 +326,17 @@ function kafkaBatchStage(
   };
 }
 
-/** A sink that is durable at once (what remains is sluice's own work), or that never answers (what a message in flight holds). */
+/**
+ * A sink that is durable at once (what remains is sluice's own work), or that never answers (what
+ * a message in flight holds). One that never answers keeps the batches it was given, as a client
+ * keeps a request's records until the broker answers: a promise nothing resolves would otherwise
+ * let the whole write, batch and all, be collected.
+ */
 class StageSink<T> implements Sink<T> {
   readonly name: string;
   private readonly answers: boolean;
+  /** The batches written and not answered. */
+  readonly unanswered: Array<readonly T[]> = [];
   constructor(name: string, answers: boolean) {
     this.name = name;
     this.answers = answers;
@@ -337,8 +344,10 @@ class StageSink<T> implements Sink<T> {
   sizeOf(): number {
     return 200;
   }
-  write(): Promise<WriteResult> {
-    return this.answers ? Promise.resolve({ rejected: [] }) : new Promise(() => {});
+  write(batch: readonly T[]): Promise<WriteResult> {
+    if (this.answers) return Promise.resolve({ rejected: [] });
+    this.unanswered.push(batch);
+    return new Promise(() => {});
   }
   async close(): Promise<void> {}
 }
