@@ -15,7 +15,7 @@ import type { Refusal } from '../../outcome.ts';
 import type { Encoded, MatchInput, OutputCompiler, RouteContext, RouteOutput } from '../../router/route-output.ts';
 import { lineEscape } from './influx-client.ts';
 import { InfluxSparkplugMapping } from './influx-sparkplug.ts';
-import { escapedOrUnsafe, maxInt64, minInt64, unsafeIdentifier, unsafeString } from './line-protocol.ts';
+import { escapedOrUnsafe, flattened, maxInt64, minInt64, unsafeIdentifier, unsafeString } from './line-protocol.ts';
 
 const fieldType = z.enum(['float', 'integer', 'boolean', 'string']);
 
@@ -166,7 +166,7 @@ class InfluxRouteOutput implements RouteOutput<string> {
     const { payload, message, levels } = input;
     if (!f.each) {
       const r = buildLine(f, this.route, levels, payload, payload, message, -1);
-      return 'line' in r ? { item: r.line, eventTimeMs: r.eventTimeMs } : { refusal: r.refusal };
+      return 'line' in r ? { item: flattened(r.line), eventTimeMs: r.eventTimeMs } : { refusal: r.refusal };
     }
     const array = f.each.get(payload);
     if (!Array.isArray(array)) {
@@ -189,7 +189,7 @@ class InfluxRouteOutput implements RouteOutput<string> {
       lines += (i === 0 ? '' : '\n') + r.line;
       eventTimeMs ??= r.eventTimeMs;
     }
-    return { item: lines, eventTimeMs };
+    return { item: flattened(lines), eventTimeMs };
   }
 }
 

@@ -11,7 +11,7 @@ import type { Encoded, MatchInput, RouteContext } from '../../router/route-outpu
 import type { SparkplugMessage } from '../../sparkplug/sparkplug-message.ts';
 import type { SparkplugMetric } from '../../sparkplug/sparkplug-payload.ts';
 import { Point } from './influx-client.ts';
-import { maxInt64, minInt64, unsafeIdentifier, unsafeString } from './line-protocol.ts';
+import { flattened, maxInt64, minInt64, unsafeIdentifier, unsafeString } from './line-protocol.ts';
 
 export interface InfluxSparkplugPart {
   readonly measurement: string;
@@ -100,7 +100,7 @@ export class InfluxSparkplugMapping {
     if (points.size === 0) return { skip: true };
     let lines = '';
     for (const p of points.values()) lines += (lines === '' ? '' : '\n') + (p.toLineProtocol() as string);
-    return { item: lines, eventTimeMs: m.payload.timestamp };
+    return { item: flattened(lines), eventTimeMs: m.payload.timestamp };
   }
 
   private skipped(name: string): boolean {
