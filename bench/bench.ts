@@ -58,6 +58,11 @@ const { values: args } = parseArgs({
     'soak-rate': { type: 'string', default: '5000' },
     // the most (a) drains, not counted, that warm a Kafka up before the first round; 0: none
     'warm-up': { type: 'string', default: '12' },
+    // scenario t: the Telegraf binary (else `telegraf` on the PATH; the scenario is skipped without one)
+    telegraf: { type: 'string' },
+    // value: Telegraf forwards the payload as it came, as (a) does; json: it parses the payload
+    // and writes its metric as JSON (how JSON telemetry is usually set up)
+    'telegraf-format': { type: 'string', default: 'value' },
   },
 });
 const smoke = args.smoke;
@@ -488,6 +493,113 @@ async function drainSluice(workers: number, withInflux: boolean, client: KafkaCl
     peakExternalMiB: Math.round(heap.externalMiB),
     ...(share ? { machine: share } : {}),
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// the tool our users would run instead drains the same backlog (scenario t)
+
+interface PeerDrain {
+  rate: number;
+  peakRssMiB: number;
+  cpuPer100k: number;
+}
+
+/**
+ * Telegraf's mqtt_consumer -> kafka output on the same backlog: a persistent session (so it
+ * acknowledges a message only once its metric is written), the same window of 1,000 (MQTT 3.1.1
+ * has no Receive Maximum: the local broker's max_inflight_messages), acks=-1, a 100 ms flush. The
+ * rate runs from its connect to the last record in Kafka (Kafka's offsets polled as often as
+ * sluice's metrics); RSS is its own peak (VmHWM).
+ */
+async function drainTelegraf(binary: string, forward: boolean): Promise<PeerDrain> {
+  const prefix = unique('telegraf');
+  const topic = `${prefix}.telemetry`;
+  await createTopic(topic);
+  const dir = mkdtempSync(join(tmpdir(), 'bench-telegraf-'));
+  const conf = join(dir, 'telegraf.conf');
+  writeFileSync(
+    conf,
+    [
+      '[agent]',
+      '  interval = "10s"',
+      '  flush_interval = "100ms"',
+      '  flush_jitter = "0s"',
+      `  metric_batch_size = ${receiveMaximum}`,
+      `  metric_buffer_limit = ${Math.max(10_000, 10 * receiveMaximum)}`,
+      '  omit_hostname = true',
+      '[[inputs.mqtt_consumer]]',
+      `  servers = ["tcp://${endpoints.mqtt.replace(/^mqtt:\/\//, '')}"]`,
+      `  topics = ["${prefix}/#"]`,
+      '  qos = 1',
+      '  persistent_session = true',
+      `  client_id = "${unique('tg')}"`,
+      `  max_undelivered_messages = ${receiveMaximum}`,
+      ...(forward ? ['  data_format = "value"', '  data_type = "string"'] : ['  data_format = "json"']),
+      '[[outputs.kafka]]',
+      `  brokers = ["${endpoints.kafka}"]`,
+      `  topic = "${topic}"`,
+      '  required_acks = -1',
+      ...(forward ? ['  data_format = "template"', `  template = '{{ .Field "value" }}'`] : ['  data_format = "json"']),
+      '',
+    ].join('\n'),
+  );
+  const run = async (untilRecords: number | undefined): Promise<PeerDrain | undefined> => {
+    const child = spawn(binary, ['--config', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let log = '';
+    const connected = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`telegraf did not connect in 30 s: ${log.slice(-2_000)}`)), 30_000);
+      child.stderr.on('data', (d: Buffer) => {
+        log = (log + d.toString()).slice(-20_000);
+        if (/Connected \[/.test(log)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`telegraf exited (${code}) before it connected: ${log.slice(-2_000)}`));
+      });
+    });
+    connected.catch(() => {}); // awaited below: its exit at the end must not be an unhandled rejection
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    try {
+      await connected;
+      if (untilRecords === undefined) return undefined;
+      const pid = child.pid as number;
+      const started = Date.now();
+      const cpuAtStart = cpuSeconds(pid);
+      // one admin connection for the drain: a connection per poll would cost the bench's own CPU
+      const admin = kafka().admin();
+      await admin.connect();
+      let records = 0;
+      try {
+        while ((records = (await admin.fetchTopicOffsets(topic)).reduce((a, o) => a + Number(o.high), 0)) < untilRecords) {
+          if (Date.now() - started > 600_000) throw new Error(`telegraf wrote ${records} of ${untilRecords} in 10 min`);
+          await sleep(pollMs);
+        }
+      } finally {
+        await admin.disconnect();
+      }
+      const seconds = (Date.now() - started) / 1000;
+      const cpu = cpuSeconds(pid) - cpuAtStart;
+      const peak = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
+      return {
+        rate: Math.round(untilRecords / seconds),
+        peakRssMiB: Math.round(peak * 10) / 10,
+        cpuPer100k: Number(((cpu / untilRecords) * 100_000).toFixed(2)),
+      };
+    } finally {
+      child.kill('SIGTERM');
+      await exited;
+    }
+  };
+  try {
+    await run(undefined); // the session, then the backlog queued for it while it is away
+    await load(prefix, count);
+    return (await run(count)) as PeerDrain;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1009,7 +1121,11 @@ const f: Array<Awaited<ReturnType<typeof drainSparkplug>>> = [];
 const ceilingQos2: number[] = [];
 const fsyncRaw: Array<ReturnType<typeof rawFsyncMs>> = [];
 const profiled = clients.includes(defaultClient) ? defaultClient : (clients[0] as KafkaClientKind);
-const usesKafka = ['a', 'b', 'd', 'e', 'f', 's', 'g'].some((x) => scenarios.has(x));
+const usesKafka = ['a', 'b', 'd', 'e', 'f', 's', 'g', 't'].some((x) => scenarios.has(x));
+const t: PeerDrain[] = [];
+const telegrafBinary = scenarios.has('t') ? (args.telegraf ?? findExecutable('telegraf')) : undefined;
+if (scenarios.has('t') && !telegrafBinary)
+  say('scenario t skipped: no telegraf binary (--telegraf <path>, or telegraf on the PATH; docs/benchmarks.md says how to build one)');
 try {
   const warmUp = usesKafka && !smoke ? await warmUpKafka(Number(args['warm-up'])) : [];
   for (let round = 1; round <= rounds; round++) {
@@ -1024,6 +1140,7 @@ try {
       if (scenarios.has('a')) a.get(k)?.push(await drainSluice(1, false, k, profileHere('a')));
       if (scenarios.has('b')) b.get(k)?.push(await drainSluice(1, true, k, profileHere('b')));
     }
+    if (telegrafBinary) t.push(await drainTelegraf(telegrafBinary, args['telegraf-format'] === 'value'));
     if (scenarios.has('c')) {
       const q2 = await baselineMosquittoSubQos2();
       if (q2 !== undefined) ceilingQos2.push(q2);
@@ -1036,7 +1153,7 @@ try {
     say(
       `round ${round}: ceiling ${ceilingJs.at(-1)}/s (MQTT.js) ${ceilingSub.at(-1) ?? '-'}/s (mosquitto_sub); ` +
         `a ${last(a)}; b ${last(b)}; c ${c.at(-1)?.rate ?? '-'}/s (mosquitto_sub QoS 2 ${ceilingQos2.at(-1) ?? '-'}/s), d ${d.at(-1)?.rate ?? '-'}/s, ` +
-        `f ${f.at(-1)?.rate ?? '-'} msg/s (${f.at(-1)?.metricsPerSecond ?? '-'} metrics/s)`,
+        `f ${f.at(-1)?.rate ?? '-'} msg/s (${f.at(-1)?.metricsPerSecond ?? '-'} metrics/s), t ${t.at(-1)?.rate ?? '-'}/s`,
     );
   }
   const ceiling = spread(ceilingJs);
@@ -1145,6 +1262,17 @@ try {
               peakRssMiB: spread(c.map((x) => Math.round(x.peakRssMiB))),
             },
       d_three_workers: summarize(d),
+      t_telegraf:
+        t.length === 0
+          ? undefined
+          : {
+              binary: telegrafBinary,
+              format: args['telegraf-format'],
+              rate: spread(t.map((x) => x.rate)),
+              ratioToCeiling: Number((spread(t.map((x) => x.rate)).median / ceiling.median).toFixed(3)),
+              peakRssMiB: spread(t.map((x) => x.peakRssMiB)),
+              cpuSecondsPer100k: spread(t.map((x) => x.cpuPer100k)),
+            },
       e_kafka_paused_30s: pause,
       s_steady: steady.length === 0 ? undefined : steady,
       g_soak: soaked,
@@ -1238,15 +1366,22 @@ function table(r: {
   ];
   rows.push(['ceiling: bare MQTT.js subscriber', fmt(r.ceiling.mqttjsBareSubscriber), '1.00', '', '', '', '']);
   if (r.ceiling.mosquittoSub) rows.push(['ceiling: mosquitto_sub', fmt(r.ceiling.mosquittoSub), '', '', '', '', '']);
-  rows.push([
-    'Telegraf 1.37.2 (2026-12-03, same method)',
-    telegraf.rate.toLocaleString('en-US'),
-    telegraf.ofCeiling.toFixed(2),
-    '1.00',
-    String(telegraf.peakRssMiB),
-    String(telegraf.cpuSecondsPer100k),
-    '',
-  ]);
+  // Telegraf measured in this run (scenario t), else its figures from the day the targets were set
+  const tg = r.scenarios.t_telegraf as { rate: Spread; ratioToCeiling: number; peakRssMiB: Spread; cpuSecondsPer100k: Spread } | undefined;
+  const telegrafShare = tg?.ratioToCeiling ?? telegraf.ofCeiling;
+  rows.push(
+    tg
+      ? ['(t) Telegraf, this run', fmt(tg.rate), tg.ratioToCeiling.toFixed(2), '1.00', String(tg.peakRssMiB.median), String(tg.cpuSecondsPer100k.median), '']
+      : [
+          'Telegraf 1.37.2 (2026-12-03, same method)',
+          telegraf.rate.toLocaleString('en-US'),
+          telegraf.ofCeiling.toFixed(2),
+          '1.00',
+          String(telegraf.peakRssMiB),
+          String(telegraf.cpuSecondsPer100k),
+          '',
+        ],
+  );
   type Row = {
     rate: Spread;
     ratioToCeiling: number;
@@ -1264,7 +1399,7 @@ function table(r: {
       label,
       fmt(x.rate),
       x.ratioToCeiling.toFixed(2),
-      (x.ratioToCeiling / telegraf.ofCeiling).toFixed(2),
+      (x.ratioToCeiling / telegrafShare).toFixed(2),
       `${x.peakRssMiB.median}${x.peakHeapTotalMiB ? ` (heap ${x.peakHeapTotalMiB.median}, ext ${x.peakExternalMiB?.median})` : ''}`,
       String(x.cpuSecondsPer100k.median),
       x.endToEndAtHalfRate ? `${x.endToEndAtHalfRate.p99} (at ${x.endToEndAtHalfRate.rate}/s)` : '',
