@@ -11,7 +11,7 @@ import type { Encoded, MatchInput, RouteContext } from '../../router/route-outpu
 import type { SparkplugMessage } from '../../sparkplug/sparkplug-message.ts';
 import type { SparkplugMetric } from '../../sparkplug/sparkplug-payload.ts';
 import { Point } from './influx-client.ts';
-import { flattened, maxInt64, minInt64, unsafeIdentifier, unsafeString } from './line-protocol.ts';
+import { maxInt64, minInt64, unsafeIdentifier, unsafeString } from './line-protocol.ts';
 
 export interface InfluxSparkplugPart {
   readonly measurement: string;
@@ -98,9 +98,10 @@ export class InfluxSparkplugMapping {
         return fail(`metric ${JSON.stringify(name)} (${metric.type}): ${problem}`, problem.startsWith('a ') ? 'sparkplug-unsupported-type' : 'mapping');
     }
     if (points.size === 0) return { skip: true };
-    let lines = '';
-    for (const p of points.values()) lines += (lines === '' ? '' : '\n') + (p.toLineProtocol() as string);
-    return { item: flattened(lines), eventTimeMs: m.payload.timestamp };
+    // joined into one flat string: lines added with += would wait in the batch as a rope of every piece
+    const lines: string[] = [];
+    for (const p of points.values()) lines.push(p.toLineProtocol() as string);
+    return { item: lines.join('\n'), eventTimeMs: m.payload.timestamp };
   }
 
   private skipped(name: string): boolean {
