@@ -34,7 +34,7 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '3' },
     count: { type: 'string', default: '100000' },
     'receive-maximum': { type: 'string', default: '1000' },
-    scenarios: { type: 'string', default: 'a,b,c,d,e,f,s' },
+    scenarios: { type: 'string', default: 'a,b,c,d,e,f,s,t' },
     'command-count': { type: 'string', default: '20000' },
     'commands-receive-maximum': { type: 'string', default: '100' },
     'audit-trust': { type: 'string', default: 'none' },
