@@ -12,6 +12,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
+import type { Admin } from 'kafkajs';
 import { LocalStack } from '../deploy/local/local-stack.ts';
 import { findExecutable } from '../deploy/local/prerequisites.ts';
 import { kafkaVersion } from '../deploy/local/servers/kafka.ts';
@@ -23,7 +24,7 @@ import { verifyAuditLog } from '../src/audit/tools/verify.ts';
 import { type KafkaClientKind, kafkaClients } from '../src/sinks/kafka/client/kafka-client.ts';
 import { rdkafkaMissing } from '../src/sinks/kafka/client/rdkafka-client.ts';
 import { kafkaConfig } from '../src/sinks/kafka/config.ts';
-import { merge, type SluiceProcess, sluiceProcess as startSluice } from '../test/support/sluice-process.ts';
+import { merge, peakRssMiBOf, type SluiceProcess, sluiceProcess as startSluice } from '../test/support/sluice-process.ts';
 import { createReadyTopic, endpoints, kafka, unique } from '../test/support/stack.ts';
 import { summarizeProfile } from './profile-summary.ts';
 import { runStages, stageTable } from './stages.ts';
@@ -235,12 +236,15 @@ async function deleteCreatedTopics(): Promise<void> {
   }
 }
 
-async function topicCount(topic: string): Promise<number> {
-  const admin = kafka().admin();
-  await admin.connect();
-  const offsets = await admin.fetchTopicOffsets(topic);
-  await admin.disconnect();
-  return offsets.reduce((a, o) => a + Number(o.high), 0);
+async function topicCount(topic: string, admin?: Admin): Promise<number> {
+  if (admin) return (await admin.fetchTopicOffsets(topic)).reduce((a, o) => a + Number(o.high), 0);
+  const own = kafka().admin();
+  await own.connect();
+  try {
+    return await topicCount(topic, own);
+  } finally {
+    await own.disconnect();
+  }
 }
 
 function rssMiB(pid: number): number {
@@ -573,7 +577,7 @@ async function drainTelegraf(binary: string, forward: boolean): Promise<PeerDrai
       await admin.connect();
       let records = 0;
       try {
-        while ((records = (await admin.fetchTopicOffsets(topic)).reduce((a, o) => a + Number(o.high), 0)) < untilRecords) {
+        while ((records = await topicCount(topic, admin)) < untilRecords) {
           if (Date.now() - started > 600_000) throw new Error(`telegraf wrote ${records} of ${untilRecords} in 10 min`);
           await sleep(pollMs);
         }
@@ -582,7 +586,7 @@ async function drainTelegraf(binary: string, forward: boolean): Promise<PeerDrai
       }
       const seconds = (Date.now() - started) / 1000;
       const cpu = cpuSeconds(pid) - cpuAtStart;
-      const peak = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
+      const peak = peakRssMiBOf(pid);
       return {
         rate: Math.round(untilRecords / seconds),
         peakRssMiB: Math.round(peak * 10) / 10,

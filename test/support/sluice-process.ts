@@ -160,8 +160,7 @@ export class SluiceProcess {
 
   /** Peak resident memory of the current process in MiB (VmHWM). */
   peakRssMiB(): number {
-    const status = readFileSync(`/proc/${this.pid}/status`, 'utf8');
-    return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? NaN) / 1024;
+    return peakRssMiBOf(this.pid as number);
   }
 
   get logs(): string {
@@ -212,4 +211,9 @@ export function merge(base: Record<string, unknown>, over: Record<string, unknow
 function readsKafkaDeadLetterTopic(entry: string): boolean {
   const kafkaConfig = join(dirname(entry), 'sinks/kafka/config.js');
   return existsSync(kafkaConfig) && readFileSync(kafkaConfig, 'utf8').includes('deadLetterTopic');
+}
+
+/** A process's peak resident memory in MiB (VmHWM). */
+export function peakRssMiBOf(pid: number): number {
+  return Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
 }
