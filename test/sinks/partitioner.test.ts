@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import { murmur2 as libraryMurmur2 } from '@platformatic/kafka';
-import { keyPartitioner, murmur2, murmur2OfString } from '../../src/sinks/kafka/client/partitioner.ts';
+import { murmur2, murmur2OfString, Partitioner } from '../../src/sinks/kafka/client/partitioner.ts';
 
 test("murmur2 gives the Java client's hashes (Kafka's UtilsTest vectors)", () => {
   const java: Array<[string, number]> = [
@@ -35,14 +35,15 @@ test("murmur2 is @platformatic/kafka's BigInt murmur2 on 20,000 random keys of 0
   }
 });
 
-test('the partitioner: a key by murmur2 made positive, keyless records in turn per topic', () => {
-  const partition = keyPartitioner();
-  assert.equal(partition({ topic: 't' }, 'foobar'), -790332482 & 0x7fffffff);
-  assert.equal(partition({ topic: 't' }, Buffer.from('foobar')), -790332482 & 0x7fffffff);
-  assert.equal(partition({ topic: 't' }, ''), murmur2(Buffer.alloc(0)) & 0x7fffffff, 'an empty key is a key');
+test('the partitioner: a key by murmur2 made positive, modulo the partitions; keyless records in turn per topic', () => {
+  const partitioner = new Partitioner();
+  assert.equal(partitioner.of('t', 'foobar', 0x7fffffff), -790332482 & 0x7fffffff);
+  assert.equal(partitioner.of('t', 'foobar', 7), (-790332482 & 0x7fffffff) % 7);
+  assert.equal(partitioner.of('t', Buffer.from('foobar'), 7), (-790332482 & 0x7fffffff) % 7);
+  assert.equal(partitioner.of('t', '', 5), (murmur2(Buffer.alloc(0)) & 0x7fffffff) % 5, 'an empty key is a key');
   assert.deepEqual(
-    [undefined, null, undefined].map((key) => partition({ topic: 'a' }, key)),
-    [0, 1, 2],
+    [null, null, null, null].map(() => partitioner.of('a', null, 3)),
+    [0, 1, 2, 0],
   );
-  assert.deepEqual([partition({ topic: 'b' }, undefined), partition({ topic: 'a' }, undefined)], [0, 3]);
+  assert.deepEqual([partitioner.of('b', null, 3), partitioner.of('a', null, 3)], [0, 1]);
 });

@@ -4,16 +4,18 @@
 // Two things only this file knows: newer records of a topic with records deferred wait behind
 // them (order per partition), and any failed produce starts a new producer session, since Kafka
 // may have written part of a request whose sequence numbers the client rolled back (a retry on
-// the old session is refused for ever: OutOfOrderSequenceException).
+// the old session is refused for ever: OutOfOrderSequenceException). What a failed request's
+// answer says was written (the partitions that answered without error) is not sent again: on a
+// new session Kafka cannot tell it from a new record, and it would be in the topic twice.
 import type { Logger } from 'pino';
 import { type ItemRejection, type Sink, SinkError, type WriteResult } from '../sink.ts';
-import type { KafkaAdminPort, KafkaClient, ProducerSession, TopicBatch } from './client/kafka-client.ts';
+import { type KafkaAdminPort, type KafkaClient, type ProducerSession, type TopicBatch, writtenBy } from './client/kafka-client.ts';
 import { FailingTopics } from './failing-topics.ts';
 import { KafkaFaults, recordRejected } from './kafka-faults.ts';
 import { type KafkaRecord, recordSize } from './kafka-record.ts';
 import type { SchemaRegistryClient } from './schema-registry/registry.ts';
 import type { ValueEncoder } from './schema-registry/value-encoder.ts';
-import { pushWireRecords } from './schema-registry/wire-format.ts';
+import { pushWireRecords, wireRecordCount } from './schema-registry/wire-format.ts';
 import { TopicAdmin, type TopicState } from './topic-admin.ts';
 
 /** How long a write waits for the lookup of a fixed topic it is the first to name, before deferring its records. */
@@ -141,7 +143,7 @@ export class KafkaSink implements Sink<KafkaRecord> {
       } catch (err) {
         await this.main.reset();
         if (!this.faults.isolating(err)) throw this.clusterError(err);
-        for (const [topic, indexes] of byTopic) alone.set(topic, indexes);
+        for (const [topic, indexes] of byTopic) alone.set(topic, indexes); // those not written
       }
     }
     for (const [topic, indexes] of alone) await this.sendAlone(batch, topic, indexes, rejected, deferred);
@@ -164,15 +166,17 @@ export class KafkaSink implements Sink<KafkaRecord> {
     rejected: ItemRejection[],
     deferred: number[],
   ): Promise<void> {
+    const sending = new Map([[topic, [...indexes]]]);
     try {
-      await this.send(this.probe, batch, new Map([[topic, indexes]]));
+      await this.send(this.probe, batch, sending);
       this.failing.recovered(topic);
       return;
     } catch (err) {
       await this.probe.reset();
+      const left = sending.get(topic) ?? []; // what the failed try did not write
       const fault = this.faults.record(err);
       if (fault) {
-        await this.halve(batch, topic, indexes, rejected, fault);
+        await this.halve(batch, topic, left, rejected, fault);
         this.failing.recovered(topic);
         return;
       }
@@ -180,25 +184,27 @@ export class KafkaSink implements Sink<KafkaRecord> {
       if (topicFault?.startsWith('UNKNOWN_TOPIC_OR_PARTITION')) this.topics.forget(topic);
       if (!topicFault || !this.options.isolate) throw this.clusterError(err, topic);
       this.failing.failed(topic, topicFault);
-      deferred.push(...indexes);
+      deferred.push(...left);
     }
   }
 
   /** Halves a topic's records until each bad one stands alone (a new session after each failed try). */
   private async halve(batch: readonly KafkaRecord[], topic: string, indexes: readonly number[], rejected: ItemRejection[], fault: string): Promise<void> {
+    if (indexes.length === 0) return; // all written by the try that failed
     if (indexes.length === 1) {
       rejected.push({ index: indexes[0] as number, reason: recordRejected, error: fault });
       return;
     }
     const mid = Math.ceil(indexes.length / 2);
     for (const half of [indexes.slice(0, mid), indexes.slice(mid)]) {
+      const sending = new Map([[topic, half]]);
       try {
-        await this.send(this.probe, batch, new Map([[topic, half]]));
+        await this.send(this.probe, batch, sending);
       } catch (err) {
         await this.probe.reset();
         const f = this.faults.record(err);
         if (!f) throw this.clusterError(err, topic);
-        await this.halve(batch, topic, half, rejected, f);
+        await this.halve(batch, topic, sending.get(topic) ?? [], rejected, f);
       }
     }
   }
@@ -227,14 +233,44 @@ export class KafkaSink implements Sink<KafkaRecord> {
     return refused;
   }
 
-  private async send(via: ProducerSession, batch: readonly KafkaRecord[], byTopic: ReadonlyMap<string, readonly number[]>): Promise<void> {
+  /**
+   * Sends these records of the batch. When the send fails, what Kafka answered as written is
+   * taken out of `byTopic` (a topic all written, out of it), so that only the rest is tried again.
+   */
+  private async send(via: ProducerSession, batch: readonly KafkaRecord[], byTopic: Map<string, number[]>): Promise<void> {
     const batches: TopicBatch[] = [];
     for (const [topic, indexes] of byTopic) {
       const records: KafkaRecord[] = [];
       for (const i of indexes) pushWireRecords(batch[i] as KafkaRecord, records);
       batches.push({ topic, records });
     }
-    await via.send(batches);
+    try {
+      await via.send(batches);
+    } catch (err) {
+      const written = writtenBy(err);
+      if (written) this.leaveOut(written, batch, byTopic, batches);
+      throw err;
+    }
+  }
+
+  /** Takes the records written out of `byTopic`: an item only when all its wire records were written (a fanned-out message is one item). */
+  private leaveOut(written: ReadonlySet<KafkaRecord>, batch: readonly KafkaRecord[], byTopic: Map<string, number[]>, batches: readonly TopicBatch[]): void {
+    let count = 0;
+    for (const { topic, records } of batches) {
+      const left: number[] = [];
+      let w = 0;
+      for (const i of byTopic.get(topic) ?? []) {
+        const n = wireRecordCount(batch[i] as KafkaRecord);
+        let all = true;
+        for (let k = w; k < w + n; k++) if (!written.has(records[k] as KafkaRecord)) all = false;
+        w += n;
+        if (all) count++;
+        else left.push(i);
+      }
+      if (left.length > 0) byTopic.set(topic, left);
+      else byTopic.delete(topic);
+    }
+    this.log.debug({ written: count }, 'records a failed produce wrote are not sent again');
   }
 
   /** A record's place in this write: rejected (its topic missing), deferred, or with its topic's records. */

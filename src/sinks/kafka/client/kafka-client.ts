@@ -55,11 +55,31 @@ export interface TopicBatch {
 /** One producer and its session (producer id, sequence numbers). */
 export interface ProducerSession {
   connect(): Promise<void>;
-  /** Resolves once every record is acknowledged with the tuning's acks; rejects with the client's error. */
+  /**
+   * Resolves once every record is acknowledged with the tuning's acks; rejects with the client's
+   * error, marked (`markWritten`) with the records Kafka answered as written where the client
+   * can tell: sent again on a new session, they would be in the topic twice.
+   */
   send(batches: readonly TopicBatch[]): Promise<void>;
   /** A new session (a new producer id, sequences from 0): after any failed send. */
   reset(reconnect?: boolean): Promise<void>;
   close(): Promise<void>;
+}
+
+const written = Symbol('written');
+
+/**
+ * Marks a failed send's error with the records of it that Kafka answered as written (a partition
+ * that answered without error, when another did not). Only what an answer says: a record whose
+ * request timed out may be written too, and is not marked.
+ */
+export function markWritten(err: unknown, records: ReadonlySet<KafkaRecord>): void {
+  if (records.size > 0 && err !== null && typeof err === 'object') Object.defineProperty(err, written, { value: records });
+}
+
+/** The records a failed send wrote after all (`markWritten`), if any. */
+export function writtenBy(err: unknown): ReadonlySet<KafkaRecord> | undefined {
+  return err !== null && typeof err === 'object' ? (err as { [written]?: ReadonlySet<KafkaRecord> })[written] : undefined;
 }
 
 export interface KafkaAdminPort {

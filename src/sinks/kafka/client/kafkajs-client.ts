@@ -3,7 +3,17 @@
 // config refuses other settings for it, naming the client (config.ts).
 import { type Admin, CompressionTypes, Kafka, logLevel, type Message, Partitioners, type PartitionMetadata, type Producer, type SASLOptions } from 'kafkajs';
 import { monotonicMs } from '../../../clock.ts';
-import type { BrokerFault, KafkaAdminPort, KafkaClient, KafkaConnection, ProducerSession, ProducerTuning, TopicBatch } from './kafka-client.ts';
+import type { KafkaRecord } from '../kafka-record.ts';
+import {
+  type BrokerFault,
+  type KafkaAdminPort,
+  type KafkaClient,
+  type KafkaConnection,
+  markWritten,
+  type ProducerSession,
+  type ProducerTuning,
+  type TopicBatch,
+} from './kafka-client.ts';
 
 const codecs = { none: CompressionTypes.None, gzip: CompressionTypes.GZIP } as const;
 
@@ -108,25 +118,34 @@ class KafkajsSession implements ProducerSession {
 
   async send(batches: readonly TopicBatch[]): Promise<void> {
     const sends: Array<Promise<unknown>> = [];
+    const sent: KafkaRecord[][] = [];
     for (const { topic, records } of batches) {
       const partitionMetadata = await this.partitions.of(topic);
-      const byPartition = new Map<number, Message[]>();
+      const byPartition = new Map<number, { messages: Message[]; records: KafkaRecord[] }>();
       for (const r of records) {
         const message: Message = { key: r.key, value: r.value, headers: r.headers, timestamp: String(r.timestamp) };
         const partition = this.partitioner({ topic, partitionMetadata, message });
         message.partition = partition;
-        let list = byPartition.get(partition);
-        if (!list) byPartition.set(partition, (list = []));
-        list.push(message);
+        let one = byPartition.get(partition);
+        if (!one) byPartition.set(partition, (one = { messages: [], records: [] }));
+        one.messages.push(message);
+        one.records.push(r);
       }
-      for (const messages of byPartition.values()) {
+      for (const { messages, records } of byPartition.values()) {
         sends.push(this.producer.send({ topic, messages, acks: this.tuning.acks, compression: codecs[this.tuning.compression as keyof typeof codecs] }));
+        sent.push(records);
       }
     }
     const results = await Promise.allSettled(sends);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) {
       this.partitions.forget();
+      // the partitions that answered: their records are in Kafka
+      const written = new Set<KafkaRecord>();
+      results.forEach((r, i) => {
+        if (r.status === 'fulfilled') for (const record of sent[i] as KafkaRecord[]) written.add(record);
+      });
+      markWritten(failed.reason, written);
       throw failed.reason;
     }
   }

@@ -56,17 +56,19 @@ function mixed(h: number): number {
 }
 
 /**
- * A partitioner for the library's producer: the Java client's partition for a key (the library
- * takes it modulo the topic's partition count), the next partition in turn for a keyless record.
+ * The partition of each record for the library's producer, chosen before the records are handed
+ * over (so a failed send knows where each one went): the Java client's partition for a key, the
+ * topic's next partition in turn for a keyless record.
  */
-export function keyPartitioner(): (message: { topic: string }, key: unknown) => number {
-  const next = new Map<string, number>();
-  return (message, key) => {
-    if (typeof key === 'string') return murmur2OfString(key) & 0x7fffffff;
-    if (key instanceof Uint8Array) return murmur2(key) & 0x7fffffff;
-    const n = next.get(message.topic) ?? 0;
-    if (next.size >= 10_000 && n === 0) next.clear(); // topics from a template: bounded
-    next.set(message.topic, (n + 1) & 0x7fffffff);
-    return n;
-  };
+export class Partitioner {
+  private readonly next = new Map<string, number>();
+
+  of(topic: string, key: string | Uint8Array | null, partitions: number): number {
+    if (typeof key === 'string') return (murmur2OfString(key) & 0x7fffffff) % partitions;
+    if (key !== null) return (murmur2(key) & 0x7fffffff) % partitions;
+    const n = this.next.get(topic) ?? 0;
+    if (this.next.size >= 10_000 && n === 0) this.next.clear(); // topics from a template: bounded
+    this.next.set(topic, (n + 1) & 0x7fffffff);
+    return n % partitions;
+  }
 }

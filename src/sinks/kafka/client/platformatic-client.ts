@@ -2,21 +2,25 @@
 // PLAIN/SCRAM/OAUTHBEARER, and produce requests to several brokers at once. Keys go to the same
 // partitions as with kafkajs and the Java client (murmur2, positive-masked, partitioner.ts);
 // keyless records go round robin. Its idempotent producer keeps one request in flight per connection.
+// The partitions are chosen here, before the library has the records, so a send that fails on
+// some partitions says which records the others wrote (sent again, they would be there twice).
 // The library is loaded as one bundled file (scripts/bundle-kafka-client.ts), with sluice's
 // record-batch encoder in its produce requests: the adapter hands it keys and header values as
 // strings and timestamps as numbers.
 import type { Admin as LibraryAdmin, Producer as LibraryProducer, MessageToProduce, ProducerOptions, SASLOptions } from '@platformatic/kafka';
+import type { KafkaRecord } from '../kafka-record.ts';
 import {
   type BrokerFault,
   type KafkaAdminPort,
   type KafkaClient,
   type KafkaConnection,
+  markWritten,
   type ProducerSession,
   type ProducerTuning,
   type TopicBatch,
   untilLeaders,
 } from './kafka-client.ts';
-import { keyPartitioner } from './partitioner.ts';
+import { Partitioner } from './partitioner.ts';
 import { loadKafkaClientBundle } from './platformatic-bundle.ts';
 
 const { Admin, Producer } = await loadKafkaClientBundle();
@@ -77,7 +81,6 @@ export class PlatformaticClient implements KafkaClient {
           acks,
           compression,
           maxInflights: maxInFlightRequests,
-          partitioner: keyPartitioner(),
           repeatOnStaleMetadata: true,
         }),
     );
@@ -111,6 +114,7 @@ class PlatformaticSession implements ProducerSession {
   private producer: LibraryProducer<Buffer, Buffer, Buffer, Buffer>;
   private readonly make: () => LibraryProducer<Buffer, Buffer, Buffer, Buffer>;
   private readonly idempotent: boolean;
+  private readonly partitioner = new Partitioner();
   private connected = false;
 
   constructor(idempotent: boolean, make: () => LibraryProducer<Buffer, Buffer, Buffer, Buffer>) {
@@ -138,7 +142,35 @@ class PlatformaticSession implements ProducerSession {
   }
 
   async send(batches: readonly TopicBatch[]): Promise<void> {
-    await this.producer.send({ messages: producerMessages(batches, true) });
+    const messages = producerMessages(batches, true, { partitioner: this.partitioner, counts: await this.partitionCounts(batches) });
+    try {
+      await this.producer.send({ messages });
+    } catch (err) {
+      markWritten(err, writtenOf(err, batches, messages));
+      throw err;
+    }
+  }
+
+  /** Each topic's partition count, from the producer's metadata (asked for once for a topic it has not seen yet). */
+  private async partitionCounts(batches: readonly TopicBatch[]): Promise<Map<string, number>> {
+    const counts = new Map<string, number>();
+    let unknown: string[] | undefined;
+    const known = this.producer.currentMetadata?.topics;
+    for (const { topic } of batches) {
+      const n = known?.get(topic)?.partitionsCount;
+      if (n) counts.set(topic, n);
+      else (unknown ??= []).push(topic);
+    }
+    if (unknown) {
+      const asked = await this.producer.metadata({ topics: unknown });
+      for (const topic of unknown) {
+        const n = asked.topics.get(topic)?.partitionsCount;
+        // in the library's words for a topic the cluster does not have (faultsOf reads them)
+        if (!n) throw Object.assign(new Error(`Unknown topic ${topic}.`), { code: 'PLT_KFK_USER' });
+        counts.set(topic, n);
+      }
+    }
+    return counts;
   }
 
   async reset(reconnect = true): Promise<void> {
@@ -220,7 +252,18 @@ function faultsOf(err: unknown): BrokerFault[] {
 /** Answers that mean "ask again in a moment": a coordinator still loading or just moved. */
 const coordinatorBusy = new Set(['COORDINATOR_LOAD_IN_PROGRESS', 'COORDINATOR_NOT_AVAILABLE', 'NOT_COORDINATOR']);
 
-type Walked = { code?: string; apiId?: string; serverErrorMessage?: string | null; message?: string; errors?: unknown[]; cause?: unknown };
+type Walked = {
+  code?: string;
+  apiId?: string;
+  serverErrorMessage?: string | null;
+  message?: string;
+  errors?: unknown[];
+  cause?: unknown;
+  /** A produce response that carried an error (a ResponseError's). */
+  response?: { responses?: Array<{ name: string; partitionResponses?: Array<{ index: number; errorCode: number }> }> };
+  /** What a failed send wrote through the brokers that answered without error. */
+  produced?: { offsets?: Array<{ topic: string; partition: number }> };
+};
 
 /** Each error of the tree: the library nests per-broker and per-partition errors in `errors`. */
 function walk(err: unknown, visit: (e: Walked) => void, depth = 0): void {
@@ -239,13 +282,18 @@ type ProducerMessage = MessageToProduce<Buffer, Buffer, Buffer, Buffer>;
  * BigInt per record); otherwise the library's own shapes, for its encoder (the stage bench
  * measures both).
  */
-export function producerMessages(batches: readonly TopicBatch[], lean = false): ProducerMessage[] {
+export function producerMessages(
+  batches: readonly TopicBatch[],
+  lean = false,
+  placed?: { readonly partitioner: Partitioner; readonly counts: ReadonlyMap<string, number> },
+): ProducerMessage[] {
   let n = 0;
   for (const b of batches) n += b.records.length;
   const messages = new Array<ProducerMessage>(n);
   const bytes = lean ? asGiven : toBuffer;
   let i = 0;
   for (const { topic, records } of batches) {
+    const partitions = placed?.counts.get(topic);
     for (const r of records) {
       const headers = new Map<Buffer, string | Buffer>();
       for (const name in r.headers) {
@@ -262,6 +310,7 @@ export function producerMessages(batches: readonly TopicBatch[], lean = false): 
         value: r.value,
         headers,
         timestamp: lean ? r.timestamp : BigInt(r.timestamp),
+        partition: partitions === undefined ? undefined : (placed as NonNullable<typeof placed>).partitioner.of(topic, r.key, partitions),
       } as unknown as ProducerMessage;
     }
   }
@@ -270,6 +319,25 @@ export function producerMessages(batches: readonly TopicBatch[], lean = false): 
 
 function asGiven(v: string | Buffer): string | Buffer {
   return v;
+}
+
+/**
+ * The records of a failed send on the partitions that answered without error: in the produce
+ * responses the error carries (a partition's batch is written whole or not at all), and in what
+ * the library reports as produced by the brokers whose requests succeeded.
+ */
+function writtenOf(err: unknown, batches: readonly TopicBatch[], messages: readonly ProducerMessage[]): Set<KafkaRecord> {
+  const answered = new Set<string>();
+  walk(err, (e) => {
+    for (const t of e.response?.responses ?? []) for (const p of t.partitionResponses ?? []) if (p.errorCode === 0) answered.add(`${t.name}\n${p.index}`);
+    for (const o of e.produced?.offsets ?? []) answered.add(`${o.topic}\n${o.partition}`);
+  });
+  const written = new Set<KafkaRecord>();
+  if (answered.size === 0) return written;
+  let i = 0;
+  for (const { topic, records } of batches)
+    for (const r of records) if (answered.has(`${topic}\n${(messages[i++] as ProducerMessage).partition}`)) written.add(r);
+  return written;
 }
 
 /** Header names as bytes, made once: sluice's and the rules' names repeat on every record. */

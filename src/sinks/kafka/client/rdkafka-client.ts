@@ -3,8 +3,10 @@
 // records wait in its C memory rather than in the V8 heap. Keys go to the same partitions as
 // with the Java client (murmur2_random), so switching clients keeps each device on its partition.
 // A send hands every record to librdkafka, then resolves when each one's delivery report came
-// back without error; it rejects with every broker code the reports carried.
+// back without error; it rejects with every broker code the reports carried, marked with the
+// records whose reports said written.
 import { createRequire } from 'node:module';
+import type { KafkaRecord } from '../kafka-record.ts';
 import {
   type BrokerFault,
   type Compression,
@@ -12,6 +14,7 @@ import {
   type KafkaAdminPort,
   type KafkaClient,
   type KafkaConnection,
+  markWritten,
   type ProducerSession,
   type ProducerTuning,
   type TopicBatch,
@@ -31,7 +34,7 @@ interface RdProducer {
     value: Buffer,
     key: string | null,
     timestamp: number,
-    opaque: Delivery,
+    opaque: Sent,
     headers?: Array<Record<string, string | Buffer>>,
   ): void;
   poll(): void;
@@ -294,6 +297,13 @@ interface Delivery {
   readonly done: () => void;
 }
 
+/** One record handed to librdkafka: `written` once its report came back without error. */
+interface Sent {
+  readonly delivery: Delivery;
+  readonly record: KafkaRecord;
+  written: boolean;
+}
+
 /** A session replaced or closed while a send waited: its records' reports will never be polled. */
 const sessionEnded: RdError = { code: -197, message: 'the producer session was replaced or closed before every record was acknowledged' };
 
@@ -347,11 +357,14 @@ class RdkafkaSession implements ProducerSession {
     for (const b of batches) n += b.records.length;
     const finished = Promise.withResolvers<void>();
     const delivery: Delivery = { left: n, errors: undefined, done: () => finished.resolve() };
+    const sent: Sent[] = [];
     let handed = 0;
     try {
       for (const { topic, records } of batches) {
         for (const r of records) {
-          producer.produce(topic, null, r.value, r.key, r.timestamp, delivery, headersOf(r.headers));
+          const one: Sent = { delivery, record: r, written: false };
+          producer.produce(topic, null, r.value, r.key, r.timestamp, one, headersOf(r.headers));
+          sent.push(one);
           handed++;
         }
       }
@@ -370,7 +383,11 @@ class RdkafkaSession implements ProducerSession {
         this.watch(delivery, false);
       });
     }
-    if (delivery.errors) throw new RdkafkaSendError(delivery.errors, n);
+    if (delivery.errors) {
+      const err = new RdkafkaSendError(delivery.errors, n);
+      markWritten(err, new Set(sent.filter((one) => one.written).map((one) => one.record)));
+      throw err;
+    }
   }
 
   /** Polls librdkafka for delivery reports while a send waits for them (every millisecond: the ack's latency). */
@@ -418,14 +435,43 @@ class RdkafkaSession implements ProducerSession {
 }
 
 /** The report of one record: counted into its send, which finishes with the last one. */
-function reported(err: RdError | null, report: { opaque: Delivery }): void {
-  const d = report.opaque;
+function reported(err: RdError | null, report: { opaque: Sent }): void {
+  const one = report.opaque;
+  const d = one.delivery;
   if (d.left <= 0) return; // its send has ended already (its session was reset)
   if (err) {
+    const e = withCode(err);
     d.errors ??= [];
-    if (!d.errors.some((e) => e.code === err.code)) d.errors.push(err);
-  }
+    if (!d.errors.some((x) => x.code === e.code)) d.errors.push(e);
+  } else one.written = true;
   if (--d.left === 0) d.done();
+}
+
+/** librdkafka's words for the protocol codes above, as node-rdkafka gives them in a delivery report. */
+let codesByWords: Map<string, number> | undefined;
+
+/**
+ * A broker's refusal with its code: node-rdkafka gives it in a delivery report as code -1 and
+ * librdkafka's words after their "Broker: " ("Broker: Message size too large" → "message size
+ * too large"), so a record too large for its topic read as the cluster's failure and was retried
+ * for ever. The words are librdkafka's own (err2str), read once.
+ */
+function withCode(err: RdError): RdError {
+  if (err.code !== -1) return err;
+  if (!codesByWords) {
+    codesByWords = new Map();
+    try {
+      const { err2str } = createRequire(import.meta.url)('node-rdkafka/librdkafka') as { err2str(code: number): string };
+      for (const code of Object.keys(protocolNames).map(Number)) {
+        const words = err2str(code).split(': ')[1]; // as node-rdkafka splits them
+        if (words) codesByWords.set(words.toLowerCase(), code);
+      }
+    } catch {
+      // an older node-rdkafka without err2str: the code stays unknown (retried as the cluster's)
+    }
+  }
+  const code = codesByWords.get(err.message);
+  return code === undefined ? err : { code, message: err.message };
 }
 
 /** Ends a send before all its reports came: it fails with `why` (reports arriving later are ignored). */

@@ -4,6 +4,11 @@
 // order).
 import type { KafkaRecord } from '../kafka-record.ts';
 
+/** How many records `pushWireRecords` makes of one. */
+export function wireRecordCount(r: KafkaRecord): number {
+  return 1 + (r.more?.length ?? 0);
+}
+
 export function pushWireRecords(r: KafkaRecord, out: KafkaRecord[]): void {
   const header = r.schema?.header;
   out.push(header ? { ...r, value: Buffer.concat([header, r.value]), more: undefined } : r.more ? { ...r, more: undefined } : r);
