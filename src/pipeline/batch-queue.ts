@@ -160,6 +160,15 @@ export class BatchQueue<T> {
           this.becameFatal(err, listeners);
           return;
         }
+        if (err instanceof SinkError && err.written) {
+          // what the failed write made durable all the same is settled; only the rest is tried again
+          const written = new Set(err.written);
+          const left = (_: unknown, i: number) => !written.has(i);
+          for (const i of written) listeners[i]?.decided(delivered);
+          items = items.filter(left);
+          listeners = listeners.filter(left);
+          since = since?.filter(left);
+        }
         const wait = err instanceof SinkError && err.retryAfterMs !== undefined ? err.retryAfterMs : backoffMs(attempt, this.retry.minMs, this.retry.maxMs);
         this.lastError = (err as Error).message;
         if (!wasFailing) {

@@ -71,10 +71,20 @@ export class SinkError extends Error {
   readonly retriable: boolean;
   /** The server asked us to wait this long (Retry-After). */
   readonly retryAfterMs: number | undefined;
-  constructor(sink: string, message: string, options: { cause?: unknown; retryAfterMs?: number | undefined; retriable?: boolean } = {}) {
+  /**
+   * Items of the batch (indexes) the server answered as durable although the write failed: they
+   * are settled, and only the rest is tried again (written again, they would be there twice).
+   */
+  readonly written: readonly number[] | undefined;
+  constructor(
+    sink: string,
+    message: string,
+    options: { cause?: unknown; retryAfterMs?: number | undefined; retriable?: boolean; written?: readonly number[] | undefined } = {},
+  ) {
     super(message, { cause: options.cause });
     this.sink = sink;
     this.retriable = options.retriable ?? true;
     this.retryAfterMs = options.retryAfterMs;
+    this.written = options.written && options.written.length > 0 ? options.written : undefined;
   }
 }

@@ -92,3 +92,50 @@ test('after an outage, a destination still failing on its own is given up once i
   assert.match(refusal(x())?.error ?? '', /while the sink answered/);
   queue.close();
 });
+
+/** Items named 'a…' are written at once; the others only once `healed`. Until then each write fails, saying which items it wrote. */
+class PartlyFailingSink implements Sink<string> {
+  readonly name = 'partly';
+  healed = false;
+  tries = 0;
+  readonly written: string[] = [];
+  async write(batch: readonly string[]): Promise<WriteResult> {
+    this.tries++;
+    const done: number[] = [];
+    batch.forEach((item, i) => {
+      if (this.healed || item.startsWith('a')) {
+        this.written.push(item);
+        done.push(i);
+      }
+    });
+    if (done.length < batch.length) throw new SinkError(this.name, 'some partitions timed out', { written: done });
+    return { rejected: [] };
+  }
+  sizeOf(): number {
+    return 1;
+  }
+  async close(): Promise<void> {}
+}
+
+test('a write that fails after writing some items settles those at once and tries only the rest again: nothing is written twice', async (t) => {
+  const sink = new PartlyFailingSink();
+  const metrics = createMetrics(new Registry(), { defaultMetrics: false });
+  const queue = new BatchQueue(sink, { maxItems: 10, maxBytes: 1e6, lingerMs: 0 }, { minMs: 10, maxMs: 30 }, pino({ level: 'silent' }), metrics);
+  t.after(() => queue.close());
+  const items = ['a1', 'b1', 'a2', 'b2', 'a3'];
+  const outcomes = items.map((item) => outcomeOf(queue, item));
+  await sleep(150);
+  assert.ok(sink.tries >= 3, `${sink.tries} tries while failing`);
+  assert.deepEqual(
+    outcomes.map((o) => o()?.kind),
+    ['delivered', undefined, 'delivered', undefined, 'delivered'],
+    'the written items are settled while the others are retried',
+  );
+  sink.healed = true;
+  await sleep(100);
+  assert.deepEqual(
+    outcomes.map((o) => o()?.kind),
+    items.map(() => 'delivered'),
+  );
+  assert.deepEqual([...sink.written].sort(), [...items].sort(), 'each item written once');
+});

@@ -137,16 +137,19 @@ export class KafkaSink implements Sink<KafkaRecord> {
           byTopic.delete(topic);
         }
       }
+    // what is written so far: a failure that fails the whole write says so, and the batch queue
+    // settles those items and tries the rest again
+    const written: number[] = [];
     if (byTopic.size > 0) {
       try {
-        await this.send(this.main, batch, byTopic);
+        await this.send(this.main, batch, byTopic, written);
       } catch (err) {
         await this.main.reset();
-        if (!this.faults.isolating(err)) throw this.clusterError(err);
+        if (!this.faults.isolating(err)) throw this.clusterError(err, written);
         for (const [topic, indexes] of byTopic) alone.set(topic, indexes); // those not written
       }
     }
-    for (const [topic, indexes] of alone) await this.sendAlone(batch, topic, indexes, rejected, deferred);
+    for (const [topic, indexes] of alone) await this.sendAlone(batch, topic, indexes, rejected, deferred, written);
     // what is deferred now holds its topic; what was written or rejected no longer does (only
     // with a lane behind: the dead letter retries its whole write, with new records each time)
     if (this.options.isolate && (deferred.length > 0 || this.failing.anyWaiting)) this.failing.track(batch, deferred);
@@ -165,10 +168,11 @@ export class KafkaSink implements Sink<KafkaRecord> {
     indexes: readonly number[],
     rejected: ItemRejection[],
     deferred: number[],
+    written: number[],
   ): Promise<void> {
     const sending = new Map([[topic, [...indexes]]]);
     try {
-      await this.send(this.probe, batch, sending);
+      await this.send(this.probe, batch, sending, written);
       this.failing.recovered(topic);
       return;
     } catch (err) {
@@ -176,20 +180,27 @@ export class KafkaSink implements Sink<KafkaRecord> {
       const left = sending.get(topic) ?? []; // what the failed try did not write
       const fault = this.faults.record(err);
       if (fault) {
-        await this.halve(batch, topic, left, rejected, fault);
+        await this.halve(batch, topic, left, rejected, fault, written);
         this.failing.recovered(topic);
         return;
       }
       const topicFault = this.faults.topic(err);
       if (topicFault?.startsWith('UNKNOWN_TOPIC_OR_PARTITION')) this.topics.forget(topic);
-      if (!topicFault || !this.options.isolate) throw this.clusterError(err, topic);
+      if (!topicFault || !this.options.isolate) throw this.clusterError(err, written, topic);
       this.failing.failed(topic, topicFault);
       deferred.push(...left);
     }
   }
 
   /** Halves a topic's records until each bad one stands alone (a new session after each failed try). */
-  private async halve(batch: readonly KafkaRecord[], topic: string, indexes: readonly number[], rejected: ItemRejection[], fault: string): Promise<void> {
+  private async halve(
+    batch: readonly KafkaRecord[],
+    topic: string,
+    indexes: readonly number[],
+    rejected: ItemRejection[],
+    fault: string,
+    written: number[],
+  ): Promise<void> {
     if (indexes.length === 0) return; // all written by the try that failed
     if (indexes.length === 1) {
       rejected.push({ index: indexes[0] as number, reason: recordRejected, error: fault });
@@ -199,12 +210,12 @@ export class KafkaSink implements Sink<KafkaRecord> {
     for (const half of [indexes.slice(0, mid), indexes.slice(mid)]) {
       const sending = new Map([[topic, half]]);
       try {
-        await this.send(this.probe, batch, sending);
+        await this.send(this.probe, batch, sending, written);
       } catch (err) {
         await this.probe.reset();
         const f = this.faults.record(err);
-        if (!f) throw this.clusterError(err, topic);
-        await this.halve(batch, topic, sending.get(topic) ?? [], rejected, f);
+        if (!f) throw this.clusterError(err, written, topic);
+        await this.halve(batch, topic, sending.get(topic) ?? [], rejected, f, written);
       }
     }
   }
@@ -234,10 +245,11 @@ export class KafkaSink implements Sink<KafkaRecord> {
   }
 
   /**
-   * Sends these records of the batch. When the send fails, what Kafka answered as written is
-   * taken out of `byTopic` (a topic all written, out of it), so that only the rest is tried again.
+   * Sends these records of the batch, adding them to `written`. When the send fails, what Kafka
+   * answered as written is added, and taken out of `byTopic` (a topic all written, out of it), so
+   * that only the rest is tried again.
    */
-  private async send(via: ProducerSession, batch: readonly KafkaRecord[], byTopic: Map<string, number[]>): Promise<void> {
+  private async send(via: ProducerSession, batch: readonly KafkaRecord[], byTopic: Map<string, number[]>, written: number[]): Promise<void> {
     const batches: TopicBatch[] = [];
     for (const [topic, indexes] of byTopic) {
       const records: KafkaRecord[] = [];
@@ -247,30 +259,37 @@ export class KafkaSink implements Sink<KafkaRecord> {
     try {
       await via.send(batches);
     } catch (err) {
-      const written = writtenBy(err);
-      if (written) this.leaveOut(written, batch, byTopic, batches);
+      const records = writtenBy(err);
+      if (records) this.leaveOut(records, batch, byTopic, batches, written);
       throw err;
     }
+    for (const indexes of byTopic.values()) written.push(...indexes);
   }
 
   /** Takes the records written out of `byTopic`: an item only when all its wire records were written (a fanned-out message is one item). */
-  private leaveOut(written: ReadonlySet<KafkaRecord>, batch: readonly KafkaRecord[], byTopic: Map<string, number[]>, batches: readonly TopicBatch[]): void {
-    let count = 0;
-    for (const { topic, records } of batches) {
+  private leaveOut(
+    records: ReadonlySet<KafkaRecord>,
+    batch: readonly KafkaRecord[],
+    byTopic: Map<string, number[]>,
+    batches: readonly TopicBatch[],
+    written: number[],
+  ): void {
+    const before = written.length;
+    for (const { topic, records: wire } of batches) {
       const left: number[] = [];
       let w = 0;
       for (const i of byTopic.get(topic) ?? []) {
         const n = wireRecordCount(batch[i] as KafkaRecord);
         let all = true;
-        for (let k = w; k < w + n; k++) if (!written.has(records[k] as KafkaRecord)) all = false;
+        for (let k = w; k < w + n; k++) if (!records.has(wire[k] as KafkaRecord)) all = false;
         w += n;
-        if (all) count++;
+        if (all) written.push(i);
         else left.push(i);
       }
       if (left.length > 0) byTopic.set(topic, left);
       else byTopic.delete(topic);
     }
-    this.log.debug({ written: count }, 'records a failed produce wrote are not sent again');
+    this.log.debug({ written: written.length - before }, 'records a failed produce wrote are not sent again');
   }
 
   /** A record's place in this write: rejected (its topic missing), deferred, or with its topic's records. */
@@ -286,9 +305,9 @@ export class KafkaSink implements Sink<KafkaRecord> {
     }
   }
 
-  private clusterError(err: unknown, topic?: string): SinkError {
+  private clusterError(err: unknown, written: readonly number[], topic?: string): SinkError {
     if (!this.client.answered(err)) this.connected = false; // reconnect before the retry
-    return new SinkError(this.name, `${topic ? `topic ${topic}: ` : ''}${this.client.reason(err)}`, { cause: err });
+    return new SinkError(this.name, `${topic ? `topic ${topic}: ` : ''}${this.client.reason(err)}`, { cause: err, written });
   }
 
   private async connect(): Promise<void> {
