@@ -6,7 +6,8 @@ import { type TestContext, test } from 'node:test';
 import { runningPid } from '../../deploy/local/daemon.ts';
 import { DeadLetterSink } from '../../src/sinks/dead-letter/dead-letter-sink.ts';
 import { kafkaConfig } from '../../src/sinks/kafka/config.ts';
-import type { DeadLetterItem } from '../../src/sinks/sink.ts';
+import type { KafkaSink } from '../../src/sinks/kafka/kafka-sink.ts';
+import { type DeadLetterItem, SinkError } from '../../src/sinks/sink.ts';
 import { readTopic } from '../support/e2e-helpers.ts';
 import { testKafkaSink } from '../support/kafka-clients.ts';
 import { endpoints, kafkaTopic, printLogsOnFailure, stack } from '../support/stack.ts';
@@ -86,4 +87,25 @@ test("dead-letter: a letter too large for Kafka, even without its payload, is wr
   const shrunk = byKey.get('acme/s/z/t/huge/telemetry');
   assert.equal(shrunk?.headers.blob, undefined, 'the oversized user property is dropped');
   assert.match(shrunk?.headers['sluice-headers-dropped'] ?? '', /^1 headers, \d+ bytes$/);
+});
+
+test('dead-letter: a failure after a pass names the items of the batch written so far, never the indexes of a pass of refused ones', async () => {
+  // a scripted Kafka sink: the first pass refuses items 1 and 3 as too large and writes the
+  // others; the second pass (those two, shrunk) fails with its record 1 (the batch's item 3) written
+  let pass = 0;
+  const kafka = {
+    write: async (records: readonly unknown[]) => {
+      pass++;
+      if (pass === 1) {
+        assert.equal(records.length, 4);
+        return { rejected: [1, 3].map((index) => ({ index, reason: 'rejected-by-kafka', error: 'MESSAGE_TOO_LARGE' })) };
+      }
+      assert.equal(records.length, 2);
+      throw new SinkError('dead-letter', 'a broker timed out', { written: [1] });
+    },
+  } as unknown as KafkaSink;
+  const sink = new DeadLetterSink(kafka, 'dead-letters');
+  const err = await sink.write([0, 1, 2, 3].map((n) => letter(n))).catch((e: unknown) => e);
+  assert.ok(err instanceof SinkError, String(err));
+  assert.deepEqual([...(err.written ?? [])].sort(), [0, 2, 3]);
 });

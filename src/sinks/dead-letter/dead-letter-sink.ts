@@ -42,18 +42,36 @@ export class DeadLetterSink implements Sink<DeadLetterItem> {
   async write(batch: readonly DeadLetterItem[]): Promise<WriteResult> {
     let indexes = batch.map((_, i) => i);
     let rejected: readonly ItemRejection[] = [];
+    // the batch's items in the topic already (a failure says so: the queue settles them and
+    // retries the rest); a pass writes the records the one before had refused
+    const written: number[] = [];
     for (const shrink of ['none', 'payload', 'headers'] as const) {
       const records = indexes.map((i) => deadLetterRecord(this.topic, batch[i] as DeadLetterItem, shrink));
-      const result = await this.kafka.write(records);
+      let result: WriteResult;
+      try {
+        result = await this.kafka.write(records);
+      } catch (err) {
+        if (!(err instanceof SinkError) || (written.length === 0 && !err.written)) throw err;
+        // the Kafka sink names this pass's records: the queue needs the batch's items
+        const these = (err.written ?? []).map((k) => indexes[k] as number);
+        throw new SinkError(this.name, err.message, {
+          cause: err.cause,
+          retryAfterMs: err.retryAfterMs,
+          retriable: err.retriable,
+          written: [...written, ...these],
+        });
+      }
+      const notWritten = new Set([...result.rejected.map((r) => r.index), ...(result.deferred ?? [])]);
+      for (let k = 0; k < indexes.length; k++) if (!notWritten.has(k)) written.push(indexes[k] as number);
       if (result.deferred && result.deferred.length > 0) {
         // the dead letter has nowhere else to go: hold (the queue retries), never defer or drop
-        throw new SinkError(this.name, `the dead-letter topic ${this.topic} is not writable now: ${this.kafka.giveUp(records[0] as KafkaRecord)}`);
+        throw new SinkError(this.name, `the dead-letter topic ${this.topic} is not writable now: ${this.kafka.giveUp(records[0] as KafkaRecord)}`, { written });
       }
       if (result.rejected.length === 0) return { rejected: [] };
       const notTheRecord = result.rejected.find((r) => r.reason !== recordRejected);
       if (notTheRecord) {
         // the topic, not the record (deleted, creation off): shrinking cannot help; hold and retry
-        throw new SinkError(this.name, `the dead-letter topic ${this.topic} is not writable now: ${notTheRecord.error}`);
+        throw new SinkError(this.name, `the dead-letter topic ${this.topic} is not writable now: ${notTheRecord.error}`, { written });
       }
       rejected = result.rejected.map((r) => ({ ...r, index: indexes[r.index] as number }));
       indexes = rejected.map((r) => r.index);
