@@ -13,6 +13,8 @@
 //   (loaded when a registry of the library's is first used; sluice has its own and never makes one);
 // - its produce requests' `../../protocol/records.js` → lean-records.ts (a record batch written
 //   into one buffer, with the library's bytes);
+// - in its producer's send, a list of headers (the adapter's) is passed on to the encoder as it
+//   is: the send made two Maps of every record's headers (its own copy, then one serialized);
 // - in its connection, the in-flight requests' Map is replaced by a new one when its last
 //   request is answered, not emptied: V8 gives an emptied Map a new table, and once the Map
 //   lives in the old generation that table is allocated there, so a connection with one
@@ -48,6 +50,14 @@ const libraryConnection = '/@platformatic/kafka/dist/network/connection.js';
 const inflightDelete = /this\.#inflightRequests\.delete\(([\w.]+)\);/g;
 /** The places the library deletes an answered or timed-out request: the build fails if that changes. */
 const inflightDeletes = 2;
+
+/**
+ * The library file whose send makes two Maps of each record's headers, and where it does: a
+ * list of headers (the adapter's, for lean-records.ts) is passed on as it is instead.
+ */
+const libraryProducer = '/@platformatic/kafka/dist/clients/producer/producer.js';
+const headerMaps =
+  /let headers = new Map\(\);\s*const serializedHeaders = new Map\(\);(\s*const metadata = message\.metadata;\s*try \{\s*)if \(message\.headers\) \{/g;
 
 /**
  * What the bundle replaced: library file (relative to the library) -> specifier -> sluice's
@@ -86,6 +96,18 @@ export async function bundleKafkaClient(): Promise<BundleManifest> {
           inflightDelete,
           (_, id: string) =>
             `if (this.#inflightRequests.size === 1 && this.#inflightRequests.has(${id})) this.#inflightRequests = new Map(); else this.#inflightRequests.delete(${id});`,
+        );
+        return { contents, loader: 'js' };
+      });
+      b.onLoad({ filter: new RegExp(`${libraryProducer.replaceAll('.', '\\.')}$`) }, (args) => {
+        const source = readFileSync(args.path, 'utf8');
+        const found = source.match(headerMaps)?.length ?? 0;
+        if (found !== 1) throw new Error(`${args.path}: expected the send's two header Maps once, found ${found}; the library changed, review the edit`);
+        (replaced[relative(libraryDir, args.path)] ??= {})['headers = new Map(); serializedHeaders = new Map()'] = 'a list of headers passed on as it is';
+        const contents = source.replace(
+          headerMaps,
+          (_, between: string) =>
+            `const headerList = Array.isArray(message.headers); let headers = headerList ? undefined : new Map(); const serializedHeaders = headerList ? message.headers : new Map();${between}if (message.headers && !headerList) {`,
         );
         return { contents, loader: 'js' };
       });

@@ -123,7 +123,7 @@ test("the library's produce requests encode their records with lean-records.ts",
   assert.deepEqual(replaced, importers.map((f) => `dist/apis/producer/${f}`).sort());
 });
 
-test("the bundle is of the installed library, with the option and registry schemas made lazy and the connection's in-flight Map renewed", () => {
+test("the bundle is of the installed library, with the option and registry schemas made lazy, the connection's in-flight Map renewed and header lists passed on", () => {
   const installed = (
     JSON.parse(readFileSync(join(fileURLToPath(import.meta.resolve('@platformatic/kafka')), '../../package.json'), 'utf8')) as { version: string }
   ).version;
@@ -137,4 +137,8 @@ test("the bundle is of the installed library, with the option and registry schem
   });
   // a connection's in-flight Map, emptied, is replaced by a young one (the build fails if the library's deletes change)
   assert.deepEqual(manifest.replaced['dist/network/connection.js'], { '#inflightRequests.delete': 'a new Map when the last request is deleted' });
+  // the producer's send passes a list of headers on to the encoder as it is (the build fails if the send changes)
+  assert.deepEqual(manifest.replaced['dist/clients/producer/producer.js'], {
+    'headers = new Map(); serializedHeaders = new Map()': 'a list of headers passed on as it is',
+  });
 });

@@ -16,7 +16,9 @@
 // in place, and a timestamp may be a whole number of milliseconds, so the adapter makes no Buffer
 // per key and header value and no BigInt per record. Anything else goes to the library's encoder,
 // with strings and number timestamps first turned into the Buffers and bigints it takes: a field
-// of another type, headers that are not a Map.
+// of another type, headers that are neither a Map nor a list. Headers may come as a flat list,
+// [name, value, name, value, ...]: the library's producer passes a list on as it is (edited so in
+// scripts/bundle-kafka-client.ts), where it makes two Maps of every record's headers.
 // scripts/bundle-kafka-client.ts bundles the library's produce requests with this in place of its encoder.
 import {
   type CreateRecordsBatchOptions,
@@ -83,6 +85,11 @@ function libraryShapes(messages: MessageRecord[]): MessageRecord[] {
       const headers = new Map();
       for (const [name, value] of m.headers) headers.set(bytes(name), bytes(value));
       m.headers = headers;
+    } else if (Array.isArray(m.headers)) {
+      const list = m.headers as unknown[];
+      const headers = new Map();
+      for (let h = 0; h < list.length; h += 2) headers.set(bytes(list[h]), bytes(list[h + 1]));
+      m.headers = headers;
     }
   }
   return messages;
@@ -136,12 +143,15 @@ function encodeRecords(messages: MessageRecord[]): Encoded | undefined {
     at = writeVarInt(buffer, at, i);
     at = writeBytes(buffer, at, m.key);
     at = writeBytes(buffer, at, m.value);
-    const headers = m.headers;
+    const headers = m.headers as unknown;
     if (headers == null) {
       buffer[at++] = 0;
+    } else if (Array.isArray(headers)) {
+      at = writeVarInt(buffer, at, headers.length >> 1);
+      for (let h = 0; h < headers.length; h++) at = writeBytes(buffer, at, headers[h] as Buffer | string);
     } else {
-      at = writeVarInt(buffer, at, headers.size);
-      for (const [name, value] of headers) {
+      at = writeVarInt(buffer, at, (headers as Map<unknown, unknown>).size);
+      for (const [name, value] of headers as Map<Buffer | string, Buffer | string>) {
         at = writeBytes(buffer, at, name);
         at = writeBytes(buffer, at, value);
       }
@@ -172,6 +182,16 @@ function bodySize(m: MessageRecord, delta: number | bigint, offsetDelta: number)
   let size = 1 + deltaSize + varIntSize(offsetDelta) + key + value;
   const headers = m.headers as unknown;
   if (headers == null) return size + 1;
+  if (Array.isArray(headers)) {
+    if (headers.length % 2 !== 0) return -1;
+    size += varIntSize(headers.length >> 1);
+    for (let h = 0; h < headers.length; h++) {
+      const n = bytesSize(headers[h]);
+      if (n < 0) return -1;
+      size += n;
+    }
+    return size;
+  }
   if (!(headers instanceof Map)) return -1;
   size += varIntSize(headers.size);
   for (const [name, value] of headers as Map<unknown, unknown>) {

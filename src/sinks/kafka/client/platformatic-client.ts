@@ -295,14 +295,7 @@ export function producerMessages(
   for (const { topic, records } of batches) {
     const partitions = placed?.counts.get(topic);
     for (const r of records) {
-      const headers = new Map<Buffer, string | Buffer>();
-      for (const name in r.headers) {
-        const v = r.headers[name] as string | Buffer | Array<string | Buffer>;
-        // a repeated header (an MQTT user property given twice) is one Kafka header per value,
-        // each under a name of its own object
-        if (Array.isArray(v)) for (const one of v) headers.set(Buffer.from(name), bytes(one));
-        else headers.set(headerName(name), bytes(v));
-      }
+      const headers = lean ? headerList(r.headers) : headerMap(r.headers, bytes);
       // one shape for every record (the library reads a missing key as undefined)
       messages[i++] = {
         topic,
@@ -319,6 +312,33 @@ export function producerMessages(
 
 function asGiven(v: string | Buffer): string | Buffer {
   return v;
+}
+
+/**
+ * A record's headers as one flat list, [name, value, name, value, ...], for lean-records.ts: the
+ * bundled library passes a list on as it is (scripts/bundle-kafka-client.ts), where it made two
+ * Maps of every record's headers besides this one. A repeated header (an MQTT user property
+ * given twice) is one Kafka header per value.
+ */
+function headerList(h: KafkaRecord['headers']): Array<string | Buffer> {
+  const list: Array<string | Buffer> = [];
+  for (const name in h) {
+    const v = h[name] as string | Buffer | Array<string | Buffer>;
+    if (Array.isArray(v)) for (const one of v) list.push(headerName(name), one);
+    else list.push(headerName(name), v);
+  }
+  return list;
+}
+
+/** The headers as the library's own encoder takes them: a Map, a repeated header under a name of its own object. */
+function headerMap(h: KafkaRecord['headers'], bytes: (v: string | Buffer) => string | Buffer): Map<Buffer, string | Buffer> {
+  const headers = new Map<Buffer, string | Buffer>();
+  for (const name in h) {
+    const v = h[name] as string | Buffer | Array<string | Buffer>;
+    if (Array.isArray(v)) for (const one of v) headers.set(Buffer.from(name), bytes(one));
+    else headers.set(headerName(name), bytes(v));
+  }
+  return headers;
 }
 
 /**
