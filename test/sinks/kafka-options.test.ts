@@ -16,7 +16,7 @@ import type { KafkaRecord } from '../../src/sinks/kafka/kafka-record.ts';
 import { SinkError } from '../../src/sinks/sink.ts';
 import { readTopic } from '../support/e2e-helpers.ts';
 import { testedKafkaClients, testKafkaSink } from '../support/kafka-clients.ts';
-import { config, endpoints, kafka, kafkaTopic, printLogsOnFailure } from '../support/stack.ts';
+import { config, endpoints, highWater, kafkaTopic, printLogsOnFailure } from '../support/stack.ts';
 
 const tls = tlsFiles(config.runDir);
 const { saslUsername: username, saslPassword: password } = config.kafka;
@@ -29,16 +29,6 @@ function records(topic: string, n: number, from = 0): KafkaRecord[] {
     headers: { 'mqtt-qos': '1' },
     timestamp: Date.now(),
   }));
-}
-
-async function highWater(topic: string): Promise<number> {
-  const admin = kafka().admin();
-  await admin.connect();
-  try {
-    return (await admin.fetchTopicOffsets(topic)).reduce((a, o) => a + Number(o.high), 0);
-  } finally {
-    await admin.disconnect();
-  }
 }
 
 /** Writes 20 records through a sink with these settings: all durable, or the write's error. */

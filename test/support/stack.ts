@@ -56,6 +56,17 @@ export function kafka(clientId = unique('test'), brokers: readonly string[] = [e
   return new Kafka({ clientId, brokers: [...brokers], logLevel: logLevel.NOTHING });
 }
 
+/** Records appended to a topic: its partitions' high watermarks summed (offsets are dense without transactions). */
+export async function highWater(topic: string): Promise<number> {
+  const admin = kafka().admin();
+  await admin.connect();
+  try {
+    return (await admin.fetchTopicOffsets(topic)).reduce((sum, o) => sum + Number(o.high), 0);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
 /** Creates a topic for one test and deletes it afterwards. */
 export async function kafkaTopic(t: TestContext, partitions = 3): Promise<string> {
   const topic = unique('test');
