@@ -880,6 +880,16 @@ async function latencyAt(rate: number, withInflux: boolean, client: KafkaClientK
       p50: (histogramQuantile(m, 'sluice_ack_latency_seconds', 0.5) ?? NaN) * 1000,
       p99: (histogramQuantile(m, 'sluice_ack_latency_seconds', 0.99) ?? NaN) * 1000,
     },
+    // from reading a message to durable in the sink: what the ack waits for, sink by sink
+    sluiceSinkLatencyMsAtMost: Object.fromEntries(
+      ['kafka', 'influx'].map((sink) => [
+        sink,
+        {
+          p50: (histogramQuantile(m, 'sluice_sink_latency_seconds', 0.5, undefined, `sink="${sink}"`) ?? NaN) * 1000,
+          p99: (histogramQuantile(m, 'sluice_sink_latency_seconds', 0.99, undefined, `sink="${sink}"`) ?? NaN) * 1000,
+        },
+      ]),
+    ),
   };
 }
 

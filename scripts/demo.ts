@@ -129,6 +129,13 @@ function render(m: Samples): string {
     .map(([k, v]) => `${/sink="([^"]+)"/.exec(k)?.[1]} ${v === 0 ? 'FAILING (retrying)' : 'ok'}`)
     .sort()
     .join('   ');
+  // how long each sink takes to hold a message (the ack waits for the slowest of its sinks)
+  const sinkLatency = [
+    ...new Set([...m.keys()].map((k) => /^sluice_sink_latency_seconds_bucket\{.*sink="([^"]+)"/.exec(k)?.[1]).filter((s) => s !== undefined)),
+  ]
+    .sort()
+    .map((sink) => `${sink} p99 ${ms(histogramQuantile(m, 'sluice_sink_latency_seconds', 0.99, previous?.m, `sink="${sink}"`))}`)
+    .join('   ');
   return [
     `sluice demo: ${((now - started) / 1000).toFixed(0)} s   (Ctrl-C stops everything cleanly)`,
     '',
@@ -140,6 +147,7 @@ function render(m: Samples): string {
     `commands    ${m.get('sluice_commands_mqtt_connected') === 1 ? 'connected' : 'DISCONNECTED'}   audited ${fmt(rate('sluice_audit_records_total'))}/s   total ${fmt(m.get('sluice_audit_records_total') ?? 0)}   redeliveries recognised ${fmt((m.get('sluice_audit_redeliveries_total') ?? 0) + (m.get('sluice_audit_rollback_redeliveries_total') ?? 0) + (m.get('sluice_audit_idempotent_duplicates_total') ?? 0))}   fsync p99 ${ms(histogramQuantile(m, 'sluice_audit_fsync_seconds', 0.99, previous?.m))}`,
     // of the last interval: since the start, the first seconds (topics being created) would hold p99 for the whole run
     `latency     ack p50 ${ms(histogramQuantile(m, 'sluice_ack_latency_seconds', 0.5, previous?.m))}  p99 ${ms(histogramQuantile(m, 'sluice_ack_latency_seconds', 0.99, previous?.m))}   end-to-end p99 ${ms(histogramQuantile(m, 'sluice_end_to_end_seconds', 0.99, previous?.m))}   (last ${dt.toFixed(0)} s)`,
+    `  durable   ${sinkLatency || '-'}`,
     `sparkplug   edge nodes ${fmt(m.get('sluice_sparkplug_edge_nodes') ?? 0)}   state feed ${m.get('sluice_sparkplug_feed_connected') === 1 ? 'connected' : 'DISCONNECTED'}   seq gaps ${fmt(m.get('sluice_sparkplug_seq_gaps_total') ?? 0)}   alias waits ${fmt(m.get('sluice_sparkplug_alias_waits_total') ?? 0)}`,
     `dead letters ${dead}`,
     `memory      ${((m.get('sluice_process_resident_memory_bytes') ?? 0) / 1048576).toFixed(0)} MiB RSS`,

@@ -15,11 +15,12 @@ export function parseSamples(text: string): Samples {
 
 /**
  * The upper bound of the bucket holding quantile q of a histogram; undefined when it is empty.
- * With `since` (an earlier scrape), of what was observed between the two scrapes only.
+ * With `since` (an earlier scrape), of what was observed between the two scrapes only; with
+ * `label` (e.g. `sink="kafka"`), of the series that carry it only.
  */
-export function histogramQuantile(m: Samples, name: string, q: number, since?: Samples): number | undefined {
+export function histogramQuantile(m: Samples, name: string, q: number, since?: Samples, label?: string): number | undefined {
   const buckets = [...m]
-    .filter(([k]) => k.startsWith(`${name}_bucket{`))
+    .filter(([k]) => k.startsWith(`${name}_bucket{`) && (label === undefined || k.includes(label)))
     .map(([k, v]) => ({ le: k.includes('le="+Inf"') ? Infinity : Number(/le="([^"]+)"/.exec(k)?.[1]), v: v - (since?.get(k) ?? 0) }))
     .sort((a, b) => a.le - b.le);
   const total = buckets.at(-1)?.v ?? 0;

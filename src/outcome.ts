@@ -32,4 +32,6 @@ export const delivered: Outcome = Object.freeze({ kind: 'delivered' });
 /** Told the outcome of one item, exactly once. */
 export interface OutcomeListener {
   decided(outcome: Outcome): void;
+  /** When the item's message was read, on the monotonic clock: a sink's latency is timed from it. */
+  readonly receivedMs?: number;
 }

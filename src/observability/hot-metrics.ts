@@ -20,6 +20,25 @@ interface Rendered {
   aggregator: 'sum';
 }
 
+/** The cell of `values` (in `labelNames`' order), made the first time it is asked for. */
+function cellOf<C>(
+  name: string,
+  cells: Map<string, C>,
+  labelNames: readonly string[],
+  values: readonly string[],
+  make: (labels: Record<string, string>) => C,
+): C {
+  if (values.length !== labelNames.length) throw new Error(`${name}: ${labelNames.length} label values expected, got ${values.length}`);
+  const key = values.join('\0');
+  let cell = cells.get(key);
+  if (!cell) {
+    const labels: Record<string, string> = {};
+    for (const [i, n] of labelNames.entries()) labels[n] = values[i] as string;
+    cells.set(key, (cell = make(labels)));
+  }
+  return cell;
+}
+
 /** One label combination's count: callers keep it and add to it. */
 export class CounterCell {
   value = 0;
@@ -51,15 +70,7 @@ export class HotCounter<L extends string = never> {
 
   /** The cell of these label values (in labelNames' order): look it up once, then inc() it. */
   labels(...values: string[]): CounterCell {
-    if (values.length !== this.labelNames.length) throw new Error(`${this.name}: ${this.labelNames.length} label values expected, got ${values.length}`);
-    const key = values.join('\0');
-    let cell = this.cells.get(key);
-    if (!cell) {
-      const labels: Record<string, string> = {};
-      for (const [i, n] of this.labelNames.entries()) labels[n] = values[i] as string;
-      this.cells.set(key, (cell = new CounterCell(labels)));
-    }
-    return cell;
+    return cellOf(this.name, this.cells, this.labelNames, values, (labels) => new CounterCell(labels));
   }
 
   /** Unlabelled: add `by`; labelled: prom-client's form, inc({ label: value }). */
@@ -82,23 +93,19 @@ export class HotCounter<L extends string = never> {
   }
 }
 
-export class HotHistogram {
-  readonly name: string;
-  readonly help: string;
-  readonly type = 'histogram';
-  readonly aggregator = 'sum';
-  private readonly upperBounds: readonly number[];
+/** One label combination's observations: callers keep it and observe into it. */
+export class HistogramCell {
+  readonly labels: Record<string, string>;
   /** counts[i]: observations in (upperBounds[i-1], upperBounds[i]]; the last one above every bound. */
-  private readonly counts: Float64Array;
-  private sum = 0;
-  private count = 0;
+  readonly counts: Float64Array;
+  sum = 0;
+  count = 0;
+  private readonly upperBounds: readonly number[];
 
-  constructor(config: MetricConfig<never> & { readonly buckets: readonly number[] }) {
-    this.name = config.name;
-    this.help = config.help;
-    this.upperBounds = [...config.buckets].sort((a, b) => a - b);
-    this.counts = new Float64Array(this.upperBounds.length + 1);
-    for (const r of config.registers) r.registerMetric(this as never);
+  constructor(upperBounds: readonly number[], labels: Record<string, string>) {
+    this.upperBounds = upperBounds;
+    this.labels = labels;
+    this.counts = new Float64Array(upperBounds.length + 1);
   }
 
   observe(value: number): void {
@@ -109,23 +116,59 @@ export class HotHistogram {
     this.sum += value;
     this.count++;
   }
+}
+
+export class HotHistogram<L extends string = never> {
+  readonly name: string;
+  readonly help: string;
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+  private readonly upperBounds: readonly number[];
+  private readonly labelNames: readonly L[];
+  private readonly cells = new Map<string, HistogramCell>();
+  private readonly unlabelled: HistogramCell | undefined;
+
+  constructor(config: MetricConfig<L> & { readonly buckets: readonly number[] }) {
+    this.name = config.name;
+    this.help = config.help;
+    this.upperBounds = [...config.buckets].sort((a, b) => a - b);
+    this.labelNames = config.labelNames ?? [];
+    if (this.labelNames.length === 0) this.cells.set('', (this.unlabelled = new HistogramCell(this.upperBounds, {})));
+    for (const r of config.registers) r.registerMetric(this as never);
+  }
+
+  /** The cell of these label values (in labelNames' order): look it up once, then observe() into it. */
+  labels(...values: string[]): HistogramCell {
+    return cellOf(this.name, this.cells, this.labelNames, values, (labels) => new HistogramCell(this.upperBounds, labels));
+  }
+
+  /** Unlabelled histograms only; a labelled one is observed through its cells. */
+  observe(value: number): void {
+    if (!this.unlabelled) throw new Error(`${this.name} has labels: ${this.labelNames.join(', ')}`);
+    this.unlabelled.observe(value);
+  }
 
   async get(): Promise<Rendered> {
     const values: Rendered['values'] = [];
-    let cumulative = 0;
-    for (let i = 0; i < this.upperBounds.length; i++) {
-      cumulative += this.counts[i] as number;
-      values.push({ labels: { le: this.upperBounds[i] as number }, value: cumulative, metricName: `${this.name}_bucket` });
+    // prom-client's order and label order: each label set's buckets, +Inf, sum, count; le first
+    for (const cell of this.cells.values()) {
+      let cumulative = 0;
+      for (let i = 0; i < this.upperBounds.length; i++) {
+        cumulative += cell.counts[i] as number;
+        values.push({ labels: { le: this.upperBounds[i] as number, ...cell.labels }, value: cumulative, metricName: `${this.name}_bucket` });
+      }
+      values.push({ labels: { le: '+Inf', ...cell.labels }, value: cell.count, metricName: `${this.name}_bucket` });
+      values.push({ labels: { ...cell.labels }, value: cell.sum, metricName: `${this.name}_sum` });
+      values.push({ labels: { ...cell.labels }, value: cell.count, metricName: `${this.name}_count` });
     }
-    values.push({ labels: { le: '+Inf' }, value: this.count, metricName: `${this.name}_bucket` });
-    values.push({ labels: {}, value: this.sum, metricName: `${this.name}_sum` });
-    values.push({ labels: {}, value: this.count, metricName: `${this.name}_count` });
     return { name: this.name, help: this.help, type: 'histogram', values, aggregator: 'sum' };
   }
 
   reset(): void {
-    this.counts.fill(0);
-    this.sum = 0;
-    this.count = 0;
+    for (const cell of this.cells.values()) {
+      cell.counts.fill(0);
+      cell.sum = 0;
+      cell.count = 0;
+    }
   }
 }

@@ -94,6 +94,13 @@ export function createMetrics(registry = new Registry(), options: { defaultMetri
       buckets: latencyBuckets,
       registers,
     }),
+    sinkLatency: new HotHistogram({
+      name: 'sluice_sink_latency_seconds',
+      help: 'From reading a message to durable in this sink (the linger, the wait for a write and the write)',
+      labelNames: ['sink'],
+      buckets: latencyBuckets,
+      registers,
+    }),
     endToEnd: new HotHistogram({
       name: 'sluice_end_to_end_seconds',
       help: 'From the payload timestamp to durable in every sink (routes with a time field)',

@@ -13,6 +13,7 @@
 import type { Logger } from 'pino';
 import { backoffMs } from '../backoff.ts';
 import { monotonicMs } from '../clock.ts';
+import type { HistogramCell } from '../observability/hot-metrics.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { delivered, type Outcome, type OutcomeListener } from '../outcome.ts';
 import { type BatchLimits, type Sink, SinkError, type WriteResult } from '../sinks/sink.ts';
@@ -49,6 +50,8 @@ export class BatchQueue<T> {
   private readonly metrics: Metrics;
   private readonly concurrency: number;
   private readonly labels: { sink: string };
+  /** From reading a message to durable here, per item. */
+  private readonly latency: HistogramCell;
   private lane: Array<Deferred<T>> = [];
   private laneTimer: NodeJS.Timeout | undefined;
   private laneAttempt = 0;
@@ -62,6 +65,7 @@ export class BatchQueue<T> {
     this.concurrency = Math.max(1, limits.concurrency ?? 1);
     this.writes = new WriteSlots(this.concurrency);
     this.labels = { sink: sink.name };
+    this.latency = metrics.sinkLatency.labels(sink.name);
     metrics.sinkHealthy.set(this.labels, 1);
   }
 
@@ -164,7 +168,13 @@ export class BatchQueue<T> {
           // what the failed write made durable all the same is settled; only the rest is tried again
           const written = new Set(err.written);
           const left = (_: unknown, i: number) => !written.has(i);
-          for (const i of written) listeners[i]?.decided(delivered);
+          const now = monotonicMs();
+          for (const i of written) {
+            const listener = listeners[i];
+            if (!listener) continue;
+            this.observeLatency(listener, now);
+            listener.decided(delivered);
+          }
           items = items.filter(left);
           listeners = listeners.filter(left);
           since = since?.filter(left);
@@ -209,6 +219,7 @@ export class BatchQueue<T> {
     const deferred = result.deferred && result.deferred.length > 0 ? new Set(result.deferred) : undefined;
     if (since) this.laneAttempt = deferred && deferred.size === items.length ? this.laneAttempt + 1 : 0;
     const now = deferred ? this.answeringMs() : 0;
+    const at = monotonicMs();
     const again: Array<Deferred<T>> = [];
     for (let i = 0; i < listeners.length; i++) {
       if (deferred?.has(i)) {
@@ -222,6 +233,7 @@ export class BatchQueue<T> {
         : a
           ? { kind: 'delivered', annotations: a }
           : delivered;
+      if (outcome.kind === 'delivered') this.observeLatency(listeners[i] as OutcomeListener, at);
       (listeners[i] as OutcomeListener).decided(outcome);
     }
     if (deferred) {
@@ -232,6 +244,10 @@ export class BatchQueue<T> {
       this.metrics.sinkDeferred.set(this.labels, this.lane.length);
       this.scheduleLane();
     }
+  }
+
+  private observeLatency(listener: OutcomeListener, now: number): void {
+    if (listener.receivedMs !== undefined) this.latency.observe((now - listener.receivedMs) / 1000);
   }
 
   /** The deferred lane: the stuck ones rejected, the others tried again alone, with backoff. */

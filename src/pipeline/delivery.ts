@@ -56,6 +56,10 @@ export class Delivery implements OutcomeListener {
     this.steps = steps;
   }
 
+  get receivedMs(): number {
+    return this.slot.openedAt;
+  }
+
   /** Queues one output on its sink; the outcome comes back to decided(). */
   send<T>(queue: BatchQueue<T>, item: T): void {
     this.waiting++;

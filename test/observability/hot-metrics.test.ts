@@ -51,3 +51,25 @@ test('a scrape renders only the named metrics when asked, through the registry',
   new HotHistogram({ name: 'x_seconds', help: 'x', buckets, registers: [registry] }).observe(0.002);
   assert.equal(await registry.getSingleMetricAsString('a_total'), '# HELP a_total a\n# TYPE a_total counter\na_total 2');
 });
+
+test('a labelled HotHistogram renders as a prom-client Histogram with the same labels; its cells are kept and it refuses observe() without them', async () => {
+  const hot = new Registry();
+  const reference = new Registry();
+  const h = new HotHistogram({ name: 'y_seconds', help: 'help', labelNames: ['sink'], buckets, registers: [hot] });
+  const r = new Histogram({ name: 'y_seconds', help: 'help', labelNames: ['sink'], buckets, registers: [reference] });
+  for (const [i, v] of observations.entries()) {
+    const sink = i % 3 === 0 ? 'influx' : 'kafka';
+    h.labels(sink).observe(v);
+    r.observe({ sink }, v);
+  }
+  // prom-client lists label sets in the order first observed; this one in the order first looked up
+  const kafka = h.labels('kafka');
+  assert.equal(await hot.metrics(), await reference.metrics());
+  assert.match(await hot.metrics(), /y_seconds_bucket\{le="0.005",sink="kafka"\} 3\n/);
+  assert.equal(h.labels('kafka'), kafka, 'the same cell for the same labels');
+  assert.throws(() => h.observe(1), /has labels: sink/);
+  assert.throws(() => h.labels(), /1 label values expected/);
+  h.reset();
+  r.reset();
+  assert.match(await hot.metrics(), /y_seconds_count\{sink="kafka"\} 0\n/);
+});

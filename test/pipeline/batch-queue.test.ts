@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pino from 'pino';
 import { Registry } from 'prom-client';
+import { monotonicMs } from '../../src/clock.ts';
 import { createMetrics } from '../../src/observability/metrics.ts';
 import type { Outcome } from '../../src/outcome.ts';
 import { BatchQueue } from '../../src/pipeline/batch-queue.ts';
@@ -138,4 +139,45 @@ test('a write that fails after writing some items settles those at once and trie
     items.map(() => 'delivered'),
   );
   assert.deepEqual([...sink.written].sort(), [...items].sort(), 'each item written once');
+});
+
+/** Answers after `delayMs`, rejecting items named 'bad'. */
+class SlowSink implements Sink<string> {
+  readonly name = 'slow';
+  private readonly delayMs: number;
+  constructor(delayMs: number) {
+    this.delayMs = delayMs;
+  }
+  async write(batch: readonly string[]): Promise<WriteResult> {
+    await sleep(this.delayMs);
+    return { rejected: batch.flatMap((item, index) => (item === 'bad' ? [{ index, reason: 'rejected-by-kafka' as const, error: 'refused' }] : [])) };
+  }
+  sizeOf(): number {
+    return 1;
+  }
+  async close(): Promise<void> {}
+}
+
+test("a sink's latency is timed per item from its message's read to durable there; a rejected item is not timed", async (t) => {
+  const registry = new Registry();
+  const metrics = createMetrics(registry, { defaultMetrics: false });
+  const queue = new BatchQueue(new SlowSink(80), { maxItems: 10, maxBytes: 1e6, lingerMs: 20 }, { minMs: 10, maxMs: 30 }, pino({ level: 'silent' }), metrics);
+  t.after(() => queue.close());
+  const outcomes: Array<Outcome | undefined> = [];
+  // read 100 ms before they reach the queue: that wait counts too
+  const readAt = monotonicMs() - 100;
+  for (const item of ['a', 'b', 'bad']) queue.push(item, { decided: (o) => outcomes.push(o), receivedMs: readAt });
+  // a listener that does not know its read time is settled, not timed
+  queue.push('c', { decided: (o) => outcomes.push(o) });
+  await queue.flushed();
+  assert.deepEqual(
+    outcomes.map((o) => o?.kind),
+    ['delivered', 'delivered', 'rejected', 'delivered'],
+  );
+  const text = (await registry.getSingleMetricAsString('sluice_sink_latency_seconds')).split('\n');
+  const sample = (name: string) => Number(text.find((l) => l.startsWith(name))?.split(' ')[1]);
+  assert.equal(sample('sluice_sink_latency_seconds_count{sink="slow"}'), 2, 'the two delivered items that know their read time');
+  assert.equal(sample('sluice_sink_latency_seconds_bucket{le="0.15",sink="slow"}'), 0, 'none under the 100 ms before the queue + the 80 ms write');
+  assert.equal(sample('sluice_sink_latency_seconds_bucket{le="0.5",sink="slow"}'), 2);
+  assert.ok(sample('sluice_sink_latency_seconds_sum{sink="slow"}') >= 2 * 0.18, 'each at least 180 ms');
 });
