@@ -78,6 +78,17 @@ export interface Routed {
 }
 
 const noMatches: readonly Match[] = Object.freeze([]);
+
+/** A route a topic is routed to, with the topic's levels, as its first message found them. */
+interface TopicRoute {
+  readonly route: CompiledRoute;
+  /** Shared by every message of the topic (read only; a Sparkplug route's are copied, its payload adds to them). */
+  readonly levels: Readonly<Record<string, string>>;
+  readonly emptyLevel: string | undefined;
+}
+
+/** Topics whose routes a rule set keeps; past it the map starts again (a fleet larger than this matches per message, as without it). */
+const maxTopics = 10_000;
 const noOptions: RouteOptions = Object.freeze({});
 
 export class RuleSet {
@@ -94,6 +105,11 @@ export class RuleSet {
   private readonly trie = new PatternTrie();
   /** The trie's answer for the message being routed: one for every message (route() is not re-entered). */
   private readonly candidates = new Hits();
+  /**
+   * Each topic's routes, in order, up to the first that does not continue: what the trie and the
+   * topic's levels give depends on the topic alone, and a fleet's devices each repeat theirs.
+   */
+  private readonly topics = new Map<string, readonly TopicRoute[]>();
   /** The state when the caller hands none (sluice rules test, tests). */
   private ownSparkplug: SparkplugState | undefined;
 
@@ -163,26 +179,19 @@ export class RuleSet {
     if (expiry !== undefined && message.receivedAt + expiry * 1000 < now) {
       return { outcome: 'expired', matches: noMatches, refusals: [] };
     }
-    const levelsOfTopic = message.topic.split('/');
-    const candidates = this.candidates;
-    this.trie.matchInto(message.topic, levelsOfTopic, candidates);
-    if (candidates.n === 0) return this.unmatchedOf(message);
+    let routes = this.topics.get(message.topic);
+    if (routes === undefined) {
+      routes = this.routesOf(message.topic);
+      if (this.topics.size >= maxTopics) this.topics.clear();
+      this.topics.set(message.topic, routes);
+    }
+    if (routes.length === 0) return this.unmatchedOf(message);
     const matches: Match[] = [];
     let decoded: { ok: true; value: unknown } | { ok: false; refusal: Refusal } | undefined;
     let checked: { ok: true; value: unknown } | { ok: false; refusal: Refusal } | undefined;
     let sparkplug: { ok: true; value: SparkplugMessage } | { ok: false; refusal: Refusal } | undefined;
-    for (let k = 0; k < candidates.n; k++) {
-      const id = candidates.ids[k] as number;
-      const route = this.routes[id] as CompiledRoute;
-      // spBv1.0/STATE/{host}: a host application's state, not an edge node's data
-      if (route.sparkplug && levelsOfTopic[1] === 'STATE') continue;
-      const levels: Record<string, string> = {};
-      let emptyLevel: string | undefined;
-      for (const c of route.pattern.captures) {
-        const v = levelsOfTopic[c.index] as string;
-        if (v === '') emptyLevel ??= c.name;
-        levels[c.name] = v;
-      }
+    for (const { route, levels: topicLevels, emptyLevel } of routes) {
+      const levels = route.sparkplug ? { ...topicLevels } : topicLevels;
       let payload: unknown;
       let problem: Refusal | undefined;
       if (emptyLevel !== undefined) {
@@ -205,10 +214,31 @@ export class RuleSet {
         else problem = { ...d.refusal, route: route.name };
       }
       matches.push({ route: route.name, levels, payload, outputs: route.outputs, problem });
+    }
+    return { outcome: 'routed', matches, refusals: [] };
+  }
+
+  /** The routes a topic goes to, in order, up to the first that does not continue (none: unmatched). */
+  private routesOf(topic: string): TopicRoute[] {
+    const levelsOfTopic = topic.split('/');
+    const candidates = this.candidates;
+    this.trie.matchInto(topic, levelsOfTopic, candidates);
+    const routes: TopicRoute[] = [];
+    for (let k = 0; k < candidates.n; k++) {
+      const route = this.routes[candidates.ids[k] as number] as CompiledRoute;
+      // spBv1.0/STATE/{host}: a host application's state, not an edge node's data
+      if (route.sparkplug && levelsOfTopic[1] === 'STATE') continue;
+      const levels: Record<string, string> = {};
+      let emptyLevel: string | undefined;
+      for (const c of route.pattern.captures) {
+        const v = levelsOfTopic[c.index] as string;
+        if (v === '') emptyLevel ??= c.name;
+        levels[c.name] = v;
+      }
+      routes.push({ route, levels: Object.freeze(levels), emptyLevel });
       if (!route.continue) break;
     }
-    if (matches.length === 0) return this.unmatchedOf(message);
-    return { outcome: 'routed', matches, refusals: [] };
+    return routes;
   }
 
   private unmatchedOf(message: Message): Routed {

@@ -232,6 +232,39 @@ test('first match by default, fan-out with continue: true', () => {
   assert.deepEqual(r.deadLetters, [], 'raw payloads are not decoded');
 });
 
+test("a topic's routes and levels are found once and kept: routed again, past the topics kept, each message still gets its own outputs", () => {
+  const set = rules({
+    subscriptions,
+    routes: [
+      { name: 'alarms', match: '{org}/+/+/+/{deviceId}/alarm', continue: true, payload: 'raw', kafka: { topic: 'alarms' } },
+      { name: 'everything', match: '{org}/#', payload: 'raw', kafka: { topic: 'all.{org}' } },
+    ],
+  });
+  const route = (topic: string) => set.route(msg(topic, Buffer.from('x')));
+  const first = route('acme/s/z/t/d1/alarm');
+  const again = route('acme/s/z/t/d1/alarm');
+  assert.deepEqual(again, first, 'the same topic, the same routes and records');
+  assert.deepEqual(
+    route('other/s/z/t/d2/alarm').kafka.map((k) => [k.record.topic, k.record.key]),
+    [
+      ['alarms', 'd2'],
+      ['all.other', null],
+    ],
+  );
+  assert.deepEqual(route('acme/s/z/t/d1/status').routes, ['everything'], 'a sibling topic is found on its own');
+  assert.equal(route('/s/z/t/d1/alarm').deadLetters[0]?.reason, 'empty-level', 'an empty level stays refused when seen again');
+  assert.equal(route('/s/z/t/d1/alarm').deadLetters[0]?.reason, 'empty-level');
+  // more topics than a rule set keeps (10,000): each still routed by its own levels
+  for (let i = 0; i < 10_050; i++) assert.equal(route(`org${i}/s/z/t/d${i}/alarm`).kafka[0]?.record.key, `d${i}`);
+  assert.deepEqual(route('acme/s/z/t/d1/alarm'), first);
+  // the levels a match shares with the other messages of its topic cannot be changed by an output
+  const levels = set.set.route(msg('acme/s/z/t/d1/alarm', Buffer.from('x'))).matches[0]?.levels as Record<string, string>;
+  assert.throws(() => {
+    levels.deviceId = 'changed';
+  }, TypeError);
+  assert.equal(route('acme/s/z/t/d1/alarm').kafka[0]?.record.key, 'd1');
+});
+
 test('timestamps: s, ms, us, ns, ISO-8601', () => {
   assert.equal(toNanos(1_700_000_000, 'auto'), 1_700_000_000_000_000_000n);
   assert.equal(toNanos(1_700_000_000.5, 's'), 1_700_000_000_500_000_000n);

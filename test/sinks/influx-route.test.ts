@@ -170,3 +170,24 @@ test('a whole-number time is the same point time and event time as toNanos gives
   // the point time without a payload time is the receive time, in nanoseconds
   assert.equal(route('{"v": 2}').outputs[0]?.item, 'meter,deviceId=d-1 v=2 1700000000000000000');
 });
+
+test("a topic's measurement and tags are built once when the topic alone gives them; a tag from the payload, per message", () => {
+  const byTopic = compileRules(
+    rulesFile.parse({
+      subscriptions: [{ filter: '#', qos: 1 }],
+      routes: [{ name: 'r', match: '{site}/{deviceId}', influx: { measurement: 'm_{site}', tags: ['deviceId', 'site'], fields: { v: '$.v' } } }],
+    }),
+  );
+  const line = (set: typeof rules, topic: string, payload: string) => {
+    const message: Message = { topic, payload: Buffer.from(payload), qos: 1, retain: false, properties: {}, receivedAt: 1_700_000_000_000 };
+    const r = encodeAll(set.route(message, message.receivedAt), message, 'w');
+    return r.outputs[0]?.item ?? r.refusals[0]?.error;
+  };
+  assert.equal(line(byTopic, 'north/d 1', '{"v": 1}'), 'm_north,deviceId=d\\ 1,site=north v=1 1700000000000000000');
+  assert.equal(line(byTopic, 'north/d 1', '{"v": 2}'), 'm_north,deviceId=d\\ 1,site=north v=2 1700000000000000000');
+  assert.equal(line(byTopic, 'south/d 1', '{"v": 2}'), 'm_south,deviceId=d\\ 1,site=south v=2 1700000000000000000');
+  // a refused series is refused every time, never kept
+  for (let i = 0; i < 2; i++) assert.match(line(byTopic, 'north/bad\u0001', '{"v": 1}') as string, /tag deviceId has a control character/);
+  assert.equal(line(rules, 'm/d-1', '{"v": 1, "label": "a"}'), 'meter,deviceId=d-1,label=a v=1 1700000000000000000');
+  assert.equal(line(rules, 'm/d-1', '{"v": 1, "label": "b"}'), 'meter,deviceId=d-1,label=b v=1 1700000000000000000');
+});

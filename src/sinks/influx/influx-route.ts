@@ -89,7 +89,15 @@ interface CompiledInflux {
   readonly timeUnit: 'auto' | 's' | 'ms' | 'us' | 'ns';
   /** The array fanned out (the path without its [*]). */
   readonly each: JsonPath | undefined;
+  /**
+   * The escaped measurement and tags by topic, when they come from the topic's levels alone (no
+   * tag read from the payload): a fleet's devices each repeat theirs in every message.
+   */
+  readonly series: Map<string, string> | undefined;
 }
+
+/** Topics whose series a route keeps; past it the map starts again (a fleet larger than this pays the build per message, as without it). */
+const maxSeries = 10_000;
 
 class InfluxRouteOutput implements RouteOutput<string> {
   readonly sink = 'influx';
@@ -157,6 +165,7 @@ class InfluxRouteOutput implements RouteOutput<string> {
       timeOuter: time?.outer ?? false,
       timeUnit: f.timeUnit,
       each,
+      series: tags.every(([, source]) => source.kind === 'template') ? new Map() : undefined,
     };
   }
 
@@ -224,6 +233,8 @@ function wholeNanos(v: unknown, unit: 'auto' | 's' | 'ms' | 'us' | 'ns'): { text
  */
 const parts: string[] = [];
 const fieldValues: Array<string | undefined> = [];
+/** The measurement's and tags' pieces, joined into one flat string (kept by the cache, copied into every line). */
+const seriesParts: string[] = [];
 
 /** One point from `payload` (element `element` of `each`, -1 without it; `whole` is the message's payload). */
 function buildLine(
@@ -235,21 +246,18 @@ function buildLine(
   message: Message,
   element: number,
 ): { line: string; eventTimeMs: number | undefined } | { refusal: Refusal } {
-  const measurement = f.measurement.render(levels);
-  if (measurement === '' || unsafeIdentifier.test(measurement)) return mappingFailure(route, `measurement ${JSON.stringify(measurement)} is empty or unsafe`);
   let n = 0;
-  parts[n++] = lineEscape.measurement(measurement);
-  for (const [name, source, prefix] of f.tags) {
-    const raw = source.kind === 'template' ? source.template.render(levels) : source.path.get(source.outer ? whole : payload);
-    if (raw === undefined || raw === null || raw === '') continue; // line protocol has no empty tags
-    if (typeof raw === 'object') return mappingFailure(route, `tag ${name} is an object or array`);
-    const value = String(raw);
-    const escaped = escapedOrUnsafe.test(value);
-    if (escaped && unsafeIdentifier.test(value)) return mappingFailure(route, `tag ${name} has a control character or a trailing backslash`);
-    if (!value.isWellFormed())
-      return mappingFailure(route, `tag ${name}: ${JSON.stringify(value)} has a lone UTF-16 surrogate (it would be written as U+FFFD)`);
-    parts[n++] = prefix;
-    parts[n++] = escaped ? lineEscape.tag(value) : value;
+  const known = f.series?.get(message.topic);
+  if (known !== undefined) {
+    parts[n++] = known;
+  } else {
+    const series = seriesOf(f, route, levels, payload, whole);
+    if (typeof series !== 'string') return series;
+    if (f.series) {
+      if (f.series.size >= maxSeries) f.series.clear();
+      f.series.set(message.topic, series);
+    }
+    parts[n++] = series;
   }
   let fields = 0;
   // each field's written value, in the rules' order; written below in the names' order
@@ -336,6 +344,28 @@ function buildLine(
   }
   parts.length = n;
   return { line: parts.join(''), eventTimeMs };
+}
+
+/** The escaped measurement and tags of a point: "measurement,tag=value,...", tags sorted by name. */
+function seriesOf(f: CompiledInflux, route: string, levels: Levels, payload: unknown, whole: unknown): string | { refusal: Refusal } {
+  const measurement = f.measurement.render(levels);
+  if (measurement === '' || unsafeIdentifier.test(measurement)) return mappingFailure(route, `measurement ${JSON.stringify(measurement)} is empty or unsafe`);
+  let n = 0;
+  seriesParts[n++] = lineEscape.measurement(measurement);
+  for (const [name, source, prefix] of f.tags) {
+    const raw = source.kind === 'template' ? source.template.render(levels) : source.path.get(source.outer ? whole : payload);
+    if (raw === undefined || raw === null || raw === '') continue; // line protocol has no empty tags
+    if (typeof raw === 'object') return mappingFailure(route, `tag ${name} is an object or array`);
+    const value = String(raw);
+    const escaped = escapedOrUnsafe.test(value);
+    if (escaped && unsafeIdentifier.test(value)) return mappingFailure(route, `tag ${name} has a control character or a trailing backslash`);
+    if (!value.isWellFormed())
+      return mappingFailure(route, `tag ${name}: ${JSON.stringify(value)} has a lone UTF-16 surrogate (it would be written as U+FFFD)`);
+    seriesParts[n++] = prefix;
+    seriesParts[n++] = escaped ? lineEscape.tag(value) : value;
+  }
+  seriesParts.length = n;
+  return seriesParts.join('');
 }
 
 /** How the payload wrote a field's number, under each at its element (only on the rare paths that need it). */
