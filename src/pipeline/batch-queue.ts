@@ -286,7 +286,12 @@ export class BatchQueue<T> {
           take.map((d) => d.since),
         ),
       )
-      .then(() => this.scheduleLane());
+      .then(() => {
+        this.scheduleLane();
+        // items that arrived while the lane held the last write slot (their linger ran out
+        // then, and started nothing) go now; otherwise they wait for the next push
+        if (this.items.length > 0) this.startWrites(true);
+      });
   }
 
   /** A clock that stops while the sink's writes fail as a whole: how long a deferred item has been stuck on its own. */

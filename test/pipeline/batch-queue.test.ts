@@ -94,6 +94,59 @@ test('after an outage, a destination still failing on its own is given up once i
   queue.close();
 });
 
+/** Defers 'x' at its first write; its retry (the deferred lane's) waits for `release()`. */
+class LaneHoldingSink implements Sink<string> {
+  readonly name = 'lane-holding';
+  readonly written: string[] = [];
+  private deferredOnce = false;
+  private gate = Promise.withResolvers<void>();
+  release(): void {
+    this.gate.resolve();
+  }
+  async write(batch: readonly string[]): Promise<WriteResult> {
+    const deferred: number[] = [];
+    for (const [i, item] of batch.entries()) {
+      if (item !== 'x') this.written.push(item);
+      else if (!this.deferredOnce) {
+        this.deferredOnce = true;
+        deferred.push(i);
+      } else {
+        await this.gate.promise;
+        this.written.push(item);
+      }
+    }
+    return { rejected: [], deferred };
+  }
+  sizeOf(): number {
+    return 1;
+  }
+  async close(): Promise<void> {}
+}
+
+test('items whose linger ran out while the deferred lane held the only write slot go once it is free, not at the next push', async (t) => {
+  const sink = new LaneHoldingSink();
+  const metrics = createMetrics(new Registry(), { defaultMetrics: false });
+  const queue = new BatchQueue(
+    sink,
+    { maxItems: 10, maxBytes: 1e6, lingerMs: 20, concurrency: 1 },
+    { minMs: 10, maxMs: 30 },
+    pino({ level: 'silent' }),
+    metrics,
+  );
+  t.after(() => queue.close());
+  const x = outcomeOf(queue, 'x');
+  await sleep(100); // written once (deferred), then the lane's retry holds the slot
+  assert.equal(x(), undefined);
+  const y = outcomeOf(queue, 'y');
+  await sleep(100); // y's linger runs out while the slot is taken
+  assert.equal(y(), undefined, 'nothing written while the lane holds the slot');
+  sink.release();
+  await sleep(100);
+  assert.equal(x()?.kind, 'delivered');
+  assert.equal(y()?.kind, 'delivered', 'y went once the slot was free; nothing else was pushed');
+  assert.deepEqual(sink.written, ['x', 'y']);
+});
+
 /** Items named 'a…' are written at once; the others only once `healed`. Until then each write fails, saying which items it wrote. */
 class PartlyFailingSink implements Sink<string> {
   readonly name = 'partly';
