@@ -8,6 +8,9 @@
 //   route         topic match, level names, JSON decode (RuleSet.route)
 //   route-forward the same for (a)'s route, Kafka alone with the bytes forwarded: the payload
 //                 checked to be JSON, not parsed
+//   route-fleet   (b)'s route and both outputs for a fleet of 50,000 devices, five times the
+//                 topics a worker keeps the routes of: most topics matched per message, each
+//                 topic string made from its bytes per message, as a socket gives it
 //   kafka-record  the route's Kafka output: topic, key, headers, value (sluice)
 //   influx-line   the route's InfluxDB output: one line of line protocol (sluice)
 //   kafka-batch   the client's records as a worker encodes them: the adapter's messages (keys
@@ -92,24 +95,24 @@ function payloadOf(seq: number): Buffer {
   );
 }
 
-const rules = compileRules(
-  rulesFile.parse({
-    subscriptions: [{ filter: `${prefix}/+/+/+/+/telemetry`, qos: 1 }],
-    routes: [
-      {
-        name: 'telemetry',
-        match: `${prefix}/{site}/{zone}/{deviceType}/{deviceId}/telemetry`,
-        kafka: { topic: `${prefix}.telemetry`, key: '{deviceId}' },
-        influx: {
-          measurement: prefix,
-          tags: ['site', 'zone', 'deviceId'],
-          fields: { temperature: '$.temperature', humidity: '$.humidity', battery: '$.battery' },
-          time: '$.ts',
-        },
+/** (b)'s route: Kafka and InfluxDB. */
+const rulesSource = {
+  subscriptions: [{ filter: `${prefix}/+/+/+/+/telemetry`, qos: 1 }],
+  routes: [
+    {
+      name: 'telemetry',
+      match: `${prefix}/{site}/{zone}/{deviceType}/{deviceId}/telemetry`,
+      kafka: { topic: `${prefix}.telemetry`, key: '{deviceId}' },
+      influx: {
+        measurement: prefix,
+        tags: ['site', 'zone', 'deviceId'],
+        fields: { temperature: '$.temperature', humidity: '$.humidity', battery: '$.battery' },
+        time: '$.ts',
       },
-    ],
-  }),
-);
+    },
+  ],
+};
+const rules = compileRules(rulesFile.parse(rulesSource));
 
 /** (a)'s route: Kafka alone, the payload forwarded as it came (checked to be JSON, not parsed). */
 const forwardRules = compileRules(
@@ -300,6 +303,34 @@ function routeStage(ms: readonly Message[], set = rules): Run {
   };
 }
 
+/** A topic of the fleet stage: device `d` of 50,000, named as the bench's devices are. */
+const fleetDevices = 50_000;
+function fleetTopicOf(d: number): string {
+  return `${prefix}/${sites[d % 4]}/floor-${String(d % 8).padStart(2, '0')}/temperature-sensor/ts-${100000 + d}/telemetry`;
+}
+
+function fleetStage(): Run {
+  const set = compileRules(rulesFile.parse(rulesSource)); // its own: the other stages' topics are not kept in it
+  const topics = Array.from({ length: fleetDevices }, (_, d) => Buffer.from(fleetTopicOf(d)));
+  const payloads = Array.from({ length: 1_000 }, (_, i) => payloadOf(i));
+  return (from, to) => {
+    for (let i = from; i < to; i++) {
+      const message: Message = {
+        topic: (topics[i % fleetDevices] as Buffer).toString(),
+        payload: payloads[i % 1_000] as Buffer,
+        qos: 1,
+        retain: false,
+        properties: {},
+        receivedAt: Date.now(),
+      };
+      const match = set.route(message).matches[0];
+      if (!match) throw new Error('unrouted');
+      const input: MatchInput = { message, route: match.route, levels: match.levels, payload: match.payload, clientId: 'stage', annotations: undefined };
+      for (const output of match.outputs) if (!('item' in output.encode(input))) throw new Error(`${output.sink} refused the fleet traffic`);
+    }
+  };
+}
+
 function encodeStage(ins: ReturnType<typeof inputs>, sink: 'kafka' | 'influx'): Run {
   return (from, to) => {
     for (let i = from; i < to; i++) {
@@ -428,6 +459,7 @@ export async function runStages(n = 50_000, rounds = 5, say: (s: string) => void
     ['mqtt', () => mqttStage(n)],
     ['route', () => routeStage(ms)],
     ['route-forward', () => routeStage(ms, forwardRules)],
+    ['route-fleet', () => fleetStage()],
     ['kafka-record', () => encodeStage(ins, 'kafka')],
     ['influx-line', () => encodeStage(ins, 'influx')],
     ['kafka-batch', () => kafkaBatchStage(ins, leanRecordsBatch, (b) => producerMessages(b, true))],

@@ -255,6 +255,12 @@ test("a topic's routes and levels are found once and kept: routed again, past th
   // more topics than a rule set keeps (10,000): each still routed by its own levels
   for (let i = 0; i < 10_050; i++) assert.equal(route(`org${i}/s/z/t/d${i}/alarm`).kafka[0]?.record.key, `d${i}`);
   assert.deepEqual(route('acme/s/z/t/d1/alarm'), first);
+  // the first topics seen stay kept; one past the bound is matched per message, not kept in
+  // place of another (a map emptied to make room would keep nothing for a larger fleet)
+  const levelsOf = (topic: string) => set.set.route(msg(topic, Buffer.from('x'))).matches[0]?.levels;
+  assert.equal(levelsOf('acme/s/z/t/d1/alarm'), levelsOf('acme/s/z/t/d1/alarm'), 'a topic seen first is still kept');
+  assert.notEqual(levelsOf('org10049/s/z/t/d10049/alarm'), levelsOf('org10049/s/z/t/d10049/alarm'), 'a topic past the bound is not kept');
+  assert.equal(Object.isFrozen(levelsOf('org10049/s/z/t/d10049/alarm')), false, 'nor are its levels shared');
   // the levels a match shares with the other messages of its topic cannot be changed by an output
   const levels = set.set.route(msg('acme/s/z/t/d1/alarm', Buffer.from('x'))).matches[0]?.levels as Record<string, string>;
   assert.throws(() => {

@@ -188,6 +188,9 @@ test("a topic's measurement and tags are built once when the topic alone gives t
   assert.equal(line(byTopic, 'south/d 1', '{"v": 2}'), 'm_south,deviceId=d\\ 1,site=south v=2 1700000000000000000');
   // a refused series is refused every time, never kept
   for (let i = 0; i < 2; i++) assert.match(line(byTopic, 'north/bad\u0001', '{"v": 1}') as string, /tag deviceId has a control character/);
+  // past the topics a route keeps (10,000): each line still from its own topic, the first ones' too
+  for (let i = 0; i < 10_050; i++) assert.equal(line(byTopic, `s${i}/d${i}`, '{"v": 3}'), `m_s${i},deviceId=d${i},site=s${i} v=3 1700000000000000000`);
+  assert.equal(line(byTopic, 'north/d 1', '{"v": 4}'), 'm_north,deviceId=d\\ 1,site=north v=4 1700000000000000000');
   assert.equal(line(rules, 'm/d-1', '{"v": 1, "label": "a"}'), 'meter,deviceId=d-1,label=a v=1 1700000000000000000');
   assert.equal(line(rules, 'm/d-1', '{"v": 1, "label": "b"}'), 'meter,deviceId=d-1,label=b v=1 1700000000000000000');
 });

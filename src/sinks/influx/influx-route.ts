@@ -96,7 +96,7 @@ interface CompiledInflux {
   readonly series: Map<string, string> | undefined;
 }
 
-/** Topics whose series a route keeps; past it the map starts again (a fleet larger than this pays the build per message, as without it). */
+/** Topics whose series a route keeps: the first this many (past them the series is built per message; the rule set's maxTopics says why the map is never emptied). */
 const maxSeries = 10_000;
 
 class InfluxRouteOutput implements RouteOutput<string> {
@@ -253,10 +253,7 @@ function buildLine(
   } else {
     const series = seriesOf(f, route, levels, payload, whole);
     if (typeof series !== 'string') return series;
-    if (f.series) {
-      if (f.series.size >= maxSeries) f.series.clear();
-      f.series.set(message.topic, series);
-    }
+    if (f.series && f.series.size < maxSeries) f.series.set(message.topic, series);
     parts[n++] = series;
   }
   let fields = 0;
