@@ -15,7 +15,7 @@ import type { SparkplugMessage } from '../sparkplug/sparkplug-message.ts';
 import { decodeSparkplug, type SparkplugPayload } from '../sparkplug/sparkplug-payload.ts';
 import { SparkplugState } from '../sparkplug/sparkplug-state.ts';
 import { parseSparkplugTopic, type SparkplugTopic, sparkplugLevels } from '../sparkplug/sparkplug-topic.ts';
-import type { OutputCompiler, RouteOutput } from './route-output.ts';
+import { keepsTopic, type OutputCompiler, type RouteOutput } from './route-output.ts';
 
 export { RuleError };
 
@@ -87,14 +87,6 @@ interface TopicRoute {
   readonly emptyLevel: string | undefined;
 }
 
-/**
- * Topics whose routes a rule set keeps: the first this many it sees. A topic past them is
- * matched per message, as without the map; the map is never emptied to make room, since with
- * more topics than this in turn every topic would leave it before it came again, each
- * message paying for an entry that became old-generation garbage (the bench's route-fleet
- * stage, 50,000 topics: 7-12 µs a message emptied when full, 5.3-6.1 kept, 4.6-7.0 without).
- */
-const maxTopics = 10_000;
 const noOptions: RouteOptions = Object.freeze({});
 
 export class RuleSet {
@@ -188,7 +180,7 @@ export class RuleSet {
     let routes = this.topics.get(message.topic);
     if (routes === undefined) {
       routes = this.routesOf(message.topic);
-      if (this.topics.size < maxTopics) {
+      if (keepsTopic(this.topics, message.topic)) {
         // kept: every message of the topic shares its levels, so none may change them
         for (const r of routes) Object.freeze(r.levels);
         this.topics.set(message.topic, routes);

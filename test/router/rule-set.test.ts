@@ -261,6 +261,15 @@ test("a topic's routes and levels are found once and kept: routed again, past th
   assert.equal(levelsOf('acme/s/z/t/d1/alarm'), levelsOf('acme/s/z/t/d1/alarm'), 'a topic seen first is still kept');
   assert.notEqual(levelsOf('org10049/s/z/t/d10049/alarm'), levelsOf('org10049/s/z/t/d10049/alarm'), 'a topic past the bound is not kept');
   assert.equal(Object.isFrozen(levelsOf('org10049/s/z/t/d10049/alarm')), false, 'nor are its levels shared');
+  // nor is a topic longer than 256 characters (MQTT allows 65,535 bytes), in a rule set with room
+  const roomy = fanOutRules();
+  const levelsIn = (topic: string) => roomy.set.route(msg(topic, Buffer.from('x'))).matches[0]?.levels;
+  const long = `acme/s/z/t/${'d'.repeat(240)}/alarm`;
+  assert.equal(long.length, 257);
+  assert.notEqual(levelsIn(long), levelsIn(long), 'a topic of 257 characters is not kept');
+  assert.equal(levelsIn(long)?.deviceId, 'd'.repeat(240), 'but routed by its own levels');
+  const longest = long.replace('/d', '/');
+  assert.equal(levelsIn(longest), levelsIn(longest), 'one of 256 is');
   // the levels a match shares with the other messages of its topic cannot be changed by an output
   const levels = set.set.route(msg('acme/s/z/t/d1/alarm', Buffer.from('x'))).matches[0]?.levels as Record<string, string>;
   assert.throws(() => {

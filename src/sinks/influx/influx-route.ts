@@ -12,7 +12,7 @@ import { compileTemplate, type Levels, type Template } from '../../mapping/templ
 import { toNanos } from '../../mapping/timestamp.ts';
 import type { Message } from '../../message.ts';
 import type { Refusal } from '../../outcome.ts';
-import type { Encoded, MatchInput, OutputCompiler, RouteContext, RouteOutput } from '../../router/route-output.ts';
+import { type Encoded, keepsTopic, type MatchInput, type OutputCompiler, type RouteContext, type RouteOutput } from '../../router/route-output.ts';
 import { lineEscape } from './influx-client.ts';
 import { InfluxSparkplugMapping } from './influx-sparkplug.ts';
 import { escapedOrUnsafe, maxInt64, minInt64, unsafeIdentifier, unsafeString } from './line-protocol.ts';
@@ -95,9 +95,6 @@ interface CompiledInflux {
    */
   readonly series: Map<string, string> | undefined;
 }
-
-/** Topics whose series a route keeps: the first this many (past them the series is built per message; the rule set's maxTopics says why the map is never emptied). */
-const maxSeries = 10_000;
 
 class InfluxRouteOutput implements RouteOutput<string> {
   readonly sink = 'influx';
@@ -253,7 +250,7 @@ function buildLine(
   } else {
     const series = seriesOf(f, route, levels, payload, whole);
     if (typeof series !== 'string') return series;
-    if (f.series && f.series.size < maxSeries) f.series.set(message.topic, series);
+    if (f.series && keepsTopic(f.series, message.topic)) f.series.set(message.topic, series);
     parts[n++] = series;
   }
   let fields = 0;
