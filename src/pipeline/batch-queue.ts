@@ -239,8 +239,9 @@ export class BatchQueue<T> {
     if (deferred) {
       // the lane stays in arrival order: items from the lane deferred again go back to its front
       // (the sink keeps a destination's order by deferring newer items behind them)
-      if (since) this.lane.unshift(...again);
-      else this.lane.push(...again);
+      // (not spread into arguments: a batch of over ~150,000 items would overflow the stack)
+      if (since) this.lane = again.concat(this.lane);
+      else for (const d of again) this.lane.push(d);
       this.metrics.sinkDeferred.set(this.labels, this.lane.length);
       this.scheduleLane();
     }

@@ -94,6 +94,22 @@ test('after an outage, a destination still failing on its own is given up once i
   queue.close();
 });
 
+test('a batch of 200,000 deferred items goes to the lane and back without overflowing the stack', async (t) => {
+  const sink = new ScriptedSink();
+  const metrics = createMetrics(new Registry(), { defaultMetrics: false });
+  const n = 200_000;
+  const queue = new BatchQueue(sink, { maxItems: n, maxBytes: 1e9, lingerMs: 10 }, { minMs: 10, maxMs: 30 }, pino({ level: 'silent' }), metrics);
+  t.after(() => queue.close());
+  let delivered = 0;
+  for (let i = 0; i < n; i++) queue.push('x', { decided: (o) => (delivered += o.kind === 'delivered' ? 1 : 0) });
+  await sleep(150); // deferred, and deferred again from the lane
+  assert.equal(delivered, 0);
+  sink.xFails = false;
+  for (let waited = 0; delivered < n && waited < 10_000; waited += 50) await sleep(50);
+  assert.equal(delivered, n);
+  assert.equal(sink.written.length, n);
+});
+
 /** Defers 'x' at its first write; its retry (the deferred lane's) waits for `release()`. */
 class LaneHoldingSink implements Sink<string> {
   readonly name = 'lane-holding';

@@ -188,7 +188,7 @@ export class KafkaSink implements Sink<KafkaRecord> {
       if (topicFault?.startsWith('UNKNOWN_TOPIC_OR_PARTITION')) this.topics.forget(topic);
       if (!topicFault || !this.options.isolate) throw this.clusterError(err, written, topic);
       this.failing.failed(topic, topicFault);
-      deferred.push(...left);
+      for (const i of left) deferred.push(i); // not spread: a batch can be longer than a call's arguments
     }
   }
 
@@ -263,7 +263,7 @@ export class KafkaSink implements Sink<KafkaRecord> {
       if (records) this.leaveOut(records, batch, byTopic, batches, written);
       throw err;
     }
-    for (const indexes of byTopic.values()) written.push(...indexes);
+    for (const indexes of byTopic.values()) for (const i of indexes) written.push(i);
   }
 
   /** Takes the records written out of `byTopic`: an item only when all its wire records were written (a fanned-out message is one item). */
