@@ -125,13 +125,22 @@ export class BatchQueue<T> {
     }
     while (this.items.length > 0 && !this.closed && this.writes.count < this.concurrency) {
       const { items, listeners } = this.takeBatch();
-      void this.writes
-        .add(() => this.writeUntilDurable(items, listeners))
-        .then(() => {
-          // items that arrived while the write ran go next, without waiting for a linger
-          if (this.items.length > 0) this.startWrites(true);
-        });
+      void this.write(items, listeners);
     }
+  }
+
+  /**
+   * Every write, a batch's or the deferred lane's, goes through here. When it settles its
+   * slot is free, so items that wait go at once: those that arrived while it ran, and those
+   * whose linger ran out while every slot was taken (that timer started nothing); otherwise
+   * they would wait for the next push, which a quiet device may never send.
+   */
+  private write(items: T[], listeners: OutcomeListener[], since?: readonly number[]): Promise<void> {
+    return this.writes
+      .add(() => this.writeUntilDurable(items, listeners, since))
+      .then(() => {
+        if (this.items.length > 0) this.startWrites(true);
+      });
   }
 
   private takeBatch(): { items: T[]; listeners: OutcomeListener[] } {
@@ -279,20 +288,11 @@ export class BatchQueue<T> {
     const take = this.lane.splice(0, this.limits.maxItems);
     this.metrics.sinkDeferred.set(this.labels, this.lane.length);
     if (take.length === 0) return;
-    void this.writes
-      .add(() =>
-        this.writeUntilDurable(
-          take.map((d) => d.item),
-          take.map((d) => d.listener),
-          take.map((d) => d.since),
-        ),
-      )
-      .then(() => {
-        this.scheduleLane();
-        // items that arrived while the lane held the last write slot (their linger ran out
-        // then, and started nothing) go now; otherwise they wait for the next push
-        if (this.items.length > 0) this.startWrites(true);
-      });
+    void this.write(
+      take.map((d) => d.item),
+      take.map((d) => d.listener),
+      take.map((d) => d.since),
+    ).then(() => this.scheduleLane());
   }
 
   /** A clock that stops while the sink's writes fail as a whole: how long a deferred item has been stuck on its own. */
