@@ -7,21 +7,6 @@ import type { Levels } from '../mapping/template.ts';
 import type { Message } from '../message.ts';
 import type { Annotations, Refusal } from '../outcome.ts';
 
-/**
- * Whether what depends on a topic alone (its routes and levels, an output's rendering of them)
- * is kept for `topic` in `kept`, a map by topic: the first 10,000 topics seen, each of at most
- * 256 characters. A topic past them is worked out per message, as if nothing were kept.
- * - Never emptied to make room: with more topics than that in turn, every topic would leave
- *   before it came again, each message paying for an entry that became old-generation garbage
- *   (the bench's route-fleet stage, 50,000 topics: 7-12 µs a message emptied when full,
- *   5.3-6.1 kept, 4.6-7.0 with nothing kept).
- * - Bounded in length too: MQTT allows 65,535-byte topics, and 10,000 of them would hold over a
- *   GiB; real hierarchies and Sparkplug's are well under 256.
- */
-export function keepsTopic(kept: ReadonlyMap<string, unknown>, topic: string): boolean {
-  return kept.size < 10_000 && topic.length <= 256;
-}
-
 /** What one route made of one message: the input of every output's encoder. */
 export interface MatchInput {
   readonly message: Message;

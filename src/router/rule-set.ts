@@ -15,7 +15,8 @@ import type { SparkplugMessage } from '../sparkplug/sparkplug-message.ts';
 import { decodeSparkplug, type SparkplugPayload } from '../sparkplug/sparkplug-payload.ts';
 import { SparkplugState } from '../sparkplug/sparkplug-state.ts';
 import { parseSparkplugTopic, type SparkplugTopic, sparkplugLevels } from '../sparkplug/sparkplug-topic.ts';
-import { keepsTopic, type OutputCompiler, type RouteOutput } from './route-output.ts';
+import { KeptTopics } from './kept-topics.ts';
+import type { OutputCompiler, RouteOutput } from './route-output.ts';
 
 export { RuleError };
 
@@ -107,7 +108,7 @@ export class RuleSet {
    * Each topic's routes, in order, up to the first that does not continue: what the trie and the
    * topic's levels give depends on the topic alone, and a fleet's devices each repeat theirs.
    */
-  private readonly topics = new Map<string, readonly TopicRoute[]>();
+  private readonly topics = new KeptTopics<readonly TopicRoute[]>();
   /** The state when the caller hands none (sluice rules test, tests). */
   private ownSparkplug: SparkplugState | undefined;
 
@@ -180,11 +181,8 @@ export class RuleSet {
     let routes = this.topics.get(message.topic);
     if (routes === undefined) {
       routes = this.routesOf(message.topic);
-      if (keepsTopic(this.topics, message.topic)) {
-        // kept: every message of the topic shares its levels, so none may change them
-        for (const r of routes) Object.freeze(r.levels);
-        this.topics.set(message.topic, routes);
-      }
+      // kept: every message of the topic shares its levels, so none may change them
+      if (this.topics.keep(message.topic, routes)) for (const r of routes) Object.freeze(r.levels);
     }
     if (routes.length === 0) return this.unmatchedOf(message);
     const matches: Match[] = [];

@@ -12,7 +12,8 @@ import { compileTemplate, type Levels, type Template } from '../../mapping/templ
 import { toNanos } from '../../mapping/timestamp.ts';
 import type { Message } from '../../message.ts';
 import type { Refusal } from '../../outcome.ts';
-import { type Encoded, keepsTopic, type MatchInput, type OutputCompiler, type RouteContext, type RouteOutput } from '../../router/route-output.ts';
+import { KeptTopics } from '../../router/kept-topics.ts';
+import type { Encoded, MatchInput, OutputCompiler, RouteContext, RouteOutput } from '../../router/route-output.ts';
 import { lineEscape } from './influx-client.ts';
 import { InfluxSparkplugMapping } from './influx-sparkplug.ts';
 import { escapedOrUnsafe, maxInt64, minInt64, unsafeIdentifier, unsafeString } from './line-protocol.ts';
@@ -93,7 +94,7 @@ interface CompiledInflux {
    * The escaped measurement and tags by topic, when they come from the topic's levels alone (no
    * tag read from the payload): a fleet's devices each repeat theirs in every message.
    */
-  readonly series: Map<string, string> | undefined;
+  readonly series: KeptTopics<string> | undefined;
 }
 
 class InfluxRouteOutput implements RouteOutput<string> {
@@ -162,7 +163,7 @@ class InfluxRouteOutput implements RouteOutput<string> {
       timeOuter: time?.outer ?? false,
       timeUnit: f.timeUnit,
       each,
-      series: tags.every(([, source]) => source.kind === 'template') ? new Map() : undefined,
+      series: tags.every(([, source]) => source.kind === 'template') ? new KeptTopics() : undefined,
     };
   }
 
@@ -250,7 +251,7 @@ function buildLine(
   } else {
     const series = seriesOf(f, route, levels, payload, whole);
     if (typeof series !== 'string') return series;
-    if (f.series && keepsTopic(f.series, message.topic)) f.series.set(message.topic, series);
+    f.series?.keep(message.topic, series);
     parts[n++] = series;
   }
   let fields = 0;
