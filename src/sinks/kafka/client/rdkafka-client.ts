@@ -358,21 +358,19 @@ class RdkafkaSession implements ProducerSession {
     const finished = Promise.withResolvers<void>();
     const delivery: Delivery = { left: n, errors: undefined, done: () => finished.resolve() };
     const sent: Sent[] = [];
-    let handed = 0;
     try {
       for (const { topic, records } of batches) {
         for (const r of records) {
           const one: Sent = { delivery, record: r, written: false };
           producer.produce(topic, null, r.value, r.key, r.timestamp, one, headersOf(r.headers));
           sent.push(one);
-          handed++;
         }
       }
     } catch (err) {
-      // refused before it left (too large, queue full): the records handed already still get
-      // their reports; the send fails with this error beside theirs
+      // refused before it left (too large, queue full): the records handed already (sent) still
+      // get their reports; the send fails with this error beside theirs
       (delivery.errors ??= []).push(refusal(err));
-      delivery.left -= n - handed;
+      delivery.left -= n - sent.length;
       if (delivery.left === 0) delivery.done();
     }
     if (delivery.left > 0) {
