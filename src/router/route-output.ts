@@ -46,6 +46,8 @@ export interface RouteOutput<Item = unknown> {
   readonly requires?: readonly string[] | undefined;
   /** Where it writes, as the rules name it (a Kafka topic or topic template): `sluice check --connect` looks for it. */
   readonly destination?: string | undefined;
+  /** true: it keeps a per-topic map of its own (router/kept-topics.ts), which the start-up memory check counts. */
+  readonly keepsTopics?: boolean;
   encode(input: MatchInput): Encoded<Item>;
 }
 

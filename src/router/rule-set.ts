@@ -100,6 +100,8 @@ export class RuleSet {
   readonly sinksByRoute: ReadonlyMap<string, readonly string[]>;
   /** Some route takes Sparkplug B payloads (the worker keeps their alias state). */
   readonly usesSparkplug: boolean;
+  /** The outputs that keep a per-topic map of their own, beside the rules' (the start-up memory check counts them). */
+  readonly outputsKeepingTopics: number;
   private readonly routes: readonly CompiledRoute[];
   private readonly trie = new PatternTrie();
   /** The trie's answer for the message being routed: one for every message (route() is not re-entered). */
@@ -139,6 +141,7 @@ export class RuleSet {
     this.sinksUsed = new Set(this.routes.flatMap((r) => r.outputs.map((o) => o.sink)));
     this.sinksByRoute = new Map(this.routes.map((r) => [r.name, r.outputs.map((o) => o.sink)]));
     this.usesSparkplug = this.routes.some((r) => r.sparkplug);
+    this.outputsKeepingTopics = this.routes.reduce((n, r) => n + r.outputs.filter((o) => o.keepsTopics === true).length, 0);
     this.requirements = this.routes.flatMap((r) => r.outputs.flatMap((o) => (o.requires ?? []).map((key) => ({ sink: o.sink, key, route: r.name }))));
   }
 

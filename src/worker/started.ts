@@ -20,10 +20,16 @@ export function logStarted(config: LoadedConfig, worker: WorkerSessions & { read
     'sluice started',
   );
   const connections = sessionsOf(worker).length;
-  const budget = memoryBudget(s.mqtt.maxInFlightBytes, connections);
+  const budget = memoryBudget(s.mqtt.maxInFlightBytes, connections, config.rules.outputsKeepingTopics);
   if (!budget.ok) {
     log.warn(
-      { heapLimitMiB: budget.heapLimitMiB, neededMiB: budget.neededMiB, maxInFlightBytes: s.mqtt.maxInFlightBytes, connections },
+      {
+        heapLimitMiB: budget.heapLimitMiB,
+        neededMiB: budget.neededMiB,
+        maxInFlightBytes: s.mqtt.maxInFlightBytes,
+        connections,
+        outputsKeepingTopics: config.rules.outputsKeepingTopics,
+      },
       'the heap limit is below what the messages in flight may need (mqtt.maxInFlightBytes per connection): raise --max-old-space-size (NODE_OPTIONS) or lower mqtt.maxInFlightBytes (docs/operations.md, Memory)',
     );
   }

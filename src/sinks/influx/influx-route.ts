@@ -101,6 +101,7 @@ class InfluxRouteOutput implements RouteOutput<string> {
   readonly sink = 'influx';
   readonly readsPayload = true;
   readonly phase = 1;
+  readonly keepsTopics: boolean = false;
   private readonly route: string;
   private readonly compiled: CompiledInflux | undefined;
   private readonly sparkplug: InfluxSparkplugMapping | undefined;
@@ -165,6 +166,7 @@ class InfluxRouteOutput implements RouteOutput<string> {
       each,
       series: tags.every(([, source]) => source.kind === 'template') ? new KeptTopics() : undefined,
     };
+    this.keepsTopics = this.compiled.series !== undefined;
   }
 
   encode(input: MatchInput): Encoded<string> {
