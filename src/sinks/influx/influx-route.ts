@@ -101,7 +101,6 @@ class InfluxRouteOutput implements RouteOutput<string> {
   readonly sink = 'influx';
   readonly readsPayload = true;
   readonly phase = 1;
-  readonly keepsTopics: boolean = false;
   private readonly route: string;
   private readonly compiled: CompiledInflux | undefined;
   private readonly sparkplug: InfluxSparkplugMapping | undefined;
@@ -166,7 +165,10 @@ class InfluxRouteOutput implements RouteOutput<string> {
       each,
       series: tags.every(([, source]) => source.kind === 'template') ? new KeptTopics() : undefined,
     };
-    this.keepsTopics = this.compiled.series !== undefined;
+  }
+
+  get keepsTopics(): boolean {
+    return this.compiled?.series !== undefined;
   }
 
   encode(input: MatchInput): Encoded<string> {
