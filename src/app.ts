@@ -13,9 +13,9 @@ import type { Session } from './source/session.ts';
 import { startSparkplug } from './sparkplug/index.ts';
 import { WorkerHealth } from './worker/health.ts';
 import { startWorkerHttp } from './worker/http.ts';
-import { checkReload, commandsClientIdOf, createSessions, startSessions, stopSessions, updateSubscriptions } from './worker/sessions.ts';
+import { checkReload, commandsClientIdOf, createSessions, sessionsOf, startSessions, stopSessions, updateSubscriptions } from './worker/sessions.ts';
 import { WorkerSinks } from './worker/sinks.ts';
-import { logStarted } from './worker/started.ts';
+import { logStarted, warnIfHeapShort } from './worker/started.ts';
 
 export interface Worker {
   readonly metrics: Metrics;
@@ -95,6 +95,7 @@ export async function startWorker(config: LoadedConfig, log: Logger, options: Wo
     reload(next) {
       checkReload(next, config.rulesFile, { sinks, sparkplug, ...sessions });
       rules = next; // the pipeline reads it per message: the swap is between two messages
+      warnIfHeapShort(s.mqtt.maxInFlightBytes, sessionsOf(sessions).length, next.outputsKeepingTopics, log);
       return updateSubscriptions(sessions, next);
     },
     async stop() {

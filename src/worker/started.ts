@@ -1,5 +1,5 @@
 // The one line a worker logs once its connections start, and the warning when the heap limit is
-// below what the messages in flight may need.
+// below what the messages in flight and the rules' kept topics may need (at start and on a reload).
 import type { Logger } from 'pino';
 import type { LoadedConfig } from '../config/load.ts';
 import { memoryBudget } from '../observability/memory-budget.ts';
@@ -19,18 +19,18 @@ export function logStarted(config: LoadedConfig, worker: WorkerSessions & { read
     },
     'sluice started',
   );
-  const connections = sessionsOf(worker).length;
-  const budget = memoryBudget(s.mqtt.maxInFlightBytes, connections, config.rules.outputsKeepingTopics);
-  if (!budget.ok) {
-    log.warn(
-      {
-        heapLimitMiB: budget.heapLimitMiB,
-        neededMiB: budget.neededMiB,
-        maxInFlightBytes: s.mqtt.maxInFlightBytes,
-        connections,
-        outputsKeepingTopics: config.rules.outputsKeepingTopics,
-      },
-      'the heap limit is below what the messages in flight may need (mqtt.maxInFlightBytes per connection): raise --max-old-space-size (NODE_OPTIONS) or lower mqtt.maxInFlightBytes (docs/operations.md, Memory)',
-    );
-  }
+  warnIfHeapShort(s.mqtt.maxInFlightBytes, sessionsOf(worker).length, config.rules.outputsKeepingTopics, log);
+}
+
+/**
+ * Warns when V8's heap limit is below what the config may hold: at start, and after each rules
+ * reload, since the rules' kept topics count (each InfluxDB output that keeps its series).
+ */
+export function warnIfHeapShort(maxInFlightBytes: number, connections: number, outputsKeepingTopics: number, log: Logger): void {
+  const budget = memoryBudget(maxInFlightBytes, connections, outputsKeepingTopics);
+  if (budget.ok) return;
+  log.warn(
+    { heapLimitMiB: budget.heapLimitMiB, neededMiB: budget.neededMiB, maxInFlightBytes, connections, outputsKeepingTopics },
+    'the heap limit is below what the messages in flight may need (mqtt.maxInFlightBytes per connection): raise --max-old-space-size (NODE_OPTIONS) or lower mqtt.maxInFlightBytes (docs/operations.md, Memory)',
+  );
 }

@@ -1,7 +1,7 @@
 // Rules hot reload for real: a SIGHUP under load swaps the rules between messages, subscribes
 // the added filter and unsubscribes the removed one on the live connection (no reconnect), and
 // loses nothing; a bad file keeps the old rules, names its file:line and is counted; --watch
-// reloads on a change of the file.
+// reloads on a change of the file; rules that keep more than the heap allows are warned of.
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -88,4 +88,32 @@ test('--watch: a change of the rules file reloads them', { timeout: 60_000 }, as
   await publishNumbered(pub, 100, (seq) => `${prefix}/s/z/sensor/d-${seq % 5}/alarm`);
   const alarms = seqCounts(await readTopic(t, `${prefix}.alarm`, (r) => seqCounts(r).size >= 100, 30_000, 5_000));
   assert.equal(alarms.size, 100);
+});
+
+test('a reload whose rules keep more than the heap allows is warned of, as at start: each InfluxDB output that keeps its series counts', {
+  timeout: 60_000,
+}, async (t) => {
+  printLogsOnFailure(t);
+  const prefix = unique('heap');
+  const match = `${prefix}/{site}/{zone}/{deviceType}/{deviceId}/telemetry`;
+  const influx = (measurement: string) => ({ measurement, tags: ['site', 'deviceId'], fields: { temperature: '$.temperature' } });
+  const rulesWith = (outputs: number) => ({
+    subscriptions: [{ filter: `${prefix}/+/+/+/+/telemetry`, qos: 1 }],
+    routes: Array.from({ length: outputs }, (_, i) => ({ name: `r${i}`, match, continue: i < outputs - 1, influx: influx(`${prefix}_${i}`) })),
+  });
+  // one connection, 1 MiB in flight: 64 + 2 x (8 + 4n) + 6 MiB needed, so 94 with one such
+  // output and 126 with five, against a heap limit of 100 MiB of old generation plus the young one
+  const sluice = sluiceFor(t, { rules: rulesWith(1), config: { mqtt: { maxInFlightBytes: 2 ** 20 } }, nodeArgs: ['--max-old-space-size=100'] });
+  await sluice.start();
+  const warning = '"msg":"the heap limit is below what the messages in flight may need';
+  assert.ok(!sluice.logs.includes(warning), 'one output fits the heap: no warning at start');
+
+  sluice.writeRules(rulesWith(5));
+  process.kill(sluice.pid as number, 'SIGHUP');
+  await waitFor('rules reloaded', () => sluice.logs.includes('"msg":"rules reloaded"'), 10_000);
+  const line = sluice.logs.split('\n').find((l) => l.includes(warning));
+  t.diagnostic(`after the reload: ${line}`);
+  assert.ok(line, 'five outputs that keep their series do not fit: warned');
+  assert.match(line, /"neededMiB":126,/);
+  assert.match(line, /"outputsKeepingTopics":5,/);
 });
