@@ -31,6 +31,6 @@ export function warnIfHeapShort(maxInFlightBytes: number, connections: number, o
   if (budget.ok) return;
   log.warn(
     { heapLimitMiB: budget.heapLimitMiB, neededMiB: budget.neededMiB, maxInFlightBytes, connections, outputsKeepingTopics },
-    'the heap limit is below what the messages in flight may need (mqtt.maxInFlightBytes per connection): raise --max-old-space-size (NODE_OPTIONS) or lower mqtt.maxInFlightBytes (docs/operations.md, Memory)',
+    'the heap limit is below what the config may need (mqtt.maxInFlightBytes per connection, the topics the rules keep): raise --max-old-space-size (NODE_OPTIONS) or lower mqtt.maxInFlightBytes (docs/operations.md, Memory)',
   );
 }

@@ -105,7 +105,7 @@ test('a reload whose rules keep more than the heap allows is warned of, as at st
   // output and 126 with five, against a heap limit of 100 MiB of old generation plus the young one
   const sluice = sluiceFor(t, { rules: rulesWith(1), config: { mqtt: { maxInFlightBytes: 2 ** 20 } }, nodeArgs: ['--max-old-space-size=100'] });
   await sluice.start();
-  const warning = '"msg":"the heap limit is below what the messages in flight may need';
+  const warning = '"msg":"the heap limit is below what the config may need';
   assert.ok(!sluice.logs.includes(warning), 'one output fits the heap: no warning at start');
 
   sluice.writeRules(rulesWith(5));
