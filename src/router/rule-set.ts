@@ -79,6 +79,8 @@ export interface Routed {
 }
 
 const noMatches: readonly Match[] = Object.freeze([]);
+/** Shared by every routing without a refusal of its own: read only, never added to. */
+const noRefusals: readonly Refusal[] = Object.freeze([]);
 
 /** A route a topic is routed to, with the topic's levels, as its first message found them. */
 interface TopicRoute {
@@ -179,7 +181,7 @@ export class RuleSet {
   route(message: Message, now = Date.now(), options: RouteOptions = noOptions): Routed {
     const expiry = message.properties.messageExpiryInterval;
     if (expiry !== undefined && message.receivedAt + expiry * 1000 < now) {
-      return { outcome: 'expired', matches: noMatches, refusals: [] };
+      return { outcome: 'expired', matches: noMatches, refusals: noRefusals };
     }
     let routes = this.topics.get(message.topic);
     if (routes === undefined) {
@@ -188,7 +190,9 @@ export class RuleSet {
       if (this.topics.keep(message.topic, routes)) for (const r of routes) Object.freeze(r.levels);
     }
     if (routes.length === 0) return this.unmatchedOf(message);
-    const matches: Match[] = [];
+    // one route (the usual case) makes an array of one: one that grows by push reserves 17
+    // places, held with the delivery until the message is acked
+    let matches: Match[] | undefined;
     let decoded: { ok: true; value: unknown } | { ok: false; refusal: Refusal } | undefined;
     let checked: { ok: true; value: unknown } | { ok: false; refusal: Refusal } | undefined;
     let sparkplug: { ok: true; value: SparkplugMessage } | { ok: false; refusal: Refusal } | undefined;
@@ -215,9 +219,11 @@ export class RuleSet {
         if (d.ok) payload = d.value;
         else problem = { ...d.refusal, route: route.name };
       }
-      matches.push({ route: route.name, levels, payload, outputs: route.outputs, problem });
+      const match: Match = { route: route.name, levels, payload, outputs: route.outputs, problem };
+      if (matches === undefined) matches = [match];
+      else matches.push(match);
     }
-    return { outcome: 'routed', matches, refusals: [] };
+    return { outcome: 'routed', matches: matches as Match[], refusals: noRefusals };
   }
 
   /** The routes a topic goes to, in order, up to the first that does not continue (none: unmatched). */
@@ -245,7 +251,7 @@ export class RuleSet {
 
   private unmatchedOf(message: Message): Routed {
     return this.unmatched === 'drop'
-      ? { outcome: 'unmatched-dropped', matches: noMatches, refusals: [] }
+      ? { outcome: 'unmatched-dropped', matches: noMatches, refusals: noRefusals }
       : { outcome: 'routed', matches: noMatches, refusals: [{ reason: 'unmatched', stage: 'route', error: `no route matches topic "${message.topic}"` }] };
   }
 
