@@ -248,5 +248,7 @@ test("a sink's latency is timed per item from its message's read to durable ther
   assert.equal(sample('sluice_sink_latency_seconds_count{sink="slow"}'), 2, 'the two delivered items that know their read time');
   assert.equal(sample('sluice_sink_latency_seconds_bucket{le="0.15",sink="slow"}'), 0, 'none under the 100 ms before the queue + the 80 ms write');
   assert.equal(sample('sluice_sink_latency_seconds_bucket{le="0.5",sink="slow"}'), 2);
-  assert.ok(sample('sluice_sink_latency_seconds_sum{sink="slow"}') >= 2 * 0.18, 'each at least 180 ms');
+  // A timer counts from the event loop's clock, read when the loop turned, so the 80 ms write
+  // can end a few ms early by the monotonic clock the latency is taken with.
+  assert.ok(sample('sluice_sink_latency_seconds_sum{sink="slow"}') >= 2 * 0.17, 'each at least 170 ms');
 });
