@@ -81,7 +81,7 @@ function summarize(losses: Map<string, number>): string {
 }
 
 for (const kind of brokerKinds) {
-  test(`${kind} SIGKILLed twice under load and rolled back: every message sluice took is in Kafka, every command recorded once`, {
+  test(`${kind} SIGKILLed twice under load and rolled back: every message sluice took is in Kafka, every command recorded once${kind === 'hivemq' ? ' by each worker' : ''}`, {
     timeout: 240_000,
   }, async (t) => {
     printLogsOnFailure(t);
@@ -190,9 +190,14 @@ for (const kind of brokerKinds) {
     // commands: each recorded at most once across both workers' logs (once, unless the broker lost it)
     await sleep(2_000);
     const recorded = new Map<number, number>();
+    // in one worker's log (its idempotency index) a command is never recorded twice
+    const twiceInOneLog: number[] = [];
     for (const w of workers) {
+      const here = new Set<number>();
       for (const r of commandsIn(join(w.dir, 'audit'))) {
         const seq = (JSON.parse(Buffer.from(r.payload, 'base64').toString()) as { seq: number }).seq;
+        if (here.has(seq)) twiceInOneLog.push(seq);
+        here.add(seq);
         recorded.set(seq, (recorded.get(seq) ?? 0) + 1);
       }
     }
@@ -225,7 +230,15 @@ for (const kind of brokerKinds) {
     assert.equal(routedTelemetry + routedCommands, received, 'every message sluice received was routed');
     assert.ok(records.length >= routedTelemetry, `telemetry: ${routedTelemetry} taken, ${records.length} in Kafka`);
     assert.ok(commandRecords.length >= routedCommands, `commands: ${routedCommands} taken, ${commandRecords.length} in Kafka`);
-    assert.deepEqual(twice.slice(0, 10), [], `${twice.length} commands recorded twice`);
+    assert.deepEqual(twiceInOneLog.slice(0, 10), [], `${twiceInOneLog.length} commands recorded twice in one worker's log`);
+    // HiveMQ CE grants QoS 1 on a shared subscription: a command its rollback sends again can go
+    // to the other worker, whose index does not know it (docs/audit-log.md: the index is per
+    // worker). Mosquitto grants QoS 2 and keeps the exchange with its session: never twice.
+    if (kind === 'hivemq') {
+      if (twice.length > 0) t.diagnostic(`${kind}: ${twice.length} commands recorded by both workers (a rollback's redelivery handed to the other one)`);
+    } else {
+      assert.deepEqual(twice.slice(0, 10), [], `${twice.length} commands recorded twice`);
+    }
     // a command completed for its publisher and never recorded was never delivered to sluice
     // (every message sluice received is in Kafka, above, after its audit record)
     if (lostCommands > 0) t.diagnostic(`${kind}: ${lostCommands} commands completed for their publisher and never delivered to the share group`);
