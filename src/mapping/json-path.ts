@@ -3,6 +3,8 @@
 
 export interface JsonPath {
   readonly source: string;
+  /** The member name when the path is one name step (`$.name`, `$['name']`): what it reads of an object is that member. */
+  readonly member: string | undefined;
   get(value: unknown): unknown;
 }
 
@@ -36,6 +38,7 @@ export function compileJsonPath(source: string): JsonPath {
   }
   return {
     source,
+    member: steps.length === 1 && typeof steps[0] === 'string' ? steps[0] : undefined,
     get(value) {
       let v: unknown = value;
       for (const step of steps) {

@@ -40,6 +40,13 @@ export interface RouteOutput<Item = unknown> {
    * payload is only checked to be JSON for it, not parsed (absent: it reads the parsed payload).
    */
   readonly readsDecoded?: boolean;
+  /**
+   * The members of a JSON object payload it reads, when they are all it reads of the decoded
+   * payload (`$.temperature`, `$.ts`): on a json route whose outputs all say so, the router
+   * builds only those members (mapping/json-check.ts), and the payload it hands over has no
+   * other. Absent: it reads the whole decoded payload.
+   */
+  readonly readsMembers?: readonly string[] | undefined;
   /** 0: written before the others, which are encoded with its annotations (the audit record first). */
   readonly phase: 0 | 1;
   /** Keys its sink's config section must have for it (kafka.schemaRegistry): the config load says so, naming the route. */

@@ -4,7 +4,7 @@
 // sink's business. Topic levels and payloads are untrusted: a refusal (empty level, bad JSON,
 // no route) is data, never an exception.
 
-import { isJsonPayload } from '../mapping/json-check.ts';
+import { isJsonPayload, JsonProjection } from '../mapping/json-check.ts';
 import { payloadText } from '../mapping/payload-text.ts';
 import { RuleError } from '../mapping/rule-error.ts';
 import type { Levels } from '../mapping/template.ts';
@@ -51,10 +51,13 @@ interface CompiledRoute {
   readonly pattern: CompiledPattern;
   readonly continue: boolean;
   /**
-   * A json route's payload: parsed for outputs that read its values, only checked to be JSON when
-   * its outputs forward the bytes (a Kafka output without schema, timestamp or fan-out), or neither.
+   * A json route's payload: parsed for outputs that read its values; only the members they read
+   * built, when those are all they read (`pick`); only checked to be JSON when its outputs
+   * forward the bytes (a Kafka output without schema, timestamp or fan-out); or neither.
    */
-  readonly decodes: 'parse' | 'check' | 'none';
+  readonly decodes: 'parse' | 'pick' | 'check' | 'none';
+  /** The members a `pick` route's outputs read. */
+  readonly projection: JsonProjection | undefined;
   readonly sparkplug: boolean;
   readonly outputs: readonly RouteOutput[];
 }
@@ -195,6 +198,7 @@ export class RuleSet {
     let matches: Match[] | undefined;
     let decoded: { ok: true; value: unknown } | { ok: false; refusal: Refusal } | undefined;
     let checked: { ok: true; value: unknown } | { ok: false; refusal: Refusal } | undefined;
+    let picked: { ok: true; value: unknown } | { ok: false; refusal: Refusal } | undefined;
     let sparkplug: { ok: true; value: SparkplugMessage } | { ok: false; refusal: Refusal } | undefined;
     for (const { route, levels: topicLevels, emptyLevel } of routes) {
       const levels = route.sparkplug ? { ...topicLevels } : topicLevels;
@@ -214,8 +218,13 @@ export class RuleSet {
         decoded ??= decodeJson(message.payload);
         if (decoded.ok) payload = decoded.value;
         else problem = { ...decoded.refusal, route: route.name };
+      } else if (route.decodes === 'pick') {
+        // each route's own members (another route may read others)
+        const d = decoded ?? (picked = pickJson(message.payload, route.projection as JsonProjection));
+        if (d.ok) payload = d.value;
+        else problem = { ...d.refusal, route: route.name };
       } else if (route.decodes === 'check') {
-        const d = decoded ?? (checked ??= checkJson(message.payload));
+        const d = decoded ?? picked ?? (checked ??= checkJson(message.payload));
         if (d.ok) payload = d.value;
         else problem = { ...d.refusal, route: route.name };
       }
@@ -311,8 +320,12 @@ function compileRoute(r: RouteSpec, i: number, compilers: readonly OutputCompile
     throw new RuleError(['routes', i], `route "${r.name}" has no output: give it ${compilers.map((c) => c.key).join(', ')}, or several`);
   }
   const reading = r.payload === 'json' ? outputs.filter((o) => o.readsPayload) : [];
-  const decodes = reading.length === 0 ? 'none' : reading.some((o) => o.readsDecoded !== false) ? 'parse' : 'check';
-  return { name: r.name, pattern, continue: r.continue, decodes, sparkplug, outputs };
+  const decoding = reading.filter((o) => o.readsDecoded !== false);
+  const members = decoding.every((o) => o.readsMembers !== undefined) ? decoding.flatMap((o) => o.readsMembers as readonly string[]) : undefined;
+  const picks = members?.every(JsonProjection.takes) === true;
+  const decodes = reading.length === 0 ? 'none' : decoding.length === 0 ? 'check' : picks ? 'pick' : 'parse';
+  const projection = decodes === 'pick' ? new JsonProjection(members as string[]) : undefined;
+  return { name: r.name, pattern, continue: r.continue, decodes, projection, sparkplug, outputs };
 }
 
 const checkedJson = { ok: true, value: undefined } as const;
@@ -323,6 +336,12 @@ const checkedJson = { ok: true, value: undefined } as const;
  */
 function checkJson(payload: Buffer): { ok: true; value: unknown } | { ok: false; refusal: Refusal } {
   return isJsonPayload(payload) ? checkedJson : decodeJson(payload);
+}
+
+/** The members the route reads; a payload the projection does not take is decoded whole, for its value or JSON.parse's refusal. */
+function pickJson(payload: Buffer, projection: JsonProjection): { ok: true; value: unknown } | { ok: false; refusal: Refusal } {
+  const picked = projection.pick(payload);
+  return picked !== undefined ? { ok: true, value: picked } : decodeJson(payload);
 }
 
 function decodeJson(payload: Buffer): { ok: true; value: unknown } | { ok: false; refusal: Refusal } {

@@ -192,6 +192,78 @@ test('a route that only forwards the bytes checks its payload is JSON without pa
   );
 });
 
+test('a route whose outputs read only members of the payload builds only those, and writes what a route that parses it whole writes', () => {
+  const influx = {
+    measurement: '{deviceType}',
+    tags: { site: '{site}', deviceId: '{deviceId}', line: '$.line' },
+    fields: { temperature: '$.temperature', ok: "$['ok']", note: '$.note', count: { path: '$.n', type: 'integer' } },
+    time: '$.ts',
+  };
+  const match = '{org}/{site}/{zone}/{deviceType}/{deviceId}/telemetry';
+  const picking = rules({ subscriptions, routes: [{ name: 'r', match, kafka: { topic: 't', timestamp: '$.ts' }, influx }] });
+  // one path deeper than a member: the whole payload is parsed
+  const parsing = rules({
+    subscriptions,
+    routes: [{ name: 'r', match, kafka: { topic: 't', timestamp: '$.ts' }, influx: { ...influx, tags: { ...influx.tags, deep: '$.x.y' } } }],
+  });
+  const topic = 'acme/s1/z/sensor/d-1/telemetry';
+  const m = msg(topic, { temperature: 21.5, fw: '2.4.1', note: 'ok', n: 3, ts: 1_700_000_000_123, x: { z: 1 }, pad: 'x'.repeat(60) });
+  assert.deepEqual(picking.set.route(m).matches[0]?.payload, { temperature: 21.5, note: 'ok', n: 3, ts: 1_700_000_000_123 });
+  assert.equal((parsing.set.route(m).matches[0]?.payload as { fw: string } | undefined)?.fw, '2.4.1', 'parsed whole');
+  // the same records, lines and refusals, payload for payload
+  const payloads = [
+    '{"temperature":21.5,"ok":true,"note":"a \\"quoted\\" é","n":7,"ts":1700000000123}',
+    '\ufeff { "temperature" : -0.0 , "ts" : "2026-01-01T00:00:00Z" , "line" : "L 1,=" } ',
+    '{"temperature":1e400}',
+    '{"temperature":"21.5","n":"9007199254740993","ts":1700000000123456789}',
+    '{"n":12345678901234567890}',
+    '{"temperature":{"v":1}}',
+    '{"temperature":[1]}',
+    '{"line":{"a":1},"temperature":1}',
+    '{"temperature":1,"temperature":2}',
+    '{"note":"line\\nbreak"}',
+    '{"note":"\\ud800"}',
+    '{"t\\u0065mperature":5}',
+    '{"ok":false,"ok":null,"note":null}',
+    '{"other":1}',
+    '{}',
+    '[1,2]',
+    '7',
+    '"text"',
+    'null',
+    '{"temperature":1,}',
+    '{"temperature":1',
+    '',
+  ];
+  for (const p of payloads) {
+    const a = picking.route(msg(topic, p));
+    const b = parsing.route(msg(topic, p));
+    assert.deepEqual(a.influx, b.influx, p);
+    assert.deepEqual(a.kafka, b.kafka, p);
+    assert.deepEqual(
+      a.deadLetters.map((d) => [d.reason, d.error]),
+      b.deadLetters.map((d) => [d.reason, d.error]),
+      p,
+    );
+  }
+  // a later route that only checks the payload takes the earlier route's answer
+  const both = rules({
+    subscriptions,
+    routes: [
+      { name: 'timed', match: '{site}/{deviceId}/telemetry', continue: true, kafka: { topic: 'timed', timestamp: '$.ts' } },
+      { name: 'plain', match: '{site}/{deviceId}/telemetry', kafka: { topic: 'plain' } },
+    ],
+  });
+  const routed = both.set.route(msg('s/d/telemetry', { ts: 1_700_000_000_123, other: 1 }));
+  assert.deepEqual(
+    routed.matches.map((x) => [x.route, x.payload, x.problem]),
+    [
+      ['timed', { ts: 1_700_000_000_123 }, undefined],
+      ['plain', { ts: 1_700_000_000_123 }, undefined],
+    ],
+  );
+});
+
 test('empty levels, unknown topics and expired messages', () => {
   assert.equal(telemetry.route(msg('acme/s//t/d/telemetry', { temperature: 1 })).deadLetters[0]?.reason, 'empty-level');
   const unknown = telemetry.route(msg('acme/s/z/t/d/other', {}));

@@ -100,6 +100,7 @@ interface CompiledInflux {
 class InfluxRouteOutput implements RouteOutput<string> {
   readonly sink = 'influx';
   readonly readsPayload = true;
+  readonly readsMembers: readonly string[] | undefined;
   readonly phase = 1;
   private readonly route: string;
   private readonly compiled: CompiledInflux | undefined;
@@ -122,6 +123,7 @@ class InfluxRouteOutput implements RouteOutput<string> {
         if (f[key] !== undefined) throw new RuleError(at(key), `a sparkplug route maps every metric itself: no ${key} (use skipMetrics, metricLevels, field)`);
       }
       this.sparkplug = new InfluxSparkplugMapping(f, context);
+      this.readsMembers = undefined;
       return;
     }
     for (const key of ['field', 'metricLevels'] as const) {
@@ -165,6 +167,9 @@ class InfluxRouteOutput implements RouteOutput<string> {
       each,
       series: tags.every(([, source]) => source.kind === 'template') ? new KeptTopics() : undefined,
     };
+    // every path one member of the payload (no fan-out): the router builds only those
+    const paths = [...tags.flatMap(([, source]) => (source.kind === 'path' ? [source.path] : [])), ...fields.map((x) => x.path), ...(time ? [time.path] : [])];
+    this.readsMembers = each === undefined && paths.every((p) => p.member !== undefined) ? paths.map((p) => p.member as string) : undefined;
   }
 
   get keepsTopics(): boolean {

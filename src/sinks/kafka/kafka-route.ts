@@ -76,6 +76,7 @@ class KafkaRouteOutput implements RouteOutput<KafkaRecord> {
   readonly readsPayload = true;
   /** It reads the parsed payload only for a schema, a payload timestamp or a fan-out; else the bytes go as they came. */
   readonly readsDecoded: boolean;
+  readonly readsMembers: readonly string[] | undefined;
   readonly phase = 1;
   private readonly route: string;
   private readonly topic: Template;
@@ -158,6 +159,9 @@ class KafkaRouteOutput implements RouteOutput<KafkaRecord> {
       }
     }
     this.readsDecoded = this.schema !== undefined || this.each !== undefined || this.timestamp !== undefined || this.sparkplug;
+    // a payload timestamp alone: the router builds only its member
+    const timeOnly = this.schema === undefined && this.each === undefined && !this.sparkplug;
+    this.readsMembers = timeOnly && this.timestamp?.member !== undefined ? [this.timestamp.member] : undefined;
   }
 
   encode(input: MatchInput): Encoded<KafkaRecord> {
