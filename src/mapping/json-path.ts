@@ -3,7 +3,10 @@
 
 export interface JsonPath {
   readonly source: string;
-  /** The member name when the path is one name step (`$.name`, `$['name']`): what it reads of an object is that member. */
+  /**
+   * The member of an object that the path reads within: its first step, when that is a name
+   * (`$.name`, `$.name.x[0]`, `$['name']`); undefined for `$` and `$[n]…`.
+   */
   readonly member: string | undefined;
   get(value: unknown): unknown;
 }
@@ -38,7 +41,7 @@ export function compileJsonPath(source: string): JsonPath {
   }
   return {
     source,
-    member: steps.length === 1 && typeof steps[0] === 'string' ? steps[0] : undefined,
+    member: typeof steps[0] === 'string' ? steps[0] : undefined,
     get(value) {
       let v: unknown = value;
       for (const step of steps) {

@@ -41,10 +41,10 @@ export interface RouteOutput<Item = unknown> {
    */
   readonly readsDecoded?: boolean;
   /**
-   * The members of a JSON object payload it reads, when they are all it reads of the decoded
-   * payload (`$.temperature`, `$.ts`): on a json route whose outputs all say so, the router
-   * builds only those members (mapping/json-check.ts), and the payload it hands over has no
-   * other. Absent: it reads the whole decoded payload.
+   * The members of a JSON object payload it reads within, when it reads nothing else of the
+   * decoded payload (`$.temperature`, `$.ts`, `$.data` for `$.data.v`): on a json route whose
+   * outputs all say so, the router builds only those members (mapping/json-check.ts), and the
+   * payload it hands over has no other. Absent: it reads the whole decoded payload.
    */
   readonly readsMembers?: readonly string[] | undefined;
   /** 0: written before the others, which are encoded with its annotations (the audit record first). */

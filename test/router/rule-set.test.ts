@@ -195,20 +195,20 @@ test('a route that only forwards the bytes checks its payload is JSON without pa
 test('a route whose outputs read only members of the payload builds only those, and writes what a route that parses it whole writes', () => {
   const influx = {
     measurement: '{deviceType}',
-    tags: { site: '{site}', deviceId: '{deviceId}', line: '$.line' },
-    fields: { temperature: '$.temperature', ok: "$['ok']", note: '$.note', count: { path: '$.n', type: 'integer' } },
+    tags: { site: '{site}', deviceId: '{deviceId}', line: '$.line', cell: '$.meta.cell' },
+    fields: { temperature: '$.temperature', ok: "$['ok']", note: '$.note', count: { path: '$.n', type: 'integer' }, first: '$.data.values[0]' },
     time: '$.ts',
   };
   const match = '{org}/{site}/{zone}/{deviceType}/{deviceId}/telemetry';
   const picking = rules({ subscriptions, routes: [{ name: 'r', match, kafka: { topic: 't', timestamp: '$.ts' }, influx }] });
-  // one path deeper than a member: the whole payload is parsed
+  // a path that reads the payload itself, not within a member: the whole payload is parsed
   const parsing = rules({
     subscriptions,
-    routes: [{ name: 'r', match, kafka: { topic: 't', timestamp: '$.ts' }, influx: { ...influx, tags: { ...influx.tags, deep: '$.x.y' } } }],
+    routes: [{ name: 'r', match, kafka: { topic: 't', timestamp: '$.ts' }, influx: { ...influx, tags: { ...influx.tags, whole: '$[0]' } } }],
   });
   const topic = 'acme/s1/z/sensor/d-1/telemetry';
-  const m = msg(topic, { temperature: 21.5, fw: '2.4.1', note: 'ok', n: 3, ts: 1_700_000_000_123, x: { z: 1 }, pad: 'x'.repeat(60) });
-  assert.deepEqual(picking.set.route(m).matches[0]?.payload, { temperature: 21.5, note: 'ok', n: 3, ts: 1_700_000_000_123 });
+  const m = msg(topic, { temperature: 21.5, fw: '2.4.1', note: 'ok', n: 3, ts: 1_700_000_000_123, x: { z: 1 }, meta: { cell: 'c2' }, pad: 'x'.repeat(60) });
+  assert.deepEqual(picking.set.route(m).matches[0]?.payload, { temperature: 21.5, note: 'ok', n: 3, ts: 1_700_000_000_123, meta: { cell: 'c2' } });
   assert.equal((parsing.set.route(m).matches[0]?.payload as { fw: string } | undefined)?.fw, '2.4.1', 'parsed whole');
   // the same records, lines and refusals, payload for payload
   const payloads = [
@@ -218,6 +218,10 @@ test('a route whose outputs read only members of the payload builds only those, 
     '{"temperature":"21.5","n":"9007199254740993","ts":1700000000123456789}',
     '{"n":12345678901234567890}',
     '{"temperature":{"v":1}}',
+    '{"temperature":1,"meta":{"cell":"c 2,=","other":[1,2]},"data":{"values":[2.5,3]}}',
+    '{"data":{"values":[{"v":1}]},"meta":{"cell":{"x":1}}}',
+    '{"data":{"values":"1"},"meta":[1],"temperature":1}',
+    '{"data":null,"meta":{"cell":"\\ud800"},"temperature":1}',
     '{"temperature":[1]}',
     '{"line":{"a":1},"temperature":1}',
     '{"temperature":1,"temperature":2}',

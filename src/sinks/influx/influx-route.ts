@@ -167,7 +167,7 @@ class InfluxRouteOutput implements RouteOutput<string> {
       each,
       series: tags.every(([, source]) => source.kind === 'template') ? new KeptTopics() : undefined,
     };
-    // every path one member of the payload (no fan-out): the router builds only those
+    // every path within a named member of the payload (no fan-out): the router builds only those
     const paths = [...tags.flatMap(([, source]) => (source.kind === 'path' ? [source.path] : [])), ...fields.map((x) => x.path), ...(time ? [time.path] : [])];
     this.readsMembers = each === undefined && paths.every((p) => p.member !== undefined) ? paths.map((p) => p.member as string) : undefined;
   }
