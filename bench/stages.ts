@@ -19,6 +19,10 @@
 //                 records a batch
 //   kafka-batch-library  the library's shapes (Buffers, bigints) and @platformatic/kafka's own
 //                 encoder, for comparison
+//   sparkplug     (f)'s traffic: alias-only Sparkplug B DDATA (10 edge nodes x 10 devices, 6
+//                 metrics each, births routed first) decoded, aliases resolved, and encoded by
+//                 (f)'s route into a point per message (a field per metric) and a Kafka record
+//                 of JSON with the metrics' names
 //   pipeline      the whole of sluice between the source and the sinks' writes: route, both
 //                 encodings, batch queues, fan-out, settle, metrics and the ack window's release
 import '../src/source/mqtt/quiet-debug.ts'; // as src/cli.ts: first, before mqtt-packet loads
@@ -32,6 +36,7 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import mqttPacket from 'mqtt-packet';
 import pino from 'pino';
 import { Registry } from 'prom-client';
+import sparkplugPayload from 'sparkplug-payload';
 import { compileRules } from '../src/config/load.ts';
 import { rulesFile } from '../src/config/rules-schema.ts';
 import type { Message } from '../src/message.ts';
@@ -39,6 +44,7 @@ import { createMetrics } from '../src/observability/metrics.ts';
 import { BatchQueue } from '../src/pipeline/batch-queue.ts';
 import { Pipeline } from '../src/pipeline/pipeline.ts';
 import type { MatchInput, RouteOutput } from '../src/router/route-output.ts';
+import { alias, deviceMetrics } from '../src/simulator/sparkplug-simulator.ts';
 import { createRecordsBatch as leanRecordsBatch } from '../src/sinks/kafka/client/lean-records.ts';
 import { producerMessages } from '../src/sinks/kafka/client/platformatic-client.ts';
 import type { KafkaRecord } from '../src/sinks/kafka/kafka-record.ts';
@@ -331,6 +337,62 @@ function fleetStage(): Run {
   };
 }
 
+/** (f)'s traffic and route: births first, then alias-only DDATA, 1,000 distinct payloads replayed. */
+function sparkplugStage(): Run {
+  const spb = sparkplugPayload.get('spBv1.0') as { encodePayload(p: unknown): Uint8Array };
+  const group = 'stage';
+  const set = compileRules(
+    rulesFile.parse({
+      subscriptions: [{ filter: `spBv1.0/${group}/+/#`, qos: 1 }],
+      routes: [
+        {
+          name: 'sparkplug',
+          match: `spBv1.0/${group}/#`,
+          payload: 'sparkplug',
+          influx: { measurement: group, tags: ['edgeNode', 'device'] },
+          kafka: { topic: `${group}.sparkplug` },
+        },
+      ],
+    }),
+  );
+  const node = (n: number) => `gw-${String(n).padStart(2, '0')}`;
+  const message = (topic: string, payload: unknown): Message => ({
+    topic,
+    payload: Buffer.from(spb.encodePayload(payload)),
+    qos: 1,
+    retain: false,
+    properties: {},
+    receivedAt: Date.now(),
+  });
+  const start = 1_764_700_000_000;
+  for (let n = 0; n < 10; n++) {
+    const births = [message(`spBv1.0/${group}/NBIRTH/${node(n)}`, { timestamp: start, seq: 0, metrics: [{ name: 'bdSeq', type: 'UInt64', value: 0 }] })];
+    for (let d = 0; d < 10; d++) {
+      const metrics = deviceMetrics.map((m, k) => ({ name: m.name, alias: alias(d, k), type: m.type, value: m.value(0, d) }));
+      births.push(message(`spBv1.0/${group}/DBIRTH/${node(n)}/dev-${d}`, { timestamp: start, seq: d + 1, metrics }));
+    }
+    for (const b of births) set.route(b, Date.now(), { followSeq: false });
+  }
+  const data = Array.from({ length: 1_000 }, (_, i) => {
+    const n = i % 10;
+    const d = Math.floor(i / 10) % 10;
+    return message(`spBv1.0/${group}/DDATA/${node(n)}/dev-${d}`, {
+      timestamp: start + i,
+      seq: 0,
+      metrics: deviceMetrics.map((m, k) => ({ alias: alias(d, k), type: m.type, value: m.value(i, d) })),
+    });
+  });
+  return (from, to) => {
+    for (let i = from; i < to; i++) {
+      const message = data[i % 1_000] as Message;
+      const match = set.route(message, Date.now(), { followSeq: false }).matches[0];
+      if (!match || match.problem) throw new Error(`the Sparkplug traffic did not route: ${match?.problem?.error}`);
+      const input: MatchInput = { message, route: match.route, levels: match.levels, payload: match.payload, clientId: 'stage', annotations: undefined };
+      for (const output of match.outputs) if (!('item' in output.encode(input))) throw new Error(`${output.sink} refused the Sparkplug traffic`);
+    }
+  };
+}
+
 function encodeStage(ins: ReturnType<typeof inputs>, sink: 'kafka' | 'influx'): Run {
   return (from, to) => {
     for (let i = from; i < to; i++) {
@@ -464,6 +526,7 @@ export async function runStages(n = 50_000, rounds = 5, say: (s: string) => void
     ['influx-line', () => encodeStage(ins, 'influx')],
     ['kafka-batch', () => kafkaBatchStage(ins, leanRecordsBatch, (b) => producerMessages(b, true))],
     ['kafka-batch-library', () => kafkaBatchStage(ins, libraryRecordsBatch, producerMessages)],
+    ['sparkplug', () => sparkplugStage()],
     ['pipeline', () => pipelineStage(ms)],
   ];
   const out: StageResult[] = [];

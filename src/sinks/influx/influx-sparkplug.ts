@@ -4,14 +4,18 @@
 // over the topic's levels (group, edgeNode, device, ...) and the metric name's own levels
 // (metricLevels). Commands (NCMD, DCMD) write no point. What line protocol cannot hold (a DataSet, bytes, an unsigned value past
 // int64) is refused with the metric's name: the message is dead-lettered, never half-written.
+// The lines are written directly, as the client's Point writes them (tags and fields sorted by
+// name, each escaped by the client's escapers; a field set twice keeps its last value): a Point
+// per message cost an object per tag and field set, the sorted key lists and their closures,
+// most of what a Sparkplug message allocated in its InfluxDB output.
 import { RuleError } from '../../mapping/rule-error.ts';
 import { compileTemplate, type Levels, type Template } from '../../mapping/template.ts';
 import type { Refusal } from '../../outcome.ts';
 import type { Encoded, MatchInput, RouteContext } from '../../router/route-output.ts';
 import type { SparkplugMessage } from '../../sparkplug/sparkplug-message.ts';
 import type { SparkplugMetric } from '../../sparkplug/sparkplug-payload.ts';
-import { Point } from './influx-client.ts';
-import { maxInt64, minInt64, unsafeIdentifier, unsafeString } from './line-protocol.ts';
+import { lineEscape } from './influx-client.ts';
+import { escapedOrUnsafe, maxInt64, minInt64, unsafeIdentifier, unsafeString } from './line-protocol.ts';
 
 export interface InfluxSparkplugPart {
   readonly measurement: string;
@@ -25,6 +29,9 @@ export class InfluxSparkplugMapping {
   private readonly route: string;
   private readonly measurement: Template;
   private readonly tags: ReadonlyArray<readonly [string, Template]>;
+  /** The tags' indexes sorted by name (as the client's Point writes them), a name given twice once, and each tag's escaped ",name=". */
+  private readonly tagOrder: readonly number[];
+  private readonly tagPrefixes: readonly string[];
   private readonly field: Template;
   private readonly metricLevels: readonly string[];
   private readonly skip: ReadonlyArray<(name: string) => boolean>;
@@ -56,6 +63,9 @@ export class InfluxSparkplugMapping {
           if (t.startsWith('$')) throw new RuleError(at('tags', name), 'a sparkplug route takes tags from levels, not JSON paths');
           return [name, compile(at('tags', name), t)] as const;
         });
+    const lastOfName = new Map(this.tags.map(([name], i) => [name, i]));
+    this.tagOrder = [...lastOfName.entries()].sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)).map(([, i]) => i);
+    this.tagPrefixes = this.tags.map(([name]) => `,${lineEscape.tag(name)}=`);
     this.field = compile(at('field'), part.field ?? (this.metricLevels.length > 0 ? '{metricRest}' : '{metric}'));
     this.skip = part.skipMetrics.map((p) => (p.endsWith('*') ? (n: string) => n.startsWith(p.slice(0, -1)) : (n: string) => n === p));
     const metricNames = new Set([...this.metricLevels, 'metric', 'metricRest']);
@@ -67,14 +77,26 @@ export class InfluxSparkplugMapping {
     const m = input.payload as SparkplugMessage;
     // NCMD/DCMD are a host's requests to an edge node, not measurements (Kafka still gets them)
     if (m.topic.messageType === 'NCMD' || m.topic.messageType === 'DCMD') return { skip: true };
-    const fail = (error: string, reason = 'mapping'): { refusal: Refusal } => ({ refusal: { reason, stage: 'map', route: this.route, sink: 'influx', error } });
-    const points = new Map<string | number, Point>();
     const fallbackMs = m.payload.timestamp ?? input.message.receivedAt;
-    const flat: Array<{ name: string; metric: SparkplugMetric }> = [];
-    for (const metric of m.payload.metrics) flatten(metric.name ?? '', metric, flat);
+    const metrics = m.payload.metrics;
+    // a Template's members are metrics of their own: listed with their names only when there is one
+    let flat: Array<{ name: string; metric: SparkplugMetric }> | undefined;
+    for (const metric of metrics) {
+      if (metric.type !== 'Template') continue;
+      flat = [];
+      for (const x of metrics) flatten(x.name ?? '', x, flat);
+      break;
+    }
+    // the message's points: most messages have one (one series, one time), kept without a Map
+    let first: PointParts | undefined;
+    let firstKey: string | number | undefined;
+    let more: Map<string | number, PointParts> | undefined;
     // without metric levels in measurement and tags, every metric of the message shares them
-    let shared: { measurement: string; tags: Array<readonly [string, string]> } | { refusal: Refusal } | undefined;
-    for (const { name, metric } of flat) {
+    let shared: { series: string } | { refusal: Refusal } | undefined;
+    const count = flat ? flat.length : metrics.length;
+    for (let i = 0; i < count; i++) {
+      const metric = flat ? (flat[i] as { metric: SparkplugMetric }).metric : (metrics[i] as SparkplugMetric);
+      const name = flat ? (flat[i] as { name: string }).name : (metric.name ?? '');
       // transient: the spec says not to historize it
       if (metric.isNull || metric.isTransient || metric.value === null || this.skipped(name)) continue;
       const levels = this.perMetric || !this.fieldIsName ? this.levelsOf(input.levels, name) : input.levels;
@@ -83,25 +105,38 @@ export class InfluxSparkplugMapping {
       const field = this.fieldIsName ? name : this.field.render(levels);
       // the field name comes from the device: a trailing backslash would escape the "="
       if (field === '' || unsafeIdentifier.test(field) || !field.isWellFormed())
-        return fail(`metric ${JSON.stringify(name)}: field name ${JSON.stringify(field)} is empty or unsafe`);
+        return this.refuse(`metric ${JSON.stringify(name)}: field name ${JSON.stringify(field)} is empty or unsafe`);
       const timeMs = metric.timestamp ?? fallbackMs;
-      const key = this.perMetric ? `${head.measurement}\0${head.tags.map((t) => t.join('=')).join('\0')}\0${timeMs}` : timeMs;
-      let point = points.get(key);
-      if (!point) {
-        point = new Point(head.measurement);
-        for (const [tag, value] of head.tags) point.tag(tag, value);
-        point.timestamp(`${BigInt(timeMs) * 1_000_000n}`);
-        points.set(key, point);
+      // the escaped series names the measurement and tag set: one point per series and time
+      const key = this.perMetric ? `${head.series}\0${timeMs}` : timeMs;
+      let point = first !== undefined && firstKey === key ? first : more?.get(key);
+      if (point === undefined) {
+        point = { series: head.series, time: nanosText(timeMs), fields: [] };
+        if (first === undefined) {
+          first = point;
+          firstKey = key;
+        } else {
+          more ??= new Map();
+          more.set(key, point);
+        }
       }
-      const problem = setField(point, field, metric);
-      if (problem)
-        return fail(`metric ${JSON.stringify(name)} (${metric.type}): ${problem}`, problem.startsWith('a ') ? 'sparkplug-unsupported-type' : 'mapping');
+      const value = fieldValue(metric);
+      if (typeof value !== 'string')
+        return this.refuse(
+          `metric ${JSON.stringify(name)} (${metric.type}): ${value.problem}`,
+          value.problem.startsWith('a ') ? 'sparkplug-unsupported-type' : 'mapping',
+        );
+      point.fields.push(field, value);
     }
-    if (points.size === 0) return { skip: true };
-    // joined into one flat string: lines added with += would wait in the batch as a rope of every piece
-    const lines: string[] = [];
-    for (const p of points.values()) lines.push(p.toLineProtocol() as string);
+    if (first === undefined) return { skip: true };
+    if (more === undefined) return { item: lineOf(first), eventTimeMs: m.payload.timestamp };
+    const lines = [lineOf(first)];
+    for (const p of more.values()) lines.push(lineOf(p));
     return { item: lines.join('\n'), eventTimeMs: m.payload.timestamp };
+  }
+
+  private refuse(error: string, reason = 'mapping'): { refusal: Refusal } {
+    return { refusal: { reason, stage: 'map', route: this.route, sink: 'influx', error } };
   }
 
   private skipped(name: string): boolean {
@@ -109,21 +144,28 @@ export class InfluxSparkplugMapping {
     return false;
   }
 
-  /** Measurement and tags for these levels, or why they cannot be written. */
-  private head(levels: Levels, metric: string): { measurement: string; tags: Array<readonly [string, string]> } | { refusal: Refusal } {
+  /** The escaped measurement and tags for these levels ("measurement,tag=value,...", tags sorted by name), or why they cannot be written. */
+  private head(levels: Levels, metric: string): { series: string } | { refusal: Refusal } {
     const fail = (error: string): { refusal: Refusal } => ({ refusal: { reason: 'mapping', stage: 'map', route: this.route, sink: 'influx', error } });
     const measurement = this.measurement.render(levels);
     if (measurement === '' || unsafeIdentifier.test(measurement))
       return fail(`metric ${metric}: measurement ${JSON.stringify(measurement)} is empty or unsafe`);
-    const tags: Array<readonly [string, string]> = [];
-    for (const [tag, t] of this.tags) {
+    // checked in the rules' order (the first bad one is the one reported), written in the names'
+    const values = tagValues;
+    for (let i = 0; i < this.tags.length; i++) {
+      const [tag, t] = this.tags[i] as readonly [string, Template];
       const value = t.render(levels);
-      if (value === '') continue;
+      values[i] = value;
+      if (value === '') continue; // line protocol has no empty tags
       if (unsafeIdentifier.test(value) || !value.isWellFormed())
         return fail(`metric ${metric}: tag ${tag} has a control character, a trailing backslash or a lone UTF-16 surrogate`);
-      tags.push([tag, value]);
     }
-    return { measurement, tags };
+    let series = lineEscape.measurement(measurement);
+    for (const i of this.tagOrder) {
+      const value = values[i] as string;
+      if (value !== '') series += (this.tagPrefixes[i] as string) + escapedTag(value);
+    }
+    return { series };
   }
 
   private levelsOf(levels: Levels, metric: string): Levels {
@@ -151,8 +193,67 @@ function flatten(name: string, metric: SparkplugMetric, out: Array<{ name: strin
   out.push({ name, metric });
 }
 
-/** Sets the field per the metric's datatype; says why not when line protocol cannot hold it. */
-function setField(point: Point, field: string, metric: SparkplugMetric): string | undefined {
+/** One point of a message: its escaped series, its time in nanoseconds, its fields as name, value, name, value... in the order set. */
+interface PointParts {
+  readonly series: string;
+  readonly time: string;
+  readonly fields: string[];
+}
+
+/** Reused by every message (the encoding is synchronous): the tag values in the rules' order, a point's field order, a line's pieces. */
+const tagValues: string[] = [];
+const fieldOrder: number[] = [];
+const lineParts: string[] = [];
+
+/** The point as its line: fields sorted by name, a name set twice with its last value (as on a Point). */
+function lineOf(p: PointParts): string {
+  const f = p.fields;
+  const n = f.length / 2;
+  const order = fieldOrder;
+  order.length = n;
+  // sorted by name in place (a message has a few fields); stable: of a name set twice, the later stays later
+  for (let i = 0; i < n; i++) {
+    const name = f[2 * i] as string;
+    let j = i;
+    while (j > 0 && (f[2 * (order[j - 1] as number)] as string) > name) {
+      order[j] = order[j - 1] as number;
+      j--;
+    }
+    order[j] = i;
+  }
+  const parts = lineParts;
+  let k = 0;
+  parts[k++] = p.series;
+  let sep = ' ';
+  for (let j = 0; j < n; j++) {
+    const i = order[j] as number;
+    const name = f[2 * i] as string;
+    if (j + 1 < n && f[2 * (order[j + 1] as number)] === name) continue;
+    parts[k++] = sep;
+    parts[k++] = escapedTag(name);
+    parts[k++] = '=';
+    parts[k++] = f[2 * i + 1] as string;
+    sep = ',';
+  }
+  parts[k++] = ' ';
+  parts[k++] = p.time;
+  parts.length = k;
+  // joined into one flat string: a line built with += would wait in its batch as a rope of every piece
+  return parts.join('');
+}
+
+/** A tag or field name or tag value as the client's escaper writes it; most have nothing to escape and are written as they are. */
+function escapedTag(s: string): string {
+  return escapedOrUnsafe.test(s) ? lineEscape.tag(s) : s;
+}
+
+/** Milliseconds as nanosecond digits; a safe integer without BigInt (the same digits). */
+function nanosText(ms: number): string {
+  return Number.isSafeInteger(ms) && ms !== 0 ? `${ms}000000` : `${BigInt(ms) * 1_000_000n}`;
+}
+
+/** The field's value per the metric's datatype, as the client's Point writes it; or why line protocol cannot hold it. */
+function fieldValue(metric: SparkplugMetric): string | { problem: string } {
   const v = metric.value;
   switch (metric.type) {
     case 'Int8':
@@ -162,36 +263,32 @@ function setField(point: Point, field: string, metric: SparkplugMetric): string 
     case 'UInt16':
     case 'UInt32':
     case 'DateTime':
-      if (typeof v !== 'number') return `value ${String(v)} is not an integer`;
-      point.intField(field, v);
-      return undefined;
+      if (typeof v !== 'number') return { problem: `value ${String(v)} is not an integer` };
+      if (Number.isNaN(v) || v <= -9223372036854776e3 || v >= 9223372036854776e3) return { problem: `${v} is beyond int64` };
+      return `${Math.floor(v)}i`;
     case 'Int64':
     case 'UInt64': {
-      if (typeof v !== 'bigint') return `value ${String(v)} is not an integer`;
-      if (v < minInt64 || v > maxInt64) return `${v} is beyond int64, and InfluxDB 1.x has no unsigned fields`;
-      point.fields[field] = `${v}i`; // exact: the client's intField goes through a double
-      return undefined;
+      if (typeof v !== 'bigint') return { problem: `value ${String(v)} is not an integer` };
+      if (v < minInt64 || v > maxInt64) return { problem: `${v} is beyond int64, and InfluxDB 1.x has no unsigned fields` };
+      return `${v}i`; // exact: the client's intField goes through a double
     }
     case 'Float':
     case 'Double':
-      if (typeof v !== 'number' || !Number.isFinite(v)) return `value ${String(v)} is not a finite number (line protocol has no NaN or Infinity)`;
-      point.floatField(field, v);
-      return undefined;
+      if (typeof v !== 'number' || !Number.isFinite(v)) return { problem: `value ${String(v)} is not a finite number (line protocol has no NaN or Infinity)` };
+      return String(v);
     case 'Boolean':
-      if (typeof v !== 'boolean') return `value ${String(v)} is not a boolean`;
-      point.booleanField(field, v);
-      return undefined;
+      if (typeof v !== 'boolean') return { problem: `value ${String(v)} is not a boolean` };
+      return v ? 'T' : 'F';
     case 'String':
     case 'Text':
     case 'UUID':
-      if (typeof v !== 'string') return `value ${String(v)} is not a string`;
-      if (unsafeString.test(v)) return 'a line break in a string value';
-      if (!v.isWellFormed()) return 'a lone UTF-16 surrogate in a string value';
-      point.stringField(field, v);
-      return undefined;
+      if (typeof v !== 'string') return { problem: `value ${String(v)} is not a string` };
+      if (unsafeString.test(v)) return { problem: 'a line break in a string value' };
+      if (!v.isWellFormed()) return { problem: 'a lone UTF-16 surrogate in a string value' };
+      return lineEscape.quoted(v);
     case 'Unknown':
-      return 'a metric with no datatype in its birth or itself';
+      return { problem: 'a metric with no datatype in its birth or itself' };
     default:
-      return `a ${metric.type} has no line-protocol field type (send it to Kafka, or add it to skipMetrics)`;
+      return { problem: `a ${metric.type} has no line-protocol field type (send it to Kafka, or add it to skipMetrics)` };
   }
 }
