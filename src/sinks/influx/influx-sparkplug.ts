@@ -15,7 +15,7 @@ import type { Encoded, MatchInput, RouteContext } from '../../router/route-outpu
 import type { SparkplugMessage } from '../../sparkplug/sparkplug-message.ts';
 import type { SparkplugMetric } from '../../sparkplug/sparkplug-payload.ts';
 import { lineEscape } from './influx-client.ts';
-import { escapedOrUnsafe, maxInt64, minInt64, unsafeIdentifier, unsafeString } from './line-protocol.ts';
+import { escapedTag, maxInt64, minInt64, unsafeIdentifier, unsafeString } from './line-protocol.ts';
 
 export interface InfluxSparkplugPart {
   readonly measurement: string;
@@ -146,10 +146,9 @@ export class InfluxSparkplugMapping {
 
   /** The escaped measurement and tags for these levels ("measurement,tag=value,...", tags sorted by name), or why they cannot be written. */
   private head(levels: Levels, metric: string): { series: string } | { refusal: Refusal } {
-    const fail = (error: string): { refusal: Refusal } => ({ refusal: { reason: 'mapping', stage: 'map', route: this.route, sink: 'influx', error } });
     const measurement = this.measurement.render(levels);
     if (measurement === '' || unsafeIdentifier.test(measurement))
-      return fail(`metric ${metric}: measurement ${JSON.stringify(measurement)} is empty or unsafe`);
+      return this.refuse(`metric ${metric}: measurement ${JSON.stringify(measurement)} is empty or unsafe`);
     // checked in the rules' order (the first bad one is the one reported), written in the names'
     const values = tagValues;
     for (let i = 0; i < this.tags.length; i++) {
@@ -158,7 +157,7 @@ export class InfluxSparkplugMapping {
       values[i] = value;
       if (value === '') continue; // line protocol has no empty tags
       if (unsafeIdentifier.test(value) || !value.isWellFormed())
-        return fail(`metric ${metric}: tag ${tag} has a control character, a trailing backslash or a lone UTF-16 surrogate`);
+        return this.refuse(`metric ${metric}: tag ${tag} has a control character, a trailing backslash or a lone UTF-16 surrogate`);
     }
     let series = lineEscape.measurement(measurement);
     for (const i of this.tagOrder) {
@@ -240,11 +239,6 @@ function lineOf(p: PointParts): string {
   parts.length = k;
   // joined into one flat string: a line built with += would wait in its batch as a rope of every piece
   return parts.join('');
-}
-
-/** A tag or field name or tag value as the client's escaper writes it; most have nothing to escape and are written as they are. */
-function escapedTag(s: string): string {
-  return escapedOrUnsafe.test(s) ? lineEscape.tag(s) : s;
 }
 
 /** Milliseconds as nanosecond digits; a safe integer without BigInt (the same digits). */

@@ -1,5 +1,6 @@
 // What line protocol cannot carry, for every influx mapping (json routes, fan-out, Sparkplug):
-// a value that would change the structure of a line is refused before a Point is built.
+// a value that would change the structure of a line is refused before the line is written.
+import { lineEscape } from './influx-client.ts';
 
 /** Control characters break a line; a trailing backslash escapes the next separator (measurement, tag, field name). */
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it looks for
@@ -11,6 +12,11 @@ export const unsafeIdentifier = /[\x00-\x1f\x7f]|\\$/;
  */
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it looks for
 export const escapedOrUnsafe = /[\x00-\x20\x7f,=\\]/;
+
+/** A tag's name or value, or a field's name, as the client's escaper writes it; one with nothing to escape as it is, without the escaper's walk. */
+export function escapedTag(s: string): string {
+  return escapedOrUnsafe.test(s) ? lineEscape.tag(s) : s;
+}
 /** A line break inside a string field value. */
 export const unsafeString = /[\n\r]/;
 export const minInt64 = -(2n ** 63n);
