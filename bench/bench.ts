@@ -55,6 +55,8 @@ const { values: args } = parseArgs({
     'stage-only': { type: 'string' },
     'steady-rates': { type: 'string', default: '1000,10000' },
     'steady-seconds': { type: 'string', default: '30' },
+    // the route of the steady points: a (Kafka) or b (Kafka + InfluxDB, as (b)'s half-rate point)
+    'steady-route': { type: 'string', default: 'a' },
     'soak-minutes': { type: 'string', default: '30' },
     'soak-rate': { type: 'string', default: '5000' },
     // the most (a) drains, not counted, that warm a Kafka up before the first round; 0: none
@@ -77,6 +79,8 @@ const steadyRates = args['steady-rates']
   .map(Number)
   .filter((x) => x > 0);
 const steadySeconds = Number(args['steady-seconds']);
+if (args['steady-route'] !== 'a' && args['steady-route'] !== 'b') throw new Error(`--steady-route ${args['steady-route']}: a (Kafka) or b (Kafka + InfluxDB)`);
+const steadyWithInflux = args['steady-route'] === 'b';
 const commandCount = smoke ? 2_000 : Number(args['command-count']);
 const commandsReceiveMaximum = Number(args['commands-receive-maximum']);
 const node = join(repoRoot, 'scripts/node');
@@ -820,7 +824,8 @@ async function latencyAt(rate: number, withInflux: boolean, client: KafkaClientK
   const sampler = setInterval(() => rss.push(rssMiB(sluice.pid as number)), 1000);
   const machine = MachineCpu.start(new Map([['sluice', [sluice.pid as number]], ...(await serverPids())]), ['sluice']);
   const cpu0 = cpuSeconds(sluice.pid as number);
-  await load(prefix, n, rate);
+  // the rate the generator reached: below the asked rate, it waited for a core itself
+  const published = await load(prefix, n, rate);
   for (let waited = 0; waited < 30_000; waited += 100) {
     if (((await sluice.metrics(polled)).get('sluice_messages_acked_total') ?? 0) >= n) break;
     await sleep(100);
@@ -864,6 +869,7 @@ async function latencyAt(rate: number, withInflux: boolean, client: KafkaClientK
   const rssSorted = rss.sort((x, y) => x - y);
   return {
     rate,
+    publishedRate: published.rate,
     client,
     seconds,
     p50: percentile(sorted, 50),
@@ -876,6 +882,10 @@ async function latencyAt(rate: number, withInflux: boolean, client: KafkaClientK
     rssMiBMax: Math.round(rssSorted.at(-1) ?? NaN),
     cpuSecondsPer100k: Number(cpuPer100k.toFixed(2)),
     machineCores,
+    // the window full (reading paused: the broker holds what follows), its fullest, the worst event loop lag
+    pumpStalls: m.get('sluice_pump_stalls_total') ?? NaN,
+    inFlightMax: m.get('sluice_inflight_messages_max') ?? NaN,
+    eventLoopWorstLagMs: Math.round((m.get('sluice_event_loop_worst_lag_seconds') ?? NaN) * 1000),
     sluiceAckLatencyMsAtMost: {
       p50: (histogramQuantile(m, 'sluice_ack_latency_seconds', 0.5) ?? NaN) * 1000,
       p99: (histogramQuantile(m, 'sluice_ack_latency_seconds', 0.99) ?? NaN) * 1000,
@@ -1205,10 +1215,10 @@ try {
   const steady: Array<Awaited<ReturnType<typeof latencyAt>>> = [];
   if (scenarios.has('s')) {
     for (const [i, rate] of steadyRates.entries()) {
-      say(`(s) steady ${rate} msg/s for ${smoke ? 4 : steadySeconds} s`);
+      say(`(s) steady ${rate} msg/s for ${smoke ? 4 : steadySeconds} s${steadyWithInflux ? ", (b)'s route" : ''}`);
       // --profile-scenario s profiles the first rate
       const profileHere = i === 0 && args['profile-scenario'] === 's' ? profileDir : undefined;
-      steady.push(await latencyAt(rate, false, defaultClient, smoke ? 4 : steadySeconds, profileHere));
+      steady.push(await latencyAt(rate, steadyWithInflux, defaultClient, smoke ? 4 : steadySeconds, profileHere));
     }
   }
   const pause = scenarios.has('e') ? await kafkaPause(stack) : undefined;
@@ -1288,7 +1298,7 @@ try {
               cpuSecondsPer100k: spread(t.map((x) => x.cpuPer100k)),
             },
       e_kafka_paused_30s: pause,
-      s_steady: steady.length === 0 ? undefined : steady,
+      s_steady: steady.length === 0 ? undefined : steady.map((x) => ({ route: args['steady-route'], ...x })),
       g_soak: soaked,
       f_sparkplug:
         f.length === 0
@@ -1356,7 +1366,8 @@ function verdicts(perClient: PerClient, pause: Record<string, number> | undefine
     if (r.b?.endToEndAtHalfRate) v['b p99 ms at half rate'] = atMost(r.b.endToEndAtHalfRate.p99, targets.halfRateP99Ms);
     if (k === defaultClient) {
       if (pause) v['e peak RSS MiB (catch-up after a Kafka outage)'] = atMost(pause.peakRssMiB as number, targets.peakRssMiB);
-      for (const x of steady) {
+      // the targets are (a)'s route's
+      for (const x of steadyWithInflux ? [] : steady) {
         const p99 = targets.steadyP99Ms[x.rate];
         if (p99 !== undefined) v[`s p99 ms at a steady ${x.rate}/s`] = atMost(x.p99, p99);
         if (x.rate === 1000) v['s RSS MiB (median) at a steady 1000/s'] = atMost(x.rssMiBMedian, targets.steadyRssMiB);
@@ -1401,12 +1412,15 @@ function table(r: {
     ratioToCeiling: number;
     peakRssMiB: Spread;
     cpuSecondsPer100k: Spread;
-    endToEndAtHalfRate?: { p99: number; rate: number; machineCores?: Record<string, number> };
+    endToEndAtHalfRate?: { p99: number; rate: number; publishedRate?: number; machineCores?: Record<string, number> };
     peakHeapTotalMiB?: Spread;
     peakExternalMiB?: Spread;
     machineCores?: Record<string, number>;
   };
   const machine: string[] = [];
+  /** Said when the load generator fell more than 2% behind the rate asked of it. */
+  const behind = (x: { rate: number; publishedRate?: number }) =>
+    x.publishedRate !== undefined && x.publishedRate < x.rate * 0.98 ? `, published at ${x.publishedRate}/s` : '';
   const row = (label: string, x: Row | undefined) => {
     if (!x) return;
     rows.push([
@@ -1416,7 +1430,7 @@ function table(r: {
       (x.ratioToCeiling / telegrafShare).toFixed(2),
       `${x.peakRssMiB.median}${x.peakHeapTotalMiB ? ` (heap ${x.peakHeapTotalMiB.median}, ext ${x.peakExternalMiB?.median})` : ''}`,
       String(x.cpuSecondsPer100k.median),
-      x.endToEndAtHalfRate ? `${x.endToEndAtHalfRate.p99} (at ${x.endToEndAtHalfRate.rate}/s)` : '',
+      x.endToEndAtHalfRate ? `${x.endToEndAtHalfRate.p99} (at ${x.endToEndAtHalfRate.rate}/s${behind(x.endToEndAtHalfRate)})` : '',
     ]);
     const cores = (m: Record<string, number>) => {
       const { busyCores, ofCores, rest, ...procs } = m;
@@ -1442,16 +1456,27 @@ function table(r: {
   if (machine.length > 0)
     lines.push('', 'Cores busy (drains: medians of the rounds; rest = the bench and its load generator, the kernel, anything else):', ...machine);
   const steady = r.scenarios.s_steady as
-    | Array<{ rate: number; p50: number; p99: number; rssMiBMedian: number; rssMiBMax: number; cpuSecondsPer100k: number; seconds: number }>
+    | Array<{
+        rate: number;
+        publishedRate?: number;
+        p50: number;
+        p99: number;
+        rssMiBMedian: number;
+        rssMiBMax: number;
+        cpuSecondsPer100k: number;
+        seconds: number;
+        pumpStalls?: number;
+        eventLoopWorstLagMs?: number;
+      }>
     | undefined;
   if (steady) {
     lines.push(
       '',
-      `(s) steady rates, ${defaultClient}: end to end p50 / p99 ms, RSS median / max MiB, CPU s per 100k (Telegraf at 1k and 10k: p99 ${telegraf.steady[1000].p99Ms} / ${telegraf.steady[10000].p99Ms} ms, ${telegraf.steady[1000].rssMiB} / ${telegraf.steady[10000].rssMiB} MiB)`,
+      `(s) steady rates, ${defaultClient}${steadyWithInflux ? ", (b)'s route" : ''}: end to end p50 / p99 ms, RSS median / max MiB, CPU s per 100k, times reading paused on a full ack window, the event loop's worst lag (Telegraf at 1k and 10k: p99 ${telegraf.steady[1000].p99Ms} / ${telegraf.steady[10000].p99Ms} ms, ${telegraf.steady[1000].rssMiB} / ${telegraf.steady[10000].rssMiB} MiB)`,
     );
     for (const x of steady)
       lines.push(
-        `  ${String(x.rate).padStart(6)}/s for ${x.seconds} s: ${x.p50} / ${x.p99} ms, ${x.rssMiBMedian} / ${x.rssMiBMax} MiB, ${x.cpuSecondsPer100k} CPU s`,
+        `  ${String(x.rate).padStart(6)}/s for ${x.seconds} s: ${x.p50} / ${x.p99} ms, ${x.rssMiBMedian} / ${x.rssMiBMax} MiB, ${x.cpuSecondsPer100k} CPU s, window full ${x.pumpStalls ?? '-'}x, worst loop lag ${x.eventLoopWorstLagMs ?? '-'} ms${behind(x)}`,
       );
   }
   lines.push('', 'Targets and verdicts:');
