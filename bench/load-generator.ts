@@ -94,6 +94,7 @@ class Connection {
     });
     this.socket.on('error', (err) => fail(err));
     this.socket.on('close', () => {
+      this.onConnack?.(new Error(`${clientId}: the broker closed the connection before its CONNACK`));
       if (acked < count || this.inflight > 0) fail(new Error(`${clientId}: the broker closed the connection`));
     });
     this.socket.on('data', (chunk: Buffer) => this.read(chunk));
