@@ -802,6 +802,9 @@ async function drainCommands(): Promise<AuditDrain> {
   };
 }
 
+/** A steady or half-rate point: latency, memory, CPU and what held the window. */
+type SteadyPoint = Awaited<ReturnType<typeof latencyAt>>;
+
 /**
  * End-to-end latency at a fixed rate, with no consumer in the loop: the topic stamps each record
  * with the broker's append time (message.timestamp.type=LogAppendTime), so a record's latency is
@@ -1198,8 +1201,8 @@ try {
   const perClient: Record<
     string,
     {
-      a?: Summary & { endToEndAtHalfRate?: Awaited<ReturnType<typeof latencyAt>> };
-      b?: Summary & { endToEndAtHalfRate?: Awaited<ReturnType<typeof latencyAt>> };
+      a?: Summary & { endToEndAtHalfRate?: SteadyPoint };
+      b?: Summary & { endToEndAtHalfRate?: SteadyPoint };
     }
   > = {};
   for (const k of clients) {
@@ -1212,7 +1215,7 @@ try {
   }
   // the steady rates first: (e) stops and restarts Kafka, whose first minute after would be in their tail
   const storedBeforeSteady = scenarios.has('s') ? checkBrokerStore('before the steady rates') : undefined;
-  const steady: Array<Awaited<ReturnType<typeof latencyAt>>> = [];
+  const steady: SteadyPoint[] = [];
   if (scenarios.has('s')) {
     for (const [i, rate] of steadyRates.entries()) {
       say(`(s) steady ${rate} msg/s for ${smoke ? 4 : steadySeconds} s${steadyWithInflux ? ", (b)'s route" : ''}`);
@@ -1419,7 +1422,7 @@ function table(r: {
   };
   const machine: string[] = [];
   /** Said when the load generator fell more than 2% behind the rate asked of it. */
-  const behind = (x: { rate: number; publishedRate?: number }) =>
+  const behind = (x: { rate: number; publishedRate?: number | undefined }) =>
     x.publishedRate !== undefined && x.publishedRate < x.rate * 0.98 ? `, published at ${x.publishedRate}/s` : '';
   const row = (label: string, x: Row | undefined) => {
     if (!x) return;
@@ -1455,20 +1458,7 @@ function table(r: {
   lines.push('', 'End to end = Kafka LogAppendTime - payload publish time (no consumer in the loop), first 10% left out.');
   if (machine.length > 0)
     lines.push('', 'Cores busy (drains: medians of the rounds; rest = the bench and its load generator, the kernel, anything else):', ...machine);
-  const steady = r.scenarios.s_steady as
-    | Array<{
-        rate: number;
-        publishedRate?: number;
-        p50: number;
-        p99: number;
-        rssMiBMedian: number;
-        rssMiBMax: number;
-        cpuSecondsPer100k: number;
-        seconds: number;
-        pumpStalls?: number;
-        eventLoopWorstLagMs?: number;
-      }>
-    | undefined;
+  const steady = r.scenarios.s_steady as SteadyPoint[] | undefined;
   if (steady) {
     lines.push(
       '',
